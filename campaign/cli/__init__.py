@@ -1,0 +1,61 @@
+"""The ``campaign`` command: a thin layer over :mod:`campaign.services`.
+
+Each command parses its arguments, calls one service, and prints. Library errors (:class:`CampaignError`)
+become one line on stderr and exit status 1 here, at the edge, and nowhere else; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from campaign import __version__
+from campaign.cli.app import App
+from campaign.cli.contacts import contacts_group, lists_command
+from campaign.cli.database import db_group, init_command
+from campaign.cli.demo import demo_command
+from campaign.cli.events import events_group
+from campaign.exceptions import CampaignError
+
+
+class _Group(click.Group):
+    """Turns library errors into one clear line and exit status 1 (a traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CampaignError as exc:
+            if isinstance(ctx.obj, App) and ctx.obj.debug:
+                raise
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file (default: the nearest config.toml in this directory or above).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="campaign")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+    """Email invitation and reminder campaigns for events, in each recipient's own time zone."""
+    ctx.obj = App(config_path=config_path, debug=debug)
+
+
+cli.add_command(init_command)
+cli.add_command(db_group)
+cli.add_command(contacts_group)
+cli.add_command(lists_command)
+cli.add_command(events_group)
+cli.add_command(demo_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="campaign")

@@ -1,0 +1,193 @@
+"""Typed, frozen settings loaded from ``config.toml`` with environment overrides.
+
+Contract:
+
+* :func:`load_settings` reads one TOML file (``config.toml`` beside the project by default), then applies
+  environment overrides named ``CAMPAIGN_<SECTION>_<KEY>`` (``CAMPAIGN_DATABASE_URL``), and returns a
+  :class:`Settings`. Nothing else in the library reads configuration: interfaces load it and pass the
+  settings down.
+* An unknown section or key, or a value of the wrong type, raises :class:`ConfigError` naming the file
+  (or the environment variable) and the key. Silently ignoring a misspelt key is how a campaign goes out
+  with the wrong settings.
+* Relative paths, including the path of a ``sqlite:///`` URL, are resolved against the directory of the
+  configuration file, so commands behave the same from any working directory.
+* Secrets (the SMTP password, the token-signing key) are never read from the file: see
+  :mod:`campaign.secrets`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from campaign.exceptions import ConfigError
+
+ENV_PREFIX = "CAMPAIGN_"
+DEFAULT_CONFIG_NAME = "config.toml"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the store lives: SQLite by default, PostgreSQL for many workers."""
+
+    url: str = "sqlite:///data/campaign.db"
+    busy_timeout_ms: int = 10_000
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    """Directories, relative to the configuration file."""
+
+    data: str = "data"
+    templates: str = "templates/email"
+
+
+@dataclass(frozen=True)
+class ContactSettings:
+    """Contact import behaviour."""
+
+    import_batch_size: int = 2_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings. ``root`` is the directory of the configuration file."""
+
+    root: Path
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    contacts: ContactSettings = field(default_factory=ContactSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory (database, generated secrets, reports), absolute."""
+        return self.resolve(self.paths.data)
+
+    @property
+    def templates_dir(self) -> Path:
+        """The default email template directory, absolute."""
+        return self.resolve(self.paths.templates)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute against ``root``."""
+        return resolve_sqlite_url(self.database.url, self.root)
+
+    def resolve(self, path: str | Path) -> Path:
+        """Return ``path`` made absolute against the configuration file's directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+
+_SECTIONS: dict[str, type] = {
+    "database": DatabaseSettings,
+    "paths": PathSettings,
+    "contacts": ContactSettings,
+}
+
+
+def resolve_sqlite_url(url: str, root: Path) -> str:
+    """Make the file path of a ``sqlite:///relative`` URL absolute against ``root``.
+
+    ``sqlite:////abs/path`` and ``sqlite://`` (in memory) and non-SQLite URLs are returned unchanged.
+    """
+    prefix, sep, rest = url.partition(":///")
+    if not sep or not prefix.startswith("sqlite") or rest.startswith("/") or rest in ("", ":memory:"):
+        return url
+    return f"{prefix}:///{(root / rest).resolve()}"
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """Return the nearest ``config.toml`` in ``start`` (default: the working directory) or its parents."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / DEFAULT_CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load settings from ``path`` (or the nearest ``config.toml``) and the environment.
+
+    Without any configuration file, the defaults apply relative to the working directory.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = find_config()
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    source = str(path) if path is not None else "defaults"
+    root = path.resolve().parent if path is not None else Path.cwd()
+
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(_SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{name}' must be a table [{name}]")
+    for name, cls in _SECTIONS.items():
+        sections[name] = _build_section(cls, name, raw.get(name, {}), source, environ)
+    return Settings(root=root, **sections)
+
+
+def _build_section(cls: type, section: str, values: dict[str, Any], source: str, environ: Mapping[str, str]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key '{section}.{key}' (known: {', '.join(sorted(known))})")
+    kwargs: dict[str, Any] = {}
+    for key in known:
+        expected = hints[key]
+        env_name = f"{ENV_PREFIX}{section}_{key}".upper()
+        if env_name in environ:
+            kwargs[key] = _coerce_env(environ[env_name], expected, env_name)
+        elif key in values:
+            kwargs[key] = _check_type(values[key], expected, f"{source}: '{section}.{key}'")
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, expected: type, where: str) -> Any:
+    # bool is a subclass of int: `port = true` must not pass as an integer.
+    if expected is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if expected in (str, bool) and isinstance(value, expected):
+        return value
+    raise ConfigError(f"{where} must be {_type_name(expected)}, got {type(value).__name__} {value!r}")
+
+
+def _coerce_env(text: str, expected: type, env_name: str) -> Any:
+    if expected is str:
+        return text
+    if expected is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    else:
+        try:
+            return expected(text)
+        except ValueError:
+            pass
+    raise ConfigError(f"environment {env_name} must be {_type_name(expected)}, got {text!r}")
+
+
+def _type_name(expected: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[expected]

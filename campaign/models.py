@@ -1,0 +1,187 @@
+"""Domain objects and the states they move through.
+
+Plain frozen dataclasses and string enums: no database, no network. The store maps rows to these; services
+and interfaces pass them around. Instants are timezone-aware datetimes in UTC; an IANA zone name travels
+beside them wherever a wall-clock time must be shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from campaign.exceptions import ValidationError
+
+
+class MessageStatus(StrEnum):
+    """States of one outbox row (one recipient of one wave).
+
+    queued → sending (leased by a worker) → sent | deferred (retried later) | bounced | failed | expired;
+    ``suppressed`` rows are written at enqueue for recipients who must not be mailed, so that reports
+    account for every member of the audience; ``cancelled`` when the campaign is cancelled before sending.
+    """
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+
+
+class CampaignStatus(StrEnum):
+    """Lifecycle of a campaign; :data:`CAMPAIGN_TRANSITIONS` lists the allowed moves."""
+
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+CAMPAIGN_TRANSITIONS: Mapping[CampaignStatus, frozenset[CampaignStatus]] = {
+    CampaignStatus.DRAFT: frozenset({CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.CANCELLED}),
+    CampaignStatus.SCHEDULED: frozenset(
+        {CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.CANCELLED, CampaignStatus.SENT}
+    ),
+    CampaignStatus.SENDING: frozenset(
+        {CampaignStatus.SCHEDULED, CampaignStatus.PAUSED, CampaignStatus.SENT, CampaignStatus.CANCELLED}
+    ),
+    CampaignStatus.PAUSED: frozenset({CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.CANCELLED}),
+    CampaignStatus.SENT: frozenset(),
+    CampaignStatus.CANCELLED: frozenset(),
+}
+
+
+def check_campaign_transition(current: CampaignStatus, target: CampaignStatus) -> None:
+    """Raise :class:`ValidationError` unless a campaign may move from ``current`` to ``target``."""
+    if target not in CAMPAIGN_TRANSITIONS[current]:
+        raise ValidationError(f"a campaign cannot go from {current} to {target}")
+
+
+class WaveKind(StrEnum):
+    """What a wave is for; the invitation is simply the first wave of a campaign."""
+
+    INVITATION = "invitation"
+    REMINDER = "reminder"
+    FOLLOW_UP = "follow-up"
+
+
+class WaveStatus(StrEnum):
+    """A wave waits, is materialised into outbox rows once, then is done (or cancelled)."""
+
+    PENDING = "pending"
+    ENQUEUED = "enqueued"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Audience(StrEnum):
+    """Which members of the campaign's list a wave goes to."""
+
+    ALL = "all"
+    REGISTERED = "registered"
+    NOT_REGISTERED = "not-registered"
+    OPENED = "opened"
+    NOT_OPENED = "not-opened"
+    CLICKED = "clicked"
+    NOT_CLICKED = "not-clicked"
+
+
+class TrackingKind(StrEnum):
+    """What a recipient (or a machine acting for one) did."""
+
+    OPEN = "open"
+    CLICK = "click"
+    CALENDAR = "calendar"
+    REGISTER = "register"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class SuppressionReason(StrEnum):
+    """Why an address must not be mailed again."""
+
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    MANUAL = "manual"
+
+
+class EventStatus(StrEnum):
+    """An event is scheduled until it is cancelled."""
+
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A person who can be invited. ``email`` is normalised; ``attributes`` holds custom CSV columns."""
+
+    id: int
+    email: str
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    timezone: str | None = None
+    country: str | None = None
+    locale: str | None = None
+    organisation: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def display_name(self) -> str | None:
+        """The name to show: ``name``, else first and last name joined, else None."""
+        if self.name:
+            return self.name
+        joined = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return joined or None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactList:
+    """A named set of contacts; a contact can belong to several lists."""
+
+    id: int
+    name: str
+    size: int = 0
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    """A speaker as shown in the invitation: name, and role or affiliation."""
+
+    name: str
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A session people are invited to. ``starts_at``/``ends_at`` are UTC; ``timezone`` is the organiser's."""
+
+    id: int
+    slug: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    description: str = ""
+    registration_url: str | None = None
+    join_url: str | None = None
+    organiser_name: str | None = None
+    organiser_email: str | None = None
+    language: str = "en"
+    speakers: tuple[Speaker, ...] = ()
+    sequence: int = 0
+    status: EventStatus = EventStatus.SCHEDULED
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

@@ -1,0 +1,126 @@
+"""Validation and normalisation of contact fields: email, time zone, country, locale, free text.
+
+Each ``parse_*`` function returns the canonical form of a value or raises :class:`FieldError` saying why
+it is invalid. They are called once per imported row, so they are kept cheap: the common case of an
+email address is normalised by a conservative fast path whose results equal email-validator's (a property
+test holds them equal); anything the fast path does not fully understand goes to email-validator.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from functools import cache
+
+from babel import Locale, UnknownLocaleError
+from babel.core import get_global
+from email_validator import EmailNotValidError, validate_email
+
+from campaign.exceptions import ValidationError
+
+
+class FieldError(ValidationError):
+    """One field of one record is invalid."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+# Special-use domains that email-validator refuses by default (RFC 6761); the fast path defers them.
+_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_FAST_EMAIL = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
+# Controls (CR, LF, tab, NUL...) and Unicode line/paragraph separators never belong in a name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def normalise_email(raw: str) -> str:
+    """Return the normalised address (domain lower-cased, IDNA-checked), or raise :class:`FieldError`.
+
+    No DNS lookups: an import must not depend on the network, and must stay fast.
+    """
+    text = raw.strip()
+    if not text:
+        raise FieldError("email", "missing")
+    match = _FAST_EMAIL.fullmatch(text)
+    if match is not None:
+        local, domain = match.groups()
+        domain = domain.lower()
+        if (
+            len(local) <= 64
+            and len(text) <= 254
+            and "--" not in domain
+            and not any(domain == s or domain.endswith("." + s) for s in _SPECIAL_USE)
+        ):
+            return f"{local}@{domain}"
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise FieldError("email", f"{text!r} is not a valid address: {exc}") from None
+
+
+def email_key(email: str) -> str:
+    """The key that makes two addresses the same person: case-insensitive, as people (and mail hosts) treat them."""
+    return email.lower()
+
+
+@cache
+def _zones_by_lower_name() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def parse_timezone(raw: str) -> str:
+    """Return the IANA zone name (case-insensitively matched, canonical spelling), or raise :class:`FieldError`."""
+    name = _zones_by_lower_name().get(raw.strip().lower())
+    if name is None:
+        raise FieldError("timezone", f"{raw.strip()!r} is not an IANA time zone (e.g. Asia/Manila)")
+    return name
+
+
+@cache
+def _territory_zones() -> dict[str, list[str]]:
+    return dict(get_global("territory_zones"))
+
+
+def parse_country(raw: str) -> str:
+    """Return the ISO 3166-1 alpha-2 code in upper case, or raise :class:`FieldError`."""
+    code = raw.strip().upper()
+    # "ZZ" is CLDR's "unknown region", not a country.
+    if len(code) != 2 or not code.isalpha() or code == "ZZ" or code not in _territory_zones():
+        raise FieldError("country", f"{raw.strip()!r} is not an ISO 3166 two-letter country code (e.g. PH)")
+    return code
+
+
+def zone_for_country(country: str) -> str | None:
+    """The country's time zone when it has exactly one, else None (the zone cannot be guessed)."""
+    zones = [z for z in _territory_zones().get(country, []) if z in _zones_by_lower_name().values()]
+    return zones[0] if len(zones) == 1 else None
+
+
+@cache
+def parse_locale(raw: str) -> str:
+    """Return the BCP 47 tag (``es-CO``) of a locale Babel knows, or raise :class:`FieldError`.
+
+    Accepts ``es-CO``, ``es_CO`` and ``ES-co``. Cached: an import sees a handful of distinct locales.
+    """
+    text = raw.strip().replace("_", "-")
+    try:
+        locale = Locale.parse(text, sep="-")
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise FieldError("locale", f"{raw.strip()!r} is not a known locale (e.g. en, es-CO, pt-PT)") from None
+    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
+
+
+def clean_text(raw: str | None) -> str | None:
+    """Trim a free-text field and turn control characters (CR, LF, tab...) into single spaces.
+
+    A line break has no place in a name, and one that reaches a header is an injection; removing it here
+    is the first of two defences (headers are also encoded safely when messages are built).
+    """
+    if raw is None:
+        return None
+    text = " ".join(_CONTROL.sub(" ", raw).split())
+    return text or None

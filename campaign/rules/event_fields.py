@@ -1,0 +1,144 @@
+"""Validation of an event description (as read from an event TOML file).
+
+:func:`parse_event_document` turns a mapping into the canonical values of an event, or raises
+:class:`ValidationError` naming the source and the field. Wall-clock times are interpreted in the
+organiser's IANA zone; a time that does not exist (skipped by a DST change) or exists twice (repeated by
+one) is refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from campaign.exceptions import ValidationError
+from campaign.rules.contact_fields import FieldError, clean_text, normalise_email, parse_locale, parse_timezone
+
+_KEYS = {
+    "slug", "title", "description", "start", "end", "timezone", "registration_url", "join_url", "language",
+    "organiser", "speakers",
+}  # fmt: skip
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?")
+
+
+def parse_event_document(doc: Mapping[str, Any], source: str, default_slug: str | None = None) -> dict[str, Any]:
+    """Validate an event document; returns the values of an events row (without id and timestamps)."""
+    try:
+        return _parse(doc, default_slug)
+    except FieldError as exc:
+        raise ValidationError(f"{source}: {exc.field}: {exc.reason}") from None
+
+
+def _parse(doc: Mapping[str, Any], default_slug: str | None) -> dict[str, Any]:
+    unknown = sorted(set(doc) - _KEYS)
+    if unknown:
+        raise FieldError(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
+    slug = _text(doc, "slug", required=False) or slugify(default_slug or "")
+    if not _SLUG.fullmatch(slug):
+        raise FieldError("slug", f"{slug!r} must be lower-case letters, digits and hyphens")
+    zone = parse_timezone(_text(doc, "timezone", required=True) or "")
+    starts_at = local_to_utc(doc.get("start"), zone, "start")
+    ends_at = local_to_utc(doc.get("end"), zone, "end")
+    if ends_at <= starts_at:
+        raise FieldError("end", "must be after start")
+    organiser = doc.get("organiser", {})
+    if not isinstance(organiser, Mapping) or set(organiser) - {"name", "email"}:
+        raise FieldError("organiser", "must be a table with name and email")
+    organiser_email = _text(organiser, "email", required=False)
+    return {
+        "slug": slug,
+        "title": _text(doc, "title", required=True),
+        "description": _description(doc.get("description", "")),
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "timezone": zone,
+        "registration_url": _url(doc, "registration_url"),
+        "join_url": _url(doc, "join_url"),
+        "organiser_name": _text(organiser, "name", required=False),
+        "organiser_email": normalise_email(organiser_email) if organiser_email else None,
+        "language": parse_locale(_text(doc, "language", required=False) or "en"),
+        "speakers": _speakers(doc.get("speakers", [])),
+    }
+
+
+def local_to_utc(value: Any, zone: str, field: str) -> datetime:
+    """Interpret a wall-clock time in ``zone`` (or an instant with an offset) and return it in UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise FieldError(field, f"{value!r} is not a date and time like 2020-06-26T13:30") from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise FieldError(field, "needs a time of day, not only a date")
+    if not isinstance(value, datetime):
+        raise FieldError(field, "is required (a date and time like 2020-06-26T13:30)")
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    tz = ZoneInfo(zone)
+    first, second = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        raise FieldError(field, f"{value:%Y-%m-%d %H:%M} happens twice in {zone} (clocks go back): give an offset")
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        raise FieldError(field, f"{value:%Y-%m-%d %H:%M} does not exist in {zone} (clocks go forward)")
+    return first.astimezone(UTC)
+
+
+def wall_clock(instant: datetime, zone: str) -> datetime:
+    """The naive local date and time of a UTC ``instant`` in ``zone``."""
+    return instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def move_to_date(starts_at: datetime, ends_at: datetime, zone: str, day: date) -> tuple[datetime, datetime]:
+    """The same session (same wall-clock start, same length) moved to ``day`` in ``zone``; UTC results."""
+    start_local = wall_clock(starts_at, zone)
+    new_start = local_to_utc(datetime.combine(day, time(start_local.hour, start_local.minute)), zone, "start")
+    return new_start, new_start + (ends_at - starts_at)
+
+
+def slugify(text: str) -> str:
+    """``ILO Webinar 2020.toml`` → ``ilo-webinar-2020-toml``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100]
+
+
+def _text(doc: Mapping[str, Any], key: str, *, required: bool) -> str | None:
+    value = doc.get(key)
+    if value is None or value == "":
+        if required:
+            raise FieldError(key, "is required")
+        return None
+    if not isinstance(value, str):
+        raise FieldError(key, "must be text")
+    return clean_text(value)
+
+
+def _description(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldError("description", "must be text")
+    # Paragraphs are kept (blank lines), lines within a paragraph are trimmed.
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", value.strip())]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _url(doc: Mapping[str, Any], key: str) -> str | None:
+    url = _text(doc, key, required=False)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise FieldError(key, f"{url!r} must be an http(s) URL")
+    return url
+
+
+def _speakers(value: Any) -> list[dict[str, str | None]]:
+    if not isinstance(value, list):
+        raise FieldError("speakers", "must be a list of [[speakers]] tables")
+    speakers: list[dict[str, str | None]] = []
+    for number, item in enumerate(value, 1):
+        if not isinstance(item, Mapping) or set(item) - {"name", "role"}:
+            raise FieldError(f"speakers[{number}]", "must be a table with name and role")
+        speakers.append({"name": _text(item, "name", required=True), "role": _text(item, "role", required=False)})
+    return speakers

@@ -1,0 +1,1 @@
+"""Readers of outside data (contact files): they parse and report, and leave deciding to the services."""

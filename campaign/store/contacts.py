@@ -1,0 +1,117 @@
+"""SQL for contacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
+
+from campaign.models import Contact
+from campaign.store.tables import contacts, lists
+from campaign.store.tables import list_members as members
+
+# The columns an import writes; ``id``, ``email_key`` and ``created_at`` are set once, on insert.
+CONTACT_FIELDS = (
+    "email", "name", "first_name", "last_name", "timezone", "country", "locale", "organisation", "attributes",
+)  # fmt: skip
+
+
+def to_contact(row: Row[Any]) -> Contact:
+    """Map a contacts row to a :class:`Contact`."""
+    m = row._mapping
+    return Contact(
+        id=m["id"],
+        email=m["email"],
+        name=m["name"],
+        first_name=m["first_name"],
+        last_name=m["last_name"],
+        timezone=m["timezone"],
+        country=m["country"],
+        locale=m["locale"],
+        organisation=m["organisation"],
+        attributes=m["attributes"] or {},
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Contact]:
+    """The contacts whose ``email_key`` is in ``keys``, by key."""
+    if not keys:
+        return {}
+    rows = conn.execute(select(contacts).where(contacts.c.email_key.in_(keys)))
+    return {row.email_key: to_contact(row) for row in rows}
+
+
+def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert contacts (each with every column but ``id``); returns their ids in the order given."""
+    if not rows:
+        return []
+    stmt = insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True)
+    return list(conn.scalars(stmt, list(rows)))
+
+
+def update_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Update contacts by id; each row carries ``b_id``, ``updated_at`` and every field of CONTACT_FIELDS."""
+    if not rows:
+        return
+    stmt = (
+        update(contacts)
+        .where(contacts.c.id == bindparam("b_id"))
+        .values({name: bindparam(name) for name in (*CONTACT_FIELDS, "updated_at")})
+    )
+    conn.execute(stmt, list(rows))
+
+
+def get(conn: Connection, email_key: str) -> Contact | None:
+    """The contact with this key, or None."""
+    row = conn.execute(select(contacts).where(contacts.c.email_key == email_key)).first()
+    return to_contact(row) if row else None
+
+
+def lists_of(conn: Connection, contact_id: int) -> list[str]:
+    """Names of the lists a contact belongs to."""
+    stmt = (
+        select(lists.c.name)
+        .join(members, members.c.list_id == lists.c.id)
+        .where(members.c.contact_id == contact_id)
+        .order_by(lists.c.name)
+    )
+    return list(conn.scalars(stmt))
+
+
+def search(
+    conn: Connection,
+    *,
+    list_id: int | None = None,
+    text: str | None = None,
+    without_timezone: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Iterator[Contact]:
+    """Contacts in address order, optionally in one list, matching ``text``, or lacking a time zone.
+
+    Streams rows (``yield_per``), so exporting a million contacts does not load them all.
+    """
+    stmt = select(contacts).order_by(contacts.c.email_key).offset(offset).limit(limit)
+    if list_id is not None:
+        stmt = stmt.join(members, members.c.contact_id == contacts.c.id).where(members.c.list_id == list_id)
+    if text:
+        pattern = f"%{text.lower()}%"
+        stmt = stmt.where(
+            or_(
+                contacts.c.email_key.like(pattern),
+                func.lower(contacts.c.name).like(pattern),
+                func.lower(contacts.c.organisation).like(pattern),
+            )
+        )
+    if without_timezone:
+        stmt = stmt.where(contacts.c.timezone.is_(None))
+    for row in conn.execution_options(yield_per=1000).execute(stmt):
+        yield to_contact(row)
+
+
+def count(conn: Connection) -> int:
+    """How many contacts there are."""
+    return conn.scalar(select(func.count()).select_from(contacts)) or 0

@@ -1,0 +1,50 @@
+"""SQL for contact lists and their members."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, func, insert, select
+
+from campaign.models import ContactList
+from campaign.store.dialect import insert_ignoring_conflicts
+from campaign.store.tables import list_members as members
+from campaign.store.tables import lists
+
+
+def get_or_create(conn: Connection, name: str, now: datetime) -> int:
+    """The id of the list called ``name``, created if it does not exist."""
+    list_id: int | None = conn.scalar(select(lists.c.id).where(lists.c.name == name))
+    if list_id is None:
+        list_id = conn.execute(insert(lists).values(name=name, created_at=now).returning(lists.c.id)).scalar_one()
+    return list_id
+
+
+def find(conn: Connection, name: str) -> ContactList | None:
+    """The list called ``name`` with its size, or None."""
+    for contact_list in _with_sizes(conn, name):
+        return contact_list
+    return None
+
+
+def all_lists(conn: Connection) -> list[ContactList]:
+    """Every list with its size, by name."""
+    return _with_sizes(conn, None)
+
+
+def _with_sizes(conn: Connection, name: str | None) -> list[ContactList]:
+    size = select(func.count()).where(members.c.list_id == lists.c.id).scalar_subquery()
+    stmt = select(lists.c.id, lists.c.name, lists.c.created_at, size.label("size")).order_by(lists.c.name)
+    if name is not None:
+        stmt = stmt.where(lists.c.name == name)
+    return [ContactList(id=r.id, name=r.name, size=r.size, created_at=r.created_at) for r in conn.execute(stmt)]
+
+
+def add_members(conn: Connection, list_id: int, contact_ids: Sequence[int], now: datetime) -> None:
+    """Add contacts to a list; those already in it stay as they are."""
+    if contact_ids:
+        conn.execute(
+            insert_ignoring_conflicts(conn, members),
+            [{"list_id": list_id, "contact_id": cid, "added_at": now} for cid in contact_ids],
+        )

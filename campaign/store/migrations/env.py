@@ -1,0 +1,13 @@
+"""Alembic environment: always runs on a connection handed over by :mod:`campaign.store.migrate`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from campaign.store.tables import metadata
+
+connection = context.config.attributes["connection"]
+# render_as_batch: SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,260 @@
+"""The schema: SQLAlchemy 2 typed models, identical on SQLite and PostgreSQL.
+
+The store runs Core statements against these tables; the ORM classes exist to state the schema once,
+with types, for both the code and Alembic. Instants are stored as UTC (``timestamptz`` on PostgreSQL,
+ISO text on SQLite) and always come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so migrations name the same things on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC that always reads back timezone-aware.
+
+    SQLite has no time zone type: values are stored as naive UTC text (fixed width, so text order is time
+    order). Naive datetimes are refused on the way in: a naive instant is a bug waiting for a DST change.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store timezone-aware instants")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids for the big tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared metadata."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+class ContactRow(Base):
+    """A contact. ``email_key`` (the case-folded address) is what makes two rows the same person."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(300))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    organisation: Mapped[str | None] = mapped_column(String(300))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ListRow(Base):
+    """A named contact list."""
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+
+
+class ListMemberRow(Base):
+    """Membership of a contact in a list."""
+
+    __tablename__ = "list_members"
+    __table_args__ = (Index("ix_list_members_contact_id", "contact_id"),)
+
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    added_at: Mapped[datetime]
+
+
+class EventRow(Base):
+    """An event; ``sequence`` is the iCalendar SEQUENCE, raised whenever time or place changes."""
+
+    __tablename__ = "events"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(String(64))
+    registration_url: Mapped[str | None] = mapped_column(Text)
+    join_url: Mapped[str | None] = mapped_column(Text)
+    organiser_name: Mapped[str | None] = mapped_column(String(300))
+    organiser_email: Mapped[str | None] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(35), default="en")
+    speakers: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc, default=list)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CampaignRow(Base):
+    """A campaign: one event, one audience list, and its waves."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"), index=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="RESTRICT"), index=True)
+    template_dir: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    launched_at: Mapped[datetime | None]
+
+
+class WaveRow(Base):
+    """One mailing of a campaign, timed relative to the event start or at an absolute time."""
+
+    __tablename__ = "waves"
+    __table_args__ = (UniqueConstraint("campaign_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    template: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(String(20), default="all")
+    # Exactly one of the two timings is used: seconds relative to the event start (negative = before), or
+    # an absolute instant. Neither means "as soon as the campaign is launched".
+    offset_seconds: Mapped[int | None] = mapped_column(Integer)
+    send_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    enqueued_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class MessageRow(Base):
+    """The outbox: one row per contact per wave, the unit of truth for delivery and reports."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("wave_id", "contact_id"),
+        # Claiming scans due rows by status and time; reports group by wave and status.
+        Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_messages_wave_id_status", "wave_id", "status"),
+        Index("ix_messages_contact_id", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    # When this recipient should get it (send windows make it differ per recipient).
+    scheduled_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(250), unique=True)
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TrackingEventRow(Base):
+    """Something a recipient did with a message: open, click, calendar download, registration, unsubscribe."""
+
+    __tablename__ = "tracking_events"
+    __table_args__ = (
+        Index("ix_tracking_events_message_id_kind", "message_id", "kind"),
+        Index("ix_tracking_events_occurred_at", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    link_index: Mapped[int | None] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(Text)
+    # Privacy proxies and link scanners open and click too: kept, but reported apart from people.
+    is_machine: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime]
+
+
+class SuppressionRow(Base):
+    """An address that must never be mailed again (unsubscribed, bounced, complained, or by hand)."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+
+
+metadata = Base.metadata
+
+# The tables as Core objects, typed, for the store's SQL.
+contacts = cast(Table, ContactRow.__table__)
+lists = cast(Table, ListRow.__table__)
+list_members = cast(Table, ListMemberRow.__table__)
+events = cast(Table, EventRow.__table__)
+campaigns = cast(Table, CampaignRow.__table__)
+waves = cast(Table, WaveRow.__table__)
+messages = cast(Table, MessageRow.__table__)
+tracking_events = cast(Table, TrackingEventRow.__table__)
+suppressions = cast(Table, SuppressionRow.__table__)
