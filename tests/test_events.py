@@ -1,0 +1,112 @@
+"""Events: the sample webinar, validation of event files, and moving a session in time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
+from campaign.rules.event_fields import move_to_date, parse_event_document, wall_clock
+from campaign.services.events import add_event, get_event, list_events, read_event_file
+from campaign.store.engine import Database
+from tests.conftest import DATA
+
+SAMPLE = DATA / "events" / "ilo-migrant-workers-2020.toml"
+
+
+def test_sample_webinar_is_reproduced_faithfully(db: Database) -> None:
+    event = add_event(db, read_event_file(SAMPLE))
+    assert event.slug == "ilo-migrant-workers-2020"
+    assert event.title.startswith("The many faces of women and men migrant workers")
+    assert "post-COVID-19 world" in event.title
+    # Friday 26 June 2020, 13:30-15:00 in Geneva, which is CEST (UTC+2) in June whatever "(CET)" said.
+    assert event.timezone == "Europe/Zurich"
+    assert event.starts_at == datetime(2020, 6, 26, 11, 30, tzinfo=UTC)
+    assert event.ends_at == datetime(2020, 6, 26, 13, 0, tzinfo=UTC)
+    assert event.starts_at.astimezone().tzinfo is not None
+    assert [s.name for s in event.speakers][:2] == ["Michelle Leighton", "H.E. the Hon. Silvestre H. Bello III"]
+    assert len(event.speakers) == 8
+    assert "Hon. Cláudia Pereira" in {s.name for s in event.speakers}
+    assert "2.2 billion workers" in event.description
+    assert "conducted in English and will be recorded" in event.description
+    assert event.registration_url is not None and event.registration_url.startswith("https://")
+    assert event.language == "en"
+    assert get_event(db, "ilo-migrant-workers-2020") == event == get_event(db, str(event.id))
+    assert list_events(db) == [event]
+
+
+def test_a_slug_is_unique(db: Database) -> None:
+    add_event(db, read_event_file(SAMPLE))
+    with pytest.raises(AlreadyExistsError):
+        add_event(db, read_event_file(SAMPLE))
+
+
+def test_unknown_event_is_not_found(db: Database) -> None:
+    with pytest.raises(NotFoundError, match="campaign events list"):
+        get_event(db, "nope")
+
+
+def doc(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "title": "T",
+        "start": datetime(2026, 6, 26, 13, 30),
+        "end": datetime(2026, 6, 26, 15, 0),
+        "timezone": "Europe/Zurich",
+        "registration_url": "https://example.org/r",
+    }
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"end": datetime(2026, 6, 26, 13, 0)}, "end: must be after start"),
+        ({"timezone": "Europe/Geneva"}, "timezone: 'Europe/Geneva' is not an IANA time zone"),
+        ({"registration_url": "javascript:alert(1)"}, "registration_url: 'javascript:alert(1)' must be an http(s) URL"),
+        ({"join_url": "ftp://example.org/x"}, "join_url"),
+        ({"title": None}, "title: is required"),
+        ({"start": date(2026, 6, 26)}, "start: needs a time of day"),
+        ({"start": "tomorrow"}, "start: 'tomorrow' is not a date and time"),
+        ({"venue": "Geneva"}, "venue: unknown key"),
+        ({"start": datetime(2026, 3, 29, 2, 30), "end": datetime(2026, 3, 29, 4)}, "does not exist in Europe/Zurich"),
+        ({"start": datetime(2026, 10, 25, 2, 30), "end": datetime(2026, 10, 25, 4)}, "happens twice"),
+        ({"speakers": [{"name": "A", "title": "x"}]}, "speakers[1]"),
+        ({"organiser": {"name": "O", "email": "not-an-address"}}, "email"),
+        ({"language": "xx-QQ"}, "locale"),
+    ],
+)
+def test_invalid_events_are_refused_with_the_field(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        parse_event_document(doc(**changes), "e.toml", default_slug="e")
+    assert message in str(exc.value)
+    assert str(exc.value).startswith("e.toml: ")
+
+
+def test_offset_datetimes_and_strings_are_accepted() -> None:
+    values = parse_event_document(
+        doc(start="2026-06-26T13:30:00+02:00", end="2026-06-26 15:00"), "e.toml", default_slug="My Event"
+    )
+    assert values["starts_at"] == datetime(2026, 6, 26, 11, 30, tzinfo=UTC)
+    assert values["ends_at"] == datetime(2026, 6, 26, 13, 0, tzinfo=UTC)
+    assert values["slug"] == "my-event"
+
+
+def test_moving_a_session_keeps_its_wall_clock_time_across_dst() -> None:
+    values = read_event_file(SAMPLE)
+    start, end = move_to_date(values["starts_at"], values["ends_at"], "Europe/Zurich", date(2026, 12, 11))
+    assert wall_clock(start, "Europe/Zurich") == datetime(2026, 12, 11, 13, 30)
+    assert start == datetime(2026, 12, 11, 12, 30, tzinfo=UTC)  # CET in December
+    assert end - start == values["ends_at"] - values["starts_at"]
+
+
+def test_missing_or_broken_file(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="no such file"):
+        read_event_file(tmp_path / "none.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("title = \n")
+    with pytest.raises(ValidationError, match="not valid TOML"):
+        read_event_file(broken)

@@ -1,0 +1,89 @@
+"""The database handle: SQLite settings, write locking, and UTC timestamps on both backends."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, text, update
+
+from campaign.exceptions import StorageError
+from campaign.store.engine import Database
+from campaign.store.tables import lists
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(sqlite_db: Database) -> None:
+    with sqlite_db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+
+
+def test_sqlite_database_directory_is_created(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'deep' / 'er' / 'x.db'}")
+    with db.write() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    assert (tmp_path / "deep" / "er" / "x.db").exists()
+    db.dispose()
+
+
+def test_concurrent_read_then_write_transactions_queue_instead_of_failing(sqlite_db: Database) -> None:
+    """Under WAL, two deferred read-then-write transactions deadlock into SQLITE_BUSY; BEGIN IMMEDIATE queues them."""
+    now = datetime.now(UTC)
+    with sqlite_db.write() as conn:
+        conn.execute(insert(lists).values(name="counter", created_at=now))
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def increment() -> None:
+        try:
+            barrier.wait()
+            for _ in range(10):
+                with sqlite_db.write() as conn:
+                    name = conn.execute(select(lists.c.name)).scalar_one()
+                    time.sleep(0.002)  # widen the read-to-write window
+                    conn.execute(update(lists).values(name=name + "+"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=increment) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with sqlite_db.read() as conn:
+        assert conn.execute(select(lists.c.name)).scalar_one() == "counter" + "+" * 40
+
+
+def test_timestamps_come_back_aware_in_utc_and_naive_ones_are_refused(db: Database) -> None:
+    manila = timezone(timedelta(hours=8))
+    local = datetime(2020, 6, 26, 19, 30, 15, 123456, tzinfo=manila)
+    with db.write() as conn:
+        conn.execute(insert(lists).values(name="a", created_at=local))
+    with db.read() as conn:
+        stored = conn.execute(select(lists.c.created_at)).scalar_one()
+    assert stored == local
+    assert stored.tzinfo is not None and stored.utcoffset() == timedelta(0)
+    assert stored.hour == 11
+    with pytest.raises(Exception, match="naive datetime"), db.write() as conn:
+        conn.execute(insert(lists).values(name="b", created_at=datetime(2020, 1, 1)))
+
+
+def test_timestamp_order_is_time_order(db: Database) -> None:
+    base = datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC)
+    instants = [base + timedelta(microseconds=n * 7919) for n in range(50)]
+    with db.write() as conn:
+        conn.execute(insert(lists), [{"name": f"l{n}", "created_at": t} for n, t in enumerate(reversed(instants))])
+    with db.read() as conn:
+        got = list(conn.scalars(select(lists.c.created_at).where(lists.c.created_at > instants[9]).order_by("created_at")))
+    assert got == instants[10:]
+
+
+def test_unreachable_server_is_a_storage_error() -> None:
+    db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(StorageError, match="cannot connect"), db.read():
+        pass
