@@ -32,7 +32,8 @@ def test_sample_webinar_is_reproduced_faithfully(db: Database) -> None:
     assert "Hon. Cláudia Pereira" in {s.name for s in event.speakers}
     assert "2.2 billion workers" in event.description
     assert "conducted in English and will be recorded" in event.description
-    assert event.registration_url is not None and event.registration_url.startswith("https://")
+    assert event.registration_url is not None
+    assert event.registration_url.startswith("https://")
     assert event.language == "en"
     assert get_event(db, "ilo-migrant-workers-2020") == event == get_event(db, str(event.id))
     assert list_events(db) == [event]

@@ -67,7 +67,8 @@ def test_timestamps_come_back_aware_in_utc_and_naive_ones_are_refused(db: Databa
     with db.read() as conn:
         stored = conn.execute(select(lists.c.created_at)).scalar_one()
     assert stored == local
-    assert stored.tzinfo is not None and stored.utcoffset() == timedelta(0)
+    assert stored.tzinfo is not None
+    assert stored.utcoffset() == timedelta(0)
     assert stored.hour == 11
     with pytest.raises(Exception, match="naive datetime"), db.write() as conn:
         conn.execute(insert(lists).values(name="b", created_at=datetime(2020, 1, 1)))
@@ -79,7 +80,9 @@ def test_timestamp_order_is_time_order(db: Database) -> None:
     with db.write() as conn:
         conn.execute(insert(lists), [{"name": f"l{n}", "created_at": t} for n, t in enumerate(reversed(instants))])
     with db.read() as conn:
-        got = list(conn.scalars(select(lists.c.created_at).where(lists.c.created_at > instants[9]).order_by("created_at")))
+        got = list(
+            conn.scalars(select(lists.c.created_at).where(lists.c.created_at > instants[9]).order_by("created_at"))
+        )
     assert got == instants[10:]
 
 

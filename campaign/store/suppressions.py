@@ -14,4 +14,4 @@ def reasons_for(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
     if not keys:
         return {}
     stmt = select(suppressions.c.email_key, suppressions.c.reason).where(suppressions.c.email_key.in_(keys))
-    return dict(conn.execute(stmt).tuples().all())
+    return {key: reason for key, reason in conn.execute(stmt)}  # noqa: C416 - Result has keys(): dict() would misread it

@@ -1,0 +1,166 @@
+"""The command line: documented, thin, and honest about errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from campaign.cli import cli
+from tests.conftest import DATA
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def command_paths(group: click.Group = cli, prefix: str = "campaign") -> Iterator[tuple[str, click.Command]]:
+    for name, command in group.commands.items():
+        path = f"{prefix} {name}"
+        yield path, command
+        if isinstance(command, click.Group):
+            yield from command_paths(command, path)
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [path for path, _ in command_paths() if f"`{path}" not in readme]
+    assert missing == []
+
+
+def test_every_option_of_every_command_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"{path} {opt}"
+        for path, command in command_paths()
+        for param in command.params
+        if isinstance(param, click.Option)
+        for opt in param.opts
+        if opt.startswith("--") and opt != "--help" and opt not in readme
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("path", [p for p, _ in command_paths()])
+def test_every_command_has_help(path: str) -> None:
+    result = CliRunner().invoke(cli, [*path.split()[1:], "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text('[database]\nurl = "sqlite:///data/c.db"\n[paths]\ndata = "data"\n')
+    return path
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+
+def test_commands_before_init_say_what_to_run(config: Path) -> None:
+    result = run(config, "lists")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert "campaign init" in result.output
+
+
+def test_a_full_session(config: Path, tmp_path: Path) -> None:
+    assert run(config, "init").exit_code == 0
+    assert (tmp_path / "data" / "c.db").exists()
+    assert (tmp_path / "data" / "secret.key").exists()
+    assert "up to date" in run(config, "db", "status").output
+
+    imported = run(config, "contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    assert imported.exit_code == 0, imported.output
+    assert "41 new" in imported.output
+    assert "Flagged line" in imported.output
+
+    listed = run(config, "contacts", "list", "--list", "webinar", "--search", "manila", "--limit", "100")
+    assert listed.exit_code == 0
+    assert listed.output.splitlines()[0].split() == ["email", "name", "timezone", "locale", "country", "organisation"]
+    flagged = run(config, "contacts", "list", "--no-timezone")
+    assert len(flagged.output.strip().splitlines()) == 3  # header, rule, one contact
+
+    shown = run(config, "contacts", "show", "MARIA.SANTOS@dole.example.org")
+    assert shown.exit_code == 0
+    assert "Asia/Manila" in shown.output
+    assert "webinar" in shown.output
+
+    out = tmp_path / "export.csv"
+    exported = run(config, "contacts", "export", "--list", "webinar", "-o", str(out))
+    assert exported.exit_code == 0
+    assert len(out.read_text().splitlines()) == 42
+    assert "job_title" in out.read_text().splitlines()[0]
+
+    assert "webinar  41" in run(config, "lists").output
+
+    added = run(config, "events", "add", str(DATA / "events" / "ilo-migrant-workers-2020.toml"))
+    assert added.exit_code == 0, added.output
+    assert "2020-06-26 13:30 CEST" in added.output
+    assert "2020-06-26 11:30 UTC" in added.output
+    assert "ilo-migrant-workers-2020" in run(config, "events", "list").output
+    shown_event = run(config, "events", "show", "ilo-migrant-workers-2020")
+    assert "Michelle Leighton" in shown_event.output
+
+    again = run(config, "events", "add", str(DATA / "events" / "ilo-migrant-workers-2020.toml"))
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(config: Path) -> None:
+    run(config, "init")
+    result = run(config, "contacts", "show", "nobody@example.org")
+    assert result.exit_code == 1
+    assert result.output == "Error: no contact 'nobody@example.org'\n"
+    debug = CliRunner().invoke(cli, ["--config", str(config), "--debug", "contacts", "show", "nobody@example.org"])
+    assert debug.exit_code == 1
+    assert debug.exception is not None
+    assert type(debug.exception).__name__ == "NotFoundError"
+
+
+def test_import_of_nothing_exits_1_but_partial_import_exits_0(config: Path, tmp_path: Path) -> None:
+    run(config, "init")
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("email,name\n")
+    assert run(config, "contacts", "import", str(header_only), "--list", "x").exit_code == 1
+    partial = tmp_path / "partial.csv"
+    partial.write_text("email,name\nbad,Bad\ngood@example.org,Good\n")
+    result = run(config, "contacts", "import", str(partial), "--list", "x")
+    assert result.exit_code == 0
+    assert "Rejected line 2" in result.output
+    assert "partial.rejects.csv" in result.output
+
+
+def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[database]\nulr = 'x'\n")
+    result = run(path, "lists")
+    assert result.exit_code == 1
+    assert f"Error: {path}: unknown key 'database.ulr'" in result.output
+
+
+def test_python_dash_m_works() -> None:
+    proc = subprocess.run([sys.executable, "-m", "campaign", "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0
+    assert "contacts" in proc.stdout
+
+
+def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -> None:
+    shutil.copytree(DATA / "events", tmp_path / "data" / "events")
+    for name in ("contacts.csv", "contacts-with-errors.csv"):
+        shutil.copy(DATA / name, tmp_path / "data" / name)
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    for _ in range(2):
+        result = run(config, "demo")
+        assert result.exit_code == 0, result.output
+        assert "41 rows into list 'demo': 41 new" in result.output
+        assert "Asia/Kathmandu" in result.output
+    assert (tmp_path / "data" / "demo" / "campaign.db").exists()
+    assert not (tmp_path / "data" / "campaign.db").exists()
