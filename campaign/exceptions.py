@@ -38,3 +38,7 @@ class ImportFileError(CampaignError, ValueError):
 
 class StorageError(CampaignError):
     """The database is unreachable, or its schema is not at the version this code expects."""
+
+
+class TemplateError(CampaignError, ValueError):
+    """A template cannot be loaded or rendered; the message names the template and line."""

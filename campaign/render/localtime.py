@@ -1,0 +1,146 @@
+"""Every display of an event time goes through here: zoneinfo for the instant, Babel/CLDR for the words.
+
+Contract: :func:`session_times` returns what one recipient sees, for their zone and locale: the zone's CLDR
+name ("Philippine Standard Time", "hora estándar de Filipinas"), the date with its weekday, and the times,
+DST-correct for the event date. Both dates are shown when the session crosses local midnight. A recipient
+without a zone sees the organiser's time and UTC. Results are cached: a wave computes each (zone, locale)
+once, not once per recipient.
+
+Babel 2.18 looks zone names up by the CLDR zone id, which for renamed zones is still the old name
+(Asia/Calcutta, Asia/Katmandu, Europe/Kiev...), while it canonicalises the IANA name to the new one first;
+so those zones come out as "GMT+05:30" (python-babel/babel#1260). :func:`zone_name` tries the new and
+every old id, so India still reads "India Standard Time".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.core import get_global
+from babel.dates import format_date, format_interval, format_time, get_timezone_gmt
+
+DEFAULT_LOCALE = "en"
+_NO_INHERITANCE = "∅∅∅"
+# Babel separates times with narrow and thin no-break spaces; plain text wants plain spaces.
+_PLAIN = str.maketrans({"\u202f": " ", "\u2009": " ", "\u00a0": " "})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimes:
+    """A session as one recipient sees it."""
+
+    zone: str
+    zone_name: str
+    start: datetime
+    end: datetime
+    when: str
+    line: str
+    is_fallback: bool = False
+
+    @property
+    def line_plain(self) -> str:
+        """:attr:`line` with plain spaces, for the text part."""
+        return plain(self.line)
+
+
+def plain(text: str) -> str:
+    """Replace the no-break and thin spaces Babel emits with plain spaces."""
+    return text.translate(_PLAIN)
+
+
+@cache
+def locale_of(tag: str | None) -> Locale:
+    """A Babel locale for a BCP 47 tag (``es-CO``); the default for None or an unknown tag."""
+    if tag:
+        try:
+            return Locale.parse(tag.replace("-", "_"))
+        except (ValueError, TypeError):
+            pass
+    return Locale.parse(DEFAULT_LOCALE)
+
+
+@cache
+def _cldr_ids(zone: str) -> tuple[str, ...]:
+    """The zone's canonical IANA name and every alias CLDR may key its names by."""
+    aliases: Mapping[str, str] = get_global("zone_aliases")
+    canonical = aliases.get(zone, zone)
+    old = sorted(alias for alias, target in aliases.items() if target == canonical)
+    return tuple(dict.fromkeys((canonical, zone, *old)))
+
+
+def zone_name(instant: datetime, zone: str, locale: str | None = None) -> str:
+    """The CLDR long name of ``zone`` at ``instant`` (summer or standard) in ``locale``; GMT±hh:mm only when
+    CLDR has no name at all for the zone."""
+    return _zone_name(instant.astimezone(ZoneInfo(zone)), zone, locale_of(locale))
+
+
+def _zone_name(local: datetime, zone: str, loc: Locale) -> str:
+    variant = "daylight" if local.dst() else "standard"
+    ids = _cldr_ids(zone)
+    for cldr_id in ids:
+        name = loc.time_zones.get(cldr_id, {}).get("long", {}).get(variant)
+        if name and name != _NO_INHERITANCE:
+            return str(name)
+    meta_zones: Mapping[str, str] = get_global("meta_zones")
+    for cldr_id in ids:
+        metazone = meta_zones.get(cldr_id)
+        if metazone:
+            name = loc.meta_zones.get(metazone, {}).get("long", {}).get(variant)
+            if name and name != _NO_INHERITANCE:
+                return str(name)
+    return _location_name(ids, loc) or str(get_timezone_gmt(local, width="long", locale=loc))
+
+
+def _location_name(ids: tuple[str, ...], loc: Locale) -> str | None:
+    """CLDR's location format ("Türkiye Time", "Dawson Time") for a zone without a metazone name; None for
+    zones of no territory (Etc/GMT+5), which only have the GMT format."""
+    zone_territories: Mapping[str, str] = get_global("zone_territories")
+    territory = next((zone_territories[i] for i in ids if i in zone_territories), None)
+    if territory is None or territory == "001" or territory not in loc.territories:
+        return None
+    # The language's own region format: Babel's data for some regional locales (es-CO) holds the
+    # summer-time variant ("hora de verano de %s") under the generic key.
+    region_format = locale_of(loc.language).zone_formats["region"]
+    if len(get_global("territory_zones").get(territory, ())) == 1:
+        return str(region_format % loc.territories[territory])
+    city = next((loc.time_zones[i]["city"] for i in ids if "city" in loc.time_zones.get(i, {})), None)
+    return str(region_format % (city or ids[0].rsplit("/", 1)[-1].replace("_", " ")))
+
+
+def _hour_skeleton(loc: Locale) -> str:
+    """'hm' where the locale writes 12-hour times (en-US, es-CO), else 'Hm'."""
+    return "hm" if "h" in loc.time_formats["short"].pattern else "Hm"
+
+
+@cache
+def session_times(starts_at: datetime, ends_at: datetime, zone: str | None, organiser_zone: str,
+                  locale: str | None = None) -> SessionTimes:  # fmt: skip
+    """What a recipient in ``zone`` (None: unknown) with ``locale`` sees of a session; see the module doc."""
+    loc = locale_of(locale)
+    shown_zone = zone or organiser_zone
+    tz = ZoneInfo(shown_zone)
+    start, end = starts_at.astimezone(tz), ends_at.astimezone(tz)
+    name = _zone_name(start, shown_zone, loc)
+    when = _when(start, end, tz, loc)
+    line = f"{name}: {when}"
+    if zone is None:
+        utc = ZoneInfo("UTC")
+        utc_when = _when(starts_at.astimezone(utc), ends_at.astimezone(utc), utc, loc)
+        line += f" ({_zone_name(starts_at, 'UTC', loc)}: {utc_when})"
+    return SessionTimes(shown_zone, name, start, end, when, line, is_fallback=zone is None)
+
+
+def _when(start: datetime, end: datetime, tz: ZoneInfo, loc: Locale) -> str:
+    """ "Friday, June 26, 2020, 7:30 – 9:00 PM"; both dates when the session crosses local midnight."""
+    if start.date() == end.date():
+        times = format_interval(start, end, skeleton=_hour_skeleton(loc), tzinfo=tz, locale=loc)
+        return f"{format_date(start, 'full', locale=loc)}, {times}"
+    return (
+        f"{format_date(start, 'full', locale=loc)}, {format_time(start, 'short', tzinfo=tz, locale=loc)} – "
+        f"{format_date(end, 'full', locale=loc)}, {format_time(end, 'short', tzinfo=tz, locale=loc)}"
+    )

@@ -1,0 +1,318 @@
+"""Personalised messages for the recipients of one wave.
+
+Contract: a :class:`WaveRenderer` is built once per wave from the event, the templates and the sending
+settings. It computes everything that is the same for every recipient once (the event's template values,
+the calendar links and bytes, the MIME skeleton, the compiled and CSS-inlined templates per locale) and then
+:meth:`WaveRenderer.render` and :meth:`WaveRenderer.build` do only the personal work per recipient.
+
+Template variables: ``contact`` (the contact's fields and custom attributes), ``event`` (title, description,
+``paragraphs``, speakers, organiser, URLs), ``when`` (the session in the recipient's zone and locale: ``line``,
+``zone_name``, ``when``, ``start``, ``end``; ``is_fallback`` when the contact has no zone), ``organiser_when``
+(the same in the organiser's zone), ``links`` (register, join, calendar_google, calendar_outlook,
+calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url``, ``campaign``, ``wave``,
+``locale``, ``preheader`` may be set by the template. Filters ``local_datetime``, ``local_date``,
+``local_time`` and ``zone_name`` format any instant in the recipient's zone and locale.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime, format_time
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from campaign.exceptions import TemplateError
+from campaign.models import Contact, Event
+from campaign.render.calendar import CalendarMethod, build_ics
+from campaign.render.links import LinkPolicy, MessageLinks
+from campaign.render.localtime import SessionTimes, locale_of, plain, session_times, zone_name
+from campaign.render.mime import MessageSkeleton, Sender
+from campaign.render.templates import MessageTemplates, TemplateSet
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Whose zone and locale a template formats times for."""
+
+    zone: str
+    locale: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    """The personalised parts of one message."""
+
+    subject: str
+    html: str
+    text: str
+    template_names: Mapping[str, str]
+
+
+def _viewer(ctx: Context) -> Viewer:
+    viewer = ctx.get("viewer")
+    assert isinstance(viewer, Viewer)
+    return viewer
+
+
+@pass_context
+def _local_datetime(ctx: Context, value: datetime, fmt: str = "full") -> str:
+    v = _viewer(ctx)
+    return str(format_datetime(value, fmt, tzinfo=ZoneInfo(v.zone), locale=locale_of(v.locale)))
+
+
+@pass_context
+def _local_date(ctx: Context, value: datetime, fmt: str = "full") -> str:
+    v = _viewer(ctx)
+    return str(format_date(value.astimezone(ZoneInfo(v.zone)), fmt, locale=locale_of(v.locale)))
+
+
+@pass_context
+def _local_time(ctx: Context, value: datetime, fmt: str = "short") -> str:
+    v = _viewer(ctx)
+    return str(format_time(value, fmt, tzinfo=ZoneInfo(v.zone), locale=locale_of(v.locale)))
+
+
+@pass_context
+def _zone_name(ctx: Context, value: datetime) -> str:
+    v = _viewer(ctx)
+    return zone_name(value, v.zone, v.locale)
+
+
+FILTERS = {
+    "local_datetime": _local_datetime,
+    "local_date": _local_date,
+    "local_time": _local_time,
+    "zone_name": _zone_name,
+    "plain": plain,
+}
+
+
+def event_values(event: Event) -> dict[str, Any]:
+    """The event as templates see it (computed once per wave)."""
+    return {
+        "id": event.id,
+        "slug": event.slug,
+        "title": event.title,
+        "description": event.description,
+        "paragraphs": [p for p in event.description.split("\n\n") if p],
+        "speakers": [{"name": s.name, "role": s.role} for s in event.speakers],
+        "organiser_name": event.organiser_name,
+        "organiser_email": event.organiser_email,
+        "registration_url": event.registration_url,
+        "join_url": event.join_url,
+        "timezone": event.timezone,
+        "language": event.language,
+        "starts_at": event.starts_at,
+        "ends_at": event.ends_at,
+    }
+
+
+def calendar_links(event: Event) -> dict[str, str]:
+    """Add-to-calendar links for Google Calendar and Outlook.com (the same for every recipient)."""
+    details = "\n".join(
+        filter(
+            None,
+            (
+                event.join_url and f"Join: {event.join_url}",
+                event.registration_url and f"Register: {event.registration_url}",
+            ),
+        )
+    )
+    google = urlencode(
+        {
+            "action": "TEMPLATE",
+            "text": event.title,
+            "dates": f"{event.starts_at:%Y%m%dT%H%M%SZ}/{event.ends_at:%Y%m%dT%H%M%SZ}",
+            "details": details,
+            "location": event.join_url or "",
+            "ctz": event.timezone,
+        }
+    )
+    outlook = urlencode(
+        {
+            "path": "/calendar/action/compose",
+            "rru": "addevent",
+            "subject": event.title,
+            "startdt": f"{event.starts_at:%Y-%m-%dT%H:%M:%SZ}",
+            "enddt": f"{event.ends_at:%Y-%m-%dT%H:%M:%SZ}",
+            "body": details,
+            "location": event.join_url or "",
+        }
+    )
+    return {
+        "calendar_google": f"https://calendar.google.com/calendar/render?{google}",
+        "calendar_outlook": f"https://outlook.live.com/calendar/0/deeplink/compose?{outlook}",
+    }
+
+
+@cache
+def times_values(times: SessionTimes) -> dict[str, Any]:
+    """A session's times as templates see them (one dict per zone and locale, shared by its recipients)."""
+    return {
+        "zone": times.zone,
+        "zone_name": times.zone_name,
+        "start": times.start,
+        "end": times.end,
+        "when": times.when,
+        "line": times.line,
+        "line_plain": times.line_plain,
+        "is_fallback": times.is_fallback,
+    }
+
+
+def contact_values(contact: Contact) -> dict[str, Any]:
+    """The contact as templates see it: custom attributes first, so a field always wins over an attribute."""
+    values: dict[str, Any] = dict(contact.attributes)
+    values.update(
+        email=contact.email,
+        name=contact.name,
+        display_name=contact.display_name,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        organisation=contact.organisation,
+        country=contact.country,
+        locale=contact.locale,
+        timezone=contact.timezone,
+    )
+    return values
+
+
+@dataclass
+class WaveRenderer:
+    """Renders and builds the messages of one wave; see the module doc."""
+
+    templates: TemplateSet
+    template_name: str
+    event: Event
+    sender: Sender
+    links: LinkPolicy
+    campaign: Mapping[str, Any]
+    wave: Mapping[str, Any]
+    calendar_base_url: str
+    subject_override: str | None = None
+    calendar_method: CalendarMethod = CalendarMethod.PUBLISH
+    unsubscribe_mailto: str | None = None
+    default_locale: str = "en"
+    stamp: datetime | None = None
+    _event: dict[str, Any] = field(init=False, repr=False)
+    _calendar_links: dict[str, str] = field(init=False, repr=False)
+    _skeleton: MessageSkeleton = field(init=False, repr=False)
+    _by_locale: dict[tuple[str | None, bool], MessageTemplates] = field(init=False, repr=False, default_factory=dict)
+    _subject: Any = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.stamp = self.stamp or datetime.now(ZoneInfo("UTC"))
+        self._event = event_values(self.event)
+        self._calendar_links = calendar_links(self.event)
+        self._calendar_links["calendar_ics"] = f"{self.calendar_base_url.rstrip('/')}/events/{self.event.slug}.ics"
+        publish = self.calendar_method is not CalendarMethod.REQUEST
+        self._skeleton = MessageSkeleton(
+            sender=self.sender,
+            list_id=f"{self.campaign['name']} <campaign-{self.campaign['id']}.{self.sender.domain}>",
+            campaign_id=f"{self.campaign['id']}/{self.wave['name']}",
+            unsubscribe_mailto=self.unsubscribe_mailto,
+            calendar=self.calendar_bytes() if publish else None,
+            calendar_method=self.calendar_method.value,
+        )
+        if self.subject_override:
+            self._subject = self.templates.string(self.subject_override)
+
+    def calendar_bytes(self, attendee: tuple[str, str | None] | None = None) -> bytes:
+        """The .ics for this wave (with ``attendee`` for METHOD:REQUEST)."""
+        assert self.stamp is not None
+        return build_ics(
+            self.event, domain=self.sender.domain, method=self.calendar_method, stamp=self.stamp, attendee=attendee
+        )
+
+    def templates_for(self, locale: str | None, *, source: bool = False) -> MessageTemplates:
+        """The compiled templates for a locale (cached; ``source`` for the uninlined ones used by checks)."""
+        key = (locale, source)
+        found = self._by_locale.get(key)
+        if found is None:
+            found = (self.templates.source if source else self.templates.mail)(self.template_name, locale)
+            self._by_locale[key] = found
+        return found
+
+    def context(self, contact: Contact, links: MessageLinks) -> dict[str, Any]:
+        """The template variables for one recipient."""
+        locale = contact.locale or self.default_locale
+        when = session_times(self.event.starts_at, self.event.ends_at, contact.timezone, self.event.timezone, locale)
+        organiser_when = session_times(
+            self.event.starts_at, self.event.ends_at, self.event.timezone, self.event.timezone, locale
+        )
+        link_values = {name: links.link(url, name) for name, url in self._calendar_links.items()}
+        if self.event.registration_url:
+            link_values["register"] = links.link(self.event.registration_url, "register")
+        if self.event.join_url:
+            link_values["join"] = links.link(self.event.join_url, "join")
+        link_values["unsubscribe"] = links.unsubscribe_url
+        return {
+            "contact": contact_values(contact),
+            "event": self._event,
+            "when": times_values(when),
+            "organiser_when": times_values(organiser_when),
+            "links": link_values,
+            "link": links.link,
+            "pixel_url": links.open_pixel_url,
+            "campaign": self.campaign,
+            "wave": self.wave,
+            "locale": locale,
+            "viewer": Viewer(when.zone, locale),
+        }
+
+    def render(self, contact: Contact, message_ref: int = 0, *, source: bool = False) -> RenderedMessage:
+        """Subject, HTML and text for one recipient; raises :class:`TemplateError` naming template and line."""
+        locale = contact.locale or self.default_locale
+        templates = self.templates_for(locale, source=source)
+        ctx = self.context(contact, self.links.for_message(message_ref))
+        try:
+            subject_template = self._subject or templates.subject
+            subject = " ".join(subject_template.render(ctx).split())
+            return RenderedMessage(subject, templates.html.render(ctx), templates.text.render(ctx), templates.names)
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise TemplateError(
+                f"{describe_render_error(exc, self.templates.directories)} (for {contact.email})"
+            ) from exc
+
+    def build(self, contact: Contact, message_id: str, message_ref: int = 0, *, date: datetime | None = None) -> bytes:
+        """The complete message bytes for one recipient."""
+        rendered = self.render(contact, message_ref)
+        links = self.links.for_message(message_ref)
+        calendar = None
+        if self.calendar_method is CalendarMethod.REQUEST:
+            calendar = self.calendar_bytes((contact.email, contact.display_name))
+        return self._skeleton.build(
+            message_id=message_id,
+            to_address=contact.email,
+            to_name=contact.display_name,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            unsubscribe_url=links.unsubscribe_url,
+            date=date or datetime.now(ZoneInfo("UTC")),
+            calendar=calendar,
+        )
+
+
+def describe_render_error(exc: Exception, directories: Sequence[Path]) -> str:
+    """ "invitation.html, line 12: 'dict object' has no attribute 'job_title'" from a Jinja runtime error.
+
+    Jinja puts template frames (file name and template line) into the traceback; the innermost one is where
+    the template failed.
+    """
+    roots = [str(d) for d in directories]
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename and any(frame.filename.startswith(root) for root in roots):
+            return f"{Path(frame.filename).name}, line {frame.lineno}: {exc}"
+    return str(exc)
