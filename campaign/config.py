@@ -56,6 +56,33 @@ class ContactSettings:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    """Who messages come from and the domain that names them (Message-ID, calendar UID, List-Id)."""
+
+    from_address: str = "invitations@example.org"
+    from_name: str = "Events team"
+    reply_to: str = ""
+    domain: str = "example.org"
+    unsubscribe_mailto: str = ""
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Where recipients' clicks land: the public URL of the tracking web service."""
+
+    public_url: str = "https://campaign.example.org"
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Message rendering."""
+
+    default_locale: str = "en"
+    calendar_method: str = "PUBLISH"
+    preview_dir: str = "data/previews"
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings. ``root`` is the directory of the configuration file."""
 
@@ -63,6 +90,9 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     contacts: ContactSettings = field(default_factory=ContactSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    links: LinkSettings = field(default_factory=LinkSettings)
+    render: RenderSettings = field(default_factory=RenderSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -89,6 +119,9 @@ _SECTIONS: dict[str, type] = {
     "database": DatabaseSettings,
     "paths": PathSettings,
     "contacts": ContactSettings,
+    "mail": MailSettings,
+    "links": LinkSettings,
+    "render": RenderSettings,
 }
 
 

@@ -185,3 +185,38 @@ class Event:
     status: EventStatus = EventStatus.SCHEDULED
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """One event, one audience list, and its waves."""
+
+    id: int
+    name: str
+    event_id: int
+    list_id: int
+    list_name: str
+    status: CampaignStatus = CampaignStatus.DRAFT
+    template_dir: str | None = None
+    status_reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    launched_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wave:
+    """One mailing of a campaign. ``offset_seconds`` is relative to the event start (negative: before)."""
+
+    id: int
+    campaign_id: int
+    name: str
+    kind: WaveKind
+    template: str
+    subject: str | None = None
+    audience: Audience = Audience.ALL
+    offset_seconds: int | None = None
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    status: WaveStatus = WaveStatus.PENDING
+    enqueued_at: datetime | None = None

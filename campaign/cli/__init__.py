@@ -14,6 +14,7 @@ import click
 
 from campaign import __version__
 from campaign.cli.app import App
+from campaign.cli.campaigns import check_command, create_command, list_command, preview_command, show_command
 from campaign.cli.contacts import contacts_group, lists_command
 from campaign.cli.database import db_group, init_command
 from campaign.cli.demo import demo_command
@@ -53,6 +54,11 @@ cli.add_command(db_group)
 cli.add_command(contacts_group)
 cli.add_command(lists_command)
 cli.add_command(events_group)
+cli.add_command(create_command)
+cli.add_command(list_command)
+cli.add_command(show_command)
+cli.add_command(preview_command)
+cli.add_command(check_command)
 cli.add_command(demo_command)
 
 

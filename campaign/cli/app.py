@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from campaign.config import Settings, load_settings
+from campaign.secrets import signing_key
 from campaign.services.database import require_current_schema
 from campaign.store.engine import Database
 
@@ -40,6 +41,10 @@ class App:
         if check_schema:
             require_current_schema(self._db)
         return self._db
+
+    def signing_key(self) -> bytes:
+        """The token-signing key (environment, or generated under the data directory)."""
+        return signing_key(self.settings.data_dir)
 
 
 pass_app = click.make_pass_decorator(App)

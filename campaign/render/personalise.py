@@ -17,7 +17,7 @@ calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url`
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -87,7 +87,7 @@ def _zone_name(ctx: Context, value: datetime) -> str:
     return zone_name(value, v.zone, v.locale)
 
 
-FILTERS = {
+FILTERS: dict[str, Callable[..., Any]] = {
     "local_datetime": _local_datetime,
     "local_date": _local_date,
     "local_time": _local_time,

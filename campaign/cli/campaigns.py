@@ -1,0 +1,98 @@
+"""``campaign create|list|show|preview|check``."""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+
+import click
+
+from campaign.cli.app import App, pass_app
+from campaign.cli.events import when
+from campaign.cli.output import table
+from campaign.services.campaigns import create_campaign, get_campaign, list_campaigns
+from campaign.services.rendering import check_campaign, preview_contact, preview_zones
+
+
+@click.command("create")
+@click.option("--event", "event_ref", required=True, help="Event slug or id.")
+@click.option("--list", "list_name", required=True, help="The contact list to invite.")
+@click.option(
+    "--template", "template_dir", type=click.Path(path_type=Path, file_okay=False), help="Own template directory."
+)
+@click.option("--name", help="Campaign name (default: EVENT-LIST).")
+@pass_app
+def create_command(app: App, event_ref: str, list_name: str, template_dir: Path | None, name: str | None) -> None:
+    """Create a draft campaign with an invitation wave."""
+    details = create_campaign(
+        app.database(), event_ref=event_ref, list_name=list_name, name=name, template_dir=template_dir
+    )
+    c = details.campaign
+    click.echo(f"Created campaign {c.name} (id {c.id}, {c.status}): {details.event.title}")
+    click.echo(f"  audience: list {c.list_name}; waves: {', '.join(w.name for w in details.waves)}")
+    click.echo(f"Next: campaign preview {c.name} --zones   and   campaign check {c.name}")
+
+
+@click.command("list")
+@pass_app
+def list_command(app: App) -> None:
+    """List campaigns, newest first."""
+    rows = [(c.id, c.name, c.status, c.list_name, c.created_at) for c in list_campaigns(app.database())]
+    table(("id", "name", "status", "list", "created"), rows)
+
+
+@click.command("show")
+@click.argument("campaign")
+@pass_app
+def show_command(app: App, campaign: str) -> None:
+    """Show a CAMPAIGN (name or id): its event, audience, status and waves."""
+    details = get_campaign(app.database(), campaign)
+    c = details.campaign
+    click.echo(f"{c.name} (id {c.id}): {c.status}" + (f" — {c.status_reason}" if c.status_reason else ""))
+    click.echo(f"event:     {details.event.slug}: {details.event.title}")
+    click.echo(f"when:      {when(details.event)}")
+    click.echo(f"audience:  list {c.list_name}")
+    click.echo(f"templates: {c.template_dir or '(default)'}")
+    table(("wave", "kind", "template", "audience", "status"),
+          [(w.name, w.kind, w.template, w.audience, w.status) for w in details.waves])  # fmt: skip
+
+
+@click.command("preview")
+@click.argument("campaign")
+@click.option("--contact", "email", help="Write this contact's invitation as HTML and .eml.")
+@click.option("--zones", is_flag=True, help="Show the local-time line for each time zone of the audience.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML preview in a browser.")
+@pass_app
+def preview_command(app: App, campaign: str, email: str | None, zones: bool, open_browser: bool) -> None:
+    """Preview a CAMPAIGN: one contact's message, or the session time in every zone of the audience."""
+    if not email and not zones:
+        raise click.UsageError("give --contact EMAIL or --zones")
+    db = app.database()
+    if zones:
+        rows = [(z.zone or "(no zone)", z.contacts, z.line) for z in preview_zones(db, app.settings, campaign)]
+        table(("time zone", "contacts", "what they see"), rows)
+    if email:
+        preview = preview_contact(db, app.settings, app.signing_key(), campaign, email)
+        click.echo(f"Subject: {preview.subject}")
+        click.echo(f"HTML:    {preview.html_path}")
+        click.echo(f".eml:    {preview.eml_path} ({preview.size / 1024:.1f} KB)")
+        if open_browser:
+            webbrowser.open(preview.html_path.as_uri())
+
+
+@click.command("check")
+@click.argument("campaign")
+@pass_app
+def check_command(app: App, campaign: str) -> None:
+    """Check a CAMPAIGN before launch: templates, every contact renders, text part, https links, alt texts, size."""
+    report = check_campaign(app.database(), app.settings, app.signing_key(), campaign)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
+    for error in report.errors:
+        click.echo(f"error: {error}")
+    summary = (
+        f"{report.campaign}: {report.contacts} contacts checked, largest message {report.largest_message / 1024:.1f} KB"
+    )
+    if not report.ok:
+        raise click.ClickException(f"{summary}; {len(report.errors)} error(s)")
+    click.echo(f"{summary}; no errors")

@@ -1,0 +1,84 @@
+"""SQL for campaigns and their waves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select
+
+from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus
+from campaign.store.tables import campaigns, lists, waves
+
+
+def _select_campaigns() -> Any:
+    return select(campaigns, lists.c.name.label("list_name")).join(lists, lists.c.id == campaigns.c.list_id)
+
+
+def to_campaign(row: Row[Any]) -> Campaign:
+    """Map a campaigns row (joined with its list's name) to a :class:`Campaign`."""
+    m = row._mapping
+    return Campaign(
+        id=m["id"],
+        name=m["name"],
+        event_id=m["event_id"],
+        list_id=m["list_id"],
+        list_name=m["list_name"],
+        status=CampaignStatus(m["status"]),
+        template_dir=m["template_dir"],
+        status_reason=m["status_reason"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        launched_at=m["launched_at"],
+    )
+
+
+def to_wave(row: Row[Any]) -> Wave:
+    """Map a waves row to a :class:`Wave`."""
+    m = row._mapping
+    return Wave(
+        id=m["id"],
+        campaign_id=m["campaign_id"],
+        name=m["name"],
+        kind=WaveKind(m["kind"]),
+        template=m["template"],
+        subject=m["subject"],
+        audience=Audience(m["audience"]),
+        offset_seconds=m["offset_seconds"],
+        send_at=m["send_at"],
+        expires_at=m["expires_at"],
+        status=WaveStatus(m["status"]),
+        enqueued_at=m["enqueued_at"],
+    )
+
+
+def insert_campaign(conn: Connection, values: Mapping[str, Any], now: datetime) -> int:
+    """Insert a campaign; returns its id."""
+    stmt = insert(campaigns).values(**values, created_at=now, updated_at=now).returning(campaigns.c.id)
+    campaign_id: int = conn.execute(stmt).scalar_one()
+    return campaign_id
+
+
+def insert_wave(conn: Connection, values: Mapping[str, Any], now: datetime) -> int:
+    """Insert a wave; returns its id."""
+    wave_id: int = conn.execute(insert(waves).values(**values, created_at=now).returning(waves.c.id)).scalar_one()
+    return wave_id
+
+
+def find(conn: Connection, ref: str) -> Campaign | None:
+    """The campaign named ``ref``, or with id ``ref`` when it is a number."""
+    condition = campaigns.c.id == int(ref) if ref.isdigit() else campaigns.c.name == ref
+    row = conn.execute(_select_campaigns().where(condition)).first()
+    return to_campaign(row) if row else None
+
+
+def all_campaigns(conn: Connection) -> list[Campaign]:
+    """Every campaign, newest first."""
+    return [to_campaign(r) for r in conn.execute(_select_campaigns().order_by(campaigns.c.id.desc()))]
+
+
+def waves_of(conn: Connection, campaign_id: int) -> list[Wave]:
+    """A campaign's waves in creation order."""
+    stmt = select(waves).where(waves.c.campaign_id == campaign_id).order_by(waves.c.id)
+    return [to_wave(r) for r in conn.execute(stmt)]
