@@ -1,0 +1,161 @@
+"""Campaigns: creation, per-contact and per-zone previews, and the pre-launch check."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import update
+
+from campaign.cli import cli
+from campaign.config import Settings, load_settings
+from campaign.exceptions import AlreadyExistsError, NotFoundError
+from campaign.models import CampaignStatus, WaveKind
+from campaign.services.campaigns import create_campaign, get_campaign, list_campaigns
+from campaign.services.contact_import import import_contacts
+from campaign.services.events import add_event, read_event_file
+from campaign.services.rendering import check_campaign, preview_contact, preview_zones
+from campaign.store.engine import Database
+from campaign.store.tables import contacts
+from tests.conftest import DATA
+
+ROOT = DATA.parent
+KEY = b"k" * 32
+EVENT = DATA / "events" / "ilo-migrant-workers-2020.toml"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
+    return load_settings(config, environ={})
+
+
+@pytest.fixture
+def ready(db: Database, tmp_path: Path) -> Database:
+    shutil.copy(DATA / "contacts.csv", tmp_path / "contacts.csv")
+    import_contacts(db, tmp_path / "contacts.csv", "webinar")
+    add_event(db, read_event_file(EVENT))
+    create_campaign(db, event_ref="ilo-migrant-workers-2020", list_name="webinar", name="ilo")
+    return db
+
+
+def test_create_makes_a_draft_with_an_invitation_wave(ready: Database) -> None:
+    details = get_campaign(ready, "ilo")
+    assert details.campaign.status is CampaignStatus.DRAFT
+    assert details.campaign.list_name == "webinar"
+    assert [(w.name, w.kind, w.template) for w in details.waves] == [("invitation", WaveKind.INVITATION, "invitation")]
+    assert [c.name for c in list_campaigns(ready)] == ["ilo"]
+    assert get_campaign(ready, str(details.campaign.id)).campaign == details.campaign
+
+
+def test_create_refuses_unknown_event_list_and_taken_name(ready: Database) -> None:
+    with pytest.raises(NotFoundError, match="no event"):
+        create_campaign(ready, event_ref="nope", list_name="webinar")
+    with pytest.raises(NotFoundError, match="no list"):
+        create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="nope")
+    with pytest.raises(AlreadyExistsError):
+        create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="webinar", name="ilo")
+
+
+def test_preview_writes_html_and_a_parseable_eml(ready: Database, settings: Settings) -> None:
+    preview = preview_contact(ready, settings, KEY, "ilo", "maria.santos@dole.example.org")
+    html = preview.html_path.read_text()
+    assert "Philippine Standard Time" in html
+    assert preview.html_path.parent == settings.data_dir / "previews" / "ilo"
+    message = email.message_from_bytes(preview.eml_path.read_bytes(), policy=email.policy.default)
+    assert message["To"].addresses[0].addr_spec == "maria.santos@dole.example.org"
+    assert message["Message-ID"].endswith("@example.org>")
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert "Philippine Standard Time:" in body.get_content()
+
+
+def test_preview_zones_shows_every_zone_west_to_east(ready: Database, settings: Settings) -> None:
+    lines = preview_zones(ready, settings, "ilo")
+    zones = [z.zone for z in lines]
+    assert zones[0] == "Pacific/Honolulu"
+    assert zones[-1] is None  # the contact without a zone comes last
+    kiritimati = next(z for z in lines if z.zone == "Pacific/Kiritimati")
+    assert kiritimati.line.startswith("Line Islands Time: Saturday, June 27, 2020, 1:30")
+    kolkata = next(z for z in lines if z.zone == "Asia/Kolkata")
+    assert kolkata.line.startswith("India Standard Time:")
+    assert sum(z.contacts for z in lines) == 41
+    assert "Coordinated Universal Time" in lines[-1].line
+
+
+def test_check_passes_on_the_sample_campaign(ready: Database, settings: Settings) -> None:
+    report = check_campaign(ready, settings, KEY, "ilo")
+    assert report.errors == []
+    assert report.contacts == 41
+    assert 10_000 < report.largest_message < 100 * 1024
+
+
+def own_templates(tmp_path: Path, **files: str) -> Path:
+    directory = tmp_path / "own"
+    directory.mkdir()
+    for name, text in files.items():
+        (directory / name.replace("_", ".")).write_text(text)
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ('{% extends "base.html" %}{% block content %}\n\n{{ contact.job_title }}{% endblock %}',
+         "invitation.html, line 3: 'dict object' has no attribute 'job_title' — 1 contact(s): michael.obrien"),
+        ('{% extends "base.html" %}{% block content %}\n{% if %}{% endblock %}', "invitation.html, line 2"),
+        ('{% extends "base.html" %}{% block content %}<a href="http://x.example.org">x</a>{% endblock %}',
+         "link 'http://x.example.org' is not https"),
+        ('{% extends "base.html" %}{% block content %}<img src="https://x.example.org/a.png">{% endblock %}',
+         "image without alt text"),
+        ('{% extends "base.html" %}{% block content %}{{ "x" * 120000 }}{% endblock %}', "Gmail clips over 102 KB"),
+        ('{% extends "base.html" %}{% block content %}{{ link("javascript:alert(1)", "x") }}{% endblock %}',
+         "is not an http(s) URL"),
+    ],
+)  # fmt: skip
+def test_check_finds_template_problems(
+    ready: Database, settings: Settings, tmp_path: Path, html: str, expected: str
+) -> None:
+    # michael.obrien has no job_title; every other sample contact has one.
+    with ready.write() as conn:
+        conn.execute(update(contacts).where(contacts.c.email_key == "michael.obrien@example.com").values(attributes={}))
+    directory = own_templates(tmp_path, invitation_html=html)
+    create_campaign(
+        ready, event_ref="ilo-migrant-workers-2020", list_name="webinar", name="own", template_dir=directory
+    )
+    report = check_campaign(ready, settings, KEY, "own")
+    assert not report.ok
+    assert any(expected in error for error in report.errors), report.errors
+
+
+def test_cli_preview_and_check(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("init")
+    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    run("events", "add", str(EVENT))
+    assert "Created campaign ilo-migrant-workers-2020-webinar" in run(
+        "create", "--event", "ilo-migrant-workers-2020", "--list", "webinar"
+    )
+    assert "ilo-migrant-workers-2020-webinar" in run("list")
+    assert "invitation" in run("show", "ilo-migrant-workers-2020-webinar")
+    zones = run("preview", "ilo-migrant-workers-2020-webinar", "--zones")
+    assert "Nepal Time: Friday, June 26, 2020, 5:15 – 6:45 PM" in zones
+    written = run("preview", "ilo-migrant-workers-2020-webinar", "--contact", "sita.gurung@welfarefund.example.org")
+    assert ".eml" in written
+    assert "no errors" in run("check", "ilo-migrant-workers-2020-webinar")
+    missing = runner.invoke(cli, ["--config", str(config), "preview", "ilo-migrant-workers-2020-webinar"])
+    assert missing.exit_code == 2
+    assert "--contact EMAIL or --zones" in missing.output
