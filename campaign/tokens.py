@@ -43,9 +43,12 @@ def sign(key: bytes, purpose: str, message_id: int, link_index: int = 0) -> str:
 def verify(key: bytes, purpose: str, token: str) -> TokenClaims:
     """The claims of a token signed for ``purpose``; raises :class:`InvalidTokenError` otherwise."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
     except (ValueError, TypeError):
         raise InvalidTokenError("malformed token") from None
+    if _b64(raw) != token:
+        # One token, one spelling: no padding or stray characters accepted.
+        raise InvalidTokenError("malformed token")
     size = struct.calcsize(_FORMAT)
     payload, mac = raw[:size], raw[size:]
     if len(raw) != size + _MAC_BYTES or not hmac.compare_digest(mac, _mac(key, purpose, payload)):

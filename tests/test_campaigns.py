@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import shutil
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,23 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(config, environ={})
 
 
+# The sample webinar on the last Friday of June next year, 13:30 Geneva time (the check refuses past events).
+YEAR = datetime.now(UTC).year + 1
+FRIDAY = next(date(YEAR, 6, d) for d in range(23, 30) if date(YEAR, 6, d).weekday() == 4)
+SATURDAY = FRIDAY + timedelta(days=1)
+
+
+def future_event(tmp_path: Path) -> Path:
+    path = tmp_path / "event.toml"
+    path.write_text(EVENT.read_text().replace("2020-06-26", FRIDAY.isoformat()))
+    return path
+
+
 @pytest.fixture
 def ready(db: Database, tmp_path: Path) -> Database:
     shutil.copy(DATA / "contacts.csv", tmp_path / "contacts.csv")
     import_contacts(db, tmp_path / "contacts.csv", "webinar")
-    add_event(db, read_event_file(EVENT))
+    add_event(db, read_event_file(future_event(tmp_path)))
     create_campaign(db, event_ref="ilo-migrant-workers-2020", list_name="webinar", name="ilo")
     return db
 
@@ -81,7 +94,7 @@ def test_preview_zones_shows_every_zone_west_to_east(ready: Database, settings: 
     assert zones[0] == "Pacific/Honolulu"
     assert zones[-1] is None  # the contact without a zone comes last
     kiritimati = next(z for z in lines if z.zone == "Pacific/Kiritimati")
-    assert kiritimati.line.startswith("Line Islands Time: Saturday, June 27, 2020, 1:30")
+    assert kiritimati.line.startswith(f"Line Islands Time: Saturday, June {SATURDAY.day}, {YEAR}, 1:30")
     kolkata = next(z for z in lines if z.zone == "Asia/Kolkata")
     assert kolkata.line.startswith("India Standard Time:")
     assert sum(z.contacts for z in lines) == 41
@@ -145,14 +158,14 @@ def test_cli_preview_and_check(tmp_path: Path) -> None:
 
     run("init")
     run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
-    run("events", "add", str(EVENT))
+    run("events", "add", str(future_event(tmp_path)))
     assert "Created campaign ilo-migrant-workers-2020-webinar" in run(
         "create", "--event", "ilo-migrant-workers-2020", "--list", "webinar"
     )
     assert "ilo-migrant-workers-2020-webinar" in run("list")
     assert "invitation" in run("show", "ilo-migrant-workers-2020-webinar")
     zones = run("preview", "ilo-migrant-workers-2020-webinar", "--zones")
-    assert "Nepal Time: Friday, June 26, 2020, 5:15 – 6:45 PM" in zones
+    assert f"Nepal Time: Friday, June {FRIDAY.day}, {YEAR}, 5:15 – 6:45 PM" in zones
     written = run("preview", "ilo-migrant-workers-2020-webinar", "--contact", "sita.gurung@welfarefund.example.org")
     assert ".eml" in written
     assert "no errors" in run("check", "ilo-migrant-workers-2020-webinar")

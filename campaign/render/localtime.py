@@ -20,7 +20,7 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.core import get_global
 from babel.dates import format_date, format_interval, format_time, get_timezone_gmt
 
@@ -59,7 +59,7 @@ def locale_of(tag: str | None) -> Locale:
     if tag:
         try:
             return Locale.parse(tag.replace("-", "_"))
-        except (ValueError, TypeError):
+        except (UnknownLocaleError, ValueError, TypeError):
             pass
     return Locale.parse(DEFAULT_LOCALE)
 
@@ -98,15 +98,15 @@ def _zone_name(local: datetime, zone: str, loc: Locale) -> str:
 
 def _location_name(ids: tuple[str, ...], loc: Locale) -> str | None:
     """CLDR's location format ("Türkiye Time", "Dawson Time") for a zone without a metazone name; None for
-    zones of no territory (Etc/GMT+5), which only have the GMT format."""
+    zones of no place (Etc/GMT+5 is filed under "ZZ"), which only have the GMT format."""
     zone_territories: Mapping[str, str] = get_global("zone_territories")
     territory = next((zone_territories[i] for i in ids if i in zone_territories), None)
-    if territory is None or territory == "001" or territory not in loc.territories:
+    if territory is None or territory == "ZZ":
         return None
     # The language's own region format: Babel's data for some regional locales (es-CO) holds the
     # summer-time variant ("hora de verano de %s") under the generic key.
     region_format = locale_of(loc.language).zone_formats["region"]
-    if len(get_global("territory_zones").get(territory, ())) == 1:
+    if territory in loc.territories and len(get_global("territory_zones").get(territory, ())) == 1:
         return str(region_format % loc.territories[territory])
     city = next((loc.time_zones[i]["city"] for i in ids if "city" in loc.time_zones.get(i, {})), None)
     return str(region_format % (city or ids[0].rsplit("/", 1)[-1].replace("_", " ")))
@@ -130,8 +130,9 @@ def session_times(starts_at: datetime, ends_at: datetime, zone: str | None, orga
     line = f"{name}: {when}"
     if zone is None:
         utc = ZoneInfo("UTC")
-        utc_when = _when(starts_at.astimezone(utc), ends_at.astimezone(utc), utc, loc)
-        line += f" ({_zone_name(starts_at, 'UTC', loc)}: {utc_when})"
+        start_utc = starts_at.astimezone(utc)
+        utc_when = _when(start_utc, ends_at.astimezone(utc), utc, loc)
+        line += f" ({_zone_name(start_utc, 'UTC', loc)}: {utc_when})"
     return SessionTimes(shown_zone, name, start, end, when, line, is_fallback=zone is None)
 
 

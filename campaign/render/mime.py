@@ -30,6 +30,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _ATOM_SAFE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
@@ -47,8 +48,12 @@ class Sender:
     reply_to: str | None = None
 
 
+@lru_cache(maxsize=4096)
 def header_value(text: str) -> str:
-    """A header value with controls removed; RFC 2047 encoded words when not ASCII or very long."""
+    """A header value with controls removed; RFC 2047 encoded words when not ASCII or very long.
+
+    Cached: a subject is usually shared by every recipient of a zone and locale.
+    """
     text = " ".join(_CONTROLS.sub(" ", text).split())
     if text.isascii() and len(text) <= 900:
         return text
@@ -79,7 +84,10 @@ def format_address(address: str, name: str | None) -> str:
     name = " ".join(_CONTROLS.sub(" ", name).split())
     if not name.isascii():
         return f"{_encoded_words(name)} <{address}>"
-    if _ATOM_SAFE.fullmatch(name) and len(name) < 200:
+    if len(name) > 200:
+        # Encoded words fold; a long quoted string would not, and could pass the 998-octet line limit.
+        return f"{_encoded_words(name)} <{address}>"
+    if _ATOM_SAFE.fullmatch(name):
         return f"{name} <{address}>"
     escaped = name.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}" <{address}>'
@@ -91,10 +99,14 @@ def encode_body(text: str) -> tuple[str, bytes]:
     ASCII with lines within 998 octets goes as 7bit, untouched (spam filters frown on base64 that was not
     needed); anything else as base64, which is C-fast here (quoted-printable costs 3x more per message).
     """
-    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    data = text.encode("utf-8")
+    # Line ends are normalised on bytes, which is cheaper than on (non-ASCII) str; RFC 2046 wants text
+    # in CRLF form before it is base64-encoded too.
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if data.isascii() and max(map(len, data.split(b"\n"))) <= 998:
         return "7bit", data.replace(b"\n", CRLF)
-    return "base64", base64_lines(data)
+    return "base64", base64_lines(data.replace(b"\n", CRLF))
 
 
 def base64_lines(data: bytes) -> bytes:

@@ -55,6 +55,7 @@ class RenderedMessage:
     html: str
     text: str
     template_names: Mapping[str, str]
+    unsubscribe_url: str
 
 
 def _viewer(ctx: Context) -> Viewer:
@@ -273,11 +274,13 @@ class WaveRenderer:
         """Subject, HTML and text for one recipient; raises :class:`TemplateError` naming template and line."""
         locale = contact.locale or self.default_locale
         templates = self.templates_for(locale, source=source)
-        ctx = self.context(contact, self.links.for_message(message_ref))
+        links = self.links.for_message(message_ref)
+        ctx = self.context(contact, links)
         try:
             subject_template = self._subject or templates.subject
             subject = " ".join(subject_template.render(ctx).split())
-            return RenderedMessage(subject, templates.html.render(ctx), templates.text.render(ctx), templates.names)
+            html, text = templates.html.render(ctx), templates.text.render(ctx)
+            return RenderedMessage(subject, html, text, templates.names, links.unsubscribe_url)
         except TemplateError:
             raise
         except Exception as exc:
@@ -285,10 +288,17 @@ class WaveRenderer:
                 f"{describe_render_error(exc, self.templates.directories)} (for {contact.email})"
             ) from exc
 
-    def build(self, contact: Contact, message_id: str, message_ref: int = 0, *, date: datetime | None = None) -> bytes:
+    def build(
+        self,
+        contact: Contact,
+        message_id: str,
+        message_ref: int = 0,
+        *,
+        date: datetime | None = None,
+        subject_prefix: str = "",
+    ) -> bytes:
         """The complete message bytes for one recipient."""
         rendered = self.render(contact, message_ref)
-        links = self.links.for_message(message_ref)
         calendar = None
         if self.calendar_method is CalendarMethod.REQUEST:
             calendar = self.calendar_bytes((contact.email, contact.display_name))
@@ -296,10 +306,10 @@ class WaveRenderer:
             message_id=message_id,
             to_address=contact.email,
             to_name=contact.display_name,
-            subject=rendered.subject,
+            subject=subject_prefix + rendered.subject,
             text=rendered.text,
             html=rendered.html,
-            unsubscribe_url=links.unsubscribe_url,
+            unsubscribe_url=rendered.unsubscribe_url,
             date=date or datetime.now(ZoneInfo("UTC")),
             calendar=calendar,
         )

@@ -47,6 +47,7 @@ _EXTENDS = re.compile(r"""\A\s*{%-?\s*extends\s+["']([^"']+)["']\s*-?%}""")
 _BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\w+)?\s*-?%}", re.S)
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 _SUPER = re.compile(r"{{-?\s*super\(\)\s*-?}}")
+_NESTED = re.compile(r"{%-?\s*block\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +84,11 @@ class TemplateSet:
 
     def resolve(self, name: str, part: str, locale: str | None) -> str:
         """The file name that serves ``part`` of ``name`` in ``locale``."""
-        for candidate in candidate_names(name, part, locale):
-            if any((d / candidate).is_file() for d in self.directories):
-                return candidate
+        # A campaign's own directory wins as a whole: its default beats a locale variant of the shared set.
+        for directory in self.directories:
+            for candidate in candidate_names(name, part, locale):
+                if (directory / candidate).is_file():
+                    return candidate
         raise TemplateError(f"no template {name}.{_EXTENSIONS[part]} in {', '.join(map(str, self.directories))}")
 
     def source(self, name: str, locale: str | None) -> MessageTemplates:
@@ -177,17 +180,19 @@ def flatten(source: str, load: Callable[[str], str], name: str) -> str:
     layout = flatten(load(layout_name), load, layout_name)
     child_blocks = {m.group(1): m.group(2) for m in _BLOCK.finditer(source, match.end())}
     for block_name, body in child_blocks.items():
-        if "{% block" in body or "{%- block" in body:
+        if _NESTED.search(body):
             raise TemplateError(f"{name}: block {block_name!r} contains another block; nested blocks are not supported")
 
     def fill(m: re.Match[str]) -> str:
         default = m.group(2)
-        if "{% block" in default or "{%- block" in default:
+        if _NESTED.search(default):
             raise TemplateError(
                 f"{layout_name}: block {m.group(1)!r} contains another block; nested blocks are not supported"
             )
         body = child_blocks.get(m.group(1))
-        return default if body is None else _SUPER.sub(lambda _: default, body)
+        filled = default if body is None else _SUPER.sub(lambda _: default, body)
+        # The block markers stay, so that a template extending this one (three levels) can still fill them.
+        return f"{{% block {m.group(1)} %}}{filled}{{% endblock %}}"
 
     return _BLOCK.sub(fill, layout)
 
