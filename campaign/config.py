@@ -83,6 +83,39 @@ class RenderSettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """How messages leave: the built-in capture server, or a relay (several, with weights and failover)."""
+
+    mode: str = "capture"
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    timeout_seconds: float = 30.0
+    weight: int = 1
+    servers: tuple[str, ...] = ()
+    concurrency: int = 10
+    mailbox: str = "data/mailbox"
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """The delivery worker: batches, leases, rate limits, retries and the failure breaker."""
+
+    batch_size: int = 200
+    lease_seconds: int = 120
+    poll_seconds: float = 2.0
+    rate_per_second: float = 0.0
+    rate_per_hour: float = 0.0
+    per_domain_per_second: float = 0.0
+    retry_initial_minutes: float = 5.0
+    retry_max_minutes: float = 67.0
+    lifetime_hours: float = 120.0
+    breaker_window: int = 50
+    breaker_threshold: float = 0.8
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings. ``root`` is the directory of the configuration file."""
 
@@ -93,6 +126,8 @@ class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     links: LinkSettings = field(default_factory=LinkSettings)
     render: RenderSettings = field(default_factory=RenderSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     @property
     def data_dir(self) -> Path:
@@ -122,6 +157,8 @@ _SECTIONS: dict[str, type] = {
     "mail": MailSettings,
     "links": LinkSettings,
     "render": RenderSettings,
+    "smtp": SmtpSettings,
+    "delivery": DeliverySettings,
 }
 
 
@@ -202,12 +239,16 @@ def _check_type(value: Any, expected: type, where: str) -> Any:
         return float(value)
     if expected in (str, bool) and isinstance(value, expected):
         return value
+    if expected == tuple[str, ...] and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
     raise ConfigError(f"{where} must be {_type_name(expected)}, got {type(value).__name__} {value!r}")
 
 
 def _coerce_env(text: str, expected: type, env_name: str) -> Any:
     if expected is str:
         return text
+    if expected == tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
     if expected is bool:
         lowered = text.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -223,4 +264,5 @@ def _coerce_env(text: str, expected: type, env_name: str) -> Any:
 
 
 def _type_name(expected: type) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[expected]
+    names: dict[Any, str] = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return names.get(expected, "a list of strings")

@@ -42,3 +42,40 @@ class StorageError(CampaignError):
 
 class TemplateError(CampaignError, ValueError):
     """A template cannot be loaded or rendered; the message names the template and line."""
+
+
+class DeliveryError(CampaignError):
+    """Sending one message failed. ``code`` and ``reply`` carry the SMTP server's answer, when there was one."""
+
+    def __init__(self, message: str, code: int | None = None, reply: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reply = reply
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth trying again later: a 4xx reply, a dropped connection, a timeout."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Trying again will not help: a 5xx reply."""
+
+
+class RecipientRefusedError(PermanentDeliveryError):
+    """The server refused the recipient (5xx at RCPT): the address bounces and is suppressed."""
+
+
+class MessageRejectedError(PermanentDeliveryError):
+    """The server refused the message itself (5xx at MAIL or DATA)."""
+
+
+class SmtpConnectionError(TransientDeliveryError, ConnectionError):
+    """The SMTP server could not be reached, or dropped the connection."""
+
+
+class SmtpTimeoutError(TransientDeliveryError, TimeoutError):
+    """The SMTP server did not answer in time."""
+
+
+class SmtpAuthenticationError(TransientDeliveryError, PermissionError):
+    """The SMTP server refused our credentials: a configuration problem, not the recipient's."""

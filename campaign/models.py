@@ -54,7 +54,8 @@ CAMPAIGN_TRANSITIONS: Mapping[CampaignStatus, frozenset[CampaignStatus]] = {
         {CampaignStatus.SCHEDULED, CampaignStatus.PAUSED, CampaignStatus.SENT, CampaignStatus.CANCELLED}
     ),
     CampaignStatus.PAUSED: frozenset({CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.CANCELLED}),
-    CampaignStatus.SENT: frozenset(),
+    # A sent campaign reopens when failed messages are retried on purpose.
+    CampaignStatus.SENT: frozenset({CampaignStatus.SENDING}),
     CampaignStatus.CANCELLED: frozenset(),
 }
 

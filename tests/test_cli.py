@@ -156,11 +156,16 @@ def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -
     for name in ("contacts.csv", "contacts-with-errors.csv"):
         shutil.copy(DATA / name, tmp_path / "data" / name)
     config = tmp_path / "config.toml"
-    config.write_text("")
+    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
     for _ in range(2):
         result = run(config, "demo")
         assert result.exit_code == 0, result.output
         assert "41 rows into list 'demo': 41 new" in result.output
         assert "Asia/Kathmandu" in result.output
+        assert "Delivery: 41 sent" in result.output
+        assert "Campaign demo-invitation is sent." in result.output
+        captured = list((tmp_path / "data" / "demo" / "mailbox").glob("*.eml"))
+        assert len(captured) == 41  # a fresh mailbox each run, not 82
     assert (tmp_path / "data" / "demo" / "campaign.db").exists()
+    assert (tmp_path / "data" / "demo" / "previews" / "demo-invitation").is_dir()
     assert not (tmp_path / "data" / "campaign.db").exists()

@@ -17,6 +17,16 @@ from campaign.cli.app import App
 from campaign.cli.campaigns import check_command, create_command, list_command, preview_command, show_command
 from campaign.cli.contacts import contacts_group, lists_command
 from campaign.cli.database import db_group, init_command
+from campaign.cli.delivery import (
+    cancel_command,
+    launch_command,
+    mailbox_command,
+    pause_command,
+    resume_command,
+    retry_command,
+    send_command,
+    test_send_command,
+)
 from campaign.cli.demo import demo_command
 from campaign.cli.events import events_group
 from campaign.exceptions import CampaignError
@@ -59,6 +69,17 @@ cli.add_command(list_command)
 cli.add_command(show_command)
 cli.add_command(preview_command)
 cli.add_command(check_command)
+for command in (
+    launch_command,
+    pause_command,
+    resume_command,
+    cancel_command,
+    retry_command,
+    test_send_command,
+    send_command,
+    mailbox_command,
+):
+    cli.add_command(command)
 cli.add_command(demo_command)
 
 

@@ -1,26 +1,27 @@
-"""``campaign demo``: the whole pipeline on sample data, in a fresh demo database."""
+"""``campaign demo``: the whole pipeline on sample data, in a fresh database under data/demo/."""
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.contacts import print_report
+from campaign.cli.delivery import check_errors_shown, print_summary
 from campaign.cli.events import when
 from campaign.cli.output import table
-from campaign.services.demo import DEMO_LIST, reset_demo_database, run_demo
+from campaign.services.demo import DEMO_LIST, run_demo
 
 
 @click.command("demo")
 @pass_app
 def demo_command(app: App) -> None:
-    """Run the demo on data/contacts.csv and the sample event, in a fresh database under data/demo/."""
-    data_dir = app.settings.data_dir
-    db = reset_demo_database(data_dir)
-    try:
-        result = run_demo(db, data_dir)
-    finally:
-        db.dispose()
+    """Run the whole pipeline on data/contacts.csv and the sample webinar, in a fresh data/demo/ database."""
+    started = time.monotonic()
+    with check_errors_shown():
+        result = asyncio.run(run_demo(app.settings, app.signing_key(), app.settings.data_dir))
     click.echo(f"Demo database: {result.database}\n")
     for report in result.imports:
         print_report(report)
@@ -29,5 +30,12 @@ def demo_command(app: App) -> None:
     click.echo(f"  moved into the near future, same wall-clock time: {when(result.event)}\n")
     click.echo(f"Audience of list {DEMO_LIST!r} by time zone:")
     table(("time zone", "contacts"), sorted(result.zones.items()))
-    click.echo("\nLook around in the demo database, for example:")
-    click.echo(f"  CAMPAIGN_DATABASE_URL={result.database} campaign contacts list --list {DEMO_LIST}")
+    click.echo(
+        f"\nLaunched {result.launch.campaign}: checks passed for {result.launch.report.contacts} contacts; "
+        f"{result.launch.queued} queued, {result.launch.suppressed} suppressed."
+    )
+    print_summary(result.delivery)
+    click.echo(f"\nDone in {time.monotonic() - started:.1f} s. Look at what was sent:")
+    click.echo(f"  the captured messages (.eml): {result.mailbox}")
+    click.echo(f"  one contact's invitation as HTML: {result.preview.html_path}")
+    click.echo(f"  or list them: CAMPAIGN_SMTP_MAILBOX={result.mailbox} campaign mailbox")

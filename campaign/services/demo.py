@@ -1,25 +1,33 @@
-"""The demo: a fresh database, the sample contacts and the sample event, through as much of the pipeline as
-exists. Safe to run again: it starts from an empty demo database every time."""
+"""The demo: the whole pipeline on sample data, in a fresh database. Safe to run again: it starts from an
+empty demo database (and an empty demo mailbox) every time."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from campaign.config import Settings
 from campaign.models import Event
 from campaign.rules.event_fields import move_to_date, wall_clock
+from campaign.services.campaigns import create_campaign
 from campaign.services.contact_import import ImportReport, import_contacts
 from campaign.services.contacts import find_contacts
 from campaign.services.database import init_database
+from campaign.services.dispatch import DispatchSummary, send_due
 from campaign.services.events import add_event, read_event_file
+from campaign.services.lifecycle import LaunchResult, launch
+from campaign.services.rendering import Preview, preview_contact
+from campaign.services.transport import smtp_servers
 from campaign.store.engine import Database
 
 DEMO_LIST = "demo"
 DEMO_EVENT_FILE = Path("events/ilo-migrant-workers-2020.toml")
 DEMO_CONTACTS = Path("contacts.csv")
 DEMO_CONTACTS_WITH_ERRORS = Path("contacts-with-errors.csv")
+DEMO_PREVIEW_CONTACT = "maria.santos@dole.example.org"
 # Far enough ahead that every reminder wave (up to a week before) still lies in the future.
 LEAD_TIME = timedelta(days=14)
 
@@ -32,39 +40,66 @@ class DemoResult:
     imports: list[ImportReport]
     event: Event
     zones: Counter[str]
+    launch: LaunchResult
+    delivery: DispatchSummary
+    mailbox: Path
+    preview: Preview
 
 
-def demo_database_path(data_dir: Path) -> Path:
-    """The demo's own SQLite file: the demo never touches the configured database."""
-    return data_dir / "demo" / "campaign.db"
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own database, mailbox and previews under ``data/demo/``, always through the capture server."""
+    demo_dir = settings.data_dir / "demo"
+    return replace(
+        settings,
+        database=replace(settings.database, url=f"sqlite:///{demo_dir / 'campaign.db'}"),
+        smtp=replace(settings.smtp, mode="capture", mailbox=str(demo_dir / "mailbox")),
+        render=replace(settings.render, preview_dir=str(demo_dir / "previews")),
+    )
 
 
-def reset_demo_database(data_dir: Path) -> Database:
-    """Delete the demo database (and its WAL files) and create it afresh."""
-    path = demo_database_path(data_dir)
-    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        leftover.unlink(missing_ok=True)
-    db = Database(f"sqlite:///{path}")
+def reset_demo(settings: Settings) -> Database:
+    """Remove the previous demo's files and create its database afresh."""
+    shutil.rmtree(settings.data_dir / "demo", ignore_errors=True)
+    db = Database(settings.database_url)
     init_database(db)
     return db
 
 
-def run_demo(db: Database, samples: Path, today: date | None = None) -> DemoResult:
-    """Import the sample contacts (and the file with errors), add the sample event moved into the near future."""
-    today = today or datetime.now(UTC).date()
-    imports = [
-        import_contacts(db, samples / DEMO_CONTACTS, DEMO_LIST),
-        import_contacts(db, samples / DEMO_CONTACTS_WITH_ERRORS, "demo-errors"),
-    ]
-    values = read_event_file(samples / DEMO_EVENT_FILE)
-    original_day = wall_clock(values["starts_at"], values["timezone"]).date()
-    day = _same_weekday_after(original_day, today + LEAD_TIME)
-    values["starts_at"], values["ends_at"] = move_to_date(
-        values["starts_at"], values["ends_at"], values["timezone"], day
-    )
-    event = add_event(db, values)
-    zones = Counter(c.timezone or "(none)" for c in find_contacts(db, list_name=DEMO_LIST))
-    return DemoResult(database=db.describe(), imports=imports, event=event, zones=zones)
+async def run_demo(settings: Settings, key: bytes, samples: Path, today: date | None = None) -> DemoResult:
+    """Import, add the event moved into the near future, create, check, launch, send, preview."""
+    settings = demo_settings(settings)
+    db = reset_demo(settings)
+    try:
+        today = today or datetime.now(UTC).date()
+        imports = [
+            import_contacts(db, samples / DEMO_CONTACTS, DEMO_LIST),
+            import_contacts(db, samples / DEMO_CONTACTS_WITH_ERRORS, "demo-errors"),
+        ]
+        values = read_event_file(samples / DEMO_EVENT_FILE)
+        original_day = wall_clock(values["starts_at"], values["timezone"]).date()
+        day = _same_weekday_after(original_day, today + LEAD_TIME)
+        values["starts_at"], values["ends_at"] = move_to_date(
+            values["starts_at"], values["ends_at"], values["timezone"], day
+        )
+        event = add_event(db, values)
+        zones = Counter(c.timezone or "(none)" for c in find_contacts(db, list_name=DEMO_LIST))
+        details = create_campaign(db, event_ref=event.slug, list_name=DEMO_LIST, name="demo-invitation")
+        launched = launch(db, settings, key, details.campaign.name)
+        with smtp_servers(settings) as servers:
+            delivery = await send_due(db, settings, key, servers, campaign_ref=details.campaign.name)
+        preview = preview_contact(db, settings, key, details.campaign.name, DEMO_PREVIEW_CONTACT)
+        return DemoResult(
+            database=db.describe(),
+            imports=imports,
+            event=event,
+            zones=zones,
+            launch=launched,
+            delivery=delivery,
+            mailbox=settings.resolve(settings.smtp.mailbox),
+            preview=preview,
+        )
+    finally:
+        db.dispose()
 
 
 def _same_weekday_after(original: date, earliest: date) -> date:

@@ -147,6 +147,9 @@ def check_campaign(db: Database, settings: Settings, key: bytes, campaign_ref: s
     """Check every wave of a campaign against its whole audience; see the module doc."""
     details = get_campaign(db, campaign_ref)
     report = CheckReport(details.campaign.name)
+    if details.event.starts_at <= datetime.now(UTC):
+        started = f"{details.event.starts_at:%Y-%m-%d %H:%M} UTC"
+        report.errors.append(f"the event started at {started}: inviting to it now is useless")
     contacts = list(find_contacts(db, list_name=details.campaign.list_name))
     report.contacts = len(contacts)
     if not contacts:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus
 from campaign.store.tables import campaigns, lists, waves
@@ -82,3 +82,24 @@ def waves_of(conn: Connection, campaign_id: int) -> list[Wave]:
     """A campaign's waves in creation order."""
     stmt = select(waves).where(waves.c.campaign_id == campaign_id).order_by(waves.c.id)
     return [to_wave(r) for r in conn.execute(stmt)]
+
+
+def set_status(conn: Connection, campaign_id: int, status: CampaignStatus, reason: str | None, now: datetime) -> None:
+    """Set a campaign's status and the reason shown beside it."""
+    values: dict[str, Any] = {"status": status.value, "status_reason": reason, "updated_at": now}
+    if status is CampaignStatus.SENDING:
+        values["launched_at"] = func.coalesce(campaigns.c.launched_at, now)
+    conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(values))
+
+
+def set_wave_status(conn: Connection, wave_id: int, status: WaveStatus, now: datetime) -> None:
+    """Set a wave's status (``enqueued`` also stamps when)."""
+    values: dict[str, Any] = {"status": status.value}
+    if status is WaveStatus.ENQUEUED:
+        values["enqueued_at"] = now
+    conn.execute(update(waves).where(waves.c.id == wave_id).values(values))
+
+
+def waves_by_id(conn: Connection, wave_ids: list[int]) -> dict[int, Wave]:
+    """Waves by id."""
+    return {w.id: w for w in (to_wave(r) for r in conn.execute(select(waves).where(waves.c.id.in_(wave_ids))))}

@@ -115,3 +115,10 @@ def search(
 def count(conn: Connection) -> int:
     """How many contacts there are."""
     return conn.scalar(select(func.count()).select_from(contacts)) or 0
+
+
+def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Contact]:
+    """Contacts by id."""
+    if not ids:
+        return {}
+    return {row.id: to_contact(row) for row in conn.execute(select(contacts).where(contacts.c.id.in_(ids)))}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Connection, select
 
+from campaign.models import SuppressionReason
+from campaign.store.dialect import insert_ignoring_conflicts
 from campaign.store.tables import suppressions
 
 
@@ -15,3 +18,18 @@ def reasons_for(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
         return {}
     stmt = select(suppressions.c.email_key, suppressions.c.reason).where(suppressions.c.email_key.in_(keys))
     return {key: reason for key, reason in conn.execute(stmt)}  # noqa: C416 - Result has keys(): dict() would misread it
+
+
+def add(
+    conn: Connection,
+    email_key: str,
+    reason: SuppressionReason,
+    detail: str | None,
+    message_id: int | None,
+    now: datetime,
+) -> None:
+    """Suppress an address by its key; an existing suppression is kept as it is."""
+    conn.execute(
+        insert_ignoring_conflicts(conn, suppressions),
+        {"email_key": email_key, "reason": reason.value, "detail": detail, "message_id": message_id, "created_at": now},
+    )

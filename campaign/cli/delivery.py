@@ -1,0 +1,187 @@
+"""``campaign launch|pause|resume|cancel|retry|test-send|send|mailbox``."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import sys
+import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from campaign.cli.app import App, pass_app
+from campaign.cli.output import table
+from campaign.mail.capture import mailbox
+from campaign.models import CampaignStatus
+from campaign.services.dispatch import DispatchSummary, due_count, send_due, send_parallel
+from campaign.services.lifecycle import CheckFailedError, launch, move, retry_failed
+from campaign.services.sending import send_test
+from campaign.services.transport import smtp_servers
+
+
+@click.command("launch")
+@click.argument("campaign")
+@pass_app
+def launch_command(app: App, campaign: str) -> None:
+    """Check a CAMPAIGN, then enqueue its invitation and start sending (`campaign send` delivers)."""
+    with check_errors_shown():
+        result = launch(app.database(), app.settings, app.signing_key(), campaign)
+    click.echo(f"Launched {result.campaign}: {result.queued} messages queued, {result.suppressed} suppressed.")
+    click.echo(f"Next: campaign send --campaign {result.campaign}")
+
+
+@contextmanager
+def check_errors_shown() -> Iterator[None]:
+    """Print each error of a refused launch before the one-line refusal."""
+    try:
+        yield
+    except CheckFailedError as exc:
+        for error in exc.report.errors:
+            click.echo(f"error: {error}")
+        raise
+
+
+def _move(app: App, campaign: str, target: CampaignStatus, verb: str) -> None:
+    details = move(app.database(), campaign, target)
+    click.echo(f"{verb} {details.campaign.name}: now {details.campaign.status}")
+
+
+@click.command("pause")
+@click.argument("campaign")
+@pass_app
+def pause_command(app: App, campaign: str) -> None:
+    """Pause a CAMPAIGN: workers send nothing more of it until it is resumed."""
+    _move(app, campaign, CampaignStatus.PAUSED, "Paused")
+
+
+@click.command("resume")
+@click.argument("campaign")
+@pass_app
+def resume_command(app: App, campaign: str) -> None:
+    """Resume a paused CAMPAIGN (also one that paused itself after repeated failures)."""
+    _move(app, campaign, CampaignStatus.SENDING, "Resumed")
+
+
+@click.command("cancel")
+@click.argument("campaign")
+@pass_app
+def cancel_command(app: App, campaign: str) -> None:
+    """Cancel a CAMPAIGN: its unsent messages are cancelled."""
+    _move(app, campaign, CampaignStatus.CANCELLED, "Cancelled")
+
+
+@click.command("retry")
+@click.argument("campaign")
+@click.option("--failed", is_flag=True, required=True, help="Re-queue failed and expired messages.")
+@pass_app
+def retry_command(app: App, campaign: str, failed: bool) -> None:
+    """Re-queue a CAMPAIGN's failed and expired messages on purpose."""
+    click.echo(f"{retry_failed(app.database(), campaign)} messages queued again")
+
+
+@click.command("test-send")
+@click.argument("campaign")
+@click.option("--to", "to", required=True, help="Staff address to send the test message to.")
+@click.option("--as", "as_contact", help="Render as this contact (default: the first of the audience).")
+@pass_app
+def test_send_command(app: App, campaign: str, to: str, as_contact: str | None) -> None:
+    """Send one rendered message of a CAMPAIGN to a staff address (not counted in reports)."""
+    with smtp_servers(app.settings) as servers:
+        result = asyncio.run(
+            send_test(app.database(), app.settings, app.signing_key(), servers, campaign, to, as_contact)
+        )
+    click.echo(f"Sent a test of {campaign} as {result.rendered_as} to {result.to}: {result.reply}")
+    if app.settings.smtp.mode == "capture":
+        click.echo(f"Captured in {app.settings.resolve(app.settings.smtp.mailbox)}")
+
+
+@click.command("send")
+@click.option("--campaign", "campaign", help="Only this campaign (default: every campaign that is sending).")
+@click.option("--wait", is_flag=True, help="Keep running: wait for retries and newly queued messages.")
+@click.option(
+    "--processes", type=click.IntRange(min=1), default=1, show_default=True, help="Sender processes sharing the queue."
+)
+@pass_app
+def send_command(app: App, campaign: str | None, wait: bool, processes: int) -> None:
+    """Deliver queued messages in the foreground, then print a summary."""
+    if processes > 1:
+        with smtp_servers(app.settings) as servers:
+            app.database()  # fail early, with the usual message, on a missing schema
+            summary = send_parallel(
+                app.settings, app.signing_key(), servers, processes, campaign_ref=campaign, wait=wait
+            )
+    else:
+        summary = deliver(app, campaign, wait)
+    print_summary(summary)
+
+
+def deliver(app: App, campaign: str | None, wait: bool = False) -> DispatchSummary:
+    """Run the delivery worker with a progress display on a terminal."""
+    db, settings = app.database(), app.settings
+    with smtp_servers(settings) as servers:
+        if not sys.stderr.isatty():
+            return asyncio.run(send_due(db, settings, app.signing_key(), servers, campaign_ref=campaign, wait=wait))
+        total = due_count(db, campaign)
+        with click.progressbar(length=max(total, 1), label="Sending", file=sys.stderr, show_pos=True) as bar:
+            return asyncio.run(
+                send_due(
+                    db,
+                    settings,
+                    app.signing_key(),
+                    servers,
+                    campaign_ref=campaign,
+                    wait=wait,
+                    progress=lambda _: bar.update(1),
+                )
+            )
+
+
+def print_summary(summary: DispatchSummary) -> None:
+    """One line of counts, then paused and finished campaigns."""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items())) or "nothing was due"
+    click.echo(f"Delivery: {counts}")
+    for paused in summary.paused:
+        click.echo(f"Paused {paused}")
+    for name in summary.finished:
+        click.echo(f"Campaign {name} is sent.")
+
+
+@click.command("mailbox")
+@click.option("--show", "show", type=int, help="Print message number N (from the list).")
+@click.option("--open", "open_n", type=int, help="Open message number N's HTML part in a browser.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="How many of the latest.")
+@pass_app
+def mailbox_command(app: App, show: int | None, open_n: int | None, limit: int) -> None:
+    """List the messages captured by the built-in SMTP server (to, subject, time), or print or open one."""
+    directory = app.settings.resolve(app.settings.smtp.mailbox)
+    messages = mailbox(directory)
+    if show is not None or open_n is not None:
+        number = show if show is not None else open_n
+        assert number is not None
+        if not 1 <= number <= len(messages):
+            raise click.ClickException(f"no message {number} (the mailbox has {len(messages)})")
+        path = messages[number - 1].path
+        if show is not None:
+            click.echo(path.read_bytes().decode("utf-8", "replace"))
+        else:
+            _open_html(path)
+        return
+    first = max(len(messages) - limit, 0)
+    rows = [(n, m.date, m.to, m.subject[:70]) for n, m in enumerate(messages, 1)][first:]
+    table(("#", "date", "to", "subject"), rows)
+    click.echo(f"{len(messages)} messages in {directory}")
+
+
+def _open_html(path: Path) -> None:
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    body = message.get_body(("html",))
+    if body is None:
+        raise click.ClickException(f"{path} has no HTML part")
+    html_path = path.with_suffix(".html")
+    html_path.write_text(body.get_content(), encoding="utf-8")
+    webbrowser.open(html_path.as_uri())
+    click.echo(f"Opened {html_path}")

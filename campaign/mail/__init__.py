@@ -1,0 +1,1 @@
+"""Mail transport: the SMTP sender pool and the built-in capture server."""

@@ -1,0 +1,101 @@
+"""The built-in capture SMTP server: real SMTP on 127.0.0.1, every message kept as an .eml file.
+
+A new user sees real emails without a mail account: the CLI starts :class:`CaptureServer` in-process on a
+free port and delivers to it over SMTP like to any relay. Each message is written to the mailbox
+directory atomically (temporary file, then rename), named so that listing the directory sorts by arrival.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope, Session
+
+_COUNTER = itertools.count()
+
+
+class _MailboxHandler:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        # Record the envelope like a delivering MTA would, so a captured file shows who it was really for.
+        head = f"X-Captured-From: {envelope.mail_from}\r\nX-Captured-To: {', '.join(envelope.rcpt_tos)}\r\n"
+        name = f"{time.time_ns()}-{os.getpid()}-{next(_COUNTER):06d}.eml"
+        tmp = self.directory / f".{name}.tmp"
+        tmp.write_bytes(head.encode() + content)
+        tmp.rename(self.directory / name)
+        return "250 2.0.0 OK captured"
+
+
+class _FreePortController(Controller):
+    """aiosmtpd's Controller probes the port it was given; with port 0 it must probe the one it got."""
+
+    def _trigger_server(self) -> None:
+        server: Any = self.server
+        self.port = server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]
+
+
+class CaptureServer:
+    """An aiosmtpd server on 127.0.0.1 that stores every message under ``directory``. A context manager."""
+
+    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._controller = _FreePortController(
+            _MailboxHandler(directory), hostname=host, port=port, server_hostname="capture"
+        )
+
+    @property
+    def host(self) -> str:
+        """Where it listens."""
+        return str(self._controller.hostname)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (chosen by the system when 0 was asked)."""
+        return int(self._controller.port)
+
+    def __enter__(self) -> CaptureServer:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedMessage:
+    """A message in the mailbox."""
+
+    path: Path
+    to: str
+    subject: str
+    date: str
+
+
+def mailbox(directory: Path) -> list[CapturedMessage]:
+    """The captured messages, oldest first."""
+    if not directory.is_dir():
+        return []
+    parser = BytesHeaderParser(policy=default_policy)
+    found = []
+    for path in sorted(directory.glob("*.eml")):
+        with open(path, "rb") as fh:
+            headers = parser.parse(fh)
+        found.append(
+            CapturedMessage(
+                path, str(headers.get("To", "")), str(headers.get("Subject", "")), str(headers.get("Date", ""))
+            )
+        )
+    return found

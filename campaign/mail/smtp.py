@@ -1,0 +1,162 @@
+"""Sending over SMTP with aiosmtplib: reused connections, several servers with weights and failover.
+
+Contract: :meth:`SmtpConnection.send` returns the server's reply to DATA (a 250) or raises a
+:class:`~campaign.exceptions.DeliveryError` subclass that says what to do: transient (try again later),
+:class:`RecipientRefusedError` (5xx at RCPT: bounce), :class:`MessageRejectedError` (5xx at MAIL/DATA: fail).
+Callers never see aiosmtplib's exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import aiosmtplib
+
+from campaign.exceptions import (
+    DeliveryError,
+    MessageRejectedError,
+    RecipientRefusedError,
+    SmtpAuthenticationError,
+    SmtpConnectionError,
+    SmtpTimeoutError,
+    TransientDeliveryError,
+)
+
+Security = Literal["starttls", "tls", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    """One SMTP server (relay) to send through."""
+
+    host: str
+    port: int
+    security: Security = "starttls"
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    weight: int = 1
+    local_hostname: str | None = None
+
+    def describe(self) -> str:
+        """``host:port``."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(slots=True)
+class ServerChooser:
+    """Picks a server by weight, avoiding servers that failed recently (failover)."""
+
+    servers: Sequence[SmtpServer]
+    cooldown: float = 30.0
+    _down_until: dict[SmtpServer, float] = field(default_factory=dict)
+
+    def choose(self) -> SmtpServer:
+        """A server that is up (by weight), or, when all are down, the one that comes back first."""
+        now = time.monotonic()
+        up = [s for s in self.servers if self._down_until.get(s, 0.0) <= now]
+        if not up:
+            return min(self.servers, key=lambda s: self._down_until.get(s, 0.0))
+        return random.choices(up, weights=[s.weight for s in up])[0]
+
+    def failed(self, server: SmtpServer) -> None:
+        """Mark a server as down for the cooldown."""
+        if len(self.servers) > 1:
+            self._down_until[server] = time.monotonic() + self.cooldown
+
+
+class SmtpConnection:
+    """One reused SMTP session, reconnecting (to a chosen server) when needed."""
+
+    def __init__(self, chooser: ServerChooser) -> None:
+        self._chooser = chooser
+        self._client: aiosmtplib.SMTP | None = None
+        self._server: SmtpServer | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        server = self._chooser.choose()
+        client = aiosmtplib.SMTP(
+            hostname=server.host,
+            port=server.port,
+            timeout=server.timeout,
+            use_tls=server.security == "tls",
+            start_tls=server.security == "starttls",
+            username=server.username,
+            password=server.password,
+            local_hostname=server.local_hostname,
+            tls_context=ssl.create_default_context() if server.security != "none" else None,
+        )
+        try:
+            await client.connect()
+        except BaseException as exc:
+            self._chooser.failed(server)
+            raise _classify(exc, server) from exc
+        self._client, self._server = client, server
+        return client
+
+    async def send(self, sender: str, recipient: str, data: bytes) -> str:
+        """Send one message; returns the server's reply to the end of DATA."""
+        client = self._client if self._client is not None and self._client.is_connected else await self._connect()
+        server = self._server
+        assert server is not None
+        try:
+            _errors, reply = await client.sendmail(sender, [recipient], data)
+        except BaseException as exc:
+            error = _classify(exc, server)
+            if isinstance(error, TransientDeliveryError):
+                # After a 4xx or a broken session, start the next message on a fresh connection.
+                await self.close()
+                if isinstance(error, SmtpConnectionError | SmtpTimeoutError):
+                    self._chooser.failed(server)
+            elif self._client is not None and self._client.is_connected:
+                # A refused recipient or message leaves the session usable, once reset.
+                try:
+                    await self._client.rset()
+                except aiosmtplib.SMTPException:
+                    await self.close()
+            raise error from exc
+        return reply
+
+    async def close(self) -> None:
+        """Say QUIT (politely, briefly) and drop the session."""
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await asyncio.wait_for(client.quit(), timeout=2)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+
+def _classify(exc: BaseException, server: SmtpServer) -> DeliveryError:
+    where = server.describe()
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        refused = exc.recipients[0] if exc.recipients else None
+        code, message = (refused.code, refused.message) if refused else (None, str(exc))
+        return _by_code(code, message, "recipient refused", RecipientRefusedError)
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPDataError):
+        kind = RecipientRefusedError if isinstance(exc, aiosmtplib.SMTPRecipientRefused) else MessageRejectedError
+        return _by_code(exc.code, exc.message, "refused", kind)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return SmtpAuthenticationError(
+            f"{where}: authentication failed: {exc.code} {exc.message}", exc.code, exc.message
+        )
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return SmtpTimeoutError(f"{where}: timed out: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return _by_code(exc.code, exc.message, "error", MessageRejectedError)
+    if isinstance(exc, aiosmtplib.SMTPException | OSError):
+        return SmtpConnectionError(f"{where}: connection failed: {exc}")
+    raise exc
+
+
+def _by_code(code: int | None, message: str, what: str, permanent: type[DeliveryError]) -> DeliveryError:
+    text = f"{what}: {code} {message}".strip()
+    if code is not None and 500 <= code < 600:
+        return permanent(text, code, message)
+    return TransientDeliveryError(text, code, message)

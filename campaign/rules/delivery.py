@@ -1,0 +1,92 @@
+"""Delivery policy: retry backoff, giving up, rate limiting and the failure-rate breaker. Pure: every
+function takes the time it needs as an argument, so each rule is tested without a clock or a network."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff as Postfix does it: 5 minutes doubling up to about an hour, for a limited lifetime.
+
+    An invitation after its session has started is useless, so a message also gives up when its next
+    attempt would fall after the event start.
+    """
+
+    initial: timedelta = timedelta(minutes=5)
+    maximum: timedelta = timedelta(minutes=67)
+    lifetime: timedelta = timedelta(days=5)
+    jitter: float = 0.1
+
+    def delay(self, attempts: int, message_id: int = 0) -> timedelta:
+        """How long to wait after the ``attempts``-th failed attempt (1-based), with a small, stable jitter.
+
+        The jitter spreads retries of messages that failed together (a server outage) so they do not all
+        return at the same second; it is derived from the message id, so it is reproducible.
+        """
+        base = min(self.initial * (2 ** max(attempts - 1, 0)), self.maximum)
+        spread = ((message_id * 2654435761) % 1000) / 1000  # 0 <= spread < 1, well mixed across ids
+        delay: timedelta = base * (1 + self.jitter * (2 * spread - 1))
+        return delay
+
+    def next_attempt(
+        self, *, attempts: int, now: datetime, queued_at: datetime, deadline: datetime | None, message_id: int = 0
+    ) -> datetime | None:
+        """When to try again, or None when the message should expire instead."""
+        at = now + self.delay(attempts, message_id)
+        if at - queued_at > self.lifetime or (deadline is not None and at >= deadline):
+            return None
+        return at
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """At most ``rate`` events per ``per`` seconds on average, in bursts of up to ``burst``."""
+
+    rate: float
+    per: float = 1.0
+    burst: float = 1.0
+    _tokens: float = field(init=False)
+    _stamp: float | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._tokens = self.burst
+
+    def take(self, now: float) -> float:
+        """Take one token at monotonic time ``now``; returns how long to wait before using it (0: go now)."""
+        if self._stamp is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate / self.per)
+        self._stamp = now
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else -self._tokens * self.per / self.rate
+
+
+@dataclass(slots=True)
+class FailureBreaker:
+    """Trips when the failure rate over the last ``window`` attempts reaches ``threshold``.
+
+    A server that is down or an authentication that broke fails every message; rather than burning through
+    the whole queue (and retry budgets), the campaign pauses and says why.
+    """
+
+    window: int = 50
+    threshold: float = 0.8
+    minimum: int = 20
+    _results: deque[bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._results = deque(maxlen=self.window)
+
+    def record(self, ok: bool) -> bool:
+        """Record an attempt; returns True when the breaker trips."""
+        self._results.append(ok)
+        failures = self._results.count(False)
+        return len(self._results) >= self.minimum and failures / len(self._results) >= self.threshold
+
+    @property
+    def failure_rate(self) -> float:
+        """Failures over the recent window (0 when empty)."""
+        return self._results.count(False) / len(self._results) if self._results else 0.0

@@ -1,0 +1,444 @@
+"""The delivery worker: claim due messages under a lease, render, send over SMTP, record the result.
+
+Guarantees:
+
+* A message becomes ``sent`` only after the server's 250, and each sender records its result durably
+  before it takes the next message (results are committed in groups, so this costs one transaction per
+  group, not per message). If the process dies at any moment, at most one message per SMTP connection was
+  sent but not recorded: duplicates are bounded by the configured concurrency. Everything else it held is
+  simply leased, and sent by the next worker once the lease expires: nothing is lost.
+* 4xx replies, dropped connections and timeouts defer the message with exponential backoff; it expires when
+  its lifetime ends or the event has started. 5xx at RCPT bounces it and suppresses the address; 5xx at
+  DATA fails it. A template error for one contact fails that message and never blocks the rest.
+* When most recent attempts of a campaign fail (server down, credentials broken) the campaign pauses itself,
+  with the reason in its status, instead of burning through the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from campaign.config import Settings
+from campaign.exceptions import (
+    DeliveryError,
+    PermanentDeliveryError,
+    RecipientRefusedError,
+    TemplateError,
+    TransientDeliveryError,
+)
+from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
+from campaign.models import CampaignStatus, Contact, MessageStatus, SuppressionReason, Wave, WaveKind
+from campaign.render.personalise import WaveRenderer
+from campaign.rules.contact_fields import email_key
+from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
+from campaign.services.campaigns import get_campaign
+from campaign.services.rendering import message_id_for, wave_renderer
+from campaign.store import campaigns as campaign_store
+from campaign.store import contacts as contact_store
+from campaign.store import outbox
+from campaign.store import suppressions as suppression_store
+from campaign.store.engine import Database
+from campaign.store.outbox import ClaimedMessage
+
+Progress = Callable[[str], None]
+"""Called with the final status of each message as it is recorded."""
+
+
+@dataclass
+class DispatchSummary:
+    """What one run of the worker did."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    paused: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+
+    def add(self, status: str) -> None:
+        """Count one recorded result."""
+        self.counts[status] = self.counts.get(status, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    message: ClaimedMessage
+    contact: Contact
+    wave: Wave
+    campaign_id: int
+    renderer: WaveRenderer
+    deadline: datetime | None
+
+
+@dataclass(slots=True)
+class _Result:
+    job: _Job
+    status: MessageStatus
+    message_id: str | None = None
+    reply: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    recorded: asyncio.Future[None] | None = None
+
+
+def worker_name() -> str:
+    """A lease owner name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry policy configured in ``[delivery]``."""
+    d = settings.delivery
+    return RetryPolicy(
+        initial=timedelta(minutes=d.retry_initial_minutes),
+        maximum=timedelta(minutes=d.retry_max_minutes),
+        lifetime=timedelta(hours=d.lifetime_hours),
+    )
+
+
+class Dispatcher:
+    """Runs the claim → render → send → record loop until nothing is due (or forever, with ``wait``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        key: bytes,
+        servers: Sequence[SmtpServer],
+        *,
+        campaign_ref: str | None = None,
+        wait: bool = False,
+        progress: Progress | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.key = key
+        self.chooser = ServerChooser(servers)
+        self.campaign_id = get_campaign(db, campaign_ref).campaign.id if campaign_ref else None
+        self.wait = wait
+        self.progress = progress
+        self.owner = owner or worker_name()
+        d = settings.delivery
+        self.concurrency = max(1, settings.smtp.concurrency)
+        self.retry = retry_policy(settings)
+        self.buckets = [
+            TokenBucket(d.rate_per_second, 1.0, max(1.0, d.rate_per_second)) if d.rate_per_second > 0 else None,
+            TokenBucket(d.rate_per_hour, 3600.0, max(1.0, d.rate_per_hour / 60)) if d.rate_per_hour > 0 else None,
+        ]
+        self.domain_buckets: dict[str, TokenBucket] = {}
+        self.breakers: dict[int, FailureBreaker] = {}
+        self.paused: set[int] = set()
+        self.renderers: dict[int, WaveRenderer] = {}
+        self.summary = DispatchSummary()
+        self._pending: list[_Result] = []
+        self._flush_wanted = asyncio.Event()
+
+    async def run(self) -> DispatchSummary:
+        """Deliver everything due; returns what was done."""
+        queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+        flusher = asyncio.create_task(self._flusher())
+        senders = [asyncio.create_task(self._sender(queue)) for _ in range(self.concurrency)]
+        workers = [flusher, *senders]
+        try:
+            while True:
+                jobs = self._claim()
+                if not jobs:
+                    await _unless_failed(queue.join(), workers)
+                    await self._flush_now()
+                    self._finish_campaigns()
+                    if not self.wait:
+                        break
+                    await asyncio.sleep(self.settings.delivery.poll_seconds)
+                    continue
+                for job in jobs:
+                    await _unless_failed(queue.put(job), workers)
+        finally:
+            for _ in senders:
+                await queue.put(None)
+            await asyncio.gather(*senders, return_exceptions=True)
+            flusher.cancel()
+            await self._flush_now()
+        return self.summary
+
+    def _claim(self) -> list[_Job]:
+        now = datetime.now(UTC)
+        d = self.settings.delivery
+        with self.db.write() as conn:
+            claimed = outbox.claim(
+                conn,
+                owner=self.owner,
+                now=now,
+                lease_until=now + timedelta(seconds=d.lease_seconds),
+                limit=d.batch_size,
+                campaign_id=self.campaign_id,
+            )
+            if not claimed:
+                return []
+            contacts = contact_store.by_ids(conn, sorted({m.contact_id for m in claimed}))
+            waves = campaign_store.waves_by_id(conn, sorted({m.wave_id for m in claimed}))
+        jobs = []
+        for message in claimed:
+            wave = waves[message.wave_id]
+            renderer = self._renderer(wave)
+            jobs.append(
+                _Job(message, contacts[message.contact_id], wave, wave.campaign_id, renderer, _deadline(wave, renderer))
+            )
+        return jobs
+
+    def _renderer(self, wave: Wave) -> WaveRenderer:
+        renderer = self.renderers.get(wave.id)
+        if renderer is None:
+            details = get_campaign(self.db, str(wave.campaign_id))
+            renderer = wave_renderer(self.settings, self.key, details, wave)
+            self.renderers[wave.id] = renderer
+        return renderer
+
+    async def _sender(self, queue: asyncio.Queue[_Job | None]) -> None:
+        connection = SmtpConnection(self.chooser)
+        try:
+            while (job := await queue.get()) is not None:
+                try:
+                    result = await self._deliver(connection, job)
+                    await self._record(result)
+                finally:
+                    queue.task_done()
+            queue.task_done()
+        finally:
+            await connection.close()
+
+    async def _deliver(self, connection: SmtpConnection, job: _Job) -> _Result:
+        now = datetime.now(UTC)
+        if job.campaign_id in self.paused:
+            return _Result(job, MessageStatus.QUEUED, error="campaign paused")
+        if job.deadline is not None and now >= job.deadline:
+            return _Result(job, MessageStatus.EXPIRED, error="the event has started")
+        message_id = message_id_for(f"c{job.campaign_id}.w{job.wave.id}.m{job.message.id}", job.renderer.sender.domain)
+        try:
+            data = job.renderer.build(job.contact, message_id, job.message.id, date=now)
+        except Exception as exc:  # one contact's bad data fails its message, never the run
+            error = str(exc) if isinstance(exc, TemplateError) else f"cannot build the message: {exc!r}"
+            return _Result(job, MessageStatus.FAILED, error=error)
+        await self._respect_limits(job.contact.email)
+        try:
+            reply = await connection.send(job.renderer.sender.from_address, job.contact.email, data)
+        except DeliveryError as exc:
+            return self._failure(job, exc)
+        self._breaker(job.campaign_id).record(True)
+        return _Result(job, MessageStatus.SENT, message_id=message_id, reply=f"250 {reply}")
+
+    def _failure(self, job: _Job, exc: DeliveryError) -> _Result:
+        reply = f"{exc.code} {exc.reply}" if exc.code else None
+        if isinstance(exc, RecipientRefusedError):
+            return _Result(job, MessageStatus.BOUNCED, reply=reply, error=str(exc))
+        if isinstance(exc, PermanentDeliveryError):
+            return _Result(job, MessageStatus.FAILED, reply=reply, error=str(exc))
+        assert isinstance(exc, TransientDeliveryError)
+        breaker = self._breaker(job.campaign_id)
+        if breaker.record(False) and job.campaign_id not in self.paused:
+            self._pause(job.campaign_id, breaker, exc)
+        next_at = self.retry.next_attempt(
+            attempts=job.message.attempts,
+            now=datetime.now(UTC),
+            queued_at=job.message.queued_at,
+            deadline=job.deadline,
+            message_id=job.message.id,
+        )
+        if next_at is None:
+            return _Result(job, MessageStatus.EXPIRED, reply=reply, error=f"gave up: {exc}")
+        return _Result(job, MessageStatus.DEFERRED, reply=reply, error=str(exc), next_attempt_at=next_at)
+
+    def _breaker(self, campaign_id: int) -> FailureBreaker:
+        breaker = self.breakers.get(campaign_id)
+        if breaker is None:
+            d = self.settings.delivery
+            breaker = FailureBreaker(
+                window=d.breaker_window, threshold=d.breaker_threshold, minimum=min(20, d.breaker_window)
+            )
+            self.breakers[campaign_id] = breaker
+        return breaker
+
+    def _pause(self, campaign_id: int, breaker: FailureBreaker, exc: DeliveryError) -> None:
+        self.paused.add(campaign_id)
+        reason = f"paused automatically: {breaker.failure_rate:.0%} of recent attempts failed; last error: {exc}"
+        with self.db.write() as conn:
+            campaign = campaign_store.find(conn, str(campaign_id))
+            if campaign is not None and campaign.status is CampaignStatus.SENDING:
+                campaign_store.set_status(conn, campaign_id, CampaignStatus.PAUSED, reason, datetime.now(UTC))
+                self.summary.paused.append(f"{campaign.name}: {reason}")
+
+    async def _respect_limits(self, address: str) -> None:
+        now = time.monotonic()
+        waits = [bucket.take(now) for bucket in self.buckets if bucket is not None]
+        per_domain = self.settings.delivery.per_domain_per_second
+        if per_domain > 0:
+            domain = address.rpartition("@")[2].lower()
+            bucket = self.domain_buckets.setdefault(domain, TokenBucket(per_domain, 1.0, max(1.0, per_domain)))
+            waits.append(bucket.take(now))
+        wait = max(waits, default=0.0)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _record(self, result: _Result) -> None:
+        """Hand the result to the flusher and wait until it is committed (see the module doc)."""
+        result.recorded = asyncio.get_running_loop().create_future()
+        self._pending.append(result)
+        self._flush_wanted.set()
+        await result.recorded
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_wanted.wait()
+            # Let the other senders that finished in the same instant join this commit.
+            await asyncio.sleep(0)
+            await self._flush_now()
+
+    async def _flush_now(self) -> None:
+        self._flush_wanted.clear()
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            self._write(batch)
+        except BaseException as exc:
+            for result in batch:
+                if result.recorded is not None and not result.recorded.done():
+                    result.recorded.set_exception(exc)
+            raise
+        for result in batch:
+            self.summary.add(result.status.value)
+            if self.progress:
+                self.progress(result.status.value)
+            if result.recorded is not None and not result.recorded.done():
+                result.recorded.set_result(None)
+
+    def _write(self, batch: list[_Result]) -> None:
+        now = datetime.now(UTC)
+        sent = [
+            {"b_id": r.job.message.id, "message_id": r.message_id, "smtp_reply": r.reply}
+            for r in batch
+            if r.status is MessageStatus.SENT
+        ]
+        released = [r.job.message.id for r in batch if r.status is MessageStatus.QUEUED]
+        unsent = [
+            {
+                "b_id": r.job.message.id,
+                "status": r.status.value,
+                "next_attempt_at": r.next_attempt_at,
+                "smtp_reply": r.reply,
+                "last_error": r.error,
+            }
+            for r in batch
+            if r.status not in (MessageStatus.SENT, MessageStatus.QUEUED)
+        ]
+        bounced = [r for r in batch if r.status is MessageStatus.BOUNCED]
+        with self.db.write() as conn:
+            outbox.mark_sent(conn, sent, now)
+            outbox.mark_unsent(conn, unsent, now)
+            outbox.release(conn, released, self.owner, now)
+            for r in bounced:
+                suppression_store.add(
+                    conn, email_key(r.job.contact.email), SuppressionReason.BOUNCED, r.error, r.job.message.id, now
+                )
+
+    def _finish_campaigns(self) -> None:
+        """Campaigns with nothing left to send (and no wave waiting) become ``sent``."""
+        now = datetime.now(UTC)
+        with self.db.write() as conn:
+            for campaign in campaign_store.all_campaigns(conn):
+                if campaign.status is not CampaignStatus.SENDING:
+                    continue
+                if self.campaign_id is not None and campaign.id != self.campaign_id:
+                    continue
+                waiting = any(w.status.value == "pending" for w in campaign_store.waves_of(conn, campaign.id))
+                if not waiting and outbox.unfinished(conn, campaign.id) == 0:
+                    campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)
+                    self.summary.finished.append(campaign.name)
+
+
+async def _unless_failed(step: Coroutine[Any, Any, None], workers: list[asyncio.Task[None]]) -> None:
+    """Await ``step``, but if a sender or the flusher dies meanwhile (a database error), raise its error
+    instead of waiting forever for work that no one will do."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait([task, *workers], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        return
+    task.cancel()
+    for worker in done:
+        worker.result()  # raises the worker's exception
+    raise RuntimeError("a delivery task stopped unexpectedly")
+
+
+def _deadline(wave: Wave, renderer: WaveRenderer) -> datetime | None:
+    """After this instant the message is useless: the wave's expiry, else the event start (not for follow-ups)."""
+    if wave.expires_at is not None:
+        return wave.expires_at
+    return None if wave.kind is WaveKind.FOLLOW_UP else renderer.event.starts_at
+
+
+async def send_due(
+    db: Database,
+    settings: Settings,
+    key: bytes,
+    servers: Sequence[SmtpServer],
+    *,
+    campaign_ref: str | None = None,
+    wait: bool = False,
+    progress: Progress | None = None,
+) -> DispatchSummary:
+    """Run one :class:`Dispatcher` to completion."""
+    return await Dispatcher(db, settings, key, servers, campaign_ref=campaign_ref, wait=wait, progress=progress).run()
+
+
+def due_count(db: Database, campaign_ref: str | None = None) -> int:
+    """How many messages are due now (for a progress display)."""
+    campaign_id = get_campaign(db, campaign_ref).campaign.id if campaign_ref else None
+    with db.read() as conn:
+        return outbox.count_due(conn, datetime.now(UTC), campaign_id)
+
+
+def _worker_process(
+    settings: Settings, key: bytes, servers: list[SmtpServer], campaign_ref: str | None, wait: bool
+) -> DispatchSummary:
+    """One sender process: its own database connections and event loop (run by :func:`send_parallel`)."""
+    db = Database(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
+    try:
+        return asyncio.run(send_due(db, settings, key, servers, campaign_ref=campaign_ref, wait=wait))
+    finally:
+        db.dispose()
+
+
+def send_parallel(
+    settings: Settings,
+    key: bytes,
+    servers: Sequence[SmtpServer],
+    processes: int,
+    *,
+    campaign_ref: str | None = None,
+    wait: bool = False,
+) -> DispatchSummary:
+    """Run ``processes`` sender processes on one queue; the claims keep them from sending anything twice.
+
+    One Python process tops out at a few thousand messages a second (rendering and the SMTP client are
+    CPU-bound), so throughput beyond that takes processes, here or on other machines.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = [
+            pool.submit(_worker_process, settings, key, list(servers), campaign_ref, wait) for _ in range(processes)
+        ]
+        summaries = [f.result() for f in futures]
+    merged = DispatchSummary()
+    for summary in summaries:
+        for status, count in summary.counts.items():
+            merged.counts[status] = merged.counts.get(status, 0) + count
+        merged.paused.extend(p for p in summary.paused if p not in merged.paused)
+        merged.finished.extend(f for f in summary.finished if f not in merged.finished)
+    return merged

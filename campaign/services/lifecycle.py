@@ -1,0 +1,85 @@
+"""The campaign lifecycle: launch, pause, resume, cancel, retry.
+
+Every move is checked against :data:`campaign.models.CAMPAIGN_TRANSITIONS`; an invalid one is a clear
+:class:`ValidationError`. Launch runs the same checks as ``campaign check`` and refuses on any error, so a
+template mistake is found before the first message, never mid-send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from campaign.config import Settings
+from campaign.exceptions import ValidationError
+from campaign.models import CampaignStatus, MessageStatus, WaveStatus, check_campaign_transition
+from campaign.services.campaigns import CampaignDetails, get_campaign
+from campaign.services.rendering import CheckReport, check_campaign
+from campaign.store import campaigns as campaign_store
+from campaign.store import outbox
+from campaign.store.engine import Database
+
+
+class CheckFailedError(ValidationError):
+    """Launch refused: the pre-launch check found errors (in ``report``)."""
+
+    def __init__(self, report: CheckReport) -> None:
+        super().__init__(f"campaign {report.campaign} has {len(report.errors)} error(s); launch refused")
+        self.report = report
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchResult:
+    """What launch enqueued."""
+
+    campaign: str
+    queued: int
+    suppressed: int
+    report: CheckReport
+
+
+def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResult:
+    """Check, then enqueue every wave that is due now (the invitation) and start sending."""
+    details = get_campaign(db, ref)
+    check_campaign_transition(details.campaign.status, CampaignStatus.SENDING)
+    report = check_campaign(db, settings, key, ref)
+    if not report.ok:
+        raise CheckFailedError(report)
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        for wave in details.waves:
+            # Waves timed relative to the event or at a set time belong to the scheduler.
+            if wave.status is WaveStatus.PENDING and wave.offset_seconds is None and wave.send_at is None:
+                outbox.enqueue_wave(conn, wave_id=wave.id, list_id=details.campaign.list_id, scheduled_at=now, now=now)
+                campaign_store.set_wave_status(conn, wave.id, WaveStatus.ENQUEUED, now)
+        campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, None, now)
+        counts = outbox.counts(conn, details.campaign.id)
+    statuses = [status for by_status in counts.values() for status in by_status.items()]
+    queued = sum(n for s, n in statuses if s == MessageStatus.QUEUED.value)
+    suppressed = sum(n for s, n in statuses if s == MessageStatus.SUPPRESSED.value)
+    return LaunchResult(details.campaign.name, queued, suppressed, report)
+
+
+def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = None) -> CampaignDetails:
+    """Pause, resume (back to sending) or cancel a campaign; cancelling also cancels its unsent messages."""
+    details = get_campaign(db, ref)
+    check_campaign_transition(details.campaign.status, target)
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        campaign_store.set_status(conn, details.campaign.id, target, reason, now)
+        if target is CampaignStatus.CANCELLED:
+            pending = [MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value]
+            outbox.set_status_where(conn, details.campaign.id, pending, MessageStatus.CANCELLED.value, now)
+    return get_campaign(db, ref)
+
+
+def retry_failed(db: Database, ref: str) -> int:
+    """Queue the campaign's failed and expired messages again, on purpose; returns how many."""
+    details = get_campaign(db, ref)
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        again = [MessageStatus.FAILED.value, MessageStatus.EXPIRED.value]
+        count = outbox.set_status_where(conn, details.campaign.id, again, MessageStatus.QUEUED.value, now)
+        if count and details.campaign.status is CampaignStatus.SENT:
+            campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, "retrying", now)
+    return count

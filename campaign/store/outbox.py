@@ -1,0 +1,211 @@
+"""SQL for the outbox: materialising waves into message rows, claiming them under a lease, recording results.
+
+Claiming is the queue's heart. On PostgreSQL due rows are selected ``FOR UPDATE SKIP LOCKED``, so many
+workers share one queue without waiting on each other. On SQLite the whole claim is one
+``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING`` inside a ``BEGIN IMMEDIATE`` transaction (see
+:mod:`campaign.store.engine`): one writer at a time, no lost updates. A claimed row is ``sending`` with a
+lease; a row whose lease expired (its worker died) is due again, so nothing is ever stranded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, case, func, literal, or_, select, update
+
+from campaign.models import CampaignStatus, MessageStatus
+from campaign.store.dialect import insert_ignoring_conflicts
+from campaign.store.tables import campaigns, contacts, list_members, messages, suppressions, waves
+
+PENDING = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """A message row a worker now holds the lease on."""
+
+    id: int
+    wave_id: int
+    contact_id: int
+    attempts: int
+    queued_at: datetime
+
+
+def enqueue_wave(conn: Connection, *, wave_id: int, list_id: int, scheduled_at: datetime, now: datetime) -> int:
+    """One row per member of the list: ``queued``, or ``suppressed`` with the reason. Returns rows added.
+
+    A single INSERT ... SELECT, idempotent thanks to the (wave, contact) key: running it again adds only
+    contacts that joined the list since.
+    """
+    suppressed = suppressions.c.reason.is_not(None)
+    source = (
+        select(
+            literal(wave_id).label("wave_id"),
+            list_members.c.contact_id,
+            case((suppressed, MessageStatus.SUPPRESSED.value), else_=MessageStatus.QUEUED.value).label("status"),
+            literal(scheduled_at, type_=messages.c.scheduled_at.type).label("scheduled_at"),
+            literal(0).label("attempts"),
+            suppressions.c.reason.label("last_error"),
+            literal(now, type_=messages.c.created_at.type).label("created_at"),
+            literal(now, type_=messages.c.updated_at.type).label("updated_at"),
+        )
+        .join(contacts, contacts.c.id == list_members.c.contact_id)
+        .outerjoin(suppressions, suppressions.c.email_key == contacts.c.email_key)
+        .where(list_members.c.list_id == list_id)
+    )
+    columns = ["wave_id", "contact_id", "status", "scheduled_at", "attempts", "last_error", "created_at", "updated_at"]
+    stmt = insert_ignoring_conflicts(conn, messages).from_select(columns, source)
+    return conn.execute(stmt).rowcount
+
+
+def _due(now: datetime) -> Any:
+    pending = and_(
+        messages.c.status.in_(PENDING),
+        func.coalesce(messages.c.next_attempt_at, messages.c.scheduled_at) <= now,
+    )
+    abandoned = and_(messages.c.status == MessageStatus.SENDING.value, messages.c.lease_expires_at < now)
+    return or_(pending, abandoned)
+
+
+def _due_query(now: datetime, campaign_id: int | None) -> Any:
+    query = (
+        select(messages.c.id)
+        .join(waves, waves.c.id == messages.c.wave_id)
+        .join(campaigns, campaigns.c.id == waves.c.campaign_id)
+        .where(_due(now), campaigns.c.status == CampaignStatus.SENDING.value)
+    )
+    return query if campaign_id is None else query.where(campaigns.c.id == campaign_id)
+
+
+def count_due(conn: Connection, now: datetime, campaign_id: int | None = None) -> int:
+    """How many messages of sending campaigns are due at ``now``."""
+    return conn.scalar(select(func.count()).select_from(_due_query(now, campaign_id).subquery())) or 0
+
+
+def claim(
+    conn: Connection, *, owner: str, now: datetime, lease_until: datetime, limit: int, campaign_id: int | None = None
+) -> list[ClaimedMessage]:
+    """Lease up to ``limit`` due messages of campaigns that are sending; oldest due first."""
+    due = _due_query(now, campaign_id).order_by(messages.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=messages)
+    stmt = (
+        update(messages)
+        .where(messages.c.id.in_(due.scalar_subquery()))
+        .values(
+            status=MessageStatus.SENDING.value,
+            lease_owner=owner,
+            lease_expires_at=lease_until,
+            attempts=messages.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            messages.c.id, messages.c.wave_id, messages.c.contact_id, messages.c.attempts, messages.c.scheduled_at
+        )
+    )
+    rows = conn.execute(stmt).all()
+    return sorted((ClaimedMessage(*row) for row in rows), key=lambda m: m.id)
+
+
+def mark_sent(conn: Connection, results: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Record 250s: each result has ``b_id``, ``message_id``, ``smtp_reply``. Never undoes a ``sent``."""
+    if not results:
+        return
+    stmt = (
+        update(messages)
+        .where(messages.c.id == bindparam("b_id"))
+        .values(
+            status=MessageStatus.SENT.value,
+            message_id=bindparam("message_id"),
+            smtp_reply=bindparam("smtp_reply"),
+            sent_at=now,
+            last_error=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+    )
+    conn.execute(stmt, list(results))
+
+
+def mark_unsent(conn: Connection, results: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Record failures: each result has ``b_id``, ``status`` (deferred, bounced, failed, expired),
+    ``next_attempt_at``, ``smtp_reply``, ``last_error``. A message already ``sent`` stays sent."""
+    if not results:
+        return
+    stmt = (
+        update(messages)
+        .where(messages.c.id == bindparam("b_id"), messages.c.status != MessageStatus.SENT.value)
+        .values(
+            status=bindparam("status"),
+            next_attempt_at=bindparam("next_attempt_at"),
+            smtp_reply=bindparam("smtp_reply"),
+            last_error=bindparam("last_error"),
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    conn.execute(stmt, list(results))
+
+
+def release(conn: Connection, ids: Iterable[int], owner: str, now: datetime) -> int:
+    """Give back leases a stopping worker did not use (their attempt is not counted)."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    stmt = (
+        update(messages)
+        .where(
+            messages.c.id.in_(ids), messages.c.lease_owner == owner, messages.c.status == MessageStatus.SENDING.value
+        )
+        .values(
+            status=MessageStatus.QUEUED.value,
+            attempts=messages.c.attempts - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    return conn.execute(stmt).rowcount
+
+
+def counts(conn: Connection, campaign_id: int) -> dict[str, dict[str, int]]:
+    """Message counts by wave name and status."""
+    stmt = (
+        select(waves.c.name, messages.c.status, func.count())
+        .join(waves, waves.c.id == messages.c.wave_id)
+        .where(waves.c.campaign_id == campaign_id)
+        .group_by(waves.c.name, messages.c.status)
+    )
+    result: dict[str, dict[str, int]] = {}
+    for wave_name, status, count in conn.execute(stmt):
+        result.setdefault(wave_name, {})[status] = count
+    return result
+
+
+def unfinished(conn: Connection, campaign_id: int) -> int:
+    """Messages of the campaign still queued, deferred or being sent."""
+    stmt = (
+        select(func.count())
+        .select_from(messages)
+        .join(waves, waves.c.id == messages.c.wave_id)
+        .where(waves.c.campaign_id == campaign_id, messages.c.status.in_((*PENDING, MessageStatus.SENDING.value)))
+    )
+    return conn.scalar(stmt) or 0
+
+
+def set_status_where(
+    conn: Connection, campaign_id: int, from_statuses: Sequence[str], to_status: str, now: datetime
+) -> int:
+    """Move the campaign's messages in ``from_statuses`` to ``to_status`` (retry, cancel); returns how many."""
+    wave_ids = select(waves.c.id).where(waves.c.campaign_id == campaign_id).scalar_subquery()
+    values: dict[str, Any] = {"status": to_status, "updated_at": now, "lease_owner": None, "lease_expires_at": None}
+    if to_status == MessageStatus.QUEUED.value:
+        values.update(next_attempt_at=None, scheduled_at=now)
+    stmt = update(messages).where(messages.c.wave_id.in_(wave_ids), messages.c.status.in_(from_statuses)).values(values)
+    return conn.execute(stmt).rowcount
