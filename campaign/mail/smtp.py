@@ -106,7 +106,7 @@ class SmtpConnection:
         server = self._server
         assert server is not None
         try:
-            _errors, reply = await client.sendmail(sender, [recipient], data)
+            reply = await _transmit(client, sender, recipient, data)
         except BaseException as exc:
             error = _classify(exc, server)
             if isinstance(error, TransientDeliveryError):
@@ -131,6 +131,40 @@ class SmtpConnection:
                 await asyncio.wait_for(client.quit(), timeout=2)
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 client.close()
+
+
+async def _transmit(client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes) -> str:
+    """MAIL, RCPT and DATA for one message; returns the reply to DATA.
+
+    aiosmtplib's ``data()`` rescans the whole message with two regular expressions (line endings, then
+    dot-stuffing): about 300 µs for a 28 KB invitation, a third of the cost of sending it. Messages from
+    :class:`~campaign.render.mime.MessageSkeleton` are CRLF-only and, being base64 or short ASCII, almost never
+    have a line starting with a dot; when a cheap check confirms both, the bytes go out as they are, through
+    aiosmtplib's protocol. Anything else takes aiosmtplib's own path.
+    """
+    await client.mail(sender)
+    await client.rcpt(recipient)
+    if not _wire_ready(data) or client.protocol is None:
+        response = await client.data(data)
+        return response.message
+    protocol = client.protocol
+    start = await protocol.execute_command(b"DATA", timeout=client.timeout)
+    if start.code != aiosmtplib.SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol.write(data + b".\r\n" if data.endswith(b"\r\n") else data + b"\r\n.\r\n")
+    response = await protocol.read_response(timeout=client.timeout)
+    if response.code != aiosmtplib.SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response.message
+
+
+def _wire_ready(data: bytes) -> bool:
+    """Every line ends in CRLF and none starts with a dot (so no dot-stuffing or line-end repair is needed)."""
+    return (
+        not data.startswith(b".")
+        and b"\n." not in data
+        and data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
+    )
 
 
 def _classify(exc: BaseException, server: SmtpServer) -> DeliveryError:

@@ -27,7 +27,9 @@ class RetryPolicy:
         The jitter spreads retries of messages that failed together (a server outage) so they do not all
         return at the same second; it is derived from the message id, so it is reproducible.
         """
-        base = min(self.initial * (2 ** max(attempts - 1, 0)), self.maximum)
+        # Capped exponent: 2**40 times five minutes no longer fits in a timedelta.
+        seconds = self.initial.total_seconds() * 2.0 ** min(max(attempts - 1, 0), 64)
+        base = self.maximum if seconds >= self.maximum.total_seconds() else timedelta(seconds=seconds)
         spread = ((message_id * 2654435761) % 1000) / 1000  # 0 <= spread < 1, well mixed across ids
         delay: timedelta = base * (1 + self.jitter * (2 * spread - 1))
         return delay

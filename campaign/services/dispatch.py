@@ -145,8 +145,9 @@ class Dispatcher:
         """Deliver everything due; returns what was done."""
         queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=self.concurrency * 2)
         flusher = asyncio.create_task(self._flusher())
+        heartbeat = asyncio.create_task(self._heartbeat())
         senders = [asyncio.create_task(self._sender(queue)) for _ in range(self.concurrency)]
-        workers = [flusher, *senders]
+        workers = [flusher, heartbeat, *senders]
         try:
             while True:
                 jobs = self._claim()
@@ -163,9 +164,13 @@ class Dispatcher:
         finally:
             for _ in senders:
                 await queue.put(None)
-            await asyncio.gather(*senders, return_exceptions=True)
+            outcomes = await asyncio.gather(*senders, return_exceptions=True)
             flusher.cancel()
+            heartbeat.cancel()
             await self._flush_now()
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
         return self.summary
 
     def _claim(self) -> list[_Job]:
@@ -184,6 +189,11 @@ class Dispatcher:
                 return []
             contacts = contact_store.by_ids(conn, sorted({m.contact_id for m in claimed}))
             waves = campaign_store.waves_by_id(conn, sorted({m.wave_id for m in claimed}))
+        # Claims only return campaigns that are sending: one paused earlier has been resumed since.
+        for wave in waves.values():
+            if wave.campaign_id in self.paused:
+                self.paused.discard(wave.campaign_id)
+                self.breakers.pop(wave.campaign_id, None)
         jobs = []
         for message in claimed:
             wave = waves[message.wave_id]
@@ -200,6 +210,16 @@ class Dispatcher:
             renderer = wave_renderer(self.settings, self.key, details, wave)
             self.renderers[wave.id] = renderer
         return renderer
+
+    async def _heartbeat(self) -> None:
+        """Renew this worker's leases every third of the lease time, so that a batch slowed by a slow relay or
+        a rate limit is never taken back (and sent twice) while this worker still holds it."""
+        lease = self.settings.delivery.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            now = datetime.now(UTC)
+            with self.db.write() as conn:
+                outbox.renew(conn, self.owner, now + timedelta(seconds=lease), now)
 
     async def _sender(self, queue: asyncio.Queue[_Job | None]) -> None:
         connection = SmtpConnection(self.chooser)
@@ -340,6 +360,11 @@ class Dispatcher:
         ]
         bounced = [r for r in batch if r.status is MessageStatus.BOUNCED]
         with self.db.write() as conn:
+            # A campaign paused (or cancelled) by staff meanwhile: its messages still in hand go back unsent.
+            for campaign_id in {r.job.campaign_id for r in batch} - self.paused:
+                campaign = campaign_store.find(conn, str(campaign_id))
+                if campaign is not None and campaign.status is not CampaignStatus.SENDING:
+                    self.paused.add(campaign_id)
             outbox.mark_sent(conn, sent, now)
             outbox.mark_unsent(conn, unsent, now)
             outbox.release(conn, released, self.owner, now)

@@ -41,7 +41,8 @@ class LaunchResult:
 def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResult:
     """Check, then enqueue every wave that is due now (the invitation) and start sending."""
     details = get_campaign(db, ref)
-    check_campaign_transition(details.campaign.status, CampaignStatus.SENDING)
+    if details.campaign.status is not CampaignStatus.DRAFT:
+        raise ValidationError(f"only a draft can be launched; {details.campaign.name} is {details.campaign.status}")
     report = check_campaign(db, settings, key, ref)
     if not report.ok:
         raise CheckFailedError(report)
@@ -64,6 +65,11 @@ def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = No
     """Pause, resume (back to sending) or cancel a campaign; cancelling also cancels its unsent messages."""
     details = get_campaign(db, ref)
     check_campaign_transition(details.campaign.status, target)
+    if target is CampaignStatus.SENDING and details.campaign.status is not CampaignStatus.PAUSED:
+        # Draft → sending is launch's move (with its checks and enqueue), not resume's.
+        raise ValidationError(
+            f"only a paused campaign can be resumed; {details.campaign.name} is {details.campaign.status}"
+        )
     now = datetime.now(UTC)
     with db.write() as conn:
         campaign_store.set_status(conn, details.campaign.id, target, reason, now)

@@ -58,7 +58,8 @@ def enqueue_wave(conn: Connection, *, wave_id: int, list_id: int, scheduled_at: 
     )
     columns = ["wave_id", "contact_id", "status", "scheduled_at", "attempts", "last_error", "created_at", "updated_at"]
     stmt = insert_ignoring_conflicts(conn, messages).from_select(columns, source)
-    return conn.execute(stmt).rowcount
+    # SQLAlchemy 2.1 keeps an INSERT's row count only when asked.
+    return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
 
 
 def _due(now: datetime) -> Any:
@@ -110,47 +111,58 @@ def claim(
     return sorted((ClaimedMessage(*row) for row in rows), key=lambda m: m.id)
 
 
+# Built once: these run on every group commit of the delivery worker.
+_MARK_SENT = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"))
+    .values(
+        status=MessageStatus.SENT.value,
+        message_id=bindparam("message_id"),
+        smtp_reply=bindparam("smtp_reply"),
+        sent_at=bindparam("b_now"),
+        last_error=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        next_attempt_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+_MARK_UNSENT = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"), messages.c.status != MessageStatus.SENT.value)
+    .values(
+        status=bindparam("status"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        smtp_reply=bindparam("smtp_reply"),
+        last_error=bindparam("last_error"),
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
 def mark_sent(conn: Connection, results: Sequence[dict[str, Any]], now: datetime) -> None:
     """Record 250s: each result has ``b_id``, ``message_id``, ``smtp_reply``. Never undoes a ``sent``."""
-    if not results:
-        return
-    stmt = (
-        update(messages)
-        .where(messages.c.id == bindparam("b_id"))
-        .values(
-            status=MessageStatus.SENT.value,
-            message_id=bindparam("message_id"),
-            smtp_reply=bindparam("smtp_reply"),
-            sent_at=now,
-            last_error=None,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=None,
-            updated_at=now,
-        )
-    )
-    conn.execute(stmt, list(results))
+    if results:
+        conn.execute(_MARK_SENT, [{**r, "b_now": now} for r in results])
 
 
 def mark_unsent(conn: Connection, results: Sequence[dict[str, Any]], now: datetime) -> None:
     """Record failures: each result has ``b_id``, ``status`` (deferred, bounced, failed, expired),
     ``next_attempt_at``, ``smtp_reply``, ``last_error``. A message already ``sent`` stays sent."""
-    if not results:
-        return
+    if results:
+        conn.execute(_MARK_UNSENT, [{**r, "b_now": now} for r in results])
+
+
+def renew(conn: Connection, owner: str, lease_until: datetime, now: datetime) -> int:
+    """Extend every lease ``owner`` holds (its heartbeat), so a slow batch is not taken back while in hand."""
     stmt = (
         update(messages)
-        .where(messages.c.id == bindparam("b_id"), messages.c.status != MessageStatus.SENT.value)
-        .values(
-            status=bindparam("status"),
-            next_attempt_at=bindparam("next_attempt_at"),
-            smtp_reply=bindparam("smtp_reply"),
-            last_error=bindparam("last_error"),
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+        .where(messages.c.lease_owner == owner, messages.c.status == MessageStatus.SENDING.value)
+        .values(lease_expires_at=lease_until, updated_at=now)
     )
-    conn.execute(stmt, list(results))
+    return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
 
 
 def release(conn: Connection, ids: Iterable[int], owner: str, now: datetime) -> int:

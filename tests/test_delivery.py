@@ -1,0 +1,885 @@
+"""The delivery worker against a real SMTP server (aiosmtpd on 127.0.0.1) that injects faults.
+
+Every test launches a real campaign into a real database (SQLite files, and PostgreSQL through ``db``),
+delivers it over SMTP with :func:`send_due` (or the ``campaign send`` command in a subprocess) and checks
+both sides: what the server accepted, recipient by recipient, and what the outbox recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from campaign.config import Settings, load_settings
+from campaign.exceptions import ValidationError
+from campaign.mail.capture import _FreePortController
+from campaign.mail.smtp import SmtpServer
+from campaign.models import CampaignStatus, SuppressionReason
+from campaign.rules.contact_fields import email_key
+from campaign.rules.event_fields import parse_event_document
+from campaign.services.campaigns import create_campaign, get_campaign
+from campaign.services.contact_import import import_contacts
+from campaign.services.dispatch import DispatchSummary, send_due
+from campaign.services.events import add_event
+from campaign.services.lifecycle import CheckFailedError, launch, move
+from campaign.store import outbox
+from campaign.store import suppressions as suppression_store
+from campaign.store.engine import Database
+from campaign.store.tables import campaigns, contacts, messages, suppressions, waves
+from tests.conftest import DATA
+
+ROOT = DATA.parent
+TEMPLATES = ROOT / "templates" / "email"
+KEY = b"k" * 32
+ACCEPTED = "250 2.0.0 OK queued"
+
+# ---------------------------------------------------------------------------------------------------------
+# A fault-injecting SMTP server
+# ---------------------------------------------------------------------------------------------------------
+
+DROP = "drop"
+"""Plan action: close the connection after the message content, before the final reply."""
+SLOW = "slow"
+"""Plan action: say nothing for ``slow_seconds`` (longer than the client's timeout), then refuse with 451."""
+
+Plan = Callable[[str, int], str | None]
+"""(recipient, its DATA attempt number from 1) -> None to accept, DROP, SLOW, or an SMTP reply to give."""
+
+
+def accept_all(_rcpt: str, _attempt: int) -> str | None:
+    return None
+
+
+class FaultySmtp:
+    """An aiosmtpd handler. Only a message answered with 250 counts as delivered (as SMTP defines it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.plan: Plan = accept_all
+        self.refuse_rcpt: dict[str, str] = {}
+        self.delay = 0.0
+        self.slow_seconds = 1.0
+        self.delivered: list[tuple[str, bytes]] = []
+        self.data_attempts: Counter[str] = Counter()
+        self.rcpt_attempts: Counter[str] = Counter()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        with self.lock:
+            self.rcpt_attempts[address.lower()] += 1
+        refusal = self.refuse_rcpt.get(address.lower())
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        assert len(envelope.rcpt_tos) == 1, envelope.rcpt_tos  # the worker sends one recipient per transaction
+        rcpt = envelope.rcpt_tos[0].lower()
+        with self.lock:
+            self.data_attempts[rcpt] += 1
+            attempt = self.data_attempts[rcpt]
+        action = self.plan(rcpt, attempt)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if action == DROP:
+            server.transport.close()
+            return "451 4.4.2 connection dropped"  # written to a closed transport: never seen
+        if action == SLOW:
+            await asyncio.sleep(self.slow_seconds)
+            return "451 4.4.2 too slow"
+        if action is not None:
+            return action
+        with self.lock:
+            self.delivered.append((rcpt, bytes(envelope.original_content)))
+        return ACCEPTED
+
+    def received(self) -> Counter[str]:
+        """How many messages each recipient received."""
+        with self.lock:
+            return Counter(rcpt for rcpt, _ in self.delivered)
+
+    def messages_for(self, rcpt: str) -> list[email.message.EmailMessage]:
+        with self.lock:
+            found = [data for to, data in self.delivered if to == rcpt]
+        return [email.message_from_bytes(data, policy=email.policy.default) for data in found]
+
+
+@dataclass
+class Sink:
+    """A running faulty SMTP server and the server list pointing at it."""
+
+    handler: FaultySmtp
+    port: int
+
+    def servers(self, timeout: float = 5.0) -> list[SmtpServer]:
+        return [SmtpServer("127.0.0.1", self.port, "none", timeout=timeout)]
+
+
+@dataclass
+class Sinks:
+    """Starts servers on free ports and stops them all at the end."""
+
+    controllers: list[_FreePortController]
+
+    def start(self, port: int = 0) -> Sink:
+        handler = FaultySmtp()
+        controller = _FreePortController(handler, hostname="127.0.0.1", port=port, server_hostname="faulty")
+        controller.start()
+        self.controllers.append(controller)
+        return Sink(handler, int(controller.port))
+
+
+@pytest.fixture
+def sinks() -> Iterator[Sinks]:
+    started = Sinks([])
+    try:
+        yield started
+    finally:
+        for controller in started.controllers:
+            controller.stop()
+
+
+@pytest.fixture
+def smtp(sinks: Sinks) -> Sink:
+    return sinks.start()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Campaign set-up and outbox inspection
+# ---------------------------------------------------------------------------------------------------------
+
+ZONES = ["Europe/Zurich", "Asia/Manila", "America/Bogota", "", "Asia/Kolkata", "Pacific/Auckland"]
+
+
+def base_settings(tmp_path: Path) -> Settings:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ntemplates = "{TEMPLATES}"\n')
+    return load_settings(config, environ={})
+
+
+def tuned(settings: Settings, *, concurrency: int = 4, **delivery: Any) -> Settings:
+    """Settings with the SMTP concurrency and ``[delivery]`` values given; the breaker is off unless asked."""
+    delivery.setdefault("breaker_threshold", 1.01)  # a failure rate never reaches 101%
+    delivery.setdefault("poll_seconds", 0.05)
+    return replace(
+        settings,
+        smtp=replace(settings.smtp, concurrency=concurrency),
+        delivery=replace(settings.delivery, **delivery),
+    )
+
+
+def minutes(seconds: float) -> float:
+    return seconds / 60
+
+
+def write_contacts(path: Path, count: int, prefix: str = "guest") -> list[str]:
+    """A contacts CSV of ``count`` people with names, zones and a job title; returns their addresses."""
+    emails = [f"{prefix}{i:03d}@example.org" for i in range(count)]
+    lines = ["email,name,timezone,job_title"]
+    lines += [f"{e},Guest {i},{ZONES[i % len(ZONES)]},Analyst {i}" for i, e in enumerate(emails)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return emails
+
+
+def add_future_event(db: Database, slug: str = "summit", starts_in: timedelta = timedelta(days=3)) -> None:
+    start = datetime.now(UTC) + starts_in
+    doc = {
+        "slug": slug,
+        "title": "Labour migration summit",
+        "description": "A discussion.\n\nIn English.",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "timezone": "Europe/Zurich",
+        "registration_url": "https://events.example.org/register",
+        "join_url": "https://events.example.org/join",
+    }
+    add_event(db, parse_event_document(doc, "test event"))
+
+
+def prepare(
+    db: Database,
+    tmp_path: Path,
+    count: int = 6,
+    *,
+    name: str = "c",
+    starts_in: timedelta = timedelta(days=3),
+    template_dir: Path | None = None,
+) -> list[str]:
+    """Contacts in list ``guests``, a future event and a draft campaign ``name``; returns the addresses."""
+    emails = write_contacts(tmp_path / f"{name}-contacts.csv", count)
+    import_contacts(db, tmp_path / f"{name}-contacts.csv", "guests")
+    add_future_event(db, f"event-{name}", starts_in)
+    create_campaign(db, event_ref=f"event-{name}", list_name="guests", name=name, template_dir=template_dir)
+    return emails
+
+
+@dataclass(frozen=True)
+class Outboxed:
+    """One outbox row, as the tests look at it."""
+
+    id: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    lease_expires_at: datetime | None
+    message_id: str | None
+    smtp_reply: str | None
+    last_error: str | None
+    sent_at: datetime | None
+    updated_at: datetime
+
+
+def outbox_rows(db: Database, campaign: str) -> dict[str, Outboxed]:
+    """The campaign's outbox rows by recipient address."""
+    stmt = (
+        select(contacts.c.email, messages)
+        .join(messages, messages.c.contact_id == contacts.c.id)
+        .join(waves, waves.c.id == messages.c.wave_id)
+        .join(campaigns, campaigns.c.id == waves.c.campaign_id)
+        .where(campaigns.c.name == campaign)
+    )
+    with db.read() as conn:
+        rows = conn.execute(stmt).all()
+    return {
+        row.email: Outboxed(
+            row.id,
+            row.status,
+            row.attempts,
+            row.next_attempt_at,
+            row.lease_expires_at,
+            row.message_id,
+            row.smtp_reply,
+            row.last_error,
+            row.sent_at,
+            row.updated_at,
+        )
+        for row in rows
+    }
+
+
+def statuses(db: Database, campaign: str) -> Counter[str]:
+    return Counter(row.status for row in outbox_rows(db, campaign).values())
+
+
+def campaign_status(db: Database, campaign: str) -> CampaignStatus:
+    return get_campaign(db, campaign).campaign.status
+
+
+def send(db: Database, settings: Settings, servers: list[SmtpServer], campaign: str | None = "c") -> DispatchSummary:
+    return asyncio.run(send_due(db, settings, KEY, servers, campaign_ref=campaign))
+
+
+def sleep_until(instant: datetime) -> None:
+    time.sleep(max(0.0, (instant - datetime.now(UTC)).total_seconds()) + 0.02)
+
+
+def all_contact_emails(db: Database) -> list[str]:
+    with db.read() as conn:
+        return list(conn.scalars(select(contacts.c.email)))
+
+
+def suppression_reasons(db: Database) -> dict[str, tuple[str, int | None]]:
+    with db.read() as conn:
+        rows = conn.execute(select(suppressions.c.email_key, suppressions.c.reason, suppressions.c.message_id))
+        return {key: (reason, message_id) for key, reason, message_id in rows}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Happy path
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_launch_then_send_delivers_each_contact_exactly_once(db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path))
+    import_contacts(db, DATA / "contacts.csv", "guests")  # the 41 sample contacts: many zones and locales
+    everyone = set(all_contact_emails(db))
+    add_future_event(db, "event-c")
+    create_campaign(db, event_ref="event-c", list_name="guests", name="c")
+    opted_out = {"maria.santos@dole.example.org", "michael.obrien@example.com"}
+    assert opted_out <= everyone
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        for address in opted_out:
+            suppression_store.add(conn, email_key(address), SuppressionReason.UNSUBSCRIBED, "link", None, now)
+
+    launched = launch(db, settings, KEY, "c")
+    assert (launched.queued, launched.suppressed) == (len(everyone) - 2, 2)
+    assert statuses(db, "c") == {"queued": len(everyone) - 2, "suppressed": 2}
+
+    summary = send(db, settings, smtp.servers())
+
+    assert summary.counts == {"sent": len(everyone) - 2}
+    assert summary.finished == ["c"]
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+    received = smtp.handler.received()
+    assert set(received) == everyone - opted_out
+    assert set(received.values()) == {1}
+    rows = outbox_rows(db, "c")
+    for address in everyone - opted_out:
+        row = rows[address]
+        assert row.status == "sent"
+        assert row.smtp_reply == ACCEPTED
+        assert row.attempts == 1
+        assert row.sent_at is not None
+        assert now <= row.sent_at <= datetime.now(UTC)
+        assert row.lease_expires_at is None
+        [message] = smtp.handler.messages_for(address)
+        assert message["Message-ID"] == f"<{row.message_id}>"
+        assert message["To"].addresses[0].addr_spec == address
+        assert message["Subject"]
+        assert message.get_body(("plain",)) is not None
+        assert message.get_body(("html",)) is not None
+    assert len({row.message_id for row in rows.values() if row.status == "sent"}) == len(everyone) - 2
+    for address in opted_out:
+        assert (rows[address].status, rows[address].last_error, rows[address].sent_at) == (
+            "suppressed",
+            "unsubscribed",
+            None,
+        )
+        assert smtp.handler.rcpt_attempts[address] == 0
+
+    # Nothing is sent twice: running again finds nothing due.
+    again = send(db, settings, smtp.servers())
+    assert again.counts == {}
+    assert smtp.handler.received() == received
+    assert statuses(db, "c") == {"sent": len(everyone) - 2, "suppressed": 2}
+
+
+def test_enqueue_is_idempotent_and_launching_twice_is_refused(db: Database, tmp_path: Path) -> None:
+    settings = tuned(base_settings(tmp_path))
+    emails = prepare(db, tmp_path, 5)
+    assert launch(db, settings, KEY, "c").queued == 5
+    with pytest.raises(ValidationError, match="only a draft can be launched; c is sending"):
+        launch(db, settings, KEY, "c")
+    assert statuses(db, "c") == {"queued": 5}
+    assert set(outbox_rows(db, "c")) == set(emails)
+
+    # Materialising the wave again adds only the members who joined the list since: none, then two.
+    details = get_campaign(db, "c")
+    now = datetime.now(UTC)
+
+    def enqueue_again() -> int:
+        with db.write() as conn:
+            return outbox.enqueue_wave(
+                conn, wave_id=details.waves[0].id, list_id=details.campaign.list_id, scheduled_at=now, now=now
+            )
+
+    assert enqueue_again() == 0
+    newcomers = tmp_path / "newcomers.csv"
+    newcomers.write_text("email\nguest001@example.org\nlate1@example.org\nlate2@example.org\n")
+    import_contacts(db, newcomers, "guests")
+    assert enqueue_again() == 2
+    assert enqueue_again() == 0
+    assert statuses(db, "c") == {"queued": 7}
+    assert set(outbox_rows(db, "c")) == {*emails, "late1@example.org", "late2@example.org"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Transient failures: 4xx, dropped connections, timeouts
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reply", ["451 4.3.0 try again later", "421 4.7.0 too busy, closing"])
+def test_4xx_defers_with_backoff_then_sends(db: Database, tmp_path: Path, smtp: Sink, reply: str) -> None:
+    delay = 0.4
+    settings = tuned(
+        base_settings(tmp_path), concurrency=3, retry_initial_minutes=minutes(delay), retry_max_minutes=minutes(delay)
+    )
+    emails = prepare(db, tmp_path, 6)
+    launch(db, settings, KEY, "c")
+    smtp.handler.plan = lambda _rcpt, attempt: reply if attempt <= 2 else None
+
+    first = send(db, settings, smtp.servers())
+    assert first.counts == {"deferred": 6}
+    assert first.finished == []
+    rows = outbox_rows(db, "c")
+    code = reply[:3]
+    for row in rows.values():
+        assert row.status == "deferred"
+        assert row.attempts == 1
+        assert row.smtp_reply is not None
+        assert row.smtp_reply.startswith(code)
+        assert row.last_error is not None
+        assert code in row.last_error
+        assert row.next_attempt_at is not None
+        wait = row.next_attempt_at - row.updated_at
+        assert timedelta(0) < wait <= timedelta(seconds=delay * 1.1)
+    assert smtp.handler.received() == Counter()
+    assert campaign_status(db, "c") is CampaignStatus.SENDING
+
+    # Not due yet: an immediate second run sends nothing and tries nothing.
+    assert send(db, settings, smtp.servers()).counts == {}
+    assert set(smtp.handler.data_attempts.values()) == {1}
+
+    sleep_until(max(r.next_attempt_at for r in rows.values() if r.next_attempt_at))
+    assert send(db, settings, smtp.servers()).counts == {"deferred": 6}
+    rows = outbox_rows(db, "c")
+    assert {r.attempts for r in rows.values()} == {2}
+
+    sleep_until(max(r.next_attempt_at for r in rows.values() if r.next_attempt_at))
+    last = send(db, settings, smtp.servers())
+    assert last.counts == {"sent": 6}
+    assert last.finished == ["c"]
+    rows = outbox_rows(db, "c")
+    assert {(r.status, r.attempts, r.smtp_reply, r.last_error) for r in rows.values()} == {("sent", 3, ACCEPTED, None)}
+    assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
+    assert smtp.handler.data_attempts == Counter(dict.fromkeys(emails, 3))
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+def test_a_message_deferred_for_days_is_deferred_again(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+    # The default policy (5 minutes doubling to 67, for 5 days) retries a message about 110 times before it
+    # expires. Here one recipient's mailbox has been full for two days: 45 attempts so far.
+    db = sqlite_db
+    settings = tuned(base_settings(tmp_path), concurrency=3)
+    emails = prepare(db, tmp_path, 3)
+    launch(db, settings, KEY, "c")
+    full = emails[1]
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    with db.write() as conn:
+        conn.execute(
+            update(messages)
+            .where(messages.c.id == outbox_rows(db, "c")[full].id)
+            .values(attempts=45, scheduled_at=two_days_ago)
+        )
+    smtp.handler.plan = lambda rcpt, _attempt: "452 4.2.2 mailbox full" if rcpt == full else None
+
+    summary = send(db, settings, smtp.servers())
+
+    row = outbox_rows(db, "c")[full]
+    assert (row.status, row.attempts) == ("deferred", 46)
+    assert row.smtp_reply == "452 4.2.2 mailbox full"
+    assert row.next_attempt_at is not None
+    assert timedelta(minutes=60) <= row.next_attempt_at - row.updated_at <= timedelta(minutes=67 * 1.1)
+    assert summary.counts == {"sent": 2, "deferred": 1}
+    assert smtp.handler.received() == Counter({emails[0]: 1, emails[2]: 1})
+
+
+def run_until(
+    db: Database, settings: Settings, servers: list[SmtpServer], done: Callable[[], bool], timeout: float = 15.0
+) -> None:
+    """Run ``send_due(wait=True)`` until ``done()`` (checked every 50 ms), then stop it; fail after ``timeout``."""
+
+    async def main() -> None:
+        task = asyncio.create_task(send_due(db, settings, KEY, servers, campaign_ref="c", wait=True))
+        deadline = time.monotonic() + timeout
+        try:
+            while not done():
+                assert not task.done(), "the worker stopped on its own"
+                assert time.monotonic() < deadline, "timed out waiting for the worker"
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+
+
+def test_connection_dropped_before_the_reply_defers_then_sends_without_loss(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    settings = tuned(base_settings(tmp_path), concurrency=3, retry_initial_minutes=minutes(0.05))
+    emails = prepare(db, tmp_path, 6)
+    launch(db, settings, KEY, "c")
+    smtp.handler.plan = lambda _rcpt, attempt: DROP if attempt == 1 else None
+
+    first = send(db, settings, smtp.servers())
+    assert first.counts == {"deferred": 6}
+    rows = outbox_rows(db, "c")
+    assert {r.status for r in rows.values()} == {"deferred"}
+    assert all(r.last_error and "connection" in r.last_error for r in rows.values()), rows
+    assert smtp.handler.received() == Counter()
+
+    # Keep the worker running (wait=True) until the campaign is done: retries come by themselves.
+    run_until(db, settings, smtp.servers(), lambda: campaign_status(db, "c") is CampaignStatus.SENT)
+    rows = outbox_rows(db, "c")
+    assert {(r.status, r.attempts) for r in rows.values()} == {("sent", 2)}
+    assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
+
+
+def test_server_slower_than_the_timeout_defers_then_sends(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+    db = sqlite_db
+    settings = tuned(base_settings(tmp_path), concurrency=4, retry_initial_minutes=minutes(0.1))
+    emails = prepare(db, tmp_path, 4)
+    launch(db, settings, KEY, "c")
+    smtp.handler.plan = lambda _rcpt, attempt: SLOW if attempt == 1 else None
+    smtp.handler.slow_seconds = 2.0
+
+    started = time.monotonic()
+    first = send(db, settings, smtp.servers(timeout=0.3))
+    assert time.monotonic() - started < 1.5, "the client should give up after its timeout, not wait for the server"
+    assert first.counts == {"deferred": 4}
+    rows = outbox_rows(db, "c")
+    assert all(r.last_error and "timed out" in r.last_error for r in rows.values()), rows
+    assert smtp.handler.received() == Counter()
+
+    sleep_until(max(r.next_attempt_at for r in rows.values() if r.next_attempt_at))
+    second = send(db, settings, smtp.servers(timeout=0.3))
+    assert second.counts == {"sent": 4}
+    assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
+    assert {(r.status, r.attempts) for r in outbox_rows(db, "c").values()} == {("sent", 2)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Permanent failures
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_5xx_at_rcpt_bounces_and_suppresses_5xx_at_data_fails(db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path), concurrency=2)
+    emails = prepare(db, tmp_path, 8)
+    unknown, gone, refused = emails[1], emails[4], emails[6]
+    smtp.handler.refuse_rcpt = {unknown: "550 5.1.1 no such user", gone: "551 5.1.6 user has moved"}
+    smtp.handler.plan = lambda rcpt, _attempt: "554 5.6.0 message refused" if rcpt == refused else None
+    launch(db, settings, KEY, "c")
+
+    summary = send(db, settings, smtp.servers())
+
+    assert summary.counts == {"sent": 5, "bounced": 2, "failed": 1}
+    rows = outbox_rows(db, "c")
+    assert rows[unknown].status == "bounced"
+    assert rows[unknown].smtp_reply == "550 5.1.1 no such user"
+    assert rows[gone].status == "bounced"
+    assert str(rows[gone].smtp_reply).startswith("551 5.1.6")
+    assert rows[refused].status == "failed"
+    assert rows[refused].smtp_reply == "554 5.6.0 message refused"
+    assert {rows[e].status for e in emails if e not in (unknown, gone, refused)} == {"sent"}
+    assert smtp.handler.received() == Counter({e: 1 for e in emails if e not in (unknown, gone, refused)})
+    # Bounced addresses are suppressed (with the message that bounced); a refused message is not the address's fault.
+    assert suppression_reasons(db) == {
+        unknown: ("bounced", rows[unknown].id),
+        gone: ("bounced", rows[gone].id),
+    }
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+    # A later campaign to the same list never mails the bounced addresses.
+    add_future_event(db, "event-later")
+    create_campaign(db, event_ref="event-later", list_name="guests", name="later")
+    launched = launch(db, settings, KEY, "later")
+    assert (launched.queued, launched.suppressed) == (6, 2)
+    later = outbox_rows(db, "later")
+    assert {(later[e].status, later[e].last_error) for e in (unknown, gone)} == {("suppressed", "bounced")}
+    assert later[refused].status == "queued"
+    rcpt_before = Counter(smtp.handler.rcpt_attempts)
+    assert send(db, settings, smtp.servers(), "later").counts == {"sent": 5, "failed": 1}
+    assert smtp.handler.rcpt_attempts[unknown] == rcpt_before[unknown] == 1
+    assert smtp.handler.rcpt_attempts[gone] == rcpt_before[gone] == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Server down: the breaker pauses the campaign; resume delivers everything
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_server_down_pauses_the_campaign_then_resume_sends_all(db: Database, tmp_path: Path, sinks: Sinks) -> None:
+    settings = tuned(
+        base_settings(tmp_path),
+        concurrency=2,
+        breaker_window=4,
+        breaker_threshold=0.75,
+        retry_initial_minutes=minutes(0.01),
+    )
+    emails = prepare(db, tmp_path, 12)
+    launch(db, settings, KEY, "c")
+    down = [SmtpServer("127.0.0.1", closed_port(), "none", timeout=2)]
+
+    summary = send(db, settings, down)
+
+    details = get_campaign(db, "c").campaign
+    assert details.status is CampaignStatus.PAUSED
+    assert details.status_reason is not None
+    assert "paused automatically" in details.status_reason
+    assert "of recent attempts failed" in details.status_reason
+    assert "connection failed" in details.status_reason
+    assert len(summary.paused) == 1
+    assert summary.paused[0].startswith("c: paused automatically")
+    counts = statuses(db, "c")
+    assert set(counts) <= {"deferred", "queued"}, counts
+    assert 4 <= counts["deferred"] < 12, "the breaker should stop the run long before the queue is burnt"
+    rows = outbox_rows(db, "c")
+    assert all(r.attempts == 0 and r.lease_expires_at is None for r in rows.values() if r.status == "queued")
+    assert all(r.last_error and "connection failed" in r.last_error for r in rows.values() if r.status == "deferred")
+
+    # While paused nothing is claimed, even once the retries are due.
+    time.sleep(0.05)
+    assert send(db, settings, down).counts == {}
+
+    smtp = sinks.start()
+    resumed = move(db, "c", CampaignStatus.SENDING)
+    assert resumed.campaign.status is CampaignStatus.SENDING
+    assert resumed.campaign.status_reason is None
+    sleep_until(max(r.next_attempt_at for r in rows.values() if r.next_attempt_at))
+    after = send(db, settings, smtp.servers())
+    assert after.counts == {"sent": 12}
+    assert after.finished == ["c"]
+    assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+def test_a_waiting_worker_sends_a_campaign_resumed_after_the_breaker_paused_it(
+    sqlite_db: Database, tmp_path: Path, sinks: Sinks
+) -> None:
+    # `campaign send --wait` keeps running through the outage: once the relay is back and the campaign is
+    # resumed, the same worker must deliver it.
+    db = sqlite_db
+    settings = tuned(
+        base_settings(tmp_path),
+        concurrency=2,
+        breaker_window=4,
+        breaker_threshold=0.75,
+        retry_initial_minutes=minutes(0.01),
+    )
+    emails = prepare(db, tmp_path, 8)
+    launch(db, settings, KEY, "c")
+    port = closed_port()
+    servers = [SmtpServer("127.0.0.1", port, "none", timeout=2)]
+    started: list[Sink] = []
+
+    async def main() -> None:
+        worker = asyncio.create_task(send_due(db, settings, KEY, servers, campaign_ref="c", wait=True))
+        try:
+            limit = time.monotonic() + 5
+            while campaign_status(db, "c") is not CampaignStatus.PAUSED:
+                assert time.monotonic() < limit, "the breaker did not pause the campaign"
+                assert not worker.done(), "the worker stopped on its own"
+                await asyncio.sleep(0.02)
+            started.append(await asyncio.to_thread(sinks.start, port))
+            move(db, "c", CampaignStatus.SENDING)
+            limit = time.monotonic() + 5
+            while campaign_status(db, "c") is not CampaignStatus.SENT and time.monotonic() < limit:
+                assert not worker.done(), "the worker stopped on its own"
+                await asyncio.sleep(0.05)
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    asyncio.run(main())
+
+    assert started[0].handler.received() == Counter(dict.fromkeys(emails, 1))
+    assert statuses(db, "c") == {"sent": 8}
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Expiry
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_messages_expire_once_the_event_has_started(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+    db = sqlite_db
+    retry = 0.05  # seconds, every time (no doubling): the messages are tried until the last moment
+    settings = tuned(
+        base_settings(tmp_path),
+        concurrency=2,
+        retry_initial_minutes=minutes(retry),
+        retry_max_minutes=minutes(retry),
+    )
+    emails = prepare(db, tmp_path, 4, starts_in=timedelta(seconds=2.5))
+    launch(db, settings, KEY, "c")
+    starts_at = get_campaign(db, "c").event.starts_at
+    smtp.handler.plan = lambda _rcpt, _attempt: "451 4.3.0 try again later"
+
+    limit = time.monotonic() + 10
+    while statuses(db, "c") != {"expired": 4}:
+        assert time.monotonic() < limit, statuses(db, "c")
+        send(db, settings, smtp.servers())
+        time.sleep(0.05)
+
+    rows = outbox_rows(db, "c")
+    for row in rows.values():
+        assert row.status == "expired"
+        assert row.last_error is not None
+        assert row.last_error == "the event has started" or row.last_error.startswith("gave up: ")
+        assert row.attempts >= 10, "it should have been retried while there was time"
+        assert row.sent_at is None
+        # It gave up only when the next attempt would have come after the start, not earlier.
+        assert row.updated_at >= starts_at - timedelta(seconds=retry * 1.1)
+    assert min(smtp.handler.data_attempts[e] for e in emails) >= 10
+    assert campaign_status(db, "c") is CampaignStatus.SENT  # nothing left to send
+
+    # An expired message is final: a server that accepts now still gets nothing.
+    smtp.handler.plan = accept_all
+    assert send(db, settings, smtp.servers()).counts == {}
+    assert smtp.handler.received() == Counter()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Template errors
+# ---------------------------------------------------------------------------------------------------------
+
+JOB_TITLE_TEMPLATE = '{% extends "base.html" %}{% block content %}<p>{{ contact.job_title }}</p>{% endblock %}'
+
+
+def own_templates(tmp_path: Path) -> Path:
+    directory = tmp_path / "own-templates"
+    directory.mkdir()
+    (directory / "invitation.html").write_text(JOB_TITLE_TEMPLATE)
+    return directory
+
+
+def drop_job_title(db: Database, address: str) -> None:
+    with db.write() as conn:
+        conn.execute(update(contacts).where(contacts.c.email_key == email_key(address)).values(attributes={}))
+
+
+def test_a_template_error_for_one_contact_refuses_the_launch(db: Database, tmp_path: Path) -> None:
+    settings = tuned(base_settings(tmp_path))
+    emails = prepare(db, tmp_path, 5, template_dir=own_templates(tmp_path))
+    drop_job_title(db, emails[2])
+
+    with pytest.raises(CheckFailedError) as refused:
+        launch(db, settings, KEY, "c")
+
+    assert any("job_title" in e and emails[2] in e and "1 contact(s)" in e for e in refused.value.report.errors)
+    assert outbox_rows(db, "c") == {}
+    assert campaign_status(db, "c") is CampaignStatus.DRAFT
+
+
+def test_a_message_that_cannot_be_built_fails_alone(db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path), concurrency=2)
+    emails = prepare(db, tmp_path, 6, template_dir=own_templates(tmp_path))
+    launch(db, settings, KEY, "c")
+    broken = emails[3]
+    drop_job_title(db, broken)  # the contact changed after the check passed
+
+    summary = send(db, settings, smtp.servers())
+
+    assert summary.counts == {"sent": 5, "failed": 1}
+    rows = outbox_rows(db, "c")
+    assert rows[broken].status == "failed"
+    error = rows[broken].last_error
+    assert error is not None
+    assert "invitation.html" in error
+    assert "job_title" in error
+    assert broken in error
+    assert rows[broken].smtp_reply is None
+    assert smtp.handler.rcpt_attempts[broken] == 0
+    assert smtp.handler.received() == Counter({e: 1 for e in emails if e != broken})
+    [message] = smtp.handler.messages_for(emails[0])
+    html = message.get_body(("html",))
+    assert html is not None
+    assert "Analyst 0" in html.get_content()
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Crash safety: kill -9 of `campaign send` mid-run, restart after the leases expire
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_kill_9_mid_run_then_restart_loses_nothing_and_duplicates_at_most_concurrency(
+    db: Database, tmp_path: Path, smtp: Sink, record_property: Callable[[str, object], None]
+) -> None:
+    concurrency, lease_seconds, total = 5, 2, 300
+    url = db.url.render_as_string(hide_password=False)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{url}"\n'
+        f'[paths]\ntemplates = "{TEMPLATES}"\n'
+        f'[smtp]\nmode = "relay"\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
+        f"concurrency = {concurrency}\ntimeout_seconds = 10\n"
+        # Small batches: every claimed message goes out well within its lease even on a loaded machine, so
+        # this test measures crash duplicates only (a batch that outlasts its lease has its own test below).
+        f"[delivery]\nlease_seconds = {lease_seconds}\nbatch_size = 20\n"
+    )
+    settings = load_settings(config, environ={})
+    emails = prepare(db, tmp_path, total)
+    launch(db, settings, KEY, "c")
+    smtp.handler.delay = 0.02
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
+    env["CAMPAIGN_SECRET_KEY"] = KEY.decode()
+    command = [sys.executable, "-m", "campaign", "--config", str(config), "send"]
+
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        limit = time.monotonic() + 30
+        while len(smtp.handler.delivered) < total // 3:
+            assert worker.poll() is None, worker.communicate()
+            assert time.monotonic() < limit, "the worker did not get going"
+            time.sleep(0.002)
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == -signal.SIGKILL
+
+    rows = outbox_rows(db, "c")
+    leased = [r for r in rows.values() if r.status == "sending"]
+    assert leased, "the worker should have died holding leases"
+    recorded = {e for e, r in rows.items() if r.status == "sent"}
+    assert 0 < len(recorded) < total
+    before = smtp.handler.received()
+    assert len(before) < total
+    assert {e: n for e, n in before.items() if n > 1} == {}, "the live worker sent messages twice"
+
+    leases_end = max(r.lease_expires_at for r in leased if r.lease_expires_at)
+    sleep_until(leases_end)
+    restart = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert restart.returncode == 0, restart.stderr
+    assert "Campaign c is sent." in restart.stdout
+
+    received = smtp.handler.received()
+    assert set(received) == set(emails), "every contact received the message"
+    resent = {e for e in recorded if received[e] > 1}
+    assert resent == set(), "the restart sent again messages recorded as sent"
+    duplicates = sum(n - 1 for n in received.values())
+    record_property("duplicates", duplicates)
+    print(f"kill -9 test on {db.backend}: {duplicates} duplicate(s) (bound: {concurrency})")
+    assert duplicates <= concurrency
+    assert statuses(db, "c") == {"sent": total}
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+@pytest.mark.parametrize(
+    ("server_delay", "rate_per_second"),
+    [pytest.param(0.05, 0.0, id="slow-relay"), pytest.param(0.0, 20.0, id="rate-limited")],
+)
+def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
+    sqlite_db: Database, tmp_path: Path, smtp: Sink, server_delay: float, rate_per_second: float
+) -> None:
+    # One live worker whose 50 messages take about 1.5 s to go out (a slow relay, or the configured rate
+    # limit), longer than the 1 s lease. It holds every message it claimed until it records the result:
+    # none may go out twice.
+    db = sqlite_db
+    settings = tuned(base_settings(tmp_path), concurrency=2, lease_seconds=1, rate_per_second=rate_per_second)
+    emails = prepare(db, tmp_path, 50)
+    launch(db, settings, KEY, "c")
+    smtp.handler.delay = server_delay
+
+    started = time.monotonic()
+    summary = send(db, settings, smtp.servers())
+
+    assert time.monotonic() - started > 1.2, "the run must outlast the lease for this test to mean anything"
+    received = smtp.handler.received()
+    assert set(received) == set(emails)
+    assert {e: n for e, n in received.items() if n > 1} == {}
+    assert summary.counts == {"sent": 50}
+    assert statuses(db, "c") == {"sent": 50}

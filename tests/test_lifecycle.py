@@ -1,0 +1,265 @@
+"""The campaign lifecycle: launch, pause, resume, cancel, retry, and test-sends, with real SMTP and databases."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from campaign.exceptions import ValidationError
+from campaign.models import CampaignStatus
+from campaign.services.campaigns import create_campaign, get_campaign
+from campaign.services.dispatch import send_due
+from campaign.services.lifecycle import launch, move, retry_failed
+from campaign.services.sending import send_test
+from campaign.store.engine import Database
+from campaign.store.tables import messages
+from tests.test_delivery import (
+    ACCEPTED,
+    KEY,
+    Sink,
+    Sinks,
+    add_future_event,
+    base_settings,
+    campaign_status,
+    outbox_rows,
+    prepare,
+    send,
+    statuses,
+    tuned,
+)
+
+
+@pytest.fixture
+def smtp() -> Iterator[Sink]:
+    sinks = Sinks([])
+    try:
+        yield sinks.start()
+    finally:
+        for controller in sinks.controllers:
+            controller.stop()
+
+
+def message_count(db: Database) -> int:
+    with db.read() as conn:
+        return conn.scalar(select(func.count()).select_from(messages)) or 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Transitions
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_invalid_moves_are_refused_with_a_clear_message(db: Database, tmp_path: Path) -> None:
+    settings = tuned(base_settings(tmp_path))
+    prepare(db, tmp_path, 3)
+
+    with pytest.raises(ValidationError, match="a campaign cannot go from draft to paused"):
+        move(db, "c", CampaignStatus.PAUSED)
+    assert campaign_status(db, "c") is CampaignStatus.DRAFT
+
+    launch(db, settings, KEY, "c")
+    with pytest.raises(ValidationError, match="only a draft can be launched; c is sending"):
+        launch(db, settings, KEY, "c")
+    assert move(db, "c", CampaignStatus.CANCELLED).campaign.status is CampaignStatus.CANCELLED
+
+    for target in (CampaignStatus.CANCELLED, CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
+        with pytest.raises(ValidationError, match=f"a campaign cannot go from cancelled to {target}"):
+            move(db, "c", target)
+    with pytest.raises(ValidationError, match="only a draft can be launched; c is cancelled"):
+        launch(db, settings, KEY, "c")
+    assert campaign_status(db, "c") is CampaignStatus.CANCELLED
+    assert statuses(db, "c") == {"cancelled": 3}
+
+
+def test_resume_is_only_for_a_paused_campaign(db: Database, tmp_path: Path) -> None:
+    # "Resume" of a draft skips launch: no check and nothing queued, yet the campaign says "sending" (and
+    # `launch` is then refused: "cannot go from sending to sending").
+    prepare(db, tmp_path, 3)
+
+    with pytest.raises(ValidationError, match="draft"):
+        move(db, "c", CampaignStatus.SENDING)
+
+    assert campaign_status(db, "c") is CampaignStatus.DRAFT
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pause and resume
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_paused_campaign_sends_nothing_until_resumed(db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path))
+    emails = prepare(db, tmp_path, 5)
+    launch(db, settings, KEY, "c")
+    paused = move(db, "c", CampaignStatus.PAUSED, "waiting for the speaker list")
+    assert (paused.campaign.status, paused.campaign.status_reason) == (
+        CampaignStatus.PAUSED,
+        "waiting for the speaker list",
+    )
+
+    assert send(db, settings, smtp.servers()).counts == {}
+    assert send(db, settings, smtp.servers(), campaign=None).counts == {}
+
+    assert smtp.handler.received() == Counter()
+    assert statuses(db, "c") == {"queued": 5}
+    assert {row.attempts for row in outbox_rows(db, "c").values()} == {0}
+    assert campaign_status(db, "c") is CampaignStatus.PAUSED
+
+    move(db, "c", CampaignStatus.SENDING)
+    summary = send(db, settings, smtp.servers())
+    assert summary.counts == {"sent": 5}
+    assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+def test_pausing_mid_run_stops_the_sending(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+    # Pause once five results are recorded. Messages already handed to the server may still complete (one
+    # per connection); nothing else of the campaign may go out while it is paused.
+    db = sqlite_db
+    concurrency = 2
+    settings = tuned(base_settings(tmp_path), concurrency=concurrency)
+    emails = prepare(db, tmp_path, 30)
+    launch(db, settings, KEY, "c")
+    smtp.handler.delay = 0.02
+    recorded: list[str] = []
+    at_pause: list[int] = []
+
+    def progress(status: str) -> None:
+        recorded.append(status)
+        if len(recorded) == 5:
+            move(db, "c", CampaignStatus.PAUSED)
+            at_pause.append(sum(smtp.handler.received().values()))
+
+    asyncio.run(send_due(db, settings, KEY, smtp.servers(), campaign_ref="c", progress=progress))
+
+    assert campaign_status(db, "c") is CampaignStatus.PAUSED
+    counts = statuses(db, "c")
+    assert set(counts) <= {"sent", "queued"}, counts
+    sent_while_paused = counts["sent"] - at_pause[0]
+    assert sent_while_paused <= concurrency, f"{sent_while_paused} messages went out after the pause"
+    assert all(r.attempts == 0 for r in outbox_rows(db, "c").values() if r.status == "queued")
+
+    move(db, "c", CampaignStatus.SENDING)
+    send(db, settings, smtp.servers())
+    assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cancel
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_cancel_turns_queued_and_deferred_into_cancelled(db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path), retry_initial_minutes=10.0)
+    emails = prepare(db, tmp_path, 6)
+    busy = set(emails[:2])
+    smtp.handler.plan = lambda rcpt, _attempt: "451 4.3.0 try again later" if rcpt in busy else None
+    launch(db, settings, KEY, "c")
+    assert send(db, settings, smtp.servers()).counts == {"sent": 4, "deferred": 2}
+    add_future_event(db, "event-other")
+    create_campaign(db, event_ref="event-other", list_name="guests", name="other")
+    launch(db, settings, KEY, "other")
+
+    move(db, "c", CampaignStatus.CANCELLED)
+    move(db, "other", CampaignStatus.CANCELLED)
+
+    rows = outbox_rows(db, "c")
+    assert {e: rows[e].status for e in busy} == dict.fromkeys(busy, "cancelled")
+    assert {rows[e].status for e in emails if e not in busy} == {"sent"}
+    assert statuses(db, "other") == {"cancelled": 6}
+    assert campaign_status(db, "c") is CampaignStatus.CANCELLED
+    assert campaign_status(db, "other") is CampaignStatus.CANCELLED
+
+    before = smtp.handler.received()
+    smtp.handler.plan = lambda _rcpt, _attempt: None
+    assert send(db, settings, smtp.servers(), campaign=None).counts == {}
+    assert smtp.handler.received() == before
+    with pytest.raises(ValidationError, match="cannot go from cancelled to sending"):
+        move(db, "c", CampaignStatus.SENDING)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Retry
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_retry_failed_requeues_failed_and_expired_and_reopens_the_campaign(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    # A lifetime of 3.6 ms: a 4xx gives up at once (expired); a 5xx at DATA fails.
+    settings = tuned(base_settings(tmp_path), lifetime_hours=1e-6)
+    emails = prepare(db, tmp_path, 6)
+    refused, busy = emails[1], emails[4]
+    replies = {refused: "554 5.6.0 content refused", busy: "451 4.3.0 try again later"}
+    smtp.handler.plan = lambda rcpt, _attempt: replies.get(rcpt)
+    launch(db, settings, KEY, "c")
+    assert send(db, settings, smtp.servers()).counts == {"sent": 4, "failed": 1, "expired": 1}
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+    rows = outbox_rows(db, "c")
+    assert (rows[refused].status, rows[busy].status) == ("failed", "expired")
+    assert str(rows[busy].last_error).startswith("gave up: ")
+
+    assert retry_failed(db, "c") == 2
+
+    details = get_campaign(db, "c").campaign
+    assert (details.status, details.status_reason) == (CampaignStatus.SENDING, "retrying")
+    rows = outbox_rows(db, "c")
+    assert {(rows[e].status, rows[e].next_attempt_at) for e in (refused, busy)} == {("queued", None)}
+    assert {rows[e].status for e in emails if e not in (refused, busy)} == {"sent"}
+
+    smtp.handler.plan = lambda _rcpt, _attempt: None
+    summary = send(db, settings, smtp.servers())
+    assert summary.counts == {"sent": 2}
+    assert summary.finished == ["c"]
+    assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
+    rows = outbox_rows(db, "c")
+    assert {(r.status, r.smtp_reply) for r in rows.values()} == {("sent", ACCEPTED)}
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+    # Nothing failed any more: retrying does nothing and leaves the campaign sent.
+    assert retry_failed(db, "c") == 0
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Test-send
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_test_send_delivers_one_marked_message_to_staff_and_records_nothing(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    settings = tuned(base_settings(tmp_path))
+    emails = prepare(db, tmp_path, 4)
+
+    result = asyncio.run(send_test(db, settings, KEY, smtp.servers(), "c", " Staff@Example.ORG "))
+    as_third = asyncio.run(send_test(db, settings, KEY, smtp.servers(), "c", "staff@example.org", emails[3]))
+
+    assert result.to == "Staff@example.org"  # normalised: trimmed, domain lower-cased
+    assert result.rendered_as == emails[0]  # the first of the audience, in address order
+    assert result.reply == ACCEPTED
+    assert as_third.rendered_as == emails[3]
+    assert smtp.handler.received() == Counter({"staff@example.org": 2})
+    with smtp.handler.lock:
+        bodies = [data for _, data in smtp.handler.delivered]
+    first, third = (email.message_from_bytes(b, policy=email.policy.default) for b in bodies)
+    for message in (first, third):
+        assert str(message["Subject"]).startswith("[TEST] ")
+        assert message["To"].addresses[0].addr_spec.lower() == "staff@example.org"
+    first_text = first.get_body(("plain",))
+    third_text = third.get_body(("plain",))
+    assert first_text is not None
+    assert "Dear Guest 0," in first_text.get_content()
+    assert third_text is not None
+    assert "Dear Guest 3," in third_text.get_content()
+    assert message_count(db) == 0
+    assert campaign_status(db, "c") is CampaignStatus.DRAFT
+    assert all(rcpt == "staff@example.org" for rcpt in smtp.handler.rcpt_attempts)
