@@ -52,7 +52,7 @@ class PathSettings:
 class ContactSettings:
     """Contact import behaviour."""
 
-    import_batch_size: int = 2_000
+    import_batch_size: int = 20_000
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from functools import cache
 from babel import Locale, UnknownLocaleError
 from babel.core import get_global
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from campaign.exceptions import ValidationError
 
@@ -28,8 +29,9 @@ class FieldError(ValidationError):
         self.reason = reason
 
 
-# Special-use domains that email-validator refuses by default (RFC 6761); the fast path defers them.
-_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+# Special-use domains that email-validator refuses by default (RFC 6761); the fast path defers them. Each is a
+# single label, so a domain is (under) one of them exactly when its last label is one of them.
+_SPECIAL_USE = frozenset(("arpa", "invalid", "local", "localhost", "onion", "test"))
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _FAST_EMAIL = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
@@ -53,8 +55,11 @@ def normalise_email(raw: str) -> str:
             len(local) <= 64
             and len(text) <= 254
             and "--" not in domain
-            and not any(domain == s or domain.endswith("." + s) for s in _SPECIAL_USE)
+            and domain.rpartition(".")[2] not in _SPECIAL_USE
         ):
+            # As email-validator does, RFC 2142 role names (Postmaster, Abuse...) are case-insensitive.
+            if local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:
+                local = local.lower()
             return f"{local}@{domain}"
     try:
         return validate_email(text, check_deliverability=False).normalized
@@ -94,10 +99,21 @@ def parse_country(raw: str) -> str:
     return code
 
 
+@cache
+def _single_zones() -> dict[str, str]:
+    """Each country that has exactly one (known) time zone, with that zone."""
+    known = set(_zones_by_lower_name().values())
+    single: dict[str, str] = {}
+    for country, zones in _territory_zones().items():
+        usable = [z for z in zones if z in known]
+        if len(usable) == 1:
+            single[country] = usable[0]
+    return single
+
+
 def zone_for_country(country: str) -> str | None:
     """The country's time zone when it has exactly one, else None (the zone cannot be guessed)."""
-    zones = [z for z in _territory_zones().get(country, []) if z in _zones_by_lower_name().values()]
-    return zones[0] if len(zones) == 1 else None
+    return _single_zones().get(country)
 
 
 @cache
@@ -122,5 +138,9 @@ def clean_text(raw: str | None) -> str | None:
     """
     if raw is None:
         return None
+    # Fast path, the usual case: a printable string has no whitespace but the ASCII space and no controls,
+    # so when it has no leading, trailing or doubled space there is nothing to change.
+    if raw.isprintable() and raw[:1] != " " and raw[-1:] != " " and "  " not in raw:
+        return raw or None
     text = " ".join(_CONTROL.sub(" ", raw).split())
     return text or None

@@ -316,8 +316,11 @@ class Dispatcher:
     async def _flusher(self) -> None:
         while True:
             await self._flush_wanted.wait()
-            # Let the other senders that finished in the same instant join this commit.
-            await asyncio.sleep(0)
+            # Group commit: give the other connections a moment to join this transaction. A commit costs far
+            # more than a message; waiting up to 2 ms while half the connections report cuts commits several-fold.
+            deadline = time.monotonic() + 0.002
+            while len(self._pending) < self.concurrency // 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.0005)
             await self._flush_now()
 
     async def _flush_now(self) -> None:

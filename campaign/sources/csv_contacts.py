@@ -36,6 +36,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 _ALIAS_TO_FIELD = {alias: name for name, aliases in FIELD_ALIASES.items() for alias in aliases}
 _DELIMITERS = (",", ";", "\t")
 _SCAN_CHUNK = 1 << 20
+_ATTRIBUTE_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +74,16 @@ class ContactCsv:
             self._check_codec()
             self._lines = self._decoded_lines()
             self.header, header_lines = self._read_header()
+            if "\r" in self.header.rstrip("\r\n"):
+                raise ImportFileError(
+                    f"{path}: lines end in a bare CR (the old Mac format); save the file as CSV UTF-8 and import again"
+                )
             self.delimiter = delimiter or sniff_delimiter(self.header)
-            self.columns = map_header(next(csv.reader([self.header], delimiter=self.delimiter)), path)
+            try:
+                header_cells = next(csv.reader([self.header], delimiter=self.delimiter, strict=True))
+            except csv.Error as exc:
+                raise ImportFileError(f"{path}: line {header_lines}: the header cannot be read: {exc}") from None
+            self.columns = map_header(header_cells, path)
             self._first_data_line = 1 + header_lines
         except BaseException:
             self.close()
@@ -97,9 +106,15 @@ class ContactCsv:
 
     def rows(self) -> Iterator[CsvRecord | CsvProblem]:
         """Yield every data row in file order; blank lines are skipped."""
-        reader = csv.reader(self._lines, delimiter=self.delimiter)
+        # strict: a quote that is never closed is an error at the row it opens on, not a name that silently
+        # swallows every row after it.
+        reader = csv.reader(self._lines, delimiter=self.delimiter, strict=True)
         width = len(self.columns)
-        previous_end = self._first_data_line - 1
+        # (cell index, name) of the columns that fill a field and of those that become attributes, in order.
+        field_columns = [(i, c.field) for i, c in enumerate(self.columns) if c.field is not None]
+        attribute_columns = [(i, c.attribute) for i, c in enumerate(self.columns) if c.field is None and c.attribute]
+        first_data_line = self._first_data_line
+        previous_end = first_data_line - 1
         while True:
             start = previous_end + 1
             try:
@@ -107,25 +122,27 @@ class ContactCsv:
             except StopIteration:
                 return
             except csv.Error as exc:
-                previous_end = self._first_data_line - 1 + reader.line_num
+                previous_end = first_data_line - 1 + reader.line_num
                 yield CsvProblem(start, f"unreadable CSV: {exc}", [])
                 continue
-            previous_end = self._first_data_line - 1 + reader.line_num
-            if not any(cell.strip() for cell in cells):
+            previous_end = first_data_line - 1 + reader.line_num
+            count = len(cells)
+            # Blank when every cell is: the same as their concatenation being blank, and cheaper to ask.
+            if not "".join(cells).strip():
                 continue
-            if len(cells) > width and any(cell.strip() for cell in cells[width:]):
-                yield CsvProblem(start, f"{len(cells)} fields but the header has {width}", cells)
+            if count > width and any(cell.strip() for cell in cells[width:]):
+                yield CsvProblem(start, f"{count} fields but the header has {width}", cells)
                 continue
             fields: dict[str, str] = {}
+            for i, name in field_columns:
+                if i < count and (cell := cells[i]).strip():
+                    fields[name] = cell
             attributes: dict[str, str] = {}
-            for column, cell in zip(self.columns, cells, strict=False):
-                value = cell.strip()
-                if not value:
-                    continue
-                if column.field is not None:
-                    fields[column.field] = cell
-                elif column.attribute:
-                    attributes[column.attribute] = value
+            for i, name in attribute_columns:
+                if i < count and (value := cells[i].strip()):
+                    # NUL and other controls are never data (PostgreSQL's JSON refuses NUL); tab and line
+                    # breaks are kept: an attribute may be an address.
+                    attributes[name] = _ATTRIBUTE_CONTROLS.sub("", value)
             yield CsvRecord(start, fields, attributes, cells)
 
     def _detect_encoding(self) -> str:
@@ -140,28 +157,32 @@ class ContactCsv:
             info = codecs.lookup(self.encoding)
         except LookupError:
             raise ImportFileError(f"unknown encoding {self.encoding!r}") from None
-        if info.name.startswith("utf-8"):
-            self._scan_utf8()
+        self._scan(info.name)
 
-    def _scan_utf8(self) -> None:
-        """Refuse invalid UTF-8 up front, naming the first bad line (a fast scan: about 1 GB/s)."""
-        decoder = codecs.getincrementaldecoder("utf-8")()
+    def _scan(self, codec: str) -> None:
+        """Decode the whole file once up front (about 1 GB/s), so that an import never stops half-way on a
+        byte the encoding cannot read; the error names the first bad line."""
+        decoder = codecs.getincrementaldecoder(codec)()
+        name = "UTF-8" if codec.startswith("utf-8") else self.encoding
         line = 1
         while chunk := self._fh.read(_SCAN_CHUNK):
+            carried = len(decoder.getstate()[0])  # bytes of a character cut by the previous read
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                # The bad byte may sit in the previous chunk's tail that the decoder kept back.
-                bad_line = line + chunk[: max(exc.start, 0)].count(b"\n")
-                raise ImportFileError(
-                    f"{self.path}: line {bad_line} is not valid UTF-8; if the file was saved as Windows-1252 "
-                    "or Latin-1 (Excel on Windows), import it with --encoding cp1252"
-                ) from None
+                bad_line = line + chunk[: max(exc.start - carried, 0)].count(b"\n")
+                advice = (
+                    "if the file was saved as Windows-1252 or Latin-1 (Excel on Windows), import it with "
+                    "--encoding cp1252"
+                    if codec.startswith("utf-8")
+                    else "check the file's encoding (--encoding)"
+                )
+                raise ImportFileError(f"{self.path}: line {bad_line} is not valid {name}; {advice}") from None
             line += chunk.count(b"\n")
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            raise ImportFileError(f"{self.path}: line {line} ends in the middle of a UTF-8 character") from None
+            raise ImportFileError(f"{self.path}: line {line} ends in the middle of a {name} character") from None
         self._fh.seek(0)
 
     def _decoded_lines(self) -> Iterator[str]:

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from campaign.models import Contact
-from campaign.store.tables import contacts, lists
+from campaign.store.tables import UTCDateTime, contacts, lists
 from campaign.store.tables import list_members as members
 
 # The columns an import writes; ``id``, ``email_key`` and ``created_at`` are set once, on insert.
@@ -40,8 +54,12 @@ def by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Contact]:
     """The contacts whose ``email_key`` is in ``keys``, by key."""
     if not keys:
         return {}
-    rows = conn.execute(select(contacts).where(contacts.c.email_key.in_(keys)))
+    rows = conn.execute(_BY_KEYS, {"keys": keys})
     return {row.email_key: to_contact(row) for row in rows}
+
+
+# Built once: the keys are bound as one list (an import asks for thousands at a time).
+_BY_KEYS = select(contacts).where(contacts.c.email_key.in_(bindparam("keys", expanding=True)))
 
 
 def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
@@ -50,6 +68,44 @@ def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int
         return []
     stmt = insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True)
     return list(conn.scalars(stmt, list(rows)))
+
+
+def create_many(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    """Insert contacts created ``now``, each row with the same keys: every column but ``id`` and the timestamps.
+
+    The bulk path of an import, where SQLAlchemy's per-row work would cost more than SQLite's: ``now`` is written
+    into the statement once, and the rows go to the driver's ``executemany`` with only the values whose column
+    type converts them (the JSON attributes) converted, by that type, as SQLAlchemy would. No ids come back.
+    """
+    if not rows:
+        return
+    stamp = _timestamp_literal(conn, now)
+    dialect = conn.dialect
+    names = list(rows[0])
+    compiled = insert(contacts).values(created_at=stamp, updated_at=stamp).compile(dialect=dialect, column_keys=names)
+    order = list(compiled.positiontup or []) if compiled.positional else names
+    converters = []
+    for position, name in enumerate(order):
+        processor = contacts.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            converters.append((position, processor))
+    pick = itemgetter(*order)  # a tuple: a row has at least email and email_key
+    params: list[Any] = []
+    for row in rows:
+        values = list(pick(row))
+        for position, processor in converters:
+            values[position] = processor(values[position])
+        params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
+    conn.exec_driver_sql(compiled.string, params)
+
+
+def _timestamp_literal(conn: Connection, value: datetime) -> ColumnElement[datetime]:
+    """``value`` as a literal in the SQL text, spelled as this backend stores a :class:`UTCDateTime`.
+
+    For a statement run with many rows that share one timestamp: bound, it would be converted once per row.
+    """
+    sql = literal(value, UTCDateTime()).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    return literal_column(str(sql), UTCDateTime())
 
 
 def update_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, literal, select
 
 from campaign.models import ContactList
 from campaign.store.dialect import insert_ignoring_conflicts
+from campaign.store.tables import UTCDateTime, contacts, lists
 from campaign.store.tables import list_members as members
-from campaign.store.tables import lists
 
 
 def get_or_create(conn: Connection, name: str, now: datetime) -> int:
@@ -48,3 +48,19 @@ def add_members(conn: Connection, list_id: int, contact_ids: Sequence[int], now:
             insert_ignoring_conflicts(conn, members),
             [{"list_id": list_id, "contact_id": cid, "added_at": now} for cid in contact_ids],
         )
+
+
+def add_members_by_key(conn: Connection, list_id: int, email_keys: Sequence[str], now: datetime) -> None:
+    """Add the contacts with these keys to a list; those already in it stay as they are. Unknown keys are skipped.
+
+    One ``INSERT ... SELECT``: nothing is sent or converted per contact but its key.
+    """
+    if email_keys:
+        chosen = (
+            select(literal(list_id), contacts.c.id, literal(now, UTCDateTime()))
+            .where(contacts.c.email_key.in_(bindparam("keys", expanding=True)))
+            # In id order, the members' indexes grow at their end instead of being written all over.
+            .order_by(contacts.c.id)
+        )
+        stmt = insert_ignoring_conflicts(conn, members).from_select(["list_id", "contact_id", "added_at"], chosen)
+        conn.execute(stmt, {"keys": email_keys})
