@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 from campaign.models import Contact
+from campaign.store.dialect import in_keys
 from campaign.store.tables import UTCDateTime, contacts, lists
 from campaign.store.tables import list_members as members
 
@@ -54,12 +55,9 @@ def by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Contact]:
     """The contacts whose ``email_key`` is in ``keys``, by key."""
     if not keys:
         return {}
-    rows = conn.execute(_BY_KEYS, {"keys": keys})
+    condition, params = in_keys(conn, contacts.c.email_key, keys)
+    rows = conn.execute(select(contacts).where(condition), params)
     return {row.email_key: to_contact(row) for row in rows}
-
-
-# Built once: the keys are bound as one list (an import asks for thousands at a time).
-_BY_KEYS = select(contacts).where(contacts.c.email_key.in_(bindparam("keys", expanding=True)))
 
 
 def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, insert, literal, select
+from sqlalchemy import Connection, func, insert, literal, select
 
 from campaign.models import ContactList
-from campaign.store.dialect import insert_ignoring_conflicts
+from campaign.store.dialect import in_keys, insert_ignoring_conflicts
 from campaign.store.tables import UTCDateTime, contacts, lists
 from campaign.store.tables import list_members as members
 
@@ -56,11 +56,12 @@ def add_members_by_key(conn: Connection, list_id: int, email_keys: Sequence[str]
     One ``INSERT ... SELECT``: nothing is sent or converted per contact but its key.
     """
     if email_keys:
+        condition, params = in_keys(conn, contacts.c.email_key, email_keys)
         chosen = (
             select(literal(list_id), contacts.c.id, literal(now, UTCDateTime()))
-            .where(contacts.c.email_key.in_(bindparam("keys", expanding=True)))
+            .where(condition)
             # In id order, the members' indexes grow at their end instead of being written all over.
             .order_by(contacts.c.id)
         )
         stmt = insert_ignoring_conflicts(conn, members).from_select(["list_id", "contact_id", "added_at"], chosen)
-        conn.execute(stmt, {"keys": email_keys})
+        conn.execute(stmt, params)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from campaign.models import SuppressionReason
-from campaign.store.dialect import insert_ignoring_conflicts
+from campaign.store.dialect import in_keys, insert_ignoring_conflicts
 from campaign.store.tables import suppressions
 
 
@@ -16,8 +16,9 @@ def reasons_for(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
     """The suppression reason of each key in ``keys`` that is suppressed."""
     if not keys:
         return {}
-    stmt = select(suppressions.c.email_key, suppressions.c.reason).where(suppressions.c.email_key.in_(keys))
-    return {key: reason for key, reason in conn.execute(stmt)}  # noqa: C416 - Result has keys(): dict() would misread it
+    condition, params = in_keys(conn, suppressions.c.email_key, keys)
+    stmt = select(suppressions.c.email_key, suppressions.c.reason).where(condition)
+    return {key: reason for key, reason in conn.execute(stmt, params)}  # noqa: C416 - Result has keys(): dict() would misread it
 
 
 def add(
