@@ -513,3 +513,34 @@ def test_nested_blocks_are_refused_when_loading_for_mail(tmp_path: Path) -> None
     )
     with pytest.raises(TemplateError, match="nested blocks"):
         TemplateSet([directory], FILTERS).mail("invitation", None)
+
+
+# --- subjects shared by a zone and locale ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "personal"),
+    [
+        ("Invitation: {{ event.title }} ({{ when.when }})", False),
+        ("For {{ contact.first_name }}: {{ event.title }}", True),
+        ("{% include 'x.subject' %}", True),
+    ],
+)
+def test_a_subject_is_rendered_once_per_zone_and_locale_only_when_it_is_not_personal(
+    tmp_path: Path, subject: str, personal: bool
+) -> None:
+    files = {
+        "invitation.html": "<html><body><p>{{ contact.email }}</p></body></html>",
+        "invitation.txt": "{{ contact.email }}",
+        "invitation.subject": subject,
+        "x.subject": "{{ contact.email }}",
+    }
+    directory = write(tmp_path / "t", files)
+    renderer = wave_renderer([directory])
+    ana = Contact(id=1, email="ana@example.org", first_name="Ana", timezone="Asia/Manila", locale="en")
+    ben = Contact(id=2, email="ben@example.org", first_name="Ben", timezone="Asia/Manila", locale="en")
+    tokyo = Contact(id=3, email="kei@example.org", first_name="Kei", timezone="Asia/Tokyo", locale="en")
+    subjects = [renderer.render(c).subject for c in (ana, ben, tokyo)]
+    assert (subjects[0] != subjects[1]) is personal
+    assert subjects[0] != subjects[2]  # another zone: another local time, whatever the template
+    assert ("Ana" in subjects[0] or "ana@" in subjects[0]) is personal

@@ -209,6 +209,9 @@ class WaveRenderer:
     _skeleton: MessageSkeleton = field(init=False, repr=False)
     _by_locale: dict[tuple[str | None, bool], MessageTemplates] = field(init=False, repr=False, default_factory=dict)
     _subject: Any = field(init=False, repr=False, default=None)
+    _subject_personal: bool = field(init=False, repr=False, default=True)
+    # Subjects that name nothing personal are the same for everyone of a zone and locale: rendered once.
+    _subjects: dict[tuple[str, str], str] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stamp = self.stamp or datetime.now(ZoneInfo("UTC"))
@@ -226,6 +229,7 @@ class WaveRenderer:
         )
         if self.subject_override:
             self._subject = self.templates.string(self.subject_override)
+            self._subject_personal = self.templates.is_personal(self.subject_override)
 
     def calendar_bytes(self, attendee: tuple[str, str | None] | None = None) -> bytes:
         """The .ics for this wave (with ``attendee`` for METHOD:REQUEST)."""
@@ -277,8 +281,7 @@ class WaveRenderer:
         links = self.links.for_message(message_ref)
         ctx = self.context(contact, links)
         try:
-            subject_template = self._subject or templates.subject
-            subject = " ".join(subject_template.render(ctx).split())
+            subject = self._subject_for(templates, ctx, locale)
             html, text = templates.html.render(ctx), templates.text.render(ctx)
             return RenderedMessage(subject, html, text, templates.names, links.unsubscribe_url)
         except TemplateError:
@@ -287,6 +290,20 @@ class WaveRenderer:
             raise TemplateError(
                 f"{describe_render_error(exc, self.templates.directories)} (for {contact.email})"
             ) from exc
+
+    def _subject_for(self, templates: MessageTemplates, ctx: dict[str, Any], locale: str) -> str:
+        template, personal = (
+            (self._subject, self._subject_personal)
+            if self._subject
+            else (templates.subject, templates.subject_personal)
+        )
+        if personal:
+            return " ".join(template.render(ctx).split())
+        key = (locale, ctx["viewer"].zone)
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = self._subjects[key] = " ".join(template.render(ctx).split())
+        return subject
 
     def build(
         self,

@@ -33,6 +33,7 @@ from jinja2 import (
     Template,
     TemplateNotFound,
     TemplateSyntaxError,
+    meta,
     select_autoescape,
 )
 from jinja2.sandbox import SandboxedEnvironment
@@ -41,6 +42,8 @@ from premailer import Premailer
 from campaign.exceptions import TemplateError
 
 PARTS = ("subject", "html", "text")
+# Template variables that differ between recipients who share a zone and a locale.
+PERSONAL_VARIABLES = frozenset({"contact", "links", "link", "pixel_url"})
 _EXTENSIONS = {"subject": "subject", "html": "html", "text": "txt"}
 
 _EXTENDS = re.compile(r"""\A\s*{%-?\s*extends\s+["']([^"']+)["']\s*-?%}""")
@@ -58,6 +61,7 @@ class MessageTemplates:
     html: Template
     text: Template
     names: Mapping[str, str]
+    subject_personal: bool = True
 
 
 def candidate_names(name: str, part: str, locale: str | None) -> list[str]:
@@ -106,10 +110,21 @@ class TemplateSet:
         except TemplateSyntaxError as exc:
             raise TemplateError(f"subject {source!r}: {exc.message}") from exc
 
+    def is_personal(self, source: str) -> bool:
+        """Whether a template source can differ between two recipients of the same zone and locale: it names a
+        per-recipient variable, or pulls in another template (which might)."""
+        parsed = self._source_env.parse(source)
+        return bool(meta.find_undeclared_variables(parsed) & PERSONAL_VARIABLES) or any(
+            True for _ in meta.find_referenced_templates(parsed)
+        )
+
     def _load(self, env: Environment, name: str, locale: str | None) -> MessageTemplates:
         names = {part: self.resolve(name, part, locale) for part in PARTS}
         compiled = {part: load_template(env, file_name) for part, file_name in names.items()}
-        return MessageTemplates(compiled["subject"], compiled["html"], compiled["text"], names)
+        subject_source = env.loader.get_source(env, names["subject"])[0] if env.loader else ""
+        return MessageTemplates(
+            compiled["subject"], compiled["html"], compiled["text"], names, self.is_personal(subject_source)
+        )
 
 
 def load_template(env: Environment, name: str) -> Template:
