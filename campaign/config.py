@@ -63,7 +63,7 @@ class MailSettings:
     from_name: str = "Events team"
     reply_to: str = ""
     domain: str = "example.org"
-    unsubscribe_mailto: str = ""
+    unsubscribe_mailto: str = "unsubscribe@example.org"
 
 
 @dataclass(frozen=True)
