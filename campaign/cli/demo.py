@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import click
@@ -28,8 +29,10 @@ def demo_command(app: App) -> None:
         click.echo()
     click.echo(f"Event {result.event.slug}: {result.event.title}")
     click.echo(f"  moved into the near future, same wall-clock time: {when(result.event)}\n")
-    click.echo(f"Audience of list {DEMO_LIST!r} by time zone:")
-    table(("time zone", "contacts"), sorted(result.zones.items()))
+    click.echo(f"What the audience of list {DEMO_LIST!r} sees, zone by zone:")
+    table(
+        ("time zone", "contacts", "local time line"), [(z.zone or "(none)", z.contacts, z.line) for z in result.zones]
+    )
     click.echo(
         f"\nLaunched {result.launch.campaign}: checks passed for {result.launch.report.contacts} contacts; "
         f"{result.launch.queued} queued, {result.launch.suppressed} suppressed."
@@ -38,4 +41,5 @@ def demo_command(app: App) -> None:
     click.echo(f"\nDone in {time.monotonic() - started:.1f} s. Look at what was sent:")
     click.echo(f"  the captured messages (.eml): {result.mailbox}")
     click.echo(f"  one contact's invitation as HTML: {result.preview.html_path}")
-    click.echo(f"  or list them: CAMPAIGN_SMTP_MAILBOX={result.mailbox} campaign mailbox")
+    command = sys.argv[0] if sys.argv[0].endswith("campaign") else "campaign"
+    click.echo(f"  or list them: CAMPAIGN_SMTP_MAILBOX={result.mailbox} {command} mailbox")

@@ -4,7 +4,6 @@ empty demo database (and an empty demo mailbox) every time."""
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,12 +13,11 @@ from campaign.models import Event
 from campaign.rules.event_fields import move_to_date, wall_clock
 from campaign.services.campaigns import create_campaign
 from campaign.services.contact_import import ImportReport, import_contacts
-from campaign.services.contacts import find_contacts
 from campaign.services.database import init_database
 from campaign.services.dispatch import DispatchSummary, send_due
 from campaign.services.events import add_event, read_event_file
 from campaign.services.lifecycle import LaunchResult, launch
-from campaign.services.rendering import Preview, preview_contact
+from campaign.services.rendering import Preview, ZoneLine, preview_contact, preview_zones
 from campaign.services.transport import smtp_servers
 from campaign.store.engine import Database
 
@@ -39,7 +37,7 @@ class DemoResult:
     database: str
     imports: list[ImportReport]
     event: Event
-    zones: Counter[str]
+    zones: list[ZoneLine]
     launch: LaunchResult
     delivery: DispatchSummary
     mailbox: Path
@@ -82,8 +80,8 @@ async def run_demo(settings: Settings, key: bytes, samples: Path, today: date | 
             values["starts_at"], values["ends_at"], values["timezone"], day
         )
         event = add_event(db, values)
-        zones = Counter(c.timezone or "(none)" for c in find_contacts(db, list_name=DEMO_LIST))
         details = create_campaign(db, event_ref=event.slug, list_name=DEMO_LIST, name="demo-invitation")
+        zones = preview_zones(db, settings, details.campaign.name)
         launched = launch(db, settings, key, details.campaign.name)
         with smtp_servers(settings) as servers:
             delivery = await send_due(db, settings, key, servers, campaign_ref=details.campaign.name)
