@@ -60,14 +60,6 @@ def by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Contact]:
     return {row.email_key: to_contact(row) for row in rows}
 
 
-def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert contacts (each with every column but ``id``); returns their ids in the order given."""
-    if not rows:
-        return []
-    stmt = insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True)
-    return list(conn.scalars(stmt, list(rows)))
-
-
 def create_many(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> None:
     """Insert contacts created ``now``, each row with the same keys: every column but ``id`` and the timestamps.
 
@@ -164,11 +156,6 @@ def search(
         stmt = stmt.where(contacts.c.timezone.is_(None))
     for row in conn.execution_options(yield_per=1000).execute(stmt):
         yield to_contact(row)
-
-
-def count(conn: Connection) -> int:
-    """How many contacts there are."""
-    return conn.scalar(select(func.count()).select_from(contacts)) or 0
 
 
 def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Contact]:

@@ -41,15 +41,6 @@ def _with_sizes(conn: Connection, name: str | None) -> list[ContactList]:
     return [ContactList(id=r.id, name=r.name, size=r.size, created_at=r.created_at) for r in conn.execute(stmt)]
 
 
-def add_members(conn: Connection, list_id: int, contact_ids: Sequence[int], now: datetime) -> None:
-    """Add contacts to a list; those already in it stay as they are."""
-    if contact_ids:
-        conn.execute(
-            insert_ignoring_conflicts(conn, members),
-            [{"list_id": list_id, "contact_id": cid, "added_at": now} for cid in contact_ids],
-        )
-
-
 def add_members_by_key(conn: Connection, list_id: int, email_keys: Sequence[str], now: datetime) -> None:
     """Add the contacts with these keys to a list; those already in it stay as they are. Unknown keys are skipped.
 
