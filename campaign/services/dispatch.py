@@ -162,6 +162,12 @@ class Dispatcher:
                 for job in jobs:
                     await _unless_failed(queue.put(job), workers)
         finally:
+            if any(task.done() for task in senders):
+                # A sender died (the error is raised below): drop the queued jobs, which no one may take now;
+                # their leases expire and the next worker sends them.
+                while not queue.empty():
+                    queue.get_nowait()
+                    queue.task_done()
             for _ in senders:
                 await queue.put(None)
             outcomes = await asyncio.gather(*senders, return_exceptions=True)
