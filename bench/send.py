@@ -65,6 +65,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import IO, Any
 
+from people import LATIN_FIRST, LATIN_LAST, SCRIPT_NAMES
 from sqlalchemy import func, select
 
 from campaign.config import Settings, SmtpSettings, load_settings
@@ -137,20 +138,6 @@ PLACES: list[tuple[str, str, list[str], int]] = [
     ("en", "MA", ["Africa/Casablanca"], 1),
     ("en", "KI", ["Pacific/Kiritimati"], 1),
 ]  # fmt: skip
-LATIN_FIRST = [
-    "María", "José", "Ana", "Sofía", "Mateo", "Lucía", "João", "Inês", "Conceição", "Chloé", "Léa", "François",
-    "Zoë", "Jürgen", "Björn", "Søren", "Łukasz", "Siobhán", "Ngozi", "Wanjiru", "Priya", "Rizal", "John", "Emily",
-    "Michael", "Olivia", "Noah", "Giulia", "Dmitri", "Ayşe",
-]  # fmt: skip
-LATIN_LAST = [
-    "García", "Rodríguez", "Martínez", "Gonçalves", "Araújo", "Lefèvre", "Müller", "Ødegård", "Nguyễn",
-    "O'Brien", "de la Cruz", "van der Berg", "Smith", "Johnson", "Okafor", "Mwangi", "Sharma", "Bautista",
-    "Rossi", "Kowalski", "Yılmaz", "Dubois",
-]  # fmt: skip
-SCRIPT_NAMES = {
-    "ar": (["محمد", "فاطمة", "أحمد", "مريم", "يوسف", "نور", "خالد", "ليلى"], ["حسن", "السيد", "إبراهيم", "منصور"]),
-    "ja": (["花子", "太郎", "さくら", "健", "結衣", "翔太"], ["佐藤", "鈴木", "高橋", "田中", "渡辺"]),
-}
 JOB_TITLES = [
     "Labour Migration Officer", "Directora de Programas", "Técnica de Integração", "Chargée de mission",
     "مدير برامج الهجرة", "人事部長", "Policy Analyst", "Union Representative", "Researcher", "",
