@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, insert, select, update
 
 from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus
+from campaign.store.rows import from_row
 from campaign.store.tables import campaigns, lists, waves
 
 
@@ -18,39 +19,12 @@ def _select_campaigns() -> Any:
 
 def to_campaign(row: Row[Any]) -> Campaign:
     """Map a campaigns row (joined with its list's name) to a :class:`Campaign`."""
-    m = row._mapping
-    return Campaign(
-        id=m["id"],
-        name=m["name"],
-        event_id=m["event_id"],
-        list_id=m["list_id"],
-        list_name=m["list_name"],
-        status=CampaignStatus(m["status"]),
-        template_dir=m["template_dir"],
-        status_reason=m["status_reason"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        launched_at=m["launched_at"],
-    )
+    return from_row(Campaign, row, status=CampaignStatus(row.status))
 
 
 def to_wave(row: Row[Any]) -> Wave:
     """Map a waves row to a :class:`Wave`."""
-    m = row._mapping
-    return Wave(
-        id=m["id"],
-        campaign_id=m["campaign_id"],
-        name=m["name"],
-        kind=WaveKind(m["kind"]),
-        template=m["template"],
-        subject=m["subject"],
-        audience=Audience(m["audience"]),
-        offset_seconds=m["offset_seconds"],
-        send_at=m["send_at"],
-        expires_at=m["expires_at"],
-        status=WaveStatus(m["status"]),
-        enqueued_at=m["enqueued_at"],
-    )
+    return from_row(Wave, row, kind=WaveKind(row.kind), audience=Audience(row.audience), status=WaveStatus(row.status))
 
 
 def insert_campaign(conn: Connection, values: Mapping[str, Any], now: datetime) -> int:

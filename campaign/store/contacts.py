@@ -23,6 +23,7 @@ from sqlalchemy import (
 
 from campaign.models import Contact
 from campaign.store.dialect import in_keys
+from campaign.store.rows import from_row
 from campaign.store.tables import UTCDateTime, contacts, lists
 from campaign.store.tables import list_members as members
 
@@ -34,21 +35,7 @@ CONTACT_FIELDS = (
 
 def to_contact(row: Row[Any]) -> Contact:
     """Map a contacts row to a :class:`Contact`."""
-    m = row._mapping
-    return Contact(
-        id=m["id"],
-        email=m["email"],
-        name=m["name"],
-        first_name=m["first_name"],
-        last_name=m["last_name"],
-        timezone=m["timezone"],
-        country=m["country"],
-        locale=m["locale"],
-        organisation=m["organisation"],
-        attributes=m["attributes"] or {},
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+    return from_row(Contact, row, attributes=row.attributes or {})
 
 
 def by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Contact]:

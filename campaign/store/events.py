@@ -9,31 +9,14 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select
 
 from campaign.models import Event, EventStatus, Speaker
+from campaign.store.rows import from_row
 from campaign.store.tables import events
 
 
 def to_event(row: Row[Any]) -> Event:
     """Map an events row to an :class:`Event`."""
-    m = row._mapping
-    return Event(
-        id=m["id"],
-        slug=m["slug"],
-        title=m["title"],
-        description=m["description"],
-        starts_at=m["starts_at"],
-        ends_at=m["ends_at"],
-        timezone=m["timezone"],
-        registration_url=m["registration_url"],
-        join_url=m["join_url"],
-        organiser_name=m["organiser_name"],
-        organiser_email=m["organiser_email"],
-        language=m["language"],
-        speakers=tuple(Speaker(name=s["name"], role=s.get("role")) for s in m["speakers"]),
-        sequence=m["sequence"],
-        status=EventStatus(m["status"]),
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+    speakers = tuple(Speaker(name=s["name"], role=s.get("role")) for s in row.speakers)
+    return from_row(Event, row, speakers=speakers, status=EventStatus(row.status))
 
 
 def insert_event(conn: Connection, values: Mapping[str, Any], now: datetime) -> int:

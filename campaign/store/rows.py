@@ -1,0 +1,32 @@
+"""Mapping rows to domain dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from sqlalchemy import Row
+
+T = TypeVar("T")
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def from_row(cls: type[T], row: Row[Any], **converted: Any) -> T:
+    """An instance of the dataclass ``cls`` from the row's columns of the same names.
+
+    ``converted`` gives the fields that need more than a copy (an enum from its text, a tuple from JSON);
+    fields the row does not have keep their defaults.
+    """
+    m = row._mapping
+    values = {name: m[name] for name in _field_names(cls) if name in m}
+    values.update(converted)
+    return cls(**values)
