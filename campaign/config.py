@@ -31,12 +31,17 @@ ENV_PREFIX = "CAMPAIGN_"
 DEFAULT_CONFIG_NAME = "config.toml"
 
 
+def _range(minimum: float, maximum: float | None = None) -> dict[str, float | None]:
+    """Field metadata: the values a numeric setting may take (checked at load, naming the key)."""
+    return {"minimum": minimum, "maximum": maximum}
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     """Where the store lives: SQLite by default, PostgreSQL for many workers."""
 
     url: str = "sqlite:///data/campaign.db"
-    busy_timeout_ms: int = 10_000
+    busy_timeout_ms: int = field(default=10_000, metadata=_range(0, None))
     echo: bool = False
 
 
@@ -52,7 +57,7 @@ class PathSettings:
 class ContactSettings:
     """Contact import behaviour."""
 
-    import_batch_size: int = 20_000
+    import_batch_size: int = field(default=20_000, metadata=_range(1, None))
 
 
 @dataclass(frozen=True)
@@ -88,13 +93,13 @@ class SmtpSettings:
 
     mode: str = "capture"
     host: str = "localhost"
-    port: int = 587
+    port: int = field(default=587, metadata=_range(1, 65535))
     security: str = "starttls"
     username: str = ""
-    timeout_seconds: float = 30.0
-    weight: int = 1
+    timeout_seconds: float = field(default=30.0, metadata=_range(0.1, None))
+    weight: int = field(default=1, metadata=_range(0, None))
     servers: tuple[str, ...] = ()
-    concurrency: int = 10
+    concurrency: int = field(default=10, metadata=_range(1, None))
     mailbox: str = "data/mailbox"
 
 
@@ -102,17 +107,17 @@ class SmtpSettings:
 class DeliverySettings:
     """The delivery worker: batches, leases, rate limits, retries and the failure breaker."""
 
-    batch_size: int = 200
-    lease_seconds: int = 120
-    poll_seconds: float = 2.0
-    rate_per_second: float = 0.0
-    rate_per_hour: float = 0.0
-    per_domain_per_second: float = 0.0
-    retry_initial_minutes: float = 5.0
-    retry_max_minutes: float = 67.0
-    lifetime_hours: float = 120.0
-    breaker_window: int = 50
-    breaker_threshold: float = 0.8
+    batch_size: int = field(default=200, metadata=_range(1, None))
+    lease_seconds: int = field(default=120, metadata=_range(1, None))
+    poll_seconds: float = field(default=2.0, metadata=_range(0.01, None))
+    rate_per_second: float = field(default=0.0, metadata=_range(0, None))
+    rate_per_hour: float = field(default=0.0, metadata=_range(0, None))
+    per_domain_per_second: float = field(default=0.0, metadata=_range(0, None))
+    retry_initial_minutes: float = field(default=5.0, metadata=_range(0, None))
+    retry_max_minutes: float = field(default=67.0, metadata=_range(0, None))
+    lifetime_hours: float = field(default=120.0, metadata=_range(0, None))
+    breaker_window: int = field(default=50, metadata=_range(1, None))
+    breaker_threshold: float = field(default=0.8, metadata=_range(0.01, 1))
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,14 @@ def _build_section(cls: type, section: str, values: dict[str, Any], source: str,
             kwargs[key] = _coerce_env(environ[env_name], expected, env_name)
         elif key in values:
             kwargs[key] = _check_type(values[key], expected, f"{source}: '{section}.{key}'")
-    return cls(**kwargs)
+    section_settings = cls(**kwargs)
+    for f in dataclasses.fields(cls):
+        minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
+        value = getattr(section_settings, f.name)
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ConfigError(f"{source}: '{section}.{f.name}' must be {bounds}, not {value}")
+    return section_settings
 
 
 def _check_type(value: Any, expected: type, where: str) -> Any:

@@ -136,3 +136,17 @@ def test_smtp_password_only_from_environment() -> None:
 def test_secrets_are_git_ignored() -> None:
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert "data/secret.key" in ignored
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[delivery]\nbreaker_window = 0\n", "'delivery.breaker_window' must be at least 1, not 0"),
+        ("[delivery]\nbreaker_threshold = 1.5\n", "'delivery.breaker_threshold' must be between 0.01 and 1"),
+        ("[smtp]\nport = 70000\n", "'smtp.port' must be between 1 and 65535"),
+        ("[smtp]\nconcurrency = 0\n", "'smtp.concurrency' must be at least 1"),
+    ],
+)
+def test_numbers_out_of_range_are_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_settings(write(tmp_path, text), environ={})

@@ -37,7 +37,7 @@ from campaign.rules.contact_fields import email_key
 from campaign.rules.event_fields import parse_event_document
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
-from campaign.services.dispatch import DispatchSummary, send_due
+from campaign.services.dispatch import Dispatcher, DispatchSummary, send_due
 from campaign.services.events import add_event
 from campaign.services.lifecycle import CheckFailedError, launch, move
 from campaign.store import outbox
@@ -883,3 +883,100 @@ def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
     assert {e: n for e, n in received.items() if n > 1} == {}
     assert summary.counts == {"sent": 50}
     assert statuses(db, "c") == {"sent": 50}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Review findings: international domains, a refused session, cancelling mid-send, a failed commit
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_an_international_domain_goes_out_in_idna_and_a_unicode_local_part_fails_alone(
+    sqlite_db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    settings = tuned(base_settings(tmp_path))
+    csv_path = tmp_path / "idn.csv"
+    csv_path.write_text("email,name\nana@bücher.example.org,Ana\nbob@example.org,Bob\nmüller@example.org,M\n")
+    import_contacts(sqlite_db, csv_path, "guests")
+    add_future_event(sqlite_db, "event-c")
+    create_campaign(sqlite_db, event_ref="event-c", list_name="guests", name="c")
+    launch(sqlite_db, settings, KEY, "c")
+    summary = send(sqlite_db, settings, smtp.servers())
+    assert smtp.handler.received() == Counter({"ana@xn--bcher-kva.example.org": 1, "bob@example.org": 1})
+    assert summary.counts == {"sent": 2, "failed": 1}
+    failed = [row for row in outbox_rows(sqlite_db, "c").values() if row.status == "failed"]
+    assert len(failed) == 1
+
+
+def test_a_server_refusing_the_session_defers_and_pauses_instead_of_failing(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A 554 greeting ("client host blocked") is the server's doing: no message may fail for it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(50)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def refuse() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.sendall(b"554 5.7.1 client host blocked\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    try:
+        settings = tuned(base_settings(tmp_path), breaker_threshold=0.5, breaker_window=10)
+        prepare(sqlite_db, tmp_path, 12)
+        launch(sqlite_db, settings, KEY, "c")
+        summary = send(sqlite_db, settings, [SmtpServer("127.0.0.1", port, "none", timeout=2)])
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert "failed" not in summary.counts
+    assert campaign_status(sqlite_db, "c") is CampaignStatus.PAUSED
+    assert set(statuses(sqlite_db, "c")) <= {"deferred", "queued"}
+
+
+def test_cancelling_mid_send_leaves_nothing_queued(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path), concurrency=2)
+    prepare(sqlite_db, tmp_path, 30)
+    launch(sqlite_db, settings, KEY, "c")
+    smtp.handler.delay = 0.05
+
+    async def run_and_cancel() -> DispatchSummary:
+        task = asyncio.create_task(send_due(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
+        await asyncio.sleep(0.4)
+        move(sqlite_db, "c", CampaignStatus.CANCELLED)
+        return await task
+
+    asyncio.run(run_and_cancel())
+    counts = statuses(sqlite_db, "c")
+    assert set(counts) <= {"sent", "cancelled"}, counts
+    assert counts["cancelled"] > 0
+    assert sum(smtp.handler.received().values()) == counts["sent"]
+
+
+def test_a_failed_commit_stops_the_run_instead_of_hanging(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path), lease_seconds=3)
+    prepare(sqlite_db, tmp_path, 12)
+    launch(sqlite_db, settings, KEY, "c")
+    dispatcher = Dispatcher(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c")
+    original = dispatcher._write
+    calls = 0
+
+    def fail_once(batch: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database went away")
+        original(batch)
+
+    dispatcher._write = fail_once  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="database went away"):
+        asyncio.run(asyncio.wait_for(dispatcher.run(), timeout=20))

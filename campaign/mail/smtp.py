@@ -21,6 +21,7 @@ import aiosmtplib
 from campaign.exceptions import (
     DeliveryError,
     MessageRejectedError,
+    PermanentDeliveryError,
     RecipientRefusedError,
     SmtpAuthenticationError,
     SmtpConnectionError,
@@ -96,7 +97,14 @@ class SmtpConnection:
             await client.connect()
         except BaseException as exc:
             self._chooser.failed(server)
-            raise _classify(exc, server) from exc
+            error = _classify(exc, server)
+            if isinstance(error, PermanentDeliveryError):
+                # A 5xx greeting or EHLO ("client host blocked") refuses the session, not this message: no
+                # message may fail for it; it is deferred, and the failure breaker sees it.
+                raise SmtpConnectionError(
+                    f"{server.describe()} refused the session: {error}", error.code, error.reply
+                ) from exc
+            raise error from exc
         self._client, self._server = client, server
         return client
 
@@ -142,12 +150,9 @@ async def _transmit(client: aiosmtplib.SMTP, sender: str, recipient: str, data: 
     short ASCII, almost never have a line starting with a dot; so unless one does, the bytes go out as they
     are, through aiosmtplib's protocol. ``data`` must therefore use CRLF line ends.
     """
-    if not (sender.isascii() and recipient.isascii()) or client.protocol is None:
-        # Internationalised addresses need SMTPUTF8 negotiation: aiosmtplib's full path handles it.
-        await client.mail(sender)
-        await client.rcpt(recipient)
-        response = await client.data(data)
-        return response.message
+    sender, recipient = _ascii_address(sender), _ascii_address(recipient)
+    if client.protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("connection lost")
     if client.is_ehlo_or_helo_needed:
         await client.ehlo()
     # MAIL and RCPT with addresses already validated at import: no per-message address parsing.
@@ -171,13 +176,31 @@ async def _transmit(client: aiosmtplib.SMTP, sender: str, recipient: str, data: 
     return response.message
 
 
+def _ascii_address(address: str) -> str:
+    """The address with its domain in IDNA form (``bücher.de`` → ``xn--bcher-kva.de``).
+
+    A non-ASCII local part would need SMTPUTF8 end to end, which campaign does not do yet: such a message is
+    refused here, permanently, rather than failing in the middle of the SMTP dialogue.
+    """
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise MessageRejectedError(f"{address}: a non-ASCII local part needs SMTPUTF8, which is not supported")
+    return address if domain.isascii() else f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
 def _classify(exc: BaseException, server: SmtpServer) -> DeliveryError:
     where = server.describe()
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         refused = exc.recipients[0] if exc.recipients else None
         code, message = (refused.code, refused.message) if refused else (None, str(exc))
         return _by_code(code, message, "recipient refused", RecipientRefusedError)
-    if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPDataError):
+    if isinstance(exc, DeliveryError):
+        return exc
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        # Our From refused (530 authentication required, 550 sender not permitted): a configuration problem
+        # that every message would hit. Deferred, so the breaker pauses the campaign instead of failing it.
+        return TransientDeliveryError(f"{where}: sender refused: {exc.code} {exc.message}", exc.code, exc.message)
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
         kind = RecipientRefusedError if isinstance(exc, aiosmtplib.SMTPRecipientRefused) else MessageRejectedError
         return _by_code(exc.code, exc.message, "refused", kind)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
@@ -190,6 +213,9 @@ def _classify(exc: BaseException, server: SmtpServer) -> DeliveryError:
         return _by_code(exc.code, exc.message, "error", MessageRejectedError)
     if isinstance(exc, aiosmtplib.SMTPException | OSError):
         return SmtpConnectionError(f"{where}: connection failed: {exc}")
+    if isinstance(exc, Exception):
+        # Anything else is unexpected: deferred with the error shown, never a dead worker.
+        return TransientDeliveryError(f"{where}: unexpected error: {exc!r}")
     raise exc
 
 

@@ -73,6 +73,12 @@ def _encoded_words(text: str) -> str:
     return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words)
 
 
+def _list_id(value: str) -> str:
+    """``Name <id>`` with only the name encoded when it is not ASCII: mail filters match the ``<id>``."""
+    name, bracket, identifier = value.rpartition("<")
+    return f"{header_value(name.strip())} <{identifier}" if bracket and name.strip() else header_value(value)
+
+
 def format_address(address: str, name: str | None) -> str:
     """``"Name" <address>`` for a header, the name quoted or encoded as needed, CR/LF impossible."""
     address = _CONTROLS.sub("", address).strip()
@@ -142,7 +148,7 @@ class MessageSkeleton:
         constant = [
             _header("From", format_address(sender.from_address, sender.from_name)),
             _header("Reply-To", format_address(sender.reply_to, None)) if sender.reply_to else b"",
-            _header("List-Id", header_value(list_id)),
+            _header("List-Id", _list_id(list_id)),
             _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             _header("X-Campaign-ID", header_value(campaign_id)),
             _header("MIME-Version", "1.0"),

@@ -211,7 +211,7 @@ class WaveRenderer:
     _subject: Any = field(init=False, repr=False, default=None)
     _subject_personal: bool = field(init=False, repr=False, default=True)
     # Subjects that name nothing personal are the same for everyone of a zone and locale: rendered once.
-    _subjects: dict[tuple[str, str], str] = field(init=False, repr=False, default_factory=dict)
+    _subjects: dict[tuple[str, str, bool], str] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.stamp = self.stamp or datetime.now(ZoneInfo("UTC"))
@@ -299,7 +299,8 @@ class WaveRenderer:
         )
         if personal:
             return " ".join(template.render(ctx).split())
-        key = (locale, ctx["viewer"].zone)
+        # A contact without a zone shares the organiser's zone but sees another line (with UTC).
+        key = (locale, ctx["viewer"].zone, ctx["when"]["is_fallback"])
         subject = self._subjects.get(key)
         if subject is None:
             subject = self._subjects[key] = " ".join(template.render(ctx).split())

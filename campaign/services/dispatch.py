@@ -140,6 +140,7 @@ class Dispatcher:
         self.summary = DispatchSummary()
         self._pending: list[_Result] = []
         self._flush_wanted = asyncio.Event()
+        self._broken: BaseException | None = None  # a failed commit: no result can be recorded any more
 
     async def run(self) -> DispatchSummary:
         """Deliver everything due; returns what was done."""
@@ -162,18 +163,18 @@ class Dispatcher:
                 for job in jobs:
                     await _unless_failed(queue.put(job), workers)
         finally:
-            if any(task.done() for task in senders):
-                # A sender died (the error is raised below): drop the queued jobs, which no one may take now;
-                # their leases expire and the next worker sends them.
-                while not queue.empty():
-                    queue.get_nowait()
-                    queue.task_done()
+            heartbeat.cancel()
+            # On the normal way out the queue is empty already. On an error, the jobs still queued are
+            # dropped: no one may take them now; their leases expire and the next worker sends them.
+            while not queue.empty():
+                queue.get_nowait()
+                queue.task_done()
             for _ in senders:
-                await queue.put(None)
+                queue.put_nowait(None)  # fits: the queue holds twice as many
             outcomes = await asyncio.gather(*senders, return_exceptions=True)
             flusher.cancel()
-            heartbeat.cancel()
-            await self._flush_now()
+            if self._broken is None:
+                await self._flush_now()
             for outcome in outcomes:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
                     raise outcome
@@ -257,6 +258,8 @@ class Dispatcher:
             reply = await connection.send(job.renderer.sender.from_address, job.contact.email, data)
         except DeliveryError as exc:
             return self._failure(job, exc)
+        except Exception as exc:  # a bug, not the recipient's fault: retried later, the worker carries on
+            return self._failure(job, TransientDeliveryError(f"unexpected error while sending: {exc!r}"))
         self._breaker(job.campaign_id).record(True)
         return _Result(job, MessageStatus.SENT, message_id=message_id, reply=f"250 {reply}")
 
@@ -314,6 +317,8 @@ class Dispatcher:
 
     async def _record(self, result: _Result) -> None:
         """Hand the result to the flusher and wait until it is committed (see the module doc)."""
+        if self._broken is not None:
+            raise self._broken
         result.recorded = asyncio.get_running_loop().create_future()
         self._pending.append(result)
         self._flush_wanted.set()
@@ -337,9 +342,13 @@ class Dispatcher:
         try:
             self._write(batch)
         except BaseException as exc:
-            for result in batch:
+            # Every sender waiting for a commit, now or later, gets the error instead of waiting forever; the
+            # run stops, and the leases it held expire for the next worker.
+            self._broken = exc
+            for result in (*batch, *self._pending):
                 if result.recorded is not None and not result.recorded.done():
                     result.recorded.set_exception(exc)
+            self._pending = []
             raise
         for result in batch:
             self.summary.add(result.status.value)

@@ -74,7 +74,8 @@ def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = No
     with db.write() as conn:
         campaign_store.set_status(conn, details.campaign.id, target, reason, now)
         if target is CampaignStatus.CANCELLED:
-            pending = [MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value]
+            # Rows in a worker's hands too: a 250 still marks them sent, anything else leaves them cancelled.
+            pending = [MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value, MessageStatus.SENDING.value]
             outbox.set_status_where(conn, details.campaign.id, pending, MessageStatus.CANCELLED.value, now)
     return get_campaign(db, ref)
 
@@ -82,6 +83,8 @@ def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = No
 def retry_failed(db: Database, ref: str) -> int:
     """Queue the campaign's failed and expired messages again, on purpose; returns how many."""
     details = get_campaign(db, ref)
+    if details.campaign.status not in (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
+        raise ValidationError(f"{details.campaign.name} is {details.campaign.status}: there is nothing to retry")
     now = datetime.now(UTC)
     with db.write() as conn:
         again = [MessageStatus.FAILED.value, MessageStatus.EXPIRED.value]

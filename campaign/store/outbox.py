@@ -129,7 +129,8 @@ _MARK_SENT = (
 )
 _MARK_UNSENT = (
     update(messages)
-    .where(messages.c.id == bindparam("b_id"), messages.c.status != MessageStatus.SENT.value)
+    # Only rows still in hand: one cancelled (or sent by another worker) meanwhile keeps its status.
+    .where(messages.c.id == bindparam("b_id"), messages.c.status == MessageStatus.SENDING.value)
     .values(
         status=bindparam("status"),
         next_attempt_at=bindparam("next_attempt_at"),
@@ -150,7 +151,7 @@ def mark_sent(conn: Connection, results: Sequence[dict[str, Any]], now: datetime
 
 def mark_unsent(conn: Connection, results: Sequence[dict[str, Any]], now: datetime) -> None:
     """Record failures: each result has ``b_id``, ``status`` (deferred, bounced, failed, expired),
-    ``next_attempt_at``, ``smtp_reply``, ``last_error``. A message already ``sent`` stays sent."""
+    ``next_attempt_at``, ``smtp_reply``, ``last_error``. Only rows still ``sending`` change."""
     if results:
         conn.execute(_MARK_UNSENT, [{**r, "b_now": now} for r in results])
 
