@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 
+from campaign.cli import cli
 from campaign.services.database import init_database
 from campaign.store.engine import Database
 
@@ -91,3 +93,15 @@ def write_csv(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def cli_ok(config: Path) -> Callable[..., str]:
+    """Run ``campaign --config CONFIG ARGS...`` in-process, assert it succeeded, return its output."""
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run

@@ -22,7 +22,7 @@ from campaign.services.events import add_event, read_event_file
 from campaign.services.rendering import check_campaign, preview_contact, preview_zones
 from campaign.store.engine import Database
 from campaign.store.tables import contacts
-from tests.conftest import DATA
+from tests.conftest import DATA, cli_ok
 
 ROOT = DATA.parent
 KEY = b"k" * 32
@@ -149,12 +149,7 @@ def test_check_finds_template_problems(
 def test_cli_preview_and_check(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
-    runner = CliRunner()
-
-    def run(*args: str) -> str:
-        result = runner.invoke(cli, ["--config", str(config), *args])
-        assert result.exit_code == 0, result.output
-        return result.output
+    run = cli_ok(config)
 
     run("init")
     run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
@@ -169,6 +164,6 @@ def test_cli_preview_and_check(tmp_path: Path) -> None:
     written = run("preview", "ilo-migrant-workers-2020-webinar", "--contact", "sita.gurung@welfarefund.example.org")
     assert ".eml" in written
     assert "no errors" in run("check", "ilo-migrant-workers-2020-webinar")
-    missing = runner.invoke(cli, ["--config", str(config), "preview", "ilo-migrant-workers-2020-webinar"])
+    missing = CliRunner().invoke(cli, ["--config", str(config), "preview", "ilo-migrant-workers-2020-webinar"])
     assert missing.exit_code == 2
     assert "--contact EMAIL or --zones" in missing.output

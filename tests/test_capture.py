@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from campaign.cli import cli
 from campaign.mail.capture import CaptureServer, mailbox
+from tests.conftest import cli_ok
 from tests.test_delivery import TEMPLATES, write_contacts
 
 DATE = email.utils.format_datetime(datetime(2030, 6, 28, 11, 30, tzinfo=UTC))
@@ -139,13 +140,7 @@ def future_event_file(tmp_path: Path) -> Path:
 def test_cli_mailbox_lists_and_shows_captured_messages(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[paths]\ntemplates = "{TEMPLATES}"\n[smtp]\nmailbox = "captured"\n')
-    runner = CliRunner()
-
-    def run(*args: str) -> str:
-        result = runner.invoke(cli, ["--config", str(config), *args])
-        assert result.exit_code == 0, result.output
-        return result.output
-
+    run = cli_ok(config)
     assert "0 messages in" in run("mailbox")
     with CaptureServer(tmp_path / "captured") as capture:
         send_over_smtp(
@@ -172,7 +167,7 @@ def test_cli_mailbox_lists_and_shows_captured_messages(tmp_path: Path) -> None:
     assert "Hello." in shown
     assert "Slides" not in shown
 
-    missing = runner.invoke(cli, ["--config", str(config), "mailbox", "--show", "3"])
+    missing = CliRunner().invoke(cli, ["--config", str(config), "mailbox", "--show", "3"])
     assert missing.exit_code == 1
     assert "no message 3 (the mailbox has 2)" in missing.output
 
@@ -181,12 +176,7 @@ def test_capture_mode_end_to_end_test_send_launch_send_and_mailbox(tmp_path: Pat
     config = tmp_path / "config.toml"
     config.write_text(f'[paths]\ntemplates = "{TEMPLATES}"\n[smtp]\nmode = "capture"\nconcurrency = 2\n')
     emails = write_contacts(tmp_path / "guests.csv", 4)
-    runner = CliRunner()
-
-    def run(*args: str) -> str:
-        result = runner.invoke(cli, ["--config", str(config), *args])
-        assert result.exit_code == 0, result.output
-        return result.output
+    run = cli_ok(config)
 
     run("init")
     run("contacts", "import", str(tmp_path / "guests.csv"), "--list", "guests")
