@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from campaign.render.mime import Sender
 from campaign.render.personalise import FILTERS, WaveRenderer
 from campaign.render.templates import TemplateSet
 from campaign.services.campaigns import CampaignDetails, get_campaign
-from campaign.services.contacts import contact_details, find_contacts
+from campaign.services.contacts import contact_details, find_contacts, get_list
 from campaign.store.engine import Database
 
 # Gmail clips messages over 102 KB; keep a margin.
@@ -150,47 +150,62 @@ def check_campaign(db: Database, settings: Settings, key: bytes, campaign_ref: s
     if details.event.starts_at <= datetime.now(UTC):
         started = f"{details.event.starts_at:%Y-%m-%d %H:%M} UTC"
         report.errors.append(f"the event started at {started}: inviting to it now is useless")
-    contacts = list(find_contacts(db, list_name=details.campaign.list_name))
-    report.contacts = len(contacts)
-    if not contacts:
+    if get_list(db, details.campaign.list_name).size == 0:
         report.errors.append(f"list {details.campaign.list_name!r} has no contacts")
     for wave in details.waves:
+        # The audience is streamed, once per wave: a list of a million contacts is checked in bounded memory.
+        contacts = find_contacts(db, list_name=details.campaign.list_name)
         try:
             renderer = wave_renderer(settings, key, details, wave)
-            _check_wave(renderer, wave, contacts, report)
+            report.contacts = _check_wave(renderer, wave, contacts, report)
         except TemplateError as exc:
             report.errors.append(f"wave {wave.name}: {exc}")
     return report
 
 
-def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: list[Contact], report: CheckReport) -> None:
-    failures: dict[str, list[str]] = {}
+@dataclass
+class _Failures:
+    """Problems by reason, each with how many contacts it hit and the first few of them."""
+
+    found: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+
+    def add(self, reason: str, email: str) -> None:
+        count, examples = self.found.get(reason, (0, []))
+        if len(examples) < _ERROR_EXAMPLES:
+            examples.append(email)
+        self.found[reason] = (count + 1, examples)
+
+
+def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact], report: CheckReport) -> int:
+    """Check one wave for every contact; returns how many contacts were checked."""
+    failures = _Failures()
     checked_groups: set[tuple[str | None, str | None]] = set()
+    checked = 0
     for contact in contacts:
+        checked += 1
         try:
             rendered = renderer.render(contact, source=True)
         except TemplateError as exc:
             # The same mistake usually hits many contacts: report it once, with a count and examples.
-            reason = str(exc).rsplit(" (for ", 1)[0]
-            failures.setdefault(reason, []).append(contact.email)
+            failures.add(str(exc).rsplit(" (for ", 1)[0], contact.email)
             continue
         if not rendered.text.strip():
-            failures.setdefault("the text part is empty", []).append(contact.email)
+            failures.add("the text part is empty", contact.email)
         group = (contact.locale, contact.timezone)
         if group in checked_groups:
             continue
         # Links, images and size depend on the template variant and time line: one message per group.
         checked_groups.add(group)
         for problem in _html_problems(rendered.html):
-            failures.setdefault(problem, []).append(contact.email)
+            failures.add(problem, contact.email)
         size = len(renderer.build(contact, message_id_for("check", renderer.sender.domain), date=datetime.now(UTC)))
         report.largest_message = max(report.largest_message, size)
         if size > MAX_MESSAGE_BYTES:
-            failures.setdefault(f"message is {size // 1024} KB; Gmail clips over 102 KB", []).append(contact.email)
-    for reason, emails in failures.items():
-        examples = ", ".join(emails[:_ERROR_EXAMPLES])
-        more = f" and {len(emails) - _ERROR_EXAMPLES} more" if len(emails) > _ERROR_EXAMPLES else ""
-        report.errors.append(f"wave {wave.name}: {reason} — {len(emails)} contact(s): {examples}{more}")
+            failures.add(f"message is {size // 1024} KB; Gmail clips over 102 KB", contact.email)
+    for reason, (count, examples) in failures.found.items():
+        more = f" and {count - len(examples)} more" if count > len(examples) else ""
+        report.errors.append(f"wave {wave.name}: {reason} — {count} contact(s): {', '.join(examples)}{more}")
+    return checked
 
 
 def _html_problems(html: str) -> Iterator[str]:
