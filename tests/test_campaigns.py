@@ -167,3 +167,13 @@ def test_cli_preview_and_check(tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli, ["--config", str(config), "preview", "ilo-migrant-workers-2020-webinar"])
     assert missing.exit_code == 2
     assert "--contact EMAIL or --zones" in missing.output
+
+
+def test_check_refuses_an_empty_audience(ready: Database, settings: Settings, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("email,name\n")
+    import_contacts(ready, empty, "nobody")
+    create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="nobody", name="empty")
+    report = check_campaign(ready, settings, KEY, "empty")
+    assert report.errors == ["list 'nobody' has no contacts"]
+    assert report.contacts == 0
