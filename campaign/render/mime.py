@@ -48,16 +48,17 @@ class Sender:
     reply_to: str | None = None
 
 
-@lru_cache(maxsize=4096)
 def header_value(text: str) -> str:
-    """A header value with controls removed; RFC 2047 encoded words when not ASCII or very long.
-
-    Cached: a subject is usually shared by every recipient of a zone and locale.
-    """
+    """A header value with controls removed; RFC 2047 encoded words when not ASCII or very long."""
     text = " ".join(_CONTROLS.sub(" ", text).split())
     if text.isascii() and len(text) <= 900:
         return text
     return _encoded_words(text)
+
+
+# A subject is usually shared by every recipient of a zone and locale, so its encoding is cached; the other
+# per-message headers (the unsubscribe URL) are unique and would only churn the cache.
+_subject_value = lru_cache(maxsize=4096)(header_value)
 
 
 def _encoded_words(text: str) -> str:
@@ -229,7 +230,7 @@ class MessageSkeleton:
             _header("Message-ID", f"<{message_id}>"),
             self._constant_headers,
             _header("To", format_address(to_address, to_name)),
-            _header("Subject", header_value(subject)),
+            _header("Subject", _subject_value(subject)),
             _header("List-Unsubscribe", header_value(unsubscribe)),
         ]
         if calendar_parts:
