@@ -37,7 +37,7 @@ from campaign.exceptions import (
     TransientDeliveryError,
 )
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
-from campaign.models import CampaignStatus, Contact, MessageStatus, SuppressionReason, Wave, WaveKind
+from campaign.models import CampaignStatus, Contact, MessageStatus, SuppressionReason, Wave, WaveKind, WaveStatus
 from campaign.render.personalise import WaveRenderer
 from campaign.rules.contact_fields import email_key
 from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
@@ -400,7 +400,7 @@ class Dispatcher:
                     continue
                 if self.campaign_id is not None and campaign.id != self.campaign_id:
                     continue
-                waiting = any(w.status.value == "pending" for w in campaign_store.waves_of(conn, campaign.id))
+                waiting = any(w.status is WaveStatus.PENDING for w in campaign_store.waves_of(conn, campaign.id))
                 if not waiting and outbox.unfinished(conn, campaign.id) == 0:
                     campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)
                     self.summary.finished.append(campaign.name)
