@@ -46,7 +46,6 @@ Progress = Callable[[int, int], None]
 """Called with (bytes read, file size) after each batch."""
 
 _TEXT_LIMITS = {"name": 300, "first_name": 200, "last_name": 200, "organisation": 300}
-_TEXT_LIMIT_ITEMS = tuple(_TEXT_LIMITS.items())
 _NO_VALUES: dict[str, Any] = dict.fromkeys(CONTACT_FIELDS)
 _KEPT_ISSUES = 50
 _KEYS_PER_STATEMENT = 10_000
@@ -180,7 +179,7 @@ def _validate(record: CsvRecord) -> dict[str, Any]:
     """The row's canonical values (only the fields it has), or :class:`FieldError`."""
     raw = record.fields
     values: dict[str, Any] = {"email": normalise_email(raw.get("email", ""))}
-    for name, limit in _TEXT_LIMIT_ITEMS:
+    for name, limit in _TEXT_LIMITS.items():
         cell = raw.get(name)
         if cell is None:
             continue
@@ -211,6 +210,11 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def _stored_values(contact: Contact) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(contact, name) for name in CONTACT_FIELDS}
     values["attributes"] = dict(contact.attributes)
+    return _present(values)
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    """The values that say something: an empty field or attribute set is the same as none."""
     return {name: value for name, value in values.items() if value not in (None, {})}
 
 
@@ -248,7 +252,7 @@ def _write_batch(db: Database, list_id: int, batch: Iterable[_Pending], report: 
                 inserts.append({**row, "email_key": p.key})
                 report.new += 1
                 continue
-            changed = stored != {k: v for k, v in row.items() if v not in (None, {})}
+            changed = stored != _present(row)
             if p.repeat:
                 report.duplicates += 1
             elif changed:
