@@ -134,12 +134,11 @@ class CheckReport:
     campaign: str
     contacts: int = 0
     errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
     largest_message: int = 0
 
     @property
     def ok(self) -> bool:
-        """No errors (warnings do not block a launch)."""
+        """No errors: the campaign may be launched."""
         return not self.errors
 
 
