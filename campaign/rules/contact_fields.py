@@ -100,8 +100,8 @@ def parse_country(raw: str) -> str:
 
 
 @cache
-def _single_zones() -> dict[str, str]:
-    """Each country that has exactly one (known) time zone, with that zone."""
+def single_zone_countries() -> dict[str, str]:
+    """Each country that has exactly one (known) time zone, with that zone. Do not modify: it is shared."""
     known = set(_zones_by_lower_name().values())
     single: dict[str, str] = {}
     for country, zones in _territory_zones().items():
@@ -113,7 +113,7 @@ def _single_zones() -> dict[str, str]:
 
 def zone_for_country(country: str) -> str | None:
     """The country's time zone when it has exactly one, else None (the zone cannot be guessed)."""
-    return _single_zones().get(country)
+    return single_zone_countries().get(country)
 
 
 @cache

@@ -17,14 +17,14 @@ Contract of :func:`import_contacts`:
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from campaign.exceptions import ImportFileError
-from campaign.models import Contact
 from campaign.rules.contact_fields import (
     FieldError,
     clean_text,
@@ -33,22 +33,23 @@ from campaign.rules.contact_fields import (
     parse_country,
     parse_locale,
     parse_timezone,
-    zone_for_country,
 )
+from campaign.services.import_writer import BatchOutcome, BatchWriter, ImportBatch
+from campaign.services.seen_keys import SeenKeys
 from campaign.sources.csv_contacts import ContactCsv, CsvProblem, CsvRecord, spreadsheet_safe
-from campaign.store import contacts as contact_store
 from campaign.store import lists as list_store
-from campaign.store import suppressions as suppression_store
-from campaign.store.contacts import CONTACT_FIELDS
+from campaign.store.contacts import KEY_AT, MERGED_COLUMNS, attributes_json
 from campaign.store.engine import Database
 
 Progress = Callable[[int, int], None]
 """Called with (bytes read, file size) after each batch."""
 
 _TEXT_LIMITS = {"name": 300, "first_name": 200, "last_name": 200, "organisation": 300}
-_NO_VALUES: dict[str, Any] = dict.fromkeys(CONTACT_FIELDS)
 _KEPT_ISSUES = 50
-_KEYS_PER_STATEMENT = 10_000
+_PARALLEL_FROM_BYTES = 16 << 20
+_ZONE_AT = MERGED_COLUMNS.index("timezone")
+_ATTRIBUTES_AT = MERGED_COLUMNS.index("attributes")
+_NO_ATTRIBUTES = attributes_json({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,21 +94,17 @@ class ImportReport:
         if len(self.rejections) < _KEPT_ISSUES:
             self.rejections.append(RowIssue(line, reason, email))
 
-    def flag(self, line: int, reason: str, email: str | None) -> None:
-        """Count an imported row that needs a look, keeping the first few."""
-        self.flagged += 1
-        if len(self.flags) < _KEPT_ISSUES:
-            self.flags.append(RowIssue(line, reason, email))
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A valid row waiting in the current batch (duplicates in the batch merged into it)."""
-
-    line: int
-    key: str
-    values: dict[str, Any]
-    repeat: bool = False  # the address already appeared in an earlier batch of this file
+    def add(self, outcome: BatchOutcome | None) -> None:
+        """Count what writing a batch did, keeping the first few flagged rows."""
+        if outcome is None:
+            return
+        self.new += outcome.new
+        self.updated += outcome.updated
+        self.unchanged += outcome.unchanged
+        self.suppressed += outcome.suppressed
+        self.flagged += outcome.flagged
+        for flagged in outcome.flags[: _KEPT_ISSUES - len(self.flags)]:
+            self.flags.append(RowIssue(flagged.line, _flag_reason(flagged.country), flagged.email))
 
 
 def rejects_path_for(path: Path) -> Path:
@@ -124,8 +121,13 @@ def import_contacts(
     delimiter: str | None = None,
     batch_size: int = 20_000,
     progress: Progress | None = None,
+    parallel: bool | None = None,
 ) -> ImportReport:
     """Import the contacts in ``path`` into the list ``list_name`` (created if needed); see the module doc.
+
+    ``parallel`` writes to the database from a second process while this one reads the file (see
+    :mod:`campaign.services.import_writer`); by default, for files of 16 MB and more, where it pays for the
+    second process's start.
 
     Raises :class:`ImportFileError` when the file cannot be read at all (no email column, bad encoding).
     """
@@ -134,141 +136,119 @@ def import_contacts(
         raise ImportFileError("the list needs a name")
     report = ImportReport(path=path, list_name=list_name)
     started = datetime.now(UTC)
-    # Hashes of the addresses written by earlier batches, to tell a repeat in this file from a contact that
-    # was already in the database. About 60 bytes an address (60 MB for a million rows); str hashes are
-    # 64-bit, so a collision (miscounting one row) is about a one-in-ten-million chance per million rows.
-    seen: set[int] = set()
+    # The addresses written by earlier batches, to tell a repeat in this file from a contact that was already
+    # in the database.
+    seen = SeenKeys()
     with ContactCsv(path, encoding=encoding, delimiter=delimiter) as source, _RejectsWriter(path, source) as rejects:
         with db.write() as conn:
             list_id = list_store.get_or_create(conn, list_name, started)
-        batch: dict[str, _Pending] = {}
-        for item in source.rows():
-            if isinstance(item, CsvProblem):
-                report.reject(item.line, item.reason)
-                rejects.write(item.line, item.reason, item.cells)
-                continue
-            try:
-                values = _validate(item)
-            except FieldError as exc:
-                email = item.fields.get("email", "").strip() or None
-                report.reject(item.line, str(exc), email)
-                rejects.write(item.line, str(exc), item.cells)
-                continue
-            key = email_key(values["email"])
-            earlier = batch.get(key)
-            if earlier is None:
-                batch[key] = _Pending(item.line, key, values, repeat=hash(key) in seen)
-            else:
-                report.duplicates += 1
-                earlier.values = _merge(earlier.values, values)
-                earlier.line = item.line
-            if len(batch) >= batch_size:
-                _write_batch(db, list_id, batch.values(), report)
-                seen.update(hash(k) for k in batch)
-                batch.clear()
-                if progress:
-                    progress(source.bytes_read, source.size)
-        _write_batch(db, list_id, batch.values(), report)
+        if parallel is None:
+            parallel = source.size >= _PARALLEL_FROM_BYTES and not db.in_memory
+        with BatchWriter(db, list_id, parallel=parallel) as writer:
+            batch: dict[str, list[Any]] = {}  # by key: the row, as merge_many takes it
+            lines: dict[str, int] = {}  # by key: the line of its last row
+            for item in source.rows():
+                if isinstance(item, CsvProblem):
+                    report.reject(item.line, item.reason)
+                    rejects.write(item.line, item.reason, item.cells)
+                    continue
+                try:
+                    row = _validate(item)
+                except FieldError as exc:
+                    email = item.fields.get("email", "").strip() or None
+                    report.reject(item.line, str(exc), email)
+                    rejects.write(item.line, str(exc), item.cells)
+                    continue
+                key = row[KEY_AT]
+                earlier = batch.get(key)
+                if earlier is None:
+                    batch[key] = row
+                else:
+                    report.duplicates += 1
+                    _merge_into(earlier, row)
+                lines[key] = item.line
+                if len(batch) >= batch_size:
+                    _write(writer, _batch(batch, lines, seen, _KEPT_ISSUES - len(report.flags)), report)
+                    seen.update(batch)
+                    batch, lines = {}, {}
+                    if progress:
+                        progress(source.bytes_read, source.size)
+            if batch:
+                _write(writer, _batch(batch, lines, seen, _KEPT_ISSUES - len(report.flags)), report)
+            report.add(writer.finish())
         if progress:
             progress(source.bytes_read, source.size)
         report.rejects_path = rejects.path if report.rejected else None
     return report
 
 
-def _validate(record: CsvRecord) -> dict[str, Any]:
-    """The row's canonical values (only the fields it has), or :class:`FieldError`."""
+def _validate(record: CsvRecord) -> list[Any]:
+    """The row's canonical values in the order of ``MERGED_COLUMNS`` (None where it has none), or
+    :class:`FieldError`. The CSV source leaves out blank cells."""
     raw = record.fields
-    values: dict[str, Any] = {"email": normalise_email(raw.get("email", ""))}
-    for name, limit in _TEXT_LIMITS.items():
-        cell = raw.get(name)
-        if cell is None:
+    email = normalise_email(raw.get("email", ""))
+    name = _text(raw, "name")
+    first_name = _text(raw, "first_name")
+    last_name = _text(raw, "last_name")
+    organisation = _text(raw, "organisation")
+    zone = raw.get("timezone")
+    country = raw.get("country")
+    locale = raw.get("locale")
+    return [
+        email,
+        email_key(email),
+        name,
+        first_name,
+        last_name,
+        parse_timezone(zone) if zone else None,
+        parse_country(country) if country else None,
+        parse_locale(locale) if locale else None,
+        organisation,
+        attributes_json(record.attributes),
+    ]
+
+
+def _text(raw: dict[str, str], name: str) -> str | None:
+    cell = raw.get(name)
+    if cell is None:
+        return None
+    text = clean_text(cell)
+    if text is not None and len(text) > (limit := _TEXT_LIMITS[name]):
+        raise FieldError(name, f"longer than {limit} characters")
+    return text
+
+
+def _merge_into(old: list[Any], new: list[Any]) -> None:
+    """``new`` over ``old``: present values win, missing ones keep what was there; attributes merge by name."""
+    for i in range(_ATTRIBUTES_AT):
+        if new[i] is not None:
+            old[i] = new[i]
+    if new[_ATTRIBUTES_AT] != _NO_ATTRIBUTES:
+        merged = {**json.loads(old[_ATTRIBUTES_AT]), **json.loads(new[_ATTRIBUTES_AT])}
+        old[_ATTRIBUTES_AT] = attributes_json(merged)
+
+
+def _write(writer: BatchWriter, batch: ImportBatch, report: ImportReport) -> None:
+    report.duplicates += len(batch.repeats)
+    report.add(writer.write(batch))
+
+
+def _batch(rows: dict[str, list[Any]], lines: dict[str, int], seen: SeenKeys, flag_room: int) -> ImportBatch:
+    """Split a batch into addresses new to this file and repeats of an earlier batch's."""
+    first: list[tuple[Any, ...]] = []
+    repeats: list[tuple[Any, ...]] = []
+    zoneless: dict[str, int] = {}
+    for key, row in rows.items():
+        if key in seen:
+            repeats.append(tuple(row))
             continue
-        text = clean_text(cell)
-        if text is not None:
-            if len(text) > limit:
-                raise FieldError(name, f"longer than {limit} characters")
-            values[name] = text
-    if zone := raw.get("timezone", "").strip():
-        values["timezone"] = parse_timezone(zone)
-    if country := raw.get("country", "").strip():
-        values["country"] = parse_country(country)
-    if locale := raw.get("locale", "").strip():
-        values["locale"] = parse_locale(locale)
-    if record.attributes:
-        values["attributes"] = record.attributes
-    return values
+        first.append(tuple(row))
+        if row[_ZONE_AT] is None:
+            zoneless[key] = lines[key]
+    return ImportBatch(first, repeats, zoneless, flag_room)
 
 
-def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``new`` over ``old``: present values win, missing ones keep what was there; attributes merge by key."""
-    merged = {**old, **new}
-    if "attributes" in old and "attributes" in new:
-        merged["attributes"] = {**old["attributes"], **new["attributes"]}
-    return merged
-
-
-def _stored_values(contact: Contact) -> dict[str, Any]:
-    values: dict[str, Any] = {name: getattr(contact, name) for name in CONTACT_FIELDS}
-    values["attributes"] = dict(contact.attributes)
-    return _present(values)
-
-
-def _present(values: dict[str, Any]) -> dict[str, Any]:
-    """The values that say something: an empty field or attribute set is the same as none."""
-    return {name: value for name, value in values.items() if value not in (None, {})}
-
-
-def _write_batch(db: Database, list_id: int, batch: Iterable[_Pending], report: ImportReport) -> None:
-    pending = list(batch)
-    if not pending:
-        return
-    now = datetime.now(UTC)
-    keys = [p.key for p in pending]
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    # Keys go to the database in chunks: SQLite takes at most 32,766 values in one statement.
-    chunks = [keys[i : i + _KEYS_PER_STATEMENT] for i in range(0, len(keys), _KEYS_PER_STATEMENT)]
-    with db.write() as conn:
-        existing: dict[str, Contact] = {}
-        suppressed: set[str] = set()
-        for chunk in chunks:
-            existing.update(contact_store.by_keys(conn, chunk))
-            suppressed.update(suppression_store.reasons_for(conn, chunk))
-        for p in pending:
-            current = existing.get(p.key)
-            # A new contact (the usual case) takes its values as they are; an existing one merges them in.
-            stored = _stored_values(current) if current is not None else {}
-            values = _merge(stored, p.values) if current is not None else p.values
-            zone = values.get("timezone")
-            if zone is None:
-                country = values.get("country")
-                zone = zone_for_country(country) if country else None
-                if zone is None and not p.repeat:
-                    report.flag(p.line, _flag_reason(values), values["email"])
-            if p.key in suppressed and not p.repeat:
-                report.suppressed += 1
-            row = {**_NO_VALUES, **values, "timezone": zone, "attributes": values.get("attributes", {})}
-            if current is None:
-                inserts.append({**row, "email_key": p.key})
-                report.new += 1
-                continue
-            changed = stored != _present(row)
-            if p.repeat:
-                report.duplicates += 1
-            elif changed:
-                report.updated += 1
-            else:
-                report.unchanged += 1
-            if changed:
-                updates.append({**row, "b_id": current.id, "updated_at": now})
-        contact_store.create_many(conn, inserts, now)
-        contact_store.update_many(conn, updates)
-        for chunk in chunks:
-            list_store.add_members_by_key(conn, list_id, chunk, now)
-
-
-def _flag_reason(values: dict[str, Any]) -> str:
-    country = values.get("country")
+def _flag_reason(country: str | None) -> str:
     if country:
         return f"no time zone, and country {country} has several: they will see the organiser's time and UTC"
     return "no time zone and no country: they will see the organiser's time and UTC"

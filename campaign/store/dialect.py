@@ -10,10 +10,15 @@ from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
 
+def upserting_insert(conn: Connection, table: Table) -> Any:
+    """The connection's backend's ``INSERT``, the one that has ``on_conflict_do_nothing|update``."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
 def insert_ignoring_conflicts(conn: Connection, table: Table) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's backend."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    return upserting_insert(conn, table).on_conflict_do_nothing()
 
 
 def in_keys(

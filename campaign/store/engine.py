@@ -26,12 +26,18 @@ class Database:
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False) -> None:
         self.url = make_url(url)
+        self.busy_timeout_ms = busy_timeout_ms
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(self.url, echo=echo)
         if self.is_sqlite:
             _configure_sqlite(self.engine, busy_timeout_ms)
+
+    @property
+    def in_memory(self) -> bool:
+        """An SQLite database that lives in this process only."""
+        return self.is_sqlite and self.url.database in (None, "", ":memory:")
 
     @property
     def backend(self) -> str:

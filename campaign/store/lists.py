@@ -41,6 +41,12 @@ def _with_sizes(conn: Connection, name: str | None) -> list[ContactList]:
     return [ContactList(id=r.id, name=r.name, size=r.size, created_at=r.created_at) for r in conn.execute(stmt)]
 
 
+def add_members_from_id(conn: Connection, list_id: int, first_id: int, now: datetime) -> None:
+    """Add the contacts whose id is ``first_id`` or more to a list (those just inserted: see ``Merged``)."""
+    chosen = select(literal(list_id), contacts.c.id, literal(now, UTCDateTime())).where(contacts.c.id >= first_id)
+    conn.execute(insert_ignoring_conflicts(conn, members).from_select(["list_id", "contact_id", "added_at"], chosen))
+
+
 def add_members_by_key(conn: Connection, list_id: int, email_keys: Sequence[str], now: datetime) -> None:
     """Add the contacts with these keys to a list; those already in it stay as they are. Unknown keys are skipped.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from campaign.models import SuppressionReason
 from campaign.store.dialect import in_keys, insert_ignoring_conflicts
@@ -19,6 +19,12 @@ def reasons_for(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
     condition, params = in_keys(conn, suppressions.c.email_key, keys)
     stmt = select(suppressions.c.email_key, suppressions.c.reason).where(condition)
     return {key: reason for key, reason in conn.execute(stmt, params)}  # noqa: C416 - Result has keys(): dict() would misread it
+
+
+def count_among(conn: Connection, keys: Sequence[str]) -> int:
+    """How many of ``keys`` are suppressed."""
+    condition, params = in_keys(conn, suppressions.c.email_key, keys)
+    return conn.execute(select(func.count()).where(condition), params).scalar_one()
 
 
 def add(
