@@ -11,14 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from campaign.exceptions import ImportFileError, NotFoundError
 from campaign.models import Contact
 from campaign.services.contact_import import ImportReport, import_contacts, rejects_path_for
 from campaign.services.contacts import contact_details, export_contacts, find_contacts, list_lists
+from campaign.store import lists as list_store
 from campaign.store.engine import Database
-from campaign.store.tables import suppressions
+from campaign.store.tables import contacts, list_members, lists, suppressions
 from tests.conftest import DATA
 
 WriteCsv = Callable[..., Path]
@@ -785,3 +787,69 @@ def test_both_sample_files_together(db: Database, tmp_path: Path) -> None:
     assert report.new + report.updated + report.unchanged == 8
     assert len(_all(db)) == 41 + 8 - len(known)
     assert contact_details(db, "sita.gurung@welfarefund.example.org").lists == ["errors", "ilo-2020"]
+
+
+# --- the writer process ---------------------------------------------------------------------------------------
+
+
+def _mixed_rows(rng: random.Random, count: int) -> str:
+    """Rows with repeats (in and across batches), empty cells, zones to guess, attributes and bad rows."""
+    zones = ["Asia/Manila", "Europe/Lisbon", "", "", "America/Bogota"]
+    countries = ["PH", "PT", "US", "", "CO", "NP"]
+    lines = ["email,name,timezone,country,locale,job title"]
+    for i in range(count):
+        person = rng.randrange(count // 3)  # about three rows an address, spread over the whole file
+        email = f"Person.{person}@Example.org" if rng.random() < 0.5 else f"person.{person}@example.org"
+        if rng.random() < 0.02:
+            email = f"broken-{i}"
+        name = rng.choice(["", f"Name {i}"])
+        job = rng.choice(["", f"Job {i % 7}"])
+        lines.append(f"{email},{name},{rng.choice(zones)},{rng.choice(countries)},{rng.choice(['', 'es-CO'])},{job}")
+    return "\n".join(lines) + "\n"
+
+
+def _reset(db: Database) -> None:
+    with db.write() as conn:
+        for table in (list_members, contacts, lists):
+            conn.execute(table.delete())
+
+
+@pytest.mark.parametrize("batch_size", [97, 1_000])
+def test_the_writer_process_imports_exactly_what_the_importing_process_would(
+    db: Database, write_csv: WriteCsv, batch_size: int
+) -> None:
+    path = write_csv(_mixed_rows(random.Random(batch_size), 3_000))
+    outcomes = []
+    for parallel in (True, False):
+        _reset(db)
+        import_contacts(db, path, "earlier", batch_size=batch_size, parallel=parallel)  # a second, updating pass
+        report = import_contacts(db, path, "list", batch_size=batch_size, parallel=parallel)
+        counts = (report.new, report.updated, report.unchanged, report.duplicates, report.rejected, report.flagged)
+        outcomes.append((counts, report.flags, _export(db, "list"), _sizes(db)))
+        _accounted(report, 3_000)
+    assert outcomes[0] == outcomes[1]
+    counts, flags, exported, sizes = outcomes[0]
+    new, _, unchanged, duplicates, _, flagged = counts
+    assert new == 0  # the second pass
+    assert unchanged > 0
+    assert duplicates > 0
+    assert flagged > 0
+    assert len(flags) == min(50, flagged)
+    assert [f.line for f in flags] == sorted(f.line for f in flags)
+    assert sizes["list"] == len(exported) == sizes["earlier"]
+
+
+def test_a_failing_writer_process_fails_the_import(db: Database, write_csv: WriteCsv) -> None:
+    path = write_csv("email\n" + "".join(f"p{i}@example.org\n" for i in range(100)))
+    with db.write() as conn:  # the list disappears under the import: adding members breaks a foreign key
+        conn.execute(lists.insert().values(id=99, name="gone", created_at=datetime.now(UTC)))
+    original = list_store.get_or_create
+
+    def vanishing(conn: Connection, name: str, now: datetime) -> int:
+        original(conn, name, now)
+        return 12345
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(list_store, "get_or_create", vanishing)
+        with pytest.raises(IntegrityError):
+            import_contacts(db, path, "list", batch_size=10, parallel=True)

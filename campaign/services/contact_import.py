@@ -46,7 +46,7 @@ Progress = Callable[[int, int], None]
 
 _TEXT_LIMITS = {"name": 300, "first_name": 200, "last_name": 200, "organisation": 300}
 _KEPT_ISSUES = 50
-_PARALLEL_FROM_BYTES = 16 << 20
+_PARALLEL_FROM_BYTES = 4 << 20
 _ZONE_AT = MERGED_COLUMNS.index("timezone")
 _ATTRIBUTES_AT = MERGED_COLUMNS.index("attributes")
 _NO_ATTRIBUTES = attributes_json({})
@@ -126,7 +126,7 @@ def import_contacts(
     """Import the contacts in ``path`` into the list ``list_name`` (created if needed); see the module doc.
 
     ``parallel`` writes to the database from a second process while this one reads the file (see
-    :mod:`campaign.services.import_writer`); by default, for files of 16 MB and more, where it pays for the
+    :mod:`campaign.services.import_writer`); by default, for files of 4 MB and more, where it pays for the
     second process's start.
 
     Raises :class:`ImportFileError` when the file cannot be read at all (no email column, bad encoding).

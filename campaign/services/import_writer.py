@@ -76,22 +76,26 @@ def write_batch(db: Database, list_id: int, batch: ImportBatch) -> BatchOutcome:
         # Only a row that came without a time zone can end without one.
         zoneless = [*batch.zoneless, *(row[KEY_AT] for row in batch.repeats)]
         contact_store.fill_zones(conn, zoneless, single_zone_countries())
-        flagged, examples = contact_store.without_zone(conn, list(batch.zoneless), batch.flag_room)
+        flagged, examples = contact_store.without_zone(conn, list(batch.zoneless), listed=batch.flag_room > 0)
         suppressed = suppression_store.count_among(conn, keys)
         if merged.first_new_id is not None and merged.inserted == len(keys):
             list_store.add_members_from_id(conn, list_id, merged.first_new_id, now)  # all new: no key lookups
         else:
             list_store.add_members_by_key(conn, list_id, keys, now)
     stored = len(keys) - merged.inserted
-    flags = [FlaggedRow(batch.zoneless[e.email_key], e.email, e.country) for e in examples]
+    flags = sorted((FlaggedRow(batch.zoneless[e.email_key], e.email, e.country) for e in examples), key=_line)
     return BatchOutcome(
         new=merged.inserted,
         updated=merged.updated,
         unchanged=stored - merged.updated,
         flagged=flagged,
         suppressed=suppressed,
-        flags=sorted(flags, key=lambda f: f.line),
+        flags=flags[: batch.flag_room],
     )
+
+
+def _line(flagged: FlaggedRow) -> int:
+    return flagged.line
 
 
 class BatchWriter:
@@ -102,10 +106,13 @@ class BatchWriter:
         self._list_id = list_id
         self._pool: ProcessPoolExecutor | None = None
         if parallel:
+            # Forked, the writer starts at once and shares this process's memory until either writes to it. It
+            # opens its own connections; so that it inherits none (SQLite and PostgreSQL connections must not
+            # cross a fork), the pooled ones are closed first.
+            db.dispose()
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
-                # spawn, not fork: a forked child would share this process's database connections.
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=multiprocessing.get_context("fork"),
                 initializer=_open_database,
                 initargs=(db.url.render_as_string(hide_password=False), db.busy_timeout_ms),
             )

@@ -169,16 +169,17 @@ def fill_zones(conn: Connection, keys: Sequence[str], zones: Mapping[str, str]) 
     conn.execute(stmt, {**params, "zones": json.dumps(zones)})
 
 
-def without_zone(conn: Connection, keys: Sequence[str], limit: int) -> tuple[int, list[Row[Any]]]:
-    """How many contacts with these keys have no time zone, and the first ``limit`` of them (``email_key``,
-    ``email``, ``country``)."""
+def without_zone(conn: Connection, keys: Sequence[str], *, listed: bool) -> tuple[int, list[Row[Any]]]:
+    """How many contacts with these keys have no time zone, and, if ``listed``, which (``email_key``, ``email``,
+    ``country``)."""
     condition, params = in_keys(conn, contacts.c.email_key, keys)
     condition = and_(condition, contacts.c.timezone.is_(None))
-    count = conn.execute(select(func.count()).where(condition), params).scalar_one()
-    if not count or limit <= 0:
-        return count, []
-    stmt = select(contacts.c.email_key, contacts.c.email, contacts.c.country).where(condition).limit(limit)
-    return count, list(conn.execute(stmt, params))
+    if listed:
+        rows = list(
+            conn.execute(select(contacts.c.email_key, contacts.c.email, contacts.c.country).where(condition), params)
+        )
+        return len(rows), rows
+    return conn.execute(select(func.count()).where(condition), params).scalar_one(), []
 
 
 def get(conn: Connection, email_key: str) -> Contact | None:
