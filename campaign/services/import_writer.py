@@ -83,7 +83,7 @@ def write_batch(db: Database, list_id: int, batch: ImportBatch) -> BatchOutcome:
         else:
             list_store.add_members_by_key(conn, list_id, keys, now)
     stored = len(keys) - merged.inserted
-    flags = sorted((FlaggedRow(batch.zoneless[e.email_key], e.email, e.country) for e in examples), key=_line)
+    flags = sorted((FlaggedRow(batch.zoneless[key], email, country) for key, email, country in examples), key=_line)
     return BatchOutcome(
         new=merged.inserted,
         updated=merged.updated,

@@ -169,7 +169,9 @@ def fill_zones(conn: Connection, keys: Sequence[str], zones: Mapping[str, str]) 
     conn.execute(stmt, {**params, "zones": json.dumps(zones)})
 
 
-def without_zone(conn: Connection, keys: Sequence[str], *, listed: bool) -> tuple[int, list[Row[Any]]]:
+def without_zone(
+    conn: Connection, keys: Sequence[str], *, listed: bool
+) -> tuple[int, list[tuple[str, str, str | None]]]:
     """How many contacts with these keys have no time zone, and, if ``listed``, which (``email_key``, ``email``,
     ``country``)."""
     condition, params = in_keys(conn, contacts.c.email_key, keys)
