@@ -177,9 +177,8 @@ def without_zone(
     condition, params = in_keys(conn, contacts.c.email_key, keys)
     condition = and_(condition, contacts.c.timezone.is_(None))
     if listed:
-        rows = list(
-            conn.execute(select(contacts.c.email_key, contacts.c.email, contacts.c.country).where(condition), params)
-        )
+        stmt = select(contacts.c.email_key, contacts.c.email, contacts.c.country).where(condition)
+        rows = [(key, email, country) for key, email, country in conn.execute(stmt, params)]
         return len(rows), rows
     return conn.execute(select(func.count()).where(condition), params).scalar_one(), []
 
