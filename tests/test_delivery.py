@@ -71,7 +71,8 @@ def accept_all(_rcpt: str, _attempt: int) -> str | None:
 class FaultySmtp:
     """An aiosmtpd handler. Only a message answered with 250 counts as delivered (as SMTP defines it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pipelining: bool) -> None:
+        self.pipelining = pipelining
         self.lock = threading.Lock()
         self.plan: Plan = accept_all
         self.refuse_rcpt: dict[str, str] = {}
@@ -80,6 +81,12 @@ class FaultySmtp:
         self.delivered: list[tuple[str, bytes]] = []
         self.data_attempts: Counter[str] = Counter()
         self.rcpt_attempts: Counter[str] = Counter()
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [responses[0], "250-PIPELINING", *responses[1:]] if self.pipelining else responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         with self.lock:
@@ -138,18 +145,20 @@ class Sinks:
     """Starts servers on free ports and stops them all at the end."""
 
     controllers: list[_FreePortController]
+    pipelining: bool
 
     def start(self, port: int = 0) -> Sink:
-        handler = FaultySmtp()
+        handler = FaultySmtp(self.pipelining)
         controller = _FreePortController(handler, hostname="127.0.0.1", port=port, server_hostname="faulty")
         controller.start()
         self.controllers.append(controller)
         return Sink(handler, int(controller.port))
 
 
-@pytest.fixture
-def sinks() -> Iterator[Sinks]:
-    started = Sinks([])
+@pytest.fixture(params=["pipelining", "one-by-one"])
+def sinks(request: pytest.FixtureRequest) -> Iterator[Sinks]:
+    """Servers that offer PIPELINING (the client then sends MAIL, RCPT and DATA at once) or do not."""
+    started = Sinks([], pipelining=request.param == "pipelining")
     try:
         yield started
     finally:

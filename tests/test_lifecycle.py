@@ -38,7 +38,7 @@ from tests.test_delivery import (
 
 @pytest.fixture
 def smtp() -> Iterator[Sink]:
-    sinks = Sinks([])
+    sinks = Sinks([], pipelining=True)
     try:
         yield sinks.start()
     finally:

@@ -26,6 +26,14 @@ class _MailboxHandler:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
+    async def handle_EHLO(
+        self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # aiosmtpd reads commands one by one, so pipelined ones work; it just does not say so. Saying it lets
+        # the sender pipeline (RFC 2920), as it would with any real relay.
+        session.host_name = hostname
+        return [responses[0], "250-PIPELINING", *responses[1:]]
+
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
         # Record the envelope like a delivering MTA would, so a captured file shows who it was really for.

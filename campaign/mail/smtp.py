@@ -28,6 +28,7 @@ from campaign.exceptions import (
     SmtpTimeoutError,
     TransientDeliveryError,
 )
+from campaign.mail.pipelining import PipelinedSession
 
 Security = Literal["starttls", "tls", "none"]
 
@@ -78,6 +79,7 @@ class SmtpConnection:
     def __init__(self, chooser: ServerChooser) -> None:
         self._chooser = chooser
         self._client: aiosmtplib.SMTP | None = None
+        self._pipelined: PipelinedSession | None = None  # the session, when the server offers PIPELINING
         self._server: SmtpServer | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -95,6 +97,8 @@ class SmtpConnection:
         )
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # aiosmtplib says EHLO lazily; the extensions are wanted now
+                await client.ehlo()
         except BaseException as exc:
             self._chooser.failed(server)
             error = _classify(exc, server)
@@ -106,15 +110,30 @@ class SmtpConnection:
                 ) from exc
             raise error from exc
         self._client, self._server = client, server
+        if client.supports_extension("pipelining"):
+            self._pipelined = PipelinedSession(client, server.timeout)
         return client
+
+    @property
+    def _connected(self) -> bool:
+        if self._pipelined is not None:
+            return self._pipelined.is_connected
+        return self._client is not None and self._client.is_connected
 
     async def send(self, sender: str, recipient: str, data: bytes) -> str:
         """Send one message (CRLF line ends, as MessageSkeleton builds); returns the reply to the end of DATA."""
-        client = self._client if self._client is not None and self._client.is_connected else await self._connect()
-        server = self._server
+        if not self._connected:
+            await self.close()
+            await self._connect()
+        client, server, pipelined = self._client, self._server, self._pipelined
+        assert client is not None
         assert server is not None
         try:
-            reply = await _transmit(client, sender, recipient, data)
+            sender, recipient = _ascii_address(sender), _ascii_address(recipient)
+            if pipelined is not None:
+                reply = await pipelined.transmit(sender, recipient, data)
+            else:
+                reply = await _transmit(client, sender, recipient, data)
         except BaseException as exc:
             error = _classify(exc, server)
             if isinstance(error, TransientDeliveryError):
@@ -122,10 +141,10 @@ class SmtpConnection:
                 await self.close()
                 if isinstance(error, SmtpConnectionError | SmtpTimeoutError):
                     self._chooser.failed(server)
-            elif self._client is not None and self._client.is_connected:
+            elif self._connected:
                 # A refused recipient or message leaves the session usable, once reset.
                 try:
-                    await self._client.rset()
+                    await (pipelined.reset() if pipelined is not None else client.rset())
                 except aiosmtplib.SMTPException:
                     await self.close()
             raise error from exc
@@ -134,7 +153,13 @@ class SmtpConnection:
     async def close(self) -> None:
         """Say QUIT (politely, briefly) and drop the session."""
         client, self._client = self._client, None
-        if client is not None and client.is_connected:
+        pipelined, self._pipelined = self._pipelined, None
+        if pipelined is not None:
+            try:
+                await pipelined.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                pipelined.close()
+        elif client is not None and client.is_connected:
             try:
                 await asyncio.wait_for(client.quit(), timeout=2)
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
@@ -150,7 +175,6 @@ async def _transmit(client: aiosmtplib.SMTP, sender: str, recipient: str, data: 
     short ASCII, almost never have a line starting with a dot; so unless one does, the bytes go out as they
     are, through aiosmtplib's protocol. ``data`` must therefore use CRLF line ends.
     """
-    sender, recipient = _ascii_address(sender), _ascii_address(recipient)
     if client.protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("connection lost")
     if client.is_ehlo_or_helo_needed:

@@ -1,0 +1,152 @@
+"""PIPELINING (RFC 2920) against a scripted SMTP server on 127.0.0.1 that checks what arrives, and how."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from campaign.exceptions import MessageRejectedError, RecipientRefusedError
+from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+MESSAGE = b"Subject: hi\r\n\r\n.a line that starts with a dot\r\nbody\r\n"
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)
+
+
+async def _greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, pipelining: bool = True) -> None:
+    writer.write(b"220 scripted ESMTP\r\n")
+    assert (await _line(reader)).startswith(b"EHLO ")
+    # A multi-line reply, sent in pieces: the client must put it back together.
+    writer.write(b"250-scripted\r\n250-SIZE 1000000\r\n")
+    await writer.drain()
+    writer.write(b"250-PIPELINING\r\n250 HELP\r\n" if pipelining else b"250 HELP\r\n")
+
+
+async def _commands(reader: asyncio.StreamReader, count: int) -> list[bytes]:
+    return [await _line(reader) for _ in range(count)]
+
+
+async def _message(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.readuntil(b"\r\n.\r\n"), 5)
+
+
+@asynccontextmanager
+async def scripted(script: Script) -> AsyncIterator[SmtpServer]:
+    """A server that runs ``script`` for one connection; its assertion errors fail the test."""
+    failures: list[BaseException] = []
+    done = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await script(reader, writer)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            writer.close()
+            done.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield SmtpServer("127.0.0.1", port, "none", timeout=3)
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    if failures:
+        raise failures[0]
+
+
+def test_mail_rcpt_and_data_go_out_before_any_reply_and_two_messages_share_the_session() -> None:
+    asyncio.run(_mail_rcpt_and_data_go_out_before_any_reply_and_two_messages_share_the_session())
+
+
+async def _mail_rcpt_and_data_go_out_before_any_reply_and_two_messages_share_the_session() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer)
+        for n in (1, 2):
+            # Nothing is answered until all three commands are here: a client waiting for MAIL's reply hangs.
+            mail, rcpt, data = await _commands(reader, 3)
+            assert (mail, rcpt, data) == (
+                b"MAIL FROM:<from@example.org>\r\n",
+                f"RCPT TO:<to{n}@example.org>\r\n".encode(),
+                b"DATA\r\n",
+            )
+            writer.write(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n")
+            body = await _message(reader)
+            assert body == b"Subject: hi\r\n\r\n..a line that starts with a dot\r\nbody\r\n.\r\n"  # dot-stuffed
+            writer.write(f"250 2.0.0 queued as {n}\r\n".encode())
+        assert await _line(reader) == b"QUIT\r\n"
+        writer.write(b"221 bye\r\n")
+
+    async with scripted(script) as server:
+        connection = SmtpConnection(ServerChooser([server]))
+        assert await connection.send("from@example.org", "to1@example.org", MESSAGE) == "2.0.0 queued as 1"
+        assert await connection.send("from@example.org", "to2@example.org", MESSAGE) == "2.0.0 queued as 2"
+        await connection.close()
+
+
+def test_a_refused_recipient_bounces_and_the_session_carries_on_after_rset() -> None:
+    asyncio.run(_a_refused_recipient_bounces_and_the_session_carries_on_after_rset())
+
+
+async def _a_refused_recipient_bounces_and_the_session_carries_on_after_rset() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer)
+        await _commands(reader, 3)
+        writer.write(b"250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n")
+        assert await _line(reader) == b"RSET\r\n"
+        writer.write(b"250 reset\r\n")
+        await _commands(reader, 3)
+        # A server that opens DATA although it refused the recipient gets an empty message to close it.
+        writer.write(b"250 ok\r\n550 5.1.1 no such user either\r\n354 go ahead\r\n")
+        assert await _line(reader) == b".\r\n"
+        writer.write(b"554 5.5.1 no valid recipients\r\n")
+        assert await _line(reader) == b"RSET\r\n"
+        writer.write(b"250 reset\r\n")
+        await _commands(reader, 3)
+        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+        await _message(reader)
+        writer.write(b"554 5.7.1 message refused\r\n")
+        assert await _line(reader) == b"RSET\r\n"
+        writer.write(b"250 reset\r\n")
+        assert await _line(reader) == b"QUIT\r\n"
+
+    async with scripted(script) as server:
+        connection = SmtpConnection(ServerChooser([server]))
+        for recipient in ("gone@example.org", "gone2@example.org"):
+            with pytest.raises(RecipientRefusedError) as refused:
+                await connection.send("from@example.org", recipient, MESSAGE)
+            assert refused.value.code == 550
+        with pytest.raises(MessageRejectedError) as rejected:
+            await connection.send("from@example.org", "to@example.org", MESSAGE)
+        assert rejected.value.code == 554
+        await connection.close()
+
+
+def test_without_pipelining_commands_wait_for_their_replies() -> None:
+    asyncio.run(_without_pipelining_commands_wait_for_their_replies())
+
+
+async def _without_pipelining_commands_wait_for_their_replies() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer, pipelining=False)
+        for reply in (b"250 ok\r\n", b"250 ok\r\n", b"354 go ahead\r\n"):
+            await _line(reader)
+            # The next command must not be here before this reply is sent.
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(reader.read(1), 0.05)
+            writer.write(reply)
+        await _message(reader)
+        writer.write(b"250 queued\r\n")
+
+    async with scripted(script) as server:
+        connection = SmtpConnection(ServerChooser([server]))
+        assert await connection.send("from@example.org", "to@example.org", MESSAGE) == "queued"
+        await connection.close()
