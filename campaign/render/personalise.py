@@ -282,7 +282,10 @@ class WaveRenderer:
         ctx = self.context(contact, links)
         try:
             subject = self._subject_for(templates, ctx, locale)
-            html, text = templates.html.render(ctx), templates.text.render(ctx)
+            # What decides everything in a message that is not personal (see campaign.render.stencil).
+            shape = (locale, ctx["viewer"].zone, ctx["when"]["is_fallback"])
+            html = templates.stencilled_html.render(ctx, shape)
+            text = templates.stencilled_text.render(ctx, shape)
             return RenderedMessage(subject, html, text, templates.names, links.unsubscribe_url)
         except TemplateError:
             raise

@@ -40,6 +40,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from premailer import Premailer
 
 from campaign.exceptions import TemplateError
+from campaign.render.stencil import StencilledTemplate, personal_references
 
 PARTS = ("subject", "html", "text")
 # Template variables that differ between recipients who share a zone and a locale.
@@ -55,12 +56,14 @@ _NESTED = re.compile(r"{%-?\s*block\b")
 
 @dataclass(frozen=True, slots=True)
 class MessageTemplates:
-    """The three compiled parts of one message kind in one locale."""
+    """The three compiled parts of one message kind in one locale; the bodies also through stencils."""
 
     subject: Template
     html: Template
     text: Template
     names: Mapping[str, str]
+    stencilled_html: StencilledTemplate
+    stencilled_text: StencilledTemplate
     subject_personal: bool = True
 
 
@@ -121,9 +124,23 @@ class TemplateSet:
     def _load(self, env: Environment, name: str, locale: str | None) -> MessageTemplates:
         names = {part: self.resolve(name, part, locale) for part in PARTS}
         compiled = {part: load_template(env, file_name) for part, file_name in names.items()}
-        subject_source = env.loader.get_source(env, names["subject"])[0] if env.loader else ""
+
+        def source(file_name: str) -> str:
+            assert env.loader is not None
+            return env.loader.get_source(env, file_name)[0]
+
+        def stencilled(part: str) -> StencilledTemplate:
+            references = personal_references(env, source(names[part]), source)
+            return StencilledTemplate(compiled[part], references, autoescape=part == "html")
+
         return MessageTemplates(
-            compiled["subject"], compiled["html"], compiled["text"], names, self.is_personal(subject_source)
+            compiled["subject"],
+            compiled["html"],
+            compiled["text"],
+            names,
+            stencilled("html"),
+            stencilled("text"),
+            self.is_personal(source(names["subject"])),
         )
 
 
