@@ -22,11 +22,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from campaign.config import Settings
 from campaign.exceptions import (
@@ -151,11 +150,25 @@ class Dispatcher:
         heartbeat = asyncio.create_task(self._heartbeat())
         senders = [asyncio.create_task(self._sender(queue)) for _ in range(self.concurrency)]
         workers = [flusher, heartbeat, *senders]
+        run = asyncio.current_task()
+        assert run is not None
+        failed: list[BaseException] = []
+
+        def stop_on_failure(task: asyncio.Task[None]) -> None:
+            # A worker task that dies (a database error) stops the run with its error, instead of leaving it
+            # waiting forever for work no one will do. A callback, not a wait on every put: that cost more
+            # than sending.
+            if not task.cancelled() and (error := task.exception()) is not None and not failed:
+                failed.append(error)
+                run.cancel()
+
+        for worker in workers:
+            worker.add_done_callback(stop_on_failure)
         try:
             while True:
                 jobs = self._claim()
                 if not jobs:
-                    await _unless_failed(queue.join(), workers)
+                    await queue.join()
                     await self._flush_now()
                     self._finish_campaigns()
                     if not self.wait:
@@ -163,8 +176,15 @@ class Dispatcher:
                     await asyncio.sleep(self.settings.delivery.poll_seconds)
                     continue
                 for job in jobs:
-                    await _unless_failed(queue.put(job), workers)
+                    await queue.put(job)
+        except asyncio.CancelledError:
+            if not failed:
+                raise
+            run.uncancel()
+            raise failed[0] from None
         finally:
+            for worker in workers:
+                worker.remove_done_callback(stop_on_failure)
             heartbeat.cancel()
             # On the normal way out the queue is empty already. On an error, the jobs still queued are
             # dropped: no one may take them now; their leases expire and the next worker sends them.
@@ -408,19 +428,6 @@ class Dispatcher:
                 if not waiting and outbox.unfinished(conn, campaign.id) == 0:
                     campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)
                     self.summary.finished.append(campaign.name)
-
-
-async def _unless_failed(step: Coroutine[Any, Any, None], workers: list[asyncio.Task[None]]) -> None:
-    """Await ``step``, but if a sender or the flusher dies meanwhile (a database error), raise its error
-    instead of waiting forever for work that no one will do."""
-    task = asyncio.ensure_future(step)
-    done, _ = await asyncio.wait([task, *workers], return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        return
-    task.cancel()
-    for worker in done:
-        worker.result()  # raises the worker's exception
-    raise RuntimeError("a delivery task stopped unexpectedly")
 
 
 def _deadline(wave: Wave, renderer: WaveRenderer) -> datetime | None:
