@@ -11,7 +11,9 @@ and the measurements are interleaved so that drift hits them alike):
 
 * fast: :meth:`WaveRenderer.build` of every contact: complete message bytes, HTML + text + ``.ics``;
 * the same work split in two, to show where the time goes: render only (:meth:`WaveRenderer.render`: the
-  Jinja templates) and MIME only (the per-message links and :class:`~campaign.render.mime.MessageSkeleton`);
+  subject, and the bodies filled into their stencils, Jinja running once per zone, locale and shape; see
+  :mod:`campaign.render.stencil`) and MIME only (the per-message links and
+  :class:`~campaign.render.mime.MessageSkeleton`);
 * naive, for the first ``--naive`` contacts (default 2,000; it is about a hundred times slower): the same
   :meth:`WaveRenderer.render`, then :func:`~campaign.render.reference.reference_message`, the ordinary
   ``EmailMessage`` build of the same message.
@@ -385,9 +387,7 @@ def main() -> None:
     round_ratios = [n / f for n, f in zip(naive, fast, strict=True)]
     message_bytes = statistics.median(sizes)
     print(f"fast:   {fast_us:>9,.1f} µs/message  WaveRenderer.build, {len(contacts):,} contacts ({spread(fast)})")
-    print(
-        f"  render {render_us:>7,.1f} µs/message  WaveRenderer.render: Jinja subject + HTML + text ({spread(render)})"
-    )
+    print(f"  render {render_us:>7,.1f} µs/message  WaveRenderer.render, stencilled ({spread(render)})")
     print(f"  mime   {mime_us:>7,.1f} µs/message  links + MessageSkeleton.build ({spread(mime)})")
     print(
         f"naive:  {naive_us:>9,.1f} µs/message  render + reference_message (EmailMessage), {naive_count:,} contacts "
