@@ -61,6 +61,10 @@ def header_value(text: str) -> str:
 _subject_value = lru_cache(maxsize=4096)(header_value)
 
 
+# Messages built in the same second share their Date header; formatting it costs more than most of a message.
+_date_value = lru_cache(maxsize=4)(format_datetime)
+
+
 def _encoded_words(text: str) -> str:
     data = text.encode("utf-8")
     words, start = [], 0
@@ -226,7 +230,7 @@ class MessageSkeleton:
             unsubscribe += f", <mailto:{self.unsubscribe_mailto}?subject=unsubscribe>"
         calendar_parts = self.calendar_parts(calendar) if calendar is not None else self._calendar_parts
         headers = [
-            _header("Date", format_datetime(date)),
+            _header("Date", _date_value(date.replace(microsecond=0))),
             _header("Message-ID", f"<{message_id}>"),
             self._constant_headers,
             _header("To", format_address(to_address, to_name)),

@@ -186,7 +186,12 @@ def _environment(loader: BaseLoader, filters: Mapping[str, Callable[..., Any]] |
 
 
 class _InliningLoader(FileSystemLoader):
-    """Serves ``.html`` templates flattened onto their layout, with their CSS inlined."""
+    """Serves ``.html`` templates flattened onto their layout, with their CSS inlined (once per template and
+    source: premailer takes milliseconds, and the stencils read a template's source again)."""
+
+    def __init__(self, searchpath: Sequence[Path]) -> None:
+        super().__init__(searchpath)
+        self._inlined: dict[tuple[str, str], str] = {}
 
     def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
@@ -195,7 +200,11 @@ class _InliningLoader(FileSystemLoader):
             def load(name: str) -> str:
                 return super(_InliningLoader, self).get_source(environment, name)[0]
 
-            source = inline_css(flatten(source, load, template), template)
+            flat = flatten(source, load, template)
+            inlined = self._inlined.get((template, flat))
+            if inlined is None:
+                inlined = self._inlined[template, flat] = inline_css(flat, template)
+            source = inlined
         return source, filename, uptodate
 
 

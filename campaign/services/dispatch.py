@@ -403,10 +403,9 @@ class Dispatcher:
         bounced = [r for r in batch if r.status is MessageStatus.BOUNCED]
         with self.db.write() as conn:
             # A campaign paused (or cancelled) by staff meanwhile: its messages still in hand go back unsent.
-            for campaign_id in {r.job.campaign_id for r in batch} - self.paused:
-                campaign = campaign_store.find(conn, str(campaign_id))
-                if campaign is not None and campaign.status is not CampaignStatus.SENDING:
-                    self.paused.add(campaign_id)
+            if sending := {r.job.campaign_id for r in batch} - self.paused:
+                current = campaign_store.statuses(conn, sending)
+                self.paused.update(c for c, status in current.items() if status is not CampaignStatus.SENDING)
             outbox.mark_sent(conn, sent, now)
             outbox.mark_unsent(conn, unsent, now)
             outbox.release(conn, released, self.owner, now)
