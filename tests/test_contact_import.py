@@ -6,6 +6,7 @@ import csv
 import io
 import random
 import shutil
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -853,3 +854,18 @@ def test_a_failing_writer_process_fails_the_import(db: Database, write_csv: Writ
         patch.setattr(list_store, "get_or_create", vanishing)
         with pytest.raises(IntegrityError):
             import_contacts(db, path, "list", batch_size=10, parallel=True)
+
+
+def test_the_writer_process_is_spawned_when_other_threads_run(db: Database, write_csv: WriteCsv) -> None:
+    # A fork would copy locks other threads hold; with a thread running, the writer starts afresh instead.
+    path = write_csv("email,name\n" + "".join(f"p{i}@example.org,P {i}\n" for i in range(500)))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        report = import_contacts(db, path, "list", batch_size=100, parallel=True)
+    finally:
+        stop.set()
+        other.join()
+    assert (report.new, report.rejected) == (500, 0)
+    assert _sizes(db) == {"list": 500}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -108,11 +109,12 @@ class BatchWriter:
         if parallel:
             # Forked, the writer starts at once and shares this process's memory until either writes to it. It
             # opens its own connections; so that it inherits none (SQLite and PostgreSQL connections must not
-            # cross a fork), the pooled ones are closed first.
+            # cross a fork), the pooled ones are closed first. A process with other threads (a web server) is
+            # not forked: a lock one of them holds would stay locked in the child for ever.
             db.dispose()
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
-                mp_context=multiprocessing.get_context("fork"),
+                mp_context=multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn"),
                 initializer=_open_database,
                 initargs=(db.url.render_as_string(hide_password=False), db.busy_timeout_ms),
             )
