@@ -1,4 +1,5 @@
-"""Sending over SMTP with aiosmtplib: reused connections, several servers with weights and failover.
+"""Sending over SMTP with aiosmtplib: reused connections, several servers with weights and failover, and
+pipelined transactions where the server offers PIPELINING (:mod:`campaign.mail.pipelining`).
 
 Contract: :meth:`SmtpConnection.send` returns the server's reply to DATA (a 250) or raises a
 :class:`~campaign.exceptions.DeliveryError` subclass that says what to do: transient (try again later),
