@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from campaign.exceptions import MessageRejectedError, RecipientRefusedError
+from campaign.exceptions import MessageRejectedError, RecipientRefusedError, SmtpConnectionError
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -150,3 +150,53 @@ async def _without_pipelining_commands_wait_for_their_replies() -> None:
         connection = SmtpConnection(ServerChooser([server]))
         assert await connection.send("from@example.org", "to@example.org", MESSAGE) == "queued"
         await connection.close()
+
+
+def test_an_unsolicited_reply_ends_the_session_and_the_next_message_goes_on_a_new_one() -> None:
+    asyncio.run(_unsolicited_reply())
+
+
+async def _unsolicited_reply() -> None:
+    sessions = 0
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sessions
+        sessions += 1
+        await _greet(reader, writer)
+        if sessions == 1:
+            await asyncio.sleep(0.1)
+            writer.write(b"421 4.3.2 shutting down soon\r\n")  # between transactions, unasked
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 5)  # until the client goes
+            return
+        await _commands(reader, 3)
+        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+        await _message(reader)
+        writer.write(b"250 queued on the second session\r\n")
+        await asyncio.wait_for(reader.read(), 5)
+
+    failures: list[BaseException] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await script(reader, writer)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    smtp = SmtpServer("127.0.0.1", server.sockets[0].getsockname()[1], "none", timeout=3)
+    try:
+        connection = SmtpConnection(ServerChooser([smtp]))
+        await connection._connect()
+        await asyncio.sleep(0.4)  # the unsolicited reply arrives
+        with pytest.raises(SmtpConnectionError):
+            await connection.send("from@example.org", "to@example.org", MESSAGE)
+        assert await connection.send("from@example.org", "to@example.org", MESSAGE) == "queued on the second session"
+        await connection.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert not failures, failures
+    assert sessions == 2

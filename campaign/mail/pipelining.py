@@ -66,6 +66,11 @@ class _Replies(asyncio.Protocol):
         self._fail(error)
 
     @property
+    def unread(self) -> int:
+        """Replies that arrived and were not taken (an unsolicited reply, such as a 421 before closing)."""
+        return len(self._replies)
+
+    @property
     def broken(self) -> bool:
         """The connection failed or was closed."""
         return self._error is not None
@@ -119,6 +124,9 @@ class PipelinedSession:
 
     async def transmit(self, sender: str, recipient: str, data: bytes) -> str:
         """Send one message (ASCII addresses, CRLF line ends); returns the reply to the end of DATA."""
+        if self._replies.unread:
+            # A reply nobody asked for would be read as this transaction's: the session cannot be trusted.
+            raise aiosmtplib.SMTPServerDisconnected("the server sent an unexpected reply")
         self._transport.write(b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (sender.encode(), recipient.encode()))
         mail, rcpt, start = await self._replies.take(3, self._timeout)
         if start.code == aiosmtplib.SMTPStatus.start_input and (
