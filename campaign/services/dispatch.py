@@ -49,6 +49,10 @@ from campaign.store import suppressions as suppression_store
 from campaign.store.engine import Database
 from campaign.store.outbox import ClaimedMessage
 
+# SQLite file the delivery worker reads through a memory map: its claims and commits re-read pages that
+# another worker's commits invalidated, and mapped pages make that cheaper (bench/send.py: about 8% more
+# messages a second).
+DELIVERY_MMAP_BYTES = 256 << 20
 _GROUP_COMMIT_WAIT = 0.010  # seconds a result may wait for others to be committed with it
 
 Progress = Callable[[str], None]
@@ -446,8 +450,16 @@ async def send_due(
     wait: bool = False,
     progress: Progress | None = None,
 ) -> DispatchSummary:
-    """Run one :class:`Dispatcher` to completion."""
-    return await Dispatcher(db, settings, key, servers, campaign_ref=campaign_ref, wait=wait, progress=progress).run()
+    """Run one :class:`Dispatcher` to completion, on connections of its own (see :data:`DELIVERY_MMAP_BYTES`)."""
+    delivery_db = db.variant(mmap_bytes=DELIVERY_MMAP_BYTES) if db.is_sqlite and not db.in_memory else db
+    try:
+        dispatcher = Dispatcher(
+            delivery_db, settings, key, servers, campaign_ref=campaign_ref, wait=wait, progress=progress
+        )
+        return await dispatcher.run()
+    finally:
+        if delivery_db is not db:
+            delivery_db.dispose()
 
 
 def due_count(db: Database, campaign_ref: str | None = None) -> int:

@@ -24,7 +24,10 @@ _IMMEDIATE = "campaign_sqlite_immediate"
 class Database:
     """A connection pool to one database, with :meth:`read` and :meth:`write` transactions."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, mmap_bytes: int = 0, echo: bool = False) -> None:
+        """``mmap_bytes``: on SQLite, how much of the file connections read through a memory map (0: none).
+        Reading so is cheaper, most of all when another process's commits keep invalidating the page cache,
+        but every page read stays mapped: worth it for the delivery worker, not for a big import."""
         self.url = make_url(url)
         self.busy_timeout_ms = busy_timeout_ms
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
@@ -32,7 +35,13 @@ class Database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(self.url, echo=echo)
         if self.is_sqlite:
-            _configure_sqlite(self.engine, busy_timeout_ms)
+            _configure_sqlite(self.engine, busy_timeout_ms, mmap_bytes)
+
+    def variant(self, *, mmap_bytes: int) -> Database:
+        """Another pool to the same database, with other connection settings (dispose of it when done)."""
+        return Database(
+            self.url.render_as_string(hide_password=False), busy_timeout_ms=self.busy_timeout_ms, mmap_bytes=mmap_bytes
+        )
 
     @property
     def in_memory(self) -> bool:
@@ -76,7 +85,7 @@ class Database:
         self.engine.dispose()
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, mmap_bytes: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _on_begin).
@@ -89,6 +98,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         # 32 MB of page cache (the default is 2 MB): batch imports and claims touch the big indexes all over.
         cursor.execute("PRAGMA cache_size = -32000")
+        if mmap_bytes:
+            cursor.execute(f"PRAGMA mmap_size = {int(mmap_bytes)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
