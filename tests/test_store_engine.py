@@ -90,3 +90,20 @@ def test_unreachable_server_is_a_storage_error() -> None:
     db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(StorageError, match="cannot connect"), db.read():
         pass
+
+
+def test_a_variant_pool_reads_through_a_memory_map_and_the_original_does_not(sqlite_db: Database) -> None:
+    mapped = sqlite_db.variant(mmap_bytes=1 << 20)
+    try:
+        with mapped.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 1 << 20
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        with sqlite_db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 0
+        # The same database: what one pool writes, the other reads.
+        with sqlite_db.write() as conn:
+            conn.execute(insert(lists).values(name="seen by both", created_at=datetime.now(UTC)))
+        with mapped.read() as conn:
+            assert conn.scalar(select(lists.c.name)) == "seen by both"
+    finally:
+        mapped.dispose()
