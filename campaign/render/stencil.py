@@ -49,6 +49,7 @@ class _Missing:
 
 MISSING = _Missing()
 _TRUE = "<true>"  # the shape of any true value
+_ABSENT = "<missing>"  # the shape of a missing one
 
 
 def personal_references(env: Environment, source: str, load: Callable[[str], str]) -> list[Reference] | None:
@@ -170,7 +171,7 @@ class StencilledTemplate:
         if references is None:
             return self.template.render(context)
         values = [_lookup(context, ref) for ref in references]
-        shape = (shape_key, tuple(v if v is MISSING or not v else _TRUE for v in values))
+        shape = (shape_key, tuple(map(_shape_of, values)))
         stencil = self._stencils.get(shape)
         if stencil is not None:
             return stencil.fill([self._text(v) if v else "" for v in values])
@@ -202,6 +203,16 @@ class StencilledTemplate:
             return None
         pieces = _MARKER.split(text)
         return _Stencil(tuple(pieces[0::2]), tuple(int(i) for i in pieces[1::2]))
+
+
+def _shape_of(value: Any) -> Hashable:
+    """What of a personal value the stencil depends on: missing, some true value, or which falsy value (its
+    type and text: None, "" and 0 render differently)."""
+    if value is MISSING:
+        return _ABSENT
+    if value:
+        return _TRUE
+    return (type(value).__name__, str(value))
 
 
 def _lookup(context: Mapping[str, Any], ref: Reference) -> Any:

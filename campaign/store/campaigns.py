@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus
 from campaign.store.rows import from_row
@@ -47,10 +47,13 @@ def find(conn: Connection, ref: str) -> Campaign | None:
     return to_campaign(row) if row else None
 
 
+# Built once: the delivery worker runs it at every commit.
+_STATUSES = select(campaigns.c.id, campaigns.c.status).where(campaigns.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def statuses(conn: Connection, ids: Iterable[int]) -> dict[int, CampaignStatus]:
     """The status of each of these campaigns (one cheap query: the delivery worker asks at every commit)."""
-    stmt = select(campaigns.c.id, campaigns.c.status).where(campaigns.c.id.in_(list(ids)))
-    return {campaign_id: CampaignStatus(status) for campaign_id, status in conn.execute(stmt)}
+    return {campaign_id: CampaignStatus(status) for campaign_id, status in conn.execute(_STATUSES, {"ids": list(ids)})}
 
 
 def all_campaigns(conn: Connection) -> list[Campaign]:
