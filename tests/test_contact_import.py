@@ -869,3 +869,23 @@ def test_the_writer_process_is_spawned_when_other_threads_run(db: Database, writ
         other.join()
     assert (report.new, report.rejected) == (500, 0)
     assert _sizes(db) == {"list": 500}
+
+
+def test_attributes_stored_by_sqlalchemy_compare_equal_to_the_same_values_imported(
+    db: Database, write_csv: WriteCsv
+) -> None:
+    # Contacts written by earlier versions (SQLAlchemy's JSON: non-ASCII escaped) are unchanged by the same data.
+    with db.write() as conn:
+        now = datetime.now(UTC)
+        conn.execute(
+            insert(contacts).values(
+                email="z@example.org",
+                email_key="z@example.org",
+                attributes={"city": "Zürich"},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    report = import_contacts(db, write_csv("email,city\nz@example.org,Zürich\n"), "list")
+    assert (report.new, report.updated, report.unchanged) == (0, 0, 1)
+    assert _contact(db, "z@example.org").attributes == {"city": "Zürich"}

@@ -200,3 +200,23 @@ async def _unsolicited_reply() -> None:
         await server.wait_closed()
     assert not failures, failures
     assert sessions == 2
+
+
+def test_a_session_refused_at_ehlo_is_closed_not_left_open() -> None:
+    asyncio.run(_refused_at_ehlo())
+
+
+async def _refused_at_ehlo() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted ESMTP\r\n")
+        assert (await _line(reader)).startswith(b"EHLO ")
+        writer.write(b"554 5.7.1 client host blocked\r\n")
+        await writer.drain()
+        # The client must hang up: read until it does (a leaked socket would time out here).
+        while await asyncio.wait_for(reader.read(1024), 3):
+            pass
+
+    async with scripted(script) as server:
+        connection = SmtpConnection(ServerChooser([server]))
+        with pytest.raises(SmtpConnectionError, match="refused the session"):
+            await connection.send("from@example.org", "to@example.org", MESSAGE)

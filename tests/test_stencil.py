@@ -102,6 +102,9 @@ def test_outputs_and_presence_tests_can_be_stencilled(tmp_path: Path, source: st
         "{{ link('https://example.org', 'x') }}",  # a per-message call
         "{{ contact.name if contact.name else 'friend' }}",
         "{% include 'layout.html' %}",  # not looked into
+        "{% filter upper %}Welcome {{ contact.first_name }}{% endfilter %}",  # captured, then transformed
+        "{% set who %}{{ contact.first_name }}{% endset %}{% if who|length > 3 %}long{% endif %}",
+        "{% macro hi() %}Hi {{ contact.first_name }}{% endmacro %}{{ hi()|upper }}",
     ],
 )
 def test_any_other_use_of_a_personal_value_keeps_the_normal_path(tmp_path: Path, source: str) -> None:

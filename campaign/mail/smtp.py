@@ -100,7 +100,9 @@ class SmtpConnection:
             await client.connect()
             if client.is_ehlo_or_helo_needed:  # aiosmtplib says EHLO lazily; the extensions are wanted now
                 await client.ehlo()
+            pipelined = PipelinedSession(client, server.timeout) if client.supports_extension("pipelining") else None
         except BaseException as exc:
+            client.close()  # a session refused after connecting must not leave its socket open
             self._chooser.failed(server)
             error = _classify(exc, server)
             if isinstance(error, PermanentDeliveryError):
@@ -110,9 +112,7 @@ class SmtpConnection:
                     f"{server.describe()} refused the session: {error}", error.code, error.reply
                 ) from exc
             raise error from exc
-        self._client, self._server = client, server
-        if client.supports_extension("pipelining"):
-            self._pipelined = PipelinedSession(client, server.timeout)
+        self._client, self._server, self._pipelined = client, server, pipelined
         return client
 
     @property

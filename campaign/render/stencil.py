@@ -124,6 +124,10 @@ def _walk(node: nodes.Node, found: list[Reference], pending: list[str], load: Ca
         return
     if isinstance(node, nodes.Include | nodes.Import | nodes.FromImport):
         raise _Unstencillable  # what the other template does with personal values is not looked at
+    if isinstance(node, nodes.FilterBlock | nodes.AssignBlock | nodes.Macro | nodes.CallBlock) and any(
+        _reference(name) is not None or name.name in PERSONAL_ROOTS for name in node.find_all(nodes.Name)
+    ):
+        raise _Unstencillable  # output captured and transformed afterwards (a filter, a variable, a macro)
     if isinstance(node, nodes.Name) and (node.name in PERSONAL_ROOTS or node.name in PERSONAL_NAMES | {"link"}):
         raise _Unstencillable  # a personal value used some other way: filtered, compared, assigned, called
     for inner in node.iter_child_nodes():

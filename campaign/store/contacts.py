@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from json.encoder import encode_basestring as _json_text
+from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any
 
 from sqlalchemy import (
@@ -116,8 +116,9 @@ def _merge_sqlite(conn: Connection, rows: Sequence[tuple[Any, ...]], now: dateti
 
 
 def attributes_json(attributes: Mapping[str, str]) -> str:
-    """Custom attributes (a flat mapping of text) as merge_many takes them: a JSON object, spelled as
-    ``json.dumps`` would, at a fifth of its cost per call (it builds an encoder each time)."""
+    """Custom attributes (a flat mapping of text) as merge_many takes them: a JSON object, its text escaped as
+    ``json.dumps`` (and so SQLAlchemy) escapes it, so that SQLite's text comparison of stored and merged
+    attributes sees equal values as equal; at a fifth of ``json.dumps``'s cost per call."""
     return "{" + ",".join([f"{_json_text(k)}:{_json_text(v)}" for k, v in attributes.items()]) + "}"
 
 
