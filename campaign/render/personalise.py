@@ -280,10 +280,11 @@ class WaveRenderer:
         templates = self.templates_for(locale, source=source)
         links = self.links.for_message(message_ref)
         ctx = self.context(contact, links)
+        # What decides everything in a message that is not personal (see campaign.render.stencil). A contact
+        # without a zone shares the organiser's zone but sees another line (with UTC).
+        shape = (locale, ctx["viewer"].zone, ctx["when"]["is_fallback"])
         try:
-            subject = self._subject_for(templates, ctx, locale)
-            # What decides everything in a message that is not personal (see campaign.render.stencil).
-            shape = (locale, ctx["viewer"].zone, ctx["when"]["is_fallback"])
+            subject = self._subject_for(templates, ctx, shape)
             html = templates.stencilled_html.render(ctx, shape)
             text = templates.stencilled_text.render(ctx, shape)
             return RenderedMessage(subject, html, text, templates.names, links.unsubscribe_url)
@@ -294,7 +295,7 @@ class WaveRenderer:
                 f"{describe_render_error(exc, self.templates.directories)} (for {contact.email})"
             ) from exc
 
-    def _subject_for(self, templates: MessageTemplates, ctx: dict[str, Any], locale: str) -> str:
+    def _subject_for(self, templates: MessageTemplates, ctx: dict[str, Any], shape: tuple[str, str, bool]) -> str:
         template, personal = (
             (self._subject, self._subject_personal)
             if self._subject
@@ -302,11 +303,9 @@ class WaveRenderer:
         )
         if personal:
             return " ".join(template.render(ctx).split())
-        # A contact without a zone shares the organiser's zone but sees another line (with UTC).
-        key = (locale, ctx["viewer"].zone, ctx["when"]["is_fallback"])
-        subject = self._subjects.get(key)
+        subject = self._subjects.get(shape)
         if subject is None:
-            subject = self._subjects[key] = " ".join(template.render(ctx).split())
+            subject = self._subjects[shape] = " ".join(template.render(ctx).split())
         return subject
 
     def build(

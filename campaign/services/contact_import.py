@@ -168,13 +168,13 @@ def import_contacts(
                     _merge_into(earlier, row)
                 lines[key] = item.line
                 if len(batch) >= batch_size:
-                    _write(writer, _batch(batch, lines, seen, _KEPT_ISSUES - len(report.flags)), report)
+                    _write(writer, batch, lines, seen, report)
                     seen.update(batch)
                     batch, lines = {}, {}
                     if progress:
                         progress(source.bytes_read, source.size)
             if batch:
-                _write(writer, _batch(batch, lines, seen, _KEPT_ISSUES - len(report.flags)), report)
+                _write(writer, batch, lines, seen, report)
             report.add(writer.finish())
         if progress:
             progress(source.bytes_read, source.size)
@@ -228,7 +228,10 @@ def _merge_into(old: list[Any], new: list[Any]) -> None:
         old[_ATTRIBUTES_AT] = attributes_json(merged)
 
 
-def _write(writer: BatchWriter, batch: ImportBatch, report: ImportReport) -> None:
+def _write(
+    writer: BatchWriter, rows: dict[str, list[Any]], lines: dict[str, int], seen: SeenKeys, report: ImportReport
+) -> None:
+    batch = _batch(rows, lines, seen, _KEPT_ISSUES - len(report.flags))
     report.duplicates += len(batch.repeats)
     report.add(writer.write(batch))
 
