@@ -143,7 +143,7 @@ async def _without_pipelining_commands_wait_for_their_replies() -> None:
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(reader.read(1), 0.05)
             writer.write(reply)
-        await _message(reader)
+        assert await _message(reader) == b"Subject: hi\r\n\r\n..a line that starts with a dot\r\nbody\r\n.\r\n"
         writer.write(b"250 queued\r\n")
 
     async with scripted(script) as server:

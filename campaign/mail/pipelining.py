@@ -103,6 +103,19 @@ class _Replies(asyncio.Protocol):
         return [self._replies.popleft() for _ in range(count)]
 
 
+def data_on_the_wire(data: bytes) -> bytes:
+    """A message (CRLF line ends) as DATA sends it: dot-stuffed (RFC 5321 4.5.2) and ended by ``CRLF.CRLF``.
+
+    aiosmtplib's ``data()`` rescans the whole message with two regular expressions (line endings, then
+    dot-stuffing); messages from :class:`~campaign.render.mime.MessageSkeleton` are CRLF-only (its contract,
+    tested) and, being base64 or short ASCII, rarely have a line starting with a dot: usually nothing is copied.
+    """
+    if data.startswith(b".") or b"\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+        data = b"." + data if data.startswith(b".") else data
+    return data + b".\r\n" if data.endswith(b"\r\n") else data + b"\r\n.\r\n"
+
+
 class PipelinedSession:
     """An established SMTP session (aiosmtplib's, taken over) sending with PIPELINING."""
 
@@ -141,10 +154,7 @@ class PipelinedSession:
             raise aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)
         if start.code != aiosmtplib.SMTPStatus.start_input:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
-        if data.startswith(b".") or b"\n." in data:  # dot-stuffing (RFC 5321 4.5.2): rare in base64 bodies
-            data = data.replace(b"\r\n.", b"\r\n..")
-            data = b"." + data if data.startswith(b".") else data
-        self._transport.write(data + b".\r\n" if data.endswith(b"\r\n") else data + b"\r\n.\r\n")
+        self._transport.write(data_on_the_wire(data))
         (end,) = await self._replies.take(1, self._timeout)
         if end.code != aiosmtplib.SMTPStatus.completed:
             raise aiosmtplib.SMTPDataError(end.code, end.message)

@@ -29,7 +29,7 @@ from campaign.exceptions import (
     SmtpTimeoutError,
     TransientDeliveryError,
 )
-from campaign.mail.pipelining import PipelinedSession
+from campaign.mail.pipelining import PipelinedSession, data_on_the_wire
 
 Security = Literal["starttls", "tls", "none"]
 
@@ -168,14 +168,10 @@ class SmtpConnection:
 
 
 async def _transmit(client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes) -> str:
-    """MAIL, RCPT and DATA for one message; returns the reply to DATA.
-
-    aiosmtplib's ``data()`` rescans the whole message with two regular expressions (line endings, then
-    dot-stuffing): about 300 µs for a 28 KB invitation, a third of the cost of sending it. Messages from
-    :class:`~campaign.render.mime.MessageSkeleton` are CRLF-only (its contract, tested) and, being base64 or
-    short ASCII, almost never have a line starting with a dot; so unless one does, the bytes go out as they
-    are, through aiosmtplib's protocol. ``data`` must therefore use CRLF line ends.
-    """
+    """MAIL, RCPT and DATA for one message, one command at a time (a server without PIPELINING); returns the
+    reply to DATA. ``data`` must use CRLF line ends: it goes out through aiosmtplib's protocol as
+    :func:`data_on_the_wire` makes it, not through ``data()``, which costs a third of sending (about 300 µs
+    for a 28 KB invitation) rescanning it."""
     if client.protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("connection lost")
     if client.is_ehlo_or_helo_needed:
@@ -187,14 +183,11 @@ async def _transmit(client: aiosmtplib.SMTP, sender: str, recipient: str, data: 
     rcpt = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode() + b">")
     if rcpt.code not in (aiosmtplib.SMTPStatus.completed, aiosmtplib.SMTPStatus.will_forward):
         raise aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)
-    if data.startswith(b".") or b"\n." in data:
-        response = await client.data(data)  # needs dot-stuffing: let aiosmtplib do it
-        return response.message
     protocol = client.protocol
     start = await protocol.execute_command(b"DATA", timeout=client.timeout)
     if start.code != aiosmtplib.SMTPStatus.start_input:
         raise aiosmtplib.SMTPDataError(start.code, start.message)
-    protocol.write(data + b".\r\n" if data.endswith(b"\r\n") else data + b"\r\n.\r\n")
+    protocol.write(data_on_the_wire(data))
     response = await protocol.read_response(timeout=client.timeout)
     if response.code != aiosmtplib.SMTPStatus.completed:
         raise aiosmtplib.SMTPDataError(response.code, response.message)
