@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from campaign.config import Settings, load_settings
-from campaign.exceptions import ValidationError
+from campaign.exceptions import TransientDeliveryError, ValidationError
 from campaign.mail.capture import _FreePortController
-from campaign.mail.smtp import SmtpServer
+from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 from campaign.models import CampaignStatus, SuppressionReason
 from campaign.rules.contact_fields import email_key
 from campaign.rules.event_fields import parse_event_document
@@ -79,6 +79,8 @@ class FaultySmtp:
         self.delay = 0.0
         self.slow_seconds = 1.0
         self.delivered: list[tuple[str, bytes]] = []
+        self.eight_bit = True  # offers 8BITMIME
+        self.mail_options: list[list[str]] = []  # MAIL's parameters, per message accepted
         self.data_attempts: Counter[str] = Counter()
         self.rcpt_attempts: Counter[str] = Counter()
 
@@ -86,6 +88,8 @@ class FaultySmtp:
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        if not self.eight_bit:
+            responses = [line for line in responses if line[4:] != "8BITMIME"]
         return [responses[0], "250-PIPELINING", *responses[1:]] if self.pipelining else responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
@@ -116,6 +120,7 @@ class FaultySmtp:
             return action
         with self.lock:
             self.delivered.append((rcpt, bytes(envelope.original_content)))
+            self.mail_options.append(list(envelope.mail_options))
         return ACCEPTED
 
     def received(self) -> Counter[str]:
@@ -407,6 +412,35 @@ def test_enqueue_is_idempotent_and_launching_twice_is_refused(db: Database, tmp_
     assert enqueue_again() == 0
     assert statuses(db, "c") == {"queued": 7}
     assert set(outbox_rows(db, "c")) == {*emails, "late1@example.org", "late2@example.org"}
+
+
+def test_a_claim_reads_a_range_of_the_due_index_however_long_the_queue(sqlite_db: Database, tmp_path: Path) -> None:
+    """Each claim statement is planned as a search of ix_messages_due, never a scan or sort of the whole queue
+    (which made every batch of a 100,000-message campaign cost as much as reading the queue)."""
+    prepare(sqlite_db, tmp_path, 6)
+    launch(sqlite_db, tuned(base_settings(tmp_path)), KEY, "c")
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE MESSAGES"):
+            statements.append((statement, parameters))
+
+    event.listen(sqlite_db.engine, "before_cursor_execute", capture)
+    try:
+        now = datetime.now(UTC)
+        with sqlite_db.write() as conn:
+            claimed = outbox.claim(conn, owner="t", now=now, lease_until=now + timedelta(minutes=1), limit=4)
+    finally:
+        event.remove(sqlite_db.engine, "before_cursor_execute", capture)
+    assert len(claimed) == 4
+    assert len(statements) == 2  # the abandoned leases, then the due messages
+    for statement, parameters in statements:
+        with sqlite_db.read() as conn:
+            plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+        on_messages = [step for step in plan if " messages " in f"{step} "]
+        assert on_messages, plan
+        assert all("USING INDEX ix_messages_due" in step or "INTEGER PRIMARY KEY" in step for step in on_messages)
+        assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -897,6 +931,53 @@ def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
 # ---------------------------------------------------------------------------------------------------------
 # Review findings: international domains, a refused session, cancelling mid-send, a failed commit
 # ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("eight_bit", [True, False], ids=["8bitmime", "7bit-only"])
+def test_utf8_bodies_go_unencoded_to_a_server_with_8bitmime_and_as_base64_to_one_without(
+    sqlite_db: Database, tmp_path: Path, smtp: Sink, eight_bit: bool
+) -> None:
+    smtp.handler.eight_bit = eight_bit
+    settings = tuned(base_settings(tmp_path))
+    csv_path = tmp_path / "names.csv"
+    csv_path.write_text("email,name,timezone\nzoe@example.org,Zoë Ñúñez,Asia/Tokyo\n", encoding="utf-8")
+    import_contacts(sqlite_db, csv_path, "guests")
+    add_future_event(sqlite_db, "event-c")
+    create_campaign(sqlite_db, event_ref="event-c", list_name="guests", name="c")
+    launch(sqlite_db, settings, KEY, "c")
+    assert send(sqlite_db, settings, smtp.servers()).counts == {"sent": 1}
+    (message,) = smtp.handler.messages_for("zoe@example.org")
+    assert smtp.handler.mail_options == [["BODY=8BITMIME"] if eight_bit else []]
+    encodings = {part.get_content_type(): part["Content-Transfer-Encoding"] for part in message.walk()}
+    assert encodings["text/html"] == encodings["text/plain"] == ("8bit" if eight_bit else "base64")
+    assert encodings["text/calendar"] == "7bit"  # ASCII: no encoding needed either way
+    html = message.get_body(("html",))
+    assert html is not None
+    assert "Zoë Ñúñez" in html.get_content()
+
+
+def test_an_8bit_message_is_deferred_not_sent_when_the_session_now_lacks_8bitmime(smtp: Sink) -> None:
+    """A message built for a server with 8BITMIME never goes out as it is to one without (it would be
+    mangled): the reconnected session refuses it, and the worker builds it again at the next attempt."""
+
+    async def scenario() -> None:
+        connection = SmtpConnection(ServerChooser(smtp.servers()))
+        try:
+            assert await connection.accepts_8bit()
+            await connection.close()
+            smtp.handler.eight_bit = False
+            with pytest.raises(TransientDeliveryError, match="8BITMIME"):
+                await connection.send(
+                    "a@example.org", "b@example.org", b"Subject: x\r\n\r\n\xc3\xa9\r\n", eight_bit=True
+                )
+            assert not await connection.accepts_8bit()
+            await connection.send("a@example.org", "b@example.org", b"Subject: x\r\n\r\ne\r\n")
+        finally:
+            await connection.close()
+
+    asyncio.run(scenario())
+    assert smtp.handler.received() == Counter({"b@example.org": 1})
+    assert smtp.handler.mail_options == [[]]
 
 
 def test_an_international_domain_goes_out_in_idna_and_a_unicode_local_part_fails_alone(

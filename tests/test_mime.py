@@ -88,6 +88,7 @@ def fast_and_reference(
     sender: Sender = SENDER,
     mailto: str | None = MAILTO,
     method: str = "PUBLISH",
+    eight_bit: bool = False,
     **changes: Any,
 ) -> tuple[bytes, bytes]:
     ics = publish_ics() if calendar == b"" else calendar
@@ -100,7 +101,7 @@ def fast_and_reference(
         calendar=ics,
         calendar_method=method,
     )
-    fast = skeleton.build(**fields)
+    fast = skeleton.build(**fields, eight_bit=eight_bit)
     reference = reference_message(
         sender=sender,
         list_id=LIST_ID,
@@ -235,9 +236,10 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("eight_bit", [False, True], ids=["7bit-server", "8bitmime-server"])
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_fast_path_equals_reference(case: dict[str, Any]) -> None:
-    fast, reference = fast_and_reference(**case)
+def test_fast_path_equals_reference(case: dict[str, Any], eight_bit: bool) -> None:
+    fast, reference = fast_and_reference(**case, eight_bit=eight_bit)
     assert_equivalent(fast, reference)
     assert_wire_format(fast)
 
@@ -403,8 +405,9 @@ def test_header_helpers_never_emit_line_breaks_except_folding() -> None:
     ],
     ids=["long non-ascii subject", "long ascii subject", "long non-ascii name", "long html", "long text", "long utf8"],
 )
-def test_every_line_within_998_octets_and_crlf(changes: dict[str, Any]) -> None:
-    fast, reference = fast_and_reference(**changes)
+@pytest.mark.parametrize("eight_bit", [False, True], ids=["7bit-server", "8bitmime-server"])
+def test_every_line_within_998_octets_and_crlf(changes: dict[str, Any], eight_bit: bool) -> None:
+    fast, reference = fast_and_reference(**changes, eight_bit=eight_bit)
     assert_wire_format(fast)
     assert_equivalent(fast, reference)
 
@@ -418,19 +421,31 @@ def test_a_very_long_quoted_display_name_stays_within_998_octets() -> None:
     assert addresses(raw, "To") == [(" ".join(name.split()), "maria@example.org")]
 
 
-def test_transfer_encodings() -> None:
-    cases = [
-        ("Hello\nworld\n", "7bit"),
-        ("Olá\n", "base64"),
-        ("a" * 998 + "\n", "7bit"),
-        ("a" * 999 + "\n", "base64"),
-    ]
-    for text, encoding in cases:
-        assert encode_body(text)[0] == encoding, text[:10]
-        fast, _ = fast_and_reference(text=text)
+@pytest.mark.parametrize(
+    ("text", "to_7bit_server", "to_8bitmime_server"),
+    [
+        ("Hello\nworld\n", "7bit", "7bit"),
+        ("Olá\n", "base64", "8bit"),
+        ("a" * 998 + "\n", "7bit", "7bit"),
+        ("a" * 999 + "\n", "base64", "base64"),
+        ("é" * 499 + "\n", "base64", "8bit"),  # 998 octets
+        ("é" * 500 + "\n", "base64", "base64"),  # 1,000 octets: too long for a line, whatever the server
+    ],
+    ids=["ascii", "utf8", "ascii 998", "ascii 999", "utf8 998 octets", "utf8 1000 octets"],
+)
+def test_transfer_encodings(text: str, to_7bit_server: str, to_8bitmime_server: str) -> None:
+    for eight_bit, encoding in ((False, to_7bit_server), (True, to_8bitmime_server)):
+        assert encode_body(text, eight_bit)[0] == encoding
+        fast, _ = fast_and_reference(text=text, eight_bit=eight_bit)
         part = by_type(parse(fast), "text/plain")
         assert part["Content-Transfer-Encoding"] == encoding
         assert text_of(part) == text.rstrip("\n")
+
+
+def test_8bit_bodies_are_sent_as_written_in_utf8() -> None:
+    fast, _ = fast_and_reference(text="Olá\nmundo\n", html="<p>Olá</p>\n", eight_bit=True)
+    assert re.search(rb"8bit\r\n\r\nOl\xc3\xa1\r\nmundo\r\n\r\n--==alt_", fast)
+    assert len(fast) < len(fast_and_reference(text="Olá\nmundo\n", html="<p>Olá</p>\n")[0])
 
 
 def test_seven_bit_bodies_are_sent_as_written() -> None:
@@ -583,3 +598,18 @@ def test_mime_method_equals_ics_method(method: CalendarMethod) -> None:
     else:
         assert attendees is None
     assert_no_defects(msg)
+
+
+def test_the_sample_invitation_goes_8bit_its_long_paragraphs_wrapped(wave: WaveRenderer) -> None:
+    """The sample event's first paragraph is 980 characters long (with its HTML tag, over SMTP's 998 octets): it
+    is wrapped (a line break is a space in HTML, and plain text reads best so), and the bodies need no base64."""
+    assert max(map(len, sample_event().description.split("\n"))) > 900
+    contact = Contact(id=8, email="ana@example.org", name="Ana Núñez", timezone="America/Bogota", locale="es")
+    msg = parse(wave.build(contact, "m8@ilo.example.org", 8, date=DATE, eight_bit=True))
+    for content_type in ("text/plain", "text/html"):
+        part = by_type(msg, content_type)
+        assert part["Content-Transfer-Encoding"] == "8bit"
+        body = text_of(part)
+        assert max(len(line) for line in body.splitlines()) < 700  # the long ones are URLs, never cut
+    paragraph = sample_event().description.split("\n\n")[0]
+    assert " ".join(paragraph.split()) in " ".join(text_of(by_type(msg, "text/plain")).split())

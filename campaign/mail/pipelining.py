@@ -108,7 +108,7 @@ def data_on_the_wire(data: bytes) -> bytes:
 
     aiosmtplib's ``data()`` rescans the whole message with two regular expressions (line endings, then
     dot-stuffing); messages from :class:`~campaign.render.mime.MessageSkeleton` are CRLF-only (its contract,
-    tested) and, being base64 or short ASCII, rarely have a line starting with a dot: usually nothing is copied.
+    tested) and rarely have a line starting with a dot: usually nothing is copied.
     """
     if data.startswith(b".") or b"\n." in data:
         data = data.replace(b"\r\n.", b"\r\n..")
@@ -135,12 +135,15 @@ class PipelinedSession:
         """False once the connection is closed or broken."""
         return not self._transport.is_closing() and not self._replies.broken
 
-    async def transmit(self, sender: str, recipient: str, data: bytes) -> str:
-        """Send one message (ASCII addresses, CRLF line ends); returns the reply to the end of DATA."""
+    async def transmit(self, sender: str, recipient: str, data: bytes, body: bytes = b"") -> str:
+        """Send one message (ASCII addresses, CRLF line ends); returns the reply to the end of DATA. ``body``
+        is MAIL's BODY parameter (`` BODY=8BITMIME``) or nothing."""
         if self._replies.unread:
             # A reply nobody asked for would be read as this transaction's: the session cannot be trusted.
             raise aiosmtplib.SMTPServerDisconnected("the server sent an unexpected reply")
-        self._transport.write(b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (sender.encode(), recipient.encode()))
+        self._transport.write(
+            b"MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\nDATA\r\n" % (sender.encode(), body, recipient.encode())
+        )
         mail, rcpt, start = await self._replies.take(3, self._timeout)
         if start.code == aiosmtplib.SMTPStatus.start_input and (
             mail.code != aiosmtplib.SMTPStatus.completed or rcpt.code not in _ACCEPTED

@@ -16,6 +16,7 @@ calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url`
 
 from __future__ import annotations
 
+import textwrap
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,17 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _wrapped(paragraph: str) -> str:
+    """A paragraph in lines of at most 76 characters (a word longer stays whole), its own line breaks kept.
+
+    Plain text mail reads best so; in HTML a line break is a space. And no line then comes near SMTP's 998
+    octets, so the bodies need no base64 (see :func:`campaign.render.mime.encode_body`).
+    """
+    return "\n".join(
+        textwrap.fill(line, 76, break_long_words=False, break_on_hyphens=False) for line in paragraph.split("\n")
+    )
+
+
 def event_values(event: Event) -> dict[str, Any]:
     """The event as templates see it (computed once per wave)."""
     return {
@@ -104,7 +116,7 @@ def event_values(event: Event) -> dict[str, Any]:
         "slug": event.slug,
         "title": event.title,
         "description": event.description,
-        "paragraphs": [p for p in event.description.split("\n\n") if p],
+        "paragraphs": [_wrapped(p) for p in event.description.split("\n\n") if p],
         "speakers": [{"name": s.name, "role": s.role} for s in event.speakers],
         "organiser_name": event.organiser_name,
         "organiser_email": event.organiser_email,
@@ -316,8 +328,9 @@ class WaveRenderer:
         *,
         date: datetime | None = None,
         subject_prefix: str = "",
+        eight_bit: bool = False,
     ) -> bytes:
-        """The complete message bytes for one recipient."""
+        """The complete message bytes for one recipient (``eight_bit``: for a server with 8BITMIME)."""
         rendered = self.render(contact, message_ref)
         calendar = None
         if self.calendar_method is CalendarMethod.REQUEST:
@@ -332,6 +345,7 @@ class WaveRenderer:
             unsubscribe_url=rendered.unsubscribe_url,
             date=date or datetime.now(ZoneInfo("UTC")),
             calendar=calendar,
+            eight_bit=eight_bit,
         )
 
 

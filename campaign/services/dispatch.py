@@ -275,13 +275,20 @@ class Dispatcher:
             return _Result(job, MessageStatus.EXPIRED, error="the event has started")
         message_id = message_id_for(f"c{job.campaign_id}.w{job.wave.id}.m{job.message.id}", job.renderer.sender.domain)
         try:
-            data = job.renderer.build(job.contact, message_id, job.message.id, date=now)
+            # Built for the server it goes to: unencoded UTF-8 where it offers 8BITMIME (a quarter smaller).
+            eight_bit = await connection.accepts_8bit()
+        except DeliveryError as exc:
+            return self._failure(job, exc)
+        try:
+            data = job.renderer.build(job.contact, message_id, job.message.id, date=now, eight_bit=eight_bit)
         except Exception as exc:  # one contact's bad data fails its message, never the run
             error = str(exc) if isinstance(exc, TemplateError) else f"cannot build the message: {exc!r}"
             return _Result(job, MessageStatus.FAILED, error=error)
         await self._respect_limits(job.contact.email)
         try:
-            reply = await connection.send(job.renderer.sender.from_address, job.contact.email, data)
+            reply = await connection.send(
+                job.renderer.sender.from_address, job.contact.email, data, eight_bit=eight_bit
+            )
         except DeliveryError as exc:
             return self._failure(job, exc)
         except Exception as exc:  # a bug, not the recipient's fault: retried later, the worker carries on

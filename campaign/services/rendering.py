@@ -91,8 +91,9 @@ def preview_contact(db: Database, settings: Settings, key: bytes, campaign_ref: 
     contact = contact_details(db, email).contact
     renderer = wave_renderer(settings, key, details, details.waves[0])
     rendered = renderer.render(contact)
+    # As a server with 8BITMIME (nearly all) receives it; readable in a text editor too.
     message = renderer.build(
-        contact, message_id_for(f"preview.{details.campaign.id}.{contact.id}", settings.mail.domain)
+        contact, message_id_for(f"preview.{details.campaign.id}.{contact.id}", settings.mail.domain), eight_bit=True
     )
     out = settings.resolve(settings.render.preview_dir) / details.campaign.name
     out.mkdir(parents=True, exist_ok=True)

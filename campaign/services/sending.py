@@ -46,16 +46,18 @@ async def send_test(
         contact = first
     renderer = wave_renderer(settings, key, details, details.waves[0])
     stamp = datetime.now(UTC)
-    # The recipient is the staff address; everything else is rendered as the contact would see it.
-    message = renderer.build(
-        replace(contact, email=address),
-        message_id_for(f"test.{details.campaign.id}.{stamp:%Y%m%d%H%M%S%f}", settings.mail.domain),
-        date=stamp,
-        subject_prefix="[TEST] ",
-    )
     connection = SmtpConnection(ServerChooser(servers))
     try:
-        reply = await connection.send(settings.mail.from_address, address, message)
+        eight_bit = await connection.accepts_8bit()
+        # The recipient is the staff address; everything else is rendered as the contact would see it.
+        message = renderer.build(
+            replace(contact, email=address),
+            message_id_for(f"test.{details.campaign.id}.{stamp:%Y%m%d%H%M%S%f}", settings.mail.domain),
+            date=stamp,
+            subject_prefix="[TEST] ",
+            eight_bit=eight_bit,
+        )
+        reply = await connection.send(settings.mail.from_address, address, message, eight_bit=eight_bit)
     finally:
         await connection.close()
     return TestSendResult(address, contact.email, f"250 {reply}")
