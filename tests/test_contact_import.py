@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import random
 import shutil
@@ -19,6 +20,7 @@ from campaign.exceptions import ImportFileError, NotFoundError
 from campaign.models import Contact
 from campaign.services.contact_import import ImportReport, import_contacts, rejects_path_for
 from campaign.services.contacts import contact_details, export_contacts, find_contacts, list_lists
+from campaign.store import contacts as contact_store
 from campaign.store import lists as list_store
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, list_members, lists, suppressions
@@ -889,3 +891,22 @@ def test_attributes_stored_by_sqlalchemy_compare_equal_to_the_same_values_import
     report = import_contacts(db, write_csv("email,city\nz@example.org,Zürich\n"), "list")
     assert (report.new, report.updated, report.unchanged) == (0, 0, 1)
     assert _contact(db, "z@example.org").attributes == {"city": "Zürich"}
+
+
+def test_contacts_loaded_by_id_for_sending_are_whole(db: Database, tmp_path: Path) -> None:
+    """The delivery worker's loader builds contacts by column position: the columns follow Contact's fields."""
+    names = tuple(f.name for f in dataclasses.fields(Contact))
+    assert ("id", *contact_store.CONTACT_FIELDS) == names[: len(contact_store.CONTACT_FIELDS) + 1]
+    path = tmp_path / "one.csv"
+    path.write_text(
+        "email,name,first_name,last_name,timezone,country,locale,organisation,team\n"
+        "ana@example.org,Ana Ruiz,Ana,Ruiz,America/Bogota,CO,es-CO,ANDI,Policy\n",
+        encoding="utf-8",
+    )
+    import_contacts(db, path, "one")
+    stored = contact_details(db, "ana@example.org").contact
+    with db.read() as conn:
+        loaded = contact_store.by_ids(conn, [stored.id])[stored.id]
+    assert loaded == dataclasses.replace(stored, created_at=None, updated_at=None)
+    assert loaded.attributes == {"team": "Policy"}
+    assert loaded.organisation == "ANDI"

@@ -34,7 +34,7 @@ def test_the_due_index_covers_wave_status_and_due_time(empty_db: Database) -> No
     )
     with empty_db.read() as conn:
         definition = " ".join(conn.exec_driver_sql(catalogue).scalar_one().lower().split())
-    assert "(wave_id, status, coalesce(next_attempt_at, scheduled_at))" in definition.replace('"', "")
+    assert "(wave_id, status, coalesce(lease_expires_at, next_attempt_at, scheduled_at))" in definition.replace('"', "")
 
 
 def test_upgrade_is_idempotent_and_reports_head(empty_db: Database) -> None:

@@ -394,11 +394,7 @@ class Dispatcher:
 
     def _write(self, batch: list[_Result]) -> None:
         now = datetime.now(UTC)
-        sent = [
-            {"b_id": r.job.message.id, "message_id": r.message_id, "smtp_reply": r.reply}
-            for r in batch
-            if r.status is MessageStatus.SENT
-        ]
+        sent = [(r.job.message.id, r.message_id, r.reply) for r in batch if r.status is MessageStatus.SENT]
         released = [r.job.message.id for r in batch if r.status is MessageStatus.QUEUED]
         unsent = [
             {

@@ -234,8 +234,9 @@ def search(
 
 def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Contact]:
     """Contacts by id, without their timestamps (what sending needs: the delivery worker loads thousands a
-    second)."""
+    second, so rows become contacts by position, not by name)."""
     if not ids:
         return {}
     stmt = select(contacts.c.id, *(contacts.c[name] for name in CONTACT_FIELDS)).where(contacts.c.id.in_(ids))
-    return {row.id: to_contact(row) for row in conn.execute(stmt)}
+    # CONTACT_FIELDS follow Contact's own field order, attributes last (a test checks it).
+    return {row[0]: Contact(*row[:-1], attributes=row[-1] or {}) for row in conn.execute(stmt)}

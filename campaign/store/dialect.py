@@ -6,8 +6,24 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam, func, select
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    String,
+    Subquery,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeEngine
 
 
 def upserting_insert(conn: Connection, table: Table) -> Any:
@@ -34,3 +50,24 @@ def in_keys(
         return column == any_(bindparam("keys", type_=postgresql.ARRAY(String()))), {"keys": list(keys)}
     values = select(func.json_each(bindparam("keys")).table_valued("value").c.value)
     return column.in_(values), {"keys": json.dumps(list(keys))}
+
+
+def json_rows(dialect_name: str, parameter: str, columns: Sequence[tuple[str, TypeEngine[Any]]]) -> Subquery:
+    """The rows of a JSON array of arrays bound as ``parameter``, as a subquery ``r`` with these columns.
+
+    Many rows then travel as one parameter of one statement: for small batches on the hot path, binding
+    and processing each row's parameters costs more than the statement itself.
+    """
+    value: ColumnElement[Any]
+    if dialect_name == "postgresql":
+        value = func.json_array_elements(cast(bindparam(parameter, type_=Text()), JSON())).column_valued("value")
+        fields = [
+            cast(value.op("->>")(literal_column(str(i))), type_).label(name) for i, (name, type_) in enumerate(columns)
+        ]
+    else:
+        value = func.json_each(bindparam(parameter)).table_valued("value").c.value
+        fields = [
+            type_coerce(func.json_extract(value, f"$[{i}]"), type_).label(name)
+            for i, (name, type_) in enumerate(columns)
+        ]
+    return select(*fields).subquery("r")

@@ -257,10 +257,11 @@ messages = cast(Table, MessageRow.__table__)
 tracking_events = cast(Table, TrackingEventRow.__table__)
 suppressions = cast(Table, SuppressionRow.__table__)
 
-due_at = func.coalesce(messages.c.next_attempt_at, messages.c.scheduled_at)
-"""When a queued or deferred message is due: its next attempt, else its scheduled time."""
+due_at = func.coalesce(messages.c.lease_expires_at, messages.c.next_attempt_at, messages.c.scheduled_at)
+"""When a message is due: a ``sending`` one when its lease expires (only those hold a lease); a queued or
+deferred one at its next attempt, else its scheduled time."""
 
-# Claiming reads the due messages of one wave in order of due time and stops at the batch size: a range scan of
-# this index, however many messages are queued (ordering the whole queue by id cost time in proportion to it).
-# Reports group by its first two columns.
+# Claiming reads the due messages of one wave and status in order of due time and stops at the batch size: a
+# range scan of this index, however many messages are queued or in hand (ordering the whole queue by id cost
+# time in proportion to it). Reports group by its first two columns.
 Index("ix_messages_due", messages.c.wave_id, messages.c.status, due_at)

@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.drop_index("ix_messages_wave_id_status", table_name="messages")
     op.drop_index("ix_messages_status_next_attempt_at", table_name="messages")
     op.create_index(
-        "ix_messages_due", "messages", ["wave_id", "status", sa.text("coalesce(next_attempt_at, scheduled_at)")]
+        "ix_messages_due", "messages", ["wave_id", "status", sa.text("coalesce(lease_expires_at, next_attempt_at, scheduled_at)")]
     )
 
 
