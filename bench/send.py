@@ -57,7 +57,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unicodedata
 import zoneinfo
@@ -65,7 +64,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from people import LATIN_FIRST, LATIN_LAST, SCRIPT_NAMES
 from sqlalchemy import func, select
@@ -231,27 +230,29 @@ def _fresh_port() -> int:
 
 
 class Sink:
-    """``smtp-sink`` on a fresh port of 127.0.0.1, with its delivery counter (``-c``) read continuously."""
+    """``smtp-sink`` on a fresh port of 127.0.0.1, with its delivery counter (``-c``).
 
-    def __init__(self, command: str) -> None:
+    The sink writes its counter to a file, read when asked: a thread reading a pipe would make this process
+    one that :func:`~campaign.services.processes.process_context` cannot fork, and so change what is measured.
+    """
+
+    def __init__(self, command: str, directory: Path) -> None:
         self.command = command
         self.port = 0
         self.hostname = f"sink-{os.getpid()}-{random.randrange(16**6):06x}"
-        self._count = 0
-        self._lock = threading.Lock()
+        self._output = directory / "smtp-sink.out"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Sink:
         for _ in range(5):
             self.port = _fresh_port()
             user = ["-u", "nobody"] if os.geteuid() == 0 else []
-            self._proc = subprocess.Popen(
-                [self.command, *user, "-c", "-h", self.hostname, f"127.0.0.1:{self.port}", str(SINK_BACKLOG)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                bufsize=0,
-            )
-            threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
+            with self._output.open("wb") as output:
+                self._proc = subprocess.Popen(
+                    [self.command, *user, "-c", "-h", self.hostname, f"127.0.0.1:{self.port}", str(SINK_BACKLOG)],
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
             if self._wait_listening() and self._banner_is_mine():
                 return self
             self._stop()  # someone else took the port at the same moment: try another
@@ -270,18 +271,6 @@ class Sink:
                 self._proc.wait()
         self._proc = None
 
-    def _read(self, stream: IO[bytes]) -> None:
-        # -c prints "sess=N quit=N mesg=N" after each delivery, rewritten in place with a carriage return.
-        pending = b""
-        while chunk := stream.read(65536):
-            pending = (pending + chunk)[-256:]
-            counts = _SINK_COUNTER.findall(pending)
-            if counts:
-                with self._lock:
-                    self._count = max(self._count, int(counts[-1]))
-            elif b"fatal" in chunk or b"warning" in chunk:
-                print(f"smtp-sink: {chunk.decode(errors='replace').strip()}", file=sys.stderr, flush=True)
-
     def _wait_listening(self) -> bool:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -299,14 +288,28 @@ class Sink:
     def _banner_is_mine(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
             banner = conn.recv(512).decode(errors="replace")
+            conn.sendall(b"EHLO bench\r\n")
+            extensions = b""
+            while not re.search(rb"^250 .*\r\n", extensions, re.M):
+                extensions += conn.recv(4096)
             conn.sendall(b"QUIT\r\n")
+        # Our messages were sized as sent to a server with 8BITMIME (see prepare): the sink must be one.
+        assert b"8BITMIME" in extensions, f"smtp-sink does not offer 8BITMIME: {extensions!r}"
         return self.hostname in banner
 
     @property
     def count(self) -> int:
         """Messages delivered into the sink so far."""
-        with self._lock:
-            return self._count
+        # -c prints "sess=N quit=N mesg=N" after each delivery, rewritten in place with a carriage return.
+        with self._output.open("rb") as output:
+            output.seek(max(0, output.seek(0, os.SEEK_END) - 256))
+            counts = _SINK_COUNTER.findall(output.read())
+        return int(counts[-1]) if counts else 0
+
+    def complaints(self) -> list[str]:
+        """The sink's warnings and fatal errors, if any."""
+        text = self._output.read_bytes().decode(errors="replace")
+        return [line for line in re.split(r"[\r\n]+", text) if "fatal" in line or "warning" in line]
 
     def wait_for(self, expected: int, timeout: float = 10.0) -> int:
         """Wait until the counter reaches ``expected`` (its output trails the 250s slightly); returns it."""
@@ -320,7 +323,9 @@ class Sink:
         """The sink got exactly ``sent`` messages since ``before``, and is still alone on its port."""
         after = self.wait_for(before + sent)
         assert self.sole_listener(), f"{what}: another process now listens on port {self.port} too"
-        assert after - before == sent, f"{what}: sent {sent:,} messages but the sink counted {after - before:,}"
+        assert after - before == sent, (
+            f"{what}: sent {sent:,} messages but the sink counted {after - before:,}; it said {self.complaints()}"
+        )
 
 
 # --- the campaign --------------------------------------------------------------------------------------------
@@ -424,7 +429,9 @@ def prepare(work: Path, settings: Settings, count: int) -> Prepared:
     sizes, html_sizes = [], []
     for contact in contacts:
         message_id = message_id_for(f"size.{contact.id}", renderer.sender.domain)
-        sizes.append(len(renderer.build(contact, message_id, contact.id, date=datetime.now(UTC))))
+        # As sent to smtp-sink, which offers 8BITMIME (Sink checks it): UTF-8 bodies go unencoded.
+        built = renderer.build(contact, message_id, contact.id, date=datetime.now(UTC), eight_bit=True)
+        sizes.append(len(built))
         html_sizes.append(len(renderer.render(contact, contact.id).html.encode()))
     # The contact whose HTML is the median size, with a name to greet, is the model for mailmerge's template.
     median_html = statistics.median_low(html_sizes)
@@ -610,7 +617,7 @@ def main() -> None:
             f"{size:,} bytes ({min(prepared.sizes):,} to {max(prepared.sizes):,}), HTML part {html_size:,}",
             flush=True,
         )
-        with Sink(sink_command) as sink:
+        with Sink(sink_command, work) as sink:
             print(f"smtp-sink on 127.0.0.1:{sink.port} (sole listener, counter -c)", flush=True)
             mm_dir = work / "mailmerge"
             write_mailmerge_files(mm_dir, prepared, args.mailmerge, sink.port)

@@ -37,7 +37,7 @@ from campaign.rules.contact_fields import email_key
 from campaign.rules.event_fields import parse_event_document
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
-from campaign.services.dispatch import Dispatcher, DispatchSummary, send_due
+from campaign.services.dispatch import Dispatcher, DispatchSummary, send_due, send_parallel
 from campaign.services.events import add_event
 from campaign.services.lifecycle import CheckFailedError, launch, move
 from campaign.store import outbox
@@ -842,23 +842,20 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_duplicates_at_most_concur
     db: Database, tmp_path: Path, smtp: Sink, record_property: Callable[[str, object], None]
 ) -> None:
     concurrency, lease_seconds, total = 5, 2, 300
-    url = db.url.render_as_string(hide_password=False)
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[database]\nurl = "{url}"\n'
-        f'[paths]\ntemplates = "{TEMPLATES}"\n'
-        f'[smtp]\nmode = "relay"\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
-        f"concurrency = {concurrency}\ntimeout_seconds = 10\n"
-        # Small batches: every claimed message goes out well within its lease even on a loaded machine, so
-        # this test measures crash duplicates only (a batch that outlasts its lease has its own test below).
-        f"[delivery]\nlease_seconds = {lease_seconds}\nbatch_size = 20\n"
+    # Small batches: every claimed message goes out well within its lease even on a loaded machine, so this
+    # test measures crash duplicates only (a batch that outlasts its lease has its own test below).
+    config = relay_config(
+        tmp_path,
+        db,
+        smtp,
+        concurrency=concurrency,
+        extra=f"[delivery]\nlease_seconds = {lease_seconds}\nbatch_size = 20\n",
     )
     settings = load_settings(config, environ={})
     emails = prepare(db, tmp_path, total)
     launch(db, settings, KEY, "c")
     smtp.handler.delay = 0.02
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
-    env["CAMPAIGN_SECRET_KEY"] = KEY.decode()
+    env = cli_environment()
     command = [sys.executable, "-m", "campaign", "--config", str(config), "send"]
 
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -899,6 +896,49 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_duplicates_at_most_concur
     assert duplicates <= concurrency
     assert statuses(db, "c") == {"sent": total}
     assert campaign_status(db, "c") is CampaignStatus.SENT
+
+
+def relay_config(tmp_path: Path, db: Database, smtp: Sink, *, concurrency: int, extra: str = "") -> Path:
+    """A config.toml that relays to ``smtp`` and uses ``db``."""
+    url = db.url.render_as_string(hide_password=False)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{url}"\n'
+        f'[paths]\ntemplates = "{TEMPLATES}"\n'
+        f'[smtp]\nmode = "relay"\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
+        f"concurrency = {concurrency}\ntimeout_seconds = 10\n{extra}"
+    )
+    return config
+
+
+def cli_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
+    env["CAMPAIGN_SECRET_KEY"] = KEY.decode()
+    return env
+
+
+def test_parallel_sender_processes_share_the_queue_and_send_each_message_once(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    """``campaign send --processes 3`` (forked: the CLI runs no other thread) delivers everything exactly once,
+    and so does :func:`send_parallel` called here (spawned: this process runs the test SMTP server's thread)."""
+    config = relay_config(tmp_path, db, smtp, concurrency=3, extra="[delivery]\nbatch_size = 10\n")
+    settings = load_settings(config, environ={})
+    emails = prepare(db, tmp_path, 120)
+    launch(db, settings, KEY, "c")
+    command = [sys.executable, "-m", "campaign", "--config", str(config), "send", "--processes", "3"]
+    done = subprocess.run(command, env=cli_environment(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Campaign c is sent." in done.stdout
+    assert smtp.handler.received() == Counter(emails)
+    assert statuses(db, "c") == {"sent": 120}
+
+    prepare(db, tmp_path, 60, name="d")  # the same list: 120 contacts
+    launch(db, settings, KEY, "d")
+    summary = send_parallel(settings, KEY, smtp.servers(), processes=2, campaign_ref="d")
+    assert summary.counts == {"sent": 120}
+    assert summary.finished == ["d"]
+    assert smtp.handler.received() == Counter(emails * 2)
 
 
 @pytest.mark.parametrize(

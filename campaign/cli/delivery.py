@@ -110,7 +110,7 @@ def send_command(app: App, campaign: str | None, wait: bool, processes: int) -> 
     """Deliver queued messages in the foreground, then print a summary."""
     if processes > 1:
         with smtp_servers(app.settings) as servers:
-            app.database()  # fail early, with the usual message, on a missing schema
+            app.database().dispose()  # fail early, with the usual message, on a missing schema; then fork
             summary = send_parallel(
                 app.settings, app.signing_key(), servers, processes, campaign_ref=campaign, wait=wait
             )

@@ -17,7 +17,6 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import socket
 import time
@@ -41,6 +40,7 @@ from campaign.render.personalise import WaveRenderer
 from campaign.rules.contact_fields import email_key
 from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
 from campaign.services.campaigns import get_campaign
+from campaign.services.processes import process_context
 from campaign.services.rendering import message_id_for, wave_renderer
 from campaign.store import campaigns as campaign_store
 from campaign.store import contacts as contact_store
@@ -495,10 +495,10 @@ def send_parallel(
     """Run ``processes`` sender processes on one queue; the claims keep them from sending anything twice.
 
     One Python process tops out at a few thousand messages a second (rendering and the SMTP client are
-    CPU-bound), so throughput beyond that takes processes, here or on other machines.
+    CPU-bound), so throughput beyond that takes processes, here or on other machines. They are forked where
+    :func:`~campaign.services.processes.process_context` allows (callers close their pooled connections first).
     """
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=processes, mp_context=process_context()) as pool:
         futures = [
             pool.submit(_worker_process, settings, key, list(servers), campaign_ref, wait) for _ in range(processes)
         ]

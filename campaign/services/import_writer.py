@@ -11,15 +11,14 @@ back as a :class:`BatchOutcome`; an error in the writer is raised in the caller 
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
-import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from campaign.rules.contact_fields import single_zone_countries
+from campaign.services.processes import process_context
 from campaign.store import contacts as contact_store
 from campaign.store import lists as list_store
 from campaign.store import suppressions as suppression_store
@@ -107,14 +106,11 @@ class BatchWriter:
         self._list_id = list_id
         self._pool: ProcessPoolExecutor | None = None
         if parallel:
-            # Forked, the writer starts at once and shares this process's memory until either writes to it. It
-            # opens its own connections; so that it inherits none (SQLite and PostgreSQL connections must not
-            # cross a fork), the pooled ones are closed first. A process with other threads (a web server) is
-            # not forked: a lock one of them holds would stay locked in the child for ever.
+            # The writer opens its own connections (see process_context); it must inherit none.
             db.dispose()
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
-                mp_context=multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn"),
+                mp_context=process_context(),
                 initializer=_open_database,
                 initargs=(db.url.render_as_string(hide_password=False), db.busy_timeout_ms),
             )

@@ -234,9 +234,12 @@ def search(
 
 def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Contact]:
     """Contacts by id, without their timestamps (what sending needs: the delivery worker loads thousands a
-    second, so rows become contacts by position, not by name)."""
+    second, so rows become contacts by position, not by name: the columns follow Contact's fields)."""
     if not ids:
         return {}
     stmt = select(contacts.c.id, *(contacts.c[name] for name in CONTACT_FIELDS)).where(contacts.c.id.in_(ids))
-    # CONTACT_FIELDS follow Contact's own field order, attributes last (a test checks it).
-    return {row[0]: Contact(*row[:-1], attributes=row[-1] or {}) for row in conn.execute(stmt)}
+    rows = conn.execute(stmt)
+    return {
+        id_: Contact(id_, email, name, first, last, zone, country, locale, organisation, attributes or {})
+        for id_, email, name, first, last, zone, country, locale, organisation, attributes in rows
+    }
