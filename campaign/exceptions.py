@@ -40,6 +40,10 @@ class StorageError(CampaignError):
     """The database is unreachable, or its schema is not at the version this code expects."""
 
 
+class WriteLockBusyError(StorageError, BlockingIOError):
+    """Another connection holds SQLite's write lock, and the caller asked not to wait for it."""
+
+
 class TemplateError(CampaignError, ValueError):
     """A template cannot be loaded or rendered; the message names the template and line."""
 

@@ -1092,6 +1092,39 @@ def test_cancelling_mid_send_leaves_nothing_queued(sqlite_db: Database, tmp_path
     assert sum(smtp.handler.received().values()) == counts["sent"]
 
 
+def test_a_worker_waiting_for_the_write_lock_keeps_its_event_loop_running(
+    sqlite_db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    """Another process holding SQLite's write lock for a second delays the worker's commits, not its loop:
+    SQLite's own wait would block the loop (and every connection) for the whole second."""
+    settings = tuned(base_settings(tmp_path), concurrency=4)
+    emails = prepare(sqlite_db, tmp_path, 40)
+    launch(sqlite_db, settings, KEY, "c")
+    other = Database(sqlite_db.url.render_as_string(hide_password=False))
+    gaps: list[float] = []
+
+    async def scenario() -> DispatchSummary:
+        worker = asyncio.create_task(send_due(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
+        await asyncio.sleep(0.05)
+        with other.write():  # holds the lock while this loop goes on ticking
+            last = time.monotonic()
+            until = last + 1.0
+            while (now := time.monotonic()) < until:
+                gaps.append(now - last)
+                last = now
+                await asyncio.sleep(0.01)
+        return await worker
+
+    try:
+        summary = asyncio.run(scenario())
+    finally:
+        other.dispose()
+    assert summary.counts == {"sent": 40}
+    assert smtp.handler.received() == Counter(emails)
+    assert len(gaps) > 20
+    assert max(gaps) < 0.25, f"the loop stalled for {max(gaps):.2f} s"
+
+
 def test_a_failed_commit_stops_the_run_instead_of_hanging(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
     settings = tuned(base_settings(tmp_path), lease_seconds=3)
     prepare(sqlite_db, tmp_path, 12)
@@ -1100,12 +1133,12 @@ def test_a_failed_commit_stops_the_run_instead_of_hanging(sqlite_db: Database, t
     original = dispatcher._write
     calls = 0
 
-    def fail_once(batch: Any) -> None:
+    def fail_once(conn: Any, batch: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("database went away")
-        original(batch)
+        original(conn, batch)
 
     dispatcher._write = fail_once  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="database went away"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select, text, update
 
-from campaign.exceptions import StorageError
+from campaign.exceptions import StorageError, WriteLockBusyError
 from campaign.store.engine import Database
 from campaign.store.tables import lists
 
@@ -57,6 +57,22 @@ def test_concurrent_read_then_write_transactions_queue_instead_of_failing(sqlite
     assert errors == []
     with sqlite_db.read() as conn:
         assert conn.execute(select(lists.c.name)).scalar_one() == "counter" + "+" * 40
+
+
+def test_a_write_that_must_not_wait_fails_at_once_while_another_holds_the_lock(sqlite_db: Database) -> None:
+    now = datetime.now(UTC)
+    with sqlite_db.write() as holder:
+        holder.execute(insert(lists).values(name="held", created_at=now))
+        started = time.monotonic()
+        with pytest.raises(WriteLockBusyError), sqlite_db.write(wait=False) as conn:
+            conn.execute(insert(lists).values(name="never", created_at=now))
+        assert time.monotonic() - started < 1  # not the 10 s busy timeout
+    with sqlite_db.write(wait=False) as conn:  # free again
+        conn.execute(insert(lists).values(name="after", created_at=now))
+        # The connection's busy timeout is back for everything else it does.
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+    with sqlite_db.read() as conn:
+        assert set(conn.scalars(select(lists.c.name))) == {"held", "after"}
 
 
 def test_timestamps_come_back_aware_in_utc_and_naive_ones_are_refused(db: Database) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 
-from campaign.exceptions import StorageError
+from campaign.exceptions import StorageError, WriteLockBusyError
 
 _IMMEDIATE = "campaign_sqlite_immediate"
+_NO_WAIT = "campaign_sqlite_no_wait"
 
 
 class Database:
@@ -64,11 +65,22 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction for writing, committed at the end or rolled back on error."""
+    def write(self, *, wait: bool = True) -> Iterator[Connection]:
+        """A transaction for writing, committed at the end or rolled back on error.
+
+        ``wait=False``: on SQLite, raise :class:`WriteLockBusyError` at once, before anything is done, when
+        another connection holds the write lock, instead of waiting up to the busy timeout (a caller with an
+        event loop then waits by yielding to it: see :mod:`campaign.services.dispatch`).
+        """
         with self._connect() as conn:
-            conn.execution_options(**{_IMMEDIATE: True})
-            with conn.begin():
+            conn.execution_options(**{_IMMEDIATE: True, _NO_WAIT: not wait})
+            try:
+                transaction = conn.begin()
+            except OperationalError as exc:
+                if not wait and "locked" in str(exc.orig):
+                    raise WriteLockBusyError(f"{self.describe()} is being written by another connection") from exc
+                raise
+            with transaction:
                 yield conn
 
     @contextmanager
@@ -104,5 +116,14 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, mmap_bytes: int) -> 
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if not options.get(_IMMEDIATE, False):
+            conn.exec_driver_sql("BEGIN")
+        elif options.get(_NO_WAIT, False):
+            conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
