@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jinja2 import FileSystemLoader
 
 from campaign.models import Contact
+from campaign.render.mime import encode_body
 from campaign.render.personalise import FILTERS
-from campaign.render.stencil import StencilledTemplate, personal_references
+from campaign.render.stencil import StencilledTemplate, _marker, _Stencil, personal_references
 from campaign.render.templates import TemplateSet, _environment
 from tests.test_templates import DEFAULT_TEMPLATES, wave_renderer, write
 
 ZONES = ["Asia/Manila", "America/St_Johns", "Pacific/Kiritimati", "Europe/Lisbon", None]
+DATE = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 LOCALES = ["en", "es", "es-CO", "pt-PT", "fr-CH", "ar-EG", None]
 HOSTILE = st.one_of(
     st.none(),
@@ -51,6 +54,44 @@ def test_the_default_templates_render_the_same_through_stencils(people: list[tup
     # Shared shapes were filled from a stencil, not rendered again: some recipients shared one.
     shapes = renderer.templates_for("en").stencilled_html._stencils
     assert len(shapes) <= len(people)
+
+
+@settings(max_examples=300, deadline=None)
+@example(chunks=["a\r", "\nb"], values=[""], eight_bit=True)  # a CR and a LF on both sides of an empty slot
+@given(
+    chunks=st.lists(
+        st.text(st.sampled_from("ab é王\n\r<&"), max_size=12) | st.sampled_from(["x" * 990, "é" * 500]),
+        min_size=1,
+        max_size=6,
+    ),
+    values=st.lists(st.text(st.sampled_from("xyz ü\n\r"), max_size=8) | st.just("y" * 600), max_size=5),
+    eight_bit=st.booleans(),
+)
+def test_a_stencil_filled_in_wire_form_encodes_as_its_text_does(
+    chunks: list[str], values: list[str], eight_bit: bool
+) -> None:
+    """Whatever the chunks and values (line ends of every kind, long lines, UTF-8), the wire form made from
+    chunks encoded once is what encoding the filled-in text would give, transfer encoding included (or there is
+    none, and the text is encoded)."""
+    slots = len(chunks) - 1
+    texts = (values + ["v"] * slots)[: max(slots, 1)]
+    stencil = _Stencil.cut("".join(chunk + (_marker(i) if i < slots else "") for i, chunk in enumerate(chunks)))
+    wire = stencil.fill_wire(texts)
+    text = stencil.fill(texts)
+    if wire is None:
+        assert any("\n" in t or "\r" in t for t in texts) or "\r" in "".join(chunks)
+    else:
+        assert encode_body(wire, eight_bit) == encode_body(text, eight_bit)
+
+
+@pytest.mark.parametrize("eight_bit", [False, True], ids=["7bit-server", "8bitmime-server"])
+def test_a_message_from_a_stencil_is_byte_for_byte_the_one_rendered_in_full(eight_bit: bool) -> None:
+    renderer = wave_renderer([DEFAULT_TEMPLATES])
+    contact = _contact(1, "Zoë <Ñúñez>", None, "Asia/Manila", "es")
+    first = renderer.build(contact, "m1@example.org", 1, date=DATE, eight_bit=eight_bit)  # rendered in full
+    assert renderer.templates_for("es").stencilled_html._stencils, "the first message made a stencil"
+    again = renderer.build(contact, "m1@example.org", 1, date=DATE, eight_bit=eight_bit)  # from the stencil
+    assert again == first
 
 
 def test_recipients_of_one_shape_share_one_stencil() -> None:

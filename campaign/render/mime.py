@@ -105,13 +105,27 @@ def format_address(address: str, name: str | None) -> str:
     return f'"{escaped}" <{address}>'
 
 
-def encode_body(text: str, eight_bit: bool = False) -> tuple[str, bytes]:
+@dataclass(frozen=True, slots=True)
+class WireText:
+    """A text body already in its wire form (UTF-8, CRLF line ends), with what :func:`encode_body` needs to
+    know about it. Stencils make it from parts encoded once (:mod:`campaign.render.stencil`)."""
+
+    data: bytes
+    longest_line: int  # octets, without the line end
+    ascii: bool
+
+
+def encode_body(text: str | WireText, eight_bit: bool = False) -> tuple[str, bytes]:
     """(Content-Transfer-Encoding, body bytes with CRLF line ends) for a text part.
 
     Lines within 998 octets go as they are: ASCII as 7bit, UTF-8 as 8bit when ``eight_bit`` (the server takes
     8BITMIME, RFC 6152). Anything else goes as base64, C-fast here (quoted-printable costs 3x more per message),
     which is a third bigger and costs more to make than the message's 8-bit form (bench/render.py).
     """
+    if isinstance(text, WireText):
+        if (text.ascii or eight_bit) and text.longest_line <= 998:
+            return "7bit" if text.ascii else "8bit", text.data
+        return "base64", base64_lines(text.data)
     return encode_bytes(text.encode("utf-8"), eight_bit)
 
 
@@ -213,7 +227,7 @@ class MessageSkeleton:
             )
         )
 
-    def _text_parts(self, text: str, html: str, eight_bit: bool) -> list[bytes]:
+    def _text_parts(self, text: str | WireText, html: str | WireText, eight_bit: bool) -> list[bytes]:
         text_encoding, text_body = encode_body(text, eight_bit)
         html_encoding, html_body = encode_body(html, eight_bit)
         # The CRLF before a boundary belongs to the boundary: a body keeps its own final line end.
@@ -233,8 +247,8 @@ class MessageSkeleton:
         to_address: str,
         to_name: str | None,
         subject: str,
-        text: str,
-        html: str,
+        text: str | WireText,
+        html: str | WireText,
         unsubscribe_url: str,
         date: datetime,
         calendar: bytes | None = None,

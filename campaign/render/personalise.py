@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import textwrap
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -36,8 +36,11 @@ from campaign.models import Contact, Event
 from campaign.render.calendar import CalendarMethod, build_ics
 from campaign.render.links import LinkPolicy, MessageLinks
 from campaign.render.localtime import SessionTimes, locale_of, plain, session_times, zone_name
-from campaign.render.mime import MessageSkeleton, Sender
+from campaign.render.mime import MessageSkeleton, Sender, WireText
+from campaign.render.stencil import StencilledTemplate
 from campaign.render.templates import MessageTemplates, TemplateSet
+
+_Body = TypeVar("_Body", str, str | WireText)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,17 @@ class WaveRenderer:
 
     def render(self, contact: Contact, message_ref: int = 0, *, source: bool = False) -> RenderedMessage:
         """Subject, HTML and text for one recipient; raises :class:`TemplateError` naming template and line."""
+        return RenderedMessage(*self._render(contact, message_ref, StencilledTemplate.render, source=source))
+
+    def _render(
+        self,
+        contact: Contact,
+        message_ref: int,
+        body: Callable[[StencilledTemplate, Mapping[str, Any], Hashable], _Body],
+        *,
+        source: bool = False,
+    ) -> tuple[str, _Body, _Body, Mapping[str, str], str]:
+        """(subject, HTML, text, template names, unsubscribe URL), the bodies as ``body`` renders them."""
         locale = contact.locale or self.default_locale
         templates = self.templates_for(locale, source=source)
         links = self.links.for_message(message_ref)
@@ -297,9 +311,9 @@ class WaveRenderer:
         shape = (locale, ctx["viewer"].zone, ctx["when"]["is_fallback"])
         try:
             subject = self._subject_for(templates, ctx, shape)
-            html = templates.stencilled_html.render(ctx, shape)
-            text = templates.stencilled_text.render(ctx, shape)
-            return RenderedMessage(subject, html, text, templates.names, links.unsubscribe_url)
+            html = body(templates.stencilled_html, ctx, shape)
+            text = body(templates.stencilled_text, ctx, shape)
+            return subject, html, text, templates.names, links.unsubscribe_url
         except TemplateError:
             raise
         except Exception as exc:
@@ -331,7 +345,10 @@ class WaveRenderer:
         eight_bit: bool = False,
     ) -> bytes:
         """The complete message bytes for one recipient (``eight_bit``: for a server with 8BITMIME)."""
-        rendered = self.render(contact, message_ref)
+        # The bodies come in wire form where a stencil made them: encoded once per stencil, not per message.
+        subject, html, text, _names, unsubscribe_url = self._render(
+            contact, message_ref, StencilledTemplate.render_wire
+        )
         calendar = None
         if self.calendar_method is CalendarMethod.REQUEST:
             calendar = self.calendar_bytes((contact.email, contact.display_name))
@@ -339,10 +356,10 @@ class WaveRenderer:
             message_id=message_id,
             to_address=contact.email,
             to_name=contact.display_name,
-            subject=subject_prefix + rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            unsubscribe_url=rendered.unsubscribe_url,
+            subject=subject_prefix + subject,
+            text=text,
+            html=html,
+            unsubscribe_url=unsubscribe_url,
             date=date or datetime.now(ZoneInfo("UTC")),
             calendar=calendar,
             eight_bit=eight_bit,

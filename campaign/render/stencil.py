@@ -31,6 +31,8 @@ from typing import Any
 from jinja2 import Environment, Template, nodes
 from markupsafe import escape
 
+from campaign.render.mime import CRLF, WireText
+
 PERSONAL_ROOTS = frozenset(("contact", "links"))
 PERSONAL_NAMES = frozenset(("pixel_url",))
 _PRESENCE_TESTS = frozenset(("defined", "undefined", "none"))
@@ -143,9 +145,44 @@ _MARKER = re.compile("\ue000(\\d+)\ue001")
 
 
 @dataclass(frozen=True, slots=True)
+class _WireChunk:
+    """A stencil's text between two slots in wire form, with the lengths of its first and last lines."""
+
+    data: bytes  # UTF-8, CRLF line ends
+    head: int  # octets before the first line end (all of them when there is none)
+    tail: int  # octets after the last line end
+    inner: int  # the longest line between two line ends (0 when there are fewer than two)
+    broken: bool  # holds a line end
+    ascii: bool
+
+    @classmethod
+    def of(cls, text: str) -> _WireChunk:
+        """``text`` (with LF line ends only: a CR could pair with a LF across a slot) in wire form."""
+        data = text.encode("utf-8")
+        lines = data.split(b"\n")
+        return cls(
+            data=data.replace(b"\n", CRLF),
+            head=len(lines[0]),
+            tail=len(lines[-1]),
+            inner=max(map(len, lines[1:-1]), default=0),
+            broken=len(lines) > 1,
+            ascii=data.isascii(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _Stencil:
     chunks: tuple[str, ...]  # text, then alternately a slot's reference index and text
     slots: tuple[int, ...]
+    wire: tuple[_WireChunk, ...] | None  # the chunks in wire form, encoded once; None when one holds a CR
+
+    @classmethod
+    def cut(cls, text: str) -> _Stencil:
+        pieces = _MARKER.split(text)
+        chunks = tuple(pieces[0::2])
+        # Jinja writes LF line ends; a CR can only come from data, and is left to the text path (rare).
+        wire = None if any("\r" in chunk for chunk in chunks) else tuple(map(_WireChunk.of, chunks))
+        return cls(chunks, tuple(int(i) for i in pieces[1::2]), wire)
 
     def fill(self, texts: list[str]) -> str:
         parts = [self.chunks[0]]
@@ -153,6 +190,32 @@ class _Stencil:
             parts.append(texts[slot])
             parts.append(chunk)
         return "".join(parts)
+
+    def fill_wire(self, texts: list[str]) -> WireText | None:
+        """:meth:`fill`, in wire form: only the filled-in texts are encoded, and the longest line is known
+        from the chunks' line lengths. None when a text or chunk holds a line end that is not a plain LF, or a
+        text one at all (rare: :meth:`fill` then)."""
+        if self.wire is None:
+            return None
+        first = self.wire[0]
+        parts = [first.data]
+        longest, line = (max(first.head, first.inner), first.tail) if first.broken else (0, first.head)
+        ascii = first.ascii
+        for slot, chunk in zip(self.slots, self.wire[1:], strict=True):
+            text = texts[slot]
+            if "\n" in text or "\r" in text:
+                return None
+            data = text.encode("utf-8")
+            parts.append(data)
+            parts.append(chunk.data)
+            line += len(data)
+            ascii = ascii and data.isascii() and chunk.ascii
+            if chunk.broken:
+                longest = max(longest, line + chunk.head, chunk.inner)
+                line = chunk.tail
+            else:
+                line += chunk.head
+        return WireText(b"".join(parts), max(longest, line), ascii)
 
 
 class StencilledTemplate:
@@ -171,6 +234,16 @@ class StencilledTemplate:
 
     def render(self, context: Mapping[str, Any], shape_key: Hashable) -> str:
         """The template rendered for ``context``; ``shape_key`` must determine every non-personal value in it."""
+        rendered = self._render(context, shape_key, wire=False)
+        assert isinstance(rendered, str)
+        return rendered
+
+    def render_wire(self, context: Mapping[str, Any], shape_key: Hashable) -> str | WireText:
+        """:meth:`render`, in wire form (:class:`~campaign.render.mime.WireText`) when a stencil made it: the
+        text chunks are encoded once per stencil, not once per message."""
+        return self._render(context, shape_key, wire=True)
+
+    def _render(self, context: Mapping[str, Any], shape_key: Hashable, *, wire: bool) -> str | WireText:
         references = self.references
         if references is None:
             return self.template.render(context)
@@ -178,7 +251,9 @@ class StencilledTemplate:
         shape = (shape_key, tuple(map(_shape_of, values)))
         stencil = self._stencils.get(shape)
         if stencil is not None:
-            return stencil.fill([self._text(v) if v else "" for v in values])
+            texts = [self._text(v) if v else "" for v in values]
+            filled = stencil.fill_wire(texts) if wire else None
+            return filled if filled is not None else stencil.fill(texts)
         rendered = self.template.render(context)
         made = self._stencil(context, values)
         if made is None or made.fill([self._text(v) if v else "" for v in values]) != rendered:
@@ -205,8 +280,7 @@ class StencilledTemplate:
             text = self.template.render(marked)
         except Exception:
             return None
-        pieces = _MARKER.split(text)
-        return _Stencil(tuple(pieces[0::2]), tuple(int(i) for i in pieces[1::2]))
+        return _Stencil.cut(text)
 
 
 def _shape_of(value: Any) -> Hashable:
