@@ -153,7 +153,6 @@ class _WireChunk:
     tail: int  # octets after the last line end
     inner: int  # the longest line between two line ends (0 when there are fewer than two)
     broken: bool  # holds a line end
-    ascii: bool
 
     @classmethod
     def of(cls, text: str) -> _WireChunk:
@@ -166,7 +165,6 @@ class _WireChunk:
             tail=len(lines[-1]),
             inner=max(map(len, lines[1:-1]), default=0),
             broken=len(lines) > 1,
-            ascii=data.isascii(),
         )
 
 
@@ -175,6 +173,7 @@ class _Stencil:
     chunks: tuple[str, ...]  # text, then alternately a slot's reference index and text
     slots: tuple[int, ...]
     wire: tuple[_WireChunk, ...] | None  # the chunks in wire form, encoded once; None when one holds a CR
+    ascii: bool  # every chunk is ASCII
 
     @classmethod
     def cut(cls, text: str) -> _Stencil:
@@ -182,7 +181,7 @@ class _Stencil:
         chunks = tuple(pieces[0::2])
         # Jinja writes LF line ends; a CR can only come from data, and is left to the text path (rare).
         wire = None if any("\r" in chunk for chunk in chunks) else tuple(map(_WireChunk.of, chunks))
-        return cls(chunks, tuple(int(i) for i in pieces[1::2]), wire)
+        return cls(chunks, tuple(int(i) for i in pieces[1::2]), wire, all(chunk.isascii() for chunk in chunks))
 
     def fill(self, texts: list[str]) -> str:
         parts = [self.chunks[0]]
@@ -193,29 +192,26 @@ class _Stencil:
 
     def fill_wire(self, texts: list[str]) -> WireText | None:
         """:meth:`fill`, in wire form: only the filled-in texts are encoded, and the longest line is known
-        from the chunks' line lengths. None when a text or chunk holds a line end that is not a plain LF, or a
-        text one at all (rare: :meth:`fill` then)."""
-        if self.wire is None:
+        from the chunks' line lengths. None when a text holds a line end, or a chunk one that is not a plain LF
+        (rare: :meth:`fill` then)."""
+        wire = self.wire
+        filled = [texts[slot] for slot in self.slots]
+        joined = "".join(filled)
+        if wire is None or "\n" in joined or "\r" in joined:
             return None
-        first = self.wire[0]
+        first = wire[0]
         parts = [first.data]
         longest, line = (max(first.head, first.inner), first.tail) if first.broken else (0, first.head)
-        ascii = first.ascii
-        for slot, chunk in zip(self.slots, self.wire[1:], strict=True):
-            text = texts[slot]
-            if "\n" in text or "\r" in text:
-                return None
+        for text, chunk in zip(filled, wire[1:], strict=True):
             data = text.encode("utf-8")
             parts.append(data)
             parts.append(chunk.data)
-            line += len(data)
-            ascii = ascii and data.isascii() and chunk.ascii
             if chunk.broken:
-                longest = max(longest, line + chunk.head, chunk.inner)
+                longest = max(longest, line + len(data) + chunk.head, chunk.inner)
                 line = chunk.tail
             else:
-                line += chunk.head
-        return WireText(b"".join(parts), max(longest, line), ascii)
+                line += len(data) + chunk.head
+        return WireText(b"".join(parts), max(longest, line), self.ascii and joined.isascii())
 
 
 class StencilledTemplate:
@@ -298,6 +294,6 @@ def _lookup(context: Mapping[str, Any], ref: Reference) -> Any:
     value = context.get(root, MISSING)
     if key is None or value is MISSING:
         return value
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # the exact type first: an ABC check costs more
         return value.get(key, MISSING)
     return MISSING
