@@ -11,8 +11,8 @@ and the measurements are interleaved so that drift hits them alike):
 
 * fast: :meth:`WaveRenderer.build` of every contact: complete message bytes, HTML + text + ``.ics``, as sent to
   a relay that offers 8BITMIME (nearly all do; ``bench/send.py``'s does): UTF-8 bodies unencoded;
-* the same work split in two, to show where the time goes: render only (:meth:`WaveRenderer.render`: the
-  subject, and the bodies filled into their stencils, Jinja running once per zone, locale and shape; see
+* the same work split in two, to show where the time goes: render only (the subject, and the bodies filled
+  into their stencils in wire form, Jinja running once per zone, locale and shape; see
   :mod:`campaign.render.stencil`) and MIME only (the per-message links and
   :class:`~campaign.render.mime.MessageSkeleton`);
 * naive, for the first ``--naive`` contacts (default 2,000; it is about a hundred times slower): the same
@@ -55,6 +55,7 @@ from campaign.render.links import DirectLinkPolicy
 from campaign.render.mime import Sender
 from campaign.render.personalise import FILTERS, WaveRenderer
 from campaign.render.reference import reference_message
+from campaign.render.stencil import StencilledTemplate
 from campaign.render.templates import TemplateSet
 from campaign.services.events import read_event_file
 
@@ -224,8 +225,9 @@ def time_fast(wave: Wave, contacts: Sequence[Contact], sizes: list[int] | None =
 def time_components(wave: Wave, contacts: Sequence[Contact]) -> tuple[float, float]:
     """(render seconds, MIME seconds) for every contact: :meth:`WaveRenderer.build` cut in its two halves.
 
-    MIME is what ``build`` does after ``render``: the message's links (signed unsubscribe URL) and
-    :meth:`MessageSkeleton.build` of the wave's skeleton. Done in chunks so rendered messages never pile up.
+    Render is the subject and the bodies as ``build`` renders them (in wire form, from stencils); MIME is what
+    ``build`` does after that: the message's links (signed unsubscribe URL) and :meth:`MessageSkeleton.build`
+    of the wave's skeleton. Done in chunks so rendered messages never pile up.
     """
     renderer, policy, message_id = wave.renderer, wave.policy, wave.message_id
     skeleton = renderer._skeleton  # the very skeleton build() uses
@@ -234,16 +236,16 @@ def time_components(wave: Wave, contacts: Sequence[Contact]) -> tuple[float, flo
     for start in range(0, len(contacts), CHUNK):
         chunk = contacts[start : start + CHUNK]
         t0 = time.perf_counter()
-        rendered = [renderer.render(contact, contact.id) for contact in chunk]
+        rendered = [renderer._render(contact, contact.id, StencilledTemplate.render_wire) for contact in chunk]
         t1 = time.perf_counter()
-        for contact, message in zip(chunk, rendered, strict=True):
+        for contact, (subject, html, text, _names, _url) in zip(chunk, rendered, strict=True):
             skeleton.build(
                 message_id=message_id(contact.id),
                 to_address=contact.email,
                 to_name=contact.display_name,
-                subject=message.subject,
-                text=message.text,
-                html=message.html,
+                subject=subject,
+                text=text,
+                html=html,
                 unsubscribe_url=policy.for_message(contact.id).unsubscribe_url,
                 date=datetime.now(UTC),
                 eight_bit=True,
@@ -389,7 +391,7 @@ def main() -> None:
     round_ratios = [n / f for n, f in zip(naive, fast, strict=True)]
     message_bytes = statistics.median(sizes)
     print(f"fast:   {fast_us:>9,.1f} µs/message  WaveRenderer.build, {len(contacts):,} contacts ({spread(fast)})")
-    print(f"  render {render_us:>7,.1f} µs/message  WaveRenderer.render, stencilled ({spread(render)})")
+    print(f"  render {render_us:>7,.1f} µs/message  subject and bodies from stencils, in wire form ({spread(render)})")
     print(f"  mime   {mime_us:>7,.1f} µs/message  links + MessageSkeleton.build ({spread(mime)})")
     print(
         f"naive:  {naive_us:>9,.1f} µs/message  render + reference_message (EmailMessage), {naive_count:,} contacts "
