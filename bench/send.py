@@ -29,7 +29,8 @@ of the rounds, and the measurements are interleaved so that drift hits them alik
   (several) of all N messages, HTML + text + ``.ics`` each; afterwards every message row must be ``sent`` and the
   sink must have counted N more deliveries;
 * the loopback limit: ``smtp-source -s 20 -d -m N -l <our median message size>`` into the same sink (C, 20
-  sessions, connections reused, no rendering at all);
+  sessions, connections reused, no rendering at all); our size is measured as sent to the sink, which offers
+  8BITMIME (checked): UTF-8 bodies unencoded;
 * the Python peer: ``mailmerge --no-dry-run --no-limit`` of ``--mailmerge`` messages (default 2,000) into the
   sink (security none, no authentication, no rate limit), from a Jinja template whose HTML body is our median
   HTML part with the greeting personalised. It is a single text/html part: mailmerge runs html5lib over the HTML
