@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import pytest
 
-from campaign.exceptions import MessageRejectedError, RecipientRefusedError, SmtpConnectionError
+from campaign.exceptions import MessageRejectedError, RecipientRefusedError, SmtpConnectionError, SmtpTimeoutError
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -220,3 +221,37 @@ async def _refused_at_ehlo() -> None:
         connection = SmtpConnection(ServerChooser([server]))
         with pytest.raises(SmtpConnectionError, match="refused the session"):
             await connection.send("from@example.org", "to@example.org", MESSAGE)
+
+
+def test_a_reply_later_than_the_timeout_fails_the_message_after_fast_ones_share_the_watchdog() -> None:
+    asyncio.run(_a_reply_later_than_the_timeout_fails_the_message_after_fast_ones_share_the_watchdog())
+
+
+async def _a_reply_later_than_the_timeout_fails_the_message_after_fast_ones_share_the_watchdog() -> None:
+    timeout = 0.5
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer)
+        for n in range(3):  # answered at once, then slower, but each within the timeout
+            await _commands(reader, 3)
+            await asyncio.sleep(n * timeout * 0.4)
+            writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+            await _message(reader)
+            writer.write(b"250 2.0.0 queued\r\n")
+        await _commands(reader, 3)
+        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+        await _message(reader)
+        await asyncio.sleep(timeout * 3)  # never answers in time
+
+    async with scripted(script) as server:
+        connection = SmtpConnection(ServerChooser([replace(server, timeout=timeout)]))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(3):
+            assert await connection.send("from@example.org", "to@example.org", MESSAGE) == "2.0.0 queued"
+        assert loop.time() - started > timeout  # the fast ones together outlasted one timeout
+        late = loop.time()
+        with pytest.raises(SmtpTimeoutError):
+            await connection.send("from@example.org", "to@example.org", MESSAGE)
+        assert timeout <= loop.time() - late < timeout * 2.5
+        await connection.close()

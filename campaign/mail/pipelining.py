@@ -34,6 +34,11 @@ class _Replies(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._wanted = 0
         self._error: Exception | None = None
+        # One timer watches every wait of the session (re-armed only when it fires), instead of a timer made and
+        # cancelled for each wait: two waits a message made that cost more than reading the replies.
+        self._overdue_at = 0.0  # when the replies being waited for are late
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._timeout = 0.0
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -88,19 +93,39 @@ class _Replies(asyncio.Protocol):
     async def take(self, count: int, timeout: float) -> list[aiosmtplib.SMTPResponse]:
         """The next ``count`` replies, waiting at most ``timeout`` seconds for all of them."""
         if len(self._replies) < count and self._error is None:
+            loop = asyncio.get_running_loop()
             self._wanted = count
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = loop.create_future()
+            self._timeout = timeout
+            self._overdue_at = loop.time() + timeout
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(self._overdue_at, self._watch)
             try:
-                async with asyncio.timeout(timeout):
-                    await self._waiter
-            except TimeoutError:
-                raise aiosmtplib.SMTPReadTimeoutError(f"no reply within {timeout:g} s") from None
+                await self._waiter
             finally:
                 self._waiter = None
         if len(self._replies) < count:
             assert self._error is not None
             raise self._error
         return [self._replies.popleft() for _ in range(count)]
+
+    def _watch(self) -> None:
+        """Fail a wait that is overdue; otherwise watch again when the current one would be."""
+        self._watchdog = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nothing awaited: the next wait arms the watchdog again
+        loop = waiter.get_loop()
+        if loop.time() >= self._overdue_at:
+            waiter.set_exception(aiosmtplib.SMTPReadTimeoutError(f"no reply within {self._timeout:g} s"))
+        else:
+            self._watchdog = loop.call_at(self._overdue_at, self._watch)
+
+    def stop_watching(self) -> None:
+        """Cancel the watchdog (the session is closing)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
 
 def data_on_the_wire(data: bytes) -> bytes:
@@ -181,6 +206,7 @@ class PipelinedSession:
 
     def close(self) -> None:
         """Drop the connection."""
+        self._replies.stop_watching()
         self._transport.close()
         self._client.close()
 
