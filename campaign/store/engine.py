@@ -8,6 +8,7 @@ and the busy timeout cannot save it; taking the write lock up front makes writer
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,13 +75,7 @@ class Database:
         """
         with self._connect() as conn:
             conn.execution_options(**{_IMMEDIATE: True, _NO_WAIT: not wait})
-            try:
-                transaction = conn.begin()
-            except OperationalError as exc:
-                if not wait and "locked" in str(exc.orig):
-                    raise WriteLockBusyError(f"{self.describe()} is being written by another connection") from exc
-                raise
-            with transaction:
+            with conn.begin():
                 yield conn
 
     @contextmanager
@@ -120,10 +115,18 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, mmap_bytes: int) -> 
         if not options.get(_IMMEDIATE, False):
             conn.exec_driver_sql("BEGIN")
         elif options.get(_NO_WAIT, False):
-            conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            # Straight on the driver's connection: three statements through SQLAlchemy cost more than the
+            # transaction they begin, and a sender may try several times while another holds the lock.
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout = 0")
             try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc):
+                    raise WriteLockBusyError(f"{engine.url.database} is being written by another connection") from exc
+                raise
             finally:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                raw.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
