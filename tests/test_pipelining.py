@@ -255,3 +255,55 @@ async def _a_reply_later_than_the_timeout_fails_the_message_after_fast_ones_shar
             await connection.send("from@example.org", "to@example.org", MESSAGE)
         assert timeout <= loop.time() - late < timeout * 2.5
         await connection.close()
+
+
+def test_a_quit_never_answered_is_given_two_seconds_not_the_session_timeout() -> None:
+    asyncio.run(_a_quit_never_answered_is_given_two_seconds_not_the_session_timeout())
+
+
+async def _a_quit_never_answered_is_given_two_seconds_not_the_session_timeout() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer)
+        await _commands(reader, 3)
+        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+        await _message(reader)
+        writer.write(b"250 2.0.0 queued\r\n")
+        assert await _line(reader) == b"QUIT\r\n"
+        await asyncio.sleep(3)  # no answer
+
+    async with scripted(script) as server:
+        connection = SmtpConnection(ServerChooser([replace(server, timeout=8)]))
+        await connection.send("from@example.org", "to@example.org", MESSAGE)  # leaves the watchdog armed for 8 s
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await connection.close()
+        assert loop.time() - started < 2.5
+
+
+def test_replies_with_bytes_that_are_not_utf8_come_back_as_text_a_database_stores() -> None:
+    asyncio.run(_replies_with_bytes_that_are_not_utf8_come_back_as_text_a_database_stores())
+
+
+async def _replies_with_bytes_that_are_not_utf8_come_back_as_text_a_database_stores() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer)
+        await _commands(reader, 3)
+        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+        await _message(reader)
+        writer.write(b"250 2.0.0 Nachricht \xfcbernommen\x00\r\n")  # Latin-1, and a NUL
+        await _commands(reader, 3)
+        writer.write(b"250 ok\r\n550 5.1.1 Empf\xe4nger unbekannt\r\n554 5.5.1 no valid recipients\r\n")
+        assert await _line(reader) == b"RSET\r\n"
+        writer.write(b"250 reset\r\n")
+        assert await _line(reader) == b"QUIT\r\n"
+        writer.write(b"221 bye\r\n")
+
+    async with scripted(script) as server:
+        connection = SmtpConnection(ServerChooser([server]))
+        reply = await connection.send("from@example.org", "to@example.org", MESSAGE)
+        assert reply == "2.0.0 Nachricht \ufffdbernommen"
+        with pytest.raises(RecipientRefusedError) as refused:
+            await connection.send("from@example.org", "gone@example.org", MESSAGE)
+        assert refused.value.reply == "5.1.1 Empf\ufffdnger unbekannt"
+        assert str(refused.value).encode("utf-8")  # no lone surrogate left: encodes strictly
+        await connection.close()

@@ -98,7 +98,10 @@ class _Replies(asyncio.Protocol):
             self._waiter = loop.create_future()
             self._timeout = timeout
             self._overdue_at = loop.time() + timeout
-            if self._watchdog is None:
+            if self._watchdog is None or self._watchdog.when() > self._overdue_at:
+                # None armed, or armed for later than this (shorter) wait may last, as QUIT's.
+                if self._watchdog is not None:
+                    self._watchdog.cancel()
                 self._watchdog = loop.call_at(self._overdue_at, self._watch)
             try:
                 await self._waiter

@@ -4,7 +4,8 @@ pipelined transactions where the server offers PIPELINING (:mod:`campaign.mail.p
 Contract: :meth:`SmtpConnection.send` returns the server's reply to DATA (a 250) or raises a
 :class:`~campaign.exceptions.DeliveryError` subclass that says what to do: transient (try again later),
 :class:`RecipientRefusedError` (5xx at RCPT: bounce), :class:`MessageRejectedError` (5xx at MAIL/DATA: fail).
-Callers never see aiosmtplib's exceptions.
+Callers never see aiosmtplib's exceptions, and the replies they get are text a database can store
+(:func:`storable`).
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ class SmtpConnection:
                 except aiosmtplib.SMTPException:
                     await self.close()
             raise error from exc
-        return reply
+        return storable(reply)
 
     async def close(self) -> None:
         """Say QUIT (politely, briefly) and drop the session."""
@@ -213,6 +214,19 @@ async def _transmit(client: aiosmtplib.SMTP, sender: str, recipient: str, data: 
     return response.message
 
 
+def storable(reply: str) -> str:
+    """A server's reply as text any database stores: replies are read with undecodable bytes kept as lone
+    surrogates, which no UTF-8 column takes (SQLite would store invalid text, PostgreSQL refuse it); they
+    become U+FFFD, and NULs go."""
+    if reply.isascii() and "\x00" not in reply:
+        return reply
+    try:
+        data = reply.encode("utf-8", "surrogateescape")  # the server's bytes again
+    except UnicodeEncodeError:
+        data = reply.encode("utf-8", "replace")
+    return data.decode("utf-8", "replace").replace("\x00", "")
+
+
 def _ascii_address(address: str) -> str:
     """The address with its domain in IDNA form (``bücher.de`` → ``xn--bcher-kva.de``).
 
@@ -236,13 +250,14 @@ def _classify(exc: BaseException, server: SmtpServer) -> DeliveryError:
     if isinstance(exc, aiosmtplib.SMTPSenderRefused):
         # Our From refused (530 authentication required, 550 sender not permitted): a configuration problem
         # that every message would hit. Deferred, so the breaker pauses the campaign instead of failing it.
-        return TransientDeliveryError(f"{where}: sender refused: {exc.code} {exc.message}", exc.code, exc.message)
+        message = storable(exc.message)
+        return TransientDeliveryError(f"{where}: sender refused: {exc.code} {message}", exc.code, message)
     if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
         kind = RecipientRefusedError if isinstance(exc, aiosmtplib.SMTPRecipientRefused) else MessageRejectedError
         return _by_code(exc.code, exc.message, "refused", kind)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return SmtpAuthenticationError(
-            f"{where}: authentication failed: {exc.code} {exc.message}", exc.code, exc.message
+            f"{where}: authentication failed: {exc.code} {storable(exc.message)}", exc.code, storable(exc.message)
         )
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return SmtpTimeoutError(f"{where}: timed out: {exc}")
@@ -257,6 +272,7 @@ def _classify(exc: BaseException, server: SmtpServer) -> DeliveryError:
 
 
 def _by_code(code: int | None, message: str, what: str, permanent: type[DeliveryError]) -> DeliveryError:
+    message = storable(message)
     text = f"{what}: {code} {message}".strip()
     if code is not None and 500 <= code < 600:
         return permanent(text, code, message)

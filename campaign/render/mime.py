@@ -168,8 +168,8 @@ class MessageSkeleton:
         self.unsubscribe_mailto = unsubscribe_mailto
         self.calendar_method = calendar_method
         token = secrets.token_hex(12)
-        # "==" cannot occur in base64 bodies, and a text body would have to hold this process's random token on a
-        # line of its own: a boundary never collides with content.
+        # A boundary line starts "--==": no base64 line starts with "-", and a text body would have to hold this
+        # process's random token: a boundary never collides with content.
         self._mixed = f"==mixed_{token}=="
         self._alternative = f"==alt_{token}=="
         constant = [

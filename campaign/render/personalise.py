@@ -104,8 +104,9 @@ FILTERS: dict[str, Callable[..., Any]] = {
 def _wrapped(paragraph: str) -> str:
     """A paragraph in lines of at most 76 characters (a word longer stays whole), its own line breaks kept.
 
-    Plain text mail reads best so; in HTML a line break is a space. And no line then comes near SMTP's 998
-    octets, so the bodies need no base64 (see :func:`campaign.render.mime.encode_body`).
+    Plain text mail reads best so; in HTML a line break is a space. And a long paragraph then never pushes a
+    line past SMTP's 998 octets, which would cost the whole body base64 (see
+    :func:`campaign.render.mime.encode_body`; a single word that long still does).
     """
     return "\n".join(
         textwrap.fill(line, 76, break_long_words=False, break_on_hyphens=False) for line in paragraph.split("\n")

@@ -1,10 +1,10 @@
 """SQL for the outbox: materialising waves into message rows, claiming them under a lease, recording results.
 
 Claiming is the queue's heart. On PostgreSQL due rows are selected ``FOR UPDATE SKIP LOCKED``, so many
-workers share one queue without waiting on each other. On SQLite the whole claim is one
-``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING`` inside a ``BEGIN IMMEDIATE`` transaction (see
-:mod:`campaign.store.engine`): one writer at a time, no lost updates. A claimed row is ``sending`` with a
-lease; a row whose lease expired (its worker died) is due again, so nothing is ever stranded.
+workers share one queue without waiting on each other. On SQLite a claim is ``UPDATE ... WHERE id IN (SELECT
+... LIMIT n) RETURNING`` statements inside one ``BEGIN IMMEDIATE`` transaction (see :mod:`campaign.store.engine`):
+one writer at a time, no lost updates. A claimed row is ``sending`` with a lease; a row whose lease expired (its
+worker died) is due again, so nothing is ever stranded.
 """
 
 from __future__ import annotations
@@ -98,11 +98,13 @@ def count_due(conn: Connection, now: datetime, campaign_id: int | None = None) -
 def claim(
     conn: Connection, *, owner: str, now: datetime, lease_until: datetime, limit: int, campaign_id: int | None = None
 ) -> list[ClaimedMessage]:
-    """Lease up to ``limit`` due messages of campaigns that are sending, in id order: first those whose
-    worker died, then the due ones (within a wave, earliest due first; across waves, no promise).
+    """Lease up to ``limit`` due messages of campaigns that are sending, returned in id order: first those whose
+    worker died, then due ones.
 
-    Two statements, not one with OR: an OR of the two conditions makes the planners give up the index range
-    and sort the whole queue for every batch.
+    Which due ones, when more are due than ``limit``, is the index's order, not a sort of the queue: within one
+    wave and status, earliest due first; across waves, and between retries and first attempts, no promise (every
+    due message is claimed in its turn). Two statements, not one with OR: an OR of the two conditions makes the
+    planners give up the index range and sort the whole queue for every batch.
     """
     claimed = _lease(conn, _abandoned(now, campaign_id), owner, now, lease_until, limit)
     if len(claimed) < limit:
