@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from campaign.exceptions import MessageRejectedError, RecipientRefusedError, SmtpConnectionError, SmtpTimeoutError
+from campaign.mail.pipelining import data_on_the_wire
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -307,3 +308,17 @@ async def _replies_with_bytes_that_are_not_utf8_come_back_as_text_a_database_sto
         assert refused.value.reply == "5.1.1 Empf\ufffdnger unbekannt"
         assert str(refused.value).encode("utf-8")  # no lone surrogate left: encodes strictly
         await connection.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "wire"),
+    [
+        (b"Subject: x\r\n\r\nbody\r\n", b"Subject: x\r\n\r\nbody\r\n.\r\n"),
+        (b"Subject: x\r\n\r\n.a\r\n..b\r\nc.d\r\n.\r\n", b"Subject: x\r\n\r\n..a\r\n...b\r\nc.d\r\n..\r\n.\r\n"),
+        (b".first\r\nsecond", b"..first\r\nsecond\r\n.\r\n"),
+        (b"no dot at a line start\n.\r\nx", b"no dot at a line start\n.\r\nx\r\n.\r\n"),  # a bare LF is no line end
+    ],
+    ids=["nothing to stuff", "dots at line starts", "a dot first, no final line end", "dot after a bare LF"],
+)
+def test_data_is_dot_stuffed_and_ended(message: bytes, wire: bytes) -> None:
+    assert data_on_the_wire(message) == wire
