@@ -38,6 +38,15 @@ async def _message(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.readuntil(b"\r\n.\r\n"), 5)
 
 
+async def _transaction(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, final: bytes | None) -> None:
+    """Take one pipelined transaction and its message; answer the message with ``final`` (None: not at all)."""
+    await _commands(reader, 3)
+    writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+    await _message(reader)
+    if final is not None:
+        writer.write(final)
+
+
 @asynccontextmanager
 async def scripted(script: Script) -> AsyncIterator[SmtpServer]:
     """A server that runs ``script`` for one connection; its assertion errors fail the test."""
@@ -112,10 +121,7 @@ async def _a_refused_recipient_bounces_and_the_session_carries_on_after_rset() -
         writer.write(b"554 5.5.1 no valid recipients\r\n")
         assert await _line(reader) == b"RSET\r\n"
         writer.write(b"250 reset\r\n")
-        await _commands(reader, 3)
-        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
-        await _message(reader)
-        writer.write(b"554 5.7.1 message refused\r\n")
+        await _transaction(reader, writer, b"554 5.7.1 message refused\r\n")
         assert await _line(reader) == b"RSET\r\n"
         writer.write(b"250 reset\r\n")
         assert await _line(reader) == b"QUIT\r\n"
@@ -171,10 +177,7 @@ async def _unsolicited_reply() -> None:
             await writer.drain()
             await asyncio.wait_for(reader.read(), 5)  # until the client goes
             return
-        await _commands(reader, 3)
-        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
-        await _message(reader)
-        writer.write(b"250 queued on the second session\r\n")
+        await _transaction(reader, writer, b"250 queued on the second session\r\n")
         await asyncio.wait_for(reader.read(), 5)
 
     failures: list[BaseException] = []
@@ -233,15 +236,11 @@ async def _a_reply_later_than_the_timeout_fails_the_message_after_fast_ones_shar
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _greet(reader, writer)
-        for n in range(3):  # answered at once, then slower, but each within the timeout
-            await _commands(reader, 3)
+        for n in range(3):  # answered more and more slowly, but each within the timeout
+            await _transaction(reader, writer, None)
             await asyncio.sleep(n * timeout * 0.4)
-            writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
-            await _message(reader)
             writer.write(b"250 2.0.0 queued\r\n")
-        await _commands(reader, 3)
-        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
-        await _message(reader)
+        await _transaction(reader, writer, None)
         await asyncio.sleep(timeout * 3)  # never answers in time
 
     async with scripted(script) as server:
@@ -265,10 +264,7 @@ def test_a_quit_never_answered_is_given_two_seconds_not_the_session_timeout() ->
 async def _a_quit_never_answered_is_given_two_seconds_not_the_session_timeout() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _greet(reader, writer)
-        await _commands(reader, 3)
-        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
-        await _message(reader)
-        writer.write(b"250 2.0.0 queued\r\n")
+        await _transaction(reader, writer, b"250 2.0.0 queued\r\n")
         assert await _line(reader) == b"QUIT\r\n"
         await asyncio.sleep(3)  # no answer
 
@@ -288,10 +284,7 @@ def test_replies_with_bytes_that_are_not_utf8_come_back_as_text_a_database_store
 async def _replies_with_bytes_that_are_not_utf8_come_back_as_text_a_database_stores() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _greet(reader, writer)
-        await _commands(reader, 3)
-        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
-        await _message(reader)
-        writer.write(b"250 2.0.0 Nachricht \xfcbernommen\x00\r\n")  # Latin-1, and a NUL
+        await _transaction(reader, writer, b"250 2.0.0 Nachricht \xfcbernommen\x00\r\n")  # Latin-1, and a NUL
         await _commands(reader, 3)
         writer.write(b"250 ok\r\n550 5.1.1 Empf\xe4nger unbekannt\r\n554 5.5.1 no valid recipients\r\n")
         assert await _line(reader) == b"RSET\r\n"
