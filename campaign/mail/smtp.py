@@ -256,9 +256,8 @@ def _classify(exc: BaseException, server: SmtpServer) -> DeliveryError:
         kind = RecipientRefusedError if isinstance(exc, aiosmtplib.SMTPRecipientRefused) else MessageRejectedError
         return _by_code(exc.code, exc.message, "refused", kind)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return SmtpAuthenticationError(
-            f"{where}: authentication failed: {exc.code} {storable(exc.message)}", exc.code, storable(exc.message)
-        )
+        message = storable(exc.message)
+        return SmtpAuthenticationError(f"{where}: authentication failed: {exc.code} {message}", exc.code, message)
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return SmtpTimeoutError(f"{where}: timed out: {exc}")
     if isinstance(exc, aiosmtplib.SMTPResponseException):

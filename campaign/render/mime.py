@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -123,9 +124,7 @@ def encode_body(text: str | WireText, eight_bit: bool = False) -> tuple[str, byt
     which is a third bigger and costs more to make than the message's 8-bit form (bench/render.py).
     """
     if isinstance(text, WireText):
-        if (text.ascii or eight_bit) and text.longest_line <= 998:
-            return "7bit" if text.ascii else "8bit", text.data
-        return "base64", base64_lines(text.data)
+        return _transfer(text.data, text.ascii, lambda: text.longest_line, eight_bit)
     return encode_bytes(text.encode("utf-8"), eight_bit)
 
 
@@ -135,10 +134,15 @@ def encode_bytes(data: bytes, eight_bit: bool) -> tuple[str, bytes]:
     # in CRLF form before it is base64-encoded too.
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    ascii = data.isascii()
-    if (ascii or eight_bit) and max(map(len, data.split(b"\n"))) <= 998:
-        return "7bit" if ascii else "8bit", data.replace(b"\n", CRLF)
-    return "base64", base64_lines(data.replace(b"\n", CRLF))
+    longest_line = lambda: max(map(len, data.split(b"\n")))  # noqa: E731 - asked only when it matters
+    return _transfer(data.replace(b"\n", CRLF), data.isascii(), longest_line, eight_bit)
+
+
+def _transfer(data: bytes, ascii: bool, longest_line: Callable[[], int], eight_bit: bool) -> tuple[str, bytes]:
+    """The one choice of transfer encoding for a body in CRLF form (``longest_line`` asked only when it matters)."""
+    if (ascii or eight_bit) and longest_line() <= 998:
+        return "7bit" if ascii else "8bit", data
+    return "base64", base64_lines(data)
 
 
 def base64_lines(data: bytes) -> bytes:
