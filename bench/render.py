@@ -54,10 +54,12 @@ from campaign.render.calendar import CalendarMethod
 from campaign.render.links import DirectLinkPolicy
 from campaign.render.mime import Sender
 from campaign.render.personalise import FILTERS, WaveRenderer
+from campaign.render.personalise import list_id as list_id_for
 from campaign.render.reference import reference_message
 from campaign.render.stencil import StencilledTemplate
 from campaign.render.templates import TemplateSet
 from campaign.services.events import read_event_file
+from campaign.services.rendering import message_id_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_FILE = ROOT / "data" / "events" / "ilo-migrant-workers-2020.toml"
@@ -141,7 +143,7 @@ class Wave:
     calendar: bytes
 
     def message_id(self, ref: int) -> str:
-        return f"bench.{ref}@{self.renderer.sender.domain}"
+        return message_id_for(f"bench.{ref}", self.renderer.sender)
 
     def naive(self, contact: Contact, ref: int) -> tuple[bytes, float]:
         """The naive build of ``contact``'s message, and the seconds spent in the ``EmailMessage`` part."""
@@ -172,7 +174,7 @@ def make_wave() -> Wave:
     values = read_event_file(EVENT_FILE)
     values["speakers"] = tuple(s if isinstance(s, Speaker) else Speaker(**s) for s in values["speakers"])
     event = Event(id=1, **values)
-    sender = Sender("invitations@ilo.example.org", "ILO Events", "ilo.example.org")
+    sender = Sender("invitations@ilo.example.org", "ILO Events", "ilo.example.org", installation="b3nchmark7777777")
     policy = DirectLinkPolicy("https://campaign.example.org", b"k" * 32)
     campaign = {"id": 1, "name": "ILO webinar", "list_name": "bench"}
     wave = {"id": 1, "name": "invitation", "kind": "invitation"}
@@ -189,7 +191,7 @@ def make_wave() -> Wave:
         unsubscribe_mailto="unsubscribe@ilo.example.org",
     )
     # The same values WaveRenderer gives its MessageSkeleton.
-    list_id = f"{campaign['name']} <campaign-{campaign['id']}.{sender.domain}>"
+    list_id = list_id_for(campaign, sender)
     campaign_id = f"{campaign['id']}/{wave['name']}"
     return Wave(renderer, policy, list_id, campaign_id, renderer.calendar_bytes())
 

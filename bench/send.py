@@ -80,6 +80,7 @@ from campaign.services.contacts import find_contacts
 from campaign.services.database import init_database
 from campaign.services.dispatch import send_due, send_parallel
 from campaign.services.events import add_event, read_event_file
+from campaign.services.installation import installation_id
 from campaign.services.lifecycle import launch
 from campaign.services.rendering import message_id_for, wave_renderer
 from campaign.store.engine import Database
@@ -423,13 +424,13 @@ def prepare(work: Path, settings: Settings, count: int) -> Prepared:
         launched = launch(db, settings, KEY, CAMPAIGN_NAME)
         assert launched.queued == count, f"launch queued {launched.queued} of {count}"
         details = get_campaign(db, CAMPAIGN_NAME)
-        renderer = wave_renderer(settings, KEY, details, details.waves[0])
+        renderer = wave_renderer(settings, KEY, details, details.waves[0], installation_id(db))
         contacts = list(find_contacts(db, list_name=LIST_NAME))[:SIZE_SAMPLE]
     finally:
         db.dispose()
     sizes, html_sizes = [], []
     for contact in contacts:
-        message_id = message_id_for(f"size.{contact.id}", renderer.sender.domain)
+        message_id = message_id_for(f"size.{contact.id}", renderer.sender)
         # As sent to smtp-sink, which offers 8BITMIME (Sink checks it): UTF-8 bodies go unencoded.
         built = renderer.build(contact, message_id, contact.id, date=datetime.now(UTC), eight_bit=True)
         sizes.append(len(built))

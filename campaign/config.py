@@ -6,9 +6,24 @@ Contract:
   environment overrides named ``CAMPAIGN_<SECTION>_<KEY>`` (``CAMPAIGN_DATABASE_URL``), and returns a
   :class:`Settings`. Nothing else in the library reads configuration: interfaces load it and pass the
   settings down.
-* An unknown section or key, or a value of the wrong type, raises :class:`ConfigError` naming the file
-  (or the environment variable) and the key. Silently ignoring a misspelt key is how a campaign goes out
-  with the wrong settings.
+* An unknown section or key, a value of the wrong type or outside its allowed values raises
+  :class:`ConfigError` naming where the value came from (the file, or ``environment CAMPAIGN_...``) and the
+  key. Silently ignoring a misspelt key is how a campaign goes out with the wrong settings. Values are
+  checked here, at load, so every command fails early with one line, never halfway through a send:
+
+  - no string setting may contain a control character (CR, LF, NUL, tab, U+2028...): settings reach
+    headers, paths and URLs;
+  - ``mail.domain`` is a domain name (IDNA allowed, kept in its ASCII form, since it names Message-IDs,
+    calendar UIDs and List-Ids); ``mail.from_address``, ``mail.reply_to`` and ``mail.unsubscribe_mailto``
+    are plain addresses (no display name), under the rules contact import applies (email-validator's);
+  - ``links.public_url`` is an http(s) URL with a host and no quote, space, angle bracket or backslash;
+  - ``smtp.mode``, ``smtp.security`` and ``render.calendar_method`` take one of their allowed values
+    (:data:`SMTP_MODES`, :data:`SMTP_SECURITIES`, :data:`CALENDAR_METHODS`; any letter case, kept in
+    the canonical one), and ``render.default_locale`` is a locale Babel knows (kept as a BCP 47 tag).
+* Environment variables: a variable whose name starts ``CAMPAIGN_<SECTION>_`` for a known section must be
+  a setting of that section (``CAMPAIGN_SMTP_NOPE`` is an error listing the section's keys), except the
+  secrets (:data:`SECRET_VARIABLES`). Other ``CAMPAIGN_*`` variables (``CAMPAIGN_SECRET_KEY``, the test
+  suite's ``CAMPAIGN_TEST_PG_DSN``...) name no section and are not settings, so they are left alone.
 * Relative paths, including the path of a ``sqlite:///`` URL, are resolved against the directory of the
   configuration file, so commands behave the same from any working directory.
 * Secrets (the SMTP password, the token-signing key) are never read from the file: see
@@ -19,21 +34,130 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from babel import Locale, UnknownLocaleError
+from email_validator import EmailNotValidError, validate_email
+
 from campaign.exceptions import ConfigError
+from campaign.rules.contact_fields import FieldError
+from campaign.rules.urls import parse_http_url
+from campaign.secrets import SECRET_KEY_ENV, SMTP_PASSWORD_ENV
 
 ENV_PREFIX = "CAMPAIGN_"
 DEFAULT_CONFIG_NAME = "config.toml"
+# The environment variables campaign.secrets reads: not settings, never in the file.
+SECRET_VARIABLES = frozenset({SECRET_KEY_ENV, SMTP_PASSWORD_ENV})
+# The allowed values of the settings that choose a behaviour; services and adapters use these names.
+SMTP_MODES = ("capture", "relay")
+# The same as campaign.mail.smtp.Security (a test holds them equal; mail sits above this layer).
+SMTP_SECURITIES = ("starttls", "tls", "none")
+# The iTIP methods of invitations (campaign.render.calendar.CalendarMethod without CANCEL, which is for
+# cancellations).
+CALENDAR_METHODS = ("PUBLISH", "REQUEST")
+
+# Every C0 and C1 control (CR, LF, tab, NUL, DEL, NEL...) and the Unicode line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _range(minimum: float, maximum: float | None = None) -> dict[str, float | None]:
     """Field metadata: the values a numeric setting may take (checked at load, naming the key)."""
     return {"minimum": minimum, "maximum": maximum}
+
+
+def _one_of(choices: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Field metadata: the values a string setting may take, in any letter case (kept in the listed one)."""
+    return {"choices": choices}
+
+
+def _checked(check: Callable[[Any], Any]) -> dict[str, Callable[[Any], Any]]:
+    """Field metadata: ``check`` returns the value in canonical form or raises ValueError saying what it must be."""
+    return {"check": check}
+
+
+def _domain_name(value: str) -> str:
+    # The domain of an address under the rules contacts are imported with (email-validator's: labels, IDNA,
+    # a dot, no special-use name), returned in ASCII: it goes into Message-ID, List-Id and calendar UIDs.
+    try:
+        return validate_email(f"postmaster@{value}", check_deliverability=False).ascii_domain
+    except EmailNotValidError as exc:
+        reason = str(exc).replace("The part after the @-sign", "It")
+        raise ValueError(f"must be a domain name like example.org, not {value!r}: {reason}") from None
+
+
+def _address(value: str) -> str:
+    # validate_email refuses the display-name form ("Team <a@example.org>") by default: the name has its own key.
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(
+            f"must be a plain email address like invitations@example.org (no display name), not {value!r}: {exc}"
+        ) from None
+    return value
+
+
+def _optional_address(value: str) -> str:
+    return value and _address(value)
+
+
+def _http_url(value: str) -> str:
+    # The rule event URLs follow (campaign.rules.urls): the public URL ends up in the same places.
+    try:
+        return parse_http_url(value, "url")
+    except FieldError as exc:
+        raise ValueError(exc.reason) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """One ``smtp.servers`` entry, parsed."""
+
+    host: str
+    port: int
+    weight: int
+
+
+_HOST = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def parse_relay(entry: str) -> Relay:
+    """Parse ``host:port`` or ``host:port:weight`` (a host name or IPv4 address; port 1-65535; weight >= 0).
+
+    Raises ValueError saying what the entry must be. Checked at load, so a typo fails ``campaign init``, not a send.
+    """
+    host, _, rest = entry.strip().partition(":")
+    port_text, _, weight_text = rest.partition(":")
+    try:
+        port, weight = int(port_text), int(weight_text or 1)
+    except ValueError:
+        raise ValueError(f"entries must be host:port or host:port:weight, not {entry!r}") from None
+    if not _HOST.fullmatch(host):
+        raise ValueError(f"entry {entry!r} has no valid host name")
+    if not 1 <= port <= 65535 or weight < 0:
+        raise ValueError(f"entry {entry!r} needs a port from 1 to 65535 and a weight of at least 0")
+    return Relay(host, port, weight)
+
+
+def _relays(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        parse_relay(entry)
+    return entries
+
+
+def _locale(value: str) -> str:
+    # Kept as the BCP 47 tag contact locales are stored as (campaign.rules.contact_fields.parse_locale).
+    try:
+        locale = Locale.parse(value.strip().replace("_", "-"), sep="-")
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise ValueError(f"must be a locale Babel knows (e.g. en, es-CO, pt-PT), not {value!r}") from None
+    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
 
 
 @dataclass(frozen=True)
@@ -64,26 +188,26 @@ class ContactSettings:
 class MailSettings:
     """Who messages come from and the domain that names them (Message-ID, calendar UID, List-Id)."""
 
-    from_address: str = "invitations@example.org"
+    from_address: str = field(default="invitations@example.org", metadata=_checked(_address))
     from_name: str = "Events team"
-    reply_to: str = ""
-    domain: str = "example.org"
-    unsubscribe_mailto: str = "unsubscribe@example.org"
+    reply_to: str = field(default="", metadata=_checked(_optional_address))
+    domain: str = field(default="example.org", metadata=_checked(_domain_name))
+    unsubscribe_mailto: str = field(default="unsubscribe@example.org", metadata=_checked(_optional_address))
 
 
 @dataclass(frozen=True)
 class LinkSettings:
     """Where recipients' clicks land: the public URL of the tracking web service."""
 
-    public_url: str = "https://campaign.example.org"
+    public_url: str = field(default="https://campaign.example.org", metadata=_checked(_http_url))
 
 
 @dataclass(frozen=True)
 class RenderSettings:
     """Message rendering."""
 
-    default_locale: str = "en"
-    calendar_method: str = "PUBLISH"
+    default_locale: str = field(default="en", metadata=_checked(_locale))
+    calendar_method: str = field(default="PUBLISH", metadata=_one_of(CALENDAR_METHODS))
     preview_dir: str = "data/previews"
 
 
@@ -91,14 +215,14 @@ class RenderSettings:
 class SmtpSettings:
     """How messages leave: the built-in capture server, or a relay (several, with weights and failover)."""
 
-    mode: str = "capture"
+    mode: str = field(default="capture", metadata=_one_of(SMTP_MODES))
     host: str = "localhost"
     port: int = field(default=587, metadata=_range(1, 65535))
-    security: str = "starttls"
+    security: str = field(default="starttls", metadata=_one_of(SMTP_SECURITIES))
     username: str = ""
     timeout_seconds: float = field(default=30.0, metadata=_range(0.1, None))
     weight: int = field(default=1, metadata=_range(0, None))
-    servers: tuple[str, ...] = ()
+    servers: tuple[str, ...] = field(default=(), metadata=_checked(_relays))
     concurrency: int = field(default=10, metadata=_range(1, None))
     mailbox: str = "data/mailbox"
 
@@ -214,36 +338,82 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(_SECTIONS)})")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{name}' must be a table [{name}]")
+    _check_environment(environ)
     for name, cls in _SECTIONS.items():
         sections[name] = _build_section(cls, name, raw.get(name, {}), source, environ)
     return Settings(root=root, **sections)
 
 
+def env_variable(section: str, key: str) -> str:
+    """The environment variable that overrides ``section.key``: ``CAMPAIGN_DATABASE_URL`` for ``database.url``."""
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a ``CAMPAIGN_<SECTION>_...`` variable of a known section that is no setting of it.
+
+    Only variables whose second part names a known section are checked: other ``CAMPAIGN_*`` variables
+    (``CAMPAIGN_SECRET_KEY``, ``CAMPAIGN_TEST_PG_DSN``) are not settings. The secrets are not settings either.
+    """
+    settings = {env_variable(section, f.name) for section, cls in _SECTIONS.items() for f in dataclasses.fields(cls)}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in settings or name in SECRET_VARIABLES:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("_")
+        if section.lower() in _SECTIONS:
+            keys = sorted(f.name for f in dataclasses.fields(_SECTIONS[section.lower()]))
+            raise ConfigError(
+                f"environment {name}: unknown setting '{section.lower()}.{key.lower()}' (known: {', '.join(keys)})"
+            )
+
+
 def _build_section(cls: type, section: str, values: dict[str, Any], source: str, environ: Mapping[str, str]) -> Any:
     hints = get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:
-        if key not in known:
-            raise ConfigError(f"{source}: unknown key '{section}.{key}' (known: {', '.join(sorted(known))})")
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown key '{section}.{key}' (known: {', '.join(sorted(fields))})")
     kwargs: dict[str, Any] = {}
-    for key in known:
-        expected = hints[key]
-        env_name = f"{ENV_PREFIX}{section}_{key}".upper()
+    for key, f in fields.items():
+        env_name = env_variable(section, key)
+        # Errors name where the value came from: the variable that overrode the file, or the file.
         if env_name in environ:
-            kwargs[key] = _coerce_env(environ[env_name], expected, env_name)
+            what = f"environment {env_name}: '{section}.{key}'"
+            value = _coerce_env(environ[env_name], hints[key], what)
         elif key in values:
-            kwargs[key] = _check_type(values[key], expected, f"{source}: '{section}.{key}'")
-    section_settings = cls(**kwargs)
-    for f in dataclasses.fields(cls):
-        minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
-        value = getattr(section_settings, f.name)
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise ConfigError(f"{source}: '{section}.{f.name}' must be {bounds}, not {value}")
-    return section_settings
+            what = f"{source}: '{section}.{key}'"
+            value = _check_type(values[key], hints[key], what)
+        else:
+            # Defaults are valid by construction: the shipped config.toml states every one and a test loads it.
+            continue
+        kwargs[key] = _check_value(value, f.metadata, what)
+    return cls(**kwargs)
 
 
-def _check_type(value: Any, expected: type, where: str) -> Any:
+def _check_value(value: Any, metadata: Mapping[str, Any], what: str) -> Any:
+    """``value`` checked against the field's metadata, in canonical form; ``what`` names it in errors."""
+    for text in value if isinstance(value, tuple) else (value,):
+        if isinstance(text, str) and (control := _CONTROL.search(text)):
+            # The value is not repeated: a database URL may hold a password.
+            raise ConfigError(f"{what} must not contain control characters (U+{ord(control.group()):04X})")
+    minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(f"{what} must be {bounds}, not {value}")
+    if (choices := metadata.get("choices")) is not None:
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+        raise ConfigError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
+    if (check := metadata.get("check")) is not None:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{what} {exc}") from None
+    return value
+
+
+def _check_type(value: Any, expected: type, what: str) -> Any:
     # bool is a subclass of int: `port = true` must not pass as an integer.
     if expected is int and isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -253,10 +423,10 @@ def _check_type(value: Any, expected: type, where: str) -> Any:
         return value
     if expected == tuple[str, ...] and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ConfigError(f"{where} must be {_type_name(expected)}, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"{what} must be {_type_name(expected)}, got {type(value).__name__} {value!r}")
 
 
-def _coerce_env(text: str, expected: type, env_name: str) -> Any:
+def _coerce_env(text: str, expected: type, what: str) -> Any:
     if expected is str:
         return text
     if expected == tuple[str, ...]:
@@ -272,7 +442,7 @@ def _coerce_env(text: str, expected: type, env_name: str) -> Any:
             return expected(text)
         except ValueError:
             pass
-    raise ConfigError(f"environment {env_name} must be {_type_name(expected)}, got {text!r}")
+    raise ConfigError(f"{what} must be {_type_name(expected)}, got {text!r}")
 
 
 def _type_name(expected: type) -> str:

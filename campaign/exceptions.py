@@ -40,6 +40,11 @@ class StorageError(CampaignError):
     """The database is unreachable, or its schema is not at the version this code expects."""
 
 
+class OutputFileError(CampaignError, OSError):
+    """A file cannot be written where asked: its directory is missing or unwritable, it exists and may not be
+    overwritten, or it would land outside the directory configured for it."""
+
+
 class WriteLockBusyError(StorageError, BlockingIOError):
     """Another connection holds SQLite's write lock, and the caller asked not to wait for it."""
 

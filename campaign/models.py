@@ -83,6 +83,22 @@ class WaveStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+WAVE_TRANSITIONS: Mapping[WaveStatus, frozenset[WaveStatus]] = {
+    WaveStatus.PENDING: frozenset({WaveStatus.ENQUEUED, WaveStatus.CANCELLED}),
+    # Done once every message of the wave is final (sent, failed, bounced, expired, ...).
+    WaveStatus.ENQUEUED: frozenset({WaveStatus.DONE, WaveStatus.CANCELLED}),
+    # A done wave reopens when `campaign retry` queues its failed messages again.
+    WaveStatus.DONE: frozenset({WaveStatus.ENQUEUED}),
+    WaveStatus.CANCELLED: frozenset(),
+}
+
+
+def check_wave_transition(current: WaveStatus, target: WaveStatus) -> None:
+    """Raise :class:`ValidationError` unless a wave may move from ``current`` to ``target``."""
+    if target not in WAVE_TRANSITIONS[current]:
+        raise ValidationError(f"a wave cannot go from {current} to {target}")
+
+
 class Audience(StrEnum):
     """Which members of the campaign's list a wave goes to."""
 

@@ -20,6 +20,8 @@ from campaign.rules.event_fields import parse_event_document
 from tests.conftest import DATA
 
 DOMAIN = "ilo.example.org"
+INSTALLATION = "k3fq2wz7abcdxy45"
+UID = f"event-7.{INSTALLATION}@{DOMAIN}"
 STAMP = datetime(2020, 6, 1, 8, 15, 30, tzinfo=UTC)
 ZURICH = ZoneInfo("Europe/Zurich")
 TRICKY_TITLE = 'Migrants, work; and "the future": a\\b, c;d'
@@ -40,10 +42,18 @@ def build(
     stamp: datetime = STAMP,
     attendee: tuple[str, str | None] | None = None,
     domain: str = DOMAIN,
+    installation: str = INSTALLATION,
 ) -> bytes:
     if method is CalendarMethod.REQUEST and attendee is None:
         attendee = ATTENDEE
-    return build_ics(event or sample_event(), domain=domain, method=method, stamp=stamp, attendee=attendee)
+    return build_ics(
+        event or sample_event(),
+        domain=domain,
+        installation=installation,
+        method=method,
+        stamp=stamp,
+        attendee=attendee,
+    )
 
 
 def parse(ics: bytes) -> Any:
@@ -87,7 +97,7 @@ def test_lines_end_in_crlf_and_are_folded_at_75_octets(method: CalendarMethod) -
 @pytest.mark.parametrize("method", METHODS)
 def test_uid_dtstamp_and_times(method: CalendarMethod) -> None:
     event = vevent(build(method=method))
-    assert str(event["UID"]) == "event-7@ilo.example.org"
+    assert str(event["UID"]) == UID
     stamp = event.decoded("DTSTAMP")
     assert stamp == STAMP
     assert stamp.utcoffset() == timedelta(0)
@@ -107,7 +117,7 @@ def test_raw_property_lines(method: CalendarMethod) -> None:
     assert "\r\nDTSTAMP:20200601T081530Z\r\n" in unfolded
     assert "\r\nDTSTART;TZID=Europe/Zurich:20200626T133000\r\n" in unfolded
     assert "\r\nDTEND;TZID=Europe/Zurich:20200626T150000\r\n" in unfolded
-    assert "\r\nUID:event-7@ilo.example.org\r\n" in unfolded
+    assert f"\r\nUID:{UID}\r\n" in unfolded
     assert f"\r\nMETHOD:{method.value}\r\n" in unfolded
 
 
@@ -219,7 +229,7 @@ def test_request_attendee_without_a_name() -> None:
 
 def test_request_without_attendee_raises() -> None:
     with pytest.raises(ValueError, match="ATTENDEE"):
-        build_ics(sample_event(), domain=DOMAIN, method=CalendarMethod.REQUEST, stamp=STAMP)
+        build_ics(sample_event(), domain=DOMAIN, installation=INSTALLATION, method=CalendarMethod.REQUEST, stamp=STAMP)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -228,7 +238,7 @@ def test_strict_parser_reads_every_field(method: CalendarMethod) -> None:
     parsed = strict(build(source, method=method))
     assert len(parsed.events) == 1
     event = parsed.events[0]
-    assert event.uid == "event-7@ilo.example.org"
+    assert event.uid == UID
     assert event.dtstamp == STAMP
     assert event.dtstart == source.starts_at
     assert event.dtend == source.ends_at
@@ -262,12 +272,14 @@ def test_uid_is_stable_across_builds_methods_and_recipients() -> None:
         str(vevent(build(method=CalendarMethod.REQUEST, attendee=("b@example.org", None)))["UID"]),
         str(vevent(build(sample_event(sequence=9, title="Moved"), method=CalendarMethod.CANCEL))["UID"]),
     }
-    assert uids == {event_uid(sample_event(), DOMAIN)} == {"event-7@ilo.example.org"}
+    assert uids == {event_uid(sample_event(), DOMAIN, INSTALLATION)} == {UID}
 
 
-def test_uid_differs_per_event_and_domain() -> None:
-    assert str(vevent(build(sample_event(id=8)))["UID"]) == "event-8@ilo.example.org"
-    assert str(vevent(build(domain="other.example.org"))["UID"]) == "event-7@other.example.org"
+def test_uid_differs_per_event_domain_and_installation() -> None:
+    assert str(vevent(build(sample_event(id=8)))["UID"]) == f"event-8.{INSTALLATION}@ilo.example.org"
+    assert str(vevent(build(domain="other.example.org"))["UID"]) == f"event-7.{INSTALLATION}@other.example.org"
+    # Two databases both have an event 7: their entries must not replace each other in a calendar.
+    assert str(vevent(build(installation="m2nb6pq4rstuvw3x"))["UID"]) == "event-7.m2nb6pq4rstuvw3x@ilo.example.org"
 
 
 def test_same_inputs_give_the_same_bytes() -> None:

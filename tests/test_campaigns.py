@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,12 +15,13 @@ from sqlalchemy import update
 
 from campaign.cli import cli
 from campaign.config import Settings, load_settings
-from campaign.exceptions import AlreadyExistsError, NotFoundError
+from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
 from campaign.models import CampaignStatus, WaveKind
 from campaign.services.campaigns import create_campaign, get_campaign, list_campaigns
 from campaign.services.contact_import import import_contacts
 from campaign.services.events import add_event, read_event_file
 from campaign.services.rendering import check_campaign, preview_contact, preview_zones
+from campaign.store import lists as list_store
 from campaign.store.engine import Database
 from campaign.store.tables import contacts
 from tests.conftest import DATA, cli_ok
@@ -79,7 +81,7 @@ def test_preview_writes_html_and_a_parseable_eml(ready: Database, settings: Sett
     preview = preview_contact(ready, settings, KEY, "ilo", "maria.santos@dole.example.org")
     html = preview.html_path.read_text()
     assert "Philippine Standard Time" in html
-    assert preview.html_path.parent == settings.data_dir / "previews" / "ilo"
+    assert preview.html_path.parent == settings.data_dir / "previews" / "1-ilo"  # the campaign's id and name
     message = email.message_from_bytes(preview.eml_path.read_bytes(), policy=email.policy.default)
     assert message["To"].addresses[0].addr_spec == "maria.santos@dole.example.org"
     assert message["Message-ID"].endswith("@example.org>")
@@ -120,7 +122,7 @@ def own_templates(tmp_path: Path, **files: str) -> Path:
     ("html", "expected"),
     [
         ('{% extends "base.html" %}{% block content %}\n\n{{ contact.job_title }}{% endblock %}',
-         "invitation.html, line 3: 'dict object' has no attribute 'job_title' — 1 contact(s): michael.obrien"),
+         "invitation.html, line 3: undefined variable contact.job_title — 1 contact(s): michael.obrien"),
         ('{% extends "base.html" %}{% block content %}\n{% if %}{% endblock %}', "invitation.html, line 2"),
         ('{% extends "base.html" %}{% block content %}<a href="http://x.example.org">x</a>{% endblock %}',
          "link 'http://x.example.org' is not https"),
@@ -170,10 +172,161 @@ def test_cli_preview_and_check(tmp_path: Path) -> None:
 
 
 def test_check_refuses_an_empty_audience(ready: Database, settings: Settings, tmp_path: Path) -> None:
-    empty = tmp_path / "empty.csv"
-    empty.write_text("email,name\n")
-    import_contacts(ready, empty, "nobody")
+    # An import makes a list with its first contact; an empty list is one whose members have all gone.
+    with ready.write() as conn:
+        list_store.get_or_create(conn, "nobody", datetime.now(UTC))
     create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="nobody", name="empty")
     report = check_campaign(ready, settings, KEY, "empty")
     assert report.errors == ["list 'nobody' has no contacts"]
     assert report.contacts == 0
+
+
+# --- template errors, subjects and references (issue 14) ------------------------------------------------------
+
+
+def test_a_syntax_error_is_one_error_not_one_per_contact(ready: Database, settings: Settings, tmp_path: Path) -> None:
+    html = '{% extends "base.html" %}{% block content %}\n{% if %}{% endblock %}'
+    create_campaign(
+        ready,
+        event_ref="ilo-migrant-workers-2020",
+        list_name="webinar",
+        name="broken",
+        template_dir=own_templates(tmp_path, invitation_html=html),
+    )
+    report = check_campaign(ready, settings, KEY, "broken")
+    assert report.errors == [
+        "wave invitation: invitation.html, line 2: Expected an expression, got 'end of statement block'"
+    ]
+    assert report.largest_message == 0
+
+
+def test_cli_check_says_no_message_size_when_nothing_rendered(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
+    run = cli_ok(config)
+    run("init")
+    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    run("events", "add", str(future_event(tmp_path)))
+    own = own_templates(tmp_path, invitation_html="<p>{{ contact.favourite_colour }}</p>")
+    run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "own", "--template", str(own))
+    result = CliRunner().invoke(cli, ["--config", str(config), "check", "own"])
+    assert result.exit_code == 1
+    assert "invitation.html, line 1: undefined variable contact.favourite_colour — 41 contact(s)" in result.output
+    assert "largest message" not in result.output
+    assert "own: 41 contacts checked; 1 error(s)" in result.output
+
+
+def test_the_shipped_subjects_are_short_with_the_title_first(ready: Database, settings: Settings) -> None:
+    report = check_campaign(ready, settings, KEY, "ilo")
+    assert report.warnings == []
+    details = get_campaign(ready, "ilo")
+    # The title's first words, whole, then the day in the contact's zone and the message's language.
+    for email_address, expected in [
+        ("maria.santos@dole.example.org",
+         f"Invitation: The many faces of women and men migrant workers… — Jun {FRIDAY.day}"),
+        ("carolina.gomez@fedempleadores.example.com",
+         f"Invitación: The many faces of women and men migrant workers… — {FRIDAY.day} de jun"),
+        ("sita.gurung@welfarefund.example.org",
+         f"Invitation: The many faces of women and men migrant workers… — Jun {FRIDAY.day}"),
+        ("rotia.teburea@lineislands.example.org",
+         f"Invitation: The many faces of women and men migrant workers… — {SATURDAY.day} Jun"),
+    ]:  # fmt: skip
+        subject = preview_contact(ready, settings, KEY, "ilo", email_address).subject
+        assert subject == expected
+        assert len(subject) <= 72
+    assert details.event.title.startswith("The many faces")
+
+
+def test_check_warns_about_a_long_subject_without_blocking(ready: Database, settings: Settings, tmp_path: Path) -> None:
+    create_campaign(
+        ready,
+        event_ref="ilo-migrant-workers-2020",
+        list_name="webinar",
+        name="long",
+        template_dir=own_templates(tmp_path, invitation_subject="{{ event.title }} ({{ when.when }})"),
+    )
+    report = check_campaign(ready, settings, KEY, "long")
+    assert report.ok, report.errors
+    assert len(report.warnings) == 1, report.warnings
+    warning = report.warnings[0]
+    assert warning.startswith("wave invitation: subject of ")
+    assert "characters, above the 78 that inboxes show" in warning
+    assert "41 contact(s)" in warning
+
+
+def test_cli_check_prints_a_long_subject_as_a_warning_and_passes(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
+    run = cli_ok(config)
+    run("init")
+    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    run("events", "add", str(future_event(tmp_path)))
+    own = own_templates(tmp_path, invitation_subject="{{ event.title }}")
+    run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "own", "--template", str(own))
+    output = run("check", "own")
+    assert "warning: wave invitation: subject of 162 characters, above the 78 that inboxes show" in output
+    assert "no errors, 1 warning(s)" in output
+    launched = run("launch", "own")  # a warning does not stop a launch, and launch says it too
+    assert "warning: wave invitation: subject of 162 characters" in launched
+    assert "Launched own" in launched
+
+
+@pytest.mark.parametrize("name", ["1", "12345", "007"])
+def test_an_all_digit_name_is_refused(ready: Database, name: str) -> None:
+    with pytest.raises(ValidationError, match=f"campaign name '{name}' is all digits"):
+        create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="webinar", name=name)
+
+
+def test_campaign_references_are_ids_when_all_digits_else_names(ready: Database) -> None:
+    ilo = get_campaign(ready, "ilo").campaign
+    assert get_campaign(ready, str(ilo.id)).campaign == ilo
+    assert get_campaign(ready, f" {ilo.id}").campaign == ilo  # as a name is cleaned: spaces around do not count
+    create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="webinar", name="2020 webinar")
+    assert get_campaign(ready, "2020 webinar").campaign.name == "2020 webinar"
+    for ref in ("²", "١", "99999"):  # digits that int() refuses or reads; an id that does not exist
+        with pytest.raises(NotFoundError, match="no campaign"):
+            get_campaign(ready, ref)
+
+
+def test_cli_create_refuses_an_all_digit_name(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
+    run = cli_ok(config)
+    run("init")
+    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    run("events", "add", str(future_event(tmp_path)))
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "1"],
+    )
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert "campaign name '1' is all digits" in result.output
+    assert "ilo-migrant-workers-2020-webinar" not in run("list")
+
+
+def test_preview_of_someone_outside_the_list_says_so(ready: Database, settings: Settings, tmp_path: Path) -> None:
+    outsider = tmp_path / "outsider.csv"
+    outsider.write_text("email,name\nout.sider@example.org,Out Sider\n")
+    import_contacts(ready, outsider, "others")
+    with pytest.raises(
+        NotFoundError, match=re.escape("out.sider@example.org is not on list 'webinar' of campaign 'ilo'")
+    ):
+        preview_contact(ready, settings, KEY, "ilo", "out.sider@example.org")
+    assert not (settings.data_dir / "previews" / "ilo").exists()
+
+
+def test_cli_preview_of_someone_outside_the_list(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
+    run = cli_ok(config)
+    run("init")
+    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    outsider = tmp_path / "outsider.csv"
+    outsider.write_text("email,name\nout.sider@example.org,Out Sider\n")
+    run("contacts", "import", str(outsider), "--list", "others")
+    run("events", "add", str(future_event(tmp_path)))
+    run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "ilo")
+    result = CliRunner().invoke(cli, ["--config", str(config), "preview", "ilo", "--contact", "Out.Sider@example.org"])
+    assert result.exit_code == 1
+    assert result.output == "Error: Out.Sider@example.org is not on list 'webinar' of campaign 'ilo'\n"

@@ -157,6 +157,7 @@ def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -
         shutil.copy(DATA / name, tmp_path / "data" / name)
     config = tmp_path / "config.toml"
     config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
+    outside_demo = sorted(tmp_path.rglob("*"))
     for _ in range(2):
         result = run(config, "demo")
         assert result.exit_code == 0, result.output
@@ -166,6 +167,60 @@ def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -
         assert "Campaign demo-invitation is sent." in result.output
         captured = list((tmp_path / "data" / "demo" / "mailbox").glob("*.eml"))
         assert len(captured) == 41  # a fresh mailbox each run, not 82
+        # Everything the demo writes (its key and rejects report too) is under data/demo/.
+        demo_dir = tmp_path / "data" / "demo"
+        assert [p for p in sorted(tmp_path.rglob("*")) if demo_dir not in (p, *p.parents)] == outside_demo
+        assert (demo_dir / "contacts-with-errors.rejects.csv").is_file()
     assert (tmp_path / "data" / "demo" / "campaign.db").exists()
-    assert (tmp_path / "data" / "demo" / "previews" / "demo-invitation").is_dir()
+    assert (tmp_path / "data" / "demo" / "previews" / "1-demo-invitation").is_dir()
     assert not (tmp_path / "data" / "campaign.db").exists()
+
+
+def test_export_to_a_missing_directory_is_one_line(config: Path, tmp_path: Path) -> None:
+    run(config, "init")
+    result = run(config, "contacts", "export", "-o", str(tmp_path / "nonexistent" / "dir" / "x.csv"))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot write {tmp_path / 'nonexistent' / 'dir' / 'x.csv'}: "
+        f"directory {tmp_path / 'nonexistent' / 'dir'} does not exist"
+    ]
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_export_refuses_to_overwrite_without_force(config: Path, tmp_path: Path) -> None:
+    run(config, "init")
+    assert run(config, "contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar").exit_code == 0
+    own = tmp_path / "my-import.csv"
+    own.write_text("email\nmine@example.org\n")
+    refused = run(config, "contacts", "export", "-o", str(own))
+    assert refused.exit_code == 1
+    assert refused.output == f"Error: {own} already exists (use --force to overwrite it)\n"
+    assert own.read_text() == "email\nmine@example.org\n"
+    forced = run(config, "contacts", "export", "-o", str(own), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert len(own.read_text().splitlines()) == 42
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+def test_a_failed_export_leaves_no_file(config: Path, tmp_path: Path) -> None:
+    run(config, "init")
+    out = tmp_path / "out.csv"
+    result = run(config, "contacts", "export", "--list", "nope", "-o", str(out))
+    assert result.exit_code == 1
+    assert "no list 'nope'" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["config.toml", "data"])
+
+
+def test_a_rejects_report_that_cannot_be_written_is_a_warning(config: Path, tmp_path: Path) -> None:
+    run(config, "init")
+    partial = tmp_path / "partial.csv"
+    partial.write_text("email,name\nbad,Bad\ngood@example.org,Good\n")
+    (tmp_path / "partial.rejects.csv").mkdir()  # something that is not a file is in the way
+    result = run(config, "contacts", "import", str(partial), "--list", "x")
+    assert result.exit_code == 0, result.output
+    assert isinstance(result.exception, SystemExit) or result.exception is None
+    assert "Rejected line 2" in result.output
+    warning = [line for line in result.output.splitlines() if line.startswith("Warning:")]
+    assert len(warning) == 1
+    assert f"{tmp_path / 'partial.rejects.csv'}" in warning[0]

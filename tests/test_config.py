@@ -84,7 +84,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
 
 
 def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="CAMPAIGN_DATABASE_BUSY_TIMEOUT_MS must be an integer"):
+    with pytest.raises(ConfigError, match=r"CAMPAIGN_DATABASE_BUSY_TIMEOUT_MS: .database\.busy_timeout_ms. must be an"):
         load_settings(write(tmp_path, ""), environ={"CAMPAIGN_DATABASE_BUSY_TIMEOUT_MS": "soon"})
 
 
@@ -113,12 +113,34 @@ def test_resolve_sqlite_url(url: str, expected: str) -> None:
 
 
 def test_signing_key_is_generated_once_private_and_stable(tmp_path: Path) -> None:
-    key = signing_key(tmp_path / "data", environ={})
+    key = signing_key(tmp_path / "data", environ={}, create=True)
     path = tmp_path / "data" / "secret.key"
     assert len(key) >= 32
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert signing_key(tmp_path / "data", environ={}, create=True) == key
     assert signing_key(tmp_path / "data", environ={}) == key
     assert list((tmp_path / "data").iterdir()) == [path]
+
+
+def test_only_init_makes_a_signing_key(tmp_path: Path) -> None:
+    """A key made by any command would silently break the links of every message signed with the lost one."""
+    with pytest.raises(ConfigError, match=r"no token-signing key: .*secret.key does not exist; run `campaign init`"):
+        signing_key(tmp_path / "data", environ={})
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_command_after_the_key_is_lost_says_to_run_init(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+
+    path = write(tmp_path, '[database]\nurl = "sqlite:///c.db"\n')
+    assert CliRunner().invoke(cli, ["--config", str(path), "init"]).exit_code == 0
+    (tmp_path / "data" / "secret.key").unlink()
+    result = CliRunner(env={"CAMPAIGN_SECRET_KEY": None}).invoke(cli, ["--config", str(path), "check", "x"])
+    assert result.exit_code == 1
+    assert "run `campaign init` to make one" in result.output
+    assert not (tmp_path / "data" / "secret.key").exists()
 
 
 def test_signing_key_from_environment_wins_and_must_be_long(tmp_path: Path) -> None:
@@ -150,3 +172,235 @@ def test_secrets_are_git_ignored() -> None:
 def test_numbers_out_of_range_are_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_settings(write(tmp_path, text), environ={})
+
+
+# --- values checked at load: every error names the key and where the value came from -------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # The issue's repro: a domain that broke Message-ID, List-Id and the calendar UID.
+        ('[mail]\ndomain = "ex ample.org>\\r\\nX: y"\n', "'mail.domain' must not contain control characters"),
+        ('[mail]\ndomain = "ex ample.org"\n', "'mail.domain' must be a domain name like example.org"),
+        ('[mail]\ndomain = "example.org>"\n', "'mail.domain' must be a domain name"),
+        ('[mail]\ndomain = "exa_mple.org"\n', "'mail.domain' must be a domain name"),
+        ('[mail]\ndomain = "-example.org"\n', "'mail.domain' must be a domain name"),
+        ('[mail]\ndomain = "example..org"\n', "'mail.domain' must be a domain name"),
+        ('[mail]\ndomain = ""\n', "'mail.domain' must be a domain name"),
+        ('[mail]\ndomain = "a@example.org"\n', "'mail.domain' must be a domain name"),
+        ('[mail]\ndomain = "192.0.2.1"\n', "'mail.domain' must be a domain name"),
+        # The issue's repro: this went out as `From: Events team <not an address>`.
+        ('[mail]\nfrom_address = "not an address"\n', "'mail.from_address' must be a plain email address"),
+        ('[mail]\nfrom_address = "Events <a@example.org>"\n', "'mail.from_address' must be a plain email address"),
+        ('[mail]\nfrom_address = ""\n', "'mail.from_address' must be a plain email address"),
+        ('[mail]\nfrom_address = "a@example.org\\r\\nBcc: x@example.org"\n', "'mail.from_address' must not contain"),
+        ('[mail]\nreply_to = "a@b@example.org"\n', "'mail.reply_to' must be a plain email address"),
+        ('[mail]\nreply_to = "Replies <r@example.org>"\n', "'mail.reply_to' must be a plain email address"),
+        ('[mail]\nunsubscribe_mailto = "unsubscribe"\n', "'mail.unsubscribe_mailto' must be a plain email address"),
+        ('[mail]\nfrom_name = "Events\\r\\nBcc: x@example.org"\n', "'mail.from_name' must not contain control"),
+        ('[mail]\nfrom_name = "Events\\u0000"\n', "'mail.from_name' must not contain control characters"),
+        ('[mail]\nfrom_name = "Events\\u2028team"\n', "'mail.from_name' must not contain control characters"),
+        # No string setting anywhere may carry a control character.
+        ('[database]\nurl = "sqlite:///a.db\\u0000"\n', "'database.url' must not contain control characters"),
+        ('[paths]\ndata = "da\\nta"\n', "'paths.data' must not contain control characters"),
+        ('[smtp]\nservers = ["a:25", "b:25\\r\\n"]\n', "'smtp.servers' must not contain control characters"),
+        ('[smtp]\nservers = ["relay.example.org"]\n', "'smtp.servers' entries must be host:port or host:port:weight"),
+        ('[smtp]\nservers = ["relay.example.org:25:x"]\n', "'smtp.servers' entries must be host:port"),
+        ('[smtp]\nservers = ["relay.example.org:70000"]\n', "needs a port from 1 to 65535"),
+        ('[smtp]\nservers = ["bad host:25"]\n', "has no valid host name"),
+        ('[smtp]\nusername = "u\\u007f"\n', "'smtp.username' must not contain control characters"),
+        ('[links]\npublic_url = "campaign.example.org"\n', "'links.public_url' must be an http(s) URL"),
+        ('[links]\npublic_url = "ftp://campaign.example.org"\n', "'links.public_url' must be an http(s) URL"),
+        ('[links]\npublic_url = "javascript:alert(1)"\n', "'links.public_url' must be an http(s) URL"),
+        ('[links]\npublic_url = "https://"\n', "'links.public_url' must be an http(s) URL with a host"),
+        ('[links]\npublic_url = "https://x.org/\\" onclick=\\"a()"\n', "'links.public_url' must not contain"),
+        ('[links]\npublic_url = "https://ex ample.org"\n', "'links.public_url' must not contain"),
+        ('[links]\npublic_url = "https://x.org/<b>"\n', "'links.public_url' must not contain"),
+        ('[links]\npublic_url = "https://x.org:99999"\n', "'links.public_url' has an invalid port"),
+        ('[smtp]\nmode = "relais"\n', "'smtp.mode' must be one of capture, relay, not 'relais'"),
+        ('[smtp]\nsecurity = "ssl"\n', "'smtp.security' must be one of starttls, tls, none, not 'ssl'"),
+        ('[render]\ncalendar_method = "CANCEL"\n', "'render.calendar_method' must be one of PUBLISH, REQUEST"),
+        ('[render]\ncalendar_method = "publsh"\n', "'render.calendar_method' must be one of PUBLISH, REQUEST"),
+        ('[render]\ndefault_locale = "xx-QQ"\n', "'render.default_locale' must be a locale Babel knows"),
+        ('[render]\ndefault_locale = "english"\n', "'render.default_locale' must be a locale Babel knows"),
+    ],
+)
+def test_bad_values_in_the_file_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    assert str(exc.value).startswith(f"{path}: "), str(exc.value)
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert "\r" not in str(exc.value)
+
+
+def test_good_values_are_accepted_and_put_in_canonical_form(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[mail]\ndomain = "Bücher.Example"\nfrom_address = "Invitations@Events.Example.org"\nreply_to = ""\n'
+        'unsubscribe_mailto = ""\nfrom_name = "José Müller, 佐藤 & منى"\n'
+        '[links]\npublic_url = "http://127.0.0.1:8080/campaign/"\n'
+        '[render]\ncalendar_method = "request"\ndefault_locale = "es_co"\n'
+        '[smtp]\nmode = "Relay"\nsecurity = "TLS"\n',
+    )
+    settings = load_settings(path, environ={})
+    # Message-ID, List-Id and the calendar UID are ASCII headers: the domain is kept in its IDNA (A-label) form.
+    assert settings.mail.domain == "xn--bcher-kva.example"
+    assert settings.mail.from_address == "Invitations@Events.Example.org"
+    assert (settings.mail.reply_to, settings.mail.unsubscribe_mailto) == ("", "")
+    assert settings.links.public_url == "http://127.0.0.1:8080/campaign/"
+    assert settings.render.calendar_method == "REQUEST"
+    assert settings.render.default_locale == "es-CO"
+    assert (settings.smtp.mode, settings.smtp.security) == ("relay", "tls")
+
+
+def test_allowed_values_have_one_source() -> None:
+    from typing import get_args
+
+    from campaign.config import CALENDAR_METHODS, SMTP_MODES, SMTP_SECURITIES
+    from campaign.mail.smtp import Security
+    from campaign.render.calendar import CalendarMethod
+
+    assert set(get_args(Security)) == set(SMTP_SECURITIES)
+    # CANCEL is for cancellations, never the configured method of invitations.
+    assert set(CALENDAR_METHODS) == {m.value for m in CalendarMethod} - {CalendarMethod.CANCEL.value}
+    assert SMTP_MODES == ("capture", "relay")
+
+
+@pytest.mark.parametrize("raw", ["en", "es_CO", "ES-co", "zh_hant_tw", "fil-PH", "sr-Latn", "pt-BR"])
+def test_default_locale_is_normalised_as_contact_locales_are(tmp_path: Path, raw: str) -> None:
+    from campaign.rules.contact_fields import parse_locale
+
+    settings = load_settings(write(tmp_path, f'[render]\ndefault_locale = "{raw}"\n'), environ={})
+    assert settings.render.default_locale == parse_locale(raw)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://campaign.example.org",
+        "https://campaign.example.org/path?q=1#f",
+        "http://127.0.0.1:8080/",
+        "https://bücher.example/",
+        "campaign.example.org",
+        "ftp://example.org/",
+        "https://",
+        "https:///path",
+        'https://x.org/" onclick="a()',
+        "https://x.org/'",
+        "https://x.org/`",
+        "https://ex ample.org/",
+        "https://x.org/\\..",
+        "https://x.org/<script>",
+        "https://x.org/\u202egnp",
+        "https://x.org/\u00a0",
+        "https://paypal.example.com@evil.example.org/",
+        "https://x.org:99999/",
+        "https://x.org:port/",
+    ],
+)
+def test_public_url_follows_the_same_rule_as_event_urls(tmp_path: Path, url: str) -> None:
+    from campaign.exceptions import ValidationError
+    from campaign.rules.urls import parse_http_url
+
+    # The public URL lands where event URLs do (HTML attributes, calendar files): one rule for both.
+    toml_url = url.replace("\\", "\\\\").replace('"', '\\"')
+    try:
+        load_settings(write(tmp_path, f'[links]\npublic_url = "{toml_url}"\n'), environ={})
+        config_ok = True
+    except ConfigError:
+        config_ok = False
+    try:
+        parse_http_url(url, "registration_url")
+        event_ok = True
+    except ValidationError:
+        event_ok = False
+    assert config_ok == event_ok
+
+
+# --- environment overrides ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"CAMPAIGN_DELIVERY_BATCH_SIZE": "-1"},
+            "environment CAMPAIGN_DELIVERY_BATCH_SIZE: 'delivery.batch_size' must be at least 1, not -1",
+        ),
+        (
+            {"CAMPAIGN_DATABASE_BUSY_TIMEOUT_MS": "soon"},
+            "environment CAMPAIGN_DATABASE_BUSY_TIMEOUT_MS: 'database.busy_timeout_ms' must be an integer, got 'soon'",
+        ),
+        ({"CAMPAIGN_MAIL_DOMAIN": "ex ample.org"}, "environment CAMPAIGN_MAIL_DOMAIN: 'mail.domain' must be a domain"),
+        (
+            {"CAMPAIGN_MAIL_FROM_ADDRESS": "not an address"},
+            "environment CAMPAIGN_MAIL_FROM_ADDRESS: 'mail.from_address' must be a plain email address",
+        ),
+        ({"CAMPAIGN_MAIL_FROM_NAME": "a\nb"}, "environment CAMPAIGN_MAIL_FROM_NAME: 'mail.from_name' must not"),
+        ({"CAMPAIGN_SMTP_MODE": "relais"}, "environment CAMPAIGN_SMTP_MODE: 'smtp.mode' must be one of capture, relay"),
+        ({"CAMPAIGN_LINKS_PUBLIC_URL": "x"}, "environment CAMPAIGN_LINKS_PUBLIC_URL: 'links.public_url' must be"),
+        (
+            {"CAMPAIGN_RENDER_DEFAULT_LOCALE": "xx"},
+            "environment CAMPAIGN_RENDER_DEFAULT_LOCALE: 'render.default_locale'",
+        ),
+    ],
+)
+def test_a_bad_environment_value_names_the_variable_not_the_file(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    path = write(tmp_path, "[delivery]\nbatch_size = 10\n[mail]\ndomain = 'example.org'\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ=env)
+    assert str(exc.value).startswith(message), str(exc.value)
+    assert str(path) not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("CAMPAIGN_SMTP_NOPE", "environment CAMPAIGN_SMTP_NOPE: unknown setting 'smtp.nope' (known: concurrency, host"),
+        ("CAMPAIGN_DATABASE_URLL", "environment CAMPAIGN_DATABASE_URLL: unknown setting 'database.urll'"),
+        ("CAMPAIGN_MAIL_FROM", "unknown setting 'mail.from' (known: domain, from_address, from_name"),
+        ("CAMPAIGN_smtp_mode", "environment CAMPAIGN_smtp_mode: unknown setting"),
+        ("CAMPAIGN_SMTP", "environment CAMPAIGN_SMTP: unknown setting"),
+    ],
+)
+def test_an_unknown_variable_of_a_known_section_is_an_error(tmp_path: Path, name: str, message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, ""), environ={name: "1"})
+    assert message in str(exc.value)
+
+
+def test_variables_that_are_not_settings_are_left_alone(tmp_path: Path) -> None:
+    env = {
+        # The secrets (campaign.secrets), read where they are used, never settings.
+        "CAMPAIGN_SMTP_PASSWORD": "s3cret",
+        "CAMPAIGN_SECRET_KEY": "k" * 40,
+        # The test suite's own variables: their second part names no section.
+        "CAMPAIGN_REQUIRE_POSTGRES": "1",
+        "CAMPAIGN_TEST_PG_DSN": "postgresql://postgres@127.0.0.1/postgres",
+        "CAMPAIGN_ANYTHING_ELSE": "x",
+        "OTHER_SMTP_NOPE": "x",
+    }
+    assert load_settings(write(tmp_path, ""), environ=env) == load_settings(write(tmp_path, ""), environ={})
+
+
+def test_a_bad_setting_stops_every_command_with_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+
+    path = write(tmp_path, '[database]\nurl = "sqlite:///c.db"\n[mail]\ndomain = "ex ample.org>\\r\\nX: y"\n')
+    for args in (["init"], ["lists"], ["check", "x"]):
+        result = CliRunner().invoke(cli, ["--config", str(path), *args])
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines() == [result.output.strip()], result.output
+        assert "'mail.domain'" in result.output
+        assert "Traceback" not in result.output
+    result = CliRunner(env={"CAMPAIGN_SMTP_NOPE": "1"}).invoke(cli, ["--config", str(write(tmp_path, "")), "init"])
+    assert result.exit_code == 1
+    assert "CAMPAIGN_SMTP_NOPE" in result.output
+    assert not (tmp_path / "data").exists()

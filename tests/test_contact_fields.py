@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import re
 import string
+import unicodedata
 import zoneinfo
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
@@ -397,6 +399,22 @@ def test_parse_locale_rejects_unknown_locales(raw: str) -> None:
         ("<b>Bold</b> & Co", "<b>Bold</b> & Co"),  # HTML is the renderer's business
         ('=HYPERLINK("http://x","y")', '=HYPERLINK("http://x","y")'),  # formulas are the exporter's
         ("José Müller 佐藤 منى", "José Müller 佐藤 منى"),
+        # Bidirectional controls reorder what is shown (tables, To:): "Bob‮gnp.exe" shows as "Bobexe.png".
+        ("Bob\u202egnp.exe", "Bobgnp.exe"),
+        ("\u202aa\u202bb\u202cc\u202dd\u202ee", "abcde"),
+        ("\u2066a\u2067b\u2068c\u2069d", "abcd"),
+        ("\u200eMaria\u200f \u061cSantos", "Maria Santos"),
+        # Other format characters hide text: zero-width space, word joiner, BOM, soft hyphen, tags.
+        ("Zero\u200bwidth\u2060joined", "Zerowidthjoined"),
+        ("\ufeffAna", "Ana"),
+        ("Ana\u00adMaria", "AnaMaria"),
+        ("Ana\U000e0041\U000e0042", "Ana"),
+        ("\u200b \u200b", None),
+        ("a \u200b b", "a b"),
+        # ZWNJ and ZWJ are kept: Persian and Indic spelling and emoji sequences need them.
+        ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"),
+        ("\u0915\u094d\u200d\u0937", "\u0915\u094d\u200d\u0937"),
+        ("👩\u200d💻 Dev", "👩\u200d💻 Dev"),
     ],
 )
 def test_clean_text(raw: str | None, expected: str | None) -> None:
@@ -404,17 +422,58 @@ def test_clean_text(raw: str | None, expected: str | None) -> None:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+_JOINERS = "\u200c\u200d"
+
+
+def _without_format_characters(text: str) -> str:
+    return "".join(ch for ch in text if ch in _JOINERS or unicodedata.category(ch) != "Cf")
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.one_of(st.characters(), st.sampled_from(" \t\r\n\x00\x85\u2028\u00a0")), max_size=40))
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.characters(),
+            st.sampled_from(" \t\r\n\x00\x85\u2028\u00a0"),
+            st.characters(categories=["Cf"]),
+        ),
+        max_size=40,
+    )
+)
+@example("Bob\u202egnp.exe")
+@example("a\u200c\u200db")
 def test_clean_text_leaves_no_controls_and_no_stray_spaces(raw: str) -> None:
     cleaned = clean_text(raw)
-    # The reference: controls become spaces, whitespace runs collapse to one space, ends are trimmed.
-    reference = " ".join(_CONTROL.sub(" ", raw).split()) or None
+    # The reference: format characters (but the joiners) go, controls become spaces, whitespace runs collapse to
+    # one space, ends are trimmed.
+    reference = " ".join(_CONTROL.sub(" ", _without_format_characters(raw)).split()) or None
     assert cleaned == reference
     if cleaned is not None:
         assert not _CONTROL.search(cleaned)
+        assert _without_format_characters(cleaned) == cleaned
         assert cleaned == cleaned.strip()
         assert "  " not in cleaned
         assert clean_text(cleaned) == cleaned
+
+
+def test_an_import_strips_bidi_controls_from_names(tmp_path: Path) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text(
+        "email,name,first_name,last_name,organisation\n"
+        "bob@example.org,Bob\u202egnp.exe,\u200fBob,Smith\u2066,\ufeffACME\u200b Inc\n",
+        encoding="utf-8",
+    )
+    db = Database(f"sqlite:///{tmp_path / 'campaign.db'}")
+    try:
+        init_database(db)
+        report = import_contacts(db, path, "list")
+        [contact] = find_contacts(db)
+    finally:
+        db.dispose()
+    assert report.new == 1
+    assert (contact.name, contact.first_name, contact.last_name, contact.organisation) == (
+        "Bobgnp.exe",
+        "Bob",
+        "Smith",
+        "ACME Inc",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -398,7 +399,7 @@ def test_header_only_file_imports_nothing(db: Database, write_csv: WriteCsv) -> 
     assert report.rejects_path is None
     assert not rejects_path_for(path).exists()
     assert _all(db) == []
-    assert _sizes(db) == {"list": 0}
+    assert _sizes(db) == {}  # a list is made by its first contact, not by an import of nothing
 
 
 def test_missing_email_column_lists_the_headers_found(db: Database, write_csv: WriteCsv) -> None:
@@ -910,3 +911,100 @@ def test_contacts_loaded_by_id_for_sending_are_whole(db: Database, tmp_path: Pat
     assert loaded == dataclasses.replace(stored, created_at=None, updated_at=None)
     assert loaded.attributes == {"team": "Policy"}
     assert loaded.organisation == "ANDI"
+
+
+# --- a failed import leaves no list behind -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding"),
+    [
+        (b"Full Name;Phone\nAnn;123\n", None),  # no email column
+        ("email,name\nlukas@example.org,Lukas M\u00fcller\n".encode("cp1252"), None),  # not UTF-8, refused up front
+        ("email,name\nlukas@example.org,\u0141ukasz\n".encode(), "cp1252"),  # a byte cp1252 does not define
+        (b"email,name\n", None),  # nothing but a header
+    ],
+)
+def test_an_import_that_cannot_be_read_creates_no_list(
+    db: Database, write_csv: WriteCsv, content: bytes, encoding: str | None
+) -> None:
+    with contextlib.suppress(ImportFileError):  # some fail at once, others import nothing
+        import_contacts(db, write_csv(content), "doomed", encoding=encoding)
+    assert _sizes(db) == {}
+
+
+def test_an_import_whose_every_row_is_rejected_creates_no_list(db: Database, write_csv: WriteCsv) -> None:
+    path = write_csv("email,name\nnot-an-address,Ann\nbob@example.test,Bob\n")
+    report = import_contacts(db, path, "doomed")
+    assert report.rejected == 2
+    assert report.imported == 0
+    assert _sizes(db) == {}
+
+
+def test_an_existing_list_is_kept_by_an_import_of_nothing(db: Database, write_csv: WriteCsv) -> None:
+    import_contacts(db, write_csv("email\nann@example.org\n", name="a.csv"), "kept")
+    import_contacts(db, write_csv("email\nnot-an-address\n", name="b.csv"), "kept")
+    assert _sizes(db) == {"kept": 1}
+
+
+# --- where the rejects report goes -------------------------------------------------------------------------------
+
+
+def test_rejects_can_be_written_to_another_directory(db: Database, write_csv: WriteCsv, tmp_path: Path) -> None:
+    path = write_csv("email,name\nbad,Bad\ngood@example.org,Good\n", name="people.csv")
+    elsewhere = tmp_path / "reports"
+    elsewhere.mkdir()
+    report = import_contacts(db, path, "list", rejects_dir=elsewhere)
+    assert report.rejects_path == elsewhere / "people.rejects.csv"
+    assert report.rejects_path.is_file()
+    assert not rejects_path_for(path).exists()
+
+
+def test_a_rejects_file_that_cannot_be_written_is_a_warning_not_a_failure(db: Database, write_csv: WriteCsv) -> None:
+    path = write_csv("email,name\nbad,Bad\ngood@example.org,Good\n", name="people.csv")
+    rejects_path_for(path).mkdir()  # in the way, whoever runs the test (root ignores permissions)
+    report = import_contacts(db, path, "list")
+    assert (report.new, report.rejected) == (1, 1)
+    assert report.rejects_path is None
+    assert report.rejects_error is not None
+    assert str(rejects_path_for(path)) in report.rejects_error
+    assert [issue.line for issue in report.rejections] == [2]
+
+
+def test_a_long_input_name_still_gets_a_rejects_file(db: Database, write_csv: WriteCsv) -> None:
+    path = write_csv("email,name\nbad,Bad\n", name="x" * 250 + ".csv")
+    report = import_contacts(db, path, "list")
+    assert report.rejects_path is not None
+    assert report.rejects_path.is_file()
+    assert report.rejects_path.name.endswith(".rejects.csv")
+
+
+# --- searching --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("%", ["ann@example.org"]),
+        ("_", ["bob_smith@example.org"]),
+        ("/", ["dora@example.org"]),
+        ("\\", ["eve@example.org"]),
+        ("100%", ["ann@example.org"]),
+        ("b_s", ["bob_smith@example.org"]),
+        ("example", ["ann@example.org", "bob_smith@example.org", "carl@example.org", "dora@example.org",
+                     "eve@example.org"]),
+    ],
+)  # fmt: skip
+def test_search_takes_like_wildcards_literally(
+    db: Database, write_csv: WriteCsv, text: str, expected: list[str]
+) -> None:
+    path = write_csv(
+        "email,name,organisation\n"
+        "ann@example.org,Ann,100% Fit\n"
+        "bob_smith@example.org,Bob,\n"
+        "carl@example.org,Carl,Carlsberg\n"
+        "dora@example.org,Dora,A/B testing\n"
+        "eve@example.org,Eve,Back\\slash\n"
+    )
+    import_contacts(db, path, "list")
+    assert [c.email for c in find_contacts(db, text=text)] == expected

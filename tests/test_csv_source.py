@@ -123,18 +123,32 @@ def test_map_header_refuses_two_columns_with_one_meaning(cells: list[str]) -> No
 
 
 @pytest.mark.parametrize(
-    "value", ['=HYPERLINK("http://x","y")', "+1 555", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1", "=", "@"]
-)
+    "value", ['=HYPERLINK("http://x","y")', "+1 555", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1", "=", "@", "'=already"]
+)  # a value already quoted gets one more quote: the import takes exactly one away
 def test_spreadsheet_safe_neutralises_formula_triggers(value: str) -> None:
     assert spreadsheet_safe(value) == "'" + value
 
 
-@pytest.mark.parametrize("value", ["", "Maria Santos", "1-2", "a=b", "'=already", "José", " =1"])
+@pytest.mark.parametrize("value", ["", "Maria Santos", "1-2", "a=b", "'quoted", "O'Brien", "José", " =1"])
 def test_spreadsheet_safe_leaves_other_values_alone(value: str) -> None:
     assert spreadsheet_safe(value) == value
 
 
 # --- ContactCsv ----------------------------------------------------------------------------------------------
+
+
+def test_attributes_lose_bidi_overrides_but_keep_line_breaks_and_joiners(write_csv: WriteCsv) -> None:
+    """A custom attribute reaches templates as a name does: "file\u202egnp.exe" would read "fileexe.png"."""
+    path = write_csv(
+        'email,Attachment,Address,Emoji\na@example.org,file\u202egnp.exe,"1 Rue X\nGeneva",\U0001f469\u200d\U0001f4bb\n'
+    )
+    (row,) = _rows(path)
+    assert isinstance(row, CsvRecord)
+    assert row.attributes == {
+        "attachment": "filegnp.exe",
+        "address": "1 Rue X\nGeneva",
+        "emoji": "\U0001f469\u200d\U0001f4bb",
+    }
 
 
 def test_rows_carry_line_numbers_fields_attributes_and_raw_cells(write_csv: WriteCsv) -> None:

@@ -67,7 +67,10 @@ def doc(**changes: Any) -> dict[str, Any]:
     [
         ({"end": datetime(2026, 6, 26, 13, 0)}, "end: must be after start"),
         ({"timezone": "Europe/Geneva"}, "timezone: 'Europe/Geneva' is not an IANA time zone"),
-        ({"registration_url": "javascript:alert(1)"}, "registration_url: 'javascript:alert(1)' must be an http(s) URL"),
+        (
+            {"registration_url": "javascript:alert(1)"},
+            "registration_url: must be an http(s) URL, not 'javascript:alert(1)'",
+        ),
         ({"join_url": "ftp://example.org/x"}, "join_url"),
         ({"title": None}, "title: is required"),
         ({"start": date(2026, 6, 26)}, "start: needs a time of day"),
@@ -111,3 +114,70 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
     broken.write_text("title = \n")
     with pytest.raises(ValidationError, match="not valid TOML"):
         read_event_file(broken)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # The issue's repro: this broke the Register button and went into the .ics URL.
+        (
+            {"registration_url": 'https://evil.example.org/" onclick="alert(1)'},
+            "registration_url: must not contain quotes, spaces, angle brackets, backslashes or control characters",
+        ),
+        ({"registration_url": "https://evil.example.org/'x"}, "registration_url: must not contain"),
+        ({"registration_url": "https://evil.example.org/`x"}, "registration_url: must not contain"),
+        ({"join_url": "https://ex ample.org/"}, "join_url: must not contain"),
+        ({"join_url": "https://example.org/<script>"}, "join_url: must not contain"),
+        ({"join_url": "https://example.org/a\\b"}, "join_url: must not contain"),
+        ({"join_url": "https://example.org/\u202egnp.exe"}, "join_url: must not contain"),
+        ({"join_url": "https://example.org/\u00a0"}, "join_url: must not contain"),
+        ({"join_url": "https://"}, "join_url: must be an http(s) URL with a host, not 'https://'"),
+        ({"join_url": "https:///path"}, "join_url: must be an http(s) URL with a host, not 'https:///path'"),
+        ({"join_url": "//example.org/x"}, "join_url: must be an http(s) URL, not '//example.org/x'"),
+        ({"join_url": "https://example.org:99999/"}, "join_url: has an invalid port: 'https://example.org:99999/'"),
+        ({"join_url": "https://bank.example.com@evil.example.org/"}, "join_url: must not contain a user name"),
+        ({"organiser": {"name": "O", "emial": "o@example.org"}}, "organiser: unknown key 'emial' (known: email, name)"),
+        ({"organiser": "O"}, "organiser: must be a table with name and email"),
+        ({"organiser": {"name": "O", "email": "not-an-address"}}, "organiser.email: 'not-an-address' is not a valid"),
+        ({"organiser": {"name": 3}}, "organiser.name: must be text"),
+        ({"speakers": [{"name": "A", "title": "x"}]}, "speakers[1]: unknown key 'title' (known: name, role)"),
+        ({"speakers": [{"name": "A"}, {"role": "Chair"}]}, "speakers[2].name: is required"),
+        ({"speakers": ["A"]}, "speakers[1]: must be a table with name and role"),
+    ],
+)
+def test_urls_and_nested_keys_are_refused_with_the_key_named(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        parse_event_document(doc(**changes), "e.toml", default_slug="e")
+    assert str(exc.value) == f"e.toml: {message}" or str(exc.value).startswith(f"e.toml: {message}"), str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/r",
+        "http://example.org:8080/r?a=1&b=2#top",
+        "https://zoom.example.org/j/123?pwd=a%20b",
+        "https://bücher.example/anmeldung",
+        "HTTPS://EXAMPLE.ORG/R",
+    ],
+)
+def test_good_urls_are_kept_as_written(url: str) -> None:
+    values = parse_event_document(doc(registration_url=url, join_url=url), "e.toml", default_slug="e")
+    assert values["registration_url"] == values["join_url"] == url
+
+
+def test_names_and_text_of_an_event_lose_bidi_and_format_characters() -> None:
+    values = parse_event_document(
+        doc(
+            title="Webinar\u202e on migration\u200b",
+            description="First\u2066 paragraph.\n\nSecond\u0000 one\ufeff.",
+            organiser={"name": "Org\u202aani\u200fser", "email": "o@example.org"},
+            speakers=[{"name": "Bob\u202egnp.exe", "role": "Chair\u2069"}, {"name": "👩\u200d💻 Ana"}],
+        ),
+        "e.toml",
+        default_slug="e",
+    )
+    assert values["title"] == "Webinar on migration"
+    assert values["description"] == "First paragraph.\n\nSecond one."
+    assert values["organiser_name"] == "Organiser"
+    assert values["speakers"] == [{"name": "Bobgnp.exe", "role": "Chair"}, {"name": "👩\u200d💻 Ana", "role": None}]

@@ -7,17 +7,19 @@ import email
 import email.policy
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from campaign.exceptions import ValidationError
-from campaign.models import CampaignStatus
+from campaign.models import CampaignStatus, WaveStatus, check_wave_transition
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.dispatch import send_due
-from campaign.services.lifecycle import launch, move, retry_failed
+from campaign.services.lifecycle import launch, move, retry_deferred, retry_failed
 from campaign.services.sending import send_test
+from campaign.store import outbox
 from campaign.store.engine import Database
 from campaign.store.tables import messages
 from tests.test_delivery import (
@@ -263,3 +265,98 @@ def test_test_send_delivers_one_marked_message_to_staff_and_records_nothing(
     assert message_count(db) == 0
     assert campaign_status(db, "c") is CampaignStatus.DRAFT
     assert all(rcpt == "staff@example.org" for rcpt in smtp.handler.rcpt_attempts)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Retry of deferred messages; waves follow their messages
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_retry_deferred_makes_them_due_now_and_the_next_claim_takes_them(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    settings = tuned(base_settings(tmp_path), retry_initial_minutes=60.0)
+    emails = prepare(db, tmp_path, 6)
+    busy = set(emails[:2])
+    smtp.handler.plan = lambda rcpt, attempt: "451 4.3.0 try again later" if rcpt in busy and attempt == 1 else None
+    launch(db, settings, KEY, "c")
+    assert send(db, settings, smtp.servers()).counts == {"sent": 4, "deferred": 2}
+    assert send(db, settings, smtp.servers()).counts == {}  # their backoff time is an hour away
+    before = datetime.now(UTC)
+
+    assert retry_deferred(db, "c") == 2
+
+    rows = outbox_rows(db, "c")
+    for address in busy:
+        row = rows[address]
+        assert (row.status, row.attempts, row.lease_expires_at) == ("deferred", 1, None)
+        assert row.next_attempt_at is not None
+        assert before <= row.next_attempt_at <= datetime.now(UTC)
+    with db.read() as conn:
+        assert outbox.count_due(conn, datetime.now(UTC)) == 2
+    summary = send(db, settings, smtp.servers())
+    assert summary.counts == {"sent": 2}
+    assert summary.finished == ["c"]
+    assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
+    assert retry_deferred(db, "c") == 0  # nothing deferred any more
+
+
+def test_retry_deferred_of_a_draft_is_refused(db: Database, tmp_path: Path) -> None:
+    prepare(db, tmp_path, 2)
+    with pytest.raises(ValidationError, match="c is draft: there is nothing to retry"):
+        retry_deferred(db, "c")
+
+
+def test_a_wave_is_done_once_its_messages_are_final_and_reopens_when_retried(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    settings = tuned(base_settings(tmp_path))
+    emails = prepare(db, tmp_path, 4)
+    refused = emails[2]
+    smtp.handler.plan = lambda rcpt, attempt: "554 5.6.0 content refused" if rcpt == refused and attempt == 1 else None
+    launch(db, settings, KEY, "c")
+    assert wave_statuses(db, "c") == [WaveStatus.ENQUEUED]
+
+    send(db, settings, smtp.servers())
+
+    assert statuses(db, "c") == {"sent": 3, "failed": 1}
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+    assert wave_statuses(db, "c") == [WaveStatus.DONE]
+
+    assert retry_failed(db, "c") == 1
+    assert wave_statuses(db, "c") == [WaveStatus.ENQUEUED]  # re-opened with its message
+    send(db, settings, smtp.servers())
+    assert wave_statuses(db, "c") == [WaveStatus.DONE]
+    assert statuses(db, "c") == {"sent": 4}
+
+
+def test_a_wave_with_messages_left_stays_enqueued_and_cancel_cancels_the_waves(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    settings = tuned(base_settings(tmp_path), retry_initial_minutes=60.0)
+    emails = prepare(db, tmp_path, 3)
+    smtp.handler.plan = lambda rcpt, _attempt: "451 4.3.0 try again later" if rcpt == emails[0] else None
+    launch(db, settings, KEY, "c")
+    send(db, settings, smtp.servers())
+    assert statuses(db, "c") == {"sent": 2, "deferred": 1}
+    assert wave_statuses(db, "c") == [WaveStatus.ENQUEUED]
+
+    move(db, "c", CampaignStatus.CANCELLED)
+
+    assert wave_statuses(db, "c") == [WaveStatus.CANCELLED]
+
+
+def test_wave_transitions_allow_reopening_a_done_wave_and_nothing_after_cancel() -> None:
+    check_wave_transition(WaveStatus.PENDING, WaveStatus.ENQUEUED)
+    check_wave_transition(WaveStatus.ENQUEUED, WaveStatus.DONE)
+    check_wave_transition(WaveStatus.DONE, WaveStatus.ENQUEUED)  # a retry queues its messages again
+    check_wave_transition(WaveStatus.ENQUEUED, WaveStatus.CANCELLED)
+    with pytest.raises(ValidationError, match="a wave cannot go from pending to done"):
+        check_wave_transition(WaveStatus.PENDING, WaveStatus.DONE)
+    for target in WaveStatus:
+        with pytest.raises(ValidationError, match=f"a wave cannot go from cancelled to {target}"):
+            check_wave_transition(WaveStatus.CANCELLED, target)
+
+
+def wave_statuses(db: Database, campaign: str) -> list[WaveStatus]:
+    return [wave.status for wave in get_campaign(db, campaign).waves]

@@ -22,11 +22,18 @@ def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(sqlite_db: D
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
 
 
-def test_sqlite_database_directory_is_created(tmp_path: Path) -> None:
+def test_sqlite_database_and_directory_are_created_only_on_request(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'deep' / 'er' / 'x.db'}")
+    with pytest.raises(StorageError, match="does not exist: run `campaign init`"), db.write():
+        pass
+    assert not (tmp_path / "deep").exists()
+    db.create()
     with db.write() as conn:
         conn.execute(text("CREATE TABLE t (x INTEGER)"))
     assert (tmp_path / "deep" / "er" / "x.db").exists()
+    db.create()  # an existing database is left as it is
+    with db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
     db.dispose()
 
 

@@ -16,8 +16,9 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from campaign.exceptions import TemplateError
 from campaign.models import Contact, Event, Speaker
 from campaign.render.links import DirectLinkPolicy
+from campaign.render.localtime import SessionTimes, plain, session_times
 from campaign.render.mime import Sender
-from campaign.render.personalise import FILTERS, WaveRenderer
+from campaign.render.personalise import FILTERS, Viewer, WaveRenderer, shorten
 from campaign.render.templates import TemplateSet, candidate_names, flatten, inline_css
 from campaign.rules.event_fields import parse_event_document
 from tests.conftest import DATA
@@ -62,7 +63,7 @@ def wave_renderer(directories: list[Path], template_name: str = "invitation") ->
         templates=TemplateSet(directories, FILTERS),
         template_name=template_name,
         event=sample_event(),
-        sender=Sender("invitations@ilo.example.org", "ILO Events", "ilo.example.org"),
+        sender=Sender("invitations@ilo.example.org", "ILO Events", "ilo.example.org", installation="t3stinstall4tion"),
         links=DirectLinkPolicy("https://campaign.example.org", b"k" * 32),
         campaign={"id": 1, "name": "ILO webinar", "list_name": "demo"},
         wave={"name": "invitation", "kind": "invitation"},
@@ -207,6 +208,66 @@ def test_undefined_in_the_text_part_names_the_text_template(tmp_path: Path) -> N
         },
     )
     with pytest.raises(TemplateError, match=r"invitation\.txt, line 3: .*nickname"):
+        wave_renderer([directory]).render(CONTACT, source=True)
+
+
+def plain_parts(html: str) -> dict[str, str]:
+    """A message kind whose subject and text need nothing, and this HTML."""
+    return {"invitation.subject": "S", "invitation.txt": "T", "invitation.html": html}
+
+
+def _error_of(directory: Path, *, source: bool) -> str:
+    with pytest.raises(TemplateError) as caught:
+        wave_renderer([directory]).render(CONTACT, source=source)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("<p>{{ contact.favourite_colour }}</p>", "undefined variable contact.favourite_colour"),
+        ("<p>{{ contact['favourite_colour'] }}</p>", "undefined variable contact.favourite_colour"),
+        ("<p>{{ favourite }}</p>", "undefined variable favourite"),
+        ("<p>{{ event.organiser.name }}</p>", "undefined variable event.organiser"),
+        ("<p>{{ contact.vip.level }}</p>", "undefined variable contact.vip"),
+    ],
+)
+def test_undefined_variable_is_named_with_its_path(tmp_path: Path, body: str, expected: str) -> None:
+    """Not "'dict object' has no attribute ...": the template, the line, and the variable as written."""
+    html = "<html><head><style>p { color: #123456; }</style></head><body>\n<p>ok</p>\n" + body + "\n</body></html>"
+    directory = write(tmp_path / "t", plain_parts(html))
+    line = 3 + body.count("\n")
+    for source in (True, False):
+        # The sending path too names the line of the template as written, not of its CSS-inlined form.
+        message = _error_of(directory, source=source)
+        assert message == f"invitation.html, line {line}: {expected} (for maria@example.org)"
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ('{% include "../secret.html" %}', "'../secret.html' refused: templates may only include or extend files"),
+        ('{% include "nothere.html" %}', "template 'nothere.html' not found in "),
+        ('{% include "/etc/passwd" %}', "'/etc/passwd' refused: templates may only include or extend files"),
+        ("{{ ''.__class__ }}", "refused by the template sandbox: access to attribute '__class__'"),
+    ],
+)
+def test_a_refused_or_missing_include_names_the_rule(tmp_path: Path, tag: str, expected: str) -> None:
+    (tmp_path / "secret.html").write_text("secret")
+    directory = write(tmp_path / "t", plain_parts(f"<html><body>\n<p>a</p>\n{tag}\n</body></html>"))
+    for source in (True, False):
+        message = _error_of(directory, source=source)
+        assert message.startswith("invitation.html, line 3: "), message
+        assert expected in message
+
+
+def test_a_refused_extends_names_the_rule(tmp_path: Path) -> None:
+    (tmp_path / "secret.html").write_text("<html>{% block content %}{% endblock %}</html>")
+    directory = write(tmp_path / "t", plain_parts('{% extends "../secret.html" %}'))
+    templates = TemplateSet([directory], FILTERS)
+    with pytest.raises(TemplateError, match=r"'\.\./secret\.html' refused: templates may only include or extend"):
+        templates.mail("invitation", None)
+    with pytest.raises(TemplateError, match=r"'\.\./secret\.html' refused: templates may only include or extend"):
         wave_renderer([directory]).render(CONTACT, source=True)
 
 
@@ -544,3 +605,103 @@ def test_a_subject_is_rendered_once_per_zone_and_locale_only_when_it_is_not_pers
     assert (subjects[0] != subjects[1]) is personal
     assert subjects[0] != subjects[2]  # another zone: another local time, whatever the template
     assert ("Ana" in subjects[0] or "ana@" in subjects[0]) is personal
+
+
+# --- one message, one language --------------------------------------------------------------------------------
+
+
+def _times(zone: str, locale: str) -> SessionTimes:
+    event = sample_event()
+    return session_times(event.starts_at, event.ends_at, zone, event.timezone, locale)
+
+
+@pytest.mark.parametrize(
+    ("locale", "zone", "body_words", "date_locale"),
+    [
+        ("fil-PH", "Asia/Manila", "You are invited to join", "en"),  # no Filipino template: English throughout
+        ("ne-NP", "Asia/Kathmandu", "You are invited to join", "en"),
+        ("es-CO", "America/Bogota", "Le invitamos a participar en", "es-CO"),  # Spanish, in Colombia's own form
+        ("es", "Europe/Madrid", "Le invitamos a participar en", "es"),
+        ("en-GB", "Europe/London", "You are invited to join", "en-GB"),  # the contact's regional English
+        (None, "Asia/Tokyo", "You are invited to join", "en"),
+    ],
+)
+def test_the_date_line_speaks_the_language_of_the_body(
+    locale: str | None, zone: str, body_words: str, date_locale: str
+) -> None:
+    """The template variant decides the language of a message; the zone stays the contact's."""
+    contact = Contact(id=5, email="jose@example.org", name="José Reyes", timezone=zone, locale=locale)
+    expected = _times(zone, date_locale)
+    for source in (True, False):
+        rendered = wave_renderer([DEFAULT_TEMPLATES]).render(contact, source=source)
+        assert body_words in rendered.text
+        assert f"{plain(expected.zone_name)}:\n{plain(expected.when)}\n" in rendered.text
+        assert html.escape(expected.when) in rendered.html
+        assert f'<html lang="{date_locale}">' in rendered.html
+    if date_locale != (locale or "en"):
+        own = _times(zone, locale or "en")
+        assert own.when != expected.when  # the contact's own language would have read differently
+        assert plain(own.when) not in rendered.text
+
+
+def test_the_subject_speaks_the_language_of_the_body() -> None:
+    renderer = wave_renderer([DEFAULT_TEMPLATES])
+    manila = Contact(id=5, email="jose@example.org", name="José Reyes", timezone="Asia/Manila", locale="fil-PH")
+    bogota = Contact(id=6, email="ana@example.org", name="Ana", timezone="America/Bogota", locale="es-CO")
+    assert renderer.render(manila).subject.endswith(" — Jun 26")
+    assert renderer.render(bogota).subject.endswith(" — 26 de jun")
+
+
+def test_the_message_locale_is_decided_once_per_contact_locale(tmp_path: Path) -> None:
+    directory = write(tmp_path / "t", {**kind(), **kind(tag=".pt-BR")})
+    renderer = wave_renderer([directory])
+    assert [renderer.message_locale(tag) for tag in ("pt-BR", "pt-PT", "fil-PH", "en-GB", "en")] == [
+        "pt-BR",  # its own variant
+        "en",  # Portugal gets the unsuffixed (default-language) template, not Brazil's
+        "en",
+        "en-GB",
+        "en",
+    ]
+    assert set(renderer._message_locales) == {"pt-BR", "pt-PT", "fil-PH", "en-GB", "en"}
+
+
+# --- filters for subject lines --------------------------------------------------------------------------------
+
+TITLE = "The many faces of women and men migrant workers: How do we tackle the immediate crisis?"
+
+
+@pytest.mark.parametrize(
+    ("width", "expected"),
+    [
+        (48, "The many faces of women and men migrant workers…"),  # the colon after the last word goes
+        (47, "The many faces of women and men migrant…"),  # no room for "workers" and "…": the word goes whole
+        (40, "The many faces of women and men migrant…"),
+        (200, TITLE),
+        (10, "The many…"),
+        (5, "The…"),
+    ],
+)
+def test_shorten_cuts_after_a_whole_word(width: int, expected: str) -> None:
+    assert shorten(TITLE, width) == expected
+    assert len(shorten(TITLE, width)) <= width
+
+
+def test_shorten_keeps_a_single_long_word_cut_and_collapses_spaces() -> None:
+    assert shorten("Supercalifragilistic", 8) == "Superca…"
+    assert shorten("  two\n words ", 50) == "two words"
+
+
+@pytest.mark.parametrize(
+    ("locale", "zone", "expected"),
+    [
+        ("en", "Asia/Manila", "Jun 26"),
+        ("es-CO", "America/Bogota", "26 de jun"),
+        ("en-GB", "Pacific/Kiritimati", "27 Jun"),
+    ],
+)
+def test_local_date_takes_a_cldr_skeleton(locale: str, zone: str, expected: str) -> None:
+    template = TemplateSet([DEFAULT_TEMPLATES], FILTERS).string("{{ start|local_date('MMMd') }}")
+    viewer = Viewer(zone, locale)
+    assert template.render(start=sample_event().starts_at, viewer=viewer) == expected
+    medium = TemplateSet([DEFAULT_TEMPLATES], FILTERS).string("{{ start|local_date('medium') }}")
+    assert "2020" in medium.render(start=sample_event().starts_at, viewer=viewer)  # Babel's names still work

@@ -10,7 +10,9 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.events import when
 from campaign.cli.output import table
+from campaign.cli.status import state_counts, waiting_lines
 from campaign.services.campaigns import create_campaign, get_campaign, list_campaigns
+from campaign.services.progress import campaign_progress
 from campaign.services.rendering import check_campaign, preview_contact, preview_zones
 
 
@@ -45,16 +47,23 @@ def list_command(app: App) -> None:
 @click.argument("campaign")
 @pass_app
 def show_command(app: App, campaign: str) -> None:
-    """Show a CAMPAIGN (name or id): its event, audience, status and waves."""
+    """Show a CAMPAIGN (name or id): its event, audience, status, messages by state, and waves."""
     details = get_campaign(app.database(), campaign)
-    c = details.campaign
+    progress = campaign_progress(app.database(), campaign)
+    c = progress.campaign
     click.echo(f"{c.name} (id {c.id}): {c.status}" + (f" — {c.status_reason}" if c.status_reason else ""))
     click.echo(f"event:     {details.event.slug}: {details.event.title}")
     click.echo(f"when:      {when(details.event)}")
     click.echo(f"audience:  list {c.list_name}")
     click.echo(f"templates: {c.template_dir or '(default)'}")
-    table(("wave", "kind", "template", "audience", "status"),
-          [(w.name, w.kind, w.template, w.audience, w.status) for w in details.waves])  # fmt: skip
+    click.echo(f"messages:  {state_counts(progress.counts)}")
+    for line in waiting_lines(progress):
+        click.echo(f"  {line}")
+    # One column per state any wave has a message in, in the order of MessageStatus.
+    states = list(progress.counts)
+    table(("wave", "kind", "template", "audience", "status", *states),
+          [(w.wave.name, w.wave.kind, w.wave.template, w.wave.audience, w.wave.status,
+            *(w.counts.get(s, 0) for s in states)) for w in progress.waves])  # fmt: skip
 
 
 @click.command("preview")
@@ -84,13 +93,17 @@ def preview_command(app: App, campaign: str, email: str | None, zones: bool, ope
 @click.argument("campaign")
 @pass_app
 def check_command(app: App, campaign: str) -> None:
-    """Check a CAMPAIGN before launch: templates, every contact renders, text part, https links, alt texts, size."""
+    """Check a CAMPAIGN before launch: templates, every contact renders, text part, https links, alt texts, size;
+    warn about subjects longer than inboxes show."""
     report = check_campaign(app.database(), app.settings, app.signing_key(), campaign)
     for error in report.errors:
         click.echo(f"error: {error}")
-    summary = (
-        f"{report.campaign}: {report.contacts} contacts checked, largest message {report.largest_message / 1024:.1f} KB"
-    )
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
+    summary = f"{report.campaign}: {report.contacts} contacts checked"
+    if report.largest_message:  # nothing was built when every render failed
+        summary += f", largest message {report.largest_message / 1024:.1f} KB"
+    warned = f", {len(report.warnings)} warning(s)" if report.warnings else ""
     if not report.ok:
-        raise click.ClickException(f"{summary}; {len(report.errors)} error(s)")
-    click.echo(f"{summary}; no errors")
+        raise click.ClickException(f"{summary}; {len(report.errors)} error(s){warned}")
+    click.echo(f"{summary}; no errors{warned}")

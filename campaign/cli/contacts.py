@@ -11,7 +11,13 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import table
 from campaign.services.contact_import import ImportReport, import_contacts
-from campaign.services.contacts import contact_details, export_contacts, find_contacts, list_lists
+from campaign.services.contacts import (
+    contact_details,
+    export_contacts,
+    export_contacts_to_file,
+    find_contacts,
+    list_lists,
+)
 
 _SHOWN_ISSUES = 10
 
@@ -76,6 +82,8 @@ def print_report(report: ImportReport) -> None:
             click.echo(f"  ... and {total - _SHOWN_ISSUES} more {title.lower()} rows")
     if report.rejects_path:
         click.echo(f"Rejected rows, with line and reason: {report.rejects_path}")
+    if report.rejects_error:
+        click.echo(f"Warning: {report.rejects_error}", err=True)
 
 
 @contacts_group.command("list")
@@ -125,15 +133,18 @@ def contacts_show(app: App, email: str) -> None:
 @contacts_group.command("export")
 @click.option("--list", "list_name", help="Only contacts in this list.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File (default: stdout).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @pass_app
-def contacts_export(app: App, list_name: str | None, output: Path | None) -> None:
-    """Export contacts as CSV, in the import format."""
+def contacts_export(app: App, list_name: str | None, output: Path | None, force: bool) -> None:
+    """Export contacts as CSV, in the import format.
+
+    The output file appears whole or not at all, and an existing one is only replaced with --force.
+    """
     db = app.database()
     if output is None:
         export_contacts(db, sys.stdout, list_name=list_name)
         return
-    with open(output, "w", encoding="utf-8", newline="") as fh:
-        count = export_contacts(db, fh, list_name=list_name)
+    count = export_contacts_to_file(db, output, list_name=list_name, overwrite=force)
     click.echo(f"{count} contacts written to {output}", err=True)
 
 

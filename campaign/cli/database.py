@@ -6,7 +6,7 @@ import click
 
 from campaign.cli.app import App, pass_app
 from campaign.secrets import signing_key
-from campaign.services.database import init_database, schema_status
+from campaign.services.database import init_database, schema_status, upgrade_database
 
 
 @click.command("init")
@@ -15,7 +15,7 @@ def init_command(app: App) -> None:
     """Create the data directory, the database schema (or upgrade it) and the signing key."""
     db = app.database(check_schema=False)
     revision = init_database(db)
-    signing_key(app.settings.data_dir)
+    signing_key(app.settings.data_dir, create=True)
     click.echo(f"Database ready: {db.describe()} (schema {revision})")
     click.echo(f"Data directory: {app.settings.data_dir}")
 
@@ -30,7 +30,7 @@ def db_group() -> None:
 def db_upgrade(app: App) -> None:
     """Upgrade the database schema to the newest revision (safe to run again)."""
     db = app.database(check_schema=False)
-    click.echo(f"{db.describe()}: schema {init_database(db)}")
+    click.echo(f"{db.describe()}: schema {upgrade_database(db)}")
 
 
 @db_group.command("status")

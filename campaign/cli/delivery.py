@@ -15,10 +15,12 @@ import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import table
+from campaign.cli.status import print_campaign
 from campaign.mail.capture import mailbox
 from campaign.models import CampaignStatus
 from campaign.services.dispatch import DispatchSummary, due_count, send_due, send_parallel
-from campaign.services.lifecycle import CheckFailedError, launch, move, retry_failed
+from campaign.services.lifecycle import CheckFailedError, launch, move, retry_deferred, retry_failed
+from campaign.services.progress import CampaignProgress, campaign_progress, progress_after_send
 from campaign.services.sending import send_test
 from campaign.services.transport import smtp_servers
 
@@ -30,6 +32,8 @@ def launch_command(app: App, campaign: str) -> None:
     """Check a CAMPAIGN, then enqueue its invitation and start sending (`campaign send` delivers)."""
     with check_errors_shown():
         result = launch(app.database(), app.settings, app.signing_key(), campaign)
+    for warning in result.report.warnings:  # what `campaign check` warns about does not stop a launch
+        click.echo(f"warning: {warning}")
     click.echo(f"Launched {result.campaign}: {result.queued} messages queued, {result.suppressed} suppressed.")
     click.echo(f"Next: campaign send --campaign {result.campaign}")
 
@@ -76,11 +80,24 @@ def cancel_command(app: App, campaign: str) -> None:
 
 @click.command("retry")
 @click.argument("campaign")
-@click.option("--failed", is_flag=True, required=True, help="Re-queue failed and expired messages.")
+@click.option("--failed", is_flag=True, help="Re-queue failed and expired messages.")
+@click.option("--deferred", is_flag=True, help="Make deferred messages due now, not at their retry time.")
 @pass_app
-def retry_command(app: App, campaign: str, failed: bool) -> None:
-    """Re-queue a CAMPAIGN's failed and expired messages on purpose."""
-    click.echo(f"{retry_failed(app.database(), campaign)} messages queued again")
+def retry_command(app: App, campaign: str, failed: bool, deferred: bool) -> None:
+    """Retry a CAMPAIGN's failed and expired messages (--failed), its deferred ones now (--deferred), or both."""
+    if not (failed or deferred):
+        raise click.UsageError("say what to retry: --failed, --deferred, or both")
+    db = app.database()
+    if failed:
+        click.echo(f"{retry_failed(db, campaign)} failed or expired messages queued again")
+    if deferred:
+        click.echo(f"{retry_deferred(db, campaign)} deferred messages are due now")
+    progress = campaign_progress(db, campaign)
+    name = progress.campaign.name
+    if (why := progress.hold()) is not None:
+        click.echo(f"Not sent yet: {why}")
+    elif progress.unfinished:
+        click.echo(f"Next: campaign send --campaign {name}")
 
 
 @click.command("test-send")
@@ -107,7 +124,13 @@ def test_send_command(app: App, campaign: str, to: str, as_contact: str | None) 
 )
 @pass_app
 def send_command(app: App, campaign: str | None, wait: bool, processes: int) -> None:
-    """Deliver queued messages in the foreground, then print a summary."""
+    """Deliver queued messages in the foreground, then print what is left of each campaign.
+
+    Exits 1 when a campaign paused itself during the run, or when the CAMPAIGN asked for is held back (a
+    draft, cancelled, or paused with messages waiting); deferred messages alone are normal operation.
+    """
+    if wait and campaign is not None and (why := campaign_progress(app.database(), campaign).hold()) is not None:
+        click.echo(f"note: {why}; waiting", err=True)
     if processes > 1:
         with smtp_servers(app.settings) as servers:
             app.database().dispose()  # fail early, with the usual message, on a missing schema; then fork
@@ -116,7 +139,9 @@ def send_command(app: App, campaign: str | None, wait: bool, processes: int) -> 
             )
     else:
         summary = deliver(app, campaign, wait)
-    print_summary(summary)
+    reports = progress_after_send(app.database(), campaign, summary.finished)
+    print_summary(summary, reports, explicit=campaign is not None)
+    fail_unless_sending(summary, reports, campaign)
 
 
 def deliver(app: App, campaign: str | None, wait: bool = False) -> DispatchSummary:
@@ -140,14 +165,44 @@ def deliver(app: App, campaign: str | None, wait: bool = False) -> DispatchSumma
             )
 
 
-def print_summary(summary: DispatchSummary) -> None:
-    """One line of counts, then paused and finished campaigns."""
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items())) or "nothing was due"
+def print_summary(
+    summary: DispatchSummary, reports: list[CampaignProgress] | None = None, *, explicit: bool = False
+) -> None:
+    """One line of what this run did; then, given ``reports``, every state left of each campaign and when the
+    rest is due (else only the campaigns paused and finished). What :func:`fail_unless_sending` makes the error
+    line (a campaign that paused itself; the ``explicit`` campaign held back) is not said twice."""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items())) or "nothing was sent"
     click.echo(f"Delivery: {counts}")
-    for paused in summary.paused:
-        click.echo(f"Paused {paused}")
-    for name in summary.finished:
-        click.echo(f"Campaign {name} is sent.")
+    if reports is None:
+        for paused in summary.paused:
+            click.echo(f"Paused {paused}")
+        for name in summary.finished:
+            click.echo(f"Campaign {name} is sent.")
+        return
+    for report in reports:
+        paused_itself = _paused_itself(summary, report.campaign.name)
+        hold = paused_itself is None and not (explicit and report.held)
+        print_campaign(report, paused_itself=paused_itself, hold=hold)
+
+
+def fail_unless_sending(summary: DispatchSummary, reports: list[CampaignProgress], campaign: str | None) -> None:
+    """Exit 1 (one line on stderr) when a campaign paused itself during the run, or when the campaign asked for
+    with ``--campaign`` is held back: nothing more of it is sent until someone acts."""
+    paused = [(r.campaign.name, why) for r in reports if (why := _paused_itself(summary, r.campaign.name))]
+    if len(paused) == 1:
+        name, why = paused[0]
+        raise click.ClickException(f"{name} paused itself ({why}); once the cause is fixed: `campaign resume {name}`")
+    if paused:
+        names = ", ".join(name for name, _ in paused)
+        raise click.ClickException(f"{names} paused themselves (reasons above); then `campaign resume NAME`")
+    if campaign is not None and reports[0].held:
+        raise click.ClickException(str(reports[0].hold()))
+
+
+def _paused_itself(summary: DispatchSummary, name: str) -> str | None:
+    """The reason campaign ``name`` paused itself during the run (its entry in ``summary.paused``), if it did."""
+    prefix = f"{name}: "
+    return next((entry.removeprefix(prefix) for entry in summary.paused if entry.startswith(prefix)), None)
 
 
 @click.command("mailbox")

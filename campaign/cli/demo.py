@@ -22,7 +22,7 @@ def demo_command(app: App) -> None:
     """Run the whole pipeline on data/contacts.csv and the sample webinar, in a fresh data/demo/ database."""
     started = time.monotonic()
     with check_errors_shown():
-        result = asyncio.run(run_demo(app.settings, app.signing_key(), app.settings.data_dir))
+        result = asyncio.run(run_demo(app.settings, app.settings.data_dir))
     click.echo(f"Demo database: {result.database}\n")
     for report in result.imports:
         print_report(report)

@@ -1,7 +1,8 @@
 """Calendar invites (RFC 5545 / iMIP, RFC 6047) built with icalendar.
 
-Contract of :func:`build_ics`: one VCALENDAR with one VEVENT for the event: a stable UID (event id and the
-configured domain, so updates and cancellations replace the same entry), DTSTAMP in UTC, DTSTART/DTEND with
+Contract of :func:`build_ics`: one VCALENDAR with one VEVENT for the event: a stable UID (event id, installation
+id and the configured domain: the same in every wave and campaign about the event, so updates and cancellations
+replace the same entry, and never the same as another database's event 1), DTSTAMP in UTC, DTSTART/DTEND with
 the organiser's TZID and a VTIMEZONE covering the event date, SUMMARY, DESCRIPTION with the join and
 registration links, URL, ORGANIZER and SEQUENCE. METHOD is PUBLISH (no attendee: the same bytes serve every
 recipient, so they are built once per wave), REQUEST (the recipient as ATTENDEE, built per recipient) or
@@ -30,15 +31,16 @@ class CalendarMethod(StrEnum):
     CANCEL = "CANCEL"
 
 
-def event_uid(event: Event, domain: str) -> str:
-    """The stable UID of an event's calendar entry."""
-    return f"event-{event.id}@{domain}"
+def event_uid(event: Event, domain: str, installation: str) -> str:
+    """The stable UID of an event's calendar entry, unique across installations (each has an event 1)."""
+    return f"event-{event.id}.{installation}@{domain}"
 
 
 def build_ics(
     event: Event,
     *,
     domain: str,
+    installation: str,
     method: CalendarMethod = CalendarMethod.PUBLISH,
     stamp: datetime,
     attendee: tuple[str, str | None] | None = None,
@@ -60,7 +62,7 @@ def build_ics(
     cal.add_component(Timezone.from_tzid(event.timezone, first_date=first, last_date=last))
 
     vevent = VEvent()
-    vevent.add("uid", event_uid(event, domain))
+    vevent.add("uid", event_uid(event, domain, installation))
     vevent.add("dtstamp", stamp)
     vevent.add("dtstart", start)
     vevent.add("dtend", end)

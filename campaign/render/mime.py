@@ -28,7 +28,7 @@ import base64
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from functools import lru_cache
@@ -42,12 +42,14 @@ _BASE64_LINE = re.compile(b".{1,76}", re.S)
 
 @dataclass(frozen=True, slots=True)
 class Sender:
-    """Who messages come from, and the domain that names them."""
+    """Who messages come from, and what names them: the domain and the installation id, which together make
+    Message-IDs, calendar UIDs and List-Ids unique across databases (see :mod:`campaign.services.installation`)."""
 
     from_address: str
     from_name: str | None
     domain: str
     reply_to: str | None = None
+    installation: str = field(kw_only=True)
 
 
 def header_value(text: str) -> str:

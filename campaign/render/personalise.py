@@ -6,16 +6,19 @@ the calendar links and bytes, the MIME skeleton, the compiled and CSS-inlined te
 :meth:`WaveRenderer.render` and :meth:`WaveRenderer.build` do only the personal work per recipient.
 
 Template variables: ``contact`` (the contact's fields and custom attributes), ``event`` (title, description,
-``paragraphs``, speakers, organiser, URLs), ``when`` (the session in the recipient's zone and locale: ``line``,
-``zone_name``, ``when``, ``start``, ``end``; ``is_fallback`` when the contact has no zone), ``organiser_when``
-(the same in the organiser's zone), ``links`` (register, join, calendar_google, calendar_outlook,
-calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url``, ``campaign``, ``wave``,
-``locale``, ``preheader`` may be set by the template. Filters ``local_datetime``, ``local_date``,
-``local_time`` and ``zone_name`` format any instant in the recipient's zone and locale.
+``paragraphs``, speakers, organiser, URLs), ``when`` (the session in the recipient's zone, in the message's
+language: ``line``, ``zone_name``, ``when``, ``start``, ``end``; ``is_fallback`` when the contact has no zone),
+``organiser_when`` (the same in the organiser's zone), ``links`` (register, join, calendar_google,
+calendar_outlook, calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url``,
+``campaign``, ``wave``, ``locale`` (the message's language, see :meth:`WaveRenderer.message_locale`),
+``preheader`` may be set by the template. Filters ``local_datetime``, ``local_date``, ``local_time`` and
+``zone_name`` format any instant in the recipient's zone and the message's language; ``shorten`` cuts a title
+for a subject line.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 import traceback
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -27,8 +30,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime, format_time
-from jinja2 import pass_context
+from babel.dates import format_date, format_datetime, format_skeleton, format_time
+from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError, pass_context
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 
 from campaign.exceptions import TemplateError
@@ -38,7 +42,13 @@ from campaign.render.links import LinkPolicy, MessageLinks
 from campaign.render.localtime import SessionTimes, locale_of, plain, session_times, zone_name
 from campaign.render.mime import MessageSkeleton, Sender, WireText
 from campaign.render.stencil import StencilledTemplate
-from campaign.render.templates import MessageTemplates, TemplateSet
+from campaign.render.templates import (
+    MessageTemplates,
+    TemplateSet,
+    not_found_message,
+    syntax_error_message,
+    variant_locale,
+)
 
 _Body = TypeVar("_Body", str, str | WireText)
 
@@ -77,7 +87,12 @@ def _local_datetime(ctx: Context, value: datetime, fmt: str = "full") -> str:
 @pass_context
 def _local_date(ctx: Context, value: datetime, fmt: str = "full") -> str:
     v = _viewer(ctx)
-    return str(format_date(value.astimezone(ZoneInfo(v.zone)), fmt, locale=locale_of(v.locale)))
+    loc = locale_of(v.locale)
+    if fmt in loc.datetime_skeletons:
+        # A CLDR skeleton ("MMMd", "MMMEd") asks for fields, which each locale orders and spells its own way:
+        # "Jun 26" in English, "26 jun" in Spanish. Short enough for a subject line.
+        return str(format_skeleton(fmt, value, tzinfo=ZoneInfo(v.zone), locale=loc))
+    return str(format_date(value.astimezone(ZoneInfo(v.zone)), fmt, locale=loc))
 
 
 @pass_context
@@ -92,12 +107,27 @@ def _zone_name(ctx: Context, value: datetime) -> str:
     return zone_name(value, v.zone, v.locale)
 
 
+def shorten(text: str, width: int = 50) -> str:
+    """``text`` in at most ``width`` characters: cut after a whole word, trailing punctuation dropped, "…" added.
+
+    For subject lines, which inboxes cut at 40 to 80 characters: a long title keeps its first words whole.
+    """
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    head = text[: width - 1]
+    if text[width - 1].isalnum() and " " in head:
+        head = head.rsplit(" ", 1)[0]  # the cut fell inside a word: drop its start
+    return head.rstrip(" ,;:.!?-–—") + "…"
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "local_datetime": _local_datetime,
     "local_date": _local_date,
     "local_time": _local_time,
     "zone_name": _zone_name,
     "plain": plain,
+    "shorten": shorten,
 }
 
 
@@ -203,6 +233,12 @@ def contact_values(contact: Contact) -> dict[str, Any]:
     return values
 
 
+def list_id(campaign: Mapping[str, Any], sender: Sender) -> str:
+    """The campaign's ``List-Id`` (RFC 2919), ``Name <campaign-1.<installation>.<domain>>``: unique across
+    installations, and the part in brackets a dot-atom (the installation id is lower-case letters and digits)."""
+    return f"{campaign['name']} <campaign-{campaign['id']}.{sender.installation}.{sender.domain}>"
+
+
 @dataclass
 class WaveRenderer:
     """Renders and builds the messages of one wave; see the module doc."""
@@ -224,6 +260,8 @@ class WaveRenderer:
     _calendar_links: dict[str, str] = field(init=False, repr=False)
     _skeleton: MessageSkeleton = field(init=False, repr=False)
     _by_locale: dict[tuple[str | None, bool], MessageTemplates] = field(init=False, repr=False, default_factory=dict)
+    # The language of the message each contact locale gets (see message_locale), decided once per locale.
+    _message_locales: dict[str, str] = field(init=False, repr=False, default_factory=dict)
     _subject: Any = field(init=False, repr=False, default=None)
     _subject_personal: bool = field(init=False, repr=False, default=True)
     # Subjects that name nothing personal are the same for everyone of a zone and locale: rendered once.
@@ -237,7 +275,7 @@ class WaveRenderer:
         publish = self.calendar_method is not CalendarMethod.REQUEST
         self._skeleton = MessageSkeleton(
             sender=self.sender,
-            list_id=f"{self.campaign['name']} <campaign-{self.campaign['id']}.{self.sender.domain}>",
+            list_id=list_id(self.campaign, self.sender),
             campaign_id=f"{self.campaign['id']}/{self.wave['name']}",
             unsubscribe_mailto=self.unsubscribe_mailto,
             calendar=self.calendar_bytes() if publish else None,
@@ -251,7 +289,12 @@ class WaveRenderer:
         """The .ics for this wave (with ``attendee`` for METHOD:REQUEST)."""
         assert self.stamp is not None
         return build_ics(
-            self.event, domain=self.sender.domain, method=self.calendar_method, stamp=self.stamp, attendee=attendee
+            self.event,
+            domain=self.sender.domain,
+            installation=self.sender.installation,
+            method=self.calendar_method,
+            stamp=self.stamp,
+            attendee=attendee,
         )
 
     def templates_for(self, locale: str | None, *, source: bool = False) -> MessageTemplates:
@@ -263,9 +306,30 @@ class WaveRenderer:
             self._by_locale[key] = found
         return found
 
+    def message_locale(self, locale: str) -> str:
+        """The locale one message is written and dated in, for a contact whose locale is ``locale``.
+
+        It is the language of the HTML template the contact gets (``es`` for ``invitation.es.html``; the default
+        locale for ``invitation.html``), so that the date line speaks the body's language: a ``fil-PH`` contact
+        without a Filipino template reads English throughout. Where the languages agree, the contact's own
+        regional form is kept (``es-CO`` its 12-hour clock, ``en-GB`` its day-month dates). The zone is always
+        the contact's. Decided once per contact locale.
+        """
+        found = self._message_locales.get(locale)
+        if found is None:
+            file_name = self.templates.resolve(self.template_name, "html", locale)
+            written = variant_locale(self.template_name, "html", file_name) or self.default_locale
+            found = locale if _language(locale) == _language(written) else written
+            self._message_locales[locale] = found
+        return found
+
+    def template_locale(self, contact: Contact) -> str:
+        """The locale whose templates serve ``contact`` (see :meth:`templates_for`): theirs, or the default."""
+        return contact.locale or self.default_locale
+
     def context(self, contact: Contact, links: MessageLinks) -> dict[str, Any]:
         """The template variables for one recipient."""
-        locale = contact.locale or self.default_locale
+        locale = self.message_locale(self.template_locale(contact))
         when = session_times(self.event.starts_at, self.event.ends_at, contact.timezone, self.event.timezone, locale)
         organiser_when = session_times(
             self.event.starts_at, self.event.ends_at, self.event.timezone, self.event.timezone, locale
@@ -303,7 +367,7 @@ class WaveRenderer:
         source: bool = False,
     ) -> tuple[str, _Body, _Body, Mapping[str, str], str]:
         """(subject, HTML, text, template names, unsubscribe URL), the bodies as ``body`` renders them."""
-        locale = contact.locale or self.default_locale
+        locale = self.template_locale(contact)
         templates = self.templates_for(locale, source=source)
         links = self.links.for_message(message_ref)
         ctx = self.context(contact, links)
@@ -318,6 +382,11 @@ class WaveRenderer:
         except TemplateError:
             raise
         except Exception as exc:
+            if not source:
+                # The templates sent are flattened and CSS-inlined, so their line numbers are not the author's:
+                # the same render from the templates as written raises the error with the line the author sees
+                # (rare, so its cost does not matter).
+                self._render(contact, message_ref, body, source=True)
             raise TemplateError(
                 f"{describe_render_error(exc, self.templates.directories)} (for {contact.email})"
             ) from exc
@@ -367,14 +436,50 @@ class WaveRenderer:
         )
 
 
+def _language(tag: str) -> str:
+    """The language of a BCP 47 tag: ``es`` for ``es-CO``."""
+    return tag.split("-", 1)[0].lower()
+
+
 def describe_render_error(exc: Exception, directories: Sequence[Path]) -> str:
-    """ "invitation.html, line 12: 'dict object' has no attribute 'job_title'" from a Jinja runtime error.
+    """ "invitation.html, line 12: undefined variable contact.job_title" from a Jinja runtime error.
 
     Jinja puts template frames (file name and template line) into the traceback; the innermost one is where
-    the template failed.
+    the template failed. Jinja's own words ("'dict object' has no attribute 'job_title'") are replaced by the
+    variable as the template wrote it, found on that line; a refused include by the rule that refused it.
     """
     roots = [str(d) for d in directories]
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename and any(frame.filename.startswith(root) for root in roots):
-            return f"{Path(frame.filename).name}, line {frame.lineno}: {exc}"
-    return str(exc)
+            return f"{Path(frame.filename).name}, line {frame.lineno}: {_explain(exc, frame.line or '', directories)}"
+    return _explain(exc, "", directories)
+
+
+_UNDEFINED = re.compile(r"'(?P<name>[^']*)' is undefined\Z")
+_NO_ATTRIBUTE = re.compile(r"'(?P<owner>[^']*)' has no attribute '(?P<name>[^']*)'\Z")
+# A variable as written: ``contact.job_title``, ``contact['job title']``.
+_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\s*['\"][^'\"]*['\"]\s*\])*?"
+_SUBSCRIPT = re.compile(r"\[\s*['\"]([^'\"]*)['\"]\s*\]")
+
+
+def _explain(exc: Exception, line: str, directories: Sequence[Path]) -> str:
+    """What went wrong, in the template author's terms (``line``: the template line it went wrong on)."""
+    if isinstance(exc, TemplateNotFound):
+        return not_found_message(str(exc.name), directories)
+    if isinstance(exc, SecurityError):
+        return f"refused by the template sandbox: {exc}"
+    if isinstance(exc, TemplateSyntaxError):  # an included template that does not compile
+        return syntax_error_message(exc, exc.name or "")
+    if not isinstance(exc, UndefinedError):
+        return str(exc)
+    message = str(exc)
+    if found := _UNDEFINED.match(message):
+        return f"undefined variable {found['name']}"
+    found = _NO_ATTRIBUTE.match(message)
+    if found is None:
+        return message
+    name = re.escape(found["name"])
+    written = re.search(rf"({_PATH})(?:\.{name}\b|\[\s*['\"]{name}['\"]\s*\])", line)
+    path = _SUBSCRIPT.sub(r".\1", written[1]) + "." + found["name"] if written else found["name"]
+    # A missing key of a dict (contact, event...) is an undefined variable; anything else keeps Jinja's words.
+    return f"undefined variable {path}" + ("" if found["owner"] == "dict object" else f" ({message})")

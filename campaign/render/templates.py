@@ -6,7 +6,9 @@ Contract of :class:`TemplateSet`:
   (``invitation.html``, ``invitation.txt``, ``invitation.subject``) and a locale ``es-CO`` the first of
   ``invitation.es-CO.html``, ``invitation.es.html``, ``invitation.html`` that exists is used.
 * Templates are written by staff, so they run in Jinja's sandbox; HTML is autoescaped and an undefined
-  variable is an error (StrictUndefined), never a silent blank.
+  variable is an error (StrictUndefined), never a silent blank. An ``{% include %}`` or ``{% extends %}`` names
+  a file inside the template directories by a relative path without ``..`` (Jinja's loader refuses the rest,
+  and :func:`not_found_message` says so).
 * :meth:`TemplateSet.mail` gives the templates used to send: each HTML template is flattened onto its layout
   and its CSS inlined with premailer **once** (premailer costs milliseconds, far too much per message).
   lxml would URL-escape ``href="{{ url }}"`` into ``{{%20url%20}}``, so every Jinja tag is swapped for an
@@ -79,6 +81,12 @@ def candidate_names(name: str, part: str, locale: str | None) -> list[str]:
     return names
 
 
+def variant_locale(name: str, part: str, file_name: str) -> str | None:
+    """The locale a variant is written for: ``es`` for ``invitation.es.html``, None for ``invitation.html``."""
+    tag = file_name[len(name) + 1 : -len(_EXTENSIONS[part]) - 1]
+    return tag or None
+
+
 class TemplateSet:
     """The templates of one campaign: its own directory (if any) over the default one."""
 
@@ -130,7 +138,10 @@ class TemplateSet:
             return env.loader.get_source(env, file_name)[0]
 
         def stencilled(part: str) -> StencilledTemplate:
-            references = personal_references(env, source(names[part]), source)
+            try:
+                references = personal_references(env, source(names[part]), source)
+            except TemplateNotFound as exc:  # a layout it extends (read here to find its personal references)
+                raise TemplateError(f"{names[part]}: {not_found_message(str(exc.name), self.directories)}") from exc
             return StencilledTemplate(compiled[part], references, autoescape=part == "html")
 
         return MessageTemplates(
@@ -149,9 +160,27 @@ def load_template(env: Environment, name: str) -> Template:
     try:
         return env.get_template(name)
     except TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or exc.name or name}, line {exc.lineno}: {exc.message}") from exc
+        raise TemplateError(syntax_error_message(exc, name)) from exc
     except TemplateNotFound as exc:
-        raise TemplateError(f"{name}: template {exc.name!r} not found") from exc
+        directories = [Path(d) for d in getattr(env.loader, "searchpath", ())]
+        raise TemplateError(f"{name}: {not_found_message(str(exc.name), directories)}") from exc
+
+
+def syntax_error_message(exc: TemplateSyntaxError, name: str) -> str:
+    """ "invitation.html, line 3: Expected an expression" (the template's own name, as runtime errors give it)."""
+    where = exc.name or (Path(exc.filename).name if exc.filename else name)
+    return f"{where}, line {exc.lineno}: {exc.message}"
+
+
+def not_found_message(name: str, directories: Sequence[Path]) -> str:
+    """Why an ``{% include %}`` or ``{% extends %}`` of ``name`` found nothing: the loader refuses paths that
+    could leave the template directories (Jinja raises the same "not found" for both), or there is no such file."""
+    if name.startswith("/") or ".." in name.split("/"):
+        return (
+            f"{name!r} refused: templates may only include or extend files inside the template directories, "
+            "by a relative path without '..'"
+        )
+    return f"template {name!r} not found in {', '.join(map(str, directories))}"
 
 
 class _Sandbox(SandboxedEnvironment):

@@ -9,6 +9,7 @@ test holds them equal); anything the fast path does not fully understand goes to
 from __future__ import annotations
 
 import re
+import unicodedata
 import zoneinfo
 from functools import cache
 
@@ -37,6 +38,10 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _FAST_EMAIL = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
 # Controls (CR, LF, tab, NUL...) and Unicode line/paragraph separators never belong in a name.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+# Zero-width non-joiner and joiner (U+200C, U+200D) are format characters that spelling needs: Persian writes
+# "می‌خواهم" with a ZWNJ, Indic scripts choose conjunct forms with them, and emoji sequences (👩‍💻) are joined by
+# ZWJ. They neither reorder text nor hide any, so they are kept; every other format character goes.
+_KEPT_FORMAT = frozenset("\u200c\u200d")
 
 
 def normalise_email(raw: str) -> str:
@@ -131,16 +136,31 @@ def parse_locale(raw: str) -> str:
 
 
 def clean_text(raw: str | None) -> str | None:
-    """Trim a free-text field and turn control characters (CR, LF, tab...) into single spaces.
+    """Trim a free-text field, turn control characters (CR, LF, tab...) into single spaces, drop format characters.
 
     A line break has no place in a name, and one that reaches a header is an injection; removing it here
-    is the first of two defences (headers are also encoded safely when messages are built).
+    is the first of two defences (headers are also encoded safely when messages are built). Format
+    characters (Unicode category Cf) are removed: bidirectional overrides and isolates (U+202A-U+202E,
+    U+2066-U+2069), the marks U+200E, U+200F and U+061C, zero-width spaces, U+FEFF, soft hyphens and tag
+    characters reorder or hide what a table or a ``To:`` header shows ("Bob", U+202E, "gnp.exe"
+    reads "Bobexe.png"). Only the zero-width non-joiner and joiner are kept, which spelling and emoji need.
     """
     if raw is None:
         return None
-    # Fast path, the usual case: a printable string has no whitespace but the ASCII space and no controls,
-    # so when it has no leading, trailing or doubled space there is nothing to change.
-    if raw.isprintable() and raw[:1] != " " and raw[-1:] != " " and "  " not in raw:
-        return raw or None
+    # Fast path, the usual case: a printable string has no whitespace but the ASCII space, no controls and
+    # no format characters, so when it has no leading, trailing or doubled space there is nothing to change.
+    if raw.isprintable():
+        if raw[:1] != " " and raw[-1:] != " " and "  " not in raw:
+            return raw or None
+    else:
+        raw = without_format_characters(raw)
     text = " ".join(_CONTROL.sub(" ", raw).split())
     return text or None
+
+
+def without_format_characters(text: str) -> str:
+    """``text`` without Unicode format characters (bidi overrides, zero-width spaces...) but ZWNJ and ZWJ."""
+    # Looked up per distinct character, not per character, and only for the rare non-printable string.
+    # unicodedata follows the running Python's Unicode version, so new format characters are covered too.
+    dropped = {ord(ch): None for ch in set(text) if unicodedata.category(ch) == "Cf" and ch not in _KEPT_FORMAT}
+    return text.translate(dropped) if dropped else text

@@ -12,16 +12,18 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from campaign.exceptions import ValidationError
 from campaign.rules.contact_fields import FieldError, clean_text, normalise_email, parse_locale, parse_timezone
+from campaign.rules.urls import parse_http_url
 
 _KEYS = {
     "slug", "title", "description", "start", "end", "timezone", "registration_url", "join_url", "language",
     "organiser", "speakers",
 }  # fmt: skip
+_ORGANISER_KEYS = ("name", "email")
+_SPEAKER_KEYS = ("name", "role")
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?")
 
 
@@ -45,10 +47,8 @@ def _parse(doc: Mapping[str, Any], default_slug: str | None) -> dict[str, Any]:
     ends_at = local_to_utc(doc.get("end"), zone, "end")
     if ends_at <= starts_at:
         raise FieldError("end", "must be after start")
-    organiser = doc.get("organiser", {})
-    if not isinstance(organiser, Mapping) or set(organiser) - {"name", "email"}:
-        raise FieldError("organiser", "must be a table with name and email")
-    organiser_email = _text(organiser, "email", required=False)
+    organiser = _table(doc.get("organiser", {}), "organiser", _ORGANISER_KEYS)
+    organiser_email = _text(organiser, "email", required=False, where="organiser.")
     return {
         "slug": slug,
         "title": _text(doc, "title", required=True),
@@ -58,8 +58,8 @@ def _parse(doc: Mapping[str, Any], default_slug: str | None) -> dict[str, Any]:
         "timezone": zone,
         "registration_url": _url(doc, "registration_url"),
         "join_url": _url(doc, "join_url"),
-        "organiser_name": _text(organiser, "name", required=False),
-        "organiser_email": normalise_email(organiser_email) if organiser_email else None,
+        "organiser_name": _text(organiser, "name", required=False, where="organiser."),
+        "organiser_email": _email(organiser_email, "organiser.email") if organiser_email else None,
         "language": parse_locale(_text(doc, "language", required=False) or "en"),
         "speakers": _speakers(doc.get("speakers", [])),
     }
@@ -105,33 +105,52 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100]
 
 
-def _text(doc: Mapping[str, Any], key: str, *, required: bool) -> str | None:
+def _text(doc: Mapping[str, Any], key: str, *, required: bool, where: str = "") -> str | None:
+    """The cleaned text of ``key`` (see :func:`clean_text`); ``where`` prefixes the key in errors."""
     value = doc.get(key)
     if value is None or value == "":
         if required:
-            raise FieldError(key, "is required")
+            raise FieldError(f"{where}{key}", "is required")
         return None
     if not isinstance(value, str):
-        raise FieldError(key, "must be text")
+        raise FieldError(f"{where}{key}", "must be text")
     return clean_text(value)
+
+
+def _table(value: Any, field: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
+    """A nested table (``[organiser]``, a ``[[speakers]]`` entry) with no key but ``keys``."""
+    if not isinstance(value, Mapping):
+        raise FieldError(field, f"must be a table with {' and '.join(keys)}")
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise FieldError(field, f"unknown key {unknown[0]!r} (known: {', '.join(sorted(keys))})")
+    return value
+
+
+def _email(value: str, field: str) -> str:
+    try:
+        return normalise_email(value)
+    except FieldError as exc:
+        raise FieldError(field, exc.reason) from None
 
 
 def _description(value: Any) -> str:
     if not isinstance(value, str):
         raise FieldError("description", "must be text")
-    # Paragraphs are kept (blank lines), lines within a paragraph are trimmed.
-    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", value.strip())]
+    # Paragraphs are kept (blank lines); within a paragraph, text is cleaned as every other text field is
+    # (line breaks and controls become single spaces, bidirectional and other format characters go).
+    paragraphs = [clean_text(p) for p in re.split(r"\n\s*\n", value.strip())]
     return "\n\n".join(p for p in paragraphs if p)
 
 
 def _url(doc: Mapping[str, Any], key: str) -> str | None:
-    url = _text(doc, key, required=False)
-    if url is None:
+    value = doc.get(key)
+    if value is None or value == "":
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise FieldError(key, f"{url!r} must be an http(s) URL")
-    return url
+    if not isinstance(value, str):
+        raise FieldError(key, "must be text")
+    # Not cleaned like text: a URL with a control or format character in it is refused, not repaired.
+    return parse_http_url(value, key)
 
 
 def _speakers(value: Any) -> list[dict[str, str | None]]:
@@ -139,7 +158,12 @@ def _speakers(value: Any) -> list[dict[str, str | None]]:
         raise FieldError("speakers", "must be a list of [[speakers]] tables")
     speakers: list[dict[str, str | None]] = []
     for number, item in enumerate(value, 1):
-        if not isinstance(item, Mapping) or set(item) - {"name", "role"}:
-            raise FieldError(f"speakers[{number}]", "must be a table with name and role")
-        speakers.append({"name": _text(item, "name", required=True), "role": _text(item, "role", required=False)})
+        where = f"speakers[{number}]"
+        speaker = _table(item, where, _SPEAKER_KEYS)
+        speakers.append(
+            {
+                "name": _text(speaker, "name", required=True, where=f"{where}."),
+                "role": _text(speaker, "role", required=False, where=f"{where}."),
+            }
+        )
     return speakers

@@ -9,6 +9,7 @@ from pathlib import Path
 from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
 from campaign.models import Audience, Campaign, CampaignStatus, Event, Wave, WaveKind, WaveStatus
 from campaign.rules.contact_fields import clean_text
+from campaign.rules.references import is_id_reference
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import lists as list_store
@@ -39,6 +40,11 @@ def create_campaign(
         if contact_list is None:
             raise NotFoundError(f"no list {list_name!r} (see `campaign lists`)")
         name = clean_text(name) or f"{event.slug}-{contact_list.name}"
+        if is_id_reference(name):
+            raise ValidationError(
+                f"campaign name {name!r} is all digits, which commands read as a campaign id; "
+                "give a name with a letter in it"
+            )
         if campaign_store.find(conn, name) is not None:
             raise AlreadyExistsError(f"a campaign named {name!r} already exists")
         campaign_id = campaign_store.insert_campaign(

@@ -4,7 +4,9 @@ Contract of :func:`import_contacts`:
 
 * Every data row ends as exactly one of: *new*, *updated*, *unchanged*, *duplicate* (merged into an earlier
   row of the same file) or *rejected*. A rejected row is reported with its line number and reason, and
-  written to ``<file>.rejects.csv`` beside the input; the rest imports.
+  written to ``<file>.rejects.csv`` beside the input (or in ``rejects_dir``); the rest imports. A report that
+  cannot be written (a read-only directory) is a warning in :attr:`ImportReport.rejects_error`, not a failure.
+* The list is created with its first contact: an import that writes nothing leaves no (empty) list behind.
 * Addresses are matched case-insensitively, within the file and against the database: re-importing
   updates, never duplicates. A non-empty cell overwrites the stored value; an empty cell keeps it.
 * A contact left without a time zone gets the zone of its country when that country has only one;
@@ -19,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +37,7 @@ from campaign.rules.contact_fields import (
     parse_locale,
     parse_timezone,
 )
+from campaign.rules.paths import file_name
 from campaign.services.import_writer import BatchOutcome, BatchWriter, ImportBatch
 from campaign.services.seen_keys import SeenKeys
 from campaign.sources.csv_contacts import ContactCsv, CsvProblem, CsvRecord, spreadsheet_safe
@@ -77,6 +81,7 @@ class ImportReport:
     rejections: list[RowIssue] = field(default_factory=list)
     flags: list[RowIssue] = field(default_factory=list)
     rejects_path: Path | None = None
+    rejects_error: str | None = None  # why the rejects report could not be written, if it could not
 
     @property
     def imported(self) -> int:
@@ -107,9 +112,12 @@ class ImportReport:
             self.flags.append(RowIssue(flagged.line, _flag_reason(flagged.country), flagged.email))
 
 
-def rejects_path_for(path: Path) -> Path:
-    """Where the rejected rows of ``path`` are written."""
-    return path.with_name(f"{path.stem}.rejects.csv")
+REJECTS_SUFFIX = ".rejects.csv"
+
+
+def rejects_path_for(path: Path, directory: Path | None = None) -> Path:
+    """Where the rejected rows of ``path`` are written: beside it, or in ``directory``."""
+    return (path.parent if directory is None else directory) / file_name(path.stem, REJECTS_SUFFIX)
 
 
 def import_contacts(
@@ -122,8 +130,11 @@ def import_contacts(
     batch_size: int = 20_000,
     progress: Progress | None = None,
     parallel: bool | None = None,
+    rejects_dir: Path | None = None,
 ) -> ImportReport:
     """Import the contacts in ``path`` into the list ``list_name`` (created if needed); see the module doc.
+
+    ``rejects_dir``: where the rejects report goes instead of beside ``path`` (the demo keeps its files apart).
 
     ``parallel`` writes to the database from a second process while this one reads the file (see
     :mod:`campaign.services.import_writer`); by default, for files of 4 MB and more, where it pays for the
@@ -139,12 +150,13 @@ def import_contacts(
     # The addresses written by earlier batches, to tell a repeat in this file from a contact that was already
     # in the database.
     seen = SeenKeys()
-    with ContactCsv(path, encoding=encoding, delimiter=delimiter) as source, _RejectsWriter(path, source) as rejects:
-        with db.write() as conn:
-            list_id = list_store.get_or_create(conn, list_name, started)
+    with (
+        ContactCsv(path, encoding=encoding, delimiter=delimiter) as source,
+        _RejectsWriter(rejects_path_for(path, rejects_dir), source) as rejects,
+    ):
         if parallel is None:
             parallel = source.size >= _PARALLEL_FROM_BYTES and not db.in_memory
-        with BatchWriter(db, list_id, parallel=parallel) as writer:
+        with _ListWriter(db, list_name, started, parallel=parallel) as writer:
             batch: dict[str, list[Any]] = {}  # by key: the row, as merge_many takes it
             lines: dict[str, int] = {}  # by key: the line of its last row
             for item in source.rows():
@@ -178,8 +190,42 @@ def import_contacts(
             report.add(writer.finish())
         if progress:
             progress(source.bytes_read, source.size)
-        report.rejects_path = rejects.path if report.rejected else None
+    # After the rejects file is closed: closing is where a full disk shows.
+    report.rejects_error = rejects.error
+    report.rejects_path = rejects.path if report.rejected and rejects.error is None else None
     return report
+
+
+class _ListWriter:
+    """A :class:`BatchWriter` into the list, both made on the first batch: the list is created with its first
+    contacts, so an import that writes nothing (every row rejected, a file that fails) leaves no empty list.
+    A context manager."""
+
+    def __init__(self, db: Database, list_name: str, now: datetime, *, parallel: bool) -> None:
+        self._db = db
+        self._list_name = list_name
+        self._now = now
+        self._parallel = parallel
+        self._stack = ExitStack()
+        self._writer: BatchWriter | None = None
+
+    def __enter__(self) -> _ListWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def write(self, batch: ImportBatch) -> BatchOutcome | None:
+        """See :meth:`BatchWriter.write`."""
+        if self._writer is None:
+            with self._db.write() as conn:
+                list_id = list_store.get_or_create(conn, self._list_name, self._now)
+            self._writer = self._stack.enter_context(BatchWriter(self._db, list_id, parallel=self._parallel))
+        return self._writer.write(batch)
+
+    def finish(self) -> BatchOutcome | None:
+        """See :meth:`BatchWriter.finish`."""
+        return self._writer.finish() if self._writer is not None else None
 
 
 def _validate(record: CsvRecord) -> list[Any]:
@@ -229,7 +275,7 @@ def _merge_into(old: list[Any], new: list[Any]) -> None:
 
 
 def _write(
-    writer: BatchWriter, rows: dict[str, list[Any]], lines: dict[str, int], seen: SeenKeys, report: ImportReport
+    writer: _ListWriter, rows: dict[str, list[Any]], lines: dict[str, int], seen: SeenKeys, report: ImportReport
 ) -> None:
     batch = _batch(rows, lines, seen, _KEPT_ISSUES - len(report.flags))
     report.duplicates += len(batch.repeats)
@@ -258,30 +304,49 @@ def _flag_reason(country: str | None) -> str:
 
 
 class _RejectsWriter:
-    """Writes rejected rows, with line and reason, to ``<file>.rejects.csv`` (created on the first reject).
+    """Writes rejected rows, with line and reason, to ``path`` (created on the first reject).
 
-    Cells a spreadsheet would run as formulas are neutralised: staff open this file in Excel.
+    Cells a spreadsheet would run as formulas are neutralised: staff open this file in Excel. When the file
+    cannot be written (or an old one removed), ``error`` says why and the import goes on: the summary still
+    names the first rejected rows.
     """
 
     def __init__(self, path: Path, source: ContactCsv) -> None:
-        self.path = rejects_path_for(path)
+        self.path = path
+        self.error: str | None = None
         self._source = source
         self._fh: TextIO | None = None
         self._writer: Any = None
         # A rejects file from an earlier run would describe rows that may since have been fixed.
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            self.error = f"cannot replace the earlier rejects report {self.path}: {exc.strerror or exc}"
 
     def __enter__(self) -> _RejectsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
+        if self._fh is None:
+            return
+        try:
             self._fh.close()
+        except OSError as exc:
+            self.error = self.error or f"cannot write the rejects report {self.path}: {exc.strerror or exc}"
+        if self.error is not None:
+            # Half a report would pass for the whole one.
+            with suppress(OSError):
+                self.path.unlink(missing_ok=True)
 
     def write(self, line: int, reason: str, cells: list[str]) -> None:
         """Append one rejected row."""
-        if self._writer is None:
-            self._fh = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
-            self._writer = csv.writer(self._fh, delimiter=self._source.delimiter)
-            self._writer.writerow(["line", "reason", *(spreadsheet_safe(h) for h in self._source.header_names)])
-        self._writer.writerow([str(line), reason, *(spreadsheet_safe(c) for c in cells)])
+        if self.error is not None:
+            return
+        try:
+            if self._writer is None:
+                self._fh = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
+                self._writer = csv.writer(self._fh, delimiter=self._source.delimiter)
+                self._writer.writerow(["line", "reason", *(spreadsheet_safe(h) for h in self._source.header_names)])
+            self._writer.writerow([str(line), reason, *(spreadsheet_safe(c) for c in cells)])
+        except OSError as exc:
+            self.error = f"cannot write the rejects report {self.path}: {exc.strerror or exc}"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from campaign.exceptions import NotFoundError
 from campaign.models import Contact, ContactList
 from campaign.rules.contact_fields import email_key
+from campaign.services.files import atomic_text_file
 from campaign.sources.csv_contacts import spreadsheet_safe
 from campaign.store import contacts as contact_store
 from campaign.store import lists as list_store
@@ -72,6 +74,16 @@ def contact_details(db: Database, email: str) -> ContactDetails:
             lists=contact_store.lists_of(conn, contact.id),
             suppressed=suppression_store.reasons_for(conn, [key]).get(key),
         )
+
+
+def export_contacts_to_file(db: Database, path: Path, *, list_name: str | None = None, overwrite: bool = False) -> int:
+    """:func:`export_contacts` into the file ``path``, which appears complete or not at all (see
+    :func:`campaign.services.files.atomic_text_file`); an existing file is refused unless ``overwrite``."""
+    # Checked first, so that a wrong list name fails before any file is made.
+    if list_name:
+        get_list(db, list_name)
+    with atomic_text_file(path, overwrite=overwrite) as fh:
+        return export_contacts(db, fh, list_name=list_name)
 
 
 def export_contacts(db: Database, out: TextIO, *, list_name: str | None = None) -> int:

@@ -7,7 +7,17 @@ from campaign.store.engine import Database
 
 
 def init_database(db: Database) -> str:
-    """Create the schema, or upgrade it to the newest revision; returns the revision. Safe to run again."""
+    """Create the database (a SQLite file and its directory) and its schema, or upgrade the schema to the
+    newest revision; returns the revision. Safe to run again. The only place a database file is created."""
+    db.create()
+    return migrate.upgrade(db)
+
+
+def upgrade_database(db: Database) -> str:
+    """Upgrade the schema of an existing database to the newest revision; returns it. Safe to run again.
+
+    Unlike :func:`init_database` it creates nothing: a missing SQLite file is a :class:`StorageError`.
+    """
     return migrate.upgrade(db)
 
 

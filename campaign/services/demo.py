@@ -1,5 +1,6 @@
 """The demo: the whole pipeline on sample data, in a fresh database. Safe to run again: it starts from an
-empty demo database (and an empty demo mailbox) every time."""
+empty demo database (and an empty demo mailbox) every time. Everything it writes (database, signing key,
+rejects report, mailbox, previews) is under ``data/demo/``: the samples beside it are only read."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from campaign.config import Settings
 from campaign.models import Event
 from campaign.rules.event_fields import move_to_date, wall_clock
+from campaign.secrets import signing_key
 from campaign.services.campaigns import create_campaign
 from campaign.services.contact_import import ImportReport, import_contacts
 from campaign.services.database import init_database
@@ -44,34 +46,43 @@ class DemoResult:
     preview: Preview
 
 
+def demo_dir(settings: Settings) -> Path:
+    """Where the demo keeps everything it writes."""
+    return settings.data_dir / "demo"
+
+
 def demo_settings(settings: Settings) -> Settings:
     """The demo's own database, mailbox and previews under ``data/demo/``, always through the capture server."""
-    demo_dir = settings.data_dir / "demo"
+    directory = demo_dir(settings)
     return replace(
         settings,
-        database=replace(settings.database, url=f"sqlite:///{demo_dir / 'campaign.db'}"),
-        smtp=replace(settings.smtp, mode="capture", mailbox=str(demo_dir / "mailbox")),
-        render=replace(settings.render, preview_dir=str(demo_dir / "previews")),
+        database=replace(settings.database, url=f"sqlite:///{directory / 'campaign.db'}"),
+        smtp=replace(settings.smtp, mode="capture", mailbox=str(directory / "mailbox")),
+        render=replace(settings.render, preview_dir=str(directory / "previews")),
     )
 
 
 def reset_demo(settings: Settings) -> Database:
     """Remove the previous demo's files and create its database afresh."""
-    shutil.rmtree(settings.data_dir / "demo", ignore_errors=True)
+    shutil.rmtree(demo_dir(settings), ignore_errors=True)
     db = Database(settings.database_url)
     init_database(db)
     return db
 
 
-async def run_demo(settings: Settings, key: bytes, samples: Path, today: date | None = None) -> DemoResult:
-    """Import, add the event moved into the near future, create, check, launch, send, preview."""
+async def run_demo(settings: Settings, samples: Path, today: date | None = None) -> DemoResult:
+    """Import, add the event moved into the near future, create, check, launch, send, preview.
+
+    The token-signing key is ``CAMPAIGN_SECRET_KEY`` or the demo's own, generated afresh in ``data/demo/``.
+    """
     settings = demo_settings(settings)
     db = reset_demo(settings)
     try:
+        key = signing_key(demo_dir(settings), create=True)
         today = today or datetime.now(UTC).date()
         imports = [
-            import_contacts(db, samples / DEMO_CONTACTS, DEMO_LIST),
-            import_contacts(db, samples / DEMO_CONTACTS_WITH_ERRORS, "demo-errors"),
+            import_contacts(db, samples / name, list_name, rejects_dir=demo_dir(settings))
+            for name, list_name in ((DEMO_CONTACTS, DEMO_LIST), (DEMO_CONTACTS_WITH_ERRORS, "demo-errors"))
         ]
         values = read_event_file(samples / DEMO_EVENT_FILE)
         original_day = wall_clock(values["starts_at"], values["timezone"]).date()

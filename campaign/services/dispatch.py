@@ -45,6 +45,7 @@ from campaign.render.personalise import WaveRenderer
 from campaign.rules.contact_fields import email_key
 from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
 from campaign.services.campaigns import get_campaign
+from campaign.services.installation import installation_id
 from campaign.services.processes import process_context
 from campaign.services.rendering import message_id_for, wave_renderer
 from campaign.store import campaigns as campaign_store
@@ -255,7 +256,7 @@ class Dispatcher:
         renderer = self.renderers.get(wave.id)
         if renderer is None:
             details = get_campaign(self.db, str(wave.campaign_id))
-            renderer = wave_renderer(self.settings, self.key, details, wave)
+            renderer = wave_renderer(self.settings, self.key, details, wave, installation_id(self.db))
             self.renderers[wave.id] = renderer
         return renderer
 
@@ -288,7 +289,7 @@ class Dispatcher:
             return _Result(job, MessageStatus.QUEUED, error="campaign paused")
         if job.deadline is not None and now >= job.deadline:
             return _Result(job, MessageStatus.EXPIRED, error="the event has started")
-        message_id = message_id_for(f"c{job.campaign_id}.w{job.wave.id}.m{job.message.id}", job.renderer.sender.domain)
+        message_id = message_id_for(f"c{job.campaign_id}.w{job.wave.id}.m{job.message.id}", job.renderer.sender)
         await self._respect_limits(job.contact.email)
         try:
             # Built for the server it goes to: unencoded UTF-8 where it offers 8BITMIME (a quarter smaller).
@@ -464,7 +465,8 @@ class Dispatcher:
             )
 
     def _finish_campaigns(self) -> None:
-        """Campaigns with nothing left to send (and no wave waiting) become ``sent``."""
+        """Waves whose messages are all final become ``done``; campaigns with nothing left to send (and no wave
+        waiting) become ``sent``."""
         now = datetime.now(UTC)
         with self.db.write() as conn:
             for campaign in campaign_store.all_campaigns(conn):
@@ -472,6 +474,7 @@ class Dispatcher:
                     continue
                 if self.campaign_id is not None and campaign.id != self.campaign_id:
                     continue
+                campaign_store.settle_waves(conn, campaign.id)  # enqueued waves with all messages final: done
                 waiting = any(w.status is WaveStatus.PENDING for w in campaign_store.waves_of(conn, campaign.id))
                 if not waiting and outbox.unfinished(conn, campaign.id) == 0:
                     campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)

@@ -77,18 +77,38 @@ def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = No
             # Rows in a worker's hands too: a 250 still marks them sent, anything else leaves them cancelled.
             pending = [MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value, MessageStatus.SENDING.value]
             outbox.set_status_where(conn, details.campaign.id, pending, MessageStatus.CANCELLED.value, now)
+            campaign_store.cancel_waves(conn, details.campaign.id)
     return get_campaign(db, ref)
 
 
 def retry_failed(db: Database, ref: str) -> int:
-    """Queue the campaign's failed and expired messages again, on purpose; returns how many."""
-    details = get_campaign(db, ref)
-    if details.campaign.status not in (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
-        raise ValidationError(f"{details.campaign.name} is {details.campaign.status}: there is nothing to retry")
+    """Queue the campaign's failed and expired messages again, on purpose; returns how many.
+
+    Their waves, if done, are enqueued again, and a sent campaign is sending again.
+    """
+    details = _retryable(db, ref)
     now = datetime.now(UTC)
     with db.write() as conn:
         again = [MessageStatus.FAILED.value, MessageStatus.EXPIRED.value]
         count = outbox.set_status_where(conn, details.campaign.id, again, MessageStatus.QUEUED.value, now)
+        campaign_store.settle_waves(conn, details.campaign.id)
         if count and details.campaign.status is CampaignStatus.SENT:
             campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, "retrying", now)
     return count
+
+
+def retry_deferred(db: Database, ref: str) -> int:
+    """Make the campaign's deferred messages due now instead of at their backoff time; returns how many.
+
+    They go out at the next ``campaign send`` (once resumed, if the campaign is paused).
+    """
+    details = _retryable(db, ref)
+    with db.write() as conn:
+        return outbox.retry_deferred_now(conn, details.campaign.id, datetime.now(UTC))
+
+
+def _retryable(db: Database, ref: str) -> CampaignDetails:
+    details = get_campaign(db, ref)
+    if details.campaign.status not in (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
+        raise ValidationError(f"{details.campaign.name} is {details.campaign.status}: there is nothing to retry")
+    return details

@@ -3,7 +3,8 @@
 :func:`check_campaign` is the gate that launch goes through: every template compiles, every contact of
 the audience renders (an undefined variable for one contact is an error naming the template, line and
 contact), the text part is present, links are https, images have alt text, and a message stays under the
-size at which Gmail clips it. A template error is found here, never mid-send.
+size at which Gmail clips it. A template error is found here, never mid-send. A subject longer than inboxes
+show is a warning, which does not block a launch.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from campaign.config import Settings
-from campaign.exceptions import ConfigError, TemplateError
+from campaign.exceptions import NotFoundError, TemplateError
 from campaign.models import Contact, Wave
 from campaign.render.calendar import CalendarMethod
 from campaign.render.links import DirectLinkPolicy
@@ -24,12 +25,17 @@ from campaign.render.localtime import session_times
 from campaign.render.mime import Sender
 from campaign.render.personalise import FILTERS, WaveRenderer
 from campaign.render.templates import TemplateSet
+from campaign.rules.paths import MAX_COMPONENT_BYTES, numbered_slug, slug
 from campaign.services.campaigns import CampaignDetails, get_campaign
 from campaign.services.contacts import contact_details, find_contacts, get_list
+from campaign.services.files import inside
+from campaign.services.installation import installation_id
 from campaign.store.engine import Database
 
 # Gmail clips messages over 102 KB; keep a margin.
 MAX_MESSAGE_BYTES = 100 * 1024
+# RFC 5322's recommended line length; inboxes show 40 to 80 characters of a subject, so a longer one is cut.
+MAX_SUBJECT_CHARS = 78
 _HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*["']([^"']*)["']""", re.I)
 _IMG = re.compile(r"<img\b[^>]*>", re.I)
 _ALT = re.compile(r"""\salt\s*=\s*["'][^"']*["']""", re.I)
@@ -42,23 +48,22 @@ def template_set(settings: Settings, details: CampaignDetails) -> TemplateSet:
     return TemplateSet([*directories, settings.templates_dir], FILTERS)
 
 
-def wave_renderer(settings: Settings, key: bytes, details: CampaignDetails, wave: Wave) -> WaveRenderer:
-    """A renderer for one wave of a campaign, configured from settings."""
-    try:
-        method = CalendarMethod(settings.render.calendar_method.upper())
-    except ValueError:
-        raise ConfigError(
-            f"render.calendar_method must be PUBLISH or REQUEST, not {settings.render.calendar_method!r}"
-        ) from None
-    if method is CalendarMethod.CANCEL:
-        raise ConfigError("render.calendar_method must be PUBLISH or REQUEST (CANCEL is for cancellations)")
+def wave_renderer(
+    settings: Settings, key: bytes, details: CampaignDetails, wave: Wave, installation: str
+) -> WaveRenderer:
+    """A renderer for one wave of a campaign, configured from settings; ``installation`` is the database's
+    :func:`~campaign.services.installation.installation_id` (read once by the caller, not per message)."""
+    # load_settings admitted only PUBLISH or REQUEST (config.CALENDAR_METHODS); CANCEL is for cancellations.
+    method = CalendarMethod(settings.render.calendar_method)
     mail = settings.mail
     campaign = details.campaign
     return WaveRenderer(
         templates=template_set(settings, details),
         template_name=wave.template,
         event=details.event,
-        sender=Sender(mail.from_address, mail.from_name or None, mail.domain, mail.reply_to or None),
+        sender=Sender(
+            mail.from_address, mail.from_name or None, mail.domain, mail.reply_to or None, installation=installation
+        ),
         links=DirectLinkPolicy(settings.links.public_url, key),
         campaign={"id": campaign.id, "name": campaign.name, "list_name": campaign.list_name},
         wave={"id": wave.id, "name": wave.name, "kind": wave.kind.value},
@@ -70,9 +75,10 @@ def wave_renderer(settings: Settings, key: bytes, details: CampaignDetails, wave
     )
 
 
-def message_id_for(ref: str, domain: str) -> str:
-    """A Message-ID under the configured domain (never the host name)."""
-    return f"{ref}@{domain}"
+def message_id_for(ref: str, sender: Sender) -> str:
+    """The Message-ID of the message ``ref`` names: ``ref.<installation>@<domain>``, under the configured domain
+    (never the host name) and unique across installations; the same ``ref`` gives the same id on every attempt."""
+    return f"{ref}.{sender.installation}@{sender.domain}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,20 +91,32 @@ class Preview:
     size: int
 
 
+PREVIEW_DIR = "render.preview_dir"
+
+
 def preview_contact(db: Database, settings: Settings, key: bytes, campaign_ref: str, email: str) -> Preview:
     """Write one contact's invitation as HTML and .eml under the preview directory."""
     details = get_campaign(db, campaign_ref)
-    contact = contact_details(db, email).contact
-    renderer = wave_renderer(settings, key, details, details.waves[0])
+    found = contact_details(db, email)
+    if details.campaign.list_name not in found.lists:
+        # Rendering them would preview a message nobody sends.
+        raise NotFoundError(
+            f"{email} is not on list {details.campaign.list_name!r} of campaign {details.campaign.name!r}"
+        )
+    contact = found.contact
+    renderer = wave_renderer(settings, key, details, details.waves[0], installation_id(db))
     rendered = renderer.render(contact)
     # As a server with 8BITMIME (nearly all) receives it; readable in a text editor too.
     message = renderer.build(
-        contact, message_id_for(f"preview.{details.campaign.id}.{contact.id}", settings.mail.domain), eight_bit=True
+        contact, message_id_for(f"preview.{details.campaign.id}.{contact.id}", renderer.sender), eight_bit=True
     )
-    out = settings.resolve(settings.render.preview_dir) / details.campaign.name
+    # Names are the user's: slugged (the id keeps names that slug alike apart), then checked to stay inside.
+    preview_dir = settings.resolve(settings.render.preview_dir)
+    out = inside(preview_dir, preview_dir / numbered_slug(details.campaign.id, details.campaign.name), PREVIEW_DIR)
     out.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9@._-]", "_", contact.email)
-    html_path, eml_path = out / f"{stem}.html", out / f"{stem}.eml"
+    stem = slug(contact.email, max_bytes=MAX_COMPONENT_BYTES - len(".html")) or str(contact.id)
+    html_path = inside(preview_dir, out / f"{stem}.html", PREVIEW_DIR)
+    eml_path = inside(preview_dir, out / f"{stem}.eml", PREVIEW_DIR)
     html_path.write_text(rendered.html, encoding="utf-8")
     eml_path.write_bytes(message)
     return Preview(html_path, eml_path, rendered.subject, len(message))
@@ -130,12 +148,13 @@ def preview_zones(db: Database, settings: Settings, campaign_ref: str) -> list[Z
 
 @dataclass
 class CheckReport:
-    """What :func:`check_campaign` found. ``ok`` when there are no errors."""
+    """What :func:`check_campaign` found. ``ok`` when there are no errors; warnings do not block a launch."""
 
     campaign: str
     contacts: int = 0
     errors: list[str] = field(default_factory=list)
     largest_message: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -156,7 +175,7 @@ def check_campaign(db: Database, settings: Settings, key: bytes, campaign_ref: s
         # The audience is streamed, once per wave: a list of a million contacts is checked in bounded memory.
         contacts = find_contacts(db, list_name=details.campaign.list_name)
         try:
-            renderer = wave_renderer(settings, key, details, wave)
+            renderer = wave_renderer(settings, key, details, wave, installation_id(db))
             report.contacts = _check_wave(renderer, wave, contacts, report)
         except TemplateError as exc:
             report.errors.append(f"wave {wave.name}: {exc}")
@@ -179,10 +198,20 @@ class _Failures:
 def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact], report: CheckReport) -> int:
     """Check one wave for every contact; returns how many contacts were checked."""
     failures = _Failures()
+    long_subjects = _Failures()  # under one reason: how many contacts, and the first few
+    longest_subject = 0
+    # Per template locale: why its templates do not load, or None. A template that does not compile is one
+    # error, however many contacts it would have served.
+    load_errors: dict[str, str | None] = {}
     checked_groups: set[tuple[str | None, str | None]] = set()
     checked = 0
     for contact in contacts:
         checked += 1
+        locale = renderer.template_locale(contact)
+        if locale not in load_errors:
+            load_errors[locale] = _load_error(renderer, locale)
+        if load_errors[locale] is not None:
+            continue
         try:
             rendered = renderer.render(contact, source=True)
         except TemplateError as exc:
@@ -191,6 +220,9 @@ def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact],
             continue
         if not rendered.text.strip():
             failures.add("the text part is empty", contact.email)
+        if len(rendered.subject) > MAX_SUBJECT_CHARS:
+            long_subjects.add("subject", contact.email)
+            longest_subject = max(longest_subject, len(rendered.subject))
         group = (contact.locale, contact.timezone)
         if group in checked_groups:
             continue
@@ -198,14 +230,35 @@ def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact],
         checked_groups.add(group)
         for problem in _html_problems(rendered.html):
             failures.add(problem, contact.email)
-        size = len(renderer.build(contact, message_id_for("check", renderer.sender.domain), date=datetime.now(UTC)))
+        size = len(renderer.build(contact, message_id_for("check", renderer.sender), date=datetime.now(UTC)))
         report.largest_message = max(report.largest_message, size)
         if size > MAX_MESSAGE_BYTES:
             failures.add(f"message is {size // 1024} KB; Gmail clips over 102 KB", contact.email)
+    report.errors += [f"wave {wave.name}: {error}" for error in dict.fromkeys(load_errors.values()) if error]
     for reason, (count, examples) in failures.found.items():
-        more = f" and {count - len(examples)} more" if count > len(examples) else ""
-        report.errors.append(f"wave {wave.name}: {reason} — {count} contact(s): {', '.join(examples)}{more}")
+        report.errors.append(f"wave {wave.name}: {reason} — {count} contact(s): {_examples(count, examples)}")
+    for count, examples in long_subjects.found.values():
+        report.warnings.append(
+            f"wave {wave.name}: subject of {longest_subject} characters, above the {MAX_SUBJECT_CHARS} that inboxes "
+            f"show, where they cut it — {count} contact(s): {_examples(count, examples)}"
+        )
     return checked
+
+
+def _examples(count: int, examples: list[str]) -> str:
+    """ "a@x, b@x and 3 more"."""
+    more = f" and {count - len(examples)} more" if count > len(examples) else ""
+    return ", ".join(examples) + more
+
+
+def _load_error(renderer: WaveRenderer, locale: str) -> str | None:
+    """Why the templates for ``locale`` do not load (as written, and as sent), or None when they do."""
+    try:
+        renderer.templates_for(locale, source=True)
+        renderer.templates_for(locale)
+    except TemplateError as exc:
+        return str(exc)
+    return None
 
 
 def _html_problems(html: str) -> Iterator[str]:

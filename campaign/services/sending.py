@@ -12,6 +12,7 @@ from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 from campaign.rules.contact_fields import normalise_email
 from campaign.services.campaigns import get_campaign
 from campaign.services.contacts import contact_details, find_contacts
+from campaign.services.installation import installation_id
 from campaign.services.rendering import message_id_for, wave_renderer
 from campaign.store.engine import Database
 
@@ -44,7 +45,7 @@ async def send_test(
         if first is None:
             raise NotFoundError(f"list {details.campaign.list_name!r} has no contacts to render as")
         contact = first
-    renderer = wave_renderer(settings, key, details, details.waves[0])
+    renderer = wave_renderer(settings, key, details, details.waves[0], installation_id(db))
     stamp = datetime.now(UTC)
     connection = SmtpConnection(ServerChooser(servers))
     try:
@@ -52,7 +53,7 @@ async def send_test(
         # The recipient is the staff address; everything else is rendered as the contact would see it.
         message = renderer.build(
             replace(contact, email=address),
-            message_id_for(f"test.{details.campaign.id}.{stamp:%Y%m%d%H%M%S%f}", settings.mail.domain),
+            message_id_for(f"test.{details.campaign.id}.{stamp:%Y%m%d%H%M%S%f}", renderer.sender),
             date=stamp,
             subject_prefix="[TEST] ",
             eight_bit=eight_bit,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import get_args
+from typing import cast
 
-from campaign.config import Settings
-from campaign.exceptions import ConfigError
+from campaign.config import Settings, parse_relay
 from campaign.mail.capture import CaptureServer
 from campaign.mail.smtp import Security, SmtpServer
 from campaign.secrets import smtp_password
@@ -24,17 +23,14 @@ def smtp_servers(settings: Settings) -> Iterator[list[SmtpServer]]:
         with CaptureServer(settings.resolve(smtp.mailbox)) as capture:
             yield [SmtpServer(capture.host, capture.port, "none", timeout=smtp.timeout_seconds)]
         return
-    if smtp.mode != "relay":
-        raise ConfigError(f"smtp.mode must be 'capture' or 'relay', not {smtp.mode!r}")
     yield relay_servers(settings)
 
 
 def relay_servers(settings: Settings) -> list[SmtpServer]:
     """The configured relays: ``smtp.host`` and every ``smtp.servers`` entry (``host:port[:weight]``)."""
     smtp = settings.smtp
-    if smtp.security not in get_args(Security):
-        raise ConfigError(f"smtp.security must be starttls, tls or none, not {smtp.security!r}")
-    security: Security = smtp.security  # type: ignore[assignment]
+    # load_settings admitted only these values (config.SMTP_SECURITIES, which a test holds equal to Security).
+    security = cast(Security, smtp.security)
     common = {
         "security": security,
         "username": smtp.username or None,
@@ -43,11 +39,6 @@ def relay_servers(settings: Settings) -> list[SmtpServer]:
     }
     servers = [SmtpServer(smtp.host, smtp.port, weight=smtp.weight, **common)]  # type: ignore[arg-type]
     for entry in smtp.servers:
-        host, _, rest = entry.partition(":")
-        port_text, _, weight_text = rest.partition(":")
-        try:
-            port, weight = int(port_text), int(weight_text or 1)
-        except ValueError:
-            raise ConfigError(f"smtp.servers entry {entry!r} must be host:port or host:port:weight") from None
-        servers.append(SmtpServer(host, port, weight=weight, **common))  # type: ignore[arg-type]
+        relay = parse_relay(entry)  # admitted by load_settings, so it parses
+        servers.append(SmtpServer(relay.host, relay.port, weight=relay.weight, **common))  # type: ignore[arg-type]
     return servers

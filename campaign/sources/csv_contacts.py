@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from campaign.exceptions import ImportFileError
+from campaign.rules.contact_fields import without_format_characters
 
 # Canonical contact fields and the header spellings that mean them (compared lower-case, letters and digits only).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
@@ -134,15 +135,21 @@ class ContactCsv:
                 yield CsvProblem(start, f"{count} fields but the header has {width}", cells)
                 continue
             fields: dict[str, str] = {}
+            # Cells are read back from spreadsheet_safe's form, so that an export imports unchanged (the quote
+            # test inline: few cells start with one, and a call for every cell of a large file is not free).
             for i, name in field_columns:
                 if i < count and (cell := cells[i]).strip():
-                    fields[name] = cell
+                    fields[name] = from_spreadsheet_safe(cell) if cell[:1] == "'" else cell
             attributes: dict[str, str] = {}
             for i, name in attribute_columns:
                 if i < count and (value := cells[i].strip()):
+                    if value[:1] == "'":
+                        value = from_spreadsheet_safe(value)
                     # NUL and other controls are never data (PostgreSQL's JSON refuses NUL); tab and line
                     # breaks are kept: an attribute may be an address.
-                    attributes[name] = _ATTRIBUTE_CONTROLS.sub("", value)
+                    value = _ATTRIBUTE_CONTROLS.sub("", value)
+                    # Bidi overrides reorder what a template shows, as in names (clean_text).
+                    attributes[name] = value if value.isprintable() else without_format_characters(value)
             yield CsvRecord(start, fields, attributes, cells)
 
     def _detect_encoding(self) -> str:
@@ -248,6 +255,23 @@ def attribute_name(header: str) -> str:
     return name
 
 
+# A cell starting with one of these is run as a formula by spreadsheets (OWASP's list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# One or more quotes before a formula character: what spreadsheet_safe wrote (one more quote than the value had).
+_QUOTED_FORMULA = re.compile(r"'+[=+\-@\t\r]")
+
+
 def spreadsheet_safe(value: str) -> str:
-    """Neutralise a cell a spreadsheet would run as a formula (``=HYPERLINK(...)``), per OWASP's advice."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    """Neutralise a cell a spreadsheet would run as a formula (``=HYPERLINK(...)``), per OWASP's advice: prefix
+    it with ``'``. A value that already starts with quotes before a formula character gets one more, so that
+    :func:`from_spreadsheet_safe` gives every value back exactly."""
+    if value[:1] in _FORMULA_STARTS or (value[:1] == "'" and _QUOTED_FORMULA.match(value)):
+        return "'" + value
+    return value
+
+
+def from_spreadsheet_safe(cell: str) -> str:
+    """The value :func:`spreadsheet_safe` wrote ``cell`` for: one ``'`` removed before ``= + - @`` (and tab or
+    CR) after any further quotes, so an export imports unchanged. A spreadsheet shows such a quote as nothing
+    (it only marks the cell as text), and no real name starts with ``'=``."""
+    return cell[1:] if cell[:1] == "'" and _QUOTED_FORMULA.match(cell) else cell

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, exists, func, insert, select, true, update
 
-from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus
-from campaign.store.rows import from_row
-from campaign.store.tables import campaigns, lists, waves
+from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus, check_wave_transition
+from campaign.store.outbox import UNFINISHED
+from campaign.store.rows import from_row, reference_condition
+from campaign.store.tables import campaigns, lists, messages, waves
 
 
 def _select_campaigns() -> Any:
@@ -41,8 +42,9 @@ def insert_wave(conn: Connection, values: Mapping[str, Any], now: datetime) -> i
 
 
 def find(conn: Connection, ref: str) -> Campaign | None:
-    """The campaign named ``ref``, or with id ``ref`` when it is a number."""
-    condition = campaigns.c.id == int(ref) if ref.isdigit() else campaigns.c.name == ref
+    """The campaign with id ``ref`` when it is ASCII digits, else the one named ``ref`` (see
+    :mod:`campaign.rules.references`); spaces around ``ref`` do not count, as names never have them."""
+    condition = reference_condition(campaigns.c.id, campaigns.c.name, ref)
     row = conn.execute(_select_campaigns().where(condition)).first()
     return to_campaign(row) if row else None
 
@@ -81,6 +83,28 @@ def set_wave_status(conn: Connection, wave_id: int, status: WaveStatus, now: dat
     if status is WaveStatus.ENQUEUED:
         values["enqueued_at"] = now
     conn.execute(update(waves).where(waves.c.id == wave_id).values(values))
+
+
+def settle_waves(conn: Connection, campaign_id: int) -> None:
+    """Waves follow their messages: an enqueued wave whose messages are all final becomes ``done``, and a done
+    wave whose messages were queued again (``campaign retry``) is ``enqueued`` again."""
+    has_unfinished = exists().where(messages.c.wave_id == waves.c.id, messages.c.status.in_(UNFINISHED))
+    _move_waves(conn, campaign_id, WaveStatus.ENQUEUED, WaveStatus.DONE, ~has_unfinished)
+    _move_waves(conn, campaign_id, WaveStatus.DONE, WaveStatus.ENQUEUED, has_unfinished)
+
+
+def cancel_waves(conn: Connection, campaign_id: int) -> None:
+    """Cancel the waves of a cancelled campaign that are not done: waiting, or enqueued with messages left."""
+    for source in (WaveStatus.PENDING, WaveStatus.ENQUEUED):
+        _move_waves(conn, campaign_id, source, WaveStatus.CANCELLED, true())
+
+
+def _move_waves(
+    conn: Connection, campaign_id: int, source: WaveStatus, target: WaveStatus, condition: ColumnElement[bool]
+) -> None:
+    check_wave_transition(source, target)
+    stmt = update(waves).where(waves.c.campaign_id == campaign_id, waves.c.status == source.value, condition)
+    conn.execute(stmt.values(status=target.value))
 
 
 def waves_by_id(conn: Connection, wave_ids: list[int]) -> dict[int, Wave]:

@@ -218,12 +218,13 @@ def search(
     if list_id is not None:
         stmt = stmt.join(members, members.c.contact_id == contacts.c.id).where(members.c.list_id == list_id)
     if text:
-        pattern = f"%{text.lower()}%"
+        needle = text.lower()
+        # autoescape: ``%`` and ``_`` in the text are themselves, not LIKE wildcards (on either backend).
         stmt = stmt.where(
             or_(
-                contacts.c.email_key.like(pattern),
-                func.lower(contacts.c.name).like(pattern),
-                func.lower(contacts.c.organisation).like(pattern),
+                contacts.c.email_key.contains(needle, autoescape=True),
+                func.lower(contacts.c.name).contains(needle, autoescape=True),
+                func.lower(contacts.c.organisation).contains(needle, autoescape=True),
             )
         )
     if without_timezone:

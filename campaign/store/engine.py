@@ -4,6 +4,12 @@ Contract: every store function takes a :class:`sqlalchemy.Connection` opened by 
 or :meth:`Database.write`. A write transaction on SQLite starts with ``BEGIN IMMEDIATE``: under WAL a
 deferred transaction that reads and then writes fails with SQLITE_BUSY when another writer got in between,
 and the busy timeout cannot save it; taking the write lock up front makes writers queue instead.
+
+A handle never creates a SQLite file: connections open an existing file only (``mode=rw``), so a command
+run against a mistyped path or before ``campaign init`` leaves nothing behind; :meth:`Database.create`
+(called by init) makes the file and its directory. A URL that cannot work (an unknown kind of database,
+a file that is not a database, a server that does not answer) is a one-line :class:`StorageError`
+beginning with ``database.url:``, the setting to fix.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from campaign.exceptions import StorageError, WriteLockBusyError
 
 _IMMEDIATE = "campaign_sqlite_immediate"
 _NO_WAIT = "campaign_sqlite_no_wait"
+SETTING = "database.url"
+_KINDS = "use sqlite:/// or postgresql+psycopg://"
 
 
 class Database:
@@ -30,14 +38,24 @@ class Database:
         """``mmap_bytes``: on SQLite, how much of the file connections read through a memory map (0: none).
         Reading so is cheaper, most of all when another process's commits keep invalidating the page cache,
         but every page read stays mapped: worth it for the delivery worker, not for a big import."""
-        self.url = make_url(url)
+        try:
+            self.url = make_url(url)
+        except ArgumentError:
+            raise StorageError(f"{SETTING}: {url!r} is not a database URL ({_KINDS})") from None
         self.busy_timeout_ms = busy_timeout_ms
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(self.url, echo=echo)
+        try:
+            self.engine: Engine = create_engine(self.url, echo=echo)
+        except NoSuchModuleError:
+            raise StorageError(f"{SETTING}: unknown database kind {self.url.drivername!r} ({_KINDS})") from None
+        except ImportError as exc:
+            raise StorageError(
+                f"{SETTING}: {self.describe()} needs the Python module {exc.name!r}, which is not installed ({_KINDS})"
+            ) from None
         if self.is_sqlite:
             _configure_sqlite(self.engine, busy_timeout_ms, mmap_bytes)
+            if self.file is not None and "uri" not in self.url.query:
+                _open_existing_only(self.engine, self.file)
 
     def variant(self, *, mmap_bytes: int) -> Database:
         """Another pool to the same database, with other connection settings (dispose of it when done)."""
@@ -49,6 +67,28 @@ class Database:
     def in_memory(self) -> bool:
         """An SQLite database that lives in this process only."""
         return self.is_sqlite and self.url.database in (None, "", ":memory:")
+
+    @property
+    def file(self) -> Path | None:
+        """The SQLite database file, absolute; None for an in-memory or server database."""
+        if not self.is_sqlite or self.in_memory:
+            return None
+        return Path(str(self.url.database)).absolute()
+
+    def create(self) -> None:
+        """Create the SQLite file (empty) and its directory if they do not exist; nothing for other databases.
+
+        Only ``campaign init`` calls this: every other connection opens an existing file only.
+        """
+        path = self.file
+        if path is None or path.is_file():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sqlite3.connect(f"{path.as_uri()}?mode=rwc", uri=True).close()
+        except (OSError, sqlite3.Error) as exc:
+            reason = _not_a_directory(path) or getattr(exc, "strerror", None) or str(exc)
+            raise StorageError(f"{SETTING}: cannot create {self.describe()}: {reason}") from None
 
     @property
     def backend(self) -> str:
@@ -82,14 +122,50 @@ class Database:
     def _connect(self) -> Iterator[Connection]:
         try:
             conn = self.engine.connect()
-        except OperationalError as exc:
-            raise StorageError(f"cannot connect to {self.describe()}: {exc.orig}") from exc
+        except DBAPIError as exc:
+            raise self._open_error(exc.orig) from exc
+        except sqlite3.Error as exc:  # raised by the PRAGMAs of a new connection (see _configure_sqlite)
+            raise self._open_error(exc) from exc
         with conn:
             yield conn
+
+    def _open_error(self, exc: BaseException | None) -> StorageError:
+        """A one-line error for a connection that could not be opened, saying what to fix."""
+        # A driver's message may span lines (psycopg adds a hint on a second one).
+        detail = " ".join(str(exc).split())
+        path = self.file
+        if path is None:
+            return StorageError(f"{SETTING}: cannot connect to {self.describe()}: {detail}")
+        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in detail:
+            return StorageError(f"{SETTING}: {self.describe()} is not a SQLite database")
+        if (blocked := _not_a_directory(path)) is not None:
+            return StorageError(f"{SETTING}: {self.describe()}: {blocked}")
+        if not path.exists():
+            return StorageError(f"{SETTING}: {self.describe()} does not exist: run `campaign init`")
+        return StorageError(f"{SETTING}: cannot open {self.describe()}: {detail}")
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _not_a_directory(path: Path) -> str | None:
+    """Why ``path`` cannot be made or opened when one of its parents is a file, else None."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"{parent} is not a directory"
+    return None
+
+
+def _open_existing_only(engine: Engine, path: Path) -> None:
+    """Open ``path`` read-write without creating it (SQLite's ``mode=rw``): only init creates a database."""
+    uri = f"{path.as_uri()}?mode=rw"
+
+    @event.listens_for(engine, "do_connect")
+    def _on_do_connect(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        # The dialect connects with these arguments after this listener returns.
+        cargs[:] = [uri]
+        cparams["uri"] = True
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int, mmap_bytes: int) -> None:

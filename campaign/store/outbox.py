@@ -16,13 +16,28 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Text, and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 
 from campaign.models import CampaignStatus, MessageStatus
 from campaign.store.dialect import insert_ignoring_conflicts, json_rows
 from campaign.store.tables import UTCDateTime, campaigns, contacts, due_at, list_members, messages, suppressions, waves
 
 PENDING = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
+UNFINISHED = (*PENDING, MessageStatus.SENDING.value)
+"""Statuses of a message not yet final: every other status is where a message ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +254,7 @@ def unfinished(conn: Connection, campaign_id: int) -> int:
         select(func.count())
         .select_from(messages)
         .join(waves, waves.c.id == messages.c.wave_id)
-        .where(waves.c.campaign_id == campaign_id, messages.c.status.in_((*PENDING, MessageStatus.SENDING.value)))
+        .where(waves.c.campaign_id == campaign_id, messages.c.status.in_(UNFINISHED))
     )
     return conn.scalar(stmt) or 0
 
@@ -253,4 +268,52 @@ def set_status_where(
     if to_status == MessageStatus.QUEUED.value:
         values.update(next_attempt_at=None, scheduled_at=now)
     stmt = update(messages).where(messages.c.wave_id.in_(wave_ids), messages.c.status.in_(from_statuses)).values(values)
+    return conn.execute(stmt).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCount:
+    """How many messages of one wave are in one status; for queued and deferred ones, also when they are due."""
+
+    wave_id: int
+    status: str
+    count: int
+    due_now: int = 0
+    next_due: datetime | None = None
+    """The earliest due time of those not due yet (None when all are due, or for a final status)."""
+
+
+def status_counts(conn: Connection, campaign_id: int, now: datetime) -> list[StatusCount]:
+    """The campaign's messages counted by wave and status, with when the queued and deferred ones are due.
+
+    A report, not the delivery path: one GROUP BY over the campaign's rows (ranges of ``ix_messages_due``).
+    """
+    pending = messages.c.status.in_(PENDING)
+    stmt = (
+        select(
+            messages.c.wave_id,
+            messages.c.status,
+            func.count(),
+            func.sum(case((and_(pending, due_at <= now), 1), else_=0)),
+            type_coerce(func.min(case((and_(pending, due_at > now), due_at))), UTCDateTime()),
+        )
+        .where(messages.c.wave_id.in_(select(waves.c.id).where(waves.c.campaign_id == campaign_id).scalar_subquery()))
+        .group_by(messages.c.wave_id, messages.c.status)
+    )
+    return [StatusCount(w, s, n, int(due or 0), later) for w, s, n, due, later in conn.execute(stmt)]
+
+
+def retry_deferred_now(conn: Connection, campaign_id: int, now: datetime) -> int:
+    """Make the campaign's deferred messages due at ``now`` instead of at their backoff time; returns how many.
+
+    They stay ``deferred`` with their attempts and last error; their due time (``coalesce(lease_expires_at,
+    next_attempt_at, scheduled_at)``, which ``ix_messages_due`` orders) becomes ``now``: a deferred row holds no
+    lease, so the next claim finds them due.
+    """
+    wave_ids = select(waves.c.id).where(waves.c.campaign_id == campaign_id).scalar_subquery()
+    stmt = (
+        update(messages)
+        .where(messages.c.wave_id.in_(wave_ids), messages.c.status == MessageStatus.DEFERRED.value)
+        .values(next_attempt_at=now, lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
     return conn.execute(stmt).rowcount

@@ -244,6 +244,19 @@ class SuppressionRow(Base):
     created_at: Mapped[datetime]
 
 
+class InstallationRow(Base):
+    """This database's random id, one row made by ``campaign init`` and never changed.
+
+    With ``mail.domain`` it names Message-IDs, calendar UIDs and List-Ids: every database numbers its first
+    message and event 1, and mail and calendar clients take two things of the same name for one.
+    """
+
+    __tablename__ = "installation"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime]
+
+
 metadata = Base.metadata
 
 # The tables as Core objects, typed, for the store's SQL.
@@ -256,6 +269,7 @@ waves = cast(Table, WaveRow.__table__)
 messages = cast(Table, MessageRow.__table__)
 tracking_events = cast(Table, TrackingEventRow.__table__)
 suppressions = cast(Table, SuppressionRow.__table__)
+installation = cast(Table, InstallationRow.__table__)
 
 due_at = func.coalesce(messages.c.lease_expires_at, messages.c.next_attempt_at, messages.c.scheduled_at)
 """When a message is due: a ``sending`` one when its lease expires (only those hold a lease); a queued or

@@ -1,0 +1,142 @@
+"""What is left of a campaign, and why: its messages counted by status (per wave and in all), when the queued
+and deferred ones are due, and what holds back a campaign that is not sending.
+
+``campaign send`` reports this after a run and ``campaign show`` shows it, so that neither says "sent" while
+messages wait, nor stays silent about a paused campaign.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection
+
+from campaign.exceptions import NotFoundError
+from campaign.models import Campaign, CampaignStatus, MessageStatus, Wave
+from campaign.store import campaigns as campaign_store
+from campaign.store import outbox
+from campaign.store.engine import Database
+
+_UNFINISHED = (MessageStatus.QUEUED, MessageStatus.DEFERRED, MessageStatus.SENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Queued (or deferred) messages: how many, how many of them are due now, and the next due time of the rest."""
+
+    count: int = 0
+    due_now: int = 0
+    next_due: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaveProgress:
+    """A wave and its messages counted by status (in :class:`MessageStatus` order, only statuses present)."""
+
+    wave: Wave
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignProgress:
+    """A campaign, its messages counted by status, and when what is left is due."""
+
+    campaign: Campaign
+    waves: list[WaveProgress]
+    counts: dict[str, int]
+    queued: Waiting
+    deferred: Waiting
+
+    @property
+    def unfinished(self) -> int:
+        """Messages not final yet: queued, deferred or in a worker's hands."""
+        return sum(self.counts.get(status.value, 0) for status in _UNFINISHED)
+
+    @property
+    def held(self) -> bool:
+        """True when nothing of this campaign is sent until someone acts: a draft, a cancelled campaign, or a
+        paused one with messages waiting."""
+        status = self.campaign.status
+        if status is CampaignStatus.PAUSED:
+            return self.unfinished > 0
+        return status in (CampaignStatus.DRAFT, CampaignStatus.CANCELLED)
+
+    def hold(self) -> str | None:
+        """Why this campaign is not sending, and the command that changes it; None when it is sending or sent."""
+        remedy = self.remedy()
+        if remedy is None:
+            return None
+        c = self.campaign
+        if c.status is CampaignStatus.DRAFT:
+            return f"{c.name} is a draft: {remedy}"
+        why = f" ({c.status_reason})" if c.status is CampaignStatus.PAUSED and c.status_reason else ""
+        return f"{c.name} is {c.status}{why}: {remedy}"
+
+    def remedy(self) -> str | None:
+        """What holds this campaign's messages back, and the command that sends them; None when it is sending
+        or sent (:meth:`hold` says the same, starting with the campaign's name, status and its reason)."""
+        c = self.campaign
+        if c.status is CampaignStatus.DRAFT:
+            return f"nothing is queued until it is launched: `campaign launch {c.name}`"
+        if c.status is CampaignStatus.PAUSED:
+            left = f"{self.unfinished} message(s) wait; " if self.unfinished else ""
+            return f"{left}`campaign resume {c.name}` sends them"
+        if c.status is CampaignStatus.CANCELLED:
+            return "its unsent messages were cancelled and nothing more is sent"
+        if c.status is CampaignStatus.SCHEDULED:
+            return "its waves are queued when their time comes"
+        return None
+
+
+def campaign_progress(db: Database, ref: str) -> CampaignProgress:
+    """The progress of one campaign (by name or id); raises :class:`NotFoundError`."""
+    with db.read() as conn:
+        campaign = campaign_store.find(conn, ref)
+        if campaign is None:
+            raise NotFoundError(f"no campaign {ref!r} (see `campaign list`)")
+        return _progress(conn, campaign, datetime.now(UTC))
+
+
+def progress_after_send(db: Database, ref: str | None, finished: Iterable[str] = ()) -> list[CampaignProgress]:
+    """What a ``campaign send`` run should report: the campaign it was asked for, else every campaign that is
+    sending or paused (it has messages left, or is waiting to be resumed) and those the run ``finished``."""
+    if ref is not None:
+        return [campaign_progress(db, ref)]
+    names = set(finished)
+    now = datetime.now(UTC)
+    active = (CampaignStatus.SENDING, CampaignStatus.PAUSED)
+    with db.read() as conn:
+        return [
+            _progress(conn, c, now) for c in campaign_store.all_campaigns(conn) if c.status in active or c.name in names
+        ]
+
+
+def _progress(conn: Connection, campaign: Campaign, now: datetime) -> CampaignProgress:
+    rows = outbox.status_counts(conn, campaign.id, now)
+    by_wave: dict[int, dict[str, int]] = {}
+    for row in rows:
+        by_wave.setdefault(row.wave_id, {})[row.status] = row.count
+    waves = [WaveProgress(w, _ordered(by_wave.get(w.id, {}))) for w in campaign_store.waves_of(conn, campaign.id)]
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row.status] = totals.get(row.status, 0) + row.count
+    return CampaignProgress(
+        campaign,
+        waves,
+        _ordered(totals),
+        _waiting(r for r in rows if r.status == MessageStatus.QUEUED.value),
+        _waiting(r for r in rows if r.status == MessageStatus.DEFERRED.value),
+    )
+
+
+def _ordered(counts: dict[str, int]) -> dict[str, int]:
+    """Counts in the order of :class:`MessageStatus` (queued, sending, sent, deferred, ...)."""
+    return {s.value: counts[s.value] for s in MessageStatus if s.value in counts}
+
+
+def _waiting(rows: Iterable[outbox.StatusCount]) -> Waiting:
+    found = list(rows)
+    later = [r.next_due for r in found if r.next_due is not None]
+    return Waiting(sum(r.count for r in found), sum(r.due_now for r in found), min(later, default=None))

@@ -1,0 +1,44 @@
+"""installation id: names Message-IDs, calendar UIDs and List-Ids apart from every other database's
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-26 09:00:00
+
+The id is made here, so that a new database gets one at ``campaign init`` and an existing one when it is
+upgraded; running the upgrade again finds the revision current and never makes another.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import op
+
+import campaign.store.tables
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def new_installation_id() -> str:
+    """80 random bits as 16 lower-case base32 characters: a valid dot-atom label (RFC 2919 List-Ids)."""
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
+
+
+def upgrade() -> None:
+    table = op.create_table(
+        "installation",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", campaign.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_installation")),
+    )
+    op.bulk_insert(table, [{"id": new_installation_id(), "created_at": datetime.now(UTC)}])
+
+
+def downgrade() -> None:
+    op.drop_table("installation")
