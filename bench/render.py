@@ -51,9 +51,10 @@ from people import LATIN_FIRST, LATIN_LAST, SCRIPT_NAMES
 
 from campaign.models import Contact, Event, Speaker
 from campaign.render.calendar import CalendarMethod
+from campaign.render.filters import FILTERS
 from campaign.render.links import DirectLinkPolicy
 from campaign.render.mime import Sender
-from campaign.render.personalise import FILTERS, WaveRenderer
+from campaign.render.personalise import WaveRenderer
 from campaign.render.personalise import list_id as list_id_for
 from campaign.render.reference import reference_message
 from campaign.render.stencil import StencilledTemplate

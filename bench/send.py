@@ -25,7 +25,7 @@ of the rounds, and the measurements are interleaved so that drift hits them alik
 
 * ours, for each ``--processes`` value (default 1 and 2) and each ``--concurrency`` (``[smtp] concurrency``,
   connections per process; default 10, the shipped setting, and 40, a bulk sender's):
-  :func:`~campaign.services.dispatch.send_due` (one process) or :func:`~campaign.services.dispatch.send_parallel`
+  :func:`~campaign.services.dispatch.send_due` (one process) or :func:`~campaign.services.parallel.send_parallel`
   (several) of all N messages, HTML + text + ``.ics`` each; afterwards every message row must be ``sent`` and the
   sink must have counted N more deliveries;
 * the loopback limit: ``smtp-source -s 20 -d -m N -l <our median message size>`` into the same sink (C, 20
@@ -78,10 +78,11 @@ from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
 from campaign.services.contacts import find_contacts
 from campaign.services.database import init_database
-from campaign.services.dispatch import send_due, send_parallel
+from campaign.services.dispatch import send_due
 from campaign.services.events import add_event, read_event_file
 from campaign.services.installation import installation_id
 from campaign.services.lifecycle import launch
+from campaign.services.parallel import send_parallel
 from campaign.services.rendering import message_id_for, wave_renderer
 from campaign.store.engine import Database
 from campaign.store.tables import messages

@@ -25,9 +25,10 @@ import pytest
 
 from campaign.models import Contact, Event, Speaker
 from campaign.render.calendar import CalendarMethod, build_ics
+from campaign.render.filters import FILTERS
 from campaign.render.links import DirectLinkPolicy
 from campaign.render.mime import MessageSkeleton, Sender, encode_body, format_address, header_value
-from campaign.render.personalise import FILTERS, WaveRenderer
+from campaign.render.personalise import WaveRenderer
 from campaign.render.reference import reference_message
 from campaign.render.templates import TemplateSet
 from campaign.rules.event_fields import parse_event_document

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from jinja2 import FileSystemLoader
 
 from campaign.models import Contact
+from campaign.render.filters import FILTERS
 from campaign.render.mime import encode_body
-from campaign.render.personalise import FILTERS
 from campaign.render.stencil import StencilledTemplate, _marker, _Stencil, personal_references
 from campaign.render.templates import TemplateSet, _environment
 from tests.test_templates import DEFAULT_TEMPLATES, wave_renderer, write

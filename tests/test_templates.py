@@ -15,10 +15,11 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from campaign.exceptions import TemplateError
 from campaign.models import Contact, Event, Speaker
+from campaign.render.filters import FILTERS, Viewer, shorten
 from campaign.render.links import DirectLinkPolicy
 from campaign.render.localtime import SessionTimes, plain, session_times
 from campaign.render.mime import Sender
-from campaign.render.personalise import FILTERS, Viewer, WaveRenderer, shorten
+from campaign.render.personalise import WaveRenderer
 from campaign.render.templates import TemplateSet, candidate_names, flatten, inline_css
 from campaign.rules.event_fields import parse_event_document
 from tests.conftest import DATA

@@ -11,54 +11,32 @@ language: ``line``, ``zone_name``, ``when``, ``start``, ``end``; ``is_fallback``
 ``organiser_when`` (the same in the organiser's zone), ``links`` (register, join, calendar_google,
 calendar_outlook, calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url``,
 ``campaign``, ``wave``, ``locale`` (the message's language, see :meth:`WaveRenderer.message_locale`),
-``preheader`` may be set by the template. Filters ``local_datetime``, ``local_date``, ``local_time`` and
-``zone_name`` format any instant in the recipient's zone and the message's language; ``shorten`` cuts a title
-for a subject line.
+``preheader`` may be set by the template. The filters (:mod:`campaign.render.filters`) format any instant in
+the recipient's zone and the message's language; the values templates see are made by
+:mod:`campaign.render.values`, and errors are worded by :mod:`campaign.render.render_errors`.
 """
 
 from __future__ import annotations
 
-import re
-import textwrap
-import traceback
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
-
-from babel.dates import format_date, format_datetime, format_skeleton, format_time
-from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError, pass_context
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
 
 from campaign.exceptions import TemplateError
 from campaign.models import Contact, Event
 from campaign.render.calendar import CalendarMethod, build_ics
+from campaign.render.filters import Viewer
 from campaign.render.links import LinkPolicy, MessageLinks
-from campaign.render.localtime import SessionTimes, locale_of, plain, session_times, zone_name
+from campaign.render.localtime import session_times
 from campaign.render.mime import MessageSkeleton, Sender, WireText
+from campaign.render.render_errors import describe_render_error
 from campaign.render.stencil import StencilledTemplate
-from campaign.render.templates import (
-    MessageTemplates,
-    TemplateSet,
-    not_found_message,
-    syntax_error_message,
-    variant_locale,
-)
+from campaign.render.templates import MessageTemplates, TemplateSet, variant_locale
+from campaign.render.values import calendar_links, contact_values, event_values, times_values
 
 _Body = TypeVar("_Body", str, str | WireText)
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """Whose zone and locale a template formats times for."""
-
-    zone: str
-    locale: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,167 +48,6 @@ class RenderedMessage:
     text: str
     template_names: Mapping[str, str]
     unsubscribe_url: str
-
-
-def _viewer(ctx: Context) -> Viewer:
-    viewer = ctx.get("viewer")
-    assert isinstance(viewer, Viewer)
-    return viewer
-
-
-@pass_context
-def _local_datetime(ctx: Context, value: datetime, fmt: str = "full") -> str:
-    v = _viewer(ctx)
-    return str(format_datetime(value, fmt, tzinfo=ZoneInfo(v.zone), locale=locale_of(v.locale)))
-
-
-@pass_context
-def _local_date(ctx: Context, value: datetime, fmt: str = "full") -> str:
-    v = _viewer(ctx)
-    loc = locale_of(v.locale)
-    if fmt in loc.datetime_skeletons:
-        # A CLDR skeleton ("MMMd", "MMMEd") asks for fields, which each locale orders and spells its own way:
-        # "Jun 26" in English, "26 jun" in Spanish. Short enough for a subject line.
-        return str(format_skeleton(fmt, value, tzinfo=ZoneInfo(v.zone), locale=loc))
-    return str(format_date(value.astimezone(ZoneInfo(v.zone)), fmt, locale=loc))
-
-
-@pass_context
-def _local_time(ctx: Context, value: datetime, fmt: str = "short") -> str:
-    v = _viewer(ctx)
-    return str(format_time(value, fmt, tzinfo=ZoneInfo(v.zone), locale=locale_of(v.locale)))
-
-
-@pass_context
-def _zone_name(ctx: Context, value: datetime) -> str:
-    v = _viewer(ctx)
-    return zone_name(value, v.zone, v.locale)
-
-
-def shorten(text: str, width: int = 50) -> str:
-    """``text`` in at most ``width`` characters: cut after a whole word, trailing punctuation dropped, "…" added.
-
-    For subject lines, which inboxes cut at 40 to 80 characters: a long title keeps its first words whole.
-    """
-    text = " ".join(text.split())
-    if len(text) <= width:
-        return text
-    head = text[: width - 1]
-    if text[width - 1].isalnum() and " " in head:
-        head = head.rsplit(" ", 1)[0]  # the cut fell inside a word: drop its start
-    return head.rstrip(" ,;:.!?-–—") + "…"
-
-
-FILTERS: dict[str, Callable[..., Any]] = {
-    "local_datetime": _local_datetime,
-    "local_date": _local_date,
-    "local_time": _local_time,
-    "zone_name": _zone_name,
-    "plain": plain,
-    "shorten": shorten,
-}
-
-
-def _wrapped(paragraph: str) -> str:
-    """A paragraph in lines of at most 76 characters (a word longer stays whole), its own line breaks kept.
-
-    Plain text mail reads best so; in HTML a line break is a space. And a long paragraph then never pushes a
-    line past SMTP's 998 octets, which would cost the whole body base64 (see
-    :func:`campaign.render.mime.encode_body`; a single word that long still does).
-    """
-    return "\n".join(
-        textwrap.fill(line, 76, break_long_words=False, break_on_hyphens=False) for line in paragraph.split("\n")
-    )
-
-
-def event_values(event: Event) -> dict[str, Any]:
-    """The event as templates see it (computed once per wave)."""
-    return {
-        "id": event.id,
-        "slug": event.slug,
-        "title": event.title,
-        "description": event.description,
-        "paragraphs": [_wrapped(p) for p in event.description.split("\n\n") if p],
-        "speakers": [{"name": s.name, "role": s.role} for s in event.speakers],
-        "organiser_name": event.organiser_name,
-        "organiser_email": event.organiser_email,
-        "registration_url": event.registration_url,
-        "join_url": event.join_url,
-        "timezone": event.timezone,
-        "language": event.language,
-        "starts_at": event.starts_at,
-        "ends_at": event.ends_at,
-    }
-
-
-def calendar_links(event: Event) -> dict[str, str]:
-    """Add-to-calendar links for Google Calendar and Outlook.com (the same for every recipient)."""
-    details = "\n".join(
-        filter(
-            None,
-            (
-                event.join_url and f"Join: {event.join_url}",
-                event.registration_url and f"Register: {event.registration_url}",
-            ),
-        )
-    )
-    google = urlencode(
-        {
-            "action": "TEMPLATE",
-            "text": event.title,
-            "dates": f"{event.starts_at:%Y%m%dT%H%M%SZ}/{event.ends_at:%Y%m%dT%H%M%SZ}",
-            "details": details,
-            "location": event.join_url or "",
-            "ctz": event.timezone,
-        }
-    )
-    outlook = urlencode(
-        {
-            "path": "/calendar/action/compose",
-            "rru": "addevent",
-            "subject": event.title,
-            "startdt": f"{event.starts_at:%Y-%m-%dT%H:%M:%SZ}",
-            "enddt": f"{event.ends_at:%Y-%m-%dT%H:%M:%SZ}",
-            "body": details,
-            "location": event.join_url or "",
-        }
-    )
-    return {
-        "calendar_google": f"https://calendar.google.com/calendar/render?{google}",
-        "calendar_outlook": f"https://outlook.live.com/calendar/0/deeplink/compose?{outlook}",
-    }
-
-
-@cache
-def times_values(times: SessionTimes) -> dict[str, Any]:
-    """A session's times as templates see them (one dict per zone and locale, shared by its recipients)."""
-    return {
-        "zone": times.zone,
-        "zone_name": times.zone_name,
-        "start": times.start,
-        "end": times.end,
-        "when": times.when,
-        "line": times.line,
-        "line_plain": times.line_plain,
-        "is_fallback": times.is_fallback,
-    }
-
-
-def contact_values(contact: Contact) -> dict[str, Any]:
-    """The contact as templates see it: custom attributes first, so a field always wins over an attribute."""
-    values: dict[str, Any] = dict(contact.attributes)
-    values.update(
-        email=contact.email,
-        name=contact.name,
-        display_name=contact.display_name,
-        first_name=contact.first_name,
-        last_name=contact.last_name,
-        organisation=contact.organisation,
-        country=contact.country,
-        locale=contact.locale,
-        timezone=contact.timezone,
-    )
-    return values
 
 
 def list_id(campaign: Mapping[str, Any], sender: Sender) -> str:
@@ -439,47 +256,3 @@ class WaveRenderer:
 def _language(tag: str) -> str:
     """The language of a BCP 47 tag: ``es`` for ``es-CO``."""
     return tag.split("-", 1)[0].lower()
-
-
-def describe_render_error(exc: Exception, directories: Sequence[Path]) -> str:
-    """ "invitation.html, line 12: undefined variable contact.job_title" from a Jinja runtime error.
-
-    Jinja puts template frames (file name and template line) into the traceback; the innermost one is where
-    the template failed. Jinja's own words ("'dict object' has no attribute 'job_title'") are replaced by the
-    variable as the template wrote it, found on that line; a refused include by the rule that refused it.
-    """
-    roots = [str(d) for d in directories]
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename and any(frame.filename.startswith(root) for root in roots):
-            return f"{Path(frame.filename).name}, line {frame.lineno}: {_explain(exc, frame.line or '', directories)}"
-    return _explain(exc, "", directories)
-
-
-_UNDEFINED = re.compile(r"'(?P<name>[^']*)' is undefined\Z")
-_NO_ATTRIBUTE = re.compile(r"'(?P<owner>[^']*)' has no attribute '(?P<name>[^']*)'\Z")
-# A variable as written: ``contact.job_title``, ``contact['job title']``.
-_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\s*['\"][^'\"]*['\"]\s*\])*?"
-_SUBSCRIPT = re.compile(r"\[\s*['\"]([^'\"]*)['\"]\s*\]")
-
-
-def _explain(exc: Exception, line: str, directories: Sequence[Path]) -> str:
-    """What went wrong, in the template author's terms (``line``: the template line it went wrong on)."""
-    if isinstance(exc, TemplateNotFound):
-        return not_found_message(str(exc.name), directories)
-    if isinstance(exc, SecurityError):
-        return f"refused by the template sandbox: {exc}"
-    if isinstance(exc, TemplateSyntaxError):  # an included template that does not compile
-        return syntax_error_message(exc, exc.name or "")
-    if not isinstance(exc, UndefinedError):
-        return str(exc)
-    message = str(exc)
-    if found := _UNDEFINED.match(message):
-        return f"undefined variable {found['name']}"
-    found = _NO_ATTRIBUTE.match(message)
-    if found is None:
-        return message
-    name = re.escape(found["name"])
-    written = re.search(rf"({_PATH})(?:\.{name}\b|\[\s*['\"]{name}['\"]\s*\])", line)
-    path = _SUBSCRIPT.sub(r".\1", written[1]) + "." + found["name"] if written else found["name"]
-    # A missing key of a dict (contact, event...) is an undefined variable; anything else keeps Jinja's words.
-    return f"undefined variable {path}" + ("" if found["owner"] == "dict object" else f" ({message})")

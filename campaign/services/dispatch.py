@@ -23,7 +23,6 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -40,13 +39,13 @@ from campaign.exceptions import (
     WriteLockBusyError,
 )
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
-from campaign.models import CampaignStatus, Contact, MessageStatus, SuppressionReason, Wave, WaveKind, WaveStatus
+from campaign.models import CampaignStatus, Contact, MessageStatus, SuppressionReason, Wave, WaveKind
 from campaign.render.personalise import WaveRenderer
 from campaign.rules.contact_fields import email_key
 from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
 from campaign.services.campaigns import get_campaign
 from campaign.services.installation import installation_id
-from campaign.services.processes import process_context
+from campaign.services.lifecycle import finish_campaigns
 from campaign.services.rendering import message_id_for, wave_renderer
 from campaign.store import campaigns as campaign_store
 from campaign.store import contacts as contact_store
@@ -75,9 +74,16 @@ class DispatchSummary:
     paused: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
 
-    def add(self, status: str) -> None:
-        """Count one recorded result."""
-        self.counts[status] = self.counts.get(status, 0) + 1
+    def add(self, status: str, count: int = 1) -> None:
+        """Count recorded results."""
+        self.counts[status] = self.counts.get(status, 0) + count
+
+    def merge(self, other: DispatchSummary) -> None:
+        """Add another run's counts, paused and finished campaigns (of a parallel sender)."""
+        for status, count in other.counts.items():
+            self.add(status, count)
+        self.paused.extend(p for p in other.paused if p not in self.paused)
+        self.finished.extend(f for f in other.finished if f not in self.finished)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +190,7 @@ class Dispatcher:
                 if not jobs:
                     await queue.join()
                     await self._flush_now()
-                    self._finish_campaigns()
+                    self.summary.finished.extend(finish_campaigns(self.db, self.campaign_id))
                     if not self.wait:
                         break
                     await asyncio.sleep(self.settings.delivery.poll_seconds)
@@ -464,22 +470,6 @@ class Dispatcher:
                 conn, email_key(r.job.contact.email), SuppressionReason.BOUNCED, r.error, r.job.message.id, now
             )
 
-    def _finish_campaigns(self) -> None:
-        """Waves whose messages are all final become ``done``; campaigns with nothing left to send (and no wave
-        waiting) become ``sent``."""
-        now = datetime.now(UTC)
-        with self.db.write() as conn:
-            for campaign in campaign_store.all_campaigns(conn):
-                if campaign.status is not CampaignStatus.SENDING:
-                    continue
-                if self.campaign_id is not None and campaign.id != self.campaign_id:
-                    continue
-                campaign_store.settle_waves(conn, campaign.id)  # enqueued waves with all messages final: done
-                waiting = any(w.status is WaveStatus.PENDING for w in campaign_store.waves_of(conn, campaign.id))
-                if not waiting and outbox.unfinished(conn, campaign.id) == 0:
-                    campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)
-                    self.summary.finished.append(campaign.name)
-
 
 def _deadline(wave: Wave, renderer: WaveRenderer) -> datetime | None:
     """After this instant the message is useless: the wave's expiry, else the event start (not for follow-ups)."""
@@ -515,43 +505,3 @@ def due_count(db: Database, campaign_ref: str | None = None) -> int:
     campaign_id = get_campaign(db, campaign_ref).campaign.id if campaign_ref else None
     with db.read() as conn:
         return outbox.count_due(conn, datetime.now(UTC), campaign_id)
-
-
-def _worker_process(
-    settings: Settings, key: bytes, servers: list[SmtpServer], campaign_ref: str | None, wait: bool
-) -> DispatchSummary:
-    """One sender process: its own database connections and event loop (run by :func:`send_parallel`)."""
-    db = Database(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
-    try:
-        return asyncio.run(send_due(db, settings, key, servers, campaign_ref=campaign_ref, wait=wait))
-    finally:
-        db.dispose()
-
-
-def send_parallel(
-    settings: Settings,
-    key: bytes,
-    servers: Sequence[SmtpServer],
-    processes: int,
-    *,
-    campaign_ref: str | None = None,
-    wait: bool = False,
-) -> DispatchSummary:
-    """Run ``processes`` sender processes on one queue; the claims keep them from sending anything twice.
-
-    One Python process tops out at a few thousand messages a second (rendering and the SMTP client are
-    CPU-bound), so throughput beyond that takes processes, here or on other machines. They are forked where
-    :func:`~campaign.services.processes.process_context` allows (callers close their pooled connections first).
-    """
-    with ProcessPoolExecutor(max_workers=processes, mp_context=process_context()) as pool:
-        futures = [
-            pool.submit(_worker_process, settings, key, list(servers), campaign_ref, wait) for _ in range(processes)
-        ]
-        summaries = [f.result() for f in futures]
-    merged = DispatchSummary()
-    for summary in summaries:
-        for status, count in summary.counts.items():
-            merged.counts[status] = merged.counts.get(status, 0) + count
-        merged.paused.extend(p for p in summary.paused if p not in merged.paused)
-        merged.finished.extend(f for f in summary.finished if f not in merged.finished)
-    return merged

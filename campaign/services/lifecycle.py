@@ -112,3 +112,25 @@ def _retryable(db: Database, ref: str) -> CampaignDetails:
     if details.campaign.status not in (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
         raise ValidationError(f"{details.campaign.name} is {details.campaign.status}: there is nothing to retry")
     return details
+
+
+def finish_campaigns(db: Database, campaign_id: int | None = None) -> list[str]:
+    """Settle what a delivery run leaves behind; returns the names of the campaigns that became ``sent``.
+
+    Waves whose messages are all final become ``done``; sending campaigns (only ``campaign_id``, when given)
+    with nothing left to send and no wave waiting become ``sent``.
+    """
+    now = datetime.now(UTC)
+    finished = []
+    with db.write() as conn:
+        for campaign in campaign_store.all_campaigns(conn):
+            if campaign.status is not CampaignStatus.SENDING:
+                continue
+            if campaign_id is not None and campaign.id != campaign_id:
+                continue
+            campaign_store.settle_waves(conn, campaign.id)
+            waiting = any(w.status is WaveStatus.PENDING for w in campaign_store.waves_of(conn, campaign.id))
+            if not waiting and outbox.unfinished(conn, campaign.id) == 0:
+                campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)
+                finished.append(campaign.name)
+    return finished

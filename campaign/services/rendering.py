@@ -20,10 +20,11 @@ from campaign.config import Settings
 from campaign.exceptions import NotFoundError, TemplateError
 from campaign.models import Contact, Wave
 from campaign.render.calendar import CalendarMethod
+from campaign.render.filters import FILTERS
 from campaign.render.links import DirectLinkPolicy
 from campaign.render.localtime import session_times
 from campaign.render.mime import Sender
-from campaign.render.personalise import FILTERS, WaveRenderer
+from campaign.render.personalise import WaveRenderer
 from campaign.render.templates import TemplateSet
 from campaign.rules.paths import MAX_COMPONENT_BYTES, numbered_slug, slug
 from campaign.services.campaigns import CampaignDetails, get_campaign

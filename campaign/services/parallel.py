@@ -1,0 +1,55 @@
+"""Several sender processes on one queue: throughput past what one Python process can render and send.
+
+Contract: :func:`send_parallel` runs ``processes`` delivery workers (:func:`campaign.services.dispatch.send_due`),
+each with its own database connections and event loop, and merges their summaries. The outbox's leases keep
+them from sending anything twice, exactly as for workers on different machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from campaign.config import Settings
+from campaign.mail.smtp import SmtpServer
+from campaign.services.dispatch import DispatchSummary, send_due
+from campaign.services.processes import process_context
+from campaign.store.engine import Database
+
+
+def _worker_process(
+    settings: Settings, key: bytes, servers: list[SmtpServer], campaign_ref: str | None, wait: bool
+) -> DispatchSummary:
+    """One sender process: its own database connections and event loop (run by :func:`send_parallel`)."""
+    db = Database(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
+    try:
+        return asyncio.run(send_due(db, settings, key, servers, campaign_ref=campaign_ref, wait=wait))
+    finally:
+        db.dispose()
+
+
+def send_parallel(
+    settings: Settings,
+    key: bytes,
+    servers: Sequence[SmtpServer],
+    processes: int,
+    *,
+    campaign_ref: str | None = None,
+    wait: bool = False,
+) -> DispatchSummary:
+    """Run ``processes`` sender processes on one queue; the claims keep them from sending anything twice.
+
+    One Python process tops out at a few thousand messages a second (rendering and the SMTP client are
+    CPU-bound), so throughput beyond that takes processes, here or on other machines. They are forked where
+    :func:`~campaign.services.processes.process_context` allows (callers close their pooled connections first).
+    """
+    with ProcessPoolExecutor(max_workers=processes, mp_context=process_context()) as pool:
+        futures = [
+            pool.submit(_worker_process, settings, key, list(servers), campaign_ref, wait) for _ in range(processes)
+        ]
+        summaries = [f.result() for f in futures]
+    merged = DispatchSummary()
+    for summary in summaries:
+        merged.merge(summary)
+    return merged
