@@ -52,15 +52,15 @@ from people import LATIN_FIRST, LATIN_LAST, SCRIPT_NAMES
 from campaign.models import Contact, Event, Speaker
 from campaign.render.calendar import CalendarMethod
 from campaign.render.filters import FILTERS
+from campaign.render.identifiers import list_id as list_id_for
+from campaign.render.identifiers import message_id_for
 from campaign.render.links import DirectLinkPolicy
 from campaign.render.mime import Sender
 from campaign.render.personalise import WaveRenderer
-from campaign.render.personalise import list_id as list_id_for
 from campaign.render.reference import reference_message
 from campaign.render.stencil import StencilledTemplate
 from campaign.render.templates import TemplateSet
 from campaign.services.events import read_event_file
-from campaign.services.rendering import message_id_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_FILE = ROOT / "data" / "events" / "ilo-migrant-workers-2020.toml"

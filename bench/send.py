@@ -72,7 +72,8 @@ from sqlalchemy import func, select
 
 from campaign.config import Settings, SmtpSettings, load_settings
 from campaign.mail.smtp import SmtpServer
-from campaign.models import Contact
+from campaign.models import Contact, SmtpSecurity
+from campaign.render.identifiers import message_id_for
 from campaign.rules.event_fields import move_to_date, wall_clock
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
@@ -83,7 +84,7 @@ from campaign.services.events import add_event, read_event_file
 from campaign.services.installation import installation_id
 from campaign.services.lifecycle import launch
 from campaign.services.parallel import send_parallel
-from campaign.services.rendering import message_id_for, wave_renderer
+from campaign.services.rendering import wave_renderer
 from campaign.store.engine import Database
 from campaign.store.tables import messages
 
@@ -478,7 +479,7 @@ def time_ours(settings: Settings, prepared: Prepared, work: Path, sink: Sink, pr
     db_path = work / f"send-p{processes}.db"
     fresh_copy(prepared.db_path, db_path)
     run_settings = replace(settings, database=replace(settings.database, url=f"sqlite:///{db_path}"))
-    servers = [SmtpServer("127.0.0.1", sink.port, "none")]
+    servers = [SmtpServer("127.0.0.1", sink.port, SmtpSecurity.NONE)]
     before = sink.count
     if processes == 1:
         db = Database(run_settings.database_url, busy_timeout_ms=run_settings.database.busy_timeout_ms)

@@ -11,19 +11,24 @@ Contract:
   key. Silently ignoring a misspelt key is how a campaign goes out with the wrong settings. Values are
   checked here, at load, so every command fails early with one line, never halfway through a send:
 
-  - no string setting may contain a control character (CR, LF, NUL, tab, U+2028...): settings reach
-    headers, paths and URLs;
-  - ``mail.domain`` is a domain name (IDNA allowed, kept in its ASCII form, since it names Message-IDs,
-    calendar UIDs and List-Ids); ``mail.from_address``, ``mail.reply_to`` and ``mail.unsubscribe_mailto``
-    are plain addresses (no display name), under the rules contact import applies (email-validator's);
+  - no string setting may contain a control character (:data:`campaign.rules.characters.CONTROL`: C0, DEL,
+    C1, U+2028/9): settings reach headers, paths and URLs;
+  - ``mail.domain`` is a domain addresses can be at (``parse_mail_domain``: no single label, no special-use
+    name such as ``.local``; IDNA allowed, kept in its ASCII form, since it names Message-IDs, calendar UIDs
+    and List-Ids); ``mail.from_address``, ``mail.reply_to`` and ``mail.unsubscribe_mailto`` are plain
+    addresses (no display name), checked and normalised by the contact rules (``normalise_email``);
+  - ``smtp.host`` and the hosts of ``smtp.servers`` are host names or IP addresses
+    (:func:`campaign.rules.hosts.is_relay_host`);
   - ``links.public_url`` is an http(s) URL with a host and no quote, space, angle bracket or backslash;
   - ``smtp.mode``, ``smtp.security`` and ``render.calendar_method`` take one of their allowed values
-    (:data:`SMTP_MODES`, :data:`SMTP_SECURITIES`, :data:`CALENDAR_METHODS`; any letter case, kept in
-    the canonical one), and ``render.default_locale`` is a locale Babel knows (kept as a BCP 47 tag).
-* Environment variables: a variable whose name starts ``CAMPAIGN_<SECTION>_`` for a known section must be
-  a setting of that section (``CAMPAIGN_SMTP_NOPE`` is an error listing the section's keys), except the
-  secrets (:data:`SECRET_VARIABLES`). Other ``CAMPAIGN_*`` variables (``CAMPAIGN_SECRET_KEY``, the test
-  suite's ``CAMPAIGN_TEST_PG_DSN``...) name no section and are not settings, so they are left alone.
+    (:data:`SMTP_MODES`, :data:`SMTP_SECURITIES`, :data:`CALENDAR_METHODS`, the last two built from
+    :class:`~campaign.models.SmtpSecurity` and :class:`~campaign.models.CalendarMethod`; any letter case,
+    kept in the canonical one), and ``render.default_locale`` is a locale Babel knows (kept as a BCP 47 tag,
+    by ``parse_locale``).
+* Environment variables: every variable whose name starts ``CAMPAIGN_`` must be a setting
+  (``CAMPAIGN_<SECTION>_<KEY>``, upper case) or a secret (:data:`SECRET_VARIABLES`): a misspelt section or
+  key (``CAMPAIGN_SMPT_HOST``, ``CAMPAIGN_SMTP_NOPE``) is an error naming the variable, as an unknown key in
+  the file is. ``CAMPAIGN_TEST_*`` is reserved for the project's own test suite and left alone.
 * Relative paths, including the path of a ``sqlite:///`` URL, are resolved against the directory of the
   configuration file, so commands behave the same from any working directory.
 * Secrets (the SMTP password, the token-signing key) are never read from the file: see
@@ -33,19 +38,25 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from babel import Locale, UnknownLocaleError
-from email_validator import EmailNotValidError, validate_email
-
 from campaign.exceptions import ConfigError
-from campaign.rules.contact_fields import FieldError
+from campaign.models import CalendarMethod, SmtpSecurity
+from campaign.rules.characters import CONTROL
+from campaign.rules.contact_fields import (
+    FieldError,
+    normalise_email,
+    parse_locale,
+    parse_mail_domain,
+    without_format_characters,
+)
+from campaign.rules.hosts import HOST_EXAMPLES, is_relay_host
 from campaign.rules.urls import parse_http_url
 from campaign.secrets import SECRET_KEY_ENV, SMTP_PASSWORD_ENV
 
@@ -53,16 +64,12 @@ ENV_PREFIX = "CAMPAIGN_"
 DEFAULT_CONFIG_NAME = "config.toml"
 # The environment variables campaign.secrets reads: not settings, never in the file.
 SECRET_VARIABLES = frozenset({SECRET_KEY_ENV, SMTP_PASSWORD_ENV})
-# The allowed values of the settings that choose a behaviour; services and adapters use these names.
+# The allowed values of the settings that choose a behaviour; services and adapters use these names. A setting
+# loads as the member itself (SmtpSecurity.TLS), which is also its string.
 SMTP_MODES = ("capture", "relay")
-# The same as campaign.mail.smtp.Security (a test holds them equal; mail sits above this layer).
-SMTP_SECURITIES = ("starttls", "tls", "none")
-# The iTIP methods of invitations (campaign.render.calendar.CalendarMethod without CANCEL, which is for
-# cancellations).
-CALENDAR_METHODS = ("PUBLISH", "REQUEST")
-
-# Every C0 and C1 control (CR, LF, tab, NUL, DEL, NEL...) and the Unicode line and paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+SMTP_SECURITIES: tuple[SmtpSecurity, ...] = tuple(SmtpSecurity)
+# The iTIP methods of invitations: CANCEL is for cancellations, never the configured method.
+CALENDAR_METHODS: tuple[CalendarMethod, ...] = tuple(m for m in CalendarMethod if m is not CalendarMethod.CANCEL)
 
 
 def _range(minimum: float, maximum: float | None = None) -> dict[str, float | None]:
@@ -81,24 +88,23 @@ def _checked(check: Callable[[Any], Any]) -> dict[str, Callable[[Any], Any]]:
 
 
 def _domain_name(value: str) -> str:
-    # The domain of an address under the rules contacts are imported with (email-validator's: labels, IDNA,
-    # a dot, no special-use name), returned in ASCII: it goes into Message-ID, List-Id and calendar UIDs.
+    # The domain of an address under the rules contacts are imported with, in ASCII: it goes into Message-ID,
+    # List-Id and calendar UIDs.
     try:
-        return validate_email(f"postmaster@{value}", check_deliverability=False).ascii_domain
-    except EmailNotValidError as exc:
-        reason = str(exc).replace("The part after the @-sign", "It")
-        raise ValueError(f"must be a domain name like example.org, not {value!r}: {reason}") from None
+        return parse_mail_domain(value)
+    except FieldError as exc:
+        raise ValueError(exc.reason) from None
 
 
 def _address(value: str) -> str:
-    # validate_email refuses the display-name form ("Team <a@example.org>") by default: the name has its own key.
+    # Normalised as contact addresses are (the domain lower-cased), so the sender compares equal to a contact
+    # with the same address. The display-name form ("Team <a@example.org>") is refused: the name has its own key.
     try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
+        return normalise_email(value)
+    except FieldError as exc:
         raise ValueError(
-            f"must be a plain email address like invitations@example.org (no display name), not {value!r}: {exc}"
+            f"must be a plain email address like invitations@example.org (no display name): {exc.reason}"
         ) from None
-    return value
 
 
 def _optional_address(value: str) -> str:
@@ -122,23 +128,33 @@ class Relay:
     weight: int
 
 
-_HOST = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-)
+def _relay_host(value: str) -> str:
+    # The rule smtp.servers entries follow (parse_relay), so a host that works in one works in the other.
+    if not is_relay_host(value):
+        raise ValueError(f"must be a host name or an IP address ({HOST_EXAMPLES}), not {value!r}")
+    return value
 
 
 def parse_relay(entry: str) -> Relay:
-    """Parse ``host:port`` or ``host:port:weight`` (a host name or IPv4 address; port 1-65535; weight >= 0).
+    """Parse ``host:port`` or ``host:port:weight``: a host name or an IP address (an IPv6 one in brackets,
+    ``[::1]:25``, as in URLs), a port from 1 to 65535, a weight of at least 0 (default 1).
 
     Raises ValueError saying what the entry must be. Checked at load, so a typo fails ``campaign init``, not a send.
     """
-    host, _, rest = entry.strip().partition(":")
+    text = entry.strip()
+    if text.startswith("["):
+        # An IPv6 address, whose colons would read as the port's; only such an address goes in brackets.
+        host, closed, rest = text[1:].partition("]:")
+        well_formed = bool(closed) and ":" in host
+    else:
+        host, _, rest = text.partition(":")
+        well_formed = True
     port_text, _, weight_text = rest.partition(":")
     try:
         port, weight = int(port_text), int(weight_text or 1)
     except ValueError:
         raise ValueError(f"entries must be host:port or host:port:weight, not {entry!r}") from None
-    if not _HOST.fullmatch(host):
+    if not well_formed or not is_relay_host(host):
         raise ValueError(f"entry {entry!r} has no valid host name")
     if not 1 <= port <= 65535 or weight < 0:
         raise ValueError(f"entry {entry!r} needs a port from 1 to 65535 and a weight of at least 0")
@@ -152,12 +168,11 @@ def _relays(entries: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _locale(value: str) -> str:
-    # Kept as the BCP 47 tag contact locales are stored as (campaign.rules.contact_fields.parse_locale).
+    # Kept as the BCP 47 tag contact locales are stored as.
     try:
-        locale = Locale.parse(value.strip().replace("_", "-"), sep="-")
-    except (UnknownLocaleError, ValueError, TypeError):
+        return parse_locale(value)
+    except FieldError:
         raise ValueError(f"must be a locale Babel knows (e.g. en, es-CO, pt-PT), not {value!r}") from None
-    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
 
 
 @dataclass(frozen=True)
@@ -216,7 +231,7 @@ class SmtpSettings:
     """How messages leave: the built-in capture server, or a relay (several, with weights and failover)."""
 
     mode: str = field(default="capture", metadata=_one_of(SMTP_MODES))
-    host: str = "localhost"
+    host: str = field(default="localhost", metadata=_checked(_relay_host))
     port: int = field(default=587, metadata=_range(1, 65535))
     security: str = field(default="starttls", metadata=_one_of(SMTP_SECURITIES))
     username: str = ""
@@ -349,22 +364,30 @@ def env_variable(section: str, key: str) -> str:
     return f"{ENV_PREFIX}{section}_{key}".upper()
 
 
-def _check_environment(environ: Mapping[str, str]) -> None:
-    """Refuse a ``CAMPAIGN_<SECTION>_...`` variable of a known section that is no setting of it.
+# Reserved for the project's test suite (CAMPAIGN_TEST_PG_DSN, CAMPAIGN_TEST_REQUIRE_POSTGRES...): not settings.
+TEST_VARIABLE_PREFIX = f"{ENV_PREFIX}TEST_"
 
-    Only variables whose second part names a known section are checked: other ``CAMPAIGN_*`` variables
-    (``CAMPAIGN_SECRET_KEY``, ``CAMPAIGN_TEST_PG_DSN``) are not settings. The secrets are not settings either.
-    """
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a ``CAMPAIGN_*`` variable that is neither a setting nor a secret (see the module doc)."""
     settings = {env_variable(section, f.name) for section, cls in _SECTIONS.items() for f in dataclasses.fields(cls)}
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX) or name in settings or name in SECRET_VARIABLES:
+        if not name.upper().startswith(ENV_PREFIX) or name.upper().startswith(TEST_VARIABLE_PREFIX):
             continue
+        if name in settings or name in SECRET_VARIABLES:
+            continue
+        if name.upper() in settings or name.upper() in SECRET_VARIABLES:
+            raise ConfigError(f"environment {name}: variable names are upper case: {name.upper()}")
         section, _, key = name[len(ENV_PREFIX) :].partition("_")
         if section.lower() in _SECTIONS:
             keys = sorted(f.name for f in dataclasses.fields(_SECTIONS[section.lower()]))
             raise ConfigError(
                 f"environment {name}: unknown setting '{section.lower()}.{key.lower()}' (known: {', '.join(keys)})"
             )
+        raise ConfigError(
+            f"environment {name}: not a setting; settings are CAMPAIGN_<SECTION>_<KEY> with a section of "
+            f"{', '.join(_SECTIONS)} (or a secret: {', '.join(sorted(SECRET_VARIABLES))}); unset it"
+        )
 
 
 def _build_section(cls: type, section: str, values: dict[str, Any], source: str, environ: Mapping[str, str]) -> Any:
@@ -393,9 +416,17 @@ def _build_section(cls: type, section: str, values: dict[str, Any], source: str,
 def _check_value(value: Any, metadata: Mapping[str, Any], what: str) -> Any:
     """``value`` checked against the field's metadata, in canonical form; ``what`` names it in errors."""
     for text in value if isinstance(value, tuple) else (value,):
-        if isinstance(text, str) and (control := _CONTROL.search(text)):
+        if not isinstance(text, str):
+            continue
+        if control := CONTROL.search(text):
             # The value is not repeated: a database URL may hold a password.
             raise ConfigError(f"{what} must not contain control characters (U+{ord(control.group()):04X})")
+        if (hidden := without_format_characters(text)) != text:
+            # A bidi override in from_name reverses what every inbox shows in From: (as in contact names).
+            invisible = next(ch for ch in text if ch not in hidden)
+            raise ConfigError(f"{what} must not contain invisible formatting characters (U+{ord(invisible):04X})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, not {value}")
     minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"

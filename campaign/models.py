@@ -34,6 +34,17 @@ class MessageStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+WAITING_MESSAGES: frozenset[MessageStatus] = frozenset({MessageStatus.QUEUED, MessageStatus.DEFERRED})
+"""Messages waiting for an attempt: due at their scheduled or retry time, and what a worker claims."""
+
+UNFINISHED_MESSAGES: frozenset[MessageStatus] = WAITING_MESSAGES | {MessageStatus.SENDING}
+"""Messages not final yet: waiting, or in a worker's hands. Every other status is where a message ends; a wave is
+``done`` and a campaign ``sent`` once none of their messages is in one of these."""
+
+GIVEN_UP_MESSAGES: frozenset[MessageStatus] = frozenset({MessageStatus.FAILED, MessageStatus.EXPIRED})
+"""Final, but not for good: what ``campaign retry --failed`` queues again on purpose."""
+
+
 class CampaignStatus(StrEnum):
     """Lifecycle of a campaign; :data:`CAMPAIGN_TRANSITIONS` lists the allowed moves."""
 
@@ -130,6 +141,24 @@ class SuppressionReason(StrEnum):
     MANUAL = "manual"
 
 
+class CalendarMethod(StrEnum):
+    """iTIP methods of calendar invites (RFC 5546): PUBLISH and REQUEST invite (``render.calendar_method``),
+    CANCEL cancels."""
+
+    PUBLISH = "PUBLISH"
+    REQUEST = "REQUEST"
+    CANCEL = "CANCEL"
+
+
+class SmtpSecurity(StrEnum):
+    """How the connection to an SMTP relay is secured (``smtp.security``): STARTTLS after connecting (port 587),
+    TLS from the first byte (port 465), or none (a local capture server only)."""
+
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
 class EventStatus(StrEnum):
     """An event is scheduled until it is cancelled."""
 
@@ -200,6 +229,9 @@ class Event:
     speakers: tuple[Speaker, ...] = ()
     sequence: int = 0
     status: EventStatus = EventStatus.SCHEDULED
+    # The local part of the calendar UID of an event made before installation ids (kept by migration 0003, so
+    # its entry in people's calendars keeps being updated); None: the usual one (render.identifiers.event_uid).
+    calendar_uid: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -1,6 +1,6 @@
 """Shared fixtures: real SQLite files and a real, throwaway PostgreSQL database.
 
-PostgreSQL tests skip only when no server is reachable, and never when ``CAMPAIGN_REQUIRE_POSTGRES=1``
+PostgreSQL tests skip only when no server is reachable, and never when ``CAMPAIGN_TEST_REQUIRE_POSTGRES=1``
 (set by ``.ci/run``): there an unreachable server fails the run.
 """
 
@@ -20,7 +20,7 @@ from campaign.services.database import init_database
 from campaign.store.engine import Database
 
 PG_ADMIN_DSN = os.environ.get("CAMPAIGN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REQUIRE_PG = os.environ.get("CAMPAIGN_REQUIRE_POSTGRES") == "1"
+REQUIRE_PG = os.environ.get("CAMPAIGN_TEST_REQUIRE_POSTGRES") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def pg_server() -> Iterator[str]:
         admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required (CAMPAIGN_REQUIRE_POSTGRES=1) but unreachable: {exc}")
+            pytest.fail(f"PostgreSQL is required (CAMPAIGN_TEST_REQUIRE_POSTGRES=1) but unreachable: {exc}")
         pytest.skip(f"no PostgreSQL server reachable at {PG_ADMIN_DSN}")
     name = f"campaign_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')

@@ -15,7 +15,8 @@ from ical.calendar import Calendar as StrictCalendar
 from ical.calendar_stream import IcsCalendarStream
 
 from campaign.models import Event, Speaker
-from campaign.render.calendar import PRODID, CalendarMethod, build_ics, event_uid
+from campaign.render.calendar import PRODID, CalendarMethod, build_ics
+from campaign.render.identifiers import event_uid
 from campaign.rules.event_fields import parse_event_document
 from tests.conftest import DATA
 

@@ -6,6 +6,7 @@ import email
 import email.policy
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from campaign.services.events import add_event, read_event_file
 from campaign.services.rendering import check_campaign, preview_contact, preview_zones
 from campaign.store import lists as list_store
 from campaign.store.engine import Database
-from campaign.store.tables import contacts
+from campaign.store.tables import campaigns, contacts
 from tests.conftest import DATA, cli_ok
 
 ROOT = DATA.parent
@@ -110,6 +111,18 @@ def test_check_passes_on_the_sample_campaign(ready: Database, settings: Settings
     assert 10_000 < report.largest_message < 100 * 1024
 
 
+def cli_project(tmp_path: Path) -> tuple[Path, Callable[..., str]]:
+    """A configuration with the shipped templates, initialised, with the sample contacts (list ``webinar``) and
+    the sample webinar moved into next June; returns it and a runner of commands that must succeed."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
+    run = cli_ok(config)
+    run("init")
+    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    run("events", "add", str(future_event(tmp_path)))
+    return config, run
+
+
 def own_templates(tmp_path: Path, **files: str) -> Path:
     directory = tmp_path / "own"
     directory.mkdir()
@@ -149,13 +162,7 @@ def test_check_finds_template_problems(
 
 
 def test_cli_preview_and_check(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
-    run = cli_ok(config)
-
-    run("init")
-    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
-    run("events", "add", str(future_event(tmp_path)))
+    config, run = cli_project(tmp_path)
     assert "Created campaign ilo-migrant-workers-2020-webinar" in run(
         "create", "--event", "ilo-migrant-workers-2020", "--list", "webinar"
     )
@@ -201,12 +208,7 @@ def test_a_syntax_error_is_one_error_not_one_per_contact(ready: Database, settin
 
 
 def test_cli_check_says_no_message_size_when_nothing_rendered(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
-    run = cli_ok(config)
-    run("init")
-    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
-    run("events", "add", str(future_event(tmp_path)))
+    config, run = cli_project(tmp_path)
     own = own_templates(tmp_path, invitation_html="<p>{{ contact.favourite_colour }}</p>")
     run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "own", "--template", str(own))
     result = CliRunner().invoke(cli, ["--config", str(config), "check", "own"])
@@ -255,12 +257,7 @@ def test_check_warns_about_a_long_subject_without_blocking(ready: Database, sett
 
 
 def test_cli_check_prints_a_long_subject_as_a_warning_and_passes(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
-    run = cli_ok(config)
-    run("init")
-    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
-    run("events", "add", str(future_event(tmp_path)))
+    _config, run = cli_project(tmp_path)
     own = own_templates(tmp_path, invitation_subject="{{ event.title }}")
     run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "own", "--template", str(own))
     output = run("check", "own")
@@ -277,6 +274,15 @@ def test_an_all_digit_name_is_refused(ready: Database, name: str) -> None:
         create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="webinar", name=name)
 
 
+def test_an_all_digit_name_from_before_the_rule_is_found_when_no_id_matches(ready: Database) -> None:
+    """A database upgraded from before all-digit names were refused may hold a campaign named "12345"."""
+    made = create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="webinar", name="legacy")
+    with ready.write() as conn:
+        conn.execute(update(campaigns).where(campaigns.c.id == made.campaign.id).values(name="12345"))
+    assert get_campaign(ready, "12345").campaign.id == made.campaign.id
+    assert get_campaign(ready, str(made.campaign.id)).campaign.name == "12345"  # an id still wins
+
+
 def test_campaign_references_are_ids_when_all_digits_else_names(ready: Database) -> None:
     ilo = get_campaign(ready, "ilo").campaign
     assert get_campaign(ready, str(ilo.id)).campaign == ilo
@@ -289,12 +295,7 @@ def test_campaign_references_are_ids_when_all_digits_else_names(ready: Database)
 
 
 def test_cli_create_refuses_an_all_digit_name(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
-    run = cli_ok(config)
-    run("init")
-    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
-    run("events", "add", str(future_event(tmp_path)))
+    config, run = cli_project(tmp_path)
     result = CliRunner().invoke(
         cli,
         ["--config", str(config), "create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "1"],
@@ -313,19 +314,14 @@ def test_preview_of_someone_outside_the_list_says_so(ready: Database, settings: 
         NotFoundError, match=re.escape("out.sider@example.org is not on list 'webinar' of campaign 'ilo'")
     ):
         preview_contact(ready, settings, KEY, "ilo", "out.sider@example.org")
-    assert not (settings.data_dir / "previews" / "ilo").exists()
+    assert not (settings.data_dir / "previews").exists()  # nothing was written
 
 
 def test_cli_preview_of_someone_outside_the_list(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[paths]\ntemplates = "{ROOT / "templates" / "email"}"\n')
-    run = cli_ok(config)
-    run("init")
-    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    config, run = cli_project(tmp_path)
     outsider = tmp_path / "outsider.csv"
     outsider.write_text("email,name\nout.sider@example.org,Out Sider\n")
     run("contacts", "import", str(outsider), "--list", "others")
-    run("events", "add", str(future_event(tmp_path)))
     run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "ilo")
     result = CliRunner().invoke(cli, ["--config", str(config), "preview", "ilo", "--contact", "Out.Sider@example.org"])
     assert result.exit_code == 1

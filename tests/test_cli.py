@@ -203,6 +203,17 @@ def test_export_refuses_to_overwrite_without_force(config: Path, tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
 
 
+def test_export_to_dash_is_standard_output(config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(config, "init")
+    assert run(config, "contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    result = run(config, "contacts", "export", "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith("email,")
+    assert len(result.output.splitlines()) == 42
+    assert not (tmp_path / "-").exists()
+
+
 def test_a_failed_export_leaves_no_file(config: Path, tmp_path: Path) -> None:
     run(config, "init")
     out = tmp_path / "out.csv"

@@ -209,6 +209,15 @@ def test_numbers_out_of_range_are_errors(tmp_path: Path, text: str, message: str
         ('[smtp]\nservers = ["relay.example.org:25:x"]\n', "'smtp.servers' entries must be host:port"),
         ('[smtp]\nservers = ["relay.example.org:70000"]\n', "needs a port from 1 to 65535"),
         ('[smtp]\nservers = ["bad host:25"]\n', "has no valid host name"),
+        ('[smtp]\nservers = ["999.1.1.1:25"]\n', "has no valid host name"),
+        ('[smtp]\nservers = ["::1:25"]\n', "entries must be host:port"),
+        ('[smtp]\nservers = ["[relay.example.org]:25"]\n', "has no valid host name"),
+        # smtp.host follows the rule smtp.servers entries do: it used to pass unchecked.
+        ('[smtp]\nhost = "bad host"\n', "'smtp.host' must be a host name or an IP address"),
+        ('[smtp]\nhost = ""\n', "'smtp.host' must be a host name or an IP address"),
+        ('[smtp]\nhost = "relay.example.org:25"\n', "'smtp.host' must be a host name or an IP address"),
+        ('[smtp]\nhost = "-relay.example.org"\n', "'smtp.host' must be a host name or an IP address"),
+        ('[smtp]\nhost = "999.1.1.1"\n', "'smtp.host' must be a host name or an IP address"),
         ('[smtp]\nusername = "u\\u007f"\n', "'smtp.username' must not contain control characters"),
         ('[links]\npublic_url = "campaign.example.org"\n', "'links.public_url' must be an http(s) URL"),
         ('[links]\npublic_url = "ftp://campaign.example.org"\n', "'links.public_url' must be an http(s) URL"),
@@ -248,7 +257,8 @@ def test_good_values_are_accepted_and_put_in_canonical_form(tmp_path: Path) -> N
     settings = load_settings(path, environ={})
     # Message-ID, List-Id and the calendar UID are ASCII headers: the domain is kept in its IDNA (A-label) form.
     assert settings.mail.domain == "xn--bcher-kva.example"
-    assert settings.mail.from_address == "Invitations@Events.Example.org"
+    # Normalised as contact addresses are (the rules' normalise_email): the domain lower-cased, the local part kept.
+    assert settings.mail.from_address == "Invitations@events.example.org"
     assert (settings.mail.reply_to, settings.mail.unsubscribe_mailto) == ("", "")
     assert settings.links.public_url == "http://127.0.0.1:8080/campaign/"
     assert settings.render.calendar_method == "REQUEST"
@@ -256,17 +266,64 @@ def test_good_values_are_accepted_and_put_in_canonical_form(tmp_path: Path) -> N
     assert (settings.smtp.mode, settings.smtp.security) == ("relay", "tls")
 
 
-def test_allowed_values_have_one_source() -> None:
-    from typing import get_args
-
+def test_allowed_values_have_one_source(tmp_path: Path) -> None:
+    from campaign import mail, render
     from campaign.config import CALENDAR_METHODS, SMTP_MODES, SMTP_SECURITIES
-    from campaign.mail.smtp import Security
-    from campaign.render.calendar import CalendarMethod
+    from campaign.models import CalendarMethod, SmtpSecurity
 
-    assert set(get_args(Security)) == set(SMTP_SECURITIES)
+    # Each value set is defined once, in campaign.models; the adapters use the same classes.
+    assert mail.smtp.Security is SmtpSecurity
+    assert render.calendar.CalendarMethod is CalendarMethod
+    assert SMTP_SECURITIES == tuple(SmtpSecurity) == ("starttls", "tls", "none")
     # CANCEL is for cancellations, never the configured method of invitations.
-    assert set(CALENDAR_METHODS) == {m.value for m in CalendarMethod} - {CalendarMethod.CANCEL.value}
+    assert CALENDAR_METHODS == (CalendarMethod.PUBLISH, CalendarMethod.REQUEST)
     assert SMTP_MODES == ("capture", "relay")
+    # Loaded settings hold the members themselves, in canonical form.
+    settings = load_settings(write(tmp_path, '[render]\ncalendar_method = "request"\n[smtp]\nsecurity = "TLS"\n'), {})
+    assert settings.smtp.security is SmtpSecurity.TLS
+    assert settings.render.calendar_method is CalendarMethod.REQUEST
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "relay.example.org", "Relay-1.Example.ORG", "mx", "127.0.0.1", "::1", "2001:db8::25", "a" * 63],
+)
+def test_smtp_host_takes_a_host_name_or_an_ip_address(tmp_path: Path, host: str) -> None:
+    settings = load_settings(write(tmp_path, f'[smtp]\nhost = "{host}"\n'), environ={})
+    assert settings.smtp.host == host
+
+
+@pytest.mark.parametrize(
+    ("entry", "relay"),
+    [
+        ("relay.example.org:587", ("relay.example.org", 587, 1)),
+        ("localhost:25:0", ("localhost", 25, 0)),
+        ("192.0.2.7:2525:3", ("192.0.2.7", 2525, 3)),
+        # An IPv6 address is written in brackets, as in URLs: its colons would read as the port's.
+        ("[::1]:2525", ("::1", 2525, 1)),
+        ("[2001:db8::25]:25:2", ("2001:db8::25", 25, 2)),
+    ],
+)
+def test_smtp_servers_take_the_same_hosts(tmp_path: Path, entry: str, relay: tuple[str, int, int]) -> None:
+    from campaign.config import parse_relay
+
+    settings = load_settings(write(tmp_path, f'[smtp]\nservers = ["{entry}"]\n'), environ={})
+    parsed = parse_relay(settings.smtp.servers[0])
+    assert (parsed.host, parsed.port, parsed.weight) == relay
+
+
+def test_a_bad_smtp_host_stops_a_command_with_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+
+    path = write(tmp_path, '[database]\nurl = "sqlite:///c.db"\n')
+    result = CliRunner(env={"CAMPAIGN_SMTP_HOST": "bad host"}).invoke(cli, ["--config", str(path), "lists"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == (
+        "Error: environment CAMPAIGN_SMTP_HOST: 'smtp.host' must be a host name or an IP address "
+        "(like smtp.example.org, 192.0.2.25 or ::1), not 'bad host'"
+    )
 
 
 @pytest.mark.parametrize("raw", ["en", "es_CO", "ES-co", "zh_hant_tw", "fil-PH", "sr-Latn", "pt-BR"])
@@ -364,8 +421,12 @@ def test_a_bad_environment_value_names_the_variable_not_the_file(
         ("CAMPAIGN_SMTP_NOPE", "environment CAMPAIGN_SMTP_NOPE: unknown setting 'smtp.nope' (known: concurrency, host"),
         ("CAMPAIGN_DATABASE_URLL", "environment CAMPAIGN_DATABASE_URLL: unknown setting 'database.urll'"),
         ("CAMPAIGN_MAIL_FROM", "unknown setting 'mail.from' (known: domain, from_address, from_name"),
-        ("CAMPAIGN_smtp_mode", "environment CAMPAIGN_smtp_mode: unknown setting"),
+        ("CAMPAIGN_smtp_mode", "environment CAMPAIGN_smtp_mode: variable names are upper case: CAMPAIGN_SMTP_MODE"),
         ("CAMPAIGN_SMTP", "environment CAMPAIGN_SMTP: unknown setting"),
+        # A misspelt section is as silent a mistake as a misspelt key.
+        ("CAMPAIGN_SMPT_HOST", "environment CAMPAIGN_SMPT_HOST: not a setting; settings are CAMPAIGN_<SECTION>_<KEY>"),
+        ("CAMPAIGN_ANYTHING_ELSE", "environment CAMPAIGN_ANYTHING_ELSE: not a setting"),
+        ("CAMPAIGN_REQUIRE_POSTGRES", "environment CAMPAIGN_REQUIRE_POSTGRES: not a setting"),
     ],
 )
 def test_an_unknown_variable_of_a_known_section_is_an_error(tmp_path: Path, name: str, message: str) -> None:
@@ -374,15 +435,43 @@ def test_an_unknown_variable_of_a_known_section_is_an_error(tmp_path: Path, name
     assert message in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[mail]\nfrom_name = "Events\u202eteam"\n',
+            "'mail.from_name' must not contain invisible formatting characters (U+202E)",
+        ),
+        (
+            '[mail]\nfrom_name = "Events\u200bteam"\n',
+            "'mail.from_name' must not contain invisible formatting characters (U+200B)",
+        ),
+        ("[delivery]\nrate_per_second = nan\n", "'delivery.rate_per_second' must be a finite number, not nan"),
+        ("[delivery]\nlifetime_hours = inf\n", "'delivery.lifetime_hours' must be a finite number, not inf"),
+    ],
+)
+def test_invisible_characters_and_non_finite_numbers_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, text), environ={})
+    assert message in str(exc.value)
+    with pytest.raises(ConfigError, match=r"environment CAMPAIGN_DELIVERY_RATE_PER_HOUR: .* must be a finite number"):
+        load_settings(write(tmp_path, ""), environ={"CAMPAIGN_DELIVERY_RATE_PER_HOUR": "NaN"})
+
+
+def test_joiners_that_spelling_needs_are_kept_in_settings(tmp_path: Path) -> None:
+    name = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # Persian needs the zero-width non-joiner
+    settings = load_settings(write(tmp_path, f'[mail]\nfrom_name = "{name}"\n'), environ={})
+    assert settings.mail.from_name == name
+
+
 def test_variables_that_are_not_settings_are_left_alone(tmp_path: Path) -> None:
     env = {
         # The secrets (campaign.secrets), read where they are used, never settings.
         "CAMPAIGN_SMTP_PASSWORD": "s3cret",
         "CAMPAIGN_SECRET_KEY": "k" * 40,
-        # The test suite's own variables: their second part names no section.
-        "CAMPAIGN_REQUIRE_POSTGRES": "1",
+        # The test suite's own variables: CAMPAIGN_TEST_* is reserved for it.
+        "CAMPAIGN_TEST_REQUIRE_POSTGRES": "1",
         "CAMPAIGN_TEST_PG_DSN": "postgresql://postgres@127.0.0.1/postgres",
-        "CAMPAIGN_ANYTHING_ELSE": "x",
         "OTHER_SMTP_NOPE": "x",
     }
     assert load_settings(write(tmp_path, ""), environ=env) == load_settings(write(tmp_path, ""), environ={})

@@ -393,6 +393,9 @@ def test_parse_locale_rejects_unknown_locales(raw: str) -> None:
         ("nul\x00byte", "nul byte"),
         ("del\x7fchar", "del char"),
         ("next\x85line", "next line"),
+        # C1 controls, as settings refuse them: U+009B is a terminal CSI that recolours a table or a To: line.
+        ("Bob\x9b31mX\x85Y", "Bob 31mX Y"),
+        ("\x80Ana\x9f", "Ana"),
         ("line\u2028para\u2029end", "line para end"),
         ("no\u00a0break", "no break"),
         ("Subject\r\nBcc: victim@example.com", "Subject Bcc: victim@example.com"),
@@ -421,7 +424,8 @@ def test_clean_text(raw: str | None, expected: str | None) -> None:
     assert clean_text(raw) == expected
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+# The control-character rule written out (C0, DEL, C1, U+2028/9), independently of campaign.rules.characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _JOINERS = "\u200c\u200d"
 
 
@@ -434,7 +438,7 @@ def _without_format_characters(text: str) -> str:
     st.text(
         alphabet=st.one_of(
             st.characters(),
-            st.sampled_from(" \t\r\n\x00\x85\u2028\u00a0"),
+            st.sampled_from(" \t\r\n\x00\x85\x9b\u2028\u00a0"),
             st.characters(categories=["Cf"]),
         ),
         max_size=40,

@@ -32,12 +32,12 @@ from campaign.config import Settings, load_settings
 from campaign.exceptions import TransientDeliveryError, ValidationError
 from campaign.mail.capture import _FreePortController
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
-from campaign.models import CampaignStatus, SuppressionReason
+from campaign.models import CampaignStatus, SmtpSecurity, SuppressionReason
 from campaign.rules.contact_fields import email_key
 from campaign.rules.event_fields import parse_event_document
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
-from campaign.services.dispatch import Dispatcher, DispatchSummary, send_due
+from campaign.services.dispatch import Dispatcher, DispatchSummary, PausedCampaign, send_due
 from campaign.services.events import add_event
 from campaign.services.lifecycle import CheckFailedError, launch, move
 from campaign.services.parallel import send_parallel
@@ -143,7 +143,7 @@ class Sink:
     port: int
 
     def servers(self, timeout: float = 5.0) -> list[SmtpServer]:
-        return [SmtpServer("127.0.0.1", self.port, "none", timeout=timeout)]
+        return [SmtpServer("127.0.0.1", self.port, SmtpSecurity.NONE, timeout=timeout)]
 
 
 @dataclass
@@ -175,6 +175,17 @@ def sinks(request: pytest.FixtureRequest) -> Iterator[Sinks]:
 @pytest.fixture
 def smtp(sinks: Sinks) -> Sink:
     return sinks.start()
+
+
+@pytest.fixture
+def pipelining_smtp() -> Iterator[Sink]:
+    """One server that offers PIPELINING: for tests of what is sent and recorded, not of how it is sent."""
+    started = Sinks([], pipelining=True)
+    try:
+        yield started.start()
+    finally:
+        for controller in started.controllers:
+            controller.stop()
 
 
 def closed_port() -> int:
@@ -652,7 +663,7 @@ def test_server_down_pauses_the_campaign_then_resume_sends_all(db: Database, tmp
     )
     emails = prepare(db, tmp_path, 12)
     launch(db, settings, KEY, "c")
-    down = [SmtpServer("127.0.0.1", closed_port(), "none", timeout=2)]
+    down = [SmtpServer("127.0.0.1", closed_port(), SmtpSecurity.NONE, timeout=2)]
 
     summary = send(db, settings, down)
 
@@ -662,8 +673,7 @@ def test_server_down_pauses_the_campaign_then_resume_sends_all(db: Database, tmp
     assert "paused automatically" in details.status_reason
     assert "of recent attempts failed" in details.status_reason
     assert "connection failed" in details.status_reason
-    assert len(summary.paused) == 1
-    assert summary.paused[0].startswith("c: paused automatically")
+    assert summary.paused == {details.id: PausedCampaign(details.id, "c", details.status_reason)}
     counts = statuses(db, "c")
     assert set(counts) <= {"deferred", "queued"}, counts
     assert 4 <= counts["deferred"] < 12, "the breaker should stop the run long before the queue is burnt"
@@ -687,6 +697,15 @@ def test_server_down_pauses_the_campaign_then_resume_sends_all(db: Database, tmp
     assert campaign_status(db, "c") is CampaignStatus.SENT
 
 
+def test_merged_summaries_keep_each_campaign_that_paused_itself_once_by_its_id() -> None:
+    # Parallel senders each report the campaigns they paused; names say nothing about identity (`a`, `a: b`).
+    a, ab = PausedCampaign(1, "a", "b: down"), PausedCampaign(2, "a: b", "down")
+    merged = DispatchSummary({"deferred": 4}, {2: ab})
+    merged.merge(DispatchSummary({"deferred": 1}, {2: PausedCampaign(2, "a: b", "down again"), 1: a}))
+    assert merged.counts == {"deferred": 5}
+    assert merged.paused == {2: ab, 1: a}
+
+
 def test_a_waiting_worker_sends_a_campaign_resumed_after_the_breaker_paused_it(
     sqlite_db: Database, tmp_path: Path, sinks: Sinks
 ) -> None:
@@ -703,7 +722,7 @@ def test_a_waiting_worker_sends_a_campaign_resumed_after_the_breaker_paused_it(
     emails = prepare(db, tmp_path, 8)
     launch(db, settings, KEY, "c")
     port = closed_port()
-    servers = [SmtpServer("127.0.0.1", port, "none", timeout=2)]
+    servers = [SmtpServer("127.0.0.1", port, SmtpSecurity.NONE, timeout=2)]
     started: list[Sink] = []
 
     async def main() -> None:
@@ -1064,7 +1083,7 @@ def test_a_server_refusing_the_session_defers_and_pauses_instead_of_failing(
         settings = tuned(base_settings(tmp_path), breaker_threshold=0.5, breaker_window=10)
         prepare(sqlite_db, tmp_path, 12)
         launch(sqlite_db, settings, KEY, "c")
-        summary = send(sqlite_db, settings, [SmtpServer("127.0.0.1", port, "none", timeout=2)])
+        summary = send(sqlite_db, settings, [SmtpServer("127.0.0.1", port, SmtpSecurity.NONE, timeout=2)])
     finally:
         stop.set()
         thread.join()

@@ -99,6 +99,41 @@ def test_offset_datetimes_and_strings_are_accepted() -> None:
     assert values["slug"] == "my-event"
 
 
+@pytest.mark.parametrize(
+    ("file_stem", "expected"),
+    [
+        ("ILO Webinar 2020", "ilo-webinar-2020"),
+        # Accents are dropped, not the letters that carry them (this used to give "r-union-d-t-2020").
+        ("Réunion d'été 2020", "reunion-d-ete-2020"),
+        ("Re\u0301union", "reunion"),
+        ("İstanbul", "istanbul"),
+        # Cut at 100 characters with no hyphen left at the end (a cut used to leave one, refused as a slug).
+        ("a" * 99 + " b", "a" * 99),
+        ("x" * 150, "x" * 100),
+    ],
+)
+def test_a_slug_from_the_file_name_is_ascii_lower_case_for_urls(file_stem: str, expected: str) -> None:
+    assert parse_event_document(doc(), "e.toml", default_slug=file_stem)["slug"] == expected
+
+
+@pytest.mark.parametrize("slug", ["My-Event", "a--b", "-a", "a-", "café", "a_b", "a.b", "a b", "a" * 101, "会议"])
+def test_a_given_slug_must_already_be_a_url_slug(slug: str) -> None:
+    with pytest.raises(ValidationError, match=r"slug: .* must be lower-case letters, digits and single hyphens"):
+        parse_event_document(doc(slug=slug), "e.toml", default_slug="e")
+
+
+def test_a_file_name_with_no_letter_or_digit_asks_for_a_slug() -> None:
+    with pytest.raises(
+        ValidationError, match=r"^e\.toml: slug: the file name '会议' has no letter or digit to make one"
+    ):
+        parse_event_document(doc(), "e.toml", default_slug="会议")
+
+
+@pytest.mark.parametrize("slug", ["ilo-webinar-2020", "a", "2020-a", "a" * 100])
+def test_a_url_slug_is_accepted_as_given(slug: str) -> None:
+    assert parse_event_document(doc(slug=slug), "e.toml", default_slug="e")["slug"] == slug
+
+
 def test_moving_a_session_keeps_its_wall_clock_time_across_dst() -> None:
     values = read_event_file(SAMPLE)
     start, end = move_to_date(values["starts_at"], values["ends_at"], "Europe/Zurich", date(2026, 12, 11))
@@ -135,6 +170,12 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
         ({"join_url": "https:///path"}, "join_url: must be an http(s) URL with a host, not 'https:///path'"),
         ({"join_url": "//example.org/x"}, "join_url: must be an http(s) URL, not '//example.org/x'"),
         ({"join_url": "https://example.org:99999/"}, "join_url: has an invalid port: 'https://example.org:99999/'"),
+        # urlsplit raised ValueError (a traceback) on an unbalanced IPv6 bracket; hosts follow the DNS rule.
+        ({"join_url": "https://[::1/"}, "join_url: has an invalid host: 'https://[::1/'"),
+        ({"join_url": "https://[zz]/"}, "join_url: has an invalid host: 'https://[zz]/'"),
+        ({"join_url": "https://-.-/"}, "join_url: has an invalid host: 'https://-.-/'"),
+        ({"join_url": "https://a..b/"}, "join_url: has an invalid host: 'https://a..b/'"),
+        ({"join_url": "https://example.org:0/"}, "join_url: has an invalid port: 'https://example.org:0/'"),
         ({"join_url": "https://bank.example.com@evil.example.org/"}, "join_url: must not contain a user name"),
         ({"organiser": {"name": "O", "emial": "o@example.org"}}, "organiser: unknown key 'emial' (known: email, name)"),
         ({"organiser": "O"}, "organiser: must be a table with name and email"),
@@ -159,6 +200,9 @@ def test_urls_and_nested_keys_are_refused_with_the_key_named(changes: dict[str, 
         "https://zoom.example.org/j/123?pwd=a%20b",
         "https://bücher.example/anmeldung",
         "HTTPS://EXAMPLE.ORG/R",
+        "https://[2001:db8::1]:8443/r",
+        "http://192.0.2.10/r",
+        "https://example.org./r",
     ],
 )
 def test_good_urls_are_kept_as_written(url: str) -> None:

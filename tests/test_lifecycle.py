@@ -6,19 +6,20 @@ import asyncio
 import email
 import email.policy
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from campaign.exceptions import ValidationError
-from campaign.models import CampaignStatus, WaveStatus, check_wave_transition
+from campaign.models import UNFINISHED_MESSAGES, CampaignStatus, MessageStatus, WaveStatus, check_wave_transition
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.dispatch import send_due
-from campaign.services.lifecycle import launch, move, retry_deferred, retry_failed
+from campaign.services.lifecycle import launch, move, retry_deferred, retry_failed, settle_waves
+from campaign.services.progress import campaign_progress
 from campaign.services.sending import send_test
+from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
 from campaign.store.engine import Database
 from campaign.store.tables import messages
@@ -26,26 +27,19 @@ from tests.test_delivery import (
     ACCEPTED,
     KEY,
     Sink,
-    Sinks,
     add_future_event,
     base_settings,
     campaign_status,
     outbox_rows,
+    pipelining_smtp,
     prepare,
     send,
     statuses,
     tuned,
 )
 
-
-@pytest.fixture
-def smtp() -> Iterator[Sink]:
-    sinks = Sinks([], pipelining=True)
-    try:
-        yield sinks.start()
-    finally:
-        for controller in sinks.controllers:
-            controller.stop()
+# One pipelining server, under the name these tests use.
+smtp = pipelining_smtp
 
 
 def message_count(db: Database) -> int:
@@ -344,6 +338,79 @@ def test_a_wave_with_messages_left_stays_enqueued_and_cancel_cancels_the_waves(
     move(db, "c", CampaignStatus.CANCELLED)
 
     assert wave_statuses(db, "c") == [WaveStatus.CANCELLED]
+
+
+def test_cancel_leaves_a_wave_whose_messages_all_ended_done_not_cancelled(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    settings = tuned(base_settings(tmp_path), retry_initial_minutes=60.0)
+    emails = prepare(db, tmp_path, 3)
+    smtp.handler.plan = lambda rcpt, _attempt: "451 4.3.0 try again later" if rcpt == emails[0] else None
+    launch(db, settings, KEY, "c")
+    send(db, settings, smtp.servers())
+    move(db, "c", CampaignStatus.PAUSED)
+    campaign_id = get_campaign(db, "c").campaign.id
+    with db.write() as conn:  # its last message ends while the campaign is paused (its lifetime ended)
+        outbox.set_status_where(conn, campaign_id, ["deferred"], "expired", datetime.now(UTC))
+    assert wave_statuses(db, "c") == [WaveStatus.ENQUEUED]
+
+    move(db, "c", CampaignStatus.CANCELLED)
+
+    assert statuses(db, "c") == {"sent": 2, "expired": 1}  # nothing of it was cancelled
+    assert wave_statuses(db, "c") == [WaveStatus.DONE]
+
+
+def test_resume_settles_the_waves_of_a_paused_campaign(db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path))
+    prepare(db, tmp_path, 2)
+    launch(db, settings, KEY, "c")
+    move(db, "c", CampaignStatus.PAUSED)
+    campaign_id = get_campaign(db, "c").campaign.id
+    with db.write() as conn:  # as a worker of an older release left them: every message final, wave enqueued
+        outbox.set_status_where(conn, campaign_id, ["queued"], "sent", datetime.now(UTC))
+    assert wave_statuses(db, "c") == [WaveStatus.ENQUEUED]
+
+    move(db, "c", CampaignStatus.SENDING)
+
+    assert wave_statuses(db, "c") == [WaveStatus.DONE]
+    assert send(db, settings, smtp.servers()).finished == ["c"]  # nothing left: the next run marks it sent
+    assert smtp.handler.received() == Counter()
+
+
+def test_every_message_status_is_unfinished_or_final_alike_for_waves_progress_and_the_outbox(
+    db: Database, tmp_path: Path
+) -> None:
+    # One set says which statuses are not final yet; waves, progress reports and the store's count agree on it.
+    prepare(db, tmp_path, 2)
+    launch(db, base_settings(tmp_path), KEY, "c")
+    campaign_id = get_campaign(db, "c").campaign.id
+    assert {MessageStatus.QUEUED, MessageStatus.DEFERRED, MessageStatus.SENDING} == UNFINISHED_MESSAGES
+    for status in MessageStatus:  # queued, sending, sent (done), deferred (reopened), bounced (done), ...
+        with db.write() as conn:
+            conn.execute(update(messages).values(status=status.value))
+            settle_waves(conn, campaign_id)
+            left = outbox.unfinished(conn, campaign_id)
+        unfinished = status in UNFINISHED_MESSAGES
+        assert wave_statuses(db, "c") == [WaveStatus.ENQUEUED if unfinished else WaveStatus.DONE], status
+        assert campaign_progress(db, "c").unfinished == left == (2 if unfinished else 0), status
+
+
+def test_the_store_moves_only_the_waves_still_in_the_status_they_were_read_in(db: Database, tmp_path: Path) -> None:
+    # The store runs SQL; which waves move where is lifecycle's decision. A compare-and-set: a wave another
+    # transaction moved since it was read is left alone.
+    prepare(db, tmp_path, 2)
+    launch(db, base_settings(tmp_path), KEY, "c")
+    details = get_campaign(db, "c")
+    [wave] = details.waves
+    with db.write() as conn:
+        assert campaign_store.waves_with_unfinished(conn, details.campaign.id) == {wave.id}
+        conn.execute(update(messages).values(status=MessageStatus.SENT.value))
+        assert campaign_store.waves_with_unfinished(conn, details.campaign.id) == set()
+        assert campaign_store.set_waves_status(conn, [wave.id], WaveStatus.DONE, was=WaveStatus.ENQUEUED) == 1
+        assert campaign_store.set_waves_status(conn, [wave.id], WaveStatus.CANCELLED, was=WaveStatus.ENQUEUED) == 0
+        assert campaign_store.set_waves_status(conn, [], WaveStatus.CANCELLED, was=WaveStatus.DONE) == 0
+    assert wave_statuses(db, "c") == [WaveStatus.DONE]
+    assert get_campaign(db, "c").waves[0].enqueued_at == wave.enqueued_at  # only launch stamps it
 
 
 def test_wave_transitions_allow_reopening_a_done_wave_and_nothing_after_cancel() -> None:

@@ -26,13 +26,13 @@ import pytest
 from campaign.models import Contact, Event, Speaker
 from campaign.render.calendar import CalendarMethod, build_ics
 from campaign.render.filters import FILTERS
+from campaign.render.identifiers import message_id_for
 from campaign.render.links import DirectLinkPolicy
 from campaign.render.mime import MessageSkeleton, Sender, encode_body, format_address, header_value
 from campaign.render.personalise import WaveRenderer
 from campaign.render.reference import reference_message
 from campaign.render.templates import TemplateSet
 from campaign.rules.event_fields import parse_event_document
-from campaign.services.rendering import message_id_for
 from campaign.tokens import verify
 from tests.conftest import DATA
 
@@ -400,6 +400,28 @@ def test_other_header_values_cannot_inject() -> None:
     assert_wire_format(raw)
 
 
+_PHRASE_THEN_ID = re.compile(
+    r'(?:"(?:[^"\\]|\\.)*"|[A-Za-z0-9 !#$%&\'*+/=?^_`{|}~-]*|=\?utf-8\?b\?[^?]*\?=(?:\r\n =\?utf-8\?b\?[^?]*\?=)*)'
+    r" <campaign-1\.inst\.example\.org>"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["News <list.bank.example>", 'Evil", <x@y> (c) ;:\\', "x" * 300, "Réunion <a.b.example>", "Plain"],
+)
+def test_a_campaign_name_cannot_plant_a_list_id(name: str) -> None:
+    """The name before the List-Id is a phrase (RFC 2919): quoted or encoded, so a ``<`` in it is never taken for
+    the identifier mail filters match, and a long one is cut to what an inbox shows."""
+    skeleton = MessageSkeleton(sender=SENDER, list_id=f"{name} <campaign-1.inst.example.org>", campaign_id="1")
+    raw = skeleton.build(**message_fields())
+    value = re.search(rb"\r\nList-Id: (.*?)\r\n(?! )", raw, re.S)
+    assert value is not None
+    assert _PHRASE_THEN_ID.fullmatch(value[1].decode("ascii")), value[1]
+    assert str(parse(raw)["List-Id"]).endswith("<campaign-1.inst.example.org>")
+    assert len(str(parse(raw)["List-Id"])) < 140
+
+
 def test_header_helpers_never_emit_line_breaks_except_folding() -> None:
     for text in INJECTIONS:
         value = header_value(text)
@@ -642,7 +664,7 @@ _SCORE = re.compile(r"Content analysis details:\s+\((-?\d+(?:\.\d+)?) points")
 
 
 # .ci/run installs it and sets this: there a missing spamassassin fails the test instead of skipping it.
-REQUIRE_SPAMASSASSIN = os.environ.get("CAMPAIGN_REQUIRE_SPAMASSASSIN") == "1"
+REQUIRE_SPAMASSASSIN = os.environ.get("CAMPAIGN_TEST_REQUIRE_SPAMASSASSIN") == "1"
 
 
 @pytest.mark.skipif(
@@ -667,7 +689,7 @@ def test_spamassassin_scores_the_sample_invitation_at_most_zero(
     message = wave.build(contact, message_id_for(f"c1.w1.m{contact.id}", wave.sender), contact.id, eight_bit=True)
     prefs = tmp_path / "user_prefs"  # its own preferences file, not one in the home directory
     prefs.write_text("")
-    assert SPAMASSASSIN is not None, "CAMPAIGN_REQUIRE_SPAMASSASSIN=1 but spamassassin is not on PATH"
+    assert SPAMASSASSIN is not None, "CAMPAIGN_TEST_REQUIRE_SPAMASSASSIN=1 but spamassassin is not on PATH"
     result = subprocess.run(
         [SPAMASSASSIN, "-L", "-t", "-p", str(prefs)], input=message, capture_output=True, timeout=300, check=True
     )

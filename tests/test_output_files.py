@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,26 @@ def test_inside_refuses_what_resolves_elsewhere(tmp_path: Path) -> None:
     for escaping in (base / ".." / "x", Path("/etc/passwd"), base / "a" / ".." / ".." / "y"):
         with pytest.raises(OutputFileError, match=r"outside render\.preview_dir"):
             inside(base, escaping, "render.preview_dir")
+
+
+def test_a_long_unicode_name_that_fits_is_written(tmp_path: Path) -> None:
+    """83 CJK characters are 249 bytes: the name fits, and so must the temporary one (cut by bytes)."""
+    target = tmp_path / ("名" * 83 + ".csv")
+    with atomic_text_file(target) as fh:
+        fh.write("email\n")
+    assert target.read_text() == "email\n"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_personal_data_is_private_and_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    new = tmp_path / "new.csv"
+    with atomic_text_file(new) as fh:
+        fh.write("a\n")
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    shared = tmp_path / "shared.csv"
+    shared.write_text("old\n")
+    shared.chmod(0o640)
+    with atomic_text_file(shared, overwrite=True) as fh:
+        fh.write("b\n")
+    assert shared.read_text() == "b\n"
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o640

@@ -68,6 +68,33 @@ def test_a_slug_stays_readable(name: str, expected: str) -> None:
     assert slug(name) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Webinar: June 2020 (EN)", "webinar-june-2020-en"),
+        ("Réunion d'été 2020", "reunion-d-ete-2020"),
+        ("maria.santos+x@dole.example.org", "maria-santos-x-dole-example-org"),
+        ("会议 2020", "2020"),
+        ("../../../../tmp/x", "tmp-x"),
+        ("--", ""),
+    ],
+)
+def test_a_url_safe_slug_is_ascii_lower_case_letters_digits_and_single_hyphens(name: str, expected: str) -> None:
+    # The form event slugs take, for URLs like /events/<slug>.ics: the same function, one parameter apart.
+    assert slug(name, url_safe=True) == expected
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_url_safe_slug_is_its_own_slug_and_fits(name: str) -> None:
+    made = slug(name, max_bytes=100, url_safe=True)
+    assert slug(made, max_bytes=100, url_safe=True) == made
+    assert set(made) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    assert not made.startswith("-")
+    assert not made.endswith("-")
+    assert "--" not in made
+    assert len(made) <= 100
+
+
 def test_a_long_name_is_cut_on_a_character_boundary() -> None:
     assert slug("é" * 300) == "é" * (MAX_COMPONENT_BYTES // 2)
     assert slug("日" * 300, max_bytes=10) == "日" * 3
@@ -114,7 +141,7 @@ def _everything_under(directory: Path) -> set[Path]:
 
 @pytest.mark.parametrize(
     "name",
-    ["../../../../tmp/x", "../../escaped", "/tmp/absolute-preview", "a" * 300, "Réunion d'été 会议", "..", "x\0y"],
+    ["../../../../tmp/x", "../../escaped", "/tmp/absolute-preview", "é" * 200, "Réunion d'été 会议", "..", "x\0y"],
 )
 def test_a_preview_stays_inside_the_preview_directory(
     ready: Database, settings: Settings, tmp_path: Path, name: str
@@ -159,3 +186,18 @@ def test_a_preview_that_would_land_outside_its_directory_is_refused(
     with pytest.raises(OutputFileError, match=r"outside render\.preview_dir"):
         preview_contact(ready, settings, KEY, "linked", "maria.santos@dole.example.org")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_addresses_that_slug_alike_get_their_own_preview_files(
+    ready: Database, settings: Settings, tmp_path: Path
+) -> None:
+    people = tmp_path / "odd.csv"
+    people.write_text("email,name\na!b@example.org,Bang\na#b@example.org,Hash\na-b@example.org,Dash\n")
+    import_contacts(ready, people, "webinar")
+    create_campaign(ready, event_ref="ilo-migrant-workers-2020", list_name="webinar", name="ilo")
+    previews = [preview_contact(ready, settings, KEY, "ilo", e) for e in ("a!b@example.org", "a#b@example.org")]
+    plain = preview_contact(ready, settings, KEY, "ilo", "a-b@example.org")
+    names = {p.html_path.name for p in (*previews, plain)}
+    assert len(names) == 3
+    assert plain.html_path.name == "a-b@example.org.html"  # a safe address is its own file name
+    assert all("~" in p.html_path.name for p in previews)

@@ -12,6 +12,7 @@ import pytest
 from campaign.exceptions import MessageRejectedError, RecipientRefusedError, SmtpConnectionError, SmtpTimeoutError
 from campaign.mail.pipelining import data_on_the_wire
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
+from campaign.models import SmtpSecurity
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 MESSAGE = b"Subject: hi\r\n\r\n.a line that starts with a dot\r\nbody\r\n"
@@ -65,7 +66,7 @@ async def scripted(script: Script) -> AsyncIterator[SmtpServer]:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield SmtpServer("127.0.0.1", port, "none", timeout=3)
+        yield SmtpServer("127.0.0.1", port, SmtpSecurity.NONE, timeout=3)
         await asyncio.wait_for(done.wait(), 5)
     finally:
         server.close()
@@ -191,7 +192,7 @@ async def _unsolicited_reply() -> None:
             writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    smtp = SmtpServer("127.0.0.1", server.sockets[0].getsockname()[1], "none", timeout=3)
+    smtp = SmtpServer("127.0.0.1", server.sockets[0].getsockname()[1], SmtpSecurity.NONE, timeout=3)
     try:
         connection = SmtpConnection(ServerChooser([smtp]))
         await connection._connect()

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from campaign.cli import cli
 from campaign.config import load_settings
 from campaign.models import CampaignStatus
-from campaign.services.campaigns import get_campaign
+from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.lifecycle import launch, move, retry_deferred
 from campaign.services.progress import Waiting, campaign_progress
 from campaign.store import campaigns as campaign_store
@@ -31,12 +31,13 @@ from tests.test_delivery import (
     KEY,
     FaultySmtp,
     Sink,
-    Sinks,
+    add_future_event,
     base_settings,
     campaign_status,
     cli_environment,
     closed_port,
     outbox_rows,
+    pipelining_smtp,
     prepare,
     relay_config,
     send,
@@ -47,14 +48,8 @@ from tests.test_delivery import (
 TRY_LATER = "451 4.3.0 try again later"
 
 
-@pytest.fixture
-def smtp() -> Iterator[Sink]:
-    sinks = Sinks([], pipelining=True)
-    try:
-        yield sinks.start()
-    finally:
-        for controller in sinks.controllers:
-            controller.stop()
+# One pipelining server, under the name these tests use.
+smtp = pipelining_smtp
 
 
 @pytest.fixture
@@ -177,6 +172,89 @@ def test_a_campaign_that_pauses_itself_makes_send_exit_1_with_the_reason_and_wha
     assert everyone.exit_code == 0, everyone.output
     assert "Campaign c is paused: paused automatically:" in everyone.stdout
     assert "`campaign resume c` sends them" in everyone.stdout
+
+
+def test_send_blames_only_the_campaign_that_paused_itself_whatever_the_names(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    # `a: b` pauses itself; `a` was paused by staff before the run. An entry "a: b: <reason>" must not be read as
+    # campaign `a` pausing itself with the reason "b: <reason>".
+    db = sqlite_db
+    config = relay(tmp_path, db, closed_port(), "breaker_window = 4\nbreaker_threshold = 0.75\n")
+    settings = load_settings(config, environ={})
+    prepare(db, tmp_path, 6, name="a")
+    add_future_event(db, "event-b")
+    create_campaign(db, event_ref="event-b", list_name="guests", name="a: b")
+    launch(db, settings, KEY, "a")
+    launch(db, settings, KEY, "a: b")
+    move(db, "a", CampaignStatus.PAUSED, "waiting for the speaker list")
+
+    sent = campaign_cli(config, "send")
+
+    assert sent.exit_code == 1
+    assert campaign_status(db, "a: b") is CampaignStatus.PAUSED
+    assert "Campaign a: b paused itself during this run: paused automatically:" in sent.stdout
+    assert "Campaign a is paused: waiting for the speaker list" in sent.stdout
+    assert "Campaign a paused itself" not in sent.stdout
+    [error] = sent.stderr.splitlines()
+    assert error.startswith("Error: a: b paused itself (paused automatically: ")
+    assert error.endswith("once the cause is fixed: `campaign resume a: b`")
+
+
+def test_a_campaign_that_pauses_itself_on_its_last_messages_has_its_waves_done_and_nothing_waits(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    # A lifetime of 3.6 ms: every 4xx gives up at once (expired, final), and the fourth, the last message, trips
+    # the breaker. README: a wave is done once all its messages are final, whatever its campaign's status.
+    db = sqlite_db
+    delivery = "breaker_window = 4\nbreaker_threshold = 0.75\nlifetime_hours = 1e-6\n"
+    config = relay(tmp_path, db, closed_port(), delivery)
+    prepare(db, tmp_path, 4)
+    launch(db, load_settings(config, environ={}), KEY, "c")
+
+    sent = campaign_cli(config, "send", "--campaign", "c")
+
+    assert sent.exit_code == 1
+    assert "Campaign c paused itself during this run: paused automatically:" in sent.stdout
+    assert campaign_status(db, "c") is CampaignStatus.PAUSED
+    assert statuses(db, "c") == {"expired": 4}
+    shown = campaign_cli(config, "show", "c")
+    assert shown.exit_code == 0, shown.output
+    assert table_row(shown.stdout, "invitation")[4:] == ["done", "4"]
+
+    # Nothing waits: not "`campaign resume c` sends them", with nothing to send.
+    everyone = campaign_cli(config, "send")
+    assert everyone.exit_code == 0, everyone.output
+    assert "Campaign c is paused: paused automatically:" in everyone.stdout
+    assert "failed or expired: 4; `campaign retry c --failed` queues them again" in everyone.stdout
+    assert "  no message is left to send; `campaign resume c` lets it finish\n" in everyone.stdout
+    assert "sends them" not in everyone.stdout
+
+
+def test_a_paused_campaign_with_nothing_left_says_what_resume_does(db: Database, tmp_path: Path, smtp: Sink) -> None:
+    settings = tuned(base_settings(tmp_path), retry_initial_minutes=60.0)
+    emails = prepare(db, tmp_path, 3)
+    smtp.handler.plan = lambda rcpt, _attempt: TRY_LATER if rcpt == emails[0] else None
+    launch(db, settings, KEY, "c")
+    send(db, settings, smtp.servers())
+    move(db, "c", CampaignStatus.PAUSED, "waiting for the speaker list")
+    assert campaign_progress(db, "c").remedy() == "1 message(s) wait; `campaign resume c` sends them"
+
+    campaign_id = get_campaign(db, "c").campaign.id
+    with db.write() as conn:  # its last message expires (its lifetime ended): nothing of it waits
+        outbox.set_status_where(conn, campaign_id, ["deferred"], "expired", datetime.now(UTC))
+    paused = campaign_progress(db, "c")
+    assert (paused.unfinished, paused.held) == (0, False)
+    assert paused.remedy() == "no message is left to send; `campaign resume c` lets it finish"
+
+    # A reminder the scheduler has not enqueued yet: it goes out once the campaign is resumed.
+    with db.write() as conn:
+        values = {"name": "reminder", "kind": "reminder", "template": "invitation", "audience": "all"}
+        campaign_store.insert_wave(conn, {**values, "campaign_id": campaign_id, "status": "pending"}, datetime.now(UTC))
+    assert campaign_progress(db, "c").hold() == (
+        "c is paused (waiting for the speaker list): no message waits; its later waves go out once it is resumed:"
+        " `campaign resume c`"
+    )
 
 
 def test_send_of_a_campaign_that_is_not_sending_says_why_and_what_to_run(

@@ -692,6 +692,25 @@ def test_shorten_keeps_a_single_long_word_cut_and_collapses_spaces() -> None:
     assert shorten("  two\n words ", 50) == "two words"
 
 
+@pytest.mark.parametrize("width", [1, 0, -5])
+def test_shorten_refuses_a_width_with_no_room_for_a_character_and_the_ellipsis(width: int) -> None:
+    # shorten(title, 0) used to return all but the last character: the width was silently ignored.
+    with pytest.raises(
+        ValueError, match=rf"^shorten: the width must be at least 2 \(a character and …\), not {width}$"
+    ):
+        shorten(TITLE, width)
+    with pytest.raises(ValueError, match="at least 2"):
+        shorten("", width)  # refused whatever the text, so the mistake shows on the first render
+
+
+def test_a_bad_shorten_width_is_a_template_error_naming_the_line(tmp_path: Path) -> None:
+    directory = write(
+        tmp_path / "t", {**plain_parts("<p>ok</p>"), "invitation.subject": "{{ event.title|shorten(0) }}"}
+    )
+    message = _error_of(directory, source=True)
+    assert message.startswith("invitation.subject, line 1: shorten: the width must be at least 2"), message
+
+
 @pytest.mark.parametrize(
     ("locale", "zone", "expected"),
     [

@@ -132,7 +132,12 @@ def contacts_show(app: App, email: str) -> None:
 
 @contacts_group.command("export")
 @click.option("--list", "list_name", help="Only contacts in this list.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="File (default, or -: stdout).",
+)
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @pass_app
 def contacts_export(app: App, list_name: str | None, output: Path | None, force: bool) -> None:
@@ -141,7 +146,7 @@ def contacts_export(app: App, list_name: str | None, output: Path | None, force:
     The output file appears whole or not at all, and an existing one is only replaced with --force.
     """
     db = app.database()
-    if output is None:
+    if output is None or str(output) == "-":  # `-` is standard output, as for most commands that write files
         export_contacts(db, sys.stdout, list_name=list_name)
         return
     count = export_contacts_to_file(db, output, list_name=list_name, overwrite=force)

@@ -175,13 +175,13 @@ def print_summary(
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items())) or "nothing was sent"
     click.echo(f"Delivery: {counts}")
     if reports is None:
-        for paused in summary.paused:
-            click.echo(f"Paused {paused}")
+        for paused in summary.paused.values():
+            click.echo(f"Paused {paused.name}: {paused.reason}")
         for name in summary.finished:
             click.echo(f"Campaign {name} is sent.")
         return
     for report in reports:
-        paused_itself = _paused_itself(summary, report.campaign.name)
+        paused_itself = _paused_itself(summary, report.campaign.id)
         hold = paused_itself is None and not (explicit and report.held)
         print_campaign(report, paused_itself=paused_itself, hold=hold)
 
@@ -189,7 +189,7 @@ def print_summary(
 def fail_unless_sending(summary: DispatchSummary, reports: list[CampaignProgress], campaign: str | None) -> None:
     """Exit 1 (one line on stderr) when a campaign paused itself during the run, or when the campaign asked for
     with ``--campaign`` is held back: nothing more of it is sent until someone acts."""
-    paused = [(r.campaign.name, why) for r in reports if (why := _paused_itself(summary, r.campaign.name))]
+    paused = [(r.campaign.name, why) for r in reports if (why := _paused_itself(summary, r.campaign.id))]
     if len(paused) == 1:
         name, why = paused[0]
         raise click.ClickException(f"{name} paused itself ({why}); once the cause is fixed: `campaign resume {name}`")
@@ -200,10 +200,10 @@ def fail_unless_sending(summary: DispatchSummary, reports: list[CampaignProgress
         raise click.ClickException(str(reports[0].hold()))
 
 
-def _paused_itself(summary: DispatchSummary, name: str) -> str | None:
-    """The reason campaign ``name`` paused itself during the run (its entry in ``summary.paused``), if it did."""
-    prefix = f"{name}: "
-    return next((entry.removeprefix(prefix) for entry in summary.paused if entry.startswith(prefix)), None)
+def _paused_itself(summary: DispatchSummary, campaign_id: int) -> str | None:
+    """The reason the campaign paused itself during the run (its entry in ``summary.paused``), if it did."""
+    paused = summary.paused.get(campaign_id)
+    return paused.reason if paused is not None else None
 
 
 @click.command("mailbox")

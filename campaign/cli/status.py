@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from campaign.models import CampaignStatus, MessageStatus
+from campaign.models import GIVEN_UP_MESSAGES, CampaignStatus
 from campaign.services.progress import CampaignProgress, Waiting
 
 
@@ -36,7 +36,7 @@ def waiting_lines(progress: CampaignProgress) -> list[str]:
     deferred = _when_due(progress.deferred, "next retry at")
     if deferred:
         lines.append(f"deferred: {deferred}; `campaign retry {name} --deferred` retries them now")
-    given_up = sum(progress.counts.get(s.value, 0) for s in (MessageStatus.FAILED, MessageStatus.EXPIRED))
+    given_up = sum(progress.counts.get(s.value, 0) for s in GIVEN_UP_MESSAGES)
     if given_up:
         lines.append(f"failed or expired: {given_up}; `campaign retry {name} --failed` queues them again")
     return lines

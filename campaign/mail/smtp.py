@@ -16,7 +16,6 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import aiosmtplib
 
@@ -31,8 +30,10 @@ from campaign.exceptions import (
     TransientDeliveryError,
 )
 from campaign.mail.pipelining import PipelinedSession, data_on_the_wire
+from campaign.models import SmtpSecurity
 
-Security = Literal["starttls", "tls", "none"]
+# How a connection is secured: the value set settings check smtp.security against, under the name used here.
+Security = SmtpSecurity
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class SmtpServer:
 
     host: str
     port: int
-    security: Security = "starttls"
+    security: Security = SmtpSecurity.STARTTLS
     username: str | None = None
     password: str | None = None
     timeout: float = 30.0
@@ -91,12 +92,12 @@ class SmtpConnection:
             hostname=server.host,
             port=server.port,
             timeout=server.timeout,
-            use_tls=server.security == "tls",
-            start_tls=server.security == "starttls",
+            use_tls=server.security == SmtpSecurity.TLS,
+            start_tls=server.security == SmtpSecurity.STARTTLS,
             username=server.username,
             password=server.password,
             local_hostname=server.local_hostname,
-            tls_context=ssl.create_default_context() if server.security != "none" else None,
+            tls_context=ssl.create_default_context() if server.security != SmtpSecurity.NONE else None,
         )
         try:
             await client.connect()

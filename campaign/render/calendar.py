@@ -1,10 +1,10 @@
 """Calendar invites (RFC 5545 / iMIP, RFC 6047) built with icalendar.
 
-Contract of :func:`build_ics`: one VCALENDAR with one VEVENT for the event: a stable UID (event id, installation
-id and the configured domain: the same in every wave and campaign about the event, so updates and cancellations
-replace the same entry, and never the same as another database's event 1), DTSTAMP in UTC, DTSTART/DTEND with
-the organiser's TZID and a VTIMEZONE covering the event date, SUMMARY, DESCRIPTION with the join and
-registration links, URL, ORGANIZER and SEQUENCE. METHOD is PUBLISH (no attendee: the same bytes serve every
+Contract of :func:`build_ics`: one VCALENDAR with one VEVENT for the event: a stable UID
+(:func:`~campaign.render.identifiers.event_uid`: the same in every wave and campaign about the event, so updates
+and cancellations replace the same entry, and never the same as another database's event 1), DTSTAMP in UTC,
+DTSTART/DTEND with the organiser's TZID and a VTIMEZONE covering the event date, SUMMARY, DESCRIPTION with the
+join and registration links, URL, ORGANIZER and SEQUENCE. METHOD is PUBLISH (no attendee: the same bytes serve every
 recipient, so they are built once per wave), REQUEST (the recipient as ATTENDEE, built per recipient) or
 CANCEL (STATUS:CANCELLED). The MIME ``method=`` parameter must equal METHOD: Outlook rejects a mismatch.
 """
@@ -12,28 +12,18 @@ CANCEL (STATUS:CANCELLED). The MIME ``method=`` parameter must equal METHOD: Out
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Timezone, vCalAddress, vText
 from icalendar import Event as VEvent
 
+# CalendarMethod is defined with the other value sets (settings check render.calendar_method against it) and
+# re-exported here, where calendars are built.
+from campaign.models import CalendarMethod as CalendarMethod
 from campaign.models import Event
+from campaign.render.identifiers import event_uid
 
 PRODID = "-//campaign//Event invitations//EN"
-
-
-class CalendarMethod(StrEnum):
-    """iTIP methods used for invitations."""
-
-    PUBLISH = "PUBLISH"
-    REQUEST = "REQUEST"
-    CANCEL = "CANCEL"
-
-
-def event_uid(event: Event, domain: str, installation: str) -> str:
-    """The stable UID of an event's calendar entry, unique across installations (each has an event 1)."""
-    return f"event-{event.id}.{installation}@{domain}"
 
 
 def build_ics(

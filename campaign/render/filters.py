@@ -69,7 +69,12 @@ def shorten(text: str, width: int = 50) -> str:
     """``text`` in at most ``width`` characters: cut after a whole word, trailing punctuation dropped, "…" added.
 
     For subject lines, which inboxes cut at 40 to 80 characters: a long title keeps its first words whole.
+    A ``width`` below 2 leaves no room for a character and the "…", so it raises ValueError (whatever the
+    text, so the template's mistake shows on its first render, named by file and line), rather than being
+    clamped into a subject the author did not ask for.
     """
+    if width < 2:
+        raise ValueError(f"shorten: the width must be at least 2 (a character and …), not {width}")
     text = " ".join(text.split())
     if len(text) <= width:
         return text

@@ -33,7 +33,10 @@ from datetime import datetime
 from email.utils import format_datetime
 from functools import lru_cache
 
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+from campaign.rules.characters import CONTROL_CLASS
+
+# Runs of control characters (campaign.rules.characters), compiled once: this is on every message's path.
+_CONTROLS = re.compile(CONTROL_CLASS + "+")
 _ATOM_SAFE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 chars -> a 72-char encoded word, under the 75 limit
 CRLF = b"\r\n"
@@ -82,10 +85,20 @@ def _encoded_words(text: str) -> str:
     return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words)
 
 
+# A List-Id's name is a description (RFC 2919); a campaign name can be long, and inboxes show little of it.
+_LIST_NAME_CHARACTERS = 100
+
+
 def _list_id(value: str) -> str:
-    """``Name <id>`` with only the name encoded when it is not ASCII: mail filters match the ``<id>``."""
+    """``Name <id>``: the name as a phrase (an atom, a quoted string or encoded words) so that nothing in it (a
+    ``<``, a quote) can pass for an identifier; mail filters match the ``<id>``, the last bracketed part."""
     name, bracket, identifier = value.rpartition("<")
-    return f"{header_value(name.strip())} <{identifier}" if bracket and name.strip() else header_value(value)
+    if not bracket:
+        return header_value(value)
+    name = " ".join(_CONTROLS.sub(" ", name).split())
+    if len(name) > _LIST_NAME_CHARACTERS:
+        name = name[: _LIST_NAME_CHARACTERS - 1].rstrip() + "…"
+    return f"{_phrase(name)} <{identifier}" if name else f"<{identifier}"
 
 
 def format_address(address: str, name: str | None) -> str:
@@ -96,16 +109,18 @@ def format_address(address: str, name: str | None) -> str:
         address = f"{local}@{domain.encode('idna').decode('ascii')}"
     if not name:
         return address
-    name = " ".join(_CONTROLS.sub(" ", name).split())
-    if not name.isascii():
-        return f"{_encoded_words(name)} <{address}>"
-    if len(name) > 200:
+    return f"{_phrase(' '.join(_CONTROLS.sub(' ', name).split()))} <{address}>"
+
+
+def _phrase(name: str) -> str:
+    """A display name as an RFC 5322 phrase: an atom run when safe, else a quoted string, else encoded words."""
+    if not name.isascii() or len(name) > 200:
         # Encoded words fold; a long quoted string would not, and could pass the 998-octet line limit.
-        return f"{_encoded_words(name)} <{address}>"
+        return _encoded_words(name)
     if _ATOM_SAFE.fullmatch(name):
-        return f"{name} <{address}>"
+        return name
     escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}" <{address}>'
+    return f'"{escaped}"'
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from campaign.exceptions import TemplateError
 from campaign.models import Contact, Event
 from campaign.render.calendar import CalendarMethod, build_ics
 from campaign.render.filters import Viewer
+from campaign.render.identifiers import list_id
 from campaign.render.links import LinkPolicy, MessageLinks
 from campaign.render.localtime import session_times
 from campaign.render.mime import MessageSkeleton, Sender, WireText
@@ -48,12 +49,6 @@ class RenderedMessage:
     text: str
     template_names: Mapping[str, str]
     unsubscribe_url: str
-
-
-def list_id(campaign: Mapping[str, Any], sender: Sender) -> str:
-    """The campaign's ``List-Id`` (RFC 2919), ``Name <campaign-1.<installation>.<domain>>``: unique across
-    installations, and the part in brackets a dot-atom (the installation id is lower-case letters and digits)."""
-    return f"{campaign['name']} <campaign-{campaign['id']}.{sender.installation}.{sender.domain}>"
 
 
 @dataclass

@@ -19,6 +19,8 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from campaign.exceptions import ValidationError
+from campaign.rules.characters import CONTROL_CLASS
+from campaign.rules.hosts import LABEL
 
 
 class FieldError(ValidationError):
@@ -34,10 +36,9 @@ class FieldError(ValidationError):
 # single label, so a domain is (under) one of them exactly when its last label is one of them.
 _SPECIAL_USE = frozenset(("arpa", "invalid", "local", "localhost", "onion", "test"))
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_FAST_EMAIL = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
-# Controls (CR, LF, tab, NUL...) and Unicode line/paragraph separators never belong in a name.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_FAST_EMAIL = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@((?:{LABEL}\.)+[A-Za-z]{{2,63}})")
+# Controls (CR, LF, tab, NUL, C1 such as CSI...) never belong in a name: each run becomes one space.
+_CONTROLS = re.compile(CONTROL_CLASS + "+")
 # Zero-width non-joiner and joiner (U+200C, U+200D) are format characters that spelling needs: Persian writes
 # "می‌خواهم" with a ZWNJ, Indic scripts choose conjunct forms with them, and emoji sequences (👩‍💻) are joined by
 # ZWJ. They neither reorder text nor hide any, so they are kept; every other format character goes.
@@ -70,6 +71,20 @@ def normalise_email(raw: str) -> str:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise FieldError("email", f"{text!r} is not a valid address: {exc}") from None
+
+
+def parse_mail_domain(raw: str) -> str:
+    """Return a domain that addresses can be at, in its ASCII (IDNA) form, or raise :class:`FieldError`.
+
+    The rule :func:`normalise_email` applies to an address's domain (email-validator's): labels, IDNA, at least
+    one dot, and no special-use name: single labels (``intranet``) and ``.local``, ``.localhost``, ``.test``,
+    ``.invalid``, ``.arpa``, ``.onion`` are refused. ASCII because it names headers (Message-ID, List-Id).
+    """
+    try:
+        return validate_email(f"postmaster@{raw}", check_deliverability=False).ascii_domain
+    except EmailNotValidError as exc:
+        reason = str(exc).replace("The part after the @-sign", "It")
+        raise FieldError("domain", f"must be a domain name like example.org, not {raw!r}: {reason}") from None
 
 
 def email_key(email: str) -> str:
@@ -154,7 +169,7 @@ def clean_text(raw: str | None) -> str | None:
             return raw or None
     else:
         raw = without_format_characters(raw)
-    text = " ".join(_CONTROL.sub(" ", raw).split())
+    text = " ".join(_CONTROLS.sub(" ", raw).split())
     return text or None
 
 

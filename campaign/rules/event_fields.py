@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from campaign.exceptions import ValidationError
+from campaign.rules import paths
 from campaign.rules.contact_fields import FieldError, clean_text, normalise_email, parse_locale, parse_timezone
 from campaign.rules.urls import parse_http_url
 
@@ -24,7 +25,8 @@ _KEYS = {
 }  # fmt: skip
 _ORGANISER_KEYS = ("name", "email")
 _SPEAKER_KEYS = ("name", "role")
-_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?")
+MAX_SLUG_LENGTH = 100
+"""The longest event slug, in characters (ASCII, so bytes too)."""
 
 
 def parse_event_document(doc: Mapping[str, Any], source: str, default_slug: str | None = None) -> dict[str, Any]:
@@ -39,9 +41,17 @@ def _parse(doc: Mapping[str, Any], default_slug: str | None) -> dict[str, Any]:
     unknown = sorted(set(doc) - _KEYS)
     if unknown:
         raise FieldError(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
-    slug = _text(doc, "slug", required=False) or slugify(default_slug or "")
-    if not _SLUG.fullmatch(slug):
-        raise FieldError("slug", f"{slug!r} must be lower-case letters, digits and hyphens")
+    # Slugs name URLs (/events/<slug>.ics): the URL-safe form of paths.slug. One given by hand must already be in
+    # that form, so the URL is what its author wrote; one made from the file name is that name's slug.
+    given = _text(doc, "slug", required=False)
+    slug = paths.slug(given or default_slug or "", max_bytes=MAX_SLUG_LENGTH, url_safe=True)
+    if given is not None and given != slug:
+        like = f" (like {slug!r})" if slug else ""
+        raise FieldError(
+            "slug", f"{given!r} must be lower-case letters, digits and single hyphens, at most {MAX_SLUG_LENGTH}{like}"
+        )
+    if not slug:
+        raise FieldError("slug", f"the file name {default_slug or ''!r} has no letter or digit to make one: set slug")
     zone = parse_timezone(_text(doc, "timezone", required=True) or "")
     starts_at = local_to_utc(doc.get("start"), zone, "start")
     ends_at = local_to_utc(doc.get("end"), zone, "end")
@@ -98,11 +108,6 @@ def move_to_date(starts_at: datetime, ends_at: datetime, zone: str, day: date) -
     start_local = wall_clock(starts_at, zone)
     new_start = local_to_utc(datetime.combine(day, time(start_local.hour, start_local.minute)), zone, "start")
     return new_start, new_start + (ends_at - starts_at)
-
-
-def slugify(text: str) -> str:
-    """``ILO Webinar 2020.toml`` → ``ilo-webinar-2020-toml``."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100]
 
 
 def _text(doc: Mapping[str, Any], key: str, *, required: bool, where: str = "") -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from campaign.rules.contact_fields import FieldError
+from campaign.rules.hosts import is_relay_host
 
 HTTP_SCHEMES = ("http", "https")
 # Characters that end or break an HTML attribute or an iCalendar value, or that browsers rewrite
@@ -31,15 +32,31 @@ def parse_http_url(raw: str, field: str) -> str:
     # str.isprintable() is False for controls, format characters (bidi overrides) and every space but U+0020.
     if any(ch in _FORBIDDEN or ch == " " or not ch.isprintable() for ch in url):
         raise FieldError(field, f"must not contain {_FORBIDDEN_WORDS}: {url!r}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced or malformed [IPv6] host
+        raise FieldError(field, f"has an invalid host: {url!r}") from None
     if parts.scheme not in HTTP_SCHEMES:
         raise FieldError(field, f"must be an http(s) URL, not {url!r}")
     if not parts.hostname:
         raise FieldError(field, f"must be an http(s) URL with a host, not {url!r}")
     if "@" in parts.netloc:
         raise FieldError(field, f"must not contain a user name or password: {url!r}")
+    if not _is_web_host(parts.hostname):
+        raise FieldError(field, f"has an invalid host: {url!r}")
     try:
-        parts.port  # noqa: B018 - parsing the port is the check
+        port = parts.port
     except ValueError:
-        raise FieldError(field, f"has an invalid port: {url!r}") from None
+        port = 0
+    if port == 0:
+        raise FieldError(field, f"has an invalid port: {url!r}")
     return url
+
+
+def _is_web_host(host: str) -> bool:
+    """A host name (internationalised ones through IDNA) or an IP address; one trailing dot (the DNS root) is fine."""
+    try:
+        ascii_host = host.removesuffix(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return is_relay_host(ascii_host)

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import Connection
+
 from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
 from campaign.models import Audience, Campaign, CampaignStatus, Event, Wave, WaveKind, WaveStatus
 from campaign.rules.contact_fields import clean_text
-from campaign.rules.references import is_id_reference
+from campaign.rules.references import MAX_NAME_LENGTH, refuse_all_digit_name, refuse_long_name
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import lists as list_store
@@ -39,12 +41,10 @@ def create_campaign(
         contact_list = list_store.find(conn, list_name)
         if contact_list is None:
             raise NotFoundError(f"no list {list_name!r} (see `campaign lists`)")
-        name = clean_text(name) or f"{event.slug}-{contact_list.name}"
-        if is_id_reference(name):
-            raise ValidationError(
-                f"campaign name {name!r} is all digits, which commands read as a campaign id; "
-                "give a name with a letter in it"
-            )
+        # The default is cut to fit (an event slug and a list name may both be long); a name given is refused.
+        name = clean_text(name) or f"{event.slug}-{contact_list.name}"[:MAX_NAME_LENGTH]
+        refuse_long_name(name, what="the campaign name")
+        refuse_all_digit_name(name, what="campaign name", thing="a campaign", fix="give a name with a letter in it")
         if campaign_store.find(conn, name) is not None:
             raise AlreadyExistsError(f"a campaign named {name!r} already exists")
         campaign_id = campaign_store.insert_campaign(
@@ -73,12 +73,19 @@ def create_campaign(
     return get_campaign(db, str(campaign_id))
 
 
+def find_campaign(conn: Connection, ref: str) -> Campaign:
+    """The campaign ``ref`` names (name or id, see :mod:`campaign.rules.references`); raises
+    :class:`NotFoundError` saying where to look."""
+    campaign = campaign_store.find(conn, ref)
+    if campaign is None:
+        raise NotFoundError(f"no campaign {ref!r} (see `campaign list`)")
+    return campaign
+
+
 def get_campaign(db: Database, ref: str) -> CampaignDetails:
     """A campaign by name or id, with its event and waves; raises :class:`NotFoundError`."""
     with db.read() as conn:
-        campaign = campaign_store.find(conn, ref)
-        if campaign is None:
-            raise NotFoundError(f"no campaign {ref!r} (see `campaign list`)")
+        campaign = find_campaign(conn, ref)
         event = event_store.find(conn, str(campaign.event_id))
         assert event is not None
         return CampaignDetails(campaign, event, campaign_store.waves_of(conn, campaign.id))

@@ -38,6 +38,7 @@ from campaign.rules.contact_fields import (
     parse_timezone,
 )
 from campaign.rules.paths import file_name
+from campaign.rules.references import refuse_long_name
 from campaign.services.import_writer import BatchOutcome, BatchWriter, ImportBatch
 from campaign.services.seen_keys import SeenKeys
 from campaign.sources.csv_contacts import ContactCsv, CsvProblem, CsvRecord, spreadsheet_safe
@@ -145,6 +146,7 @@ def import_contacts(
     list_name = clean_text(list_name) or ""
     if not list_name:
         raise ImportFileError("the list needs a name")
+    refuse_long_name(list_name, what="the list name")
     report = ImportReport(path=path, list_name=list_name)
     started = datetime.now(UTC)
     # The addresses written by earlier batches, to tell a repeat in this file from a contact that was already

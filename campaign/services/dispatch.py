@@ -40,13 +40,14 @@ from campaign.exceptions import (
 )
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 from campaign.models import CampaignStatus, Contact, MessageStatus, SuppressionReason, Wave, WaveKind
+from campaign.render.identifiers import message_id_for
 from campaign.render.personalise import WaveRenderer
 from campaign.rules.contact_fields import email_key
 from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
 from campaign.services.campaigns import get_campaign
 from campaign.services.installation import installation_id
 from campaign.services.lifecycle import finish_campaigns
-from campaign.services.rendering import message_id_for, wave_renderer
+from campaign.services.rendering import wave_renderer
 from campaign.store import campaigns as campaign_store
 from campaign.store import contacts as contact_store
 from campaign.store import outbox
@@ -66,12 +67,22 @@ Progress = Callable[[str], None]
 """Called with the final status of each message as it is recorded."""
 
 
+@dataclass(frozen=True, slots=True)
+class PausedCampaign:
+    """A campaign that paused itself during a run, and why."""
+
+    campaign_id: int
+    name: str
+    reason: str
+
+
 @dataclass
 class DispatchSummary:
-    """What one run of the worker did."""
+    """What one run of the worker did. ``paused`` holds the campaigns that paused themselves, by id: a name
+    may contain anything (``a: b``), so only the id says which campaign an entry is about."""
 
     counts: dict[str, int] = field(default_factory=dict)
-    paused: list[str] = field(default_factory=list)
+    paused: dict[int, PausedCampaign] = field(default_factory=dict)
     finished: list[str] = field(default_factory=list)
 
     def add(self, status: str, count: int = 1) -> None:
@@ -82,7 +93,8 @@ class DispatchSummary:
         """Add another run's counts, paused and finished campaigns (of a parallel sender)."""
         for status, count in other.counts.items():
             self.add(status, count)
-        self.paused.extend(p for p in other.paused if p not in self.paused)
+        for campaign_id, paused in other.paused.items():
+            self.paused.setdefault(campaign_id, paused)
         self.finished.extend(f for f in other.finished if f not in self.finished)
 
 
@@ -357,7 +369,7 @@ class Dispatcher:
             campaign = campaign_store.find(conn, str(campaign_id))
             if campaign is not None and campaign.status is CampaignStatus.SENDING:
                 campaign_store.set_status(conn, campaign_id, CampaignStatus.PAUSED, reason, datetime.now(UTC))
-                self.summary.paused.append(f"{campaign.name}: {reason}")
+                self.summary.paused[campaign_id] = PausedCampaign(campaign_id, campaign.name, reason)
 
     async def _respect_limits(self, address: str) -> None:
         now = time.monotonic()

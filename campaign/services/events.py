@@ -10,7 +10,7 @@ from typing import Any
 from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
 from campaign.models import Event
 from campaign.rules.event_fields import parse_event_document
-from campaign.rules.references import is_id_reference
+from campaign.rules.references import refuse_all_digit_name
 from campaign.store import events as event_store
 from campaign.store.engine import Database
 
@@ -29,11 +29,12 @@ def read_event_file(path: Path) -> dict[str, Any]:
 
 def add_event(db: Database, values: dict[str, Any]) -> Event:
     """Store a validated event; refuses a slug that is taken, or all digits (commands would read it as an id)."""
-    if is_id_reference(values["slug"]):
-        raise ValidationError(
-            f"event slug {values['slug']!r} is all digits, which commands read as an event id; "
-            'set a slug with a letter in it in the event file (slug = "...")'
-        )
+    refuse_all_digit_name(
+        values["slug"],
+        what="event slug",
+        thing="an event",
+        fix='set a slug with a letter in it in the event file (slug = "...")',
+    )
     with db.write() as conn:
         if event_store.find(conn, values["slug"]) is not None:
             raise AlreadyExistsError(f"an event with slug {values['slug']!r} already exists")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
 from campaign.exceptions import OutputFileError
+from campaign.rules.paths import file_name
 
 
 def inside(directory: Path, target: Path, setting: str) -> Path:
@@ -39,10 +41,14 @@ def atomic_text_file(path: Path, *, overwrite: bool = False) -> Iterator[TextIO]
     if not overwrite and os.path.lexists(path):
         raise OutputFileError(f"{path} already exists (use --force to overwrite it)")
     directory = path.parent
-    tmp = directory / f".{path.name[:200]}.{secrets.token_hex(4)}.tmp"
+    # Cut by bytes, not characters: a name of 83 CJK characters is already 249 of the 255 bytes allowed.
+    tmp = directory / file_name(f".{path.name}", f".{secrets.token_hex(4)}.tmp")
     try:
-        # 0o666 before the umask, as open() would create it: the user's usual permissions for their files.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        # What is written here is personal data (contact exports): readable by its owner only, unless the file
+        # it replaces was shared on purpose, whose permissions are kept (never widened to the umask's).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if overwrite and (mode := _mode_of(path)) is not None:
+            os.fchmod(fd, mode)
     except FileNotFoundError:
         raise OutputFileError(f"cannot write {path}: directory {directory} does not exist") from None
     except OSError as exc:
@@ -60,6 +66,14 @@ def atomic_text_file(path: Path, *, overwrite: bool = False) -> Iterator[TextIO]
         raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _mode_of(path: Path) -> int | None:
+    """The permission bits of the file at ``path``, or None when there is none."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
 
 
 def _link_new(tmp: Path, path: Path) -> None:

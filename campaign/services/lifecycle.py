@@ -10,9 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
 from campaign.config import Settings
 from campaign.exceptions import ValidationError
-from campaign.models import CampaignStatus, MessageStatus, WaveStatus, check_campaign_transition
+from campaign.models import (
+    GIVEN_UP_MESSAGES,
+    UNFINISHED_MESSAGES,
+    CampaignStatus,
+    MessageStatus,
+    WaveStatus,
+    check_campaign_transition,
+    check_wave_transition,
+)
 from campaign.services.campaigns import CampaignDetails, get_campaign
 from campaign.services.rendering import CheckReport, check_campaign
 from campaign.store import campaigns as campaign_store
@@ -52,7 +62,7 @@ def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResu
             # Waves timed relative to the event or at a set time belong to the scheduler.
             if wave.status is WaveStatus.PENDING and wave.offset_seconds is None and wave.send_at is None:
                 outbox.enqueue_wave(conn, wave_id=wave.id, list_id=details.campaign.list_id, scheduled_at=now, now=now)
-                campaign_store.set_wave_status(conn, wave.id, WaveStatus.ENQUEUED, now)
+                _move_waves(conn, [wave.id], WaveStatus.PENDING, WaveStatus.ENQUEUED, enqueued_at=now)
         campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, None, now)
         counts = outbox.counts(conn, details.campaign.id)
     statuses = [status for by_status in counts.values() for status in by_status.items()]
@@ -72,12 +82,15 @@ def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = No
         )
     now = datetime.now(UTC)
     with db.write() as conn:
+        # First, so that a wave whose messages all ended meanwhile (a run that paused, a retry) is done, not
+        # left enqueued, nor cancelled below with nothing of it cancelled.
+        settle_waves(conn, details.campaign.id)
         campaign_store.set_status(conn, details.campaign.id, target, reason, now)
         if target is CampaignStatus.CANCELLED:
             # Rows in a worker's hands too: a 250 still marks them sent, anything else leaves them cancelled.
-            pending = [MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value, MessageStatus.SENDING.value]
-            outbox.set_status_where(conn, details.campaign.id, pending, MessageStatus.CANCELLED.value, now)
-            campaign_store.cancel_waves(conn, details.campaign.id)
+            unfinished = sorted(s.value for s in UNFINISHED_MESSAGES)
+            outbox.set_status_where(conn, details.campaign.id, unfinished, MessageStatus.CANCELLED.value, now)
+            _cancel_waves(conn, details.campaign.id)
     return get_campaign(db, ref)
 
 
@@ -89,9 +102,9 @@ def retry_failed(db: Database, ref: str) -> int:
     details = _retryable(db, ref)
     now = datetime.now(UTC)
     with db.write() as conn:
-        again = [MessageStatus.FAILED.value, MessageStatus.EXPIRED.value]
+        again = sorted(s.value for s in GIVEN_UP_MESSAGES)
         count = outbox.set_status_where(conn, details.campaign.id, again, MessageStatus.QUEUED.value, now)
-        campaign_store.settle_waves(conn, details.campaign.id)
+        settle_waves(conn, details.campaign.id)
         if count and details.campaign.status is CampaignStatus.SENT:
             campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, "retrying", now)
     return count
@@ -117,20 +130,60 @@ def _retryable(db: Database, ref: str) -> CampaignDetails:
 def finish_campaigns(db: Database, campaign_id: int | None = None) -> list[str]:
     """Settle what a delivery run leaves behind; returns the names of the campaigns that became ``sent``.
 
-    Waves whose messages are all final become ``done``; sending campaigns (only ``campaign_id``, when given)
-    with nothing left to send and no wave waiting become ``sent``.
+    The waves of sending and paused campaigns (only ``campaign_id``, when given) follow their messages (see
+    :func:`settle_waves`): a campaign that paused itself on its last messages has them all final too. Sending
+    campaigns with nothing left to send and no wave waiting become ``sent``.
     """
     now = datetime.now(UTC)
     finished = []
     with db.write() as conn:
         for campaign in campaign_store.all_campaigns(conn):
-            if campaign.status is not CampaignStatus.SENDING:
+            if campaign.status not in (CampaignStatus.SENDING, CampaignStatus.PAUSED):
                 continue
             if campaign_id is not None and campaign.id != campaign_id:
                 continue
-            campaign_store.settle_waves(conn, campaign.id)
+            settle_waves(conn, campaign.id)
+            if campaign.status is not CampaignStatus.SENDING:
+                continue
             waiting = any(w.status is WaveStatus.PENDING for w in campaign_store.waves_of(conn, campaign.id))
             if not waiting and outbox.unfinished(conn, campaign.id) == 0:
                 campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)
                 finished.append(campaign.name)
     return finished
+
+
+def settle_waves(conn: Connection, campaign_id: int) -> None:
+    """Waves follow their messages: an enqueued wave whose messages are all final becomes ``done``, and a done
+    wave whose messages were queued again (``campaign retry``) is ``enqueued`` again. Pending and cancelled
+    waves stay as they are."""
+    unfinished = campaign_store.waves_with_unfinished(conn, campaign_id)
+    done, reopened = [], []
+    for wave in campaign_store.waves_of(conn, campaign_id):
+        if wave.status is WaveStatus.ENQUEUED and wave.id not in unfinished:
+            done.append(wave.id)
+        elif wave.status is WaveStatus.DONE and wave.id in unfinished:
+            reopened.append(wave.id)
+    _move_waves(conn, done, WaveStatus.ENQUEUED, WaveStatus.DONE)
+    _move_waves(conn, reopened, WaveStatus.DONE, WaveStatus.ENQUEUED)
+
+
+def _cancel_waves(conn: Connection, campaign_id: int) -> None:
+    """Cancel the waves of a cancelled campaign that are not done: waiting, or enqueued with messages left (its
+    caller settled them first, so an enqueued wave has some)."""
+    waves = campaign_store.waves_of(conn, campaign_id)
+    for source in (WaveStatus.PENDING, WaveStatus.ENQUEUED):
+        _move_waves(conn, [w.id for w in waves if w.status is source], source, WaveStatus.CANCELLED)
+
+
+def _move_waves(
+    conn: Connection,
+    wave_ids: list[int],
+    source: WaveStatus,
+    target: WaveStatus,
+    *,
+    enqueued_at: datetime | None = None,
+) -> None:
+    """Move these waves from ``source`` to ``target``, a move :func:`check_wave_transition` allows."""
+    if wave_ids:
+        check_wave_transition(source, target)
+        campaign_store.set_waves_status(conn, wave_ids, target, was=source, enqueued_at=enqueued_at)

@@ -13,13 +13,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from campaign.exceptions import NotFoundError
-from campaign.models import Campaign, CampaignStatus, MessageStatus, Wave
+from campaign.models import UNFINISHED_MESSAGES, Campaign, CampaignStatus, MessageStatus, Wave, WaveStatus
+from campaign.services.campaigns import find_campaign
 from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
 from campaign.store.engine import Database
-
-_UNFINISHED = (MessageStatus.QUEUED, MessageStatus.DEFERRED, MessageStatus.SENDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +50,7 @@ class CampaignProgress:
     @property
     def unfinished(self) -> int:
         """Messages not final yet: queued, deferred or in a worker's hands."""
-        return sum(self.counts.get(status.value, 0) for status in _UNFINISHED)
+        return sum(self.counts.get(status.value, 0) for status in UNFINISHED_MESSAGES)
 
     @property
     def held(self) -> bool:
@@ -81,8 +79,12 @@ class CampaignProgress:
         if c.status is CampaignStatus.DRAFT:
             return f"nothing is queued until it is launched: `campaign launch {c.name}`"
         if c.status is CampaignStatus.PAUSED:
-            left = f"{self.unfinished} message(s) wait; " if self.unfinished else ""
-            return f"{left}`campaign resume {c.name}` sends them"
+            if self.unfinished:
+                return f"{self.unfinished} message(s) wait; `campaign resume {c.name}` sends them"
+            if any(w.wave.status is WaveStatus.PENDING for w in self.waves):
+                return f"no message waits; its later waves go out once it is resumed: `campaign resume {c.name}`"
+            # Resumed, it is sending with nothing left: the next `campaign send` marks it sent.
+            return f"no message is left to send; `campaign resume {c.name}` lets it finish"
         if c.status is CampaignStatus.CANCELLED:
             return "its unsent messages were cancelled and nothing more is sent"
         if c.status is CampaignStatus.SCHEDULED:
@@ -93,10 +95,7 @@ class CampaignProgress:
 def campaign_progress(db: Database, ref: str) -> CampaignProgress:
     """The progress of one campaign (by name or id); raises :class:`NotFoundError`."""
     with db.read() as conn:
-        campaign = campaign_store.find(conn, ref)
-        if campaign is None:
-            raise NotFoundError(f"no campaign {ref!r} (see `campaign list`)")
-        return _progress(conn, campaign, datetime.now(UTC))
+        return _progress(conn, find_campaign(conn, ref), datetime.now(UTC))
 
 
 def progress_after_send(db: Database, ref: str | None, finished: Iterable[str] = ()) -> list[CampaignProgress]:

@@ -21,6 +21,7 @@ from campaign.exceptions import NotFoundError, TemplateError
 from campaign.models import Contact, Wave
 from campaign.render.calendar import CalendarMethod
 from campaign.render.filters import FILTERS
+from campaign.render.identifiers import message_id_for
 from campaign.render.links import DirectLinkPolicy
 from campaign.render.localtime import session_times
 from campaign.render.mime import Sender
@@ -76,12 +77,6 @@ def wave_renderer(
     )
 
 
-def message_id_for(ref: str, sender: Sender) -> str:
-    """The Message-ID of the message ``ref`` names: ``ref.<installation>@<domain>``, under the configured domain
-    (never the host name) and unique across installations; the same ``ref`` gives the same id on every attempt."""
-    return f"{ref}.{sender.installation}@{sender.domain}"
-
-
 @dataclass(frozen=True, slots=True)
 class Preview:
     """Where a preview was written."""
@@ -115,12 +110,24 @@ def preview_contact(db: Database, settings: Settings, key: bytes, campaign_ref: 
     preview_dir = settings.resolve(settings.render.preview_dir)
     out = inside(preview_dir, preview_dir / numbered_slug(details.campaign.id, details.campaign.name), PREVIEW_DIR)
     out.mkdir(parents=True, exist_ok=True)
-    stem = slug(contact.email, max_bytes=MAX_COMPONENT_BYTES - len(".html")) or str(contact.id)
+    stem = _preview_stem(contact)
     html_path = inside(preview_dir, out / f"{stem}.html", PREVIEW_DIR)
     eml_path = inside(preview_dir, out / f"{stem}.eml", PREVIEW_DIR)
     html_path.write_text(rendered.html, encoding="utf-8")
     eml_path.write_bytes(message)
     return Preview(html_path, eml_path, rendered.subject, len(message))
+
+
+def _preview_stem(contact: Contact) -> str:
+    """The file name (without suffix) of a contact's preview: the address where it is a safe name as it is, else
+    ``<id>~<slug>``. Addresses that slug alike (``a!b@x.org``, ``a#b@x.org``) then get their own files, and the
+    ``~``, which a slug never keeps, keeps that form from ever equalling an address kept as it is."""
+    room = MAX_COMPONENT_BYTES - len(".html")
+    made = slug(contact.email, max_bytes=room)
+    if made == contact.email:
+        return made
+    prefix = f"{contact.id}~"
+    return prefix + slug(contact.email, max_bytes=room - len(prefix))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from campaign.config import Settings
 from campaign.exceptions import NotFoundError
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
+from campaign.render.identifiers import message_id_for
 from campaign.rules.contact_fields import normalise_email
 from campaign.services.campaigns import get_campaign
 from campaign.services.contacts import contact_details, find_contacts
 from campaign.services.installation import installation_id
-from campaign.services.rendering import message_id_for, wave_renderer
+from campaign.services.rendering import wave_renderer
 from campaign.store.engine import Database
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
 
 from campaign.config import Settings, parse_relay
 from campaign.mail.capture import CaptureServer
-from campaign.mail.smtp import Security, SmtpServer
+from campaign.mail.smtp import SmtpServer
+from campaign.models import SmtpSecurity
 from campaign.secrets import smtp_password
 
 
@@ -21,7 +21,7 @@ def smtp_servers(settings: Settings) -> Iterator[list[SmtpServer]]:
     smtp = settings.smtp
     if smtp.mode == "capture":
         with CaptureServer(settings.resolve(smtp.mailbox)) as capture:
-            yield [SmtpServer(capture.host, capture.port, "none", timeout=smtp.timeout_seconds)]
+            yield [SmtpServer(capture.host, capture.port, SmtpSecurity.NONE, timeout=smtp.timeout_seconds)]
         return
     yield relay_servers(settings)
 
@@ -29,8 +29,8 @@ def smtp_servers(settings: Settings) -> Iterator[list[SmtpServer]]:
 def relay_servers(settings: Settings) -> list[SmtpServer]:
     """The configured relays: ``smtp.host`` and every ``smtp.servers`` entry (``host:port[:weight]``)."""
     smtp = settings.smtp
-    # load_settings admitted only these values (config.SMTP_SECURITIES, which a test holds equal to Security).
-    security = cast(Security, smtp.security)
+    # load_settings admitted only these values (config.SMTP_SECURITIES, built from SmtpSecurity).
+    security = SmtpSecurity(smtp.security)
     common = {
         "security": security,
         "username": smtp.username or None,

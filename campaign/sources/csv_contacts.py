@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from campaign.exceptions import ImportFileError
+from campaign.rules.characters import ATTRIBUTE_CONTROL
 from campaign.rules.contact_fields import without_format_characters
 
 # Canonical contact fields and the header spellings that mean them (compared lower-case, letters and digits only).
@@ -37,7 +38,6 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 _ALIAS_TO_FIELD = {alias: name for name, aliases in FIELD_ALIASES.items() for alias in aliases}
 _DELIMITERS = (",", ";", "\t")
 _SCAN_CHUNK = 1 << 20
-_ATTRIBUTE_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,7 @@ class ContactCsv:
                         value = from_spreadsheet_safe(value)
                     # NUL and other controls are never data (PostgreSQL's JSON refuses NUL); tab and line
                     # breaks are kept: an attribute may be an address.
-                    value = _ATTRIBUTE_CONTROLS.sub("", value)
+                    value = ATTRIBUTE_CONTROL.sub("", value)
                     # Bidi overrides reorder what a template shows, as in names (clean_text).
                     attributes[name] = value if value.isprintable() else without_format_characters(value)
             yield CsvRecord(start, fields, attributes, cells)

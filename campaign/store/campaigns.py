@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, bindparam, exists, func, insert, select, true, update
+from sqlalchemy import Connection, Row, bindparam, exists, func, insert, select, update
 
-from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus, check_wave_transition
+from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus
 from campaign.store.outbox import UNFINISHED
-from campaign.store.rows import from_row, reference_condition
+from campaign.store.rows import find_by_reference, from_row
 from campaign.store.tables import campaigns, lists, messages, waves
 
 
@@ -44,8 +44,7 @@ def insert_wave(conn: Connection, values: Mapping[str, Any], now: datetime) -> i
 def find(conn: Connection, ref: str) -> Campaign | None:
     """The campaign with id ``ref`` when it is ASCII digits, else the one named ``ref`` (see
     :mod:`campaign.rules.references`); spaces around ``ref`` do not count, as names never have them."""
-    condition = reference_condition(campaigns.c.id, campaigns.c.name, ref)
-    row = conn.execute(_select_campaigns().where(condition)).first()
+    row = find_by_reference(conn, _select_campaigns(), campaigns.c.id, campaigns.c.name, ref)
     return to_campaign(row) if row else None
 
 
@@ -77,34 +76,32 @@ def set_status(conn: Connection, campaign_id: int, status: CampaignStatus, reaso
     conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(values))
 
 
-def set_wave_status(conn: Connection, wave_id: int, status: WaveStatus, now: datetime) -> None:
-    """Set a wave's status (``enqueued`` also stamps when)."""
+def set_waves_status(
+    conn: Connection,
+    wave_ids: Collection[int],
+    status: WaveStatus,
+    *,
+    was: WaveStatus,
+    enqueued_at: datetime | None = None,
+) -> int:
+    """Set the status of those of these waves that are still ``was`` (and, given ``enqueued_at``, when they were
+    enqueued); returns how many. A wave another transaction moved since it was read is left alone."""
+    if not wave_ids:
+        return 0
     values: dict[str, Any] = {"status": status.value}
-    if status is WaveStatus.ENQUEUED:
-        values["enqueued_at"] = now
-    conn.execute(update(waves).where(waves.c.id == wave_id).values(values))
+    if enqueued_at is not None:
+        values["enqueued_at"] = enqueued_at
+    stmt = update(waves).where(waves.c.id.in_(list(wave_ids)), waves.c.status == was.value).values(values)
+    return conn.execute(stmt).rowcount
 
 
-def settle_waves(conn: Connection, campaign_id: int) -> None:
-    """Waves follow their messages: an enqueued wave whose messages are all final becomes ``done``, and a done
-    wave whose messages were queued again (``campaign retry``) is ``enqueued`` again."""
+def waves_with_unfinished(conn: Connection, campaign_id: int) -> set[int]:
+    """Ids of the campaign's waves with at least one message not final yet (in ``outbox.UNFINISHED``).
+
+    An EXISTS per wave, not a count: it stops at the first such message, where a count would read every queued
+    message of a large wave each time a worker finds nothing due."""
     has_unfinished = exists().where(messages.c.wave_id == waves.c.id, messages.c.status.in_(UNFINISHED))
-    _move_waves(conn, campaign_id, WaveStatus.ENQUEUED, WaveStatus.DONE, ~has_unfinished)
-    _move_waves(conn, campaign_id, WaveStatus.DONE, WaveStatus.ENQUEUED, has_unfinished)
-
-
-def cancel_waves(conn: Connection, campaign_id: int) -> None:
-    """Cancel the waves of a cancelled campaign that are not done: waiting, or enqueued with messages left."""
-    for source in (WaveStatus.PENDING, WaveStatus.ENQUEUED):
-        _move_waves(conn, campaign_id, source, WaveStatus.CANCELLED, true())
-
-
-def _move_waves(
-    conn: Connection, campaign_id: int, source: WaveStatus, target: WaveStatus, condition: ColumnElement[bool]
-) -> None:
-    check_wave_transition(source, target)
-    stmt = update(waves).where(waves.c.campaign_id == campaign_id, waves.c.status == source.value, condition)
-    conn.execute(stmt.values(status=target.value))
+    return set(conn.scalars(select(waves.c.id).where(waves.c.campaign_id == campaign_id, has_unfinished)))
 
 
 def waves_by_id(conn: Connection, wave_ids: list[int]) -> dict[int, Wave]:

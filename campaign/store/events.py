@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select
 
 from campaign.models import Event, EventStatus, Speaker
-from campaign.store.rows import from_row, reference_condition
+from campaign.store.rows import find_by_reference, from_row
 from campaign.store.tables import events
 
 
@@ -27,9 +27,9 @@ def insert_event(conn: Connection, values: Mapping[str, Any], now: datetime) -> 
 
 
 def find(conn: Connection, ref: str) -> Event | None:
-    """The event with id ``ref`` when it is ASCII digits, else the one whose slug is ``ref``."""
-    condition = reference_condition(events.c.id, events.c.slug, ref)
-    row = conn.execute(select(events).where(condition)).first()
+    """The event with id ``ref`` when it is ASCII digits, else the one whose slug is ``ref`` (see
+    :func:`~campaign.store.rows.find_by_reference`)."""
+    row = find_by_reference(conn, select(events), events.c.id, events.c.slug, ref)
     return to_event(row) if row else None
 
 

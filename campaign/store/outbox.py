@@ -31,13 +31,14 @@ from sqlalchemy import (
     update,
 )
 
-from campaign.models import CampaignStatus, MessageStatus
+from campaign.models import UNFINISHED_MESSAGES, WAITING_MESSAGES, CampaignStatus, MessageStatus
 from campaign.store.dialect import insert_ignoring_conflicts, json_rows
 from campaign.store.tables import UTCDateTime, campaigns, contacts, due_at, list_members, messages, suppressions, waves
 
-PENDING = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
-UNFINISHED = (*PENDING, MessageStatus.SENDING.value)
-"""Statuses of a message not yet final: every other status is where a message ends."""
+# The sets of campaign.models as the column's values, in MessageStatus order: a fixed order, so one SQL text
+# per statement, and the claim's IN list stays queued before deferred.
+PENDING = tuple(s.value for s in MessageStatus if s in WAITING_MESSAGES)
+UNFINISHED = tuple(s.value for s in MessageStatus if s in UNFINISHED_MESSAGES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, false
+from sqlalchemy import Connection, Row, Select
 
 from campaign.rules.references import MAX_ID, is_id_reference
 
@@ -34,13 +34,19 @@ def from_row(cls: type[T], row: Row[Any], **converted: Any) -> T:
     return cls(**values)
 
 
-def reference_condition(id_column: Any, name_column: Any, ref: str) -> ColumnElement[bool]:
-    """The WHERE condition for a command-line reference: the id when ``ref`` is ASCII digits, else the name
-    (:mod:`campaign.rules.references`). Spaces around ``ref`` do not count, as names never have them; an id
-    too large for the database names nothing (rather than overflowing the driver)."""
+def find_by_reference(
+    conn: Connection, query: Select[Any], id_column: Any, name_column: Any, ref: str
+) -> Row[Any] | None:
+    """The row a command-line reference names: by id when ``ref`` is ASCII digits, else by name
+    (:mod:`campaign.rules.references`); spaces around ``ref`` do not count, as names never have them.
+
+    All-digit names are refused since ids and names could be confused; one made before that (an upgraded
+    database) is still found by its name when no row has that id. An id too large for the database names
+    nothing, rather than overflowing the driver.
+    """
     ref = ref.strip()
-    if not is_id_reference(ref):
-        by_name: ColumnElement[bool] = name_column == ref
-        return by_name
-    by_id: ColumnElement[bool] = id_column == int(ref) if int(ref) <= MAX_ID else false()
-    return by_id
+    if is_id_reference(ref) and int(ref) <= MAX_ID:
+        row = conn.execute(query.where(id_column == int(ref))).first()
+        if row is not None:
+            return row
+    return conn.execute(query.where(name_column == ref)).first()

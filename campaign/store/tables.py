@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from campaign.rules.references import MAX_NAME_LENGTH
+
 # Deterministic constraint names, so migrations name the same things on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -103,7 +105,7 @@ class ListRow(Base):
     __tablename__ = "lists"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), unique=True)
     created_at: Mapped[datetime]
 
 
@@ -139,6 +141,8 @@ class EventRow(Base):
     speakers: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc, default=list)
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    # Set only for events made before installation ids existed: the UID their invitations carried.
+    calendar_uid: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -149,7 +153,7 @@ class CampaignRow(Base):
     __tablename__ = "campaigns"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), unique=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"), index=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="RESTRICT"), index=True)
     template_dir: Mapped[str | None] = mapped_column(Text)

@@ -5,7 +5,9 @@ Revises: 0002
 Create Date: 2026-11-26 09:00:00
 
 The id is made here, so that a new database gets one at ``campaign init`` and an existing one when it is
-upgraded; running the upgrade again finds the revision current and never makes another.
+upgraded; running the upgrade again finds the revision current and never makes another. Events that exist
+already keep the calendar UID their invitations went out with (``event-<id>@<domain>``, in
+``events.calendar_uid``): a reminder or update must replace that calendar entry, not add a second one.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_installation")),
     )
     op.bulk_insert(table, [{"id": new_installation_id(), "created_at": datetime.now(UTC)}])
+    with op.batch_alter_table("events") as batch:
+        batch.add_column(sa.Column("calendar_uid", sa.String(length=100), nullable=True))
+    events = sa.table("events", sa.column("id", sa.Integer), sa.column("calendar_uid", sa.String))
+    op.execute(events.update().values(calendar_uid=sa.literal("event-") + sa.cast(events.c.id, sa.String)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("calendar_uid")
     op.drop_table("installation")
