@@ -111,3 +111,20 @@ def test_a_quote_before_a_formula_character_is_read_as_the_escape(db: Database, 
         "a@example.org": ("=1+1", None, {"note": "-5"}),
         "b@example.org": ("'Quoted", None, {"note": "O'Brien"}),
     }
+
+
+def test_an_address_that_starts_with_a_quote_is_kept(db: Database, tmp_path: Path) -> None:
+    """No address starts with "@", so ``'@example.org`` is the address whose local part is a quote (found by
+    Hypothesis), never an escape; it exports as ``''@example.org`` and imports back unchanged."""
+    path = tmp_path / "quote.csv"
+    path.write_text("email\n'@example.org\n", encoding="utf-8")
+    report = import_contacts(db, path, "q")
+    assert report.rejected == 0
+    assert set(everyone(db)) == {"'@example.org"}
+    out = io.StringIO()
+    export_contacts(db, out, list_name="q")
+    assert "''@example.org" in out.getvalue()
+    again = tmp_path / "again.csv"
+    again.write_text(out.getvalue(), encoding="utf-8")
+    import_contacts(db, again, "q2")
+    assert set(everyone(db)) == {"'@example.org"}

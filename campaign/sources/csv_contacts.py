@@ -139,7 +139,12 @@ class ContactCsv:
             # test inline: few cells start with one, and a call for every cell of a large file is not free).
             for i, name in field_columns:
                 if i < count and (cell := cells[i]).strip():
-                    fields[name] = from_spreadsheet_safe(cell) if cell[:1] == "'" else cell
+                    if cell[:1] == "'":
+                        value = from_spreadsheet_safe(cell)
+                        # No address starts with "@", so an export never wrote `'@...` for one: such a cell is
+                        # an address whose local part starts with a quote, as written by hand.
+                        cell = cell if name == "email" and value[:1] == "@" else value
+                    fields[name] = cell
             attributes: dict[str, str] = {}
             for i, name in attribute_columns:
                 if i < count and (value := cells[i].strip()):
