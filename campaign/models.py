@@ -82,25 +82,35 @@ class WaveKind(StrEnum):
 
     INVITATION = "invitation"
     REMINDER = "reminder"
+    # To those who have not registered yet, a few days before.
+    LAST_CHANCE = "last-chance"
+    # After the session: the recording, the slides.
     FOLLOW_UP = "follow-up"
+    # The event changed (time, place, links): to everyone already invited, with the calendar entry updated.
+    UPDATE = "update"
+    # The event is cancelled: to everyone already invited, with a calendar cancellation (METHOD:CANCEL).
+    CANCELLATION = "cancellation"
 
 
 class WaveStatus(StrEnum):
-    """A wave waits, is materialised into outbox rows once, then is done (or cancelled)."""
+    """A wave waits, is materialised into outbox rows once, then is done (or cancelled); a wave whose time
+    passed while nothing could send it, and which expired meanwhile, is missed (with the reason)."""
 
     PENDING = "pending"
     ENQUEUED = "enqueued"
     DONE = "done"
     CANCELLED = "cancelled"
+    MISSED = "missed"
 
 
 WAVE_TRANSITIONS: Mapping[WaveStatus, frozenset[WaveStatus]] = {
-    WaveStatus.PENDING: frozenset({WaveStatus.ENQUEUED, WaveStatus.CANCELLED}),
+    WaveStatus.PENDING: frozenset({WaveStatus.ENQUEUED, WaveStatus.CANCELLED, WaveStatus.MISSED}),
     # Done once every message of the wave is final (sent, failed, bounced, expired, ...).
     WaveStatus.ENQUEUED: frozenset({WaveStatus.DONE, WaveStatus.CANCELLED}),
     # A done wave reopens when `campaign retry` queues its failed messages again.
     WaveStatus.DONE: frozenset({WaveStatus.ENQUEUED}),
     WaveStatus.CANCELLED: frozenset(),
+    WaveStatus.MISSED: frozenset(),
 }
 
 
