@@ -24,7 +24,10 @@ Contract:
     (:data:`SMTP_MODES`, :data:`SMTP_SECURITIES`, :data:`CALENDAR_METHODS`, the last two built from
     :class:`~campaign.models.SmtpSecurity` and :class:`~campaign.models.CalendarMethod`; any letter case,
     kept in the canonical one), and ``render.default_locale`` is a locale Babel knows (kept as a BCP 47 tag,
-    by ``parse_locale``).
+    by ``parse_locale``);
+  - each ``waves.default`` entry is a wave (:func:`campaign.rules.wave_specs.parse_wave_spec`; an error names the
+    entry), none named ``invitation`` and no name twice; ``waves.window`` is a send window
+    (:func:`campaign.rules.timing.parse_window`, kept in canonical form) or empty.
 * Environment variables: every variable whose name starts ``CAMPAIGN_`` must be a setting
   (``CAMPAIGN_<SECTION>_<KEY>``, upper case) or a secret (:data:`SECRET_VARIABLES`): a misspelt section or
   key (``CAMPAIGN_SMPT_HOST``, ``CAMPAIGN_SMTP_NOPE``) is an error naming the variable, as an unknown key in
@@ -57,7 +60,9 @@ from campaign.rules.contact_fields import (
     without_format_characters,
 )
 from campaign.rules.hosts import HOST_EXAMPLES, is_relay_host
+from campaign.rules.timing import format_window, parse_window
 from campaign.rules.urls import parse_http_url
+from campaign.rules.wave_specs import WaveSpec, parse_wave_spec
 from campaign.secrets import SECRET_KEY_ENV, SMTP_PASSWORD_ENV
 
 ENV_PREFIX = "CAMPAIGN_"
@@ -259,6 +264,60 @@ class DeliverySettings:
     breaker_threshold: float = field(default=0.8, metadata=_range(0.01, 1))
 
 
+# The name of every campaign's first wave, sent at launch; a default wave may not take it.
+INVITATION_WAVE = "invitation"
+DEFAULT_WAVES = (
+    "last-chance last-chance -7d not-registered",
+    "reminder-1d reminder -1d registered",
+    "reminder-1h reminder -1h registered",
+    "follow-up follow-up +1d all",
+)
+
+
+def _wave_specs(entries: tuple[str, ...]) -> tuple[str, ...]:
+    # Kept as written (each parsed again where used): checked here so a typo fails at load, not at `create`.
+    names: set[str] = set()
+    for entry in entries:
+        try:
+            spec = parse_wave_spec(entry)
+        except ValueError as exc:
+            raise ValueError(f"entry {entry!r} is not a wave: {exc}") from None
+        if spec.name == INVITATION_WAVE or spec.name in names:
+            which = (
+                "is the invitation's (every campaign's first wave)" if spec.name == INVITATION_WAVE else "is used twice"
+            )
+            raise ValueError(f"entry {entry!r}: the name {spec.name!r} {which}; give it another name")
+        names.add(spec.name)
+    return entries
+
+
+def _send_window(value: str) -> str:
+    # In canonical form (what `campaign waves list` shows); empty: no window.
+    return value.strip() and format_window(parse_window(value))
+
+
+@dataclass(frozen=True)
+class WaveSettings:
+    """The waves every new campaign gets (``campaign create --waves default``) besides its invitation."""
+
+    default: tuple[str, ...] = field(default=DEFAULT_WAVES, metadata=_checked(_wave_specs))
+    window: str = field(default="", metadata=_checked(_send_window))
+
+    @property
+    def specs(self) -> list[WaveSpec]:
+        """The default waves, parsed."""
+        return [parse_wave_spec(entry) for entry in self.default]
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """The scheduler service (``campaign serve``)."""
+
+    # Between two waves' own jobs, the maintenance tick catches up after downtime, picks up waves added while
+    # the service runs, tops up invitations for late list members and marks waves and campaigns done.
+    tick_seconds: float = field(default=60.0, metadata=_range(1, None))
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings. ``root`` is the directory of the configuration file."""
@@ -272,6 +331,8 @@ class Settings:
     render: RenderSettings = field(default_factory=RenderSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    waves: WaveSettings = field(default_factory=WaveSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -303,6 +364,8 @@ _SECTIONS: dict[str, type] = {
     "render": RenderSettings,
     "smtp": SmtpSettings,
     "delivery": DeliverySettings,
+    "waves": WaveSettings,
+    "scheduler": SchedulerSettings,
 }
 
 

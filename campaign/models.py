@@ -279,3 +279,4 @@ class Wave:
     expires_at: datetime | None = None
     status: WaveStatus = WaveStatus.PENDING
     enqueued_at: datetime | None = None
+    created_at: datetime | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -493,3 +494,49 @@ def test_a_bad_setting_stops_every_command_with_one_line(tmp_path: Path) -> None
     assert result.exit_code == 1
     assert "CAMPAIGN_SMTP_NOPE" in result.output
     assert not (tmp_path / "data").exists()
+
+
+def test_every_config_key_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    defaults = Settings(root=ROOT)
+    sections = [f.name for f in dataclasses.fields(Settings) if f.name != "root"]
+    missing = [
+        f"{section}.{f.name}"
+        for section in sections
+        for f in dataclasses.fields(getattr(defaults, section))
+        if f"`{section}.{f.name}`" not in readme
+    ]
+    assert missing == []
+
+
+def test_default_waves_are_the_issues_and_parse() -> None:
+    specs = Settings(root=ROOT).waves.specs
+    assert [(s.name, s.kind.value, s.audience.value) for s in specs] == [
+        ("last-chance", "last-chance", "not-registered"),
+        ("reminder-1d", "reminder", "registered"),
+        ("reminder-1h", "reminder", "registered"),
+        ("follow-up", "follow-up", "all"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[waves]\ndefault = ["r reminder -1d everybody"]', "'waves.default' entry 'r reminder -1d everybody'"),
+        ('[waves]\ndefault = ["r reminder"]', "'waves.default' entry 'r reminder' is not a wave"),
+        ('[waves]\ndefault = ["r reminder soon all"]', "timing"),
+        ('[waves]\ndefault = ["invitation invitation launch all"]', "the invitation's"),
+        ('[waves]\ndefault = ["r reminder -1d all", "r reminder -1h all"]', "is used twice"),
+        ('[waves]\ndefault = "r reminder -1d all"', "'waves.default' must be a list of strings"),
+        ('[waves]\nwindow = "9 to 5"', "'waves.window'"),
+    ],
+)
+def test_bad_waves_settings_name_the_key_and_the_entry(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(write(tmp_path, text), environ={})
+
+
+def test_the_default_window_is_kept_in_canonical_form(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[waves]\nwindow = "MON-FRI 9:00-17:00"\ndefault = []'), environ={})
+    assert settings.waves.window == "mon-fri 09:00-17:00"
+    assert settings.waves.specs == []

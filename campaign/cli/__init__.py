@@ -29,6 +29,8 @@ from campaign.cli.delivery import (
 )
 from campaign.cli.demo import demo_command
 from campaign.cli.events import events_group
+from campaign.cli.serve import serve_command
+from campaign.cli.waves import waves_group
 from campaign.exceptions import CampaignError
 
 
@@ -69,6 +71,7 @@ cli.add_command(list_command)
 cli.add_command(show_command)
 cli.add_command(preview_command)
 cli.add_command(check_command)
+cli.add_command(waves_group)
 for command in (
     launch_command,
     pause_command,
@@ -80,6 +83,7 @@ for command in (
     mailbox_command,
 ):
     cli.add_command(command)
+cli.add_command(serve_command)
 cli.add_command(demo_command)
 
 

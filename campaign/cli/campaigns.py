@@ -23,11 +23,28 @@ from campaign.services.rendering import check_campaign, preview_contact, preview
     "--template", "template_dir", type=click.Path(path_type=Path, file_okay=False), help="Own template directory."
 )
 @click.option("--name", help="Campaign name (default: EVENT-LIST).")
+@click.option(
+    "--waves",
+    "waves",
+    type=click.Choice(["default", "none"]),
+    default="default",
+    show_default=True,
+    help="Besides the invitation: the waves of config.toml [waves] default, or none.",
+)
 @pass_app
-def create_command(app: App, event_ref: str, list_name: str, template_dir: Path | None, name: str | None) -> None:
-    """Create a draft campaign with an invitation wave."""
+def create_command(
+    app: App, event_ref: str, list_name: str, template_dir: Path | None, name: str | None, waves: str
+) -> None:
+    """Create a draft campaign with an invitation wave and (unless --waves none) the default waves."""
+    settings = app.settings
     details = create_campaign(
-        app.database(), event_ref=event_ref, list_name=list_name, name=name, template_dir=template_dir
+        app.database(),
+        event_ref=event_ref,
+        list_name=list_name,
+        name=name,
+        template_dir=template_dir,
+        waves=settings.waves.specs if waves == "default" else (),
+        window=settings.waves.window,
     )
     c = details.campaign
     click.echo(f"Created campaign {c.name} (id {c.id}, {c.status}): {details.event.title}")

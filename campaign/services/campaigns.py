@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection
 
+from campaign.config import INVITATION_WAVE
 from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
 from campaign.models import Audience, Campaign, CampaignStatus, Event, Wave, WaveKind, WaveStatus
 from campaign.rules.contact_fields import clean_text
 from campaign.rules.references import MAX_NAME_LENGTH, refuse_all_digit_name, refuse_long_name
+from campaign.rules.timing import format_window
+from campaign.rules.wave_specs import WaveSpec
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import lists as list_store
@@ -27,10 +32,51 @@ class CampaignDetails:
     waves: list[Wave]
 
 
+def wave_values(
+    spec: WaveSpec,
+    *,
+    window: str = "",
+    template: str | None = None,
+    subject: str | None = None,
+    expires_at: datetime | None = None,
+    expires_offset: timedelta | None = None,
+) -> dict[str, Any]:
+    """The ``waves`` columns of a wave written as ``spec``: its template is its kind's unless given, its send
+    window its own, else ``window`` (the configured default; empty: none)."""
+    return {
+        "name": spec.name,
+        "kind": spec.kind.value,
+        "template": template or spec.kind.value,
+        "subject": subject,
+        "audience": spec.audience.value,
+        "offset_seconds": None if spec.offset is None else int(spec.offset.total_seconds()),
+        "send_at": spec.send_at,
+        "window": format_window(spec.window) if spec.window else (window or None),
+        "expires_at": expires_at,
+        "expires_offset_seconds": None if expires_offset is None else int(expires_offset.total_seconds()),
+    }
+
+
+def invitation_spec() -> WaveSpec:
+    """Every campaign's first wave: the invitation, to all, at launch."""
+    return WaveSpec(INVITATION_WAVE, WaveKind.INVITATION, None, None, Audience.ALL)
+
+
 def create_campaign(
-    db: Database, *, event_ref: str, list_name: str, name: str | None = None, template_dir: Path | None = None
+    db: Database,
+    *,
+    event_ref: str,
+    list_name: str,
+    name: str | None = None,
+    template_dir: Path | None = None,
+    waves: Sequence[WaveSpec] = (),
+    window: str = "",
 ) -> CampaignDetails:
-    """A draft campaign for an event and a list, with its invitation wave."""
+    """A draft campaign for an event and a list, with its invitation wave (at launch) and ``waves`` (the
+    configured defaults, for ``campaign create``); ``window`` is the send window of those that give none."""
+    names = [INVITATION_WAVE, *(spec.name for spec in waves)]
+    if len(set(names)) < len(names):
+        raise ValidationError(f"wave names must differ (the first is always {INVITATION_WAVE!r}): {', '.join(names)}")
     if template_dir is not None and not template_dir.is_dir():
         raise ValidationError(f"template directory {template_dir} does not exist")
     now = datetime.now(UTC)
@@ -58,18 +104,11 @@ def create_campaign(
             },
             now,
         )
-        campaign_store.insert_wave(
-            conn,
-            {
-                "campaign_id": campaign_id,
-                "name": "invitation",
-                "kind": WaveKind.INVITATION.value,
-                "template": "invitation",
-                "audience": Audience.ALL.value,
-                "status": WaveStatus.PENDING.value,
-            },
-            now,
-        )
+        for spec in (invitation_spec(), *waves):
+            values = wave_values(spec, window=window)
+            campaign_store.insert_wave(
+                conn, {**values, "campaign_id": campaign_id, "status": WaveStatus.PENDING.value}, now
+            )
     return get_campaign(db, str(campaign_id))
 
 

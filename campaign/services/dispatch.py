@@ -12,6 +12,9 @@ Guarantees:
   DATA fails it. A template error for one contact fails that message and never blocks the rest.
 * When most recent attempts of a campaign fail (server down, credentials broken) the campaign pauses itself,
   with the reason in its status, instead of burning through the queue.
+* A run given a ``stop`` event (``campaign serve`` on SIGTERM) stops gracefully once it is set: it claims
+  nothing more, finishes and records the messages being sent, and releases those claimed but not begun, so
+  none is lost, none waits for a lease to expire, and none goes out twice.
 """
 
 from __future__ import annotations
@@ -148,7 +151,11 @@ class Dispatcher:
         wait: bool = False,
         progress: Progress | None = None,
         owner: str | None = None,
+        stop: asyncio.Event | None = None,
     ) -> None:
+        """``stop``, once set, ends the run gracefully: nothing more is claimed, the messages being sent are
+        finished and recorded, those claimed but not begun are released (due again at once, for the next
+        worker), and :meth:`run` returns."""
         self.db = db
         self.settings = settings
         self.key = key
@@ -157,6 +164,7 @@ class Dispatcher:
         self.wait = wait
         self.progress = progress
         self.owner = owner or worker_name()
+        self.stop = stop
         d = settings.delivery
         self.concurrency = max(1, settings.smtp.concurrency)
         self.retry = retry_policy(settings)
@@ -197,7 +205,7 @@ class Dispatcher:
         for worker in workers:
             worker.add_done_callback(stop_on_failure)
         try:
-            while True:
+            while not self._stopping():
                 jobs = await self._claim()
                 if not jobs:
                     await queue.join()
@@ -205,10 +213,17 @@ class Dispatcher:
                     self.summary.finished.extend(finish_campaigns(self.db, self.campaign_id))
                     if not self.wait:
                         break
-                    await asyncio.sleep(self.settings.delivery.poll_seconds)
+                    await self._pause_unless_stopped(self.settings.delivery.poll_seconds)
                     continue
-                for job in jobs:
+                for number, job in enumerate(jobs):
+                    if self._stopping():
+                        self._release(jobs[number:])
+                        break
                     await queue.put(job)
+            if self._stopping():
+                # Stopping: the jobs no sender has taken go back; those being sent are finished and recorded.
+                self._release(_drain(queue))
+                await queue.join()
         except asyncio.CancelledError:
             if not failed:
                 raise
@@ -234,6 +249,22 @@ class Dispatcher:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
                     raise outcome
         return self.summary
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    async def _pause_unless_stopped(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the run is told to stop meanwhile."""
+        if self.stop is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
+
+    def _release(self, jobs: Sequence[_Job]) -> None:
+        """Give back claimed messages that were not begun: recorded (released) with the next commit."""
+        self._pending.extend(_Result(job, MessageStatus.QUEUED) for job in jobs)
 
     async def _claim(self) -> list[_Job]:
         now = datetime.now(UTC)
@@ -483,6 +514,17 @@ class Dispatcher:
             )
 
 
+def _drain(queue: asyncio.Queue[_Job | None]) -> list[_Job]:
+    """Take every job still waiting in the queue (marking each done)."""
+    jobs = []
+    while not queue.empty():
+        job = queue.get_nowait()
+        queue.task_done()
+        if job is not None:
+            jobs.append(job)
+    return jobs
+
+
 def _deadline(wave: Wave, renderer: WaveRenderer) -> datetime | None:
     """After this instant the message is useless: the wave's expiry, else the event start (not for follow-ups)."""
     if wave.expires_at is not None:
@@ -499,12 +541,14 @@ async def send_due(
     campaign_ref: str | None = None,
     wait: bool = False,
     progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
 ) -> DispatchSummary:
-    """Run one :class:`Dispatcher` to completion, on connections of its own (see :data:`DELIVERY_MMAP_BYTES`)."""
+    """Run one :class:`Dispatcher` to completion (or until ``stop`` is set: see :class:`Dispatcher`), on
+    connections of its own (see :data:`DELIVERY_MMAP_BYTES`)."""
     delivery_db = db.variant(mmap_bytes=DELIVERY_MMAP_BYTES) if db.is_sqlite and not db.in_memory else db
     try:
         dispatcher = Dispatcher(
-            delivery_db, settings, key, servers, campaign_ref=campaign_ref, wait=wait, progress=progress
+            delivery_db, settings, key, servers, campaign_ref=campaign_ref, wait=wait, progress=progress, stop=stop
         )
         return await dispatcher.run()
     finally:

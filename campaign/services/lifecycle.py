@@ -25,6 +25,7 @@ from campaign.models import (
 )
 from campaign.services.campaigns import CampaignDetails, get_campaign
 from campaign.services.rendering import CheckReport, check_campaign
+from campaign.services.scheduling import fire_due
 from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
 from campaign.store.engine import Database
@@ -49,7 +50,8 @@ class LaunchResult:
 
 
 def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResult:
-    """Check, then enqueue every wave that is due now (the invitation) and start sending."""
+    """Check, then start sending: every wave due now (the invitation, at launch) fires
+    (:func:`campaign.services.scheduling.fire_due`)."""
     details = get_campaign(db, ref)
     if details.campaign.status is not CampaignStatus.DRAFT:
         raise ValidationError(f"only a draft can be launched; {details.campaign.name} is {details.campaign.status}")
@@ -58,12 +60,11 @@ def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResu
         raise CheckFailedError(report)
     now = datetime.now(UTC)
     with db.write() as conn:
-        for wave in details.waves:
-            # Waves timed relative to the event or at a set time belong to the scheduler.
-            if wave.status is WaveStatus.PENDING and wave.offset_seconds is None and wave.send_at is None:
-                outbox.enqueue_wave(conn, wave_id=wave.id, list_id=details.campaign.list_id, scheduled_at=now, now=now)
-                _move_waves(conn, [wave.id], WaveStatus.PENDING, WaveStatus.ENQUEUED, enqueued_at=now)
         campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, None, now)
+    # The waves due at launch (the invitation, and any whose time has passed) fire as the scheduler fires every
+    # wave, exactly once: a crash right here leaves them pending, for the scheduler to fire.
+    fire_due(db, settings, now, campaign_id=details.campaign.id)
+    with db.read() as conn:
         counts = outbox.counts(conn, details.campaign.id)
     statuses = [status for by_status in counts.values() for status in by_status.items()]
     queued = sum(n for s, n in statuses if s == MessageStatus.QUEUED.value)

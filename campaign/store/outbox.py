@@ -10,6 +10,7 @@ worker died) is due again, so nothing is ever stranded.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,9 +32,26 @@ from sqlalchemy import (
     update,
 )
 
-from campaign.models import UNFINISHED_MESSAGES, WAITING_MESSAGES, CampaignStatus, MessageStatus
+from campaign.models import (
+    UNFINISHED_MESSAGES,
+    WAITING_MESSAGES,
+    Audience,
+    CampaignStatus,
+    MessageStatus,
+    TrackingKind,
+)
 from campaign.store.dialect import insert_ignoring_conflicts, json_rows
-from campaign.store.tables import UTCDateTime, campaigns, contacts, due_at, list_members, messages, suppressions, waves
+from campaign.store.tables import (
+    UTCDateTime,
+    campaigns,
+    contacts,
+    due_at,
+    list_members,
+    messages,
+    suppressions,
+    tracking_events,
+    waves,
+)
 
 # The sets of campaign.models as the column's values, in MessageStatus order: a fixed order, so one SQL text
 # per statement, and the claim's IN list stays queued before deferred.
@@ -78,6 +96,140 @@ def enqueue_wave(conn: Connection, *, wave_id: int, list_id: int, scheduled_at: 
     stmt = insert_ignoring_conflicts(conn, messages).from_select(columns, source)
     # SQLAlchemy 2.1 keeps an INSERT's row count only when asked.
     return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+
+
+# Which tracking event an audience looks for; the "not-" audiences are the list members without one.
+_AUDIENCE_EVENTS: dict[Audience, tuple[TrackingKind, bool]] = {
+    Audience.REGISTERED: (TrackingKind.REGISTER, True),
+    Audience.NOT_REGISTERED: (TrackingKind.REGISTER, False),
+    Audience.OPENED: (TrackingKind.OPEN, True),
+    Audience.NOT_OPENED: (TrackingKind.OPEN, False),
+    Audience.CLICKED: (TrackingKind.CLICK, True),
+    Audience.NOT_CLICKED: (TrackingKind.CLICK, False),
+}
+# Opens and clicks by privacy proxies and link scanners say nothing about the person: they do not count.
+_PEOPLE_ONLY = frozenset({TrackingKind.OPEN, TrackingKind.CLICK})
+
+
+def audience_condition(audience: Audience, campaign_id: int) -> Any:
+    """The condition on ``list_members.contact_id`` that selects ``audience``: for ``registered`` (``opened``,
+    ``clicked``), a ``register`` (``open``, ``click``) tracking event on a message of this campaign to that
+    contact; for the ``not-`` audiences, none; opens and clicks by machines do not count. None for ``all``."""
+    if audience is Audience.ALL:
+        return None
+    kind, present = _AUDIENCE_EVENTS[audience]
+    sent = messages.alias("acted_on")
+    acted = (
+        select(sent.c.contact_id)
+        .join(tracking_events, tracking_events.c.message_id == sent.c.id)
+        .where(
+            sent.c.wave_id.in_(select(waves.c.id).where(waves.c.campaign_id == campaign_id).scalar_subquery()),
+            tracking_events.c.kind == kind.value,
+        )
+    )
+    if kind in _PEOPLE_ONLY:
+        acted = acted.where(tracking_events.c.is_machine.is_(False))
+    column = list_members.c.contact_id
+    return column.in_(acted) if present else column.not_in(acted)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSchedule:
+    """When the recipients of one zone get a wave (None: no instant inside its window before its expiry, and
+    then ``error`` says why); ``zone`` is a contact's ``timezone`` column, None for contacts without one."""
+
+    zone: str | None
+    scheduled_at: datetime | None
+    error: str | None = None
+
+
+def materialise_wave(
+    conn: Connection,
+    *,
+    wave_id: int,
+    campaign_id: int,
+    list_id: int,
+    audience: Audience,
+    zones: Sequence[ZoneSchedule],
+    fallback_at: datetime,
+    now: datetime,
+    added_since: datetime | None = None,
+) -> Counter[str]:
+    """One row per member of the list in ``audience`` (see :func:`audience_condition`), each scheduled at its
+    zone's instant: ``queued``; ``suppressed`` with the reason for a suppressed address; ``expired`` with the
+    zone's ``error`` when its zone has no instant (its ``scheduled_at`` is then ``fallback_at``). A zone
+    missing from ``zones`` is treated so too. Returns the rows added by status.
+
+    One ``INSERT ... SELECT``, idempotent on the (wave, contact) key; the per-zone instants travel as one JSON
+    parameter joined on the contact's zone, so the database computes nothing per recipient. ``added_since``
+    limits it to members who joined the list since then (a top-up of late additions).
+    """
+    dialect = conn.dialect
+    to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+
+    def stored(instant: datetime | None) -> Any:
+        # Inserted from the SELECT as is, no type processing on the way: the backend's own storage form.
+        if instant is None:
+            return None
+        value = to_db(instant) if to_db else instant
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    rows = json.dumps([[z.zone or "", stored(z.scheduled_at), z.error] for z in zones])
+    zone = json_rows(dialect.name, "zones", [("zone", Text()), ("scheduled_at", UTCDateTime()), ("error", Text())])
+    suppressed = suppressions.c.reason.is_not(None)
+    no_instant = zone.c.scheduled_at.is_(None)
+    fallback = literal(fallback_at, type_=messages.c.scheduled_at.type)
+    status = case(
+        (suppressed, MessageStatus.SUPPRESSED.value),
+        (no_instant, MessageStatus.EXPIRED.value),
+        else_=MessageStatus.QUEUED.value,
+    )
+    last_error = case(
+        (suppressed, suppressions.c.reason),
+        (no_instant, func.coalesce(zone.c.error, "no send instant in the recipient's zone")),
+        else_=None,
+    )
+    source = (
+        select(
+            literal(wave_id).label("wave_id"),
+            list_members.c.contact_id,
+            status.label("status"),
+            func.coalesce(zone.c.scheduled_at, fallback).label("scheduled_at"),
+            literal(0).label("attempts"),
+            last_error.label("last_error"),
+            literal(now, type_=messages.c.created_at.type).label("created_at"),
+            literal(now, type_=messages.c.updated_at.type).label("updated_at"),
+        )
+        .join(contacts, contacts.c.id == list_members.c.contact_id)
+        .outerjoin(suppressions, suppressions.c.email_key == contacts.c.email_key)
+        .outerjoin(zone, zone.c.zone == func.coalesce(contacts.c.timezone, ""))
+        .where(list_members.c.list_id == list_id)
+    )
+    if (condition := audience_condition(audience, campaign_id)) is not None:
+        source = source.where(condition)
+    columns = ["wave_id", "contact_id", "status", "scheduled_at", "attempts", "last_error", "created_at", "updated_at"]
+    if added_since is not None:
+        # A top-up adds few rows: they come back as they are inserted.
+        source = source.where(list_members.c.added_at >= added_since)
+        stmt = insert_ignoring_conflicts(conn, messages).from_select(columns, source).returning(messages.c.status)
+        return Counter(conn.execute(stmt, {"zones": rows}).scalars())
+    conn.execute(insert_ignoring_conflicts(conn, messages).from_select(columns, source), {"zones": rows})
+    # Counted from the due index (wave, status, ...): an index range, not the rows again.
+    counted = select(messages.c.status, func.count()).where(messages.c.wave_id == wave_id).group_by(messages.c.status)
+    return Counter({row[0]: row[1] for row in conn.execute(counted)})
+
+
+def audience_zones(conn: Connection, list_id: int, added_since: datetime | None = None) -> list[str | None]:
+    """The distinct zones of the list's members (None for those without one): each gets its instant once."""
+    stmt = (
+        select(contacts.c.timezone)
+        .distinct()
+        .join(list_members, list_members.c.contact_id == contacts.c.id)
+        .where(list_members.c.list_id == list_id)
+    )
+    if added_since is not None:
+        stmt = stmt.where(list_members.c.added_at >= added_since)
+    return list(conn.scalars(stmt))
 
 
 def _sending_waves(campaign_id: int | None) -> Any:

@@ -181,9 +181,16 @@ class WaveRow(Base):
     # an absolute instant. Neither means "as soon as the campaign is launched".
     offset_seconds: Mapped[int | None] = mapped_column(Integer)
     send_at: Mapped[datetime | None]
+    # Absolute expiry; when the wave fires it is written with the one in force (the instant given, the event start
+    # plus ``expires_offset_seconds``, or the kind's default), which the delivery worker then holds it to.
     expires_at: Mapped[datetime | None]
+    expires_offset_seconds: Mapped[int | None] = mapped_column(Integer)
+    # A send window in each recipient's local time, as ``rules.timing.format_window`` writes it; NULL: none.
+    window: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="pending")
     enqueued_at: Mapped[datetime | None]
+    # Why a wave is ``missed``: its time passed while nothing fired it, and it expired meanwhile.
+    missed_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
 
 

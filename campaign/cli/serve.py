@@ -1,0 +1,45 @@
+"""``campaign serve``: the scheduler service in the foreground (see :mod:`scheduler.service`)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from campaign.cli.app import App, pass_app
+from campaign.cli.delivery import print_summary
+from campaign.models import WaveStatus
+from scheduler.display import configure_output
+from scheduler.lock import ServiceLock
+from scheduler.service import SchedulerService
+
+
+@click.command("serve")
+@click.option("--once", is_flag=True, help="Run one tick: fire the waves due, deliver what is due, then exit (cron).")
+@pass_app
+def serve_command(app: App, once: bool) -> None:
+    """Fire each wave at its time and deliver messages, until SIGTERM or Ctrl-C (then finish what is in hand).
+
+    On a terminal a status line shows what comes next and what was delivered; otherwise each wave fired or
+    missed and each delivery summary is a log line on stderr. One service per SQLite database: a second one
+    is refused.
+    """
+    db = app.database()
+    with ServiceLock(db), app.smtp_servers() as servers:
+        status = configure_output(sys.stderr, terminal=not once and sys.stderr.isatty())
+        service = SchedulerService(app, status=status)
+        if once:
+            report, summary = service.run_once(servers)
+            for fired in report.fired:
+                if fired.status is WaveStatus.MISSED:
+                    click.echo(f"Missed {fired.campaign}/{fired.wave}: {fired.reason}")
+                else:
+                    click.echo(f"Fired {fired.campaign}/{fired.wave}: {fired.queued} messages queued")
+            if (next_wave := report.next_wave) is not None:
+                click.echo(
+                    f"Next wave: {next_wave.campaign}/{next_wave.wave} at {next_wave.fires_at:%Y-%m-%d %H:%M} UTC"
+                )
+        else:
+            summary = asyncio.run(service.run(servers, handle_signals=True))
+    print_summary(summary)

@@ -1,0 +1,277 @@
+"""Firing waves: what the scheduler service (and launch) call to turn a due wave into outbox rows, exactly once.
+
+Contract:
+
+* :func:`fire_times` lists every pending wave of every sending campaign with the instant it fires (its nominal
+  instant, :func:`campaign.rules.timing.nominal_instant`), so the service can schedule a job per wave after a
+  (re)start: the database is the only truth.
+* :func:`fire_due` materialises every pending wave whose instant is at or before ``now``: in one transaction, a
+  compare-and-set of the wave's status (``pending → enqueued``; a wave another process fired is skipped) and the
+  ``INSERT ... SELECT`` of its audience with each message's own ``scheduled_at`` (its zone's send window, computed
+  once per distinct zone). A wave whose expiry has passed is marked ``missed`` with the reason instead, and so is
+  a wave planned before the launch whose own time had passed by then (a campaign launched three days before the
+  event does not send its "-7d" last chance with the invitation); one added after the launch fires at once. Safe
+  to call from several processes at once and again after a crash: nothing is materialised twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from campaign.config import Settings
+from campaign.models import CampaignStatus, MessageStatus, WaveKind, WaveStatus
+from campaign.rules.timing import (
+    SendWindow,
+    default_expiry,
+    format_window,
+    local_send_instant,
+    nominal_instant,
+    parse_window,
+)
+from campaign.store import campaigns as campaign_store
+from campaign.store import outbox
+from campaign.store import waves as wave_store
+from campaign.store.engine import Database
+from campaign.store.outbox import ZoneSchedule
+from campaign.store.waves import DueWave, WaveSchedule
+
+# Only a sending campaign's waves fire: a draft has not started, a paused one waits for `campaign resume` (its
+# waves then fire, or are missed if they expired meanwhile), a cancelled or sent one is over.
+FIRING = (CampaignStatus.SENDING.value,)
+# An invitation is topped up with list members who joined after it fired, while the event has not started; a
+# campaign that became `sent` in between is sending again for them.
+TOPPING_UP = (CampaignStatus.SENDING.value, CampaignStatus.SENT.value)
+# Members added up to this long before the invitation fired are looked at again by each top-up: a list member
+# whose transaction began before the firing but committed after it is not seen by the firing, and its
+# added_at is earlier. The (wave, contact) key keeps the others from being added twice.
+TOP_UP_OVERLAP = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FireTime:
+    """A pending wave and the instant it fires."""
+
+    wave_id: int
+    campaign_id: int
+    campaign: str
+    wave: str
+    fires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """What :func:`fire_due` did with one wave: ``enqueued`` (with the rows added, and how many of them the send
+    window or expiry left unsent) or ``missed`` (with the reason)."""
+
+    wave_id: int
+    campaign: str
+    wave: str
+    status: WaveStatus
+    queued: int = 0
+    suppressed: int = 0
+    expired: int = 0
+    reason: str | None = None
+
+
+def wave_expiry(schedule: WaveSchedule, event_start: datetime, event_end: datetime) -> datetime:
+    """When a wave stops being worth sending: its own instant, else the event start plus its expiry offset, else
+    its kind's default (:func:`campaign.rules.timing.default_expiry`)."""
+    wave = schedule.wave
+    if wave.expires_at is not None:
+        return wave.expires_at
+    if schedule.expires_offset_seconds is not None:
+        return event_start + timedelta(seconds=schedule.expires_offset_seconds)
+    return default_expiry(wave.kind, event_start, event_end)
+
+
+def planned_instant(schedule: WaveSchedule, event_start: datetime, launched_at: datetime) -> datetime:
+    """When a wave fires for a campaign launched at ``launched_at`` (:func:`~campaign.rules.timing.nominal_instant`)."""
+    wave = schedule.wave
+    offset = None if wave.offset_seconds is None else timedelta(seconds=wave.offset_seconds)
+    return nominal_instant(event_start, offset, wave.send_at, launched_at)
+
+
+def fire_times(db: Database) -> list[FireTime]:
+    """Every pending wave of a sending campaign with the instant it fires, soonest first."""
+    with db.read() as conn:
+        pending = wave_store.waves_in(conn, (WaveStatus.PENDING,), FIRING, None)
+    times = [
+        FireTime(d.schedule.wave.id, d.schedule.wave.campaign_id, d.campaign, d.schedule.wave.name, _fires_at(d))
+        for d in pending
+    ]
+    return sorted(times, key=lambda t: (t.fires_at, t.wave_id))
+
+
+def fire_due(db: Database, settings: Settings, now: datetime, *, campaign_id: int | None = None) -> list[Fired]:
+    """Materialise every wave due at ``now`` (see the module doc); returns what was done, wave by wave.
+
+    Also tops up fired invitations with list members who joined since, while the event has not started (they
+    get only the invitation and the waves still pending, never a reminder that went out before they joined).
+    ``campaign_id`` limits it to one campaign (launch fires its own at-launch waves so).
+    """
+    del settings  # the waves carry everything firing needs; kept for the callers' one signature
+    with db.read() as conn:
+        pending = wave_store.waves_in(conn, (WaveStatus.PENDING,), FIRING, campaign_id)
+        fired_invitations = [
+            d
+            for d in wave_store.waves_in(conn, (WaveStatus.ENQUEUED, WaveStatus.DONE), TOPPING_UP, campaign_id)
+            if d.schedule.wave.kind is WaveKind.INVITATION
+        ]
+    done: list[Fired] = []
+    for due in pending:
+        if _fires_at(due) <= now and (fired := _fire(db, due, now)) is not None:
+            done.append(fired)
+    for due in fired_invitations:
+        if (topped := _top_up(db, due, now)) is not None:
+            done.append(topped)
+    return done
+
+
+def _fires_at(due: DueWave) -> datetime:
+    # A sending campaign always has its launch instant; the event start stands in for a row that lacks it.
+    return planned_instant(due.schedule, due.event_start, due.launched_at or due.event_start)
+
+
+def _fire(db: Database, due: DueWave, now: datetime) -> Fired | None:
+    """Fire one due wave, or mark it missed; None when another process got to it first."""
+    wave = due.schedule.wave
+    expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
+    if expiry <= now:
+        reason = (
+            f"due at {_utc(_fires_at(due))}, it had expired at {_utc(expiry)} by the time it could fire "
+            f"({_utc(now)}): nothing fired it in between (was the scheduler stopped, or the campaign paused?)"
+        )
+        with db.write() as conn:
+            missed = wave_store.mark_missed(conn, wave.id, reason)
+        return Fired(wave.id, due.campaign, wave.name, WaveStatus.MISSED, reason=reason) if missed else None
+    if (passed := _passed_before_launch(due)) is not None:
+        with db.write() as conn:
+            missed = wave_store.mark_missed(conn, wave.id, passed)
+        return Fired(wave.id, due.campaign, wave.name, WaveStatus.MISSED, reason=passed) if missed else None
+    window = parse_window(due.schedule.window) if due.schedule.window else None
+    with db.write() as conn:
+        # The compare-and-set and the INSERT ... SELECT commit together: a crash leaves neither.
+        if not wave_store.mark_enqueued(conn, wave.id, expires_at=expiry, now=now):
+            return None
+        zones = zone_schedules(outbox.audience_zones(conn, due.list_id), due.organiser_zone, now, window, expiry)
+        counts = outbox.materialise_wave(
+            conn,
+            wave_id=wave.id,
+            campaign_id=wave.campaign_id,
+            list_id=due.list_id,
+            audience=wave.audience,
+            zones=zones,
+            fallback_at=now,
+            now=now,
+        )
+    return _enqueued(due, counts)
+
+
+def _passed_before_launch(due: DueWave) -> str | None:
+    """Why a wave planned before the launch is not sent, when its own time had passed by then; else None.
+
+    A campaign launched three days before the event must not send its "-7d last chance" together with the
+    invitation. A wave added after the launch with a time already past is another matter: staff added it to go
+    out now, so it fires at once (:func:`~campaign.rules.timing.nominal_instant`).
+    """
+    wave = due.schedule.wave
+    if due.launched_at is None or wave.created_at is None or wave.created_at > due.launched_at:
+        return None
+    own = wave.send_at or (
+        None if wave.offset_seconds is None else due.event_start + timedelta(seconds=wave.offset_seconds)
+    )
+    if own is None or own >= due.launched_at:
+        return None
+    return f"its time ({_utc(own)}) had passed when the campaign was launched ({_utc(due.launched_at)})"
+
+
+def _top_up(db: Database, due: DueWave, now: datetime) -> Fired | None:
+    """Add the invitation for list members who joined since it fired; None when there were none."""
+    wave = due.schedule.wave
+    expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
+    if wave.enqueued_at is None or now >= min(expiry, due.event_start):
+        return None
+    since = wave.enqueued_at - TOP_UP_OVERLAP
+    window = parse_window(due.schedule.window) if due.schedule.window else None
+    with db.write() as conn:
+        # Read again under the write: the campaign may have been cancelled, or the wave cancelled, meanwhile.
+        campaign_status = campaign_store.statuses(conn, [wave.campaign_id]).get(wave.campaign_id)
+        current = wave_store.find_schedule(conn, wave.campaign_id, wave.name)
+        if campaign_status is None or campaign_status.value not in TOPPING_UP or current is None:
+            return None
+        if current.wave.id != wave.id or current.wave.status not in (WaveStatus.ENQUEUED, WaveStatus.DONE):
+            return None
+        zones = outbox.audience_zones(conn, due.list_id, since)
+        if not zones:
+            return None
+        counts = outbox.materialise_wave(
+            conn,
+            wave_id=wave.id,
+            campaign_id=wave.campaign_id,
+            list_id=due.list_id,
+            audience=wave.audience,
+            zones=zone_schedules(zones, due.organiser_zone, now, window, expiry),
+            fallback_at=now,
+            now=now,
+            added_since=since,
+        )
+        if not counts:
+            return None
+        if counts.get(MessageStatus.QUEUED.value):
+            # Something to send again: a done invitation and a sent campaign reopen (as `campaign retry` does).
+            campaign_store.set_waves_status(conn, [wave.id], WaveStatus.ENQUEUED, was=WaveStatus.DONE)
+            if campaign_status is CampaignStatus.SENT:
+                campaign_store.set_status(conn, wave.campaign_id, CampaignStatus.SENDING, "new list members", now)
+    return _enqueued(due, counts)
+
+
+def _enqueued(due: DueWave, counts: dict[str, int]) -> Fired:
+    wave = due.schedule.wave
+    return Fired(
+        wave.id,
+        due.campaign,
+        wave.name,
+        WaveStatus.ENQUEUED,
+        queued=counts.get(MessageStatus.QUEUED.value, 0),
+        suppressed=counts.get(MessageStatus.SUPPRESSED.value, 0),
+        expired=counts.get(MessageStatus.EXPIRED.value, 0),
+    )
+
+
+def zone_schedules(
+    zones: Sequence[str | None],
+    organiser_zone: str,
+    start: datetime,
+    window: SendWindow | None,
+    expiry: datetime,
+) -> list[ZoneSchedule]:
+    """Each zone's send instant for a wave firing at ``start``, computed once per distinct zone (a contact
+    without a zone, or with one this machine does not know, gets the organiser's); None with the reason when
+    the zone has no instant inside the window before ``expiry``."""
+    organiser = ZoneInfo(organiser_zone)
+    schedules = []
+    for name in zones:
+        zone = _zone(name, organiser)
+        at = local_send_instant(start, zone, window, expiry)
+        error = None
+        if at is None:
+            inside = f"inside the send window {format_window(window)} " if window else ""
+            error = f"no time {inside}in {zone.key} before the wave expired at {_utc(expiry)}"
+        schedules.append(ZoneSchedule(name, at, error))
+    return schedules
+
+
+def _zone(name: str | None, organiser: ZoneInfo) -> ZoneInfo:
+    if not name:
+        return organiser
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return organiser
+
+
+def _utc(instant: datetime) -> str:
+    return f"{instant:%Y-%m-%d %H:%M} UTC"

@@ -1,0 +1,276 @@
+"""A campaign's waves: list, add, edit, remove (``campaign waves``), before and after launch.
+
+Contract:
+
+* A wave is written as options (``--kind``, ``--at``, ``--audience``, ``--window``, ``--subject``,
+  ``--expires``, ``--template``) checked by the same rules as config.toml's default waves
+  (:mod:`campaign.rules.wave_specs`, :mod:`campaign.rules.timing`).
+* Only a ``pending`` wave may be edited or removed: one that fired (``enqueued``, ``done``), was ``missed`` or
+  ``cancelled`` is history, and the refusal says so in one line. The change is a compare-and-set on the
+  status, so a wave the scheduler fires meanwhile is refused too, never half-edited.
+* The invitation (the wave named ``invitation``, every campaign's first) may be removed only from a draft.
+* A wave's template defaults to its kind's (``templates/email/<kind>.*``); one that does not exist in the
+  campaign's template directories is refused here, and ``campaign check`` checks every wave's templates.
+* Nothing can be added to a cancelled campaign; adding a wave to a ``sent`` one makes it ``sending`` again,
+  so that the wave fires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection
+
+from campaign.config import INVITATION_WAVE, Settings
+from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
+from campaign.models import Campaign, CampaignStatus, Event, WaveKind, WaveStatus
+from campaign.rules.timing import format_offset, parse_offset
+from campaign.rules.wave_specs import LAUNCH, parse_wave_spec
+from campaign.services.campaigns import CampaignDetails, find_campaign, wave_values
+from campaign.services.rendering import template_set
+from campaign.services.scheduling import planned_instant, wave_expiry
+from campaign.store import campaigns as campaign_store
+from campaign.store import events as event_store
+from campaign.store import waves as wave_store
+from campaign.store.engine import Database
+from campaign.store.waves import WaveSchedule
+
+# What `--window` and `--expires` take to mean "none" and "the kind's default".
+NO_WINDOW = "none"
+DEFAULT_EXPIRY = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class WaveOptions:
+    """A wave as ``campaign waves add|edit`` take it; None: not given (the default, or unchanged)."""
+
+    kind: str | None = None
+    at: str | None = None
+    audience: str | None = None
+    window: str | None = None
+    subject: str | None = None
+    expires: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaveLine:
+    """One wave as ``campaign waves list`` shows it."""
+
+    name: str
+    kind: WaveKind
+    timing: str
+    planned: datetime | None
+    audience: str
+    window: str | None
+    expires: datetime
+    status: WaveStatus
+    template: str
+    subject: str | None
+    missed_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WavePlan:
+    """A campaign's waves: the organiser's zone shows their instants beside UTC."""
+
+    campaign: Campaign
+    event: Event
+    waves: list[WaveLine]
+
+
+def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> WavePlan:
+    """Every wave of a campaign with its planned instant (a draft's as if launched at ``now``) and expiry."""
+    now = now or datetime.now(UTC)
+    with db.read() as conn:
+        campaign = find_campaign(conn, campaign_ref)
+        event = _event(conn, campaign)
+        schedules = wave_store.schedules_of(conn, campaign.id)
+    launched = campaign.launched_at or now
+    lines = []
+    for schedule in schedules:
+        wave = schedule.wave
+        # A wave that fired shows when it did; a pending, missed or cancelled one when it was due.
+        planned = wave.enqueued_at or planned_instant(schedule, event.starts_at, launched)
+        lines.append(
+            WaveLine(
+                name=wave.name,
+                kind=wave.kind,
+                timing=timing_text(schedule),
+                planned=planned,
+                audience=wave.audience.value,
+                window=schedule.window,
+                expires=wave_expiry(schedule, event.starts_at, event.ends_at),
+                status=wave.status,
+                template=wave.template,
+                subject=wave.subject,
+                missed_reason=schedule.missed_reason,
+            )
+        )  # fmt: skip
+    return WavePlan(campaign, event, lines)
+
+
+def timing_text(schedule: WaveSchedule) -> str:
+    """``-7d``, ``2026-06-19T07:00Z`` or ``launch``: a wave's timing as written."""
+    wave = schedule.wave
+    if wave.send_at is not None:
+        return wave.send_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    if wave.offset_seconds is not None:
+        return format_offset(timedelta(seconds=wave.offset_seconds))
+    return LAUNCH
+
+
+def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, options: WaveOptions) -> WaveLine:
+    """Add a wave to a campaign (``--kind`` and ``--at`` are required); see the module doc."""
+    if options.kind is None or options.at is None:
+        raise ValidationError(f"wave {name}: give its --kind and --at (when it goes out)")
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        campaign = find_campaign(conn, campaign_ref)
+        if campaign.status is CampaignStatus.CANCELLED:
+            raise ValidationError(f"campaign {campaign.name} is cancelled: no wave can be added to it")
+        if wave_store.find_schedule(conn, campaign.id, name) is not None:
+            raise AlreadyExistsError(
+                f"campaign {campaign.name} already has a wave {name!r} (see `campaign waves list {campaign.name}`)"
+            )
+        event = _event(conn, campaign)
+        values = _values(settings, campaign, event, name, options, window_default=settings.waves.window)
+        campaign_store.insert_wave(
+            conn, {**values, "campaign_id": campaign.id, "status": WaveStatus.PENDING.value}, now
+        )
+        if campaign.status is CampaignStatus.SENT:
+            # The new wave is still to be sent; only a sending campaign's waves fire.
+            campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, f"wave {name} added", now)
+    return _line(db, campaign_ref, name)
+
+
+def edit_wave(db: Database, settings: Settings, campaign_ref: str, name: str, options: WaveOptions) -> WaveLine:
+    """Change a pending wave: the options given replace its settings, the others stay."""
+    with db.write() as conn:
+        campaign = find_campaign(conn, campaign_ref)
+        schedule = _pending_wave(conn, campaign, name, "edited")
+        wave = schedule.wave
+        event = _event(conn, campaign)
+        current = timing_text(schedule)
+        kind = options.kind or wave.kind.value
+        merged = WaveOptions(
+            kind=kind,
+            at=options.at or current,
+            audience=options.audience or wave.audience.value,
+            window=options.window if options.window is not None else (schedule.window or NO_WINDOW),
+            subject=options.subject if options.subject is not None else wave.subject,
+            expires=options.expires if options.expires is not None else _expiry_text(schedule),
+            # A template that was its kind's follows a new kind; one given on purpose stays.
+            template=options.template or (None if wave.template == wave.kind.value else wave.template),
+        )
+        values = _values(settings, campaign, event, name, merged, window_default="")
+        if not wave_store.update_wave(conn, wave.id, values, was=(WaveStatus.PENDING,)):
+            raise ValidationError(
+                f"wave {name} of campaign {campaign.name} fired meanwhile: it can no longer be edited"
+            )
+    return _line(db, campaign_ref, name)
+
+
+def remove_wave(db: Database, campaign_ref: str, name: str) -> None:
+    """Remove a pending wave (the invitation only from a draft)."""
+    with db.write() as conn:
+        campaign = find_campaign(conn, campaign_ref)
+        schedule = _pending_wave(conn, campaign, name, "removed")
+        if name == INVITATION_WAVE and campaign.status is not CampaignStatus.DRAFT:
+            raise ValidationError(
+                f"the invitation of campaign {campaign.name} can be removed only while the campaign is a draft"
+            )
+        if not wave_store.delete_wave(conn, schedule.wave.id, was=(WaveStatus.PENDING,)):
+            raise ValidationError(
+                f"wave {name} of campaign {campaign.name} fired meanwhile: it can no longer be removed"
+            )
+
+
+def _pending_wave(conn: Connection, campaign: Campaign, name: str, what: str) -> WaveSchedule:
+    schedule = wave_store.find_schedule(conn, campaign.id, name)
+    if schedule is None:
+        raise NotFoundError(
+            f"campaign {campaign.name} has no wave {name!r} (see `campaign waves list {campaign.name}`)"
+        )
+    status = schedule.wave.status
+    if status is not WaveStatus.PENDING:
+        history = "fired" if status in (WaveStatus.ENQUEUED, WaveStatus.DONE) else "is over"
+        raise ValidationError(
+            f"wave {name} of campaign {campaign.name} {history} ({status}): it can no longer be {what}; "
+            "add a new wave instead"
+        )
+    return schedule
+
+
+def _expiry_text(schedule: WaveSchedule) -> str:
+    if schedule.wave.expires_at is not None:
+        return schedule.wave.expires_at.isoformat()
+    if schedule.expires_offset_seconds is not None:
+        return format_offset(timedelta(seconds=schedule.expires_offset_seconds))
+    return DEFAULT_EXPIRY
+
+
+def _values(
+    settings: Settings, campaign: Campaign, event: Event, name: str, options: WaveOptions, *, window_default: str
+) -> dict[str, object]:
+    """The ``waves`` columns for ``options``, checked (raises ValidationError naming the wrong option)."""
+    window = options.window
+    if window is not None and window.strip().lower() in (NO_WINDOW, ""):
+        window, window_default = None, ""
+    line = f"{name} {options.kind} {options.at} {options.audience or 'all'}" + (f" {window}" if window else "")
+    spec = parse_wave_spec(line)
+    expires_at, expires_offset = _parse_expiry(options.expires, name)
+    template = options.template or spec.kind.value
+    _require_template(settings, campaign, event, template, name)
+    subject = options.subject.strip() if options.subject else None
+    return wave_values(
+        spec,
+        window=window_default,
+        template=template,
+        subject=subject or None,
+        expires_at=expires_at,
+        expires_offset=expires_offset,
+    )
+
+
+def _parse_expiry(text: str | None, name: str) -> tuple[datetime | None, timedelta | None]:
+    """``--expires``: an offset from the event start, an instant with a UTC offset, or ``default``."""
+    if text is None or text.strip().lower() == DEFAULT_EXPIRY:
+        return None, None
+    text = text.strip()
+    if text[:1].isdigit() and "-" in text[1:5]:
+        try:
+            instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            instant = None
+        if instant is None or instant.utcoffset() is None:
+            raise ValidationError(
+                f"wave {name}: --expires {text!r} must be an instant with a UTC offset like 2026-06-19T09:00+02:00, "
+                "an offset from the event start like +0 or -1h, or 'default'"
+            )
+        return instant.astimezone(UTC), None
+    try:
+        return None, parse_offset(text)
+    except ValueError as exc:
+        raise ValidationError(f"wave {name}: --expires {exc}") from None
+
+
+def _require_template(settings: Settings, campaign: Campaign, event: Event, template: str, name: str) -> None:
+    """Refuse a template with no HTML file in the campaign's template directories (``campaign check`` checks
+    the rest: text part, subject, every contact rendering)."""
+    details = CampaignDetails(campaign, event, [])
+    try:
+        template_set(settings, details).resolve(template, "html", None)
+    except TemplateError as exc:
+        raise ValidationError(f"wave {name}: --template {template!r}: {exc}") from None
+
+
+def _event(conn: Connection, campaign: Campaign) -> Event:
+    event = event_store.find(conn, str(campaign.event_id))
+    assert event is not None  # a campaign's event cannot be deleted (ON DELETE RESTRICT)
+    return event
+
+
+def _line(db: Database, campaign_ref: str, name: str) -> WaveLine:
+    return next(line for line in list_waves(db, campaign_ref).waves if line.name == name)

@@ -1,0 +1,128 @@
+"""SQL for a campaign's waves as the scheduler and ``campaign waves`` see them: timing, window, expiry, status.
+
+Every change to a wave that may already have fired is a compare-and-set on its status, so a wave another
+process fired meanwhile is never edited, removed or fired twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select, update
+
+from campaign.models import Wave, WaveStatus
+from campaign.store.campaigns import to_wave
+from campaign.store.tables import campaigns, events, waves
+
+
+@dataclass(frozen=True, slots=True)
+class WaveSchedule:
+    """A wave with what only the scheduler reads: its send window (``format_window`` text), its expiry relative
+    to the event start, and why it was missed."""
+
+    wave: Wave
+    window: str | None = None
+    expires_offset_seconds: int | None = None
+    missed_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DueWave:
+    """A wave with its campaign's list, launch and event times: all :func:`campaign.services.scheduling` needs."""
+
+    schedule: WaveSchedule
+    campaign: str
+    list_id: int
+    campaign_status: str
+    launched_at: datetime | None
+    event_start: datetime
+    event_end: datetime
+    organiser_zone: str
+
+
+def to_schedule(row: Row[Any]) -> WaveSchedule:
+    """Map a waves row to a :class:`WaveSchedule`."""
+    return WaveSchedule(to_wave(row), row.window, row.expires_offset_seconds, row.missed_reason)
+
+
+def schedules_of(conn: Connection, campaign_id: int) -> list[WaveSchedule]:
+    """A campaign's waves in creation order."""
+    stmt = select(waves).where(waves.c.campaign_id == campaign_id).order_by(waves.c.id)
+    return [to_schedule(r) for r in conn.execute(stmt)]
+
+
+def find_schedule(conn: Connection, campaign_id: int, name: str) -> WaveSchedule | None:
+    """The campaign's wave called ``name``, or None."""
+    row = conn.execute(select(waves).where(waves.c.campaign_id == campaign_id, waves.c.name == name)).first()
+    return to_schedule(row) if row else None
+
+
+def waves_in(
+    conn: Connection, wave_statuses: Collection[WaveStatus], campaign_statuses: Collection[str], campaign_id: int | None
+) -> list[DueWave]:
+    """Waves in ``wave_statuses`` of campaigns in ``campaign_statuses`` (only ``campaign_id``, when given), with
+    their campaign and event, in id order."""
+    stmt = (
+        select(
+            waves,
+            campaigns.c.name.label("campaign_name"),
+            campaigns.c.list_id,
+            campaigns.c.status.label("campaign_status"),
+            campaigns.c.launched_at,
+            events.c.starts_at,
+            events.c.ends_at,
+            events.c.timezone.label("organiser_zone"),
+        )
+        .join(campaigns, campaigns.c.id == waves.c.campaign_id)
+        .join(events, events.c.id == campaigns.c.event_id)
+        .where(
+            waves.c.status.in_([s.value for s in wave_statuses]),
+            campaigns.c.status.in_(list(campaign_statuses)),
+        )
+        .order_by(waves.c.id)
+    )
+    if campaign_id is not None:
+        stmt = stmt.where(campaigns.c.id == campaign_id)
+    return [
+        DueWave(
+            to_schedule(r), r.campaign_name, r.list_id, r.campaign_status, r.launched_at, r.starts_at, r.ends_at,
+            r.organiser_zone,
+        )
+        for r in conn.execute(stmt)
+    ]  # fmt: skip
+
+
+def mark_enqueued(conn: Connection, wave_id: int, *, expires_at: datetime, now: datetime) -> bool:
+    """``pending → enqueued`` (with when, and the expiry in force) if the wave is still pending: the
+    compare-and-set that makes firing exactly-once. False: another process fired (or someone removed) it."""
+    stmt = (
+        update(waves)
+        .where(waves.c.id == wave_id, waves.c.status == WaveStatus.PENDING.value)
+        .values(status=WaveStatus.ENQUEUED.value, enqueued_at=now, expires_at=expires_at)
+    )
+    return bool(conn.execute(stmt).rowcount == 1)
+
+
+def mark_missed(conn: Connection, wave_id: int, reason: str) -> bool:
+    """``pending → missed`` with the reason, if the wave is still pending."""
+    stmt = (
+        update(waves)
+        .where(waves.c.id == wave_id, waves.c.status == WaveStatus.PENDING.value)
+        .values(status=WaveStatus.MISSED.value, missed_reason=reason)
+    )
+    return bool(conn.execute(stmt).rowcount == 1)
+
+
+def update_wave(conn: Connection, wave_id: int, values: Mapping[str, Any], *, was: Collection[WaveStatus]) -> bool:
+    """Change a wave's settings if its status is still one of ``was``; False when it moved meanwhile."""
+    stmt = update(waves).where(waves.c.id == wave_id, waves.c.status.in_([s.value for s in was])).values(**values)
+    return bool(conn.execute(stmt).rowcount == 1)
+
+
+def delete_wave(conn: Connection, wave_id: int, *, was: Collection[WaveStatus]) -> bool:
+    """Delete a wave if its status is still one of ``was`` (a wave with messages never is: it fired)."""
+    stmt = delete(waves).where(waves.c.id == wave_id, waves.c.status.in_([s.value for s in was]))
+    return bool(conn.execute(stmt).rowcount == 1)

@@ -1,0 +1,112 @@
+"""One ``campaign serve`` per SQLite database: an exclusive lock on a file beside it.
+
+Exactly once does not depend on it (a wave is fired by a compare-and-set on its status, and messages are sent
+under leases), but two services on one SQLite file only take turns for its write lock and double the polling;
+refusing the second one, with a line saying which process holds the database, is clearer. The lock is an
+``fcntl`` lock: the kernel releases it when the process ends, however it ends, so a crash never leaves a stale
+lock behind. PostgreSQL needs none (its leader election comes with the scale-out work).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from campaign.exceptions import CampaignError, StorageError
+from campaign.store.engine import Database
+
+LOCK_SUFFIX = ".serve.lock"
+_ATTEMPTS, _PAUSE_SECONDS = 5, 0.025
+
+
+class ServiceRunningError(CampaignError):
+    """Another ``campaign serve`` holds this database."""
+
+
+def lock_path(db: Database) -> Path | None:
+    """The lock file of ``db`` (``<database file>.serve.lock``); None where no lock is taken (not a SQLite file)."""
+    path = db.file
+    return None if path is None else path.with_name(path.name + LOCK_SUFFIX)
+
+
+def running_service(db: Database) -> int | None:
+    """The pid of the ``campaign serve`` running on ``db`` (0 if it cannot be told), or None if none is (or the
+    database is not a SQLite file, where nothing says): for status displays."""
+    path = lock_path(db)
+    if path is None or not path.exists():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        # A shared lock, held for an instant: it conflicts only with a running service's exclusive one (and a
+        # service starting in that instant tries again, see _lock_soon).
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip()
+        return int(holder) if holder.isdigit() else 0
+    finally:
+        os.close(fd)
+    return None
+
+
+def _lock_soon(fd: int, kind: int) -> None:
+    """``flock`` without waiting, tried a few times over a tenth of a second (a status probe holds the lock
+    for an instant); BlockingIOError if it is still held."""
+    for _ in range(_ATTEMPTS - 1):
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+        except BlockingIOError:
+            time.sleep(_PAUSE_SECONDS)
+        else:
+            return
+    fcntl.flock(fd, kind | fcntl.LOCK_NB)
+
+
+class ServiceLock:
+    """Held for the life of a service (a ``with`` block); entering raises :class:`ServiceRunningError` when
+    another process holds it."""
+
+    def __init__(self, db: Database) -> None:
+        self.database = db.file
+        self.path = lock_path(db)
+        self._fd: int | None = None
+
+    def __enter__(self) -> ServiceLock:
+        if self.path is None:
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot open the service's lock file {self.path}: {exc.strerror}") from None
+        try:
+            _lock_soon(fd, fcntl.LOCK_EX)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise ServiceRunningError(
+                f"another `campaign serve` (pid {holder}) is running on {self.database}; "
+                f"one is enough (its lock: {self.path})"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # The holder's pid, for the message above; the lock itself is the flock, not the file's content.
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            # Emptied, then unlocked: a later holder writes its own pid. The file stays (removing it would let
+            # a third process lock a new file while a second still waits on the old one).
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None

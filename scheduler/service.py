@@ -1,0 +1,273 @@
+"""``campaign serve``: fires each wave at its instant, exactly once, and delivers what is due, in one process.
+
+The decisions are in :meth:`SchedulerService.tick`, which takes the instant it runs at (tests pass their own
+clock; nothing here sleeps through real hours): fire every wave due at ``now``
+(:func:`campaign.services.scheduling.fire_due`, whose compare-and-set makes a wave fire once however many
+processes try, and which marks a wave that expired while nothing fired it ``missed``), settle waves and
+campaigns whose messages are all final, and read the waves still to come. APScheduler 3 only decides *when* to
+tick: an ``AsyncIOScheduler`` with a memory job store holds one date job per pending wave, at the instant it
+fires, rebuilt from the database at start and after every tick (so the database stays the only truth, and a
+wave added while the service runs gets its job), plus a maintenance job every ``tick_seconds`` that catches up
+whatever a date job could not (a wave due while the service was down, one added with a time already passed).
+
+The delivery worker (:func:`campaign.services.dispatch.send_due` with ``wait``) runs in the same event loop.
+Ticks run in a worker thread, so materialising a large wave never stalls the SMTP connections; a tick that fails
+is logged and tried again at the next one. :meth:`SchedulerService.request_stop` (SIGTERM, SIGINT) stops
+claiming, finishes the messages being sent, releases the ones claimed but not begun, finishes the tick in
+progress, and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from campaign.exceptions import CampaignError
+from campaign.mail.smtp import SmtpServer
+from campaign.models import MessageStatus, WaveStatus
+from campaign.services.context import AppContext
+from campaign.services.dispatch import DispatchSummary, send_due
+from campaign.services.lifecycle import finish_campaigns
+from campaign.services.scheduling import Fired, FireTime, fire_due, fire_times
+from scheduler.display import StatusLine, fields, log
+
+RELEASED = "released"
+"""In log lines: messages a worker gave back unsent (claimed, then a stop or a pause came first)."""
+_MAINTENANCE_JOB = "maintenance"
+_WAVE_JOB = "wave-"  # + the wave's id
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one tick did: the waves it fired or found missed, the campaigns it saw finished, what comes next."""
+
+    now: datetime
+    fired: list[Fired] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    upcoming: list[FireTime] = field(default_factory=list)
+
+    @property
+    def next_wave(self) -> FireTime | None:
+        """The next wave to fire after this tick, if any."""
+        return next((f for f in self.upcoming if f.fires_at > self.now), None)
+
+
+class SchedulerService:
+    """Fires waves and delivers messages for one database (see the module doc)."""
+
+    def __init__(
+        self,
+        context: AppContext,
+        *,
+        tick_seconds: float | None = None,
+        clock: Clock = utc_now,
+        status: StatusLine | None = None,
+    ) -> None:
+        self.context = context
+        # The setting (scheduler.tick_seconds) unless a caller (a test) chooses.
+        self.tick_seconds = tick_seconds if tick_seconds is not None else context.settings.scheduler.tick_seconds
+        self.clock = clock
+        self.status = status
+        self.delivered: Counter[str] = Counter()  # every result recorded since the start
+        self._unreported: Counter[str] = Counter()  # results not yet in a delivery log line
+        self._next: FireTime | None = None
+        self._stop = asyncio.Event()
+        self._tick_wanted = asyncio.Event()
+
+    # -- the decisions -------------------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> TickReport:
+        """Fire every wave due at ``now``, settle finished waves and campaigns, and log what was done."""
+        report = self._decide(now)
+        self._report(report)
+        return report
+
+    def _decide(self, now: datetime) -> TickReport:
+        db, settings = self.context.database(check_schema=False), self.context.settings
+        fired = fire_due(db, settings, now)
+        finished = finish_campaigns(db)
+        return TickReport(now, fired, finished, fire_times(db))
+
+    def _report(self, report: TickReport) -> None:
+        for fired in report.fired:
+            if fired.status is WaveStatus.MISSED:
+                log.warning(fields("wave missed", campaign=fired.campaign, wave=fired.wave, reason=fired.reason))
+            else:
+                log.info(
+                    fields(
+                        "wave fired",
+                        campaign=fired.campaign,
+                        wave=fired.wave,
+                        status=fired.status,
+                        queued=fired.queued,
+                        suppressed=fired.suppressed,
+                        expired=fired.expired,
+                    )
+                )
+        for name in report.finished:
+            log.info(fields("campaign sent", campaign=name))
+        self._report_delivery()
+        self._next = report.next_wave
+        self._show()
+
+    def _delivered(self, status: str) -> None:
+        """The delivery worker's progress callback: one call per message recorded."""
+        # A message recorded as queued was given back unsent (a stop, a pause): "released" says so in the log.
+        name = RELEASED if status == MessageStatus.QUEUED.value else status
+        self.delivered[name] += 1
+        self._unreported[name] += 1
+        self._show(force=False)
+
+    def _report_delivery(self) -> None:
+        """One line for the results recorded since the last one (nothing when there were none)."""
+        if self._unreported:
+            log.info(fields("delivery", **dict(sorted(self._unreported.items()))))
+            self._unreported.clear()
+
+    def _show(self, *, force: bool = True) -> None:
+        if self.status is None:
+            return
+        parts = ["serving"]
+        if self._stop.is_set():
+            parts = ["stopping: finishing the messages in hand"]
+        if self._next is not None:
+            parts.append(f"next: {self._next.campaign}/{self._next.wave} at {self._next.fires_at:%Y-%m-%d %H:%M} UTC")
+        else:
+            parts.append("no wave waiting")
+        sent = ", ".join(f"{n} {status}" for status, n in sorted(self.delivered.items())) or "nothing yet"
+        parts.append(f"delivered: {sent}")
+        self.status.show(" · ".join(parts), force=force)
+
+    # -- one run (cron, tests) -----------------------------------------------------------------------------
+
+    def run_once(self, servers: Sequence[SmtpServer]) -> tuple[TickReport, DispatchSummary]:
+        """One tick, then deliver everything due, then return (``campaign serve --once``)."""
+        report = self.tick(self.clock())
+        context = self.context
+        summary = asyncio.run(
+            send_due(
+                context.database(check_schema=False),
+                context.settings,
+                context.signing_key(),
+                servers,
+                progress=self._delivered,
+            )
+        )
+        self._report_delivery()
+        return report, summary
+
+    # -- the long-running service --------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop gracefully (see the module doc); safe to call more than once, from a signal handler too."""
+        if not self._stop.is_set():
+            log.info(fields("stopping"))
+            self._stop.set()
+            self._tick_wanted.set()  # wakes the ticker, which sees the stop
+            self._show()
+
+    async def run(self, servers: Sequence[SmtpServer], *, handle_signals: bool = False) -> DispatchSummary:
+        """Tick and deliver until :meth:`request_stop` (or SIGTERM/SIGINT, with ``handle_signals``); returns
+        what the delivery worker did. An error of the delivery worker stops the service and is raised."""
+        # Made here, in the loop that uses them (an Event made before asyncio.run would belong to no loop).
+        self._stop, self._tick_wanted = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.request_stop)
+        context = self.context
+        db = context.database(check_schema=False)
+        log.info(fields("serving", database=db.describe(), tick_seconds=self.tick_seconds))
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self._want_tick,
+            IntervalTrigger(seconds=self.tick_seconds, timezone=UTC),
+            id=_MAINTENANCE_JOB,
+            next_run_time=utc_now(),  # at once: catch up what fell due while the service was down
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        ticker = asyncio.create_task(self._ticker(scheduler))
+        worker = asyncio.create_task(
+            send_due(
+                db,
+                context.settings,
+                context.signing_key(),
+                servers,
+                wait=True,
+                progress=self._delivered,
+                stop=self._stop,
+            )
+        )
+        try:
+            summary = await worker
+        finally:
+            self.request_stop()  # the worker stopped on an error: the ticker stops too
+            await ticker
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # the shutdown runs as a callback of this loop
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+            self._report_delivery()
+            if self.status is not None:
+                self.status.close()
+        log.info(fields("stopped", **dict(sorted(self.delivered.items()))))
+        return summary
+
+    async def _want_tick(self) -> None:
+        """APScheduler's job: ask the ticker for a tick (the tick itself is not APScheduler's to cancel)."""
+        self._tick_wanted.set()
+
+    async def _ticker(self, scheduler: AsyncIOScheduler) -> None:
+        while True:
+            await self._tick_wanted.wait()
+            if self._stop.is_set():
+                return
+            self._tick_wanted.clear()
+            now = self.clock()
+            try:
+                report = await asyncio.to_thread(self._decide, now)
+            except CampaignError as exc:
+                log.error(fields("tick failed", error=exc))
+                continue
+            except Exception:
+                log.exception(fields("tick failed"))
+                continue
+            self._report(report)
+            if not self._stop.is_set():
+                self._plan_waves(scheduler, report)
+
+    def _plan_waves(self, scheduler: AsyncIOScheduler, report: TickReport) -> None:
+        """One date job per wave still to fire, at its instant; jobs of waves no longer pending are removed."""
+        wanted = {f"{_WAVE_JOB}{f.wave_id}": f.fires_at for f in report.upcoming if f.fires_at > report.now}
+        for job in scheduler.get_jobs():
+            if job.id.startswith(_WAVE_JOB) and job.id not in wanted:
+                job.remove()
+        for job_id, fires_at in wanted.items():
+            job = scheduler.get_job(job_id)
+            if job is None or job.next_run_time != fires_at:
+                scheduler.add_job(
+                    self._want_tick,
+                    DateTrigger(run_date=fires_at, timezone=UTC),
+                    id=job_id,
+                    replace_existing=True,
+                    misfire_grace_time=None,  # late is better than never: fire_due decides if it expired
+                )

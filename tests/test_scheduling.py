@@ -1,0 +1,400 @@
+"""Firing waves (services.scheduling): at the right instants, in each recipient's window, to the right audience,
+exactly once, on a clock the tests control (nothing sleeps)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from campaign.config import Settings
+from campaign.models import Audience, CampaignStatus, MessageStatus, WaveKind, WaveStatus
+from campaign.rules.event_fields import parse_event_document
+from campaign.rules.timing import parse_offset, parse_window
+from campaign.rules.wave_specs import WaveSpec, parse_wave_spec
+from campaign.services.campaigns import create_campaign, get_campaign
+from campaign.services.contact_import import import_contacts
+from campaign.services.events import add_event
+from campaign.services.scheduling import Fired, fire_due, fire_times
+from campaign.services.waves import WaveOptions, add_wave
+from campaign.store import campaigns as campaign_store
+from campaign.store.engine import Database
+from campaign.store.tables import campaigns, contacts, list_members, messages, tracking_events, waves
+from tests.test_delivery import base_settings
+
+ZURICH = "Europe/Zurich"
+
+
+def add_contacts(db: Database, tmp_path: Path, people: dict[str, str], list_name: str = "guests") -> None:
+    """Import ``{address: zone}`` ("" for none) into a list."""
+    path = tmp_path / f"contacts-{len(list(tmp_path.iterdir()))}.csv"
+    path.write_text("email,timezone\n" + "".join(f"{a},{z}\n" for a, z in people.items()), encoding="utf-8")
+    import_contacts(db, path, list_name)
+
+
+def add_event_at(db: Database, start: datetime, slug: str = "talk") -> None:
+    doc = {
+        "slug": slug,
+        "title": "A talk",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "timezone": ZURICH,
+        "registration_url": "https://events.example.org/register",
+        "join_url": "https://events.example.org/join",
+    }
+    add_event(db, parse_event_document(doc, "test event"))
+
+
+def campaign_with(
+    db: Database, tmp_path: Path, start: datetime, specs: list[str], people: dict[str, str], window: str = ""
+) -> None:
+    """Campaign ``c`` for an event at ``start``, list ``guests`` of ``people``, an invitation and ``specs``."""
+    add_contacts(db, tmp_path, people)
+    add_event_at(db, start)
+    waves_ = [parse_wave_spec(s) for s in specs]
+    create_campaign(db, event_ref="talk", list_name="guests", name="c", waves=waves_, window=window)
+
+
+def launch_at(db: Database, settings: Settings, now: datetime, ref: str = "c") -> list[Fired]:
+    """What launch does, at ``now``: the campaign starts sending and its due waves fire."""
+    campaign = get_campaign(db, ref).campaign
+    with db.write() as conn:
+        campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, None, now)
+    return fire_due(db, settings, now, campaign_id=campaign.id)
+
+
+def recipients(db: Database, wave: str) -> dict[str, tuple[str, datetime, str | None]]:
+    """The wave's messages by address: status, scheduled_at, last_error."""
+    stmt = (
+        select(contacts.c.email, messages.c.status, messages.c.scheduled_at, messages.c.last_error)
+        .join(messages, messages.c.contact_id == contacts.c.id)
+        .join(waves, waves.c.id == messages.c.wave_id)
+        .where(waves.c.name == wave)
+    )
+    with db.read() as conn:
+        return {email: (status, at, error) for email, status, at, error in conn.execute(stmt)}
+
+
+def wave_row(db: Database, name: str) -> dict[str, object]:
+    with db.read() as conn:
+        return dict(conn.execute(select(waves).where(waves.c.name == name)).one()._mapping)
+
+
+PEOPLE = {f"p{i}@example.org": ZURICH for i in range(4)}
+
+
+def test_waves_fire_at_their_instants_across_a_dst_change(db: Database, tmp_path: Path) -> None:
+    # Launched in summer time, the event a week after Europe's clocks went back (25 October 2026).
+    settings = base_settings(tmp_path)
+    start = datetime(2026, 10, 30, 14, 0, tzinfo=UTC)  # 15:00 CET
+    launched = datetime(2026, 10, 20, 8, 0, tzinfo=UTC)  # 10:00 CEST
+    campaign_with(
+        db, tmp_path, start,
+        ["last-chance last-chance -7d all 09:00-17:00", "reminder-1d reminder -1d all", "reminder-1h reminder -1h all"],
+        PEOPLE,
+    )  # fmt: skip
+    assert [f.wave for f in launch_at(db, settings, launched)] == ["invitation"]
+
+    planned = {t.wave: t.fires_at for t in fire_times(db)}
+    assert planned == {
+        "last-chance": start - timedelta(days=7),
+        "reminder-1d": start - timedelta(days=1),
+        "reminder-1h": start - timedelta(hours=1),
+    }
+    for name, at in planned.items():
+        assert fire_due(db, settings, at - timedelta(seconds=1)) == []
+        (fired,) = fire_due(db, settings, at)
+        assert (fired.wave, fired.status, fired.queued) == (name, WaveStatus.ENQUEUED, 4)
+        assert wave_row(db, name)["enqueued_at"] == at
+    # 23 October 14:00 UTC is 16:00 CEST: inside the window; the reminders go at their instant.
+    assert {r[1] for r in recipients(db, "last-chance").values()} == {datetime(2026, 10, 23, 14, 0, tzinfo=UTC)}
+    assert {r[1] for r in recipients(db, "reminder-1h").values()} == {start - timedelta(hours=1)}
+    assert fire_times(db) == []
+
+
+def test_a_window_is_dst_correct_in_the_recipients_zone(db: Database, tmp_path: Path) -> None:
+    # Fired on Saturday 24 October at 20:00 UTC; the next weekday 09:00 in Zurich is Monday 26, after the
+    # change to CET: 08:00 UTC, not the 07:00 UTC of summer time.
+    settings = base_settings(tmp_path)
+    campaign_with(
+        db, tmp_path, datetime(2026, 10, 30, 14, tzinfo=UTC), ["reminder reminder 2026-10-24T20:00Z all"], PEOPLE,
+        window="mon-fri 09:00-17:00",
+    )  # fmt: skip
+    launch_at(db, settings, datetime(2026, 10, 20, 8, tzinfo=UTC))
+    fire_due(db, settings, datetime(2026, 10, 24, 20, tzinfo=UTC))
+    assert {r[1] for r in recipients(db, "reminder").values()} == {datetime(2026, 10, 26, 8, tzinfo=UTC)}
+
+
+def test_send_windows_per_zone_and_never_after_the_expiry(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    people = {
+        "kiritimati@example.org": "Pacific/Kiritimati",  # UTC+14
+        "chatham@example.org": "Pacific/Chatham",  # UTC+12:45 in June
+        "stjohns@example.org": "America/St_Johns",  # UTC-2:30 in June
+        "nozone@example.org": "",  # the organiser's: Europe/Zurich, UTC+2 in June
+    }
+    # Fires on Saturday 13 June 2026 at 12:00 UTC; each recipient gets Monday 09:00 in their own zone.
+    spec = "news reminder 2026-06-13T12:00Z all mon-fri 09:00-17:00"
+    campaign_with(db, tmp_path, datetime(2026, 6, 20, 12, tzinfo=UTC), [spec], people)
+    launch_at(db, settings, datetime(2026, 6, 1, 12, tzinfo=UTC))
+    (fired,) = fire_due(db, settings, datetime(2026, 6, 13, 12, tzinfo=UTC))
+    assert (fired.queued, fired.expired) == (4, 0)
+    got = {email: at for email, (_, at, _) in recipients(db, "news").items()}
+    assert got == {
+        "kiritimati@example.org": datetime(2026, 6, 14, 19, 0, tzinfo=UTC),
+        "chatham@example.org": datetime(2026, 6, 14, 20, 15, tzinfo=UTC),
+        "stjohns@example.org": datetime(2026, 6, 15, 11, 30, tzinfo=UTC),
+        "nozone@example.org": datetime(2026, 6, 15, 7, 0, tzinfo=UTC),
+    }
+    for email, zone in people.items():
+        local = got[email].astimezone(ZoneInfo(zone or ZURICH))
+        assert (local.weekday(), local.hour, local.minute) == (0, 9, 0)
+
+
+def test_a_zone_whose_window_opens_after_the_expiry_is_expired_not_sent_late(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    people = {"kiritimati@example.org": "Pacific/Kiritimati", "stjohns@example.org": "America/St_Johns"}
+    campaign_with(db, tmp_path, datetime(2026, 6, 20, 12, tzinfo=UTC), [], people)
+    launch_at(db, settings, datetime(2026, 6, 1, 12, tzinfo=UTC))
+    with db.write() as conn:
+        values = {"name": "late", "kind": "reminder", "template": "reminder", "audience": "all", "status": "pending",
+                  "send_at": datetime(2026, 6, 13, 12, tzinfo=UTC), "window": "mon-fri 09:00-17:00",
+                  "expires_at": datetime(2026, 6, 15, 10, tzinfo=UTC),
+                  "campaign_id": get_campaign(db, "c").campaign.id}  # fmt: skip
+        campaign_store.insert_wave(conn, values, datetime(2026, 6, 1, tzinfo=UTC))
+    (fired,) = fire_due(db, settings, datetime(2026, 6, 13, 12, tzinfo=UTC))
+    assert (fired.queued, fired.expired) == (1, 1)
+    got = recipients(db, "late")
+    assert got["kiritimati@example.org"][:2] == ("queued", datetime(2026, 6, 14, 19, tzinfo=UTC))
+    status, _, error = got["stjohns@example.org"]
+    assert status == "expired"
+    assert error is not None
+    assert "mon-fri 09:00-17:00" in error
+    assert "America/St_Johns" in error
+
+
+def test_firing_again_or_from_two_threads_materialises_once(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    start = datetime(2026, 6, 20, 12, tzinfo=UTC)
+    people = {f"p{i}@example.org": ZURICH for i in range(30)}
+    campaign_with(db, tmp_path, start, ["reminder-1d reminder -1d all", "reminder-1h reminder -1h all"], people)
+    launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC))
+    assert launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC)) == []  # nothing due twice
+
+    now = start - timedelta(minutes=30)  # both reminders are due
+    handles = [Database(db.url.render_as_string(hide_password=False)) for _ in range(2)]
+    results: list[list[Fired]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def fire(n: int) -> None:
+        barrier.wait()
+        results[n] = fire_due(handles[n], settings, now)
+
+    threads = [threading.Thread(target=fire, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for handle in handles:
+        handle.dispose()
+    fired = Counter(f.wave for result in results for f in result)
+    assert fired == {"reminder-1d": 1, "reminder-1h": 1}
+    assert fire_due(db, settings, now) == []
+    for name in ("invitation", "reminder-1d", "reminder-1h"):
+        assert len(recipients(db, name)) == 30
+
+
+def test_a_wave_due_while_nothing_ran_is_sent_late_unless_it_expired(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    start = datetime(2026, 6, 20, 12, tzinfo=UTC)
+    specs = ["reminder-1d reminder -1d all", "reminder-1h reminder -1h all", "follow-up follow-up +1d all"]
+    campaign_with(db, tmp_path, start, specs, PEOPLE)
+    launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC))
+    # The service was down from before -1d until two days after the session.
+    back = start + timedelta(days=2)
+    fired = {f.wave: f for f in fire_due(db, settings, back)}
+    assert {name: f.status for name, f in fired.items()} == {
+        "reminder-1d": WaveStatus.MISSED,
+        "reminder-1h": WaveStatus.MISSED,
+        "follow-up": WaveStatus.ENQUEUED,  # a follow-up lives 14 days past the end
+    }
+    reason = fired["reminder-1h"].reason
+    assert reason is not None
+    assert "2026-06-20 11:00 UTC" in reason
+    assert "expired at 2026-06-20 12:00 UTC" in reason
+    row = wave_row(db, "reminder-1h")
+    assert (row["status"], row["missed_reason"]) == ("missed", reason)
+    assert recipients(db, "reminder-1h") == {}
+    assert {r[0] for r in recipients(db, "follow-up").values()} == {"queued"}
+    assert fire_due(db, settings, back) == []
+
+
+def insert_event_for(db: Database, email: str, kind: str, *, machine: bool = False) -> None:
+    """A tracking event on the invitation sent to ``email``."""
+    with db.write() as conn:
+        message_id = conn.scalar(
+            select(messages.c.id)
+            .join(contacts, contacts.c.id == messages.c.contact_id)
+            .join(waves, waves.c.id == messages.c.wave_id)
+            .where(contacts.c.email == email, waves.c.name == "invitation")
+        )
+        conn.execute(
+            insert(tracking_events).values(
+                message_id=message_id, kind=kind, is_machine=machine, occurred_at=datetime(2026, 6, 2, tzinfo=UTC)
+            )
+        )
+
+
+def test_audiences_select_exactly_the_right_contacts(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    start = datetime(2026, 6, 20, 12, tzinfo=UTC)
+    people = {f"{who}@example.org": "" for who in ("reg", "opener", "proxied", "clicker", "quiet")}
+    specs = [f"to-{a.value} reminder -1d {a.value}" for a in Audience]
+    campaign_with(db, tmp_path, start, specs, people)
+    # Another campaign's registration says nothing about this one.
+    add_event_at(db, start, "other")
+    create_campaign(db, event_ref="other", list_name="guests", name="other")
+    launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC))
+    launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC), "other")
+    insert_event_for(db, "reg@example.org", "register")
+    insert_event_for(db, "opener@example.org", "open")
+    insert_event_for(db, "proxied@example.org", "open", machine=True)  # a privacy proxy, not the person
+    insert_event_for(db, "clicker@example.org", "click")
+    insert_event_for(db, "clicker@example.org", "open")
+    with db.write() as conn:  # the other campaign's invitation to "quiet" was registered for
+        other = (
+            select(waves.c.id).join(campaigns, campaigns.c.id == waves.c.campaign_id).where(campaigns.c.name == "other")
+        )
+        quiet = select(contacts.c.id).where(contacts.c.email == "quiet@example.org")
+        message_id = conn.scalar(
+            select(messages.c.id).where(
+                messages.c.wave_id.in_(other.scalar_subquery()), messages.c.contact_id == quiet.scalar_subquery()
+            )
+        )
+        conn.execute(insert(tracking_events).values(message_id=message_id, kind="register", occurred_at=start))
+
+    fire_due(db, settings, start - timedelta(days=1))
+    everyone = set(people)
+    expected = {
+        Audience.ALL: everyone,
+        Audience.REGISTERED: {"reg@example.org"},
+        Audience.OPENED: {"opener@example.org", "clicker@example.org"},
+        Audience.CLICKED: {"clicker@example.org"},
+    }
+    for positive in (Audience.REGISTERED, Audience.OPENED, Audience.CLICKED):
+        expected[Audience(f"not-{positive.value}")] = everyone - expected[positive]
+    got = {audience: set(recipients(db, f"to-{audience.value}")) for audience in Audience}
+    assert got == expected
+
+
+def test_late_additions_get_the_invitation_and_only_the_waves_to_come(db: Database, tmp_path: Path) -> None:
+    # The top-up looks at list members added since the invitation fired: on the real clock, as imports are.
+    settings = base_settings(tmp_path)
+    launched = datetime.now(UTC)
+    start = launched + timedelta(days=10)
+    campaign_with(db, tmp_path, start, ["early reminder -7d all", "reminder-1d reminder -1d all"], PEOPLE)
+    launch_at(db, settings, launched)
+    fire_due(db, settings, start - timedelta(days=7))
+    add_contacts(db, tmp_path, {"late@example.org": "America/St_Johns", "p0@example.org": ZURICH})
+
+    fired = fire_due(db, settings, start - timedelta(days=6))
+    assert [(f.wave, f.queued) for f in fired] == [("invitation", 1)]
+    assert "late@example.org" in recipients(db, "invitation")
+    assert "late@example.org" not in recipients(db, "early")
+    assert fire_due(db, settings, start - timedelta(days=6)) == []  # topped up once
+    fire_due(db, settings, start - timedelta(days=1))
+    assert len(recipients(db, "reminder-1d")) == 5  # a wave still to come includes them
+
+    # Once the session has started, a newcomer is not invited any more.
+    add_contacts(db, tmp_path, {"too-late@example.org": ""})
+    assert fire_due(db, settings, start + timedelta(minutes=1)) == []
+    assert "too-late@example.org" not in recipients(db, "invitation")
+
+
+def test_a_sent_campaign_reopens_for_a_newcomer_before_the_event(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    launched = datetime.now(UTC)
+    campaign_with(db, tmp_path, launched + timedelta(days=3), [], PEOPLE)
+    launch_at(db, settings, launched)
+    with db.write() as conn:  # as if every invitation went out
+        conn.execute(update(messages).values(status=MessageStatus.SENT.value))
+        conn.execute(update(waves).values(status=WaveStatus.DONE.value))
+        conn.execute(update(campaigns).values(status=CampaignStatus.SENT.value))
+    add_contacts(db, tmp_path, {"new@example.org": ""})
+    (fired,) = fire_due(db, settings, launched + timedelta(hours=1))
+    assert fired.queued == 1
+    details = get_campaign(db, "c")
+    assert details.campaign.status is CampaignStatus.SENDING
+    assert details.waves[0].status is WaveStatus.ENQUEUED
+
+
+def test_a_paused_campaigns_waves_wait(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    start = datetime(2026, 6, 20, 12, tzinfo=UTC)
+    campaign_with(db, tmp_path, start, ["reminder-1d reminder -1d all"], PEOPLE)
+    launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC))
+    with db.write() as conn:
+        conn.execute(update(campaigns).values(status=CampaignStatus.PAUSED.value))
+    assert fire_due(db, settings, start - timedelta(hours=2)) == []
+    assert wave_row(db, "reminder-1d")["status"] == "pending"
+
+
+def test_the_wave_spec_and_offset_helpers_agree_with_the_rows(db: Database, tmp_path: Path) -> None:
+    campaign_with(
+        db, tmp_path, datetime(2026, 6, 20, 12, tzinfo=UTC), ["r reminder -1d12h registered 09:00-17:00"], PEOPLE
+    )
+    row = wave_row(db, "r")
+    assert row["offset_seconds"] == int(parse_offset("-1d12h").total_seconds())
+    assert row["window"] == "09:00-17:00"
+    assert parse_window(str(row["window"])) == parse_window("09:00-17:00")
+    assert (row["kind"], row["audience"], row["template"]) == ("reminder", "registered", "reminder")
+    spec = WaveSpec("x", WaveKind.REMINDER, None, None, Audience.ALL)
+    assert spec.window is None
+
+
+@pytest.mark.parametrize("members", [0, 3])
+def test_list_members_joined_to_nothing_fire_cleanly(db: Database, tmp_path: Path, members: int) -> None:
+    settings = base_settings(tmp_path)
+    people = {f"m{i}@example.org": "" for i in range(members)} or {"only@example.org": ""}
+    campaign_with(db, tmp_path, datetime(2026, 6, 20, 12, tzinfo=UTC), [], people)
+    if members == 0:
+        with db.write() as conn:
+            conn.execute(list_members.delete())
+    (fired,) = launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC))
+    assert fired.queued == members
+
+
+def test_a_wave_whose_time_passed_before_the_launch_is_missed_not_sent_with_the_invitation(
+    db: Database, tmp_path: Path
+) -> None:
+    """Launched three days before the event, a campaign must not send its -7d last chance with the invitation."""
+    settings = base_settings(tmp_path)
+    real = datetime.now(UTC).replace(microsecond=0)
+    launched = real + timedelta(days=10)  # the waves were planned (created) before the launch, as in real use
+    start = launched + timedelta(days=3)
+    campaign_with(db, tmp_path, start, ["last-chance last-chance -7d all", "reminder-1d reminder -1d all"], PEOPLE)
+    fired = {f.wave: f for f in launch_at(db, settings, launched)}
+    assert fired["invitation"].status is WaveStatus.ENQUEUED
+    assert fired["last-chance"].status is WaveStatus.MISSED
+    assert "had passed when the campaign was launched" in str(fired["last-chance"].reason)
+    assert recipients(db, "last-chance") == {}
+    assert [t.wave for t in fire_times(db)] == ["reminder-1d"]  # still to come, at its own time
+
+
+def test_a_wave_added_after_the_launch_with_its_time_past_goes_out_at_once(db: Database, tmp_path: Path) -> None:
+    """Staff who add a wave to a running campaign want it sent, even if its offset points to the past."""
+    settings = base_settings(tmp_path)
+    real = datetime.now(UTC).replace(microsecond=0)
+    launched = real - timedelta(days=28)
+    start = real + timedelta(days=30)
+    campaign_with(db, tmp_path, start, [], PEOPLE)
+    launch_at(db, settings, launched)
+    # 31 days ago: 3 days before the launch. The shipped templates (base_settings) have a reminder.
+    add_wave(db, settings, "c", "nudge", WaveOptions(kind="reminder", at="-61d", audience="all"))
+    (fired,) = fire_due(db, settings, real)
+    assert (fired.wave, fired.status, fired.queued) == ("nudge", WaveStatus.ENQUEUED, 4)

@@ -1,0 +1,457 @@
+"""``campaign serve``: waves fired at their instant exactly once, delivery in the same process, a graceful stop.
+
+The decisions are driven through :meth:`SchedulerService.tick` with instants the test chooses (no sleeping
+through real hours); the long-running paths (APScheduler's jobs, SIGTERM, two services at once) run for
+seconds against a real SQLite file and a real aiosmtpd server (see tests/test_delivery.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from campaign.cli import cli
+from campaign.config import Settings, load_settings
+from campaign.models import CampaignStatus, WaveKind, WaveStatus
+from campaign.services.campaigns import get_campaign
+from campaign.services.context import AppContext
+from campaign.services.dispatch import send_due
+from campaign.services.lifecycle import launch
+from campaign.store import campaigns as campaign_store
+from campaign.store.engine import Database
+from scheduler.display import LOGGER_NAME, configure_output, fields
+from scheduler.lock import ServiceLock, ServiceRunningError, lock_path, running_service
+from scheduler.service import SchedulerService
+from tests.test_delivery import (
+    KEY,
+    Sink,
+    base_settings,
+    cli_environment,
+    outbox_rows,
+    pipelining_smtp,  # noqa: F401 (a fixture)
+    prepare,
+    relay_config,
+    statuses,
+    tuned,
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# Set-up
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def service_logger_restored() -> Iterator[None]:
+    """``campaign serve`` (run in-process here) points the service's logger at stderr; each test starts as
+    pytest left it, so ``caplog`` sees the lines."""
+    logger = logging.getLogger(LOGGER_NAME)
+    saved = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def context_for(settings: Settings, db: Database) -> AppContext:
+    """A context on ``db`` (its own pool) with these settings and the test key."""
+    context = AppContext(
+        settings_given=replace(
+            settings, database=replace(settings.database, url=db.url.render_as_string(hide_password=False))
+        )
+    )
+    context._key = KEY
+    return context
+
+
+def add_wave(
+    db: Database,
+    campaign: str = "c",
+    name: str = "reminder",
+    *,
+    send_at: datetime | None = None,
+    offset: timedelta | None = None,
+) -> int:
+    """A pending reminder wave of ``campaign`` to everyone, at an instant or relative to the event start."""
+    campaign_id = get_campaign(db, campaign).campaign.id
+    with db.write() as conn:
+        return campaign_store.insert_wave(
+            conn,
+            {
+                "campaign_id": campaign_id,
+                "name": name,
+                "kind": WaveKind.REMINDER.value,
+                "template": "reminder",
+                "audience": "all",
+                "status": WaveStatus.PENDING.value,
+                "send_at": send_at,
+                "offset_seconds": None if offset is None else int(offset.total_seconds()),
+            },
+            datetime.now(UTC),
+        )
+
+
+def wave_status(db: Database, campaign: str, name: str) -> WaveStatus:
+    return next(w.status for w in get_campaign(db, campaign).waves if w.name == name)
+
+
+def event_start(db: Database, campaign: str = "c") -> datetime:
+    return get_campaign(db, campaign).event.starts_at
+
+
+def wave_rows(db: Database, campaign: str, wave: str) -> int:
+    counts = statuses_by_wave(db, campaign)
+    return sum(counts.get(wave, {}).values())
+
+
+def statuses_by_wave(db: Database, campaign: str) -> dict[str, dict[str, int]]:
+    from campaign.store import outbox
+
+    with db.read() as conn:
+        return outbox.counts(conn, get_campaign(db, campaign).campaign.id)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    limit = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < limit, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The decisions, on a controllable clock
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_tick_fires_a_wave_at_its_instant_and_never_again(
+    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = base_settings(tmp_path)
+    prepare(sqlite_db, tmp_path, 6)
+    launch(sqlite_db, settings, KEY, "c")
+    add_wave(sqlite_db, offset=timedelta(days=-1))
+    fires_at = event_start(sqlite_db) - timedelta(days=1)
+    service = SchedulerService(context_for(settings, sqlite_db))
+
+    before = service.tick(fires_at - timedelta(seconds=1))
+    assert [f.wave for f in before.fired] == []
+    assert before.next_wave is not None
+    assert before.next_wave.fires_at == fires_at
+    assert wave_status(sqlite_db, "c", "reminder") is WaveStatus.PENDING
+
+    with caplog.at_level(logging.INFO, LOGGER_NAME):
+        at = service.tick(fires_at)
+    assert [(f.wave, f.status, f.queued) for f in at.fired] == [("reminder", WaveStatus.ENQUEUED, 6)]
+    assert wave_status(sqlite_db, "c", "reminder") is WaveStatus.ENQUEUED
+    assert "wave fired campaign=c wave=reminder status=enqueued queued=6 suppressed=0 expired=0" in caplog.text
+    assert at.next_wave is None
+
+    # Ticking again, in this service or in a restarted one, a minute or an hour later: nothing more.
+    assert service.tick(fires_at).fired == []
+    restarted = SchedulerService(context_for(settings, sqlite_db))
+    for later in (timedelta(minutes=1), timedelta(hours=1)):
+        assert restarted.tick(fires_at + later).fired == []
+    assert wave_rows(sqlite_db, "c", "reminder") == 6
+
+
+def test_a_wave_due_while_the_service_was_down_is_sent_if_not_expired_else_missed_and_said(
+    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = base_settings(tmp_path)
+    prepare(sqlite_db, tmp_path, 4)
+    launch(sqlite_db, settings, KEY, "c")
+    start = event_start(sqlite_db)
+    add_wave(sqlite_db, "c", "reminder-1d", offset=timedelta(days=-1))
+    add_wave(sqlite_db, "c", "reminder-1h", offset=timedelta(hours=-1))
+    service = SchedulerService(context_for(settings, sqlite_db))
+
+    # Down from before the first reminder until after the event started: both reminders expired (at the start).
+    with caplog.at_level(logging.INFO, LOGGER_NAME):
+        report = service.tick(start + timedelta(minutes=5))
+    assert {(f.wave, f.status) for f in report.fired} == {
+        ("reminder-1d", WaveStatus.MISSED),
+        ("reminder-1h", WaveStatus.MISSED),
+    }
+    missed = [r for r in caplog.records if r.getMessage().startswith("wave missed")]
+    assert len(missed) == 2
+    assert all(r.levelno == logging.WARNING and "reason=" in r.getMessage() for r in missed)
+    assert wave_rows(sqlite_db, "c", "reminder-1d") == 0
+
+    # Down across one reminder only: the late one still goes out, before its expiry.
+    prepare(sqlite_db, tmp_path, 4, name="d")
+    launch(sqlite_db, settings, KEY, "d")
+    add_wave(sqlite_db, "d", "reminder-1d", offset=timedelta(days=-1))
+    late = event_start(sqlite_db, "d") - timedelta(hours=20)
+    assert [(f.wave, f.status) for f in service.tick(late).fired] == [("reminder-1d", WaveStatus.ENQUEUED)]
+
+
+def test_fields_are_parseable_key_value_pairs() -> None:
+    assert fields("wave fired", campaign="c", wave="reminder-1d", queued=3) == (
+        "wave fired campaign=c wave=reminder-1d queued=3"
+    )
+    assert fields("wave missed", campaign="a b", reason='x="y"') == 'wave missed campaign="a b" reason="x=\\"y\\""'
+    assert fields("x", empty="") == 'x empty=""'
+
+
+def test_on_a_terminal_log_lines_scroll_above_the_status_line(sqlite_db: Database, tmp_path: Path) -> None:
+    stream = io.StringIO()
+    status = configure_output(stream, terminal=True)
+    assert status is not None
+    settings = base_settings(tmp_path)
+    prepare(sqlite_db, tmp_path, 2)
+    launch(sqlite_db, settings, KEY, "c")
+    add_wave(sqlite_db, offset=timedelta(hours=-1))
+    service = SchedulerService(context_for(settings, sqlite_db), status=status)
+    service.tick(datetime.now(UTC))
+    assert "next: c/reminder at" in status.text
+    service.tick(event_start(sqlite_db) - timedelta(minutes=30))
+    # The status line is erased, the log line written (after the time of day), the status line drawn again.
+    erased_then_logged = stream.getvalue().split("\r\x1b[K")
+    assert any(" wave fired campaign=c wave=reminder" in part for part in erased_then_logged)
+    assert "no wave waiting" in status.text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One service per SQLite database
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_second_service_on_the_same_sqlite_database_is_refused_until_the_first_ends(sqlite_db: Database) -> None:
+    path = lock_path(sqlite_db)
+    assert path is not None
+    assert path == sqlite_db.file.with_name("campaign.db.serve.lock")  # type: ignore[union-attr]
+    assert running_service(sqlite_db) is None
+    with ServiceLock(sqlite_db):
+        assert running_service(sqlite_db) == os.getpid()
+        with pytest.raises(ServiceRunningError) as refused:
+            ServiceLock(sqlite_db).__enter__()
+        assert f"pid {os.getpid()}" in str(refused.value)
+        assert str(sqlite_db.file) in str(refused.value)
+    assert running_service(sqlite_db) is None
+    with ServiceLock(sqlite_db):  # released on exit
+        pass
+
+
+def test_serve_refuses_to_start_beside_a_running_one_with_one_line(sqlite_db: Database, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_db.url}"\n[paths]\ndata = "{tmp_path}"\n')
+    with ServiceLock(sqlite_db):
+        result = CliRunner().invoke(cli, ["--config", str(config), "serve", "--once"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "another `campaign serve`" in lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The worker stops gracefully
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_stopped_worker_finishes_what_it_sends_and_gives_back_the_rest(
+    sqlite_db: Database,
+    tmp_path: Path,
+    pipelining_smtp: Sink,  # noqa: F811 (the fixture)
+) -> None:
+    smtp = pipelining_smtp
+    settings = tuned(base_settings(tmp_path), concurrency=3, batch_size=20)
+    emails = prepare(sqlite_db, tmp_path, 60)
+    launch(sqlite_db, settings, KEY, "c")
+    smtp.handler.delay = 0.03
+
+    async def run_then_stop() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            send_due(sqlite_db, settings, KEY, smtp.servers(), wait=True, stop=stop)  # forever, but for stop
+        )
+        while len(smtp.handler.delivered) < 10:
+            await asyncio.sleep(0.005)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(run_then_stop())
+    rows = outbox_rows(sqlite_db, "c")
+    counts = Counter(r.status for r in rows.values())
+    assert set(counts) == {"sent", "queued"}, counts  # nothing left leased to a worker that is gone
+    received = smtp.handler.received()
+    assert {e for e, r in rows.items() if r.status == "sent"} == set(received)
+    assert max(received.values()) == 1
+    assert all(r.attempts == 0 for r in rows.values() if r.status == "queued"), "a given-back message was not tried"
+
+    asyncio.run(send_due(sqlite_db, settings, KEY, smtp.servers()))
+    assert smtp.handler.received() == Counter(emails)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The long-running service
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
+    sqlite_db: Database,
+    tmp_path: Path,
+    pipelining_smtp: Sink,  # noqa: F811 (the fixture)
+) -> None:
+    smtp = pipelining_smtp
+    settings = tuned(base_settings(tmp_path), concurrency=2)
+    emails = prepare(sqlite_db, tmp_path, 5)
+    launch(sqlite_db, settings, KEY, "c")
+    fires_at = datetime.now(UTC) + timedelta(seconds=1.5)
+    add_wave(sqlite_db, send_at=fires_at)
+    service = SchedulerService(context_for(settings, sqlite_db), tick_seconds=3600)  # one tick, at the start
+
+    async def scenario() -> None:
+        task = asyncio.create_task(service.run(smtp.servers()))
+        while sum(smtp.handler.received().values()) < 2 * len(emails):
+            assert not task.done(), task
+            assert datetime.now(UTC) < fires_at + timedelta(seconds=20), "the reminder never went out"
+            await asyncio.sleep(0.02)
+        service.request_stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    assert smtp.handler.received() == Counter(emails * 2)
+    assert wave_status(sqlite_db, "c", "reminder") in (WaveStatus.ENQUEUED, WaveStatus.DONE)
+
+
+def test_two_services_forced_to_run_on_one_database_never_double_send(
+    db: Database,
+    tmp_path: Path,
+    pipelining_smtp: Sink,  # noqa: F811 (the fixture)
+) -> None:
+    """The lock is only a courtesy: two services running anyway (here without it) fire each wave once and
+    send each message once, by the waves' compare-and-set and the messages' leases."""
+    smtp = pipelining_smtp
+    settings = tuned(base_settings(tmp_path), concurrency=3, batch_size=10)
+    emails = prepare(db, tmp_path, 40)
+    launch(db, settings, KEY, "c")
+    now = datetime.now(UTC)
+    for n in range(4):
+        add_wave(db, name=f"reminder-{n}", send_at=now - timedelta(seconds=n))
+    services = [SchedulerService(context_for(settings, db), tick_seconds=0.05) for _ in range(2)]
+
+    # The decisions, raced from two threads at the same instant.
+    barrier = threading.Barrier(2)
+    fired: list[list[str]] = [[], []]
+
+    def tick(n: int) -> None:
+        barrier.wait()
+        fired[n] = [f.wave for f in services[n].tick(now).fired]
+
+    threads = [threading.Thread(target=tick, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(fired[0] + fired[1]) == [f"reminder-{n}" for n in range(4)]
+
+    # Then both services run, ticking every 50 ms and delivering from one queue.
+    add_wave(db, name="late", send_at=datetime.now(UTC))
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(s.run(smtp.servers())) for s in services]
+        limit = time.monotonic() + 60
+        while sum(smtp.handler.received().values()) < 6 * len(emails):
+            assert time.monotonic() < limit, smtp.handler.received()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # time for a second send, were there one
+        for service in services:
+            service.request_stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+    asyncio.run(scenario())
+    assert smtp.handler.received() == Counter(emails * 6)
+    by_wave = statuses_by_wave(db, "c")
+    assert by_wave == {w: {"sent": len(emails)} for w in ["invitation", "late", *(f"reminder-{n}" for n in range(4))]}
+
+
+def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(
+    sqlite_db: Database,
+    tmp_path: Path,
+    pipelining_smtp: Sink,  # noqa: F811 (the fixture)
+) -> None:
+    smtp = pipelining_smtp
+    total = 150
+    config = relay_config(tmp_path, sqlite_db, smtp, concurrency=4, extra="[delivery]\nbatch_size = 20\n")
+    settings = load_settings(config, environ={})
+    emails = prepare(sqlite_db, tmp_path, total)
+    launch(sqlite_db, settings, KEY, "c")
+    smtp.handler.delay = 0.02
+    env = cli_environment()
+    command = [sys.executable, "-m", "campaign", "--config", str(config), "serve"]
+
+    service = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(smtp.handler.delivered) >= 1 or service.poll() is not None, 30, "sending")
+        assert service.poll() is None, service.communicate()
+        assert running_service(sqlite_db) == service.pid
+        # A second service is refused while the first runs (which sends slowly meanwhile, to be caught mid-send).
+        smtp.handler.delay = 0.5
+        second = subprocess.run([*command, "--once"], env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert second.stderr.strip().splitlines() == [
+            f"Error: another `campaign serve` (pid {service.pid}) is running on {sqlite_db.file}; one is enough "
+            f"(its lock: {lock_path(sqlite_db)})"
+        ]
+        smtp.handler.delay = 0.02
+        wait_for(lambda: len(smtp.handler.delivered) >= total // 3 or service.poll() is not None, 30, "sending")
+        service.send_signal(signal.SIGTERM)
+        stdout, stderr = service.communicate(timeout=30)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+    assert service.returncode == 0, stderr
+    assert "Delivery:" in stdout
+    assert "INFO stopping" in stderr
+    assert "Traceback" not in stderr
+
+    rows = outbox_rows(sqlite_db, "c")
+    counts = Counter(r.status for r in rows.values())
+    assert set(counts) <= {"sent", "queued"}, counts  # nothing in a stopped worker's hands
+    assert 0 < counts["sent"] < total
+    received = smtp.handler.received()
+    assert {e for e, r in rows.items() if r.status == "sent"} == set(received), "sent exactly what was recorded"
+    assert max(received.values()) == 1
+
+    # The next run delivers the rest: everyone exactly once.
+    again = subprocess.run([*command, "--once"], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert smtp.handler.received() == Counter(emails)
+    assert statuses(sqlite_db, "c") == {"sent": total}
+    assert get_campaign(sqlite_db, "c").campaign.status is CampaignStatus.SENT
+
+
+def test_serve_once_fires_what_is_due_delivers_and_exits(
+    sqlite_db: Database,
+    tmp_path: Path,
+    pipelining_smtp: Sink,  # noqa: F811 (the fixture)
+) -> None:
+    smtp = pipelining_smtp
+    config = relay_config(tmp_path, sqlite_db, smtp, concurrency=2)
+    settings = load_settings(config, environ={})
+    emails = prepare(sqlite_db, tmp_path, 3)
+    launch(sqlite_db, settings, KEY, "c")
+    add_wave(sqlite_db, "c", "now", send_at=datetime.now(UTC) - timedelta(minutes=1))
+    add_wave(sqlite_db, "c", "later", offset=timedelta(hours=-1))
+    result = CliRunner(env={"CAMPAIGN_SECRET_KEY": KEY.decode()}).invoke(
+        cli, ["--config", str(config), "serve", "--once"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Fired c/now: 3 messages queued" in result.output
+    assert "Next wave: c/later at " in result.output
+    assert "Delivery: 6 sent" in result.output
+    assert smtp.handler.received() == Counter(emails * 2)
+    assert wave_status(sqlite_db, "c", "later") is WaveStatus.PENDING

@@ -1,0 +1,143 @@
+"""``campaign create --waves`` and ``campaign waves list|add|edit|remove``, through the real command line."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import update
+
+from campaign.cli import cli
+from campaign.models import WaveStatus
+from campaign.services.campaigns import get_campaign
+from campaign.store.engine import Database
+from campaign.store.tables import waves
+from tests.test_delivery import TEMPLATES
+
+EVENT = """slug = "talk"
+title = "A talk"
+start = "{start}"
+end = "{end}"
+timezone = "Europe/Zurich"
+registration_url = "https://events.example.org/register"
+join_url = "https://events.example.org/join"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///data/c.db"\n[paths]\ndata = "data"\ntemplates = "{TEMPLATES}"\n')
+    return path
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+
+def ok(config: Path, *args: str) -> str:
+    result = run(config, *args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def setup(config: Path, tmp_path: Path) -> Path:
+    ok(config, "init")
+    (tmp_path / "c.csv").write_text("email,timezone\na@example.org,Asia/Manila\nb@example.org,\n")
+    ok(config, "contacts", "import", str(tmp_path / "c.csv"), "--list", "guests")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    (tmp_path / "talk.toml").write_text(
+        EVENT.format(start=start.isoformat(), end=(start + timedelta(hours=1)).isoformat())
+    )
+    ok(config, "events", "add", str(tmp_path / "talk.toml"))
+    return config
+
+
+def database(tmp_path: Path) -> Database:
+    return Database(f"sqlite:///{tmp_path / 'data' / 'c.db'}")
+
+
+def test_create_gives_the_default_waves_or_none(setup: Path, tmp_path: Path) -> None:
+    out = ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "full")
+    assert "waves: invitation, last-chance, reminder-1d, reminder-1h, follow-up" in out
+    out = ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "bare", "--waves", "none")
+    assert "waves: invitation\n" in out
+    listed = ok(setup, "waves", "list", "full")
+    lines = listed.splitlines()
+    assert lines[0] == "full (draft); times in Europe/Zurich and UTC"
+    rows = {line.split()[0]: line.split() for line in lines[3:]}
+    assert rows["invitation"][1:3] == ["invitation", "launch"]
+    assert rows["last-chance"][1:3] == ["last-chance", "-7d"]
+    assert "not-registered" in rows["last-chance"]
+    assert "registered" in rows["reminder-1h"]
+    assert rows["follow-up"][2] == "+1d"
+    assert all("pending" in row for row in rows.values())
+
+
+def test_add_edit_remove_and_their_refusals(setup: Path, tmp_path: Path) -> None:
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    out = ok(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "-2d", "--audience", "not-opened",
+             "--window", "mon-fri 09:00-17:00", "--subject", "Two days to go")  # fmt: skip
+    assert "Added wave nudge: reminder at -2d to not-opened, window mon-fri 09:00-17:00" in out
+    one_line_error(run(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "-1d"), "already has")
+    one_line_error(run(setup, "waves", "add", "c", "x", "--kind", "reminder", "--at", "yesterday"), "timing")
+    one_line_error(run(setup, "waves", "add", "c", "x", "--kind", "nope", "--at", "-1d"), "kind 'nope'")
+    one_line_error(run(setup, "waves", "add", "c", "x", "--kind", "reminder", "--at", "-1d", "--window", "9-5"), "x")
+    one_line_error(
+        run(setup, "waves", "add", "c", "x", "--kind", "reminder", "--at", "-1d", "--template", "missing"),
+        "--template 'missing'",
+    )
+    one_line_error(run(setup, "waves", "add", "c", "x", "--at", "-1d"), "--kind")
+
+    out = ok(setup, "waves", "edit", "c", "nudge", "--at", "-3d", "--window", "none", "--expires", "-1d")
+    assert "Changed wave nudge: reminder at -3d to not-opened, planned" in out
+    details = get_campaign(database(tmp_path), "c")
+    nudge = next(w for w in details.waves if w.name == "nudge")
+    assert (nudge.offset_seconds, nudge.subject, nudge.audience) == (-3 * 86400, "Two days to go", "not-opened")
+    listed = ok(setup, "waves", "list", "c")
+    assert "mon-fri" not in listed
+    assert (details.event.starts_at - timedelta(days=1)).strftime("%Y-%m-%d %H:%M UTC") in listed
+
+    ok(setup, "waves", "remove", "c", "nudge")
+    one_line_error(run(setup, "waves", "remove", "c", "nudge"), "no wave 'nudge'")
+    # The invitation may go from a draft (and come back).
+    ok(setup, "waves", "remove", "c", "invitation")
+    ok(setup, "waves", "add", "c", "invitation", "--kind", "invitation", "--at", "launch")
+
+
+def test_a_wave_that_fired_cannot_be_edited_or_removed(setup: Path, tmp_path: Path) -> None:
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    ok(setup, "waves", "add", "c", "soon", "--kind", "reminder", "--at", "-1d")
+    ok(setup, "launch", "c")
+    for args in (("edit", "c", "invitation", "--at", "-1d"), ("remove", "c", "invitation")):
+        one_line_error(run(setup, "waves", *args), "wave invitation of campaign c fired (enqueued)", "add a new wave")
+    db = database(tmp_path)
+    with db.write() as conn:
+        conn.execute(update(waves).where(waves.c.name == "soon").values(status=WaveStatus.MISSED.value))
+    one_line_error(run(setup, "waves", "edit", "c", "soon", "--at", "-2d"), "soon", "(missed)")
+    # After launch: a new wave may still be added, and a pending one edited or removed.
+    ok(setup, "waves", "add", "c", "later", "--kind", "reminder", "--at", "-1h")
+    ok(setup, "waves", "edit", "c", "later", "--audience", "registered")
+    ok(setup, "waves", "remove", "c", "later")
+    listed = ok(setup, "waves", "list", "c")
+    assert "enqueued" in listed
+    assert "missed" in listed
+    db.dispose()
+
+
+def test_a_bad_default_wave_in_config_stops_create_with_one_line(setup: Path) -> None:
+    setup.write_text(setup.read_text() + '[waves]\ndefault = ["nudge reminder -1d everybody"]\n')
+    one_line_error(
+        run(setup, "create", "--event", "talk", "--list", "guests"), "'waves.default'", "nudge reminder -1d everybody"
+    )
