@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python bench/import_contacts.py
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/enqueue.py
+	$(BIN)/python bench/waves.py
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis data/demo

@@ -41,6 +41,11 @@ UNFINISHED_MESSAGES: frozenset[MessageStatus] = WAITING_MESSAGES | {MessageStatu
 """Messages not final yet: waiting, or in a worker's hands. Every other status is where a message ends; a wave is
 ``done`` and a campaign ``sent`` once none of their messages is in one of these."""
 
+REACHED_MESSAGES: frozenset[MessageStatus] = frozenset({MessageStatus.SENT, MessageStatus.SENDING})
+"""Messages that reached (or are reaching) their recipient: what makes a contact ``invited``. One in a worker's hands
+counts, so that a notice fired while it is being sent reaches its recipient too; a queued one does not, since it
+will carry the event as it then stands."""
+
 GIVEN_UP_MESSAGES: frozenset[MessageStatus] = frozenset({MessageStatus.FAILED, MessageStatus.EXPIRED})
 """Final, but not for good: what ``campaign retry --failed`` queues again on purpose."""
 
@@ -130,6 +135,9 @@ class Audience(StrEnum):
     NOT_OPENED = "not-opened"
     CLICKED = "clicked"
     NOT_CLICKED = "not-clicked"
+    # Everyone the campaign's invitation reached (:data:`REACHED_MESSAGES`): those whose calendars hold the
+    # event, whom an update or cancellation must reach, and nobody the invitation has not reached yet.
+    INVITED = "invited"
 
 
 class TrackingKind(StrEnum):

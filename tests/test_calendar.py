@@ -14,7 +14,7 @@ import pytest
 from ical.calendar import Calendar as StrictCalendar
 from ical.calendar_stream import IcsCalendarStream
 
-from campaign.models import Event, Speaker
+from campaign.models import Event, EventStatus, Speaker
 from campaign.render.calendar import PRODID, CalendarMethod, build_ics
 from campaign.render.identifiers import event_uid
 from campaign.rules.event_fields import parse_event_document
@@ -303,3 +303,11 @@ def test_event_without_links_or_organiser() -> None:
     for name in ("URL", "LOCATION", "ORGANIZER"):
         assert name not in event
     assert strict(ics).events[0].summary == sample_event().title
+
+
+@pytest.mark.parametrize("method", [CalendarMethod.PUBLISH, CalendarMethod.REQUEST])
+def test_a_cancelled_events_calendar_says_so_whatever_the_method(method: CalendarMethod) -> None:
+    ics = build(sample_event(status=EventStatus.CANCELLED, sequence=3), method)
+    assert vevent(ics)["STATUS"] == "CANCELLED"
+    (event,) = strict(ics).events
+    assert event.sequence == 3

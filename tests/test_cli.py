@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import email
+import email.utils
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -163,10 +168,14 @@ def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -
         assert result.exit_code == 0, result.output
         assert "41 rows into list 'demo': 41 new" in result.output
         assert "Asia/Kathmandu" in result.output
-        assert "Delivery: 41 sent" in result.output
+        # The invitation, the last chance to the 27 who did not register, two reminders to the 14 who did, the
+        # follow-up to all: 41 + 27 + 14 + 14 + 41.
+        assert "Then 14 contacts (one in 3) registered" in result.output
+        assert "Delivery: 137 sent" in result.output
         assert "Campaign demo-invitation is sent." in result.output
         captured = list((tmp_path / "data" / "demo" / "mailbox").glob("*.eml"))
-        assert len(captured) == 41  # a fresh mailbox each run, not 82
+        assert len(captured) == 137  # a fresh mailbox each run, not twice as many
+        assert_each_wave_reached_its_audience(tmp_path / "data" / "demo", captured)
         # Everything the demo writes (its key and rejects report too) is under data/demo/.
         demo_dir = tmp_path / "data" / "demo"
         assert [p for p in sorted(tmp_path.rglob("*")) if demo_dir not in (p, *p.parents)] == outside_demo
@@ -174,6 +183,41 @@ def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -
     assert (tmp_path / "data" / "demo" / "campaign.db").exists()
     assert (tmp_path / "data" / "demo" / "previews" / "1-demo-invitation").is_dir()
     assert not (tmp_path / "data" / "campaign.db").exists()
+
+
+def assert_each_wave_reached_its_audience(demo_dir: Path, captured: list[Path]) -> None:
+    """The mailbox holds one message of each wave to each contact of its audience, and no other: the
+    registered contacts (those with a 'register' tracking event) get the reminders, the others the last chance."""
+    with closing(sqlite3.connect(demo_dir / "campaign.db")) as conn:
+        wave_names = dict(conn.execute("SELECT id, name FROM waves"))
+        everyone = {
+            e.lower()
+            for (e,) in conn.execute(
+                "SELECT c.email FROM contacts c JOIN list_members m ON m.contact_id = c.id "
+                "JOIN lists l ON l.id = m.list_id WHERE l.name = 'demo'"
+            )
+        }
+        registered = {
+            e.lower()
+            for (e,) in conn.execute(
+                "SELECT c.email FROM tracking_events t JOIN messages m ON m.id = t.message_id "
+                "JOIN contacts c ON c.id = m.contact_id WHERE t.kind = 'register'"
+            )
+        }
+    received: dict[str, list[str]] = {}
+    for path in captured:
+        message = email.message_from_bytes(path.read_bytes())
+        wave_id = int(re.search(r"\.w(\d+)\.", message["Message-ID"])[1])  # type: ignore[index]
+        received.setdefault(wave_names[wave_id], []).append(email.utils.parseaddr(message["To"])[1].lower())
+    assert len(registered) == 14
+    expected = {
+        "invitation": everyone,
+        "last-chance": everyone - registered,
+        "reminder-1d": registered,
+        "reminder-1h": registered,
+        "follow-up": everyone,
+    }
+    assert {name: sorted(to) for name, to in received.items()} == {n: sorted(to) for n, to in expected.items()}
 
 
 def test_export_to_a_missing_directory_is_one_line(config: Path, tmp_path: Path) -> None:

@@ -444,8 +444,8 @@ def test_a_claim_reads_a_range_of_the_due_index_however_long_the_queue(sqlite_db
             claimed = outbox.claim(conn, owner="t", now=now, lease_until=now + timedelta(minutes=1), limit=4)
     finally:
         event.remove(sqlite_db.engine, "before_cursor_execute", capture)
-    assert len(claimed) == 4
-    assert len(statements) == 2  # the abandoned leases, then the due messages
+    assert len(claimed.messages) == 4
+    assert len(statements) == 3  # the abandoned leases, the due messages, the suppressed among those claimed
     for statement, parameters in statements:
         with sqlite_db.read() as conn:
             plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
@@ -646,6 +646,39 @@ def test_5xx_at_rcpt_bounces_and_suppresses_5xx_at_data_fails(db: Database, tmp_
     assert send(db, settings, smtp.servers(), "later").counts == {"sent": 5, "failed": 1}
     assert smtp.handler.rcpt_attempts[unknown] == rcpt_before[unknown] == 1
     assert smtp.handler.rcpt_attempts[gone] == rcpt_before[gone] == 1
+
+
+def test_an_address_suppressed_after_its_wave_was_queued_is_not_sent(
+    db: Database, tmp_path: Path, pipelining_smtp: Sink
+) -> None:
+    """Suppressions are checked when a message is claimed, not only when its wave is materialised: someone who
+    unsubscribed (or bounced in another campaign) after the launch gets nothing more. One message a claim: a
+    claim that found only a suppressed one does not end the run."""
+    settings = tuned(base_settings(tmp_path), concurrency=2, batch_size=1)
+    emails = prepare(db, tmp_path, 8)
+    launch(db, settings, KEY, "c")
+    assert statuses(db, "c") == {"queued": 8}
+    left, bounced = emails[2], emails[5]
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        suppression_store.add(conn, email_key(left.upper()), SuppressionReason.UNSUBSCRIBED, "link", None, now)
+        suppression_store.add(conn, email_key(bounced), SuppressionReason.BOUNCED, "550 elsewhere", None, now)
+    reported: list[str] = []
+
+    summary = asyncio.run(
+        send_due(db, settings, KEY, pipelining_smtp.servers(), campaign_ref="c", progress=reported.append)
+    )
+
+    assert summary.counts == {"sent": 6, "suppressed": 2}
+    assert Counter(reported) == {"sent": 6, "suppressed": 2}  # the progress display reaches its total
+    assert pipelining_smtp.handler.rcpt_attempts[left] == pipelining_smtp.handler.rcpt_attempts[bounced] == 0
+    assert pipelining_smtp.handler.received() == Counter({e: 1 for e in emails if e not in (left, bounced)})
+    rows = outbox_rows(db, "c")
+    assert (rows[left].status, rows[left].last_error, rows[left].attempts) == ("suppressed", "unsubscribed", 0)
+    assert (rows[bounced].status, rows[bounced].last_error, rows[bounced].attempts) == ("suppressed", "bounced", 0)
+    assert (rows[left].lease_expires_at, rows[left].sent_at) == (None, None)
+    assert campaign_status(db, "c") is CampaignStatus.SENT
+    assert send(db, settings, pipelining_smtp.servers()).counts == {}
 
 
 # ---------------------------------------------------------------------------------------------------------

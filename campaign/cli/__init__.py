@@ -29,6 +29,7 @@ from campaign.cli.delivery import (
 )
 from campaign.cli.demo import demo_command
 from campaign.cli.events import events_group
+from campaign.cli.plan import plan_command, status_command
 from campaign.cli.serve import serve_command
 from campaign.cli.waves import waves_group
 from campaign.exceptions import CampaignError
@@ -72,6 +73,8 @@ cli.add_command(show_command)
 cli.add_command(preview_command)
 cli.add_command(check_command)
 cli.add_command(waves_group)
+cli.add_command(status_command)
+cli.add_command(plan_command)
 for command in (
     launch_command,
     pause_command,

@@ -12,8 +12,9 @@ from campaign.cli.app import App, pass_app
 from campaign.cli.contacts import print_report
 from campaign.cli.delivery import check_errors_shown, print_summary
 from campaign.cli.events import when
-from campaign.cli.output import table
-from campaign.services.demo import DEMO_LIST, run_demo
+from campaign.cli.output import local_time, table
+from campaign.cli.status import state_counts
+from campaign.services.demo import DEMO_LIST, REGISTERING_EVERY, run_demo
 
 
 @click.command("demo")
@@ -37,6 +38,20 @@ def demo_command(app: App) -> None:
         f"\nLaunched {result.launch.campaign}: checks passed for {result.launch.report.contacts} contacts; "
         f"{result.launch.queued} queued, {result.launch.suppressed} suppressed."
     )
+    click.echo(
+        f"Then {result.registered} contacts (one in {REGISTERING_EVERY}) registered: a 'register' tracking event "
+        "each, as the registration page records; the reminders go to them, the last chance to the others."
+    )
+    click.echo(
+        "The waves ran on a compressed clock: it jumped to each wave's time, where the scheduler's code fired it "
+        "and the delivery worker sent it."
+    )
+    zone = result.event.timezone
+    table(
+        ("wave", "kind", "fired at (demo clock)", "audience", "messages"),
+        [(w.name, w.kind, local_time(w.fired_at, zone), w.audience, state_counts(w.counts)) for w in result.waves],
+    )
+    click.echo()
     print_summary(result.delivery)
     click.echo(f"\nDone in {time.monotonic() - started:.1f} s. Look at what was sent:")
     click.echo(f"  the captured messages (.eml): {result.mailbox}")

@@ -9,12 +9,21 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import local_time, table
 from campaign.models import Event
-from campaign.services.events import add_event, get_event, list_events, read_event_file
+from campaign.services.events import (
+    RESCHEDULING_FIELDS,
+    EventChange,
+    add_event,
+    cancel_event,
+    get_event,
+    list_events,
+    read_event_file,
+    update_event,
+)
 
 
 @click.group("events")
 def events_group() -> None:
-    """Add and inspect events."""
+    """Add, inspect, update and cancel events."""
 
 
 @events_group.command("add")
@@ -25,6 +34,50 @@ def events_add(app: App, file: Path) -> None:
     event = add_event(app.database(), read_event_file(file))
     click.echo(f"Added event {event.slug} (id {event.id}): {event.title}")
     click.echo(f"  {when(event)}")
+
+
+@events_group.command("update")
+@click.argument("event")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@pass_app
+def events_update(app: App, event: str, file: Path) -> None:
+    """Update EVENT (slug or id) from FILE (the format of `events add`; the same slug). A new time or place
+    raises the calendar SEQUENCE and sends an update to everyone already invited."""
+    change = update_event(app.database(), app.settings, event, read_event_file(file))
+    e = change.event
+    if not change.changed:
+        click.echo(f"Event {e.slug}: nothing changed")
+        return
+    click.echo(f"Updated event {e.slug} (sequence {e.sequence}): {', '.join(change.changed)}")
+    click.echo(f"  {when(e)}")
+    if not any(name in RESCHEDULING_FIELDS for name in change.changed):
+        click.echo("  time and place unchanged: saved without a notice (the next message carries it)")
+        return
+    _report(change)
+
+
+@events_group.command("cancel")
+@click.argument("event")
+@pass_app
+def events_cancel(app: App, event: str) -> None:
+    """Cancel EVENT (slug or id): a calendar cancellation to everyone already invited; pending waves and unsent
+    messages of its campaigns are cancelled."""
+    change = cancel_event(app.database(), app.settings, event)
+    click.echo(f"Cancelled event {change.event.slug} (sequence {change.event.sequence})")
+    _report(change)
+    if change.cancelled_waves or change.cancelled_messages:
+        click.echo(f"  cancelled: {change.cancelled_waves} wave(s), {change.cancelled_messages} unsent message(s)")
+
+
+def _report(change: EventChange) -> None:
+    if not change.campaigns:
+        click.echo("  no campaign of this event to tell")
+    for notice in change.campaigns:
+        if notice.wave is None:
+            click.echo(f"  {notice.campaign}: {notice.note}")
+            continue
+        counts = f"{notice.queued} queued" + (f", {notice.suppressed} suppressed" if notice.suppressed else "")
+        click.echo(f"  {notice.campaign}: wave {notice.wave}, " + (notice.note or counts))
 
 
 @events_group.command("list")

@@ -6,7 +6,9 @@ and cancellations replace the same entry, and never the same as another database
 DTSTART/DTEND with the organiser's TZID and a VTIMEZONE covering the event date, SUMMARY, DESCRIPTION with the
 join and registration links, URL, ORGANIZER and SEQUENCE. METHOD is PUBLISH (no attendee: the same bytes serve every
 recipient, so they are built once per wave), REQUEST (the recipient as ATTENDEE, built per recipient) or
-CANCEL (STATUS:CANCELLED). The MIME ``method=`` parameter must equal METHOD: Outlook rejects a mismatch.
+CANCEL (STATUS:CANCELLED, as for any calendar of a cancelled event). SEQUENCE is the event's, raised by
+``campaign events update`` (time or place) and ``cancel``. The MIME ``method=`` parameter must equal METHOD: Outlook
+rejects a mismatch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from icalendar import Event as VEvent
 # CalendarMethod is defined with the other value sets (settings check render.calendar_method against it) and
 # re-exported here, where calendars are built.
 from campaign.models import CalendarMethod as CalendarMethod
-from campaign.models import Event
+from campaign.models import Event, EventStatus
 from campaign.render.identifiers import event_uid
 
 PRODID = "-//campaign//Event invitations//EN"
@@ -77,7 +79,9 @@ def build_ics(
         who.params["partstat"] = vText("NEEDS-ACTION")
         who.params["rsvp"] = vText("FALSE")
         vevent.add("attendee", who)
-    vevent.add("status", "CANCELLED" if method is CalendarMethod.CANCEL else "CONFIRMED")
+    # A cancelled event reads as such in whatever is built of it afterwards (a preview, the .ics link).
+    cancelled = method is CalendarMethod.CANCEL or event.status is EventStatus.CANCELLED
+    vevent.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     vevent.add("transp", "OPAQUE")
     cal.add_component(vevent)
     ics: bytes = cal.to_ical()

@@ -1,26 +1,38 @@
 """The demo: the whole pipeline on sample data, in a fresh database. Safe to run again: it starts from an
 empty demo database (and an empty demo mailbox) every time. Everything it writes (database, signing key,
-rejects report, mailbox, previews) is under ``data/demo/``: the samples beside it are only read."""
+rejects report, mailbox, previews) is under ``data/demo/``: the samples beside it are only read.
+
+The demo campaign has the default waves (config.toml ``[waves]``), run on a compressed clock: after the launch
+the demo's clock jumps to each wave's instant in turn (:func:`campaign.services.scheduling.fire_times`), and
+the scheduler's own code fires it there (:func:`~campaign.services.scheduling.fire_due`, as ``campaign serve``
+does), then the delivery worker sends it. A third of the contacts register after the invitation (a ``register``
+tracking event, as the registration page records), so the reminders go to them and the last chance to the others.
+"""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from campaign.config import Settings
-from campaign.models import Event
+from campaign.mail.smtp import SmtpServer
+from campaign.models import Audience, Event, MessageStatus, TrackingKind, WaveKind, WaveStatus
 from campaign.rules.event_fields import move_to_date, wall_clock
 from campaign.secrets import signing_key
-from campaign.services.campaigns import create_campaign
+from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import ImportReport, import_contacts
 from campaign.services.database import init_database
 from campaign.services.dispatch import DispatchSummary, send_due
 from campaign.services.events import add_event, read_event_file
-from campaign.services.lifecycle import LaunchResult, launch
+from campaign.services.lifecycle import LaunchResult, finish_campaigns, launch
+from campaign.services.progress import campaign_progress
 from campaign.services.rendering import Preview, ZoneLine, preview_contact, preview_zones
+from campaign.services.scheduling import fire_due, fire_times
 from campaign.services.transport import smtp_servers
+from campaign.store import outbox, tracking
 from campaign.store.engine import Database
 
 DEMO_LIST = "demo"
@@ -28,8 +40,31 @@ DEMO_EVENT_FILE = Path("events/ilo-migrant-workers-2020.toml")
 DEMO_CONTACTS = Path("contacts.csv")
 DEMO_CONTACTS_WITH_ERRORS = Path("contacts-with-errors.csv")
 DEMO_PREVIEW_CONTACT = "maria.santos@dole.example.org"
-# Far enough ahead that every reminder wave (up to a week before) still lies in the future.
-LEAD_TIME = timedelta(days=14)
+# Far enough ahead that every wave (the last chance a week before) lies after the launch: one whose time had
+# passed by then would be missed, not sent.
+LEAD_TIME = timedelta(days=8)
+# Every third contact registers after the invitation (by contact id: the same ones on every run).
+REGISTERING_EVERY = 3
+# When, after the invitation, the demo's registrations happen.
+REGISTERED_AFTER = timedelta(hours=2)
+
+
+@dataclass(frozen=True, slots=True)
+class WaveRun:
+    """One wave as the demo ran it: when its clock fired it, to whom, and what the delivery worker did."""
+
+    name: str
+    kind: WaveKind
+    audience: Audience
+    fired_at: datetime
+    status: WaveStatus
+    counts: dict[str, int]
+    reason: str | None = None
+
+    @property
+    def sent(self) -> int:
+        """Messages of this wave sent."""
+        return self.counts.get(MessageStatus.SENT.value, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +79,8 @@ class DemoResult:
     delivery: DispatchSummary
     mailbox: Path
     preview: Preview
+    registered: int = 0
+    waves: list[WaveRun] = field(default_factory=list)
 
 
 def demo_dir(settings: Settings) -> Path:
@@ -91,11 +128,31 @@ async def run_demo(settings: Settings, samples: Path, today: date | None = None)
             values["starts_at"], values["ends_at"], values["timezone"], day
         )
         event = add_event(db, values)
-        details = create_campaign(db, event_ref=event.slug, list_name=DEMO_LIST, name="demo-invitation")
-        zones = preview_zones(db, settings, details.campaign.name)
-        launched = launch(db, settings, key, details.campaign.name)
+        details = create_campaign(
+            db,
+            event_ref=event.slug,
+            list_name=DEMO_LIST,
+            name="demo-invitation",
+            waves=settings.waves.specs,
+            window=settings.waves.window,
+        )
+        name = details.campaign.name
+        zones = preview_zones(db, settings, name)
+        launched = launch(db, settings, key, name)
+        launched_at = get_campaign(db, name).campaign.launched_at or datetime.now(UTC)
+        fired_at = {"invitation": launched_at}
         with smtp_servers(settings) as servers:
-            delivery = await send_due(db, settings, key, servers, campaign_ref=details.campaign.name)
+            delivery = await _deliver(db, settings, key, servers, name)
+            registered = _register(db, name, launched_at + REGISTERED_AFTER)
+            # The compressed clock: from wave to wave, as `campaign serve` would wake for each.
+            while upcoming := fire_times(db):
+                now = upcoming[0].fires_at
+                fired = fire_due(db, settings, now)
+                if not fired:
+                    break  # nothing fired (the campaign paused itself): the clock would stand still
+                fired_at.update((f.wave, now) for f in fired)
+                delivery.merge(await _deliver(db, settings, key, servers, name))
+            finish_campaigns(db)
         preview = preview_contact(db, settings, key, details.campaign.name, DEMO_PREVIEW_CONTACT)
         return DemoResult(
             database=db.describe(),
@@ -106,9 +163,52 @@ async def run_demo(settings: Settings, samples: Path, today: date | None = None)
             delivery=delivery,
             mailbox=settings.resolve(settings.smtp.mailbox),
             preview=preview,
+            registered=registered,
+            waves=_wave_runs(db, name, fired_at),
         )
     finally:
         db.dispose()
+
+
+async def _deliver(
+    db: Database, settings: Settings, key: bytes, servers: Sequence[SmtpServer], name: str
+) -> DispatchSummary:
+    """Send what the waves fired so far queued, with the delivery worker.
+
+    The worker keeps the real clock, and the demo's clock is ahead of it: what a wave queued for the instants
+    its send window chose in each zone (all within the stretch the clock skips) is made due now first, as
+    ``campaign retry`` does; their expiry still applies.
+    """
+    campaign_id = get_campaign(db, name).campaign.id
+    queued = MessageStatus.QUEUED.value
+    with db.write() as conn:
+        outbox.set_status_where(conn, campaign_id, [queued], queued, datetime.now(UTC))
+    return await send_due(db, settings, key, servers, campaign_ref=name)
+
+
+def _register(db: Database, name: str, at: datetime) -> int:
+    """Every :data:`REGISTERING_EVERY`-th contact sent the invitation registers (a ``register`` tracking event
+    on its invitation, as the registration page records); returns how many."""
+    invitation = next(w for w in get_campaign(db, name).waves if w.kind is WaveKind.INVITATION)
+    with db.write() as conn:
+        sent = tracking.sent_messages(conn, invitation.id)
+        return tracking.record_events(conn, sent[::REGISTERING_EVERY], TrackingKind.REGISTER, at)
+
+
+def _wave_runs(db: Database, name: str, fired_at: dict[str, datetime]) -> list[WaveRun]:
+    """Each wave of the campaign with when the demo's clock fired it and its messages by state."""
+    runs = [
+        WaveRun(
+            w.wave.name,
+            w.wave.kind,
+            w.wave.audience,
+            fired_at.get(w.wave.name, w.wave.enqueued_at or datetime.now(UTC)),
+            w.wave.status,
+            w.counts,
+        )
+        for w in campaign_progress(db, name).waves
+    ]
+    return sorted(runs, key=lambda r: r.fired_at)
 
 
 def _same_weekday_after(original: date, earliest: date) -> date:

@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -48,6 +48,7 @@ from campaign.render.personalise import WaveRenderer
 from campaign.rules.contact_fields import email_key
 from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
 from campaign.services.campaigns import get_campaign
+from campaign.services.events import event_revision
 from campaign.services.installation import installation_id
 from campaign.services.lifecycle import finish_campaigns
 from campaign.services.rendering import wave_renderer
@@ -56,7 +57,7 @@ from campaign.store import contacts as contact_store
 from campaign.store import outbox
 from campaign.store import suppressions as suppression_store
 from campaign.store.engine import Database
-from campaign.store.outbox import ClaimedMessage
+from campaign.store.outbox import Claim, ClaimedMessage
 
 # SQLite file the delivery worker reads through a memory map: its claims and commits re-read pages that
 # another worker's commits invalidated, and mapped pages make that cheaper (bench/send.py: about 8% more
@@ -176,6 +177,7 @@ class Dispatcher:
         self.breakers: dict[int, FailureBreaker] = {}
         self.paused: set[int] = set()
         self.renderers: dict[int, WaveRenderer] = {}
+        self.revisions: dict[int, tuple[int, datetime] | None] = {}  # of each cached renderer's event
         self.summary = DispatchSummary()
         self._pending: list[_Result] = []
         self._flush_wanted = asyncio.Event()
@@ -270,8 +272,8 @@ class Dispatcher:
         now = datetime.now(UTC)
         d = self.settings.delivery
 
-        def lease(conn: Connection) -> tuple[list[ClaimedMessage], dict[int, Contact], dict[int, Wave]]:
-            claimed = outbox.claim(
+        def lease(conn: Connection) -> tuple[Claim, dict[int, Contact], dict[int, Wave]]:
+            claim = outbox.claim(
                 conn,
                 owner=self.owner,
                 now=now,
@@ -279,12 +281,24 @@ class Dispatcher:
                 limit=d.batch_size,
                 campaign_id=self.campaign_id,
             )
-            if not claimed:
-                return [], {}, {}
-            contacts = contact_store.by_ids(conn, sorted({m.contact_id for m in claimed}))
-            return claimed, contacts, campaign_store.waves_by_id(conn, sorted({m.wave_id for m in claimed}))
+            if not claim.messages:
+                return claim, {}, {}
+            contacts = contact_store.by_ids(conn, sorted({m.contact_id for m in claim.messages}))
+            return claim, contacts, campaign_store.waves_by_id(conn, sorted({m.wave_id for m in claim.messages}))
 
-        claimed, contacts, waves = await self._in_write(lease)
+        while True:
+            claim, contacts, waves = await self._in_write(lease)
+            if claim.suppressed:
+                # Addresses suppressed since their wave was queued: the claim recorded them; they are reported
+                # like any result, so a progress display still reaches its total.
+                self.summary.add(MessageStatus.SUPPRESSED.value, claim.suppressed)
+                if self.progress:
+                    for _ in range(claim.suppressed):
+                        self.progress(MessageStatus.SUPPRESSED.value)
+            # A batch that held only such messages says nothing about what is still due: claim again.
+            if claim.messages or not claim.suppressed:
+                break
+        claimed = claim.messages
         if not claimed:
             return []
         # Claims only return campaigns that are sending: one paused earlier has been resumed since.
@@ -292,6 +306,7 @@ class Dispatcher:
             if wave.campaign_id in self.paused:
                 self.paused.discard(wave.campaign_id)
                 self.breakers.pop(wave.campaign_id, None)
+        self._forget_stale_renderers(waves.values())
         jobs = []
         for message in claimed:
             wave = waves[message.wave_id]
@@ -300,6 +315,16 @@ class Dispatcher:
                 _Job(message, contacts[message.contact_id], wave, wave.campaign_id, renderer, _deadline(wave, renderer))
             )
         return jobs
+
+    def _forget_stale_renderers(self, waves: Iterable[Wave]) -> None:
+        """Forget the renderer of a wave whose event changed since it was made (``campaign events update``,
+        ``cancel``): a long-running worker never sends the old time, links or SEQUENCE. One small read per wave
+        of a claim."""
+        for wave in waves:
+            revision = event_revision(self.db, wave.campaign_id)
+            if self.revisions.get(wave.id) != revision:
+                self.renderers.pop(wave.id, None)
+                self.revisions[wave.id] = revision
 
     def _renderer(self, wave: Wave) -> WaveRenderer:
         renderer = self.renderers.get(wave.id)

@@ -1,18 +1,65 @@
-"""Adding and reading events."""
+"""Adding, reading, updating and cancelling events.
+
+Contract of :func:`update_event` and :func:`cancel_event`:
+
+* The calendar entry keeps its UID (:func:`~campaign.render.identifiers.event_uid`); SEQUENCE goes up by one when
+  the time or the place changes (start, end, zone, join or registration link: :data:`RESCHEDULING_FIELDS`) and
+  at a cancellation. Other changes (title, description, speakers, organiser) are saved and sent with the next
+  message, without a notice of their own.
+* Each campaign of the event that has been launched gets a wave to everyone its invitation reached
+  (:attr:`~campaign.models.Audience.INVITED`), timed "now": ``update-<sequence>`` (kind and template
+  ``update``) or ``cancellation`` (kind and template ``cancellation``, METHOD:CANCEL). A sending campaign fires it
+  at once (it is queued when the command returns); a paused one when resumed; a sent one is sending again for
+  it. A draft gets nothing: its invitation, when launched, carries the event as it then stands.
+* Pending waves need nothing on an update: their instant is computed from the event's current start at every
+  firing (:func:`campaign.services.scheduling.fire_times`). The expiry of a fired wave that was derived from the
+  old time (not an instant given on purpose) follows the new one.
+* A cancellation cancels the pending waves and the unsent messages of the event's campaigns (not the
+  cancellation's own), and drafts; the campaigns end (``sent``) once the cancellation is delivered.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
-from campaign.models import Event
+from sqlalchemy import Connection
+
+from campaign.config import Settings
+from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
+from campaign.models import (
+    UNFINISHED_MESSAGES,
+    WAITING_MESSAGES,
+    Audience,
+    Campaign,
+    CampaignStatus,
+    Event,
+    EventStatus,
+    Speaker,
+    WaveKind,
+    WaveStatus,
+)
 from campaign.rules.event_fields import parse_event_document
 from campaign.rules.references import refuse_all_digit_name
+from campaign.rules.wave_specs import WaveSpec
+from campaign.services.campaigns import CampaignDetails, wave_values
+from campaign.services.rendering import template_set
+from campaign.services.scheduling import fire_due, wave_expiry
+from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
+from campaign.store import waves as wave_store
 from campaign.store.engine import Database
+
+# What moves the session in time or place: a change to one of these raises SEQUENCE and sends an update.
+RESCHEDULING_FIELDS = ("starts_at", "ends_at", "timezone", "join_url", "registration_url")
+# Campaigns whose invitation has gone out (or is going out): they are told of a change.
+LAUNCHED = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT})
+UPDATE_WAVE = "update"
+CANCELLATION_WAVE = "cancellation"
 
 
 def read_event_file(path: Path) -> dict[str, Any]:
@@ -57,3 +104,213 @@ def list_events(db: Database) -> list[Event]:
     """Every event, soonest first."""
     with db.read() as conn:
         return event_store.all_events(conn)
+
+
+def event_revision(db: Database, campaign_id: int) -> tuple[int, datetime] | None:
+    """The SEQUENCE and last change of a campaign's event: a renderer cached for one of its waves is stale once
+    this differs from when it was made (``campaign events update`` changed the event)."""
+    with db.read() as conn:
+        return event_store.revision_of_campaign(conn, campaign_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignNotice:
+    """What an event change did to one campaign: the wave added (None: none) and how many it queued, or why
+    nothing was sent."""
+
+    campaign: str
+    wave: str | None
+    queued: int = 0
+    suppressed: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventChange:
+    """The event after an update or cancellation, which fields changed, and what each campaign got."""
+
+    event: Event
+    changed: tuple[str, ...]
+    campaigns: list[CampaignNotice]
+    cancelled_waves: int = 0
+    cancelled_messages: int = 0
+
+
+def update_event(
+    db: Database, settings: Settings, ref: str, values: dict[str, Any], now: datetime | None = None
+) -> EventChange:
+    """Replace an event's details with ``values`` (from :func:`read_event_file`; the slug must be the event's);
+    see the module doc."""
+    now = now or datetime.now(UTC)
+    event = _scheduled_event(db, ref, "updated")
+    if values["slug"] != event.slug:
+        raise ValidationError(
+            f'the file describes event {values["slug"]!r}, not {event.slug!r}: set slug = "{event.slug}" in it '
+            "(the slug names the calendar entry and cannot change)"
+        )
+    updated = _with_values(event, values)
+    changed = tuple(f.name for f in dataclasses.fields(Event) if getattr(updated, f.name) != getattr(event, f.name))
+    if not changed:
+        return EventChange(event, (), [])
+    rescheduling = any(name in RESCHEDULING_FIELDS for name in changed)
+    sequence = event.sequence + 1 if rescheduling else event.sequence
+    with db.read() as conn:
+        launched = [c for c in _campaigns_of(conn, event) if c.status in LAUNCHED]
+    if rescheduling:
+        _require_templates(settings, launched, updated, UPDATE_WAVE)
+    columns = {k: v for k, v in values.items() if k != "slug"}
+    notices: dict[int, CampaignNotice] = {}
+    with db.write() as conn:
+        if not event_store.update_event(conn, event.id, columns, sequence=sequence, now=now):
+            raise ValidationError(f"event {event.slug} was cancelled meanwhile: it can no longer be updated")
+        _retime_expiries(conn, event, updated)
+        for campaign in _campaigns_of(conn, event):
+            if campaign.status not in LAUNCHED:
+                if rescheduling:
+                    notices[campaign.id] = CampaignNotice(
+                        campaign.name,
+                        None,
+                        note=f"{campaign.status}: nothing sent; its invitation will carry the change",
+                    )
+                continue
+            if rescheduling:
+                name = _free_name(conn, campaign, f"{UPDATE_WAVE}-{sequence}")
+                _add_notice_wave(conn, campaign, name, WaveKind.UPDATE, now, "event updated")
+                notices[campaign.id] = CampaignNotice(campaign.name, name)
+    fired = _fire(db, settings, now, notices)
+    return EventChange(_event(db, event.id), changed, fired)
+
+
+def cancel_event(db: Database, settings: Settings, ref: str, now: datetime | None = None) -> EventChange:
+    """Cancel an event: a METHOD:CANCEL notice to everyone invited, pending waves and unsent messages cancelled;
+    see the module doc."""
+    now = now or datetime.now(UTC)
+    event = _scheduled_event(db, ref, "cancelled")
+    with db.read() as conn:
+        launched = [c for c in _campaigns_of(conn, event) if c.status in LAUNCHED]
+    _require_templates(settings, launched, event, CANCELLATION_WAVE)
+    notices: dict[int, CampaignNotice] = {}
+    kept: dict[int, int] = {}
+    waves_cancelled = messages_cancelled = 0
+    with db.write() as conn:
+        if not event_store.mark_cancelled(conn, event.id, sequence=event.sequence + 1, now=now):
+            raise ValidationError(f"event {event.slug} is already cancelled")
+        for campaign in _campaigns_of(conn, event):
+            if campaign.status is CampaignStatus.DRAFT:
+                campaign_store.set_status(conn, campaign.id, CampaignStatus.CANCELLED, "event cancelled", now)
+                notices[campaign.id] = CampaignNotice(campaign.name, None, note="draft: cancelled, nothing sent")
+                continue
+            if campaign.status not in LAUNCHED:
+                continue
+            name = _free_name(conn, campaign, CANCELLATION_WAVE)
+            kept[campaign.id] = _add_notice_wave(conn, campaign, name, WaveKind.CANCELLATION, now, "event cancelled")
+            notices[campaign.id] = CampaignNotice(campaign.name, name)
+            waves_cancelled += wave_store.cancel_waves(
+                conn, campaign.id, was=(WaveStatus.PENDING,), keep=(kept[campaign.id],)
+            )
+            # Waiting messages now; those in a worker's hands after the notice is queued (below), so that one
+            # being sent at this moment still counts as an invitation that reached its recipient.
+            messages_cancelled += wave_store.cancel_messages(
+                conn, campaign.id, was=WAITING_MESSAGES, keep=(kept[campaign.id],), now=now
+            )
+    fired = _fire(db, settings, now, notices)
+    with db.write() as conn:
+        for campaign_id, wave_id in kept.items():
+            messages_cancelled += wave_store.cancel_messages(
+                conn, campaign_id, was=UNFINISHED_MESSAGES, keep=(wave_id,), now=now
+            )
+            # The other fired waves have nothing left to send: they end as cancelled, not done.
+            waves_cancelled += wave_store.cancel_waves(conn, campaign_id, was=(WaveStatus.ENQUEUED,), keep=(wave_id,))
+    return EventChange(_event(db, event.id), ("status", "sequence"), fired, waves_cancelled, messages_cancelled)
+
+
+def _scheduled_event(db: Database, ref: str, what: str) -> Event:
+    event = get_event(db, ref)
+    if event.status is EventStatus.CANCELLED:
+        raise ValidationError(f"event {event.slug} is already cancelled: it can no longer be {what}")
+    return event
+
+
+def _event(db: Database, event_id: int) -> Event:
+    with db.read() as conn:
+        event = event_store.find(conn, str(event_id))
+    assert event is not None  # events are never deleted
+    return event
+
+
+def _with_values(event: Event, values: dict[str, Any]) -> Event:
+    """The event as ``values`` describe it (the same types as read from the store, so fields compare)."""
+    speakers = tuple(Speaker(name=s["name"], role=s.get("role")) for s in values["speakers"])
+    fields = {k: v for k, v in values.items() if k not in ("slug", "speakers")}
+    return dataclasses.replace(event, speakers=speakers, **fields)
+
+
+def _campaigns_of(conn: Connection, event: Event) -> list[Campaign]:
+    return sorted((c for c in campaign_store.all_campaigns(conn) if c.event_id == event.id), key=lambda c: c.id)
+
+
+def _require_templates(settings: Settings, campaigns: list[Campaign], event: Event, template: str) -> None:
+    """Refuse before changing anything when a campaign's templates lack the notice's."""
+    for campaign in campaigns:
+        try:
+            template_set(settings, CampaignDetails(campaign, event, [])).resolve(template, "html", None)
+        except TemplateError as exc:
+            raise ValidationError(f"campaign {campaign.name}: the {template} template: {exc}") from None
+
+
+def _free_name(conn: Connection, campaign: Campaign, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... when a wave of the campaign has it already."""
+    candidate, number = name, 1
+    while wave_store.find_schedule(conn, campaign.id, candidate) is not None:
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
+
+
+def _add_notice_wave(
+    conn: Connection, campaign: Campaign, name: str, kind: WaveKind, now: datetime, reason: str
+) -> int:
+    """A pending wave of ``kind`` to everyone invited, timed ``now`` (no send window: news does not wait for
+    office hours); a sent campaign is sending again, so that it fires."""
+    spec = WaveSpec(name, kind, None, now, Audience.INVITED)
+    values = {**wave_values(spec), "campaign_id": campaign.id, "status": WaveStatus.PENDING.value}
+    wave_id = campaign_store.insert_wave(conn, values, now)
+    if campaign.status is CampaignStatus.SENT:
+        campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, reason, now)
+    return wave_id
+
+
+def _fire(db: Database, settings: Settings, now: datetime, notices: dict[int, CampaignNotice]) -> list[CampaignNotice]:
+    """Fire the notices of sending campaigns now (the scheduler would at its next tick); say what was queued."""
+    done = []
+    for campaign_id, notice in notices.items():
+        if notice.wave is None:
+            done.append(notice)
+            continue
+        fired = {f.wave: f for f in fire_due(db, settings, now, campaign_id=campaign_id)}
+        if (wave := fired.get(notice.wave)) is not None:
+            note = wave.reason or ""
+            done.append(dataclasses.replace(notice, queued=wave.queued, suppressed=wave.suppressed, note=note))
+        else:
+            done.append(
+                dataclasses.replace(
+                    notice,
+                    note=f"waiting: it goes out once the campaign is sending (`campaign resume {notice.campaign}`)",
+                )
+            )
+    return done
+
+
+def _retime_expiries(conn: Connection, old: Event, new: Event) -> None:
+    """Fired waves whose expiry came from the old time (not an instant given on purpose) take the new one's."""
+    if (old.starts_at, old.ends_at) == (new.starts_at, new.ends_at):
+        return
+    for campaign in _campaigns_of(conn, old):
+        for schedule in wave_store.schedules_of(conn, campaign.id):
+            if schedule.wave.status is not WaveStatus.ENQUEUED or schedule.wave.expires_at is None:
+                continue
+            derived = dataclasses.replace(schedule, wave=dataclasses.replace(schedule.wave, expires_at=None))
+            if schedule.wave.expires_at != wave_expiry(derived, old.starts_at, old.ends_at):
+                continue
+            expiry = wave_expiry(derived, new.starts_at, new.ends_at)
+            wave_store.update_wave(conn, schedule.wave.id, {"expires_at": expiry}, was=(WaveStatus.ENQUEUED,))

@@ -31,10 +31,12 @@ class Waiting:
 
 @dataclass(frozen=True, slots=True)
 class WaveProgress:
-    """A wave and its messages counted by status (in :class:`MessageStatus` order, only statuses present)."""
+    """A wave and its messages counted by status (in :class:`MessageStatus` order, only statuses present), and
+    when its queued and deferred ones are due (both in one: the next send of the wave)."""
 
     wave: Wave
     counts: dict[str, int]
+    waiting: Waiting = Waiting()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,15 @@ def _progress(conn: Connection, campaign: Campaign, now: datetime) -> CampaignPr
     by_wave: dict[int, dict[str, int]] = {}
     for row in rows:
         by_wave.setdefault(row.wave_id, {})[row.status] = row.count
-    waves = [WaveProgress(w, _ordered(by_wave.get(w.id, {}))) for w in campaign_store.waves_of(conn, campaign.id)]
+    pending = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
+    waves = [
+        WaveProgress(
+            w,
+            _ordered(by_wave.get(w.id, {})),
+            _waiting(r for r in rows if r.wave_id == w.id and r.status in pending),
+        )
+        for w in campaign_store.waves_of(conn, campaign.id)
+    ]
     totals: dict[str, int] = {}
     for row in rows:
         totals[row.status] = totals.get(row.status, 0) + row.count

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from campaign.config import Settings
 from campaign.exceptions import NotFoundError, TemplateError
-from campaign.models import Contact, Wave
+from campaign.models import Contact, Wave, WaveKind
 from campaign.render.calendar import CalendarMethod
 from campaign.render.filters import FILTERS
 from campaign.render.identifiers import message_id_for
@@ -55,8 +55,12 @@ def wave_renderer(
 ) -> WaveRenderer:
     """A renderer for one wave of a campaign, configured from settings; ``installation`` is the database's
     :func:`~campaign.services.installation.installation_id` (read once by the caller, not per message)."""
-    # load_settings admitted only PUBLISH or REQUEST (config.CALENDAR_METHODS); CANCEL is for cancellations.
-    method = CalendarMethod(settings.render.calendar_method)
+    # load_settings admitted only PUBLISH or REQUEST (config.CALENDAR_METHODS); CANCEL is for cancellations, and
+    # built once per wave without ATTENDEE as PUBLISH is (the MIME method= follows: render.mime).
+    if wave.kind is WaveKind.CANCELLATION:
+        method = CalendarMethod.CANCEL
+    else:
+        method = CalendarMethod(settings.render.calendar_method)
     mail = settings.mail
     campaign = details.campaign
     return WaveRenderer(

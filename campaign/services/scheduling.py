@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaign.config import Settings
-from campaign.models import CampaignStatus, MessageStatus, WaveKind, WaveStatus
+from campaign.models import CampaignStatus, EventStatus, MessageStatus, WaveKind, WaveStatus
 from campaign.rules.timing import (
     SendWindow,
     default_expiry,
@@ -32,6 +32,7 @@ from campaign.rules.timing import (
     parse_window,
 )
 from campaign.store import campaigns as campaign_store
+from campaign.store import events as event_store
 from campaign.store import outbox
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
@@ -201,6 +202,10 @@ def _top_up(db: Database, due: DueWave, now: datetime) -> Fired | None:
         campaign_status = campaign_store.statuses(conn, [wave.campaign_id]).get(wave.campaign_id)
         current = wave_store.find_schedule(conn, wave.campaign_id, wave.name)
         if campaign_status is None or campaign_status.value not in TOPPING_UP or current is None:
+            return None
+        # Nobody new is invited to a cancelled event (its done invitation cannot be cancelled: it is history).
+        event = event_store.of_campaign(conn, wave.campaign_id)
+        if event is None or event.status is EventStatus.CANCELLED:
             return None
         if current.wave.id != wave.id or current.wave.status not in (WaveStatus.ENQUEUED, WaveStatus.DONE):
             return None

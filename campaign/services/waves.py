@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 
 from campaign.config import INVITATION_WAVE, Settings
 from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
-from campaign.models import Campaign, CampaignStatus, Event, WaveKind, WaveStatus
+from campaign.models import Campaign, CampaignStatus, Event, EventStatus, WaveKind, WaveStatus
 from campaign.rules.timing import format_offset, parse_offset
 from campaign.rules.wave_specs import LAUNCH, parse_wave_spec
 from campaign.services.campaigns import CampaignDetails, find_campaign, wave_values
@@ -135,6 +135,8 @@ def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, opt
                 f"campaign {campaign.name} already has a wave {name!r} (see `campaign waves list {campaign.name}`)"
             )
         event = _event(conn, campaign)
+        if event.status is EventStatus.CANCELLED:
+            raise ValidationError(f"event {event.slug} of campaign {campaign.name} is cancelled: no wave can be added")
         values = _values(settings, campaign, event, name, options, window_default=settings.waves.window)
         campaign_store.insert_wave(
             conn, {**values, "campaign_id": campaign.id, "status": WaveStatus.PENDING.value}, now

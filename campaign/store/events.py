@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, insert, select, update
 
 from campaign.models import Event, EventStatus, Speaker
 from campaign.store.rows import find_by_reference, from_row
-from campaign.store.tables import events
+from campaign.store.tables import campaigns, events
 
 
 def to_event(row: Row[Any]) -> Event:
@@ -36,3 +36,42 @@ def find(conn: Connection, ref: str) -> Event | None:
 def all_events(conn: Connection) -> list[Event]:
     """Every event, soonest first."""
     return [to_event(row) for row in conn.execute(select(events).order_by(events.c.starts_at))]
+
+
+def update_event(conn: Connection, event_id: int, values: Mapping[str, Any], *, sequence: int, now: datetime) -> bool:
+    """Write an event's new values and SEQUENCE if it is still scheduled; False when it was cancelled meanwhile."""
+    stmt = (
+        update(events)
+        .where(events.c.id == event_id, events.c.status == EventStatus.SCHEDULED.value)
+        .values(**values, sequence=sequence, updated_at=now)
+    )
+    return bool(conn.execute(stmt).rowcount == 1)
+
+
+def mark_cancelled(conn: Connection, event_id: int, *, sequence: int, now: datetime) -> bool:
+    """``scheduled → cancelled`` with the new SEQUENCE; False when it was cancelled already (a compare-and-set:
+    two cancellations at once send one notice)."""
+    stmt = (
+        update(events)
+        .where(events.c.id == event_id, events.c.status == EventStatus.SCHEDULED.value)
+        .values(status=EventStatus.CANCELLED.value, sequence=sequence, updated_at=now)
+    )
+    return bool(conn.execute(stmt).rowcount == 1)
+
+
+def of_campaign(conn: Connection, campaign_id: int) -> Event | None:
+    """The event of a campaign (None: no such campaign)."""
+    stmt = select(events).join(campaigns, campaigns.c.event_id == events.c.id).where(campaigns.c.id == campaign_id)
+    row = conn.execute(stmt).first()
+    return to_event(row) if row else None
+
+
+def revision_of_campaign(conn: Connection, campaign_id: int) -> tuple[int, datetime] | None:
+    """The SEQUENCE and last change of a campaign's event: what a cached renderer of its waves must match."""
+    stmt = (
+        select(events.c.sequence, events.c.updated_at)
+        .join(campaigns, campaigns.c.event_id == events.c.id)
+        .where(campaigns.c.id == campaign_id)
+    )
+    row = conn.execute(stmt).first()
+    return (row.sequence, row.updated_at) if row else None

@@ -33,12 +33,14 @@ from sqlalchemy import (
 )
 
 from campaign.models import (
+    REACHED_MESSAGES,
     UNFINISHED_MESSAGES,
     WAITING_MESSAGES,
     Audience,
     CampaignStatus,
     MessageStatus,
     TrackingKind,
+    WaveKind,
 )
 from campaign.store.dialect import insert_ignoring_conflicts, json_rows
 from campaign.store.tables import (
@@ -57,6 +59,7 @@ from campaign.store.tables import (
 # per statement, and the claim's IN list stays queued before deferred.
 PENDING = tuple(s.value for s in MessageStatus if s in WAITING_MESSAGES)
 UNFINISHED = tuple(s.value for s in MessageStatus if s in UNFINISHED_MESSAGES)
+REACHED = tuple(s.value for s in MessageStatus if s in REACHED_MESSAGES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +117,12 @@ _PEOPLE_ONLY = frozenset({TrackingKind.OPEN, TrackingKind.CLICK})
 def audience_condition(audience: Audience, campaign_id: int) -> Any:
     """The condition on ``list_members.contact_id`` that selects ``audience``: for ``registered`` (``opened``,
     ``clicked``), a ``register`` (``open``, ``click``) tracking event on a message of this campaign to that
-    contact; for the ``not-`` audiences, none; opens and clicks by machines do not count. None for ``all``."""
+    contact; for the ``not-`` audiences, none; opens and clicks by machines do not count; for ``invited``, an
+    invitation of this campaign sent or being sent to that contact. None for ``all``."""
     if audience is Audience.ALL:
         return None
+    if audience is Audience.INVITED:
+        return list_members.c.contact_id.in_(_invited(campaign_id))
     kind, present = _AUDIENCE_EVENTS[audience]
     sent = messages.alias("acted_on")
     acted = (
@@ -131,6 +137,17 @@ def audience_condition(audience: Audience, campaign_id: int) -> Any:
         acted = acted.where(tracking_events.c.is_machine.is_(False))
     column = list_members.c.contact_id
     return column.in_(acted) if present else column.not_in(acted)
+
+
+def _invited(campaign_id: int) -> Any:
+    """Contacts whose invitation from this campaign was sent or is being sent (``invited``)."""
+    invitation = messages.alias("invitation")
+    invitations = select(waves.c.id).where(
+        waves.c.campaign_id == campaign_id, waves.c.kind == WaveKind.INVITATION.value
+    )
+    return select(invitation.c.contact_id).where(
+        invitation.c.wave_id.in_(invitations.scalar_subquery()), invitation.c.status.in_(REACHED)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +280,17 @@ def count_due(conn: Connection, now: datetime, campaign_id: int | None = None) -
     return conn.scalar(select(func.count()).select_from(messages).where(due)) or 0
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim took: the messages to send, and how many it found suppressed instead (see :func:`claim`)."""
+
+    messages: list[ClaimedMessage]
+    suppressed: int = 0
+
+
 def claim(
     conn: Connection, *, owner: str, now: datetime, lease_until: datetime, limit: int, campaign_id: int | None = None
-) -> list[ClaimedMessage]:
+) -> Claim:
     """Lease up to ``limit`` due messages of campaigns that are sending, returned in id order: first those whose
     worker died, then due ones.
 
@@ -273,11 +298,22 @@ def claim(
     wave and status, earliest due first; across waves, and between retries and first attempts, no promise (every
     due message is claimed in its turn). Two statements, not one with OR: an OR of the two conditions makes the
     planners give up the index range and sort the whole queue for every batch.
+
+    A message whose address was suppressed after its wave was materialised (an unsubscribe, a bounce in another
+    campaign) is not returned: it becomes ``suppressed`` with the reason in ``last_error``, its attempt not
+    counted, and :attr:`Claim.suppressed` counts it. The claim itself looks, so no caller can send one by
+    forgetting to.
     """
     claimed = _lease(conn, _abandoned(now, campaign_id), owner, now, lease_until, limit)
     if len(claimed) < limit:
         claimed += _lease(conn, _pending(now, campaign_id), owner, now, lease_until, limit - len(claimed))
-    return sorted(claimed, key=lambda m: m.id)
+    if not claimed:
+        return Claim([])
+    # One statement per batch, whatever it holds: the claimed ids travel as one parameter, and each is a
+    # primary-key look-up of the message, its contact and the suppression of that contact's key.
+    ids = json.dumps([[m.id] for m in claimed])
+    suppressed = set(conn.scalars(_suppress_claimed(conn.dialect.name), {"ids": ids, "now": now}))
+    return Claim(sorted((m for m in claimed if m.id not in suppressed), key=lambda m: m.id), len(suppressed))
 
 
 def _lease(
@@ -301,6 +337,33 @@ def _lease(
         )
     )
     return [ClaimedMessage(*row) for row in conn.execute(stmt)]
+
+
+@cache
+def _suppress_claimed(dialect_name: str) -> Any:
+    """Of the messages just leased (``ids``), those whose address is suppressed now become ``suppressed`` with
+    the reason, their lease and attempt given back; returns their ids. Built once per backend: it runs with
+    every claim."""
+    claimed = json_rows(dialect_name, "ids", [("id", BigInteger())])
+    reason = (
+        select(suppressions.c.reason)
+        .join(contacts, contacts.c.email_key == suppressions.c.email_key)
+        .where(contacts.c.id == messages.c.contact_id)
+        .scalar_subquery()
+    )
+    return (
+        update(messages)
+        .where(messages.c.id.in_(select(claimed.c.id)), reason.is_not(None))
+        .values(
+            status=MessageStatus.SUPPRESSED.value,
+            last_error=reason,
+            attempts=messages.c.attempts - 1,  # leased, never attempted
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        )
+        .returning(messages.c.id)
+    )
 
 
 @cache

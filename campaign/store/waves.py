@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, update
 
-from campaign.models import Wave, WaveStatus
+from campaign.models import MessageStatus, Wave, WaveStatus
 from campaign.store.campaigns import to_wave
-from campaign.store.tables import campaigns, events, waves
+from campaign.store.tables import campaigns, events, messages, waves
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +126,33 @@ def delete_wave(conn: Connection, wave_id: int, *, was: Collection[WaveStatus]) 
     """Delete a wave if its status is still one of ``was`` (a wave with messages never is: it fired)."""
     stmt = delete(waves).where(waves.c.id == wave_id, waves.c.status.in_([s.value for s in was]))
     return bool(conn.execute(stmt).rowcount == 1)
+
+
+def cancel_waves(conn: Connection, campaign_id: int, *, was: Collection[WaveStatus], keep: Collection[int] = ()) -> int:
+    """Cancel the campaign's waves in one of the statuses ``was`` (a compare-and-set: one that fired meanwhile
+    is left alone), except the ``keep`` ones; returns how many."""
+    stmt = (
+        update(waves)
+        .where(
+            waves.c.campaign_id == campaign_id,
+            waves.c.status.in_([s.value for s in was]),
+            waves.c.id.not_in(list(keep)),
+        )
+        .values(status=WaveStatus.CANCELLED.value)
+    )
+    return conn.execute(stmt).rowcount
+
+
+def cancel_messages(
+    conn: Connection, campaign_id: int, *, was: Collection[MessageStatus], keep: Collection[int], now: datetime
+) -> int:
+    """Cancel the campaign's messages in one of the statuses ``was``, except those of the ``keep`` waves; returns
+    how many. A row in a worker's hands loses its lease: a 250 still marks it sent, anything else leaves it
+    cancelled (the worker records only rows still ``sending``)."""
+    wave_ids = select(waves.c.id).where(waves.c.campaign_id == campaign_id, waves.c.id.not_in(list(keep)))
+    stmt = (
+        update(messages)
+        .where(messages.c.wave_id.in_(wave_ids.scalar_subquery()), messages.c.status.in_([s.value for s in was]))
+        .values(status=MessageStatus.CANCELLED.value, lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
+    return conn.execute(stmt).rowcount

@@ -1,0 +1,103 @@
+"""``campaign status`` and ``campaign plan``: where a campaign's waves stand, and what is still to come, zone by
+zone (see :mod:`campaign.services.plan`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from campaign.cli.app import App, pass_app
+from campaign.cli.output import local_time, table
+from campaign.cli.status import state_counts, waiting_lines
+from campaign.services.plan import PlannedWave, WaveState, campaign_plan, campaign_status
+from scheduler.lock import running_service
+
+
+@click.command("status")
+@click.argument("campaign")
+@pass_app
+def status_command(app: App, campaign: str) -> None:
+    """Show where a CAMPAIGN's waves stand: planned time, audience size, messages by state, next send, expiry."""
+    db = app.database()
+    state = campaign_status(db, campaign)
+    c, zone = state.campaign, state.event.timezone
+    reason = f" ({c.status_reason})" if c.status_reason else ""
+    click.echo(f"Campaign {c.name}: {c.status}{reason}; event {state.event.slug}; times in {zone} and UTC")
+    pid = running_service(db)
+    if pid is None:
+        click.echo("Scheduler service: not running (`campaign serve` fires each wave at its time)")
+    else:
+        click.echo("Scheduler service: running" + (f" (pid {pid})" if pid else ""))
+    if state.due_now:
+        click.echo(f"Next send: {state.due_now} message(s) due now")
+    elif state.next_send is not None:
+        click.echo(f"Next send: {local_time(state.next_send, zone)} ({_utc(state.next_send)})")
+    else:
+        click.echo("Next send: nothing waits")
+    rows = [_status_row(w, zone) for w in state.waves]
+    table(("wave", "kind", "planned", "UTC", "audience", "size", "messages", "next send (UTC)", "expires (UTC)",
+           "status"), rows)  # fmt: skip
+    for w in state.waves:
+        if w.line.missed_reason:
+            click.echo(f"{w.line.name} missed: {w.line.missed_reason}")
+    for line in waiting_lines(state.progress):
+        click.echo(line)
+    if (remedy := state.progress.remedy()) is not None:
+        click.echo(remedy)
+
+
+def _status_row(w: WaveState, zone: str) -> tuple[object, ...]:
+    line = w.line
+    if w.waiting.due_now:
+        next_send = f"{w.waiting.due_now} due now"
+    else:
+        next_send = _utc(w.next_send) if w.next_send is not None else ""
+    return (
+        line.name, line.kind, local_time(line.planned, zone) if line.planned else "", _utc(line.planned),
+        line.audience, w.audience_size, state_counts(w.counts) if w.counts else "", next_send, _utc(line.expires),
+        line.status,
+    )  # fmt: skip
+
+
+@click.command("plan")
+@click.argument("campaign")
+@pass_app
+def plan_command(app: App, campaign: str) -> None:
+    """Show a CAMPAIGN's waves still to come, in time order, with each time zone's send time (local and UTC)."""
+    plan = campaign_plan(app.database(), app.settings, campaign)
+    c = plan.campaign
+    click.echo(f"Campaign {c.name}: {c.status}; organiser's zone {plan.event.timezone}; local times in {plan.locale}")
+    if not plan.waves:
+        click.echo(f"Nothing is still to come: no wave is pending (see `campaign status {c.name}`).")
+    if (remedy := plan.progress.remedy()) is not None:
+        click.echo(remedy)
+    for wave in plan.waves:
+        click.echo()
+        _print_wave(wave, plan.event.timezone)
+
+
+def _print_wave(wave: PlannedWave, organiser: str) -> None:
+    line = wave.line
+    click.echo(
+        f"{line.name} ({line.kind}, {line.timing}) to {line.audience}, {wave.audience_size} contact(s) now: "
+        f"{wave.local} ({organiser}) = {wave.utc} UTC; expires {_utc(line.expires)}"
+    )
+    if line.window:
+        click.echo(f"  send window {line.window}, in each recipient's local time:")
+        for z in wave.zones:
+            who = f"{z.shown_zone} ({z.zone_name})" if z.zone else f"no zone, the organiser's {z.shown_zone}"
+            when = f"{z.local} local = {z.utc} UTC" if z.at else f"not sent: {z.error}"
+            click.echo(f"  {who}: {when} ({z.contacts} contact(s) now)")
+        return
+    earliest, latest = wave.earliest_local, wave.latest_local
+    if earliest is None or latest is None:
+        click.echo(f"  everyone at {wave.utc} UTC")
+        return
+    click.echo(f"  no send window: everyone at {wave.utc} UTC, in {len(wave.zones)} zone(s)")
+    click.echo(f"  earliest local time: {earliest.local} in {earliest.shown_zone} ({earliest.zone_name})")
+    click.echo(f"  latest local time:   {latest.local} in {latest.shown_zone} ({latest.zone_name})")
+
+
+def _utc(instant: datetime | None) -> str:
+    return local_time(instant, "UTC") if instant is not None else ""

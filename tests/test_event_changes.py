@@ -1,0 +1,323 @@
+"""`campaign events update` and `cancel`: the calendar entry keeps its UID with SEQUENCE+1, the notice reaches
+exactly the people the invitation reached, pending waves move or are cancelled, and both messages pass the strict
+``ical`` parser with the MIME method equal to METHOD."""
+
+from __future__ import annotations
+
+import email.message
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from ical.calendar_stream import IcsCalendarStream
+from sqlalchemy import insert, select, update
+
+from campaign.cli import cli
+from campaign.exceptions import ValidationError
+from campaign.models import CampaignStatus, EventStatus, MessageStatus, WaveStatus
+from campaign.rules.event_fields import parse_event_document
+from campaign.services.campaigns import create_campaign, get_campaign
+from campaign.services.dispatch import Dispatcher
+from campaign.services.events import cancel_event, get_event, update_event
+from campaign.services.lifecycle import finish_campaigns
+from campaign.services.scheduling import fire_times
+from campaign.services.waves import WaveOptions, add_wave
+from campaign.store import campaigns as campaign_store
+from campaign.store.engine import Database
+from campaign.store.tables import contacts, messages, suppressions, waves
+from tests.test_delivery import KEY, Sink, Sinks, base_settings, send
+from tests.test_scheduling import ZURICH, add_contacts, campaign_with, launch_at, recipients
+
+INVITED = ["reached@example.org", "also@example.org"]
+QUEUED = "later@example.org"  # invitation still waiting: it will carry the new details itself
+SUPPRESSED = "gone@example.org"  # suppressed before the invitation
+UNSUBSCRIBED = "left@example.org"  # invited, then unsubscribed
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[Sink]:
+    """A real SMTP server (aiosmtpd) that accepts everything."""
+    started = Sinks([], pipelining=True)
+    try:
+        yield started.start()
+    finally:
+        for controller in started.controllers:
+            controller.stop()
+
+
+def wave_row(db: Database, name: str, campaign: str = "c") -> dict[str, object]:
+    (wave,) = [w for w in get_campaign(db, campaign).waves if w.name == name]
+    return {"status": wave.status.value, "audience": wave.audience.value, "kind": wave.kind.value,
+            "template": wave.template, "expires_at": wave.expires_at}  # fmt: skip
+
+
+def talk(start: datetime, **changes: Any) -> dict[str, Any]:
+    """The values of `events update` for event ``talk`` (as test_scheduling.add_event_at makes it)."""
+    doc = {
+        "slug": "talk",
+        "title": "A talk",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "timezone": ZURICH,
+        "registration_url": "https://events.example.org/register",
+        "join_url": "https://events.example.org/join",
+        **changes,
+    }
+    return parse_event_document(doc, "test event")
+
+
+def set_status(db: Database, wave: str, address: str, status: MessageStatus) -> None:
+    person = select(contacts.c.id).where(contacts.c.email == address).scalar_subquery()
+    wave_id = select(waves.c.id).where(waves.c.name == wave).scalar_subquery()
+    with db.write() as conn:
+        conn.execute(
+            update(messages)
+            .where(messages.c.wave_id == wave_id, messages.c.contact_id == person)
+            .values(status=status.value)
+        )
+
+
+def suppress(db: Database, address: str) -> None:
+    with db.write() as conn:
+        conn.execute(
+            insert(suppressions).values(email_key=address, reason="unsubscribed", created_at=datetime.now(UTC))
+        )
+
+
+def invited_campaign(db: Database, tmp_path: Path) -> tuple[datetime, datetime]:
+    """Campaign ``c`` launched an hour ago for an event in ten days, with a -1d reminder; the invitation reached
+    INVITED and UNSUBSCRIBED (who then unsubscribed), waits for QUEUED, was suppressed for SUPPRESSED.
+    Returns (launch, event start)."""
+    settings = base_settings(tmp_path)
+    now = datetime.now(UTC)
+    start = (now + timedelta(days=10)).replace(second=0, microsecond=0)
+    people = dict.fromkeys([*INVITED, QUEUED, SUPPRESSED, UNSUBSCRIBED], ZURICH)
+    suppress(db, SUPPRESSED)
+    campaign_with(db, tmp_path, start, ["reminder-1d reminder -1d all"], people)
+    launched = now - timedelta(hours=1)
+    launch_at(db, settings, launched)
+    for address in [*INVITED, UNSUBSCRIBED]:
+        set_status(db, "invitation", address, MessageStatus.SENT)
+    suppress(db, UNSUBSCRIBED)
+    return launched, start
+
+
+def test_an_update_reaches_exactly_those_invited_and_moves_the_reminders(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    _, start = invited_campaign(db, tmp_path)
+    # Another campaign of the event, never launched, and a list member who joined after the invitation fired.
+    create_campaign(db, event_ref="talk", list_name="guests", name="draft")
+    add_contacts(db, tmp_path, {"newcomer@example.org": ""})
+    assert {t.wave: t.fires_at for t in fire_times(db)} == {"reminder-1d": start - timedelta(days=1)}
+    before = get_event(db, "talk")
+
+    moved = start + timedelta(days=1, hours=2)
+    change = update_event(db, settings, "talk", talk(moved))
+
+    assert change.event.sequence == before.sequence + 1 == 1
+    assert change.event.id == before.id  # so the same calendar UID (render.identifiers.event_uid)
+    assert change.event.calendar_uid == before.calendar_uid
+    assert change.event.starts_at == moved
+    assert set(change.changed) == {"starts_at", "ends_at"}
+    by_campaign = {n.campaign: n for n in change.campaigns}
+    assert (by_campaign["c"].wave, by_campaign["c"].queued, by_campaign["c"].suppressed) == ("update-1", 2, 1)
+    assert by_campaign["draft"].wave is None  # a draft gets nothing
+    got = recipients(db, "update-1")
+    assert {a: s for a, (s, _, _) in got.items()} == {
+        INVITED[0]: "queued",
+        INVITED[1]: "queued",
+        UNSUBSCRIBED: "suppressed",
+    }
+    assert wave_row(db, "update-1")["audience"] == "invited"
+    assert wave_row(db, "update-1")["kind"] == "update"
+    # The pending reminder moved with the event; the fired invitation now expires at the new start.
+    assert {t.wave: t.fires_at for t in fire_times(db)} == {"reminder-1d": moved - timedelta(days=1)}
+    assert wave_row(db, "invitation")["expires_at"] == moved
+    assert [w.name for w in get_campaign(db, "draft").waves] == ["invitation"]
+
+
+def test_a_change_of_title_only_raises_no_sequence_and_sends_nothing(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    _, start = invited_campaign(db, tmp_path)
+    change = update_event(db, settings, "talk", talk(start, title="A better talk"))
+    assert change.event.sequence == 0
+    assert change.event.title == "A better talk"
+    assert change.campaigns == []
+    assert update_event(db, settings, "talk", talk(start, title="A better talk")).changed == ()
+
+
+def test_a_sent_campaign_sends_the_update_again(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    _, start = invited_campaign(db, tmp_path)
+    with db.write() as conn:
+        campaign_store.set_status(conn, get_campaign(db, "c").campaign.id, CampaignStatus.SENT, None, start)
+    update_event(db, settings, "talk", talk(start, join_url="https://events.example.org/elsewhere"))
+    assert get_campaign(db, "c").campaign.status is CampaignStatus.SENDING
+    assert set(recipients(db, "update-1")) == {*INVITED, UNSUBSCRIBED}
+
+
+def test_a_cancellation_reaches_those_invited_and_cancels_the_rest(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    invited_campaign(db, tmp_path)
+    create_campaign(db, event_ref="talk", list_name="guests", name="draft")
+    change = cancel_event(db, settings, "talk")
+
+    assert change.event.status is EventStatus.CANCELLED
+    assert change.event.sequence == 1
+    got = recipients(db, "cancellation")
+    assert {a: s for a, (s, _, _) in got.items()} == {
+        INVITED[0]: "queued",
+        INVITED[1]: "queued",
+        UNSUBSCRIBED: "suppressed",
+    }
+    assert wave_row(db, "cancellation")["template"] == "cancellation"
+    assert wave_row(db, "reminder-1d")["status"] == WaveStatus.CANCELLED.value
+    assert recipients(db, "invitation")[QUEUED][0] == MessageStatus.CANCELLED.value  # never sent now
+    assert change.cancelled_messages == 1
+    assert get_campaign(db, "draft").campaign.status is CampaignStatus.CANCELLED
+    assert fire_times(db) == []
+
+
+def test_cancelled_campaigns_end_once_the_notice_is_sent(db: Database, tmp_path: Path, smtp_sink: Sink) -> None:
+    settings = base_settings(tmp_path)
+    invited_campaign(db, tmp_path)
+    set_status(db, "invitation", QUEUED, MessageStatus.SENT)
+    assert finish_campaigns(db) == []  # the reminder is still pending
+    cancel_event(db, settings, "talk")
+    assert get_campaign(db, "c").campaign.status is CampaignStatus.SENDING
+    summary = send(db, settings, smtp_sink.servers())
+    assert sorted(smtp_sink.handler.received()) == sorted([*INVITED, QUEUED])
+    assert summary.finished == ["c"]
+    assert get_campaign(db, "c").campaign.status is CampaignStatus.SENT
+    assert wave_row(db, "cancellation")["status"] == WaveStatus.DONE.value
+
+
+def calendar_parts(message: email.message.EmailMessage) -> list[tuple[str, bytes]]:
+    """(MIME method= parameter, bytes) of each calendar part: the text/calendar alternative and the attachment."""
+    found = []
+    for part in message.walk():
+        if part.get_content_type() in ("text/calendar", "application/ics"):
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            found.append((str(part.get_param("method")), payload))
+    assert [m for m, _ in found].count("None") == 1  # only the attachment lacks method=
+    return found
+
+
+@pytest.mark.parametrize("method", ["PUBLISH", "REQUEST"])
+def test_update_and_cancellation_pass_the_strict_parser_with_the_same_uid(
+    db: Database, tmp_path: Path, smtp_sink: Sink, method: str
+) -> None:
+    settings = base_settings(tmp_path)
+    settings = replace(settings, render=replace(settings.render, calendar_method=method))
+    _, start = invited_campaign(db, tmp_path)
+    address = INVITED[0]
+    set_status(db, "invitation", address, MessageStatus.QUEUED)
+    send(db, settings, smtp_sink.servers())  # the invitation, as first sent
+    moved = start + timedelta(hours=3)
+    update_event(db, settings, "talk", talk(moved))
+    send(db, settings, smtp_sink.servers())
+    cancel_event(db, settings, "talk")
+    send(db, settings, smtp_sink.servers())
+
+    sent = smtp_sink.handler.messages_for(address)
+    assert [m["Subject"].split(":")[0] for m in sent[1:]] == ["Updated", "Cancelled"]
+    seen = []
+    for message, (expected_method, sequence, status) in zip(
+        sent, [(method, 0, "CONFIRMED"), (method, 1, "CONFIRMED"), ("CANCEL", 2, "CANCELLED")], strict=True
+    ):
+        parts = calendar_parts(message)
+        assert parts, message
+        for mime_method, ics in parts:
+            assert mime_method in (expected_method, "None")  # the attachment carries none
+            text = ics.decode("utf-8")
+            assert f"METHOD:{expected_method}\r\n" in text
+            calendar = IcsCalendarStream.calendar_from_ics(text)  # strict: raises on anything wrong
+            (vevent,) = calendar.events
+            assert vevent.sequence == sequence
+            assert vevent.status is not None
+            assert vevent.status.value == status
+            seen.append(vevent.uid)
+        if sequence == 1:
+            assert vevent.dtstart == moved
+    assert len(set(seen)) == 1
+
+
+def test_a_long_running_worker_renders_the_event_as_it_now_stands(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    _, start = invited_campaign(db, tmp_path)
+    dispatcher = Dispatcher(db, settings, KEY, [])
+    (wave,) = [w for w in get_campaign(db, "c").waves if w.name == "invitation"]
+    dispatcher._forget_stale_renderers([wave])
+    assert dispatcher._renderer(wave).event.starts_at == start
+    moved = start + timedelta(days=2)
+    update_event(db, settings, "talk", talk(moved))
+    dispatcher._forget_stale_renderers([wave])
+    renderer = dispatcher._renderer(wave)
+    assert (renderer.event.starts_at, renderer.event.sequence) == (moved, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------------------------------------
+
+
+def run(config: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+
+def write_event(path: Path, slug: str, start: str) -> Path:
+    path.write_text(
+        f'slug = "{slug}"\ntitle = "A talk"\nstart = {start}\nend = {start[:11]}23:00:00\n'
+        'timezone = "Europe/Zurich"\njoin_url = "https://events.example.org/join"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def one_line_error(result: Any, *words: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert result.output.startswith("Error: ")
+    for word in words:
+        assert word in result.output, result.output
+
+
+def test_cli_update_and_cancel(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[database]\nurl = "sqlite:///data/c.db"\n[paths]\ndata = "data"\n')
+    assert run(config, "init").exit_code == 0
+    year = datetime.now(UTC).year + 1
+    event = write_event(tmp_path / "talk.toml", "talk", f"{year}-06-01T10:00:00")
+    assert run(config, "events", "add", str(event)).exit_code == 0
+
+    one_line_error(run(config, "events", "update", "nope", str(event)), "no event 'nope'")
+    one_line_error(run(config, "events", "cancel", "nope"), "no event 'nope'")
+    other = write_event(tmp_path / "other.toml", "other", f"{year}-06-01T10:00:00")
+    one_line_error(run(config, "events", "update", "talk", str(other)), "'other'", 'slug = "talk"')
+    one_line_error(run(config, "events", "update", "talk", str(tmp_path / "missing.toml")), "missing.toml")
+
+    moved = write_event(tmp_path / "talk.toml", "talk", f"{year}-06-02T10:00:00")
+    updated = run(config, "events", "update", "talk", str(moved))
+    assert updated.exit_code == 0, updated.output
+    assert "sequence 1" in updated.output
+    assert f"{year}-06-02 10:00" in updated.output
+
+    cancelled = run(config, "events", "cancel", "talk")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "Cancelled event talk (sequence 2)" in cancelled.output
+    assert "cancelled, sequence 2" in run(config, "events", "show", "talk").output
+    one_line_error(run(config, "events", "cancel", "talk"), "already cancelled")
+    one_line_error(run(config, "events", "update", "talk", str(moved)), "already cancelled")
+
+
+def test_no_wave_is_added_to_a_cancelled_events_campaign(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    invited_campaign(db, tmp_path)
+    cancel_event(db, settings, "talk")
+    with pytest.raises(ValidationError, match="cancelled"):
+        add_wave(db, settings, "c", "late", WaveOptions(kind="reminder", at="-1h"))
