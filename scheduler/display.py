@@ -14,6 +14,7 @@ import time
 from typing import TextIO
 
 LOGGER_NAME = "campaign.serve"
+LIBRARY_LOGGER = "campaign"
 log = logging.getLogger(LOGGER_NAME)
 _REDRAW_SECONDS = 0.5  # the status line is redrawn at most this often while messages go out
 _CLEAR = "\r\x1b[K"  # to the start of the line, then erase it
@@ -28,6 +29,11 @@ def fields(event: str, **values: object) -> str:
             text = json.dumps(text, ensure_ascii=False)
         parts.append(f"{key}={text}")
     return " ".join(parts)
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 message``, ``3 messages``: a count with its noun, singular or plural (nouns taking an ``s``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class StatusLine:
@@ -90,9 +96,12 @@ def configure_output(stream: TextIO, *, terminal: bool, level: int = logging.INF
         if terminal
         else _UtcFormatter("%(asctime)s %(levelname)s %(message)s")
     )
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
+    # On the library's root logger: the service's own lines (campaign.serve) and the library's warnings, such as a
+    # wave that failed to fire (campaign.services.scheduling), go to the same place.
+    library = logging.getLogger(LIBRARY_LOGGER)
+    library.handlers[:] = [handler]
+    library.setLevel(level)
+    library.propagate = False
     return status
 
 

@@ -13,13 +13,16 @@ whatever a date job could not (a wave due while the service was down, one added 
 The delivery worker (:func:`campaign.services.dispatch.send_due` with ``wait``) runs in the same event loop.
 Ticks run in a worker thread, so materialising a large wave never stalls the SMTP connections; a tick that fails
 is logged and tried again at the next one. :meth:`SchedulerService.request_stop` (SIGTERM, SIGINT) stops
-claiming, finishes the messages being sent, releases the ones claimed but not begun, finishes the tick in
-progress, and returns.
+claiming, finishes the messages being sent, releases the ones claimed but not begun (a sender waiting for the
+rate limit gives its message back), finishes the tick in progress, and returns. A second signal stops at once:
+what was not on the wire is released, the messages being sent are left to their leases, and
+:class:`StoppedAtOnce` says so. ``serve --once`` handles the signals the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,7 +40,12 @@ from campaign.services.context import AppContext
 from campaign.services.dispatch import DispatchSummary, send_due
 from campaign.services.lifecycle import finish_campaigns
 from campaign.services.scheduling import Fired, FireTime, fire_due, fire_times
-from scheduler.display import StatusLine, fields, log
+from scheduler.display import StatusLine, counted, fields, log
+
+
+class StoppedAtOnce(CampaignError):
+    """A second SIGTERM or Ctrl-C stopped the service without finishing the messages being sent."""
+
 
 RELEASED = "released"
 """In log lines: messages a worker gave back unsent (claimed, then a stop or a pause came first)."""
@@ -87,6 +95,7 @@ class SchedulerService:
         self._unreported: Counter[str] = Counter()  # results not yet in a delivery log line
         self._next: FireTime | None = None
         self._stop = asyncio.Event()
+        self._abort = asyncio.Event()
         self._tick_wanted = asyncio.Event()
 
     # -- the decisions -------------------------------------------------------------------------------------
@@ -108,17 +117,14 @@ class SchedulerService:
             if fired.status is WaveStatus.MISSED:
                 log.warning(fields("wave missed", campaign=fired.campaign, wave=fired.wave, reason=fired.reason))
             else:
-                log.info(
-                    fields(
-                        "wave fired",
-                        campaign=fired.campaign,
-                        wave=fired.wave,
-                        status=fired.status,
-                        queued=fired.queued,
-                        suppressed=fired.suppressed,
-                        expired=fired.expired,
+                counts = {"queued": fired.queued, "suppressed": fired.suppressed, "expired": fired.expired}
+                if fired.topped_up:
+                    # Newcomers to the list got the invitation: the invitation did not fire again.
+                    log.info(fields("invitation topped up", campaign=fired.campaign, wave=fired.wave, **counts))
+                else:
+                    log.info(
+                        fields("wave fired", campaign=fired.campaign, wave=fired.wave, status=fired.status, **counts)
                     )
-                )
         for name in report.finished:
             log.info(fields("campaign sent", campaign=name))
         self._report_delivery()
@@ -155,20 +161,40 @@ class SchedulerService:
 
     # -- one run (cron, tests) -----------------------------------------------------------------------------
 
-    def run_once(self, servers: Sequence[SmtpServer]) -> tuple[TickReport, DispatchSummary]:
-        """One tick, then deliver everything due, then return (``campaign serve --once``)."""
-        report = self.tick(self.clock())
-        context = self.context
-        summary = asyncio.run(
-            send_due(
-                context.database(check_schema=False),
-                context.settings,
-                context.signing_key(),
-                servers,
-                progress=self._delivered,
-            )
-        )
-        self._report_delivery()
+    def run_once(
+        self, servers: Sequence[SmtpServer], *, handle_signals: bool = False
+    ) -> tuple[TickReport, DispatchSummary]:
+        """One tick, then deliver everything due, then return (``campaign serve --once``); with
+        ``handle_signals``, SIGTERM and SIGINT stop it as they stop :meth:`run`."""
+        return asyncio.run(self._once(servers, handle_signals))
+
+    async def _once(self, servers: Sequence[SmtpServer], handle_signals: bool) -> tuple[TickReport, DispatchSummary]:
+        self._new_events()
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            self._handle_signals(loop)
+        try:
+            # In a thread, so that a signal during the tick is handled (the tick itself finishes: one transaction).
+            now = self.clock()
+            report = await asyncio.to_thread(self._decide, now)
+            self._report(report)
+            summary = DispatchSummary()
+            if not self._stop.is_set():
+                context = self.context
+                summary = await send_due(
+                    context.database(check_schema=False),
+                    context.settings,
+                    context.signing_key(),
+                    servers,
+                    progress=self._delivered,
+                    stop=self._stop,
+                    abort=self._abort,
+                )
+            self._report_delivery()
+        finally:
+            if handle_signals:
+                self._unhandle_signals(loop)
+        self._raise_if_aborted(summary)
         return report, summary
 
     # -- the long-running service --------------------------------------------------------------------------
@@ -181,15 +207,48 @@ class SchedulerService:
             self._tick_wanted.set()  # wakes the ticker, which sees the stop
             self._show()
 
+    def _signalled(self) -> None:
+        """SIGTERM or SIGINT: the first stops gracefully, a second (someone who will not wait) at once."""
+        if not self._stop.is_set():
+            self.request_stop()
+        elif not self._abort.is_set():
+            log.warning(fields("stopping at once"))
+            self._abort.set()
+
+    def _new_events(self) -> None:
+        # Made in the loop that uses them (an Event made before asyncio.run would belong to no loop).
+        self._stop, self._abort, self._tick_wanted = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def _handle_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._signalled)
+
+    def _unhandle_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+    def _raise_if_aborted(self, summary: DispatchSummary) -> None:
+        """After a run stopped by a second signal: :class:`StoppedAtOnce`, saying what was left to the leases."""
+        if not self._abort.is_set():
+            return
+        n, lease = summary.abandoned, self.context.settings.delivery.lease_seconds
+        # Their outcome is unknown (the server may have said 250 as the connection closed): as after a crash,
+        # they stay leased and go out again when the lease expires.
+        left = (
+            f"{counted(n, 'message')} being sent {'is' if n == 1 else 'are'} left leased, to go out again after "
+            f"{lease:g} s (delivery.lease_seconds; a recipient may get it twice)"
+            if n
+            else "nothing was being sent"
+        )
+        raise StoppedAtOnce(f"stopped at once on a second signal: {left}")
+
     async def run(self, servers: Sequence[SmtpServer], *, handle_signals: bool = False) -> DispatchSummary:
         """Tick and deliver until :meth:`request_stop` (or SIGTERM/SIGINT, with ``handle_signals``); returns
         what the delivery worker did. An error of the delivery worker stops the service and is raised."""
-        # Made here, in the loop that uses them (an Event made before asyncio.run would belong to no loop).
-        self._stop, self._tick_wanted = asyncio.Event(), asyncio.Event()
+        self._new_events()
         loop = asyncio.get_running_loop()
         if handle_signals:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, self.request_stop)
+            self._handle_signals(loop)
         context = self.context
         db = context.database(check_schema=False)
         log.info(fields("serving", database=db.describe(), tick_seconds=self.tick_seconds))
@@ -214,22 +273,26 @@ class SchedulerService:
                 wait=True,
                 progress=self._delivered,
                 stop=self._stop,
+                abort=self._abort,
             )
         )
         try:
             summary = await worker
         finally:
             self.request_stop()  # the worker stopped on an error: the ticker stops too
-            await ticker
+            if self._abort.is_set():
+                ticker.cancel()  # a tick in its thread still ends its transaction; nothing waits for the report
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
             scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # the shutdown runs as a callback of this loop
             if handle_signals:
-                for signum in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(signum)
+                self._unhandle_signals(loop)
             self._report_delivery()
             if self.status is not None:
                 self.status.close()
         log.info(fields("stopped", **dict(sorted(self.delivered.items()))))
+        self._raise_if_aborted(summary)
         return summary
 
     async def _want_tick(self) -> None:

@@ -19,6 +19,7 @@ from campaign.services.dispatch import send_due
 from campaign.services.lifecycle import launch, move, retry_deferred, retry_failed, settle_waves
 from campaign.services.progress import campaign_progress
 from campaign.services.sending import send_test
+from campaign.services.waves import WaveOptions, add_wave
 from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
 from campaign.store.engine import Database
@@ -388,11 +389,11 @@ def test_every_message_status_is_unfinished_or_final_alike_for_waves_progress_an
     for status in MessageStatus:  # queued, sending, sent (done), deferred (reopened), bounced (done), ...
         with db.write() as conn:
             conn.execute(update(messages).values(status=status.value))
-            settle_waves(conn, campaign_id)
-            left = outbox.unfinished(conn, campaign_id)
+            left = settle_waves(conn, campaign_id)
         unfinished = status in UNFINISHED_MESSAGES
         assert wave_statuses(db, "c") == [WaveStatus.ENQUEUED if unfinished else WaveStatus.DONE], status
-        assert campaign_progress(db, "c").unfinished == left == (2 if unfinished else 0), status
+        assert campaign_progress(db, "c").unfinished == (2 if unfinished else 0), status
+        assert bool(left) is unfinished, status
 
 
 def test_the_store_moves_only_the_waves_still_in_the_status_they_were_read_in(db: Database, tmp_path: Path) -> None:
@@ -427,3 +428,17 @@ def test_wave_transitions_allow_reopening_a_done_wave_and_nothing_after_cancel()
 
 def wave_statuses(db: Database, campaign: str) -> list[WaveStatus]:
     return [wave.status for wave in get_campaign(db, campaign).waves]
+
+
+def test_launch_reports_the_waves_it_skipped_and_those_still_to_come(db: Database, tmp_path: Path) -> None:
+    """Launched three days before the event: the -7d wave is skipped (and said so), the -1d one waits."""
+    settings = tuned(base_settings(tmp_path))
+    prepare(db, tmp_path, 2)
+    add_wave(db, settings, "c", "early", WaveOptions(kind="last-chance", at="-7d"))
+    add_wave(db, settings, "c", "soon", WaveOptions(kind="reminder", at="-1d"))
+    result = launch(db, settings, KEY, "c")
+    assert [(f.wave, f.status) for f in result.missed] == [("early", WaveStatus.MISSED)]
+    assert result.missed[0].reason is not None
+    assert "had passed when the campaign was launched" in result.missed[0].reason
+    assert result.pending == ("soon",)
+    assert result.queued == 2

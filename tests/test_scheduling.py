@@ -3,14 +3,17 @@ exactly once, on a clock the tests control (nothing sleeps)."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 
 from campaign.config import Settings
 from campaign.models import Audience, CampaignStatus, MessageStatus, WaveKind, WaveStatus
@@ -20,11 +23,15 @@ from campaign.rules.wave_specs import WaveSpec, parse_wave_spec
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
 from campaign.services.events import add_event
+from campaign.services.lifecycle import move
 from campaign.services.scheduling import Fired, fire_due, fire_times
 from campaign.services.waves import WaveOptions, add_wave
 from campaign.store import campaigns as campaign_store
+from campaign.store import outbox
+from campaign.store import waves as wave_store
 from campaign.store.engine import Database
 from campaign.store.tables import campaigns, contacts, list_members, messages, tracking_events, waves
+from campaign.store.waves import DueWave
 from tests.test_delivery import base_settings
 
 ZURICH = "Europe/Zurich"
@@ -304,7 +311,7 @@ def test_late_additions_get_the_invitation_and_only_the_waves_to_come(db: Databa
     add_contacts(db, tmp_path, {"late@example.org": "America/St_Johns", "p0@example.org": ZURICH})
 
     fired = fire_due(db, settings, start - timedelta(days=6))
-    assert [(f.wave, f.queued) for f in fired] == [("invitation", 1)]
+    assert [(f.wave, f.queued, f.topped_up) for f in fired] == [("invitation", 1, True)]
     assert "late@example.org" in recipients(db, "invitation")
     assert "late@example.org" not in recipients(db, "early")
     assert fire_due(db, settings, start - timedelta(days=6)) == []  # topped up once
@@ -399,3 +406,168 @@ def test_a_wave_added_after_the_launch_with_its_time_past_goes_out_at_once(db: D
     add_wave(db, settings, "c", "nudge", WaveOptions(kind="reminder", at="-61d", audience="all"))
     (fired,) = fire_due(db, settings, real)
     assert (fired.wave, fired.status, fired.queued) == ("nudge", WaveStatus.ENQUEUED, 4)
+
+
+def queued_on(db: Database, campaign: str = "c") -> int:
+    """The campaign's messages still queued."""
+    stmt = (
+        select(func.count())
+        .select_from(messages)
+        .join(waves, waves.c.id == messages.c.wave_id)
+        .join(campaigns, campaigns.c.id == waves.c.campaign_id)
+        .where(campaigns.c.name == campaign, messages.c.status == MessageStatus.QUEUED.value)
+    )
+    with db.read() as conn:
+        return int(conn.scalar(stmt) or 0)
+
+
+REMINDER_START = datetime(2026, 6, 20, 12, tzinfo=UTC)
+
+
+def launched_with_a_reminder(db: Database, tmp_path: Path, settings: Settings) -> datetime:
+    """Campaign ``c`` launched, its invitation fired; returns when its -1d reminder is due."""
+    campaign_with(db, tmp_path, REMINDER_START, ["reminder-1d reminder -1d all"], PEOPLE)
+    launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC))
+    return REMINDER_START - timedelta(days=1)
+
+
+def test_a_wave_edited_after_fire_due_read_it_fires_with_the_new_settings(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process edits the wave between fire_due's first read and its write: the firing uses the edit.
+    settings = base_settings(tmp_path)
+    due = launched_with_a_reminder(db, tmp_path, settings)
+    read = wave_store.waves_in
+
+    def read_then_edit(*args: Any, **kwargs: Any) -> list[DueWave]:
+        found = read(*args, **kwargs)
+        with db.write() as conn:
+            conn.execute(
+                update(waves)
+                .where(waves.c.name == "reminder-1d")
+                .values(audience=Audience.REGISTERED.value, window="mon-fri 09:00-17:00", expires_offset_seconds=-60)
+            )
+        return found
+
+    monkeypatch.setattr(wave_store, "waves_in", read_then_edit)
+    (fired,) = fire_due(db, settings, due)
+    assert (fired.wave, fired.status, fired.queued) == ("reminder-1d", WaveStatus.ENQUEUED, 0)  # nobody registered
+    row = wave_row(db, "reminder-1d")
+    assert row["expires_at"] == REMINDER_START - timedelta(minutes=1)
+
+
+def test_a_wave_moved_later_after_fire_due_read_it_waits_for_its_new_time(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = base_settings(tmp_path)
+    due = launched_with_a_reminder(db, tmp_path, settings)
+    read = wave_store.waves_in
+
+    def read_then_edit(*args: Any, **kwargs: Any) -> list[DueWave]:
+        found = read(*args, **kwargs)
+        with db.write() as conn:
+            hour = int(timedelta(hours=-1).total_seconds())
+            conn.execute(update(waves).where(waves.c.name == "reminder-1d").values(offset_seconds=hour))
+        return found
+
+    monkeypatch.setattr(wave_store, "waves_in", read_then_edit)
+    assert fire_due(db, settings, due) == []
+    assert wave_row(db, "reminder-1d")["status"] == "pending"
+
+
+@pytest.mark.parametrize("order", ["cancel, then fire", "fire, then cancel"])
+def test_a_cancelled_campaign_keeps_no_queued_message(db: Database, tmp_path: Path, order: str) -> None:
+    settings = base_settings(tmp_path)
+    due = launched_with_a_reminder(db, tmp_path, settings)
+    if order == "cancel, then fire":
+        move(db, "c", CampaignStatus.CANCELLED)
+        assert fire_due(db, settings, due) == []
+    else:
+        assert [f.wave for f in fire_due(db, settings, due)] == ["reminder-1d"]
+        move(db, "c", CampaignStatus.CANCELLED)
+    assert queued_on(db) == 0
+    assert wave_row(db, "reminder-1d")["status"] == "cancelled"
+
+
+def test_a_cancel_during_a_materialisation_strands_no_queued_message(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cancel comes while the wave's INSERT ... SELECT is written but not committed. On PostgreSQL the cancel
+    # must wait for it (the campaign row is locked FOR SHARE), else it cancels the rows it can see, not these.
+    settings = base_settings(tmp_path)
+    due = launched_with_a_reminder(db, tmp_path, settings)
+    materialise = outbox.materialise_wave
+    inside = threading.Event()
+
+    def materialise_slowly(*args: Any, **kwargs: Any) -> Counter[str]:
+        counts = materialise(*args, **kwargs)
+        inside.set()
+        time.sleep(0.5)  # the cancel runs now, before this transaction commits
+        return counts
+
+    monkeypatch.setattr(outbox, "materialise_wave", materialise_slowly)
+    handles = [Database(db.url.render_as_string(hide_password=False)) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def fire() -> None:
+        fire_due(handles[0], settings, due)
+
+    def cancel() -> None:
+        assert inside.wait(10)
+        try:
+            move(handles[1], "c", CampaignStatus.CANCELLED)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fire), threading.Thread(target=cancel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for handle in handles:
+        handle.dispose()
+    assert errors == []
+    assert get_campaign(db, "c").campaign.status is CampaignStatus.CANCELLED
+    assert queued_on(db) == 0
+    assert len(recipients(db, "reminder-1d")) == 4  # fired, and cancelled with the campaign
+    assert wave_row(db, "reminder-1d")["status"] == "cancelled"
+
+
+def test_one_bad_wave_does_not_hold_up_the_others(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = base_settings(tmp_path)
+    campaign_with(db, tmp_path, REMINDER_START, ["broken reminder -2d all", "reminder-1d reminder -1d all"], PEOPLE)
+    with db.write() as conn:  # a row no code writes, as a bug or a hand edit might leave it
+        conn.execute(update(waves).where(waves.c.name == "broken").values(window="whenever"))
+    launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC))
+    with caplog.at_level(logging.ERROR, logger="campaign.services.scheduling"):
+        fired = fire_due(db, settings, REMINDER_START - timedelta(hours=2))
+    assert [(f.wave, f.status) for f in fired] == [("reminder-1d", WaveStatus.ENQUEUED)]
+    assert "wave broken could not be fired" in caplog.text
+    assert wave_row(db, "broken")["status"] == "pending"  # tried again at the next tick
+
+
+def test_an_idle_top_up_takes_no_write_lock(sqlite_db: Database, tmp_path: Path) -> None:
+    # Every tick asks each fired invitation whether anyone joined its list; on SQLite, asking under BEGIN
+    # IMMEDIATE would take the one write lock from the delivery worker every time.
+    settings = base_settings(tmp_path)
+    launched = datetime.now(UTC)
+    campaign_with(sqlite_db, tmp_path, launched + timedelta(days=3), [], PEOPLE)
+    launch_at(sqlite_db, settings, launched)
+    impatient = Database(sqlite_db.url.render_as_string(hide_password=False), busy_timeout_ms=100)
+    try:
+        with sqlite_db.write():  # another process writing
+            assert fire_due(impatient, settings, launched + timedelta(hours=1)) == []
+    finally:
+        impatient.dispose()
+
+
+def test_the_top_up_finds_newcomers_through_an_index(sqlite_db: Database) -> None:
+    since = datetime(2026, 6, 1, tzinfo=UTC)
+    stmt = select(exists().where(list_members.c.list_id == 1, list_members.c.added_at >= since))
+    with sqlite_db.read() as conn:
+        compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+        assert outbox.joined_since(conn, 1, since) is False
+    assert "ix_list_members_list_id_added_at" in plan

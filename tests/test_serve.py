@@ -27,14 +27,17 @@ from click.testing import CliRunner
 
 from campaign.cli import cli
 from campaign.config import Settings, load_settings
-from campaign.models import CampaignStatus, WaveKind, WaveStatus
+from campaign.models import CampaignStatus, SuppressionReason, WaveKind, WaveStatus
+from campaign.rules.contact_fields import email_key
 from campaign.services.campaigns import get_campaign
+from campaign.services.contact_import import import_contacts
 from campaign.services.context import AppContext
 from campaign.services.dispatch import send_due
 from campaign.services.lifecycle import launch
 from campaign.store import campaigns as campaign_store
+from campaign.store import suppressions as suppression_store
 from campaign.store.engine import Database
-from scheduler.display import LOGGER_NAME, configure_output, fields
+from scheduler.display import LIBRARY_LOGGER, LOGGER_NAME, configure_output, fields
 from scheduler.lock import ServiceLock, ServiceRunningError, lock_path, running_service
 from scheduler.service import SchedulerService
 from tests.test_delivery import (
@@ -48,6 +51,7 @@ from tests.test_delivery import (
     relay_config,
     statuses,
     tuned,
+    write_contacts,
 )
 
 # ---------------------------------------------------------------------------------------------------------
@@ -59,10 +63,11 @@ from tests.test_delivery import (
 def service_logger_restored() -> Iterator[None]:
     """``campaign serve`` (run in-process here) points the service's logger at stderr; each test starts as
     pytest left it, so ``caplog`` sees the lines."""
-    logger = logging.getLogger(LOGGER_NAME)
-    saved = logger.handlers[:], logger.level, logger.propagate
+    loggers = [logging.getLogger(name) for name in (LOGGER_NAME, LIBRARY_LOGGER)]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 def context_for(settings: Settings, db: Database) -> AppContext:
@@ -197,6 +202,30 @@ def test_a_wave_due_while_the_service_was_down_is_sent_if_not_expired_else_misse
     assert [(f.wave, f.status) for f in service.tick(late).fired] == [("reminder-1d", WaveStatus.ENQUEUED)]
 
 
+def join_list(db: Database, tmp_path: Path, count: int, *, suppressed: int = 0) -> None:
+    """``count`` newcomers join list ``guests``, the first ``suppressed`` of them on the suppression list."""
+    emails = write_contacts(tmp_path / "newcomers.csv", count, prefix="newcomer")
+    import_contacts(db, tmp_path / "newcomers.csv", "guests")
+    with db.write() as conn:
+        for email in emails[:suppressed]:
+            suppression_store.add(conn, email_key(email), SuppressionReason.UNSUBSCRIBED, None, None, datetime.now(UTC))
+
+
+def test_an_invitation_topped_up_with_newcomers_is_logged_as_such(
+    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = base_settings(tmp_path)
+    prepare(sqlite_db, tmp_path, 3)
+    launch(sqlite_db, settings, KEY, "c")
+    service = SchedulerService(context_for(settings, sqlite_db))
+    join_list(sqlite_db, tmp_path, 3, suppressed=1)
+    with caplog.at_level(logging.INFO, LOGGER_NAME):
+        (fired,) = service.tick(datetime.now(UTC)).fired
+    assert (fired.wave, fired.topped_up, fired.queued, fired.suppressed) == ("invitation", True, 2, 1)
+    assert "invitation topped up campaign=c wave=invitation queued=2 suppressed=1 expired=0" in caplog.text
+    assert "wave fired" not in caplog.text
+
+
 def test_fields_are_parseable_key_value_pairs() -> None:
     assert fields("wave fired", campaign="c", wave="reminder-1d", queued=3) == (
         "wave fired campaign=c wave=reminder-1d queued=3"
@@ -242,6 +271,29 @@ def test_a_second_service_on_the_same_sqlite_database_is_refused_until_the_first
     assert running_service(sqlite_db) is None
     with ServiceLock(sqlite_db):  # released on exit
         pass
+
+
+def test_one_lock_per_database_however_its_path_is_written(sqlite_db: Database, tmp_path: Path) -> None:
+    """A symlinked directory or a ``..`` names the same file: the second service is refused all the same."""
+    assert sqlite_db.file is not None
+    (tmp_path / "link").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "sub").mkdir()
+    for other in (f"{tmp_path}/link/campaign.db", f"{tmp_path}/sub/../campaign.db"):
+        aliased = Database(f"sqlite:///{other}")
+        try:
+            assert aliased.file == sqlite_db.file
+            assert lock_path(aliased) == lock_path(sqlite_db)
+            with ServiceLock(sqlite_db), pytest.raises(ServiceRunningError):
+                ServiceLock(aliased).__enter__()
+        finally:
+            aliased.dispose()
+    # And so `campaign serve`, configured with the symlinked path, is refused beside a service on the real one.
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/link/campaign.db"\n[paths]\ndata = "{tmp_path}"\n')
+    with ServiceLock(sqlite_db):
+        result = CliRunner().invoke(cli, ["--config", str(config), "serve", "--once"])
+    assert result.exit_code == 1, result.output
+    assert "another `campaign serve`" in result.output
 
 
 def test_serve_refuses_to_start_beside_a_running_one_with_one_line(sqlite_db: Database, tmp_path: Path) -> None:
@@ -308,12 +360,27 @@ def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
     settings = tuned(base_settings(tmp_path), concurrency=2)
     emails = prepare(sqlite_db, tmp_path, 5)
     launch(sqlite_db, settings, KEY, "c")
-    fires_at = datetime.now(UTC) + timedelta(seconds=1.5)
+    fires_at = datetime.now(UTC) + timedelta(seconds=3)
     add_wave(sqlite_db, send_at=fires_at)
-    service = SchedulerService(context_for(settings, sqlite_db), tick_seconds=3600)  # one tick, at the start
+    ticks: list[datetime] = []  # the instant of every tick, to tell which one fired the wave
+
+    def clock() -> datetime:
+        ticks.append(datetime.now(UTC))
+        return ticks[-1]
+
+    # The maintenance job runs once, at the start, then not for an hour: only the wave's date job can fire it.
+    service = SchedulerService(context_for(settings, sqlite_db), tick_seconds=3600, clock=clock)
 
     async def scenario() -> None:
         task = asyncio.create_task(service.run(smtp.servers()))
+        while sum(smtp.handler.received().values()) < len(emails):  # the invitation, sent after the first tick
+            assert not task.done(), task
+            await asyncio.sleep(0.02)
+        while datetime.now(UTC) < fires_at - timedelta(seconds=0.3):
+            await asyncio.sleep(0.02)
+        assert len(ticks) == 1, ticks  # the start-up tick only, well before the wave's instant
+        assert ticks[0] < fires_at - timedelta(seconds=2), ticks
+        assert wave_status(sqlite_db, "c", "reminder") is WaveStatus.PENDING  # ... which did not fire it
         while sum(smtp.handler.received().values()) < 2 * len(emails):
             assert not task.done(), task
             assert datetime.now(UTC) < fires_at + timedelta(seconds=20), "the reminder never went out"
@@ -324,6 +391,9 @@ def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
     asyncio.run(scenario())
     assert smtp.handler.received() == Counter(emails * 2)
     assert wave_status(sqlite_db, "c", "reminder") in (WaveStatus.ENQUEUED, WaveStatus.DONE)
+    # Two ticks: the start-up one, and the date job's, at the wave's instant (not an hour later).
+    assert len(ticks) == 2, ticks
+    assert fires_at <= ticks[1] < fires_at + timedelta(seconds=2), (ticks, fires_at)
 
 
 def test_two_services_forced_to_run_on_one_database_never_double_send(
@@ -450,8 +520,126 @@ def test_serve_once_fires_what_is_due_delivers_and_exits(
         cli, ["--config", str(config), "serve", "--once"]
     )
     assert result.exit_code == 0, result.output
-    assert "Fired c/now: 3 messages queued" in result.output
+    assert "Fired c/now: 3 messages queued\n" in result.output
     assert "Next wave: c/later at " in result.output
     assert "Delivery: 6 sent" in result.output
     assert smtp.handler.received() == Counter(emails * 2)
     assert wave_status(sqlite_db, "c", "later") is WaveStatus.PENDING
+
+    # Newcomers on the list: the invitation is topped up, and said so (one of them is suppressed).
+    join_list(sqlite_db, tmp_path, 2, suppressed=1)
+    result = CliRunner(env={"CAMPAIGN_SECRET_KEY": KEY.decode()}).invoke(
+        cli, ["--config", str(config), "serve", "--once"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Invited 1 who joined the list since: c/invitation, 1 message queued, 1 suppressed" in result.output
+    assert "Fired" not in result.output
+    assert "Delivery: 1 sent" in result.output
+
+
+@pytest.mark.parametrize("once", [False, True], ids=["serve", "serve --once"])
+def test_sigterm_under_a_low_rate_limit_stops_within_seconds(
+    sqlite_db: Database,
+    tmp_path: Path,
+    pipelining_smtp: Sink,  # noqa: F811 (the fixture)
+    once: bool,
+) -> None:
+    """Senders waiting for the rate limit (here up to 6 s each) give their messages back on SIGTERM instead of
+    sending them; ``serve --once`` stops as gracefully as ``serve``."""
+    smtp = pipelining_smtp
+    total = 20
+    extra = "[delivery]\nbatch_size = 10\nrate_per_second = 0.5\n"
+    config = relay_config(tmp_path, sqlite_db, smtp, concurrency=4, extra=extra)
+    emails = prepare(sqlite_db, tmp_path, total)
+    launch(sqlite_db, load_settings(config, environ={}), KEY, "c")
+    command = [sys.executable, "-m", "campaign", "--config", str(config), "serve", *(["--once"] if once else [])]
+
+    service = subprocess.Popen(
+        command, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(lambda: len(smtp.handler.delivered) >= 1 or service.poll() is not None, 30, "sending")
+        assert service.poll() is None, service.communicate()
+        time.sleep(0.2)  # every sender holds a message now, waiting for the limiter
+        signalled = time.monotonic()
+        service.send_signal(signal.SIGTERM)
+        stdout, stderr = service.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+    assert service.returncode == 0, stderr
+    assert took < 3, f"SIGTERM took {took:.1f} s"
+    assert "Delivery:" in stdout
+    assert "Traceback" not in stderr
+
+    rows = outbox_rows(sqlite_db, "c")
+    counts = Counter(r.status for r in rows.values())
+    assert set(counts) == {"sent", "queued"}, counts  # nothing left leased
+    received = smtp.handler.received()
+    assert {e for e, r in rows.items() if r.status == "sent"} == set(received)
+    assert max(received.values()) == 1
+    assert all(r.attempts == 0 for r in rows.values() if r.status == "queued"), "a given-back message was tried"
+    assert sorted(rows) == sorted(emails)
+
+
+def test_a_second_sigterm_stops_at_once_and_says_so(
+    sqlite_db: Database,
+    tmp_path: Path,
+    pipelining_smtp: Sink,  # noqa: F811 (the fixture)
+) -> None:
+    """The first SIGTERM waits for the messages on the wire (here 8 s each); the second does not: the rest are
+    released, those on the wire are left to their leases, and the exit status and one line say so."""
+    smtp = pipelining_smtp
+    config = relay_config(
+        tmp_path, sqlite_db, smtp, concurrency=2, extra="[delivery]\nbatch_size = 10\nlease_seconds = 300\n"
+    )
+    prepare(sqlite_db, tmp_path, 10)
+    launch(sqlite_db, load_settings(config, environ={}), KEY, "c")
+    smtp.handler.delay = 8
+    command = [sys.executable, "-m", "campaign", "--config", str(config), "serve"]
+
+    service = subprocess.Popen(
+        command, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(lambda: sum(smtp.handler.data_attempts.values()) >= 2 or service.poll() is not None, 30, "sending")
+        assert service.poll() is None, service.communicate()
+        service.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert service.poll() is None, "the first SIGTERM waits for the messages being sent"
+        signalled = time.monotonic()
+        service.send_signal(signal.SIGTERM)
+        _, stderr = service.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+    assert service.returncode == 1, stderr
+    assert took < 3, f"the second SIGTERM took {took:.1f} s"
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: stopped at once on a second signal: 2 messages being sent are left leased, to go out again after "
+        "300 s (delivery.lease_seconds; a recipient may get it twice)"
+    ], stderr
+    assert "WARNING stopping at once" in stderr
+
+    counts = Counter(r.status for r in outbox_rows(sqlite_db, "c").values())
+    assert counts == {"sending": 2, "queued": 8}, counts  # the rest released; nothing sent
+    assert smtp.handler.received() == Counter()
+
+
+def test_the_librarys_warnings_reach_the_services_output() -> None:
+    """A wave that fails to fire is logged by campaign.services.scheduling, not by the service's own logger: it
+    must still reach the service's stream (a journal, a terminal), not only Python's last-resort handler."""
+    stream = io.StringIO()
+    configure_output(stream, terminal=False)
+    logging.getLogger("campaign.services.scheduling").error("wave failed to fire campaign=c wave=w")
+    logging.getLogger(LOGGER_NAME).info("wave fired campaign=c wave=v")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "ERROR wave failed to fire campaign=c wave=w" in lines[0]
+    assert "INFO wave fired campaign=c wave=v" in lines[1]

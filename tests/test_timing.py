@@ -24,6 +24,7 @@ from campaign.rules.timing import (
     format_window,
     local_send_instant,
     nominal_instant,
+    own_instant,
     parse_offset,
     parse_window,
 )
@@ -249,6 +250,19 @@ def test_nominal_instant() -> None:
     send_at = datetime.fromisoformat("2026-06-10T09:00+02:00")
     assert nominal_instant(START, None, send_at, LAUNCH) == utc(2026, 6, 10, 7)
     assert nominal_instant(START, None, send_at, LAUNCH).tzinfo is UTC
+
+
+def test_own_instant_is_the_waves_time_whatever_the_launch() -> None:
+    # What scheduling compares with the launch (a wave whose own time had passed by then is skipped), and what
+    # nominal_instant starts from: one rule.
+    assert own_instant(START, timedelta(days=-30), None) == utc(2026, 5, 20, 7)
+    send_at = datetime.fromisoformat("2026-05-01T09:00+02:00")
+    assert own_instant(START, timedelta(days=-1), send_at) == utc(2026, 5, 1, 7)  # an instant wins
+    assert own_instant(START, timedelta(days=-1), send_at).tzinfo is UTC  # type: ignore[union-attr]
+    assert own_instant(START, None, None) is None  # at launch: no time of its own
+    for offset, at in ((timedelta(hours=-1), None), (None, send_at), (None, None)):
+        own = own_instant(START, offset, at)
+        assert nominal_instant(START, offset, at, LAUNCH) == max(own or LAUNCH, LAUNCH)
 
 
 def test_nominal_instant_is_never_before_the_launch() -> None:

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from campaign.exceptions import ValidationError
 from campaign.models import Audience, WaveKind
 from campaign.rules.timing import MAX_OFFSET, SendWindow
-from campaign.rules.wave_specs import WAVE_NAME_MAX, WaveSpec, format_wave_spec, parse_wave_name, parse_wave_spec
+from campaign.rules.wave_specs import (
+    WAVE_NAME_MAX,
+    WaveSpec,
+    format_timing,
+    format_wave_spec,
+    parse_instant_or_offset,
+    parse_wave_name,
+    parse_wave_spec,
+)
 from tests.test_timing import windows
 
 OFFICE = SendWindow(frozenset(range(5)), time(9), time(17))
@@ -163,3 +171,45 @@ def test_round_trip(
     text = format_wave_spec(spec)
     assert parse_wave_spec(text) == spec
     assert format_wave_spec(parse_wave_spec(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("-1h", timedelta(hours=-1)),
+        ("+0", timedelta(0)),
+        ("2026-06-19T09:00+02:00", datetime(2026, 6, 19, 7, tzinfo=UTC)),
+        ("2026-06-19T07:00:05Z", datetime(2026, 6, 19, 7, 0, 5, tzinfo=UTC)),
+    ],
+)
+def test_parse_instant_or_offset(text: str, expected: timedelta | datetime) -> None:
+    """One parser for a wave's timing and its --expires."""
+    assert parse_instant_or_offset(text, "wave x: --expires") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "soon",
+            "wave x: --expires 'soon' must be an offset like -7d, -1h, \\+1d or \\+0, an instant like .*, "
+            "or 'default'$",
+        ),
+        ("1d", "wave x: --expires offset '1d' needs a sign"),
+        ("2026-06-19T09:00", "wave x: --expires '2026-06-19T09:00' needs a UTC offset"),
+        ("2026-13-01T09:00Z", "wave x: --expires '2026-13-01T09:00Z' is not an instant like"),
+    ],
+)
+def test_parse_instant_or_offset_names_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        parse_instant_or_offset(text, "wave x: --expires", alternatives=", or 'default'")
+
+
+def test_format_timing_is_the_timing_of_format_wave_spec() -> None:
+    """One formatter: an instant keeps its seconds (so an unrelated edit does not move it)."""
+    assert format_timing(None, datetime(2026, 6, 19, 9, 0, 5, tzinfo=timezone(timedelta(hours=2)))) == (
+        "2026-06-19T07:00:05Z"
+    )
+    assert format_timing(None, datetime(2026, 6, 19, 7, tzinfo=UTC)) == "2026-06-19T07:00Z"
+    assert format_timing(timedelta(days=-7), None) == "-7d"
+    assert format_timing(None, None) == "launch"

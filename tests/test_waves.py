@@ -141,3 +141,80 @@ def test_a_bad_default_wave_in_config_stops_create_with_one_line(setup: Path) ->
     one_line_error(
         run(setup, "create", "--event", "talk", "--list", "guests"), "'waves.default'", "nudge reminder -1d everybody"
     )
+
+
+def test_a_wave_that_can_never_be_sent_is_refused(setup: Path, tmp_path: Path) -> None:
+    """A reminder expires at the event start: one timed after it, or expiring before its own time, never goes."""
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    one_line_error(
+        run(setup, "waves", "add", "c", "thanks", "--kind", "reminder", "--at", "+1d"),
+        "wave thanks", "at or after it expires", "(a reminder expires at the event start)", "--expires", "--kind",
+    )  # fmt: skip
+    one_line_error(
+        run(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "-1h", "--expires", "-2h"),
+        "wave nudge", "at or after it expires", "--expires",
+    )  # fmt: skip
+    ok(setup, "waves", "add", "c", "thanks", "--kind", "follow-up", "--at", "+1d")
+    ok(setup, "waves", "add", "c", "late", "--kind", "reminder", "--at", "+1h", "--expires", "+2h")
+    ok(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "-1h")
+    one_line_error(run(setup, "waves", "edit", "c", "nudge", "--at", "+1h"), "wave nudge", "at or after it expires")
+    one_line_error(run(setup, "waves", "edit", "c", "thanks", "--kind", "reminder"), "wave thanks", "--kind")
+    # A refused edit changes nothing.
+    nudge = next(w for w in get_campaign(database(tmp_path), "c").waves if w.name == "nudge")
+    assert nudge.offset_seconds == -3600
+
+
+def test_an_unrelated_edit_keeps_a_send_at_with_seconds(setup: Path, tmp_path: Path) -> None:
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    at = (datetime.now(UTC) + timedelta(days=2)).replace(second=30, microsecond=0)
+    out = ok(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", at.isoformat())
+    assert f"at {at:%Y-%m-%dT%H:%M:%S}Z" in out
+    ok(setup, "waves", "edit", "c", "nudge", "--audience", "registered")
+    nudge = next(w for w in get_campaign(database(tmp_path), "c").waves if w.name == "nudge")
+    assert nudge.send_at == at
+
+
+def test_waves_list_shows_a_wave_s_own_time_when_it_passes_before_launch(setup: Path, tmp_path: Path) -> None:
+    """The event is 10 days away: a -12d reminder's time passes before the launch; it is skipped, not sent."""
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    ok(setup, "waves", "add", "c", "early", "--kind", "reminder", "--at", "-12d")
+    start = get_campaign(database(tmp_path), "c").event.starts_at
+    own = (start - timedelta(days=12)).strftime("%Y-%m-%d %H:%M UTC")
+    rows = {line.split()[0]: line for line in ok(setup, "waves", "list", "c").splitlines()[3:]}
+    assert own in rows["early"]
+    assert "passes before launch" in rows["early"]
+    assert "passes before launch" not in rows["invitation"]
+    ok(setup, "launch", "c")
+    rows = {line.split()[0]: line for line in ok(setup, "waves", "list", "c").splitlines()[3:]}
+    assert own in rows["early"]
+    assert "skipped at launch" in rows["early"]
+    assert "missed" in rows["early"]
+
+
+def test_launch_says_which_waves_it_skipped_and_who_sends_the_rest(setup: Path, tmp_path: Path) -> None:
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    ok(setup, "waves", "add", "c", "early", "--kind", "reminder", "--at", "-12d")
+    ok(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "launch")
+    ok(setup, "waves", "add", "c", "soon", "--kind", "reminder", "--at", "-1d")
+    # A wave made unsendable behind the CLI's back (as an event moved earlier can): it expired before it was due.
+    db = database(tmp_path)
+    with db.write() as conn:
+        past = datetime.now(UTC) - timedelta(hours=1)
+        conn.execute(update(waves).where(waves.c.name == "nudge").values(expires_at=past))
+    db.dispose()
+    out = ok(setup, "launch", "c")
+    assert "Launched c: 2 messages queued, 0 suppressed." in out
+    assert "Missed wave early: its time" in out
+    assert "had passed when the campaign was launched" in out
+    assert "Missed wave nudge: it expired before it was due: due at" in out
+    assert "scheduler stopped" not in out
+    assert "1 wave still to come (soon): `campaign serve` sends each at its time" in out
+    assert "`campaign send --campaign c` delivers what is queued now" in out
+
+
+def test_launch_with_no_wave_left_points_to_send_only(setup: Path) -> None:
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    out = ok(setup, "launch", "c")
+    assert "Missed" not in out
+    assert "campaign serve" not in out
+    assert "Next: campaign send --campaign c" in out

@@ -30,13 +30,22 @@ from campaign.services.transport import smtp_servers
 @click.argument("campaign")
 @pass_app
 def launch_command(app: App, campaign: str) -> None:
-    """Check a CAMPAIGN, then enqueue its invitation and start sending (`campaign send` delivers)."""
+    """Check a CAMPAIGN, then enqueue its invitation and start sending (`campaign send` delivers it; `campaign
+    serve` fires the later waves at their time). Waves skipped at launch are listed with the reason."""
     with check_errors_shown():
         result = launch(app.database(), app.settings, app.signing_key(), campaign)
     for warning in result.report.warnings:  # what `campaign check` warns about does not stop a launch
         click.echo(f"warning: {warning}")
     click.echo(f"Launched {result.campaign}: {result.queued} messages queued, {result.suppressed} suppressed.")
-    click.echo(f"Next: campaign send --campaign {result.campaign}")
+    for missed in result.missed:
+        click.echo(f"Missed wave {missed.wave}: {missed.reason}")
+    send = f"campaign send --campaign {result.campaign}"
+    if result.pending:
+        count = len(result.pending)
+        waves = f"{count} wave{'s' if count != 1 else ''} still to come ({', '.join(result.pending)})"
+        click.echo(f"Next: {waves}: `campaign serve` sends each at its time; `{send}` delivers what is queued now.")
+    else:
+        click.echo(f"Next: {send}")
 
 
 @contextmanager

@@ -10,7 +10,8 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.delivery import print_summary
 from campaign.models import WaveStatus
-from scheduler.display import configure_output
+from campaign.services.scheduling import Fired
+from scheduler.display import configure_output, counted
 from scheduler.lock import ServiceLock
 from scheduler.service import SchedulerService
 
@@ -30,12 +31,9 @@ def serve_command(app: App, once: bool) -> None:
         status = configure_output(sys.stderr, terminal=not once and sys.stderr.isatty())
         service = SchedulerService(app, status=status)
         if once:
-            report, summary = service.run_once(servers)
+            report, summary = service.run_once(servers, handle_signals=True)
             for fired in report.fired:
-                if fired.status is WaveStatus.MISSED:
-                    click.echo(f"Missed {fired.campaign}/{fired.wave}: {fired.reason}")
-                else:
-                    click.echo(f"Fired {fired.campaign}/{fired.wave}: {fired.queued} messages queued")
+                click.echo(fired_line(fired))
             if (next_wave := report.next_wave) is not None:
                 click.echo(
                     f"Next wave: {next_wave.campaign}/{next_wave.wave} at {next_wave.fires_at:%Y-%m-%d %H:%M} UTC"
@@ -43,3 +41,17 @@ def serve_command(app: App, once: bool) -> None:
         else:
             summary = asyncio.run(service.run(servers, handle_signals=True))
     print_summary(summary)
+
+
+def fired_line(fired: Fired) -> str:
+    """What ``serve --once`` says about one wave fired, missed or topped up (newcomers invited)."""
+    name = f"{fired.campaign}/{fired.wave}"
+    if fired.status is WaveStatus.MISSED:
+        return f"Missed {name}: {fired.reason}"
+    counts = ", ".join(
+        [counted(fired.queued, "message") + " queued"]
+        + [f"{n} {what}" for n, what in ((fired.suppressed, "suppressed"), (fired.expired, "expired")) if n]
+    )
+    if fired.topped_up:
+        return f"Invited {fired.queued} who joined the list since: {name}, {counts}"
+    return f"Fired {name}: {counts}"

@@ -21,12 +21,15 @@ def waves_group() -> None:
 @click.argument("campaign")
 @pass_app
 def list_command(app: App, campaign: str) -> None:
-    """List a CAMPAIGN's waves: timing, planned time (organiser's zone and UTC), audience, window, expiry, status."""
+    """List a CAMPAIGN's waves: timing, planned time (organiser's zone and UTC), audience, window, expiry, status.
+
+    A wave whose own time passes before the launch shows that time, marked "passes before launch" in a draft
+    and "skipped at launch" once launched: it is not sent with the invitation."""
     plan = list_waves(app.database(), campaign)
     zone = plan.event.timezone
     rows = [
         (
-            w.name, w.kind, w.timing, local_time(w.planned, zone) if w.planned else "", _utc(w.planned),
+            w.name, w.kind, w.timing, _planned(w, zone), _utc(w.planned),
             w.audience, w.window or "", _utc(w.expires), w.status, w.missed_reason or "",
         )
         for w in plan.waves
@@ -91,6 +94,12 @@ def remove_command(app: App, campaign: str, name: str) -> None:
 def _describe(line: WaveLine) -> str:
     window = f", window {line.window}" if line.window else ""
     return f"{line.name}: {line.kind} at {line.timing} to {line.audience}{window}, planned {_utc(line.planned)}"
+
+
+def _planned(line: WaveLine, zone: str) -> str:
+    """The planned time in the organiser's zone, marked when the wave's time passes before the launch."""
+    planned = local_time(line.planned, zone) if line.planned else ""
+    return f"{planned} ({line.note})" if line.note else planned
 
 
 def _utc(instant: Any) -> str:

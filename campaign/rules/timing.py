@@ -4,7 +4,7 @@ Contract:
 
 * A wave is timed relative to the event start (:func:`parse_offset`: ``-7d``, ``-1d``, ``-1h``, ``+0``,
   ``+1d``, ``-1d12h``, ``-90m``, ``-2w``; a sign is required unless the offset is zero) or at an absolute
-  instant, or "at launch" (neither). :func:`nominal_instant` gives the instant it fires.
+  instant, or "at launch" (neither): :func:`own_instant`. :func:`nominal_instant` gives the instant it fires.
 * A wave may have a send window in each recipient's local time (:func:`parse_window`: ``mon-fri 09:00-17:00``,
   ``09:00-17:00`` every day, ``sat,sun 10:00-12:00``, ``mon,wed-fri 08:30-12:00``; ``24:00`` ends a window at
   midnight). A window is half-open, ``start <= wall-clock time < end``, within one local day.
@@ -178,22 +178,27 @@ def format_window(window: SendWindow) -> str:
     return f"{','.join(items)} {span}"
 
 
+def own_instant(event_start: datetime, offset: timedelta | None, send_at: datetime | None) -> datetime | None:
+    """A wave's own time (UTC), whatever the launch: ``send_at``, else the event start plus ``offset``, else
+    None (a wave "at launch" has no time of its own)."""
+    _require_aware(event_start, "event start")
+    if send_at is not None:
+        _require_aware(send_at, "send_at")
+        return send_at.astimezone(UTC)
+    if offset is not None:
+        return (event_start + offset).astimezone(UTC)
+    return None
+
+
 def nominal_instant(
     event_start: datetime, offset: timedelta | None, send_at: datetime | None, launched_at: datetime
 ) -> datetime:
-    """When a wave fires (UTC): ``send_at``, else the event start plus ``offset``, else ``launched_at`` (at
-    launch). Never before ``launched_at``: a wave whose time passed before the launch fires at the launch
-    (and :func:`local_send_instant` then drops it if it has expired meanwhile)."""
-    _require_aware(event_start, "event start")
+    """When a wave fires (UTC): its :func:`own_instant`, else ``launched_at`` (at launch). Never before
+    ``launched_at``: a wave whose time passed before the launch fires at the launch (and
+    :func:`local_send_instant` then drops it if it has expired meanwhile)."""
     _require_aware(launched_at, "launch time")
-    if send_at is not None:
-        _require_aware(send_at, "send_at")
-        fires = send_at
-    elif offset is not None:
-        fires = event_start + offset
-    else:
-        fires = launched_at
-    return max(fires, launched_at).astimezone(UTC)
+    own = own_instant(event_start, offset, send_at)
+    return max(launched_at if own is None else own, launched_at).astimezone(UTC)
 
 
 def default_expiry(kind: WaveKind, event_start: datetime, event_end: datetime) -> datetime:

@@ -13,7 +13,9 @@ Contract: ``NAME KIND TIMING AUDIENCE [WINDOW]``, e.g. ``reminder-1d reminder -1
   ``09:00-17:00``).
 
 :func:`parse_wave_spec` raises ValidationError (a ValueError) naming the part that is wrong;
-:func:`format_wave_spec` is its inverse (canonical form: ``parse(format(spec)) == spec``).
+:func:`format_wave_spec` is its inverse (canonical form: ``parse(format(spec)) == spec``). The TIMING parts are
+public for ``campaign waves``: :func:`parse_instant_or_offset` (also what ``--expires`` takes) and
+:func:`format_timing`.
 """
 
 from __future__ import annotations
@@ -96,43 +98,56 @@ def parse_wave_spec(text: str) -> WaveSpec:
 def format_wave_spec(spec: WaveSpec) -> str:
     """The inverse of :func:`parse_wave_spec`: ``reminder-1d reminder -1d registered mon-fri 09:00-17:00``;
     an instant is written in UTC (``2026-06-19T07:00Z``)."""
-    if spec.send_at is not None:
-        instant = spec.send_at.astimezone(UTC)
-        whole_minute = instant.second == 0 and instant.microsecond == 0
-        timing = instant.replace(tzinfo=None).isoformat(timespec="minutes" if whole_minute else "auto") + "Z"
-    elif spec.offset is not None:
-        timing = format_offset(spec.offset)
-    else:
-        timing = LAUNCH
-    parts = [spec.name, spec.kind.value, timing, spec.audience.value]
+    parts = [spec.name, spec.kind.value, format_timing(spec.offset, spec.send_at), spec.audience.value]
     if spec.window is not None:
         parts.append(format_window(spec.window))
     return " ".join(parts)
+
+
+def format_timing(offset: timedelta | None, send_at: datetime | None) -> str:
+    """A wave's TIMING as written: ``-7d``, an instant in UTC (``2026-06-19T07:00Z``; its seconds kept when it
+    has some, so that writing it back gives the same instant) or ``launch``."""
+    if send_at is not None:
+        instant = send_at.astimezone(UTC)
+        whole_minute = instant.second == 0 and instant.microsecond == 0
+        return instant.replace(tzinfo=None).isoformat(timespec="minutes" if whole_minute else "auto") + "Z"
+    if offset is not None:
+        return format_offset(offset)
+    return LAUNCH
+
+
+def parse_instant_or_offset(text: str, what: str, *, alternatives: str = "") -> timedelta | datetime:
+    """An offset from the event start (``-7d``, ``+0``: a timedelta) or an instant with a UTC offset
+    (``2026-06-19T09:00+02:00``, ``...Z``: a datetime in UTC), as a wave's TIMING and ``--expires`` take them.
+
+    ValidationError starting with ``what`` (``wave x: timing``) otherwise; ``alternatives`` (``, or 'launch'``)
+    ends the message listing what the caller also accepts."""
+    text = text.strip()
+    if _INSTANT.match(text):
+        try:
+            instant = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(f"{what} {text!r} is not an instant like 2026-06-19T09:00+02:00") from None
+        if instant.utcoffset() is None:
+            raise ValidationError(f"{what} {text!r} needs a UTC offset, like {text}+02:00 or {text}Z")
+        return instant.astimezone(UTC)
+    try:
+        return parse_offset(text)
+    except ValidationError as exc:
+        if text[:1] in "+-" or text[:1].isdigit():
+            raise ValidationError(f"{what} {exc}") from None  # an offset, wrong: say why
+        raise ValidationError(
+            f"{what} {text!r} must be an offset like -7d, -1h, +1d or +0, "
+            f"an instant like 2026-06-19T09:00+02:00{alternatives}"
+        ) from None
 
 
 def _parse_timing(text: str, name: str) -> tuple[timedelta | None, datetime | None]:
     """(offset, None), (None, instant in UTC) or (None, None) for ``launch``."""
     if text.lower() == LAUNCH:
         return None, None
-    if _INSTANT.match(text):
-        try:
-            instant = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValidationError(
-                f"wave {name}: timing {text!r} is not an instant like 2026-06-19T09:00+02:00"
-            ) from None
-        if instant.utcoffset() is None:
-            raise ValidationError(f"wave {name}: timing {text!r} needs a UTC offset, like {text}+02:00 or {text}Z")
-        return None, instant.astimezone(UTC)
-    try:
-        return parse_offset(text), None
-    except ValidationError as exc:
-        if text[:1] in "+-" or text[:1].isdigit():
-            raise ValidationError(f"wave {name}: timing {exc}") from None  # an offset, wrong: say why
-        raise ValidationError(
-            f"wave {name}: timing {text!r} must be an offset like -7d, -1h, +1d or +0, "
-            f"an instant like 2026-06-19T09:00+02:00, or {LAUNCH!r}"
-        ) from None
+    when = parse_instant_or_offset(text, f"wave {name}: timing", alternatives=f", or {LAUNCH!r}")
+    return (None, when) if isinstance(when, datetime) else (when, None)
 
 
 def _parse_choice(choices: type[_Choice], text: str, name: str, part: str) -> _Choice:

@@ -14,7 +14,10 @@ Guarantees:
   with the reason in its status, instead of burning through the queue.
 * A run given a ``stop`` event (``campaign serve`` on SIGTERM) stops gracefully once it is set: it claims
   nothing more, finishes and records the messages being sent, and releases those claimed but not begun, so
-  none is lost, none waits for a lease to expire, and none goes out twice.
+  none is lost, none waits for a lease to expire, and none goes out twice. A sender that was waiting for the
+  rate limit when the stop came gives its message back instead of sending it. An ``abort`` event (a second
+  SIGTERM) stops at once: the messages not yet on the wire are released as above, those being sent are
+  abandoned to their leases (counted in :attr:`DispatchSummary.abandoned`), as if the process had died.
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ from campaign.exceptions import (
     WriteLockBusyError,
 )
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
-from campaign.models import CampaignStatus, Contact, MessageStatus, SuppressionReason, Wave, WaveKind
+from campaign.models import CampaignStatus, Contact, MessageStatus, SuppressionReason, Wave
 from campaign.render.identifiers import message_id_for
 from campaign.render.personalise import WaveRenderer
 from campaign.rules.contact_fields import email_key
 from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
+from campaign.rules.timing import default_expiry
 from campaign.services.campaigns import get_campaign
 from campaign.services.events import event_revision
 from campaign.services.installation import installation_id
@@ -65,6 +69,7 @@ from campaign.store.outbox import Claim, ClaimedMessage
 DELIVERY_MMAP_BYTES = 256 << 20
 _GROUP_COMMIT_WAIT = 0.010  # seconds a result may wait for others to be committed with it
 _LOCK_POLL_FIRST, _LOCK_POLL_MAX = 0.0002, 0.002  # seconds between attempts at SQLite's write lock
+_ABORT_QUIT_SECONDS = 0.5  # an aborted sender says QUIT this long at most: the process is leaving
 _T = TypeVar("_T")
 
 Progress = Callable[[str], None]
@@ -88,6 +93,7 @@ class DispatchSummary:
     counts: dict[str, int] = field(default_factory=dict)
     paused: dict[int, PausedCampaign] = field(default_factory=dict)
     finished: list[str] = field(default_factory=list)
+    abandoned: int = 0  # messages on the wire when the run was aborted: left leased, their outcome unknown
 
     def add(self, status: str, count: int = 1) -> None:
         """Count recorded results."""
@@ -100,6 +106,7 @@ class DispatchSummary:
         for campaign_id, paused in other.paused.items():
             self.paused.setdefault(campaign_id, paused)
         self.finished.extend(f for f in other.finished if f not in self.finished)
+        self.abandoned += other.abandoned
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +160,12 @@ class Dispatcher:
         progress: Progress | None = None,
         owner: str | None = None,
         stop: asyncio.Event | None = None,
+        abort: asyncio.Event | None = None,
     ) -> None:
         """``stop``, once set, ends the run gracefully: nothing more is claimed, the messages being sent are
         finished and recorded, those claimed but not begun are released (due again at once, for the next
-        worker), and :meth:`run` returns."""
+        worker), and :meth:`run` returns. ``abort``, once set, ends it at once: the same, but the messages
+        being sent are abandoned to their leases instead of awaited (see the module doc)."""
         self.db = db
         self.settings = settings
         self.key = key
@@ -166,6 +175,8 @@ class Dispatcher:
         self.progress = progress
         self.owner = owner or worker_name()
         self.stop = stop
+        self.abort = abort
+        self._on_the_wire: set[int] = set()  # the messages a sender has begun to transmit
         d = settings.delivery
         self.concurrency = max(1, settings.smtp.concurrency)
         self.retry = retry_policy(settings)
@@ -191,6 +202,7 @@ class Dispatcher:
         flusher = asyncio.create_task(self._flusher())
         heartbeat = asyncio.create_task(self._heartbeat())
         senders = [asyncio.create_task(self._sender(queue)) for _ in range(self.concurrency)]
+        aborter = asyncio.create_task(self._abort_on_request(queue, senders))
         workers = [flusher, heartbeat, *senders]
         run = asyncio.current_task()
         assert run is not None
@@ -235,6 +247,7 @@ class Dispatcher:
             for worker in workers:
                 worker.remove_done_callback(stop_on_failure)
             heartbeat.cancel()
+            aborter.cancel()
             # On the normal way out the queue is empty already. On an error, the jobs still queued are
             # dropped: no one may take them now; their leases expire and the next worker sends them.
             while not queue.empty():
@@ -253,7 +266,21 @@ class Dispatcher:
         return self.summary
 
     def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+        return (self.stop is not None and self.stop.is_set()) or self._aborting()
+
+    def _aborting(self) -> bool:
+        return self.abort is not None and self.abort.is_set()
+
+    async def _abort_on_request(self, queue: asyncio.Queue[_Job | None], senders: Sequence[asyncio.Task[None]]) -> None:
+        """When ``abort`` is set: release the jobs no sender has begun, and cancel the senders (each releases
+        the job in its hands unless it is on the wire); :meth:`run` then records the releases and returns."""
+        if self.abort is None:
+            return
+        await self.abort.wait()
+        self._release(_drain(queue))
+        self.summary.abandoned = len(self._on_the_wire)
+        for sender in senders:
+            sender.cancel()
 
     async def _pause_unless_stopped(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if the run is told to stop meanwhile."""
@@ -348,16 +375,30 @@ class Dispatcher:
         connection = SmtpConnection(self.chooser)
         try:
             while (job := await queue.get()) is not None:
+                result: _Result | None = None
                 try:
                     result = await self._deliver(connection, job)
                     await self._record(result)
+                except asyncio.CancelledError:
+                    # Aborted: a job not yet on the wire goes back; one being sent is left to its lease (it
+                    # may have reached the server: only the lease's expiry can decide to send it again).
+                    if result is None and job.message.id not in self._on_the_wire:
+                        self._release([job])
+                    raise
                 finally:
                     queue.task_done()
             queue.task_done()
         finally:
-            await connection.close()
+            if self._aborting():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_ABORT_QUIT_SECONDS):
+                        await connection.close()
+            else:
+                await connection.close()
 
     async def _deliver(self, connection: SmtpConnection, job: _Job) -> _Result:
+        if self._stopping():  # taken from the queue as the stop came: given back, not begun
+            return _Result(job, MessageStatus.QUEUED)
         now = datetime.now(UTC)
         if job.campaign_id in self.paused:
             return _Result(job, MessageStatus.QUEUED, error="campaign paused")
@@ -365,6 +406,10 @@ class Dispatcher:
             return _Result(job, MessageStatus.EXPIRED, error="the event has started")
         message_id = message_id_for(f"c{job.campaign_id}.w{job.wave.id}.m{job.message.id}", job.renderer.sender)
         await self._respect_limits(job.contact.email)
+        if self._stopping():
+            # The stop came while this sender waited for the rate limit (seconds, at a low rate): the message
+            # goes back rather than holding the stop up.
+            return _Result(job, MessageStatus.QUEUED)
         try:
             # Built for the server it goes to: unencoded UTF-8 where it offers 8BITMIME (a quarter smaller).
             # Nothing waits between this and sending, so the session cannot change in between.
@@ -376,6 +421,7 @@ class Dispatcher:
         except Exception as exc:  # one contact's bad data fails its message, never the run
             error = str(exc) if isinstance(exc, TemplateError) else f"cannot build the message: {exc!r}"
             return _Result(job, MessageStatus.FAILED, error=error)
+        self._on_the_wire.add(job.message.id)
         try:
             reply = await connection.send(
                 job.renderer.sender.from_address, job.contact.email, data, eight_bit=eight_bit
@@ -384,6 +430,10 @@ class Dispatcher:
             return self._failure(job, exc)
         except Exception as exc:  # a bug, not the recipient's fault: retried later, the worker carries on
             return self._failure(job, TransientDeliveryError(f"unexpected error while sending: {exc!r}"))
+        finally:
+            # Kept when aborted: the sender's cancellation must know this one may have reached the server.
+            if not self._aborting():
+                self._on_the_wire.discard(job.message.id)
         self._breaker(job.campaign_id).record(True)
         return _Result(job, MessageStatus.SENT, message_id=message_id, reply=f"250 {reply}")
 
@@ -437,7 +487,7 @@ class Dispatcher:
             waits.append(bucket.take(now))
         wait = max(waits, default=0.0)
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._pause_unless_stopped(wait)  # a stop need not wait for the limiter (see _deliver)
 
     async def _record(self, result: _Result) -> None:
         """Hand the result to the flusher and wait until it is committed (see the module doc)."""
@@ -550,11 +600,12 @@ def _drain(queue: asyncio.Queue[_Job | None]) -> list[_Job]:
     return jobs
 
 
-def _deadline(wave: Wave, renderer: WaveRenderer) -> datetime | None:
-    """After this instant the message is useless: the wave's expiry, else the event start (not for follow-ups)."""
+def _deadline(wave: Wave, renderer: WaveRenderer) -> datetime:
+    """After this instant the message is useless: the expiry the wave fired with, else (a wave fired before
+    waves recorded one) its kind's default, by the one rule (:func:`campaign.rules.timing.default_expiry`)."""
     if wave.expires_at is not None:
         return wave.expires_at
-    return None if wave.kind is WaveKind.FOLLOW_UP else renderer.event.starts_at
+    return default_expiry(wave.kind, renderer.event.starts_at, renderer.event.ends_at)
 
 
 async def send_due(
@@ -567,13 +618,22 @@ async def send_due(
     wait: bool = False,
     progress: Progress | None = None,
     stop: asyncio.Event | None = None,
+    abort: asyncio.Event | None = None,
 ) -> DispatchSummary:
-    """Run one :class:`Dispatcher` to completion (or until ``stop`` is set: see :class:`Dispatcher`), on
-    connections of its own (see :data:`DELIVERY_MMAP_BYTES`)."""
+    """Run one :class:`Dispatcher` to completion (or until ``stop`` or ``abort`` is set: see :class:`Dispatcher`),
+    on connections of its own (see :data:`DELIVERY_MMAP_BYTES`)."""
     delivery_db = db.variant(mmap_bytes=DELIVERY_MMAP_BYTES) if db.is_sqlite and not db.in_memory else db
     try:
         dispatcher = Dispatcher(
-            delivery_db, settings, key, servers, campaign_ref=campaign_ref, wait=wait, progress=progress, stop=stop
+            delivery_db,
+            settings,
+            key,
+            servers,
+            campaign_ref=campaign_ref,
+            wait=wait,
+            progress=progress,
+            stop=stop,
+            abort=abort,
         )
         return await dispatcher.run()
     finally:

@@ -25,7 +25,7 @@ from campaign.models import (
 )
 from campaign.services.campaigns import CampaignDetails, get_campaign
 from campaign.services.rendering import CheckReport, check_campaign
-from campaign.services.scheduling import fire_due
+from campaign.services.scheduling import Fired, fire_due
 from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
 from campaign.store.engine import Database
@@ -41,12 +41,15 @@ class CheckFailedError(ValidationError):
 
 @dataclass(frozen=True, slots=True)
 class LaunchResult:
-    """What launch enqueued."""
+    """What launch enqueued; the waves it marked missed instead of firing (each with its reason), and the names
+    of those still to come (``campaign serve`` fires them at their time)."""
 
     campaign: str
     queued: int
     suppressed: int
     report: CheckReport
+    missed: tuple[Fired, ...] = ()
+    pending: tuple[str, ...] = ()
 
 
 def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResult:
@@ -63,13 +66,16 @@ def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResu
         campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, None, now)
     # The waves due at launch (the invitation, and any whose time has passed) fire as the scheduler fires every
     # wave, exactly once: a crash right here leaves them pending, for the scheduler to fire.
-    fire_due(db, settings, now, campaign_id=details.campaign.id)
+    fired = fire_due(db, settings, now, campaign_id=details.campaign.id)
     with db.read() as conn:
         counts = outbox.counts(conn, details.campaign.id)
+        waves = campaign_store.waves_of(conn, details.campaign.id)
     statuses = [status for by_status in counts.values() for status in by_status.items()]
     queued = sum(n for s, n in statuses if s == MessageStatus.QUEUED.value)
     suppressed = sum(n for s, n in statuses if s == MessageStatus.SUPPRESSED.value)
-    return LaunchResult(details.campaign.name, queued, suppressed, report)
+    missed = tuple(f for f in fired if f.status is WaveStatus.MISSED)
+    pending = tuple(w.name for w in waves if w.status is WaveStatus.PENDING)
+    return LaunchResult(details.campaign.name, queued, suppressed, report, missed, pending)
 
 
 def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = None) -> CampaignDetails:
@@ -143,20 +149,22 @@ def finish_campaigns(db: Database, campaign_id: int | None = None) -> list[str]:
                 continue
             if campaign_id is not None and campaign.id != campaign_id:
                 continue
-            settle_waves(conn, campaign.id)
+            unfinished = settle_waves(conn, campaign.id)
             if campaign.status is not CampaignStatus.SENDING:
                 continue
             waiting = any(w.status is WaveStatus.PENDING for w in campaign_store.waves_of(conn, campaign.id))
-            if not waiting and outbox.unfinished(conn, campaign.id) == 0:
+            # Every message belongs to a wave: no wave with a message left means no message left. Not a count,
+            # which would read every message scheduled for later each time a worker finds nothing due.
+            if not waiting and not unfinished:
                 campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)
                 finished.append(campaign.name)
     return finished
 
 
-def settle_waves(conn: Connection, campaign_id: int) -> None:
+def settle_waves(conn: Connection, campaign_id: int) -> set[int]:
     """Waves follow their messages: an enqueued wave whose messages are all final becomes ``done``, and a done
     wave whose messages were queued again (``campaign retry``) is ``enqueued`` again. Pending and cancelled
-    waves stay as they are."""
+    waves stay as they are. Returns the ids of the waves with messages not final yet."""
     unfinished = campaign_store.waves_with_unfinished(conn, campaign_id)
     done, reopened = [], []
     for wave in campaign_store.waves_of(conn, campaign_id):
@@ -166,6 +174,7 @@ def settle_waves(conn: Connection, campaign_id: int) -> None:
             reopened.append(wave.id)
     _move_waves(conn, done, WaveStatus.ENQUEUED, WaveStatus.DONE)
     _move_waves(conn, reopened, WaveStatus.DONE, WaveStatus.ENQUEUED)
+    return unfinished
 
 
 def _cancel_waves(conn: Connection, campaign_id: int) -> None:

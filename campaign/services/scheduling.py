@@ -16,8 +16,9 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,6 +30,7 @@ from campaign.rules.timing import (
     format_window,
     local_send_instant,
     nominal_instant,
+    own_instant,
     parse_window,
 )
 from campaign.store import campaigns as campaign_store
@@ -39,12 +41,16 @@ from campaign.store.engine import Database
 from campaign.store.outbox import ZoneSchedule
 from campaign.store.waves import DueWave, WaveSchedule
 
+log = logging.getLogger(__name__)
+
 # Only a sending campaign's waves fire: a draft has not started, a paused one waits for `campaign resume` (its
 # waves then fire, or are missed if they expired meanwhile), a cancelled or sent one is over.
 FIRING = (CampaignStatus.SENDING.value,)
 # An invitation is topped up with list members who joined after it fired, while the event has not started; a
 # campaign that became `sent` in between is sending again for them.
 TOPPING_UP = (CampaignStatus.SENDING.value, CampaignStatus.SENT.value)
+# The waves that fired: an invitation in one of these is topped up.
+FIRED = (WaveStatus.ENQUEUED, WaveStatus.DONE)
 # Members added up to this long before the invitation fired are looked at again by each top-up: a list member
 # whose transaction began before the firing but committed after it is not seen by the firing, and its
 # added_at is earlier. The (wave, contact) key keeps the others from being added twice.
@@ -75,6 +81,8 @@ class Fired:
     suppressed: int = 0
     expired: int = 0
     reason: str | None = None
+    topped_up: bool = False
+    """An invitation that fired before, topped up with list members who joined since (not a second firing)."""
 
 
 def wave_expiry(schedule: WaveSchedule, event_start: datetime, event_end: datetime) -> datetime:
@@ -112,23 +120,43 @@ def fire_due(db: Database, settings: Settings, now: datetime, *, campaign_id: in
     Also tops up fired invitations with list members who joined since, while the event has not started (they
     get only the invitation and the waves still pending, never a reminder that went out before they joined).
     ``campaign_id`` limits it to one campaign (launch fires its own at-launch waves so).
+
+    A wave that cannot be fired (an error in its data or the database) is logged and left as it is, and the
+    others fire: one bad wave never holds up the rest, and the waves fired before it are reported.
+
+    ``settings`` is not read: everything firing needs is in the waves' rows. It stays in the signature that the
+    service, launch, the demo and event changes share, so that a setting firing comes to need (a limit on a
+    wave's size, say) reaches it without changing every caller.
     """
-    del settings  # the waves carry everything firing needs; kept for the callers' one signature
+    del settings
     with db.read() as conn:
         pending = wave_store.waves_in(conn, (WaveStatus.PENDING,), FIRING, campaign_id)
         fired_invitations = [
             d
-            for d in wave_store.waves_in(conn, (WaveStatus.ENQUEUED, WaveStatus.DONE), TOPPING_UP, campaign_id)
+            for d in wave_store.waves_in(conn, FIRED, TOPPING_UP, campaign_id)
             if d.schedule.wave.kind is WaveKind.INVITATION
         ]
     done: list[Fired] = []
     for due in pending:
-        if _fires_at(due) <= now and (fired := _fire(db, due, now)) is not None:
-            done.append(fired)
+        if _fires_at(due) <= now:
+            _try(done, due, _fire, db, now)
     for due in fired_invitations:
-        if (topped := _top_up(db, due, now)) is not None:
-            done.append(topped)
+        _try(done, due, _top_up, db, now)
     return done
+
+
+def _try(
+    done: list[Fired], due: DueWave, step: Callable[[Database, DueWave, datetime], Fired | None], db: Database,
+    now: datetime,
+) -> None:  # fmt: skip
+    """Run one wave's step, adding what it did to ``done``; an error is logged, not raised (see fire_due)."""
+    try:
+        fired = step(db, due, now)
+    except Exception:  # any error: its transaction rolled back, the wave is as it was, the next tick tries again
+        log.exception("campaign %s: wave %s could not be fired", due.campaign, due.schedule.wave.name)
+        return
+    if fired is not None:
+        done.append(fired)
 
 
 def _fires_at(due: DueWave) -> datetime:
@@ -136,24 +164,34 @@ def _fires_at(due: DueWave) -> datetime:
     return planned_instant(due.schedule, due.event_start, due.launched_at or due.event_start)
 
 
-def _fire(db: Database, due: DueWave, now: datetime) -> Fired | None:
-    """Fire one due wave, or mark it missed; None when another process got to it first."""
-    wave = due.schedule.wave
-    expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
-    if expiry <= now:
-        reason = (
-            f"due at {_utc(_fires_at(due))}, it had expired at {_utc(expiry)} by the time it could fire "
-            f"({_utc(now)}): nothing fired it in between (was the scheduler stopped, or the campaign paused?)"
-        )
-        with db.write() as conn:
-            missed = wave_store.mark_missed(conn, wave.id, reason)
-        return Fired(wave.id, due.campaign, wave.name, WaveStatus.MISSED, reason=reason) if missed else None
-    if (passed := _passed_before_launch(due)) is not None:
-        with db.write() as conn:
-            missed = wave_store.mark_missed(conn, wave.id, passed)
-        return Fired(wave.id, due.campaign, wave.name, WaveStatus.MISSED, reason=passed) if missed else None
-    window = parse_window(due.schedule.window) if due.schedule.window else None
+def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
+    """Fire one due wave, or mark it missed; None when another process got to it first, or the campaign is no
+    longer sending.
+
+    Decided inside the write, from the wave read again and locked there (:func:`~campaign.store.waves.lock_due`),
+    not from ``stale``: an edit or a cancel committed since the first read is seen, and one that comes later
+    waits for this transaction (on PostgreSQL; SQLite serialises writes).
+    """
+    wave_id, campaign_id = stale.schedule.wave.id, stale.schedule.wave.campaign_id
     with db.write() as conn:
+        due = wave_store.lock_due(conn, campaign_id, wave_id, (WaveStatus.PENDING,), FIRING)
+        if due is None or _fires_at(due) > now:  # an edit moved it later: its own job fires it then
+            return None
+        wave = due.schedule.wave
+        expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
+        reason = _passed_before_launch(due)
+        if expiry <= now and _fires_at(due) >= expiry:
+            # No scheduler could have sent it (an event moved earlier, an edit behind `campaign waves`' back).
+            reason = f"it expired before it was due: due at {_utc(_fires_at(due))}, it expired at {_utc(expiry)}"
+        elif expiry <= now:
+            reason = (
+                f"due at {_utc(_fires_at(due))}, it had expired at {_utc(expiry)} by the time it could fire "
+                f"({_utc(now)}): nothing fired it in between (was the scheduler stopped, or the campaign paused?)"
+            )
+        if reason is not None:
+            missed = wave_store.mark_missed(conn, wave.id, reason)
+            return Fired(wave.id, due.campaign, wave.name, WaveStatus.MISSED, reason=reason) if missed else None
+        window = parse_window(due.schedule.window) if due.schedule.window else None
         # The compare-and-set and the INSERT ... SELECT commit together: a crash leaves neither.
         if not wave_store.mark_enqueued(conn, wave.id, expires_at=expiry, now=now):
             return None
@@ -181,43 +219,50 @@ def _passed_before_launch(due: DueWave) -> str | None:
     wave = due.schedule.wave
     if due.launched_at is None or wave.created_at is None or wave.created_at > due.launched_at:
         return None
-    own = wave.send_at or (
-        None if wave.offset_seconds is None else due.event_start + timedelta(seconds=wave.offset_seconds)
-    )
+    offset = None if wave.offset_seconds is None else timedelta(seconds=wave.offset_seconds)
+    own = own_instant(due.event_start, offset, wave.send_at)
     if own is None or own >= due.launched_at:
         return None
     return f"its time ({_utc(own)}) had passed when the campaign was launched ({_utc(due.launched_at)})"
 
 
-def _top_up(db: Database, due: DueWave, now: datetime) -> Fired | None:
-    """Add the invitation for list members who joined since it fired; None when there were none."""
-    wave = due.schedule.wave
-    expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
-    if wave.enqueued_at is None or now >= min(expiry, due.event_start):
+def _top_up(db: Database, stale: DueWave, now: datetime) -> Fired | None:
+    """Add the invitation for list members who joined since it fired; None when there were none.
+
+    Whether anyone joined is read first, in a read transaction, through the (list, added_at) index: the usual
+    answer is no one, and on SQLite a write transaction would take the database's one write lock every tick.
+    """
+    wave = stale.schedule.wave
+    expiry = wave_expiry(stale.schedule, stale.event_start, stale.event_end)
+    if wave.enqueued_at is None or now >= min(expiry, stale.event_start):
         return None
     since = wave.enqueued_at - TOP_UP_OVERLAP
-    window = parse_window(due.schedule.window) if due.schedule.window else None
+    with db.read() as conn:
+        if not outbox.joined_since(conn, stale.list_id, since):
+            return None
     with db.write() as conn:
-        # Read again under the write: the campaign may have been cancelled, or the wave cancelled, meanwhile.
-        campaign_status = campaign_store.statuses(conn, [wave.campaign_id]).get(wave.campaign_id)
-        current = wave_store.find_schedule(conn, wave.campaign_id, wave.name)
-        if campaign_status is None or campaign_status.value not in TOPPING_UP or current is None:
+        # Read again under the write, locked as firing does: the campaign may have been cancelled, or the wave
+        # cancelled, meanwhile.
+        due = wave_store.lock_due(conn, wave.campaign_id, wave.id, FIRED, TOPPING_UP)
+        if due is None or due.schedule.wave.kind is not WaveKind.INVITATION:
             return None
         # Nobody new is invited to a cancelled event (its done invitation cannot be cancelled: it is history).
         event = event_store.of_campaign(conn, wave.campaign_id)
         if event is None or event.status is EventStatus.CANCELLED:
             return None
-        if current.wave.id != wave.id or current.wave.status not in (WaveStatus.ENQUEUED, WaveStatus.DONE):
+        expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
+        if now >= min(expiry, due.event_start):
             return None
         zones = outbox.audience_zones(conn, due.list_id, since)
         if not zones:
             return None
+        window = parse_window(due.schedule.window) if due.schedule.window else None
         counts = outbox.materialise_wave(
             conn,
             wave_id=wave.id,
             campaign_id=wave.campaign_id,
             list_id=due.list_id,
-            audience=wave.audience,
+            audience=due.schedule.wave.audience,
             zones=zone_schedules(zones, due.organiser_zone, now, window, expiry),
             fallback_at=now,
             now=now,
@@ -228,9 +273,10 @@ def _top_up(db: Database, due: DueWave, now: datetime) -> Fired | None:
         if counts.get(MessageStatus.QUEUED.value):
             # Something to send again: a done invitation and a sent campaign reopen (as `campaign retry` does).
             campaign_store.set_waves_status(conn, [wave.id], WaveStatus.ENQUEUED, was=WaveStatus.DONE)
-            if campaign_status is CampaignStatus.SENT:
+            status = campaign_store.statuses(conn, [wave.campaign_id]).get(wave.campaign_id)
+            if status is CampaignStatus.SENT:
                 campaign_store.set_status(conn, wave.campaign_id, CampaignStatus.SENDING, "new list members", now)
-    return _enqueued(due, counts)
+    return replace(_enqueued(due, counts), topped_up=True)
 
 
 def _enqueued(due: DueWave, counts: dict[str, int]) -> Fired:

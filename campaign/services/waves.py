@@ -13,6 +13,11 @@ Contract:
   campaign's template directories is refused here, and ``campaign check`` checks every wave's templates.
 * Nothing can be added to a cancelled campaign; adding a wave to a ``sent`` one makes it ``sending`` again,
   so that the wave fires.
+* A wave that could never be sent is refused (one line naming the options to change): one that would go out at
+  or after it expires, as a reminder at ``+1d`` (a reminder expires at the event start) or ``--at -1h
+  --expires -2h``. The check reads the wave as written, in the transaction that writes it.
+* ``list`` shows a wave whose own time passes before the launch (a draft's ``-7d`` launched three days before
+  the event) at that time, marked: such a wave is skipped at launch, not sent with the invitation.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from sqlalchemy import Connection
 from campaign.config import INVITATION_WAVE, Settings
 from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
 from campaign.models import Campaign, CampaignStatus, Event, EventStatus, WaveKind, WaveStatus
-from campaign.rules.timing import format_offset, parse_offset
-from campaign.rules.wave_specs import LAUNCH, parse_wave_spec
+from campaign.rules.timing import FOLLOW_UP_LIFETIME, format_offset, own_instant
+from campaign.rules.wave_specs import format_timing, parse_instant_or_offset, parse_wave_spec
 from campaign.services.campaigns import CampaignDetails, find_campaign, wave_values
 from campaign.services.rendering import template_set
 from campaign.services.scheduling import planned_instant, wave_expiry
@@ -39,6 +44,10 @@ from campaign.store.waves import WaveSchedule
 # What `--window` and `--expires` take to mean "none" and "the kind's default".
 NO_WINDOW = "none"
 DEFAULT_EXPIRY = "default"
+
+# How `waves list` marks a wave whose own time passes before the launch: it is skipped, not sent at launch.
+PASSES_BEFORE_LAUNCH = "passes before launch"
+SKIPPED_AT_LAUNCH = "skipped at launch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +78,8 @@ class WaveLine:
     template: str
     subject: str | None
     missed_reason: str | None
+    note: str | None = None
+    """:data:`PASSES_BEFORE_LAUNCH` or :data:`SKIPPED_AT_LAUNCH` (``planned`` is then the wave's own time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +92,8 @@ class WavePlan:
 
 
 def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> WavePlan:
-    """Every wave of a campaign with its planned instant (a draft's as if launched at ``now``) and expiry."""
+    """Every wave of a campaign with its planned instant (a draft's as if launched at ``now``; a wave's own time
+    when it passes before the launch) and expiry."""
     now = now or datetime.now(UTC)
     with db.read() as conn:
         campaign = find_campaign(conn, campaign_ref)
@@ -91,8 +103,10 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
     lines = []
     for schedule in schedules:
         wave = schedule.wave
-        # A wave that fired shows when it did; a pending, missed or cancelled one when it was due.
-        planned = wave.enqueued_at or planned_instant(schedule, event.starts_at, launched)
+        note, own = _before_launch(schedule, event.starts_at, campaign.launched_at, now)
+        # A wave that fired shows when it did; a pending, missed or cancelled one when it was due; one skipped
+        # at launch its own time, not the launch it would otherwise seem to go out with.
+        planned = own if note else (wave.enqueued_at or planned_instant(schedule, event.starts_at, launched))
         lines.append(
             WaveLine(
                 name=wave.name,
@@ -106,19 +120,38 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
                 template=wave.template,
                 subject=wave.subject,
                 missed_reason=schedule.missed_reason,
+                note=note,
             )
         )  # fmt: skip
     return WavePlan(campaign, event, lines)
 
 
 def timing_text(schedule: WaveSchedule) -> str:
-    """``-7d``, ``2026-06-19T07:00Z`` or ``launch``: a wave's timing as written."""
+    """``-7d``, ``2026-06-19T07:00Z`` or ``launch``: a wave's timing as written (:func:`format_timing`)."""
     wave = schedule.wave
-    if wave.send_at is not None:
-        return wave.send_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
-    if wave.offset_seconds is not None:
-        return format_offset(timedelta(seconds=wave.offset_seconds))
-    return LAUNCH
+    return format_timing(_offset(schedule), wave.send_at)
+
+
+def _offset(schedule: WaveSchedule) -> timedelta | None:
+    seconds = schedule.wave.offset_seconds
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
+def _before_launch(
+    schedule: WaveSchedule, event_start: datetime, launched_at: datetime | None, now: datetime
+) -> tuple[str | None, datetime | None]:
+    """(note, own time) for a wave whose own time passes before the launch, which skips it
+    (:func:`campaign.services.scheduling.fire_due`); (None, own time) otherwise. In a draft, the launch is
+    ``now``; after it, only a wave that existed at the launch was skipped (one added later fires at once)."""
+    wave = schedule.wave
+    own = own_instant(event_start, _offset(schedule), wave.send_at)
+    if own is None:
+        return None, None
+    if launched_at is None:
+        return (PASSES_BEFORE_LAUNCH if own < now else None), own
+    existed = wave.created_at is not None and wave.created_at <= launched_at
+    skipped = wave.status in (WaveStatus.PENDING, WaveStatus.MISSED) and existed and own < launched_at
+    return (SKIPPED_AT_LAUNCH if skipped else None), own
 
 
 def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, options: WaveOptions) -> WaveLine:
@@ -141,6 +174,7 @@ def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, opt
         campaign_store.insert_wave(
             conn, {**values, "campaign_id": campaign.id, "status": WaveStatus.PENDING.value}, now
         )
+        _require_sendable(conn, campaign, event, name, now)
         if campaign.status is CampaignStatus.SENT:
             # The new wave is still to be sent; only a sending campaign's waves fire.
             campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, f"wave {name} added", now)
@@ -171,6 +205,7 @@ def edit_wave(db: Database, settings: Settings, campaign_ref: str, name: str, op
             raise ValidationError(
                 f"wave {name} of campaign {campaign.name} fired meanwhile: it can no longer be edited"
             )
+        _require_sendable(conn, campaign, event, name, datetime.now(UTC))
     return _line(db, campaign_ref, name)
 
 
@@ -240,22 +275,37 @@ def _parse_expiry(text: str | None, name: str) -> tuple[datetime | None, timedel
     """``--expires``: an offset from the event start, an instant with a UTC offset, or ``default``."""
     if text is None or text.strip().lower() == DEFAULT_EXPIRY:
         return None, None
-    text = text.strip()
-    if text[:1].isdigit() and "-" in text[1:5]:
-        try:
-            instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            instant = None
-        if instant is None or instant.utcoffset() is None:
-            raise ValidationError(
-                f"wave {name}: --expires {text!r} must be an instant with a UTC offset like 2026-06-19T09:00+02:00, "
-                "an offset from the event start like +0 or -1h, or 'default'"
-            )
-        return instant.astimezone(UTC), None
-    try:
-        return None, parse_offset(text)
-    except ValueError as exc:
-        raise ValidationError(f"wave {name}: --expires {exc}") from None
+    when = parse_instant_or_offset(text, f"wave {name}: --expires", alternatives=f", or {DEFAULT_EXPIRY!r}")
+    return (when, None) if isinstance(when, datetime) else (None, when)
+
+
+def _require_sendable(conn: Connection, campaign: Campaign, event: Event, name: str, now: datetime) -> None:
+    """Refuse the wave ``name`` as just written (the caller's transaction then rolls back) when it would go out
+    at or after it expires: it could never be sent, and would only be marked missed later."""
+    schedule = wave_store.find_schedule(conn, campaign.id, name)
+    assert schedule is not None  # written in this transaction
+    # It goes out at its own time, at launch, or (its time passed, added after the launch) at once.
+    goes = max(planned_instant(schedule, event.starts_at, campaign.launched_at or now), now)
+    expiry = wave_expiry(schedule, event.starts_at, event.ends_at)
+    if goes < expiry:
+        return
+    wave = schedule.wave
+    if wave.expires_at is None and schedule.expires_offset_seconds is None:
+        default = (
+            f"{FOLLOW_UP_LIFETIME.days} days after the event ends"
+            if wave.kind is WaveKind.FOLLOW_UP
+            else "at the event start"
+        )
+        fix = f"(a {wave.kind.value} expires {default}): give a later --expires, or another --kind"
+    else:
+        fix = "(its --expires): give a later --expires or an earlier --at"
+    raise ValidationError(
+        f"wave {name}: it would go out at {_utc(goes)}, at or after it expires at {_utc(expiry)} {fix}"
+    )
+
+
+def _utc(instant: datetime) -> str:
+    return f"{instant.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _require_template(settings: Settings, campaign: Campaign, event: Event, template: str, name: str) -> None:

@@ -70,10 +70,12 @@ class Database:
 
     @property
     def file(self) -> Path | None:
-        """The SQLite database file, absolute; None for an in-memory or server database."""
+        """The SQLite database file, absolute, symlinks and ``..`` resolved; None for an in-memory or server
+        database. One file has one name here: the service's lock beside it (scheduler/lock.py) must be one
+        lock however the URL spells the path."""
         if not self.is_sqlite or self.in_memory:
             return None
-        return Path(str(self.url.database)).absolute()
+        return Path(str(self.url.database)).resolve()
 
     def create(self) -> None:
         """Create the SQLite file (empty) and its directory if they do not exist; nothing for other databases.

@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     func,
     literal,
     or_,
@@ -249,6 +250,13 @@ def audience_zones(conn: Connection, list_id: int, added_since: datetime | None 
     return list(conn.scalars(stmt))
 
 
+def joined_since(conn: Connection, list_id: int, since: datetime) -> bool:
+    """Whether a member joined the list at or after ``since``: an EXISTS on an index range of
+    ``ix_list_members_list_id_added_at``, cheap enough for every tick of every fired invitation."""
+    stmt = select(exists().where(list_members.c.list_id == list_id, list_members.c.added_at >= since))
+    return bool(conn.scalar(stmt))
+
+
 def _sending_waves(campaign_id: int | None) -> Any:
     """Ids of the waves of campaigns that are sending (few: the claim looks up each one's due range)."""
     query = select(waves.c.id).join(campaigns, campaigns.c.id == waves.c.campaign_id)
@@ -462,17 +470,6 @@ def counts(conn: Connection, campaign_id: int) -> dict[str, dict[str, int]]:
     for wave_name, status, count in conn.execute(stmt):
         result.setdefault(wave_name, {})[status] = count
     return result
-
-
-def unfinished(conn: Connection, campaign_id: int) -> int:
-    """Messages of the campaign still queued, deferred or being sent."""
-    stmt = (
-        select(func.count())
-        .select_from(messages)
-        .join(waves, waves.c.id == messages.c.wave_id)
-        .where(waves.c.campaign_id == campaign_id, messages.c.status.in_(UNFINISHED))
-    )
-    return conn.scalar(stmt) or 0
 
 
 def set_status_where(

@@ -113,7 +113,11 @@ class ListMemberRow(Base):
     """Membership of a contact in a list."""
 
     __tablename__ = "list_members"
-    __table_args__ = (Index("ix_list_members_contact_id", "contact_id"),)
+    __table_args__ = (
+        Index("ix_list_members_contact_id", "contact_id"),
+        # The invitation top-up asks every tick who joined a list since it fired: an index range, not the list.
+        Index("ix_list_members_list_id_added_at", "list_id", "added_at"),
+    )
 
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
     contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Row, Select, delete, select, update
 
 from campaign.models import MessageStatus, Wave, WaveStatus
 from campaign.store.campaigns import to_wave
@@ -36,7 +36,6 @@ class DueWave:
     schedule: WaveSchedule
     campaign: str
     list_id: int
-    campaign_status: str
     launched_at: datetime | None
     event_start: datetime
     event_end: datetime
@@ -65,12 +64,44 @@ def waves_in(
 ) -> list[DueWave]:
     """Waves in ``wave_statuses`` of campaigns in ``campaign_statuses`` (only ``campaign_id``, when given), with
     their campaign and event, in id order."""
-    stmt = (
+    stmt = _due(wave_statuses).where(campaigns.c.status.in_(list(campaign_statuses))).order_by(waves.c.id)
+    if campaign_id is not None:
+        stmt = stmt.where(campaigns.c.id == campaign_id)
+    return [_to_due(r) for r in conn.execute(stmt)]
+
+
+def lock_due(
+    conn: Connection,
+    campaign_id: int,
+    wave_id: int,
+    wave_statuses: Collection[WaveStatus],
+    campaign_statuses: Collection[str],
+) -> DueWave | None:
+    """Inside a write transaction: the wave as :func:`waves_in` reads it, read again and locked, or None when
+    it or its campaign is no longer in one of those statuses.
+
+    What firing decides from (expiry, window, audience, event times) comes from this read, not from an earlier
+    one: an edit committed in between is seen. On PostgreSQL the campaign row is locked ``FOR SHARE`` first (a
+    cancel, which updates that row before cancelling the campaign's messages, waits for this transaction, and
+    then sees the rows it added; or this one waits for the cancel and sees it) and the wave row ``FOR UPDATE``
+    (an edit's compare-and-set waits, then finds the wave fired). SQLite has no row locks and needs none: its
+    writes are serialised (``BEGIN IMMEDIATE``), and SQLAlchemy renders no ``FOR`` clause there.
+    """
+    lock_campaign = select(campaigns.c.status).where(campaigns.c.id == campaign_id).with_for_update(read=True)
+    if conn.scalar(lock_campaign) not in campaign_statuses:
+        return None
+    stmt = _due(wave_statuses).where(waves.c.id == wave_id).with_for_update(of=waves)
+    row = conn.execute(stmt).first()
+    return _to_due(row) if row is not None else None
+
+
+def _due(wave_statuses: Collection[WaveStatus]) -> Select[Any]:
+    """Waves in ``wave_statuses`` joined to what firing reads of their campaign and event."""
+    return (
         select(
             waves,
             campaigns.c.name.label("campaign_name"),
             campaigns.c.list_id,
-            campaigns.c.status.label("campaign_status"),
             campaigns.c.launched_at,
             events.c.starts_at,
             events.c.ends_at,
@@ -78,21 +109,15 @@ def waves_in(
         )
         .join(campaigns, campaigns.c.id == waves.c.campaign_id)
         .join(events, events.c.id == campaigns.c.event_id)
-        .where(
-            waves.c.status.in_([s.value for s in wave_statuses]),
-            campaigns.c.status.in_(list(campaign_statuses)),
-        )
-        .order_by(waves.c.id)
+        .where(waves.c.status.in_([s.value for s in wave_statuses]))
     )
-    if campaign_id is not None:
-        stmt = stmt.where(campaigns.c.id == campaign_id)
-    return [
-        DueWave(
-            to_schedule(r), r.campaign_name, r.list_id, r.campaign_status, r.launched_at, r.starts_at, r.ends_at,
-            r.organiser_zone,
-        )
-        for r in conn.execute(stmt)
-    ]  # fmt: skip
+
+
+def _to_due(row: Row[Any]) -> DueWave:
+    return DueWave(
+        to_schedule(row), row.campaign_name, row.list_id, row.launched_at, row.starts_at, row.ends_at,
+        row.organiser_zone,
+    )  # fmt: skip
 
 
 def mark_enqueued(conn: Connection, wave_id: int, *, expires_at: datetime, now: datetime) -> bool:

@@ -8,7 +8,8 @@ Waves get what the scheduler needs: ``window`` (a send window in each recipient'
 ``rules.timing.format_window`` form; NULL: none), ``expires_offset_seconds`` (an expiry relative to the event
 start, so it moves with the event; ``expires_at`` stays the absolute one, and is written when the wave fires)
 and ``missed_reason`` (why a wave whose time passed while nothing fired it, and which expired meanwhile, was
-not sent).
+not sent). List members get an index on ``(list_id, added_at)``: the invitation top-up asks every tick who
+joined a list since the invitation fired.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("window", sa.String(length=100), nullable=True))
         batch.add_column(sa.Column("expires_offset_seconds", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("missed_reason", sa.Text(), nullable=True))
+    op.create_index("ix_list_members_list_id_added_at", "list_members", ["list_id", "added_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_list_members_list_id_added_at", table_name="list_members")
     with op.batch_alter_table("waves") as batch:
         batch.drop_column("missed_reason")
         batch.drop_column("expires_offset_seconds")
