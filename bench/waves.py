@@ -10,7 +10,8 @@ registered (a ``register`` tracking row on their invitation: 300,000 for a milli
 Measured, in the same run (``--repeat`` rounds, interleaved, medians):
 
 * ours: :func:`campaign.services.scheduling.fire_due` at the wave's instant: the compare-and-set of the wave, the
-  distinct zones of the list, each zone's first weekday 09:00-17:00 instant (DST-correct, once per zone), and
+  distinct zones of the contacts (read through their zone index), each zone's first weekday 09:00-17:00 instant
+  (DST-correct, once per zone), and
   :func:`campaign.store.outbox.materialise_wave`'s ``INSERT ... SELECT`` of the not-registered members (70%), each
   with its zone's ``scheduled_at``; plus the invitation's top-up check, as the scheduler service runs it;
 * the plain enqueue of the same rows: :func:`campaign.store.outbox.enqueue_wave` (no audience, no window, one

@@ -204,6 +204,9 @@ def assert_each_wave_reached_its_audience(demo_dir: Path, captured: list[Path]) 
                 "JOIN contacts c ON c.id = m.contact_id WHERE t.kind = 'register'"
             )
         }
+        # Each message went out at the instant its wave scheduled it, on the demo's clock, not made due early.
+        early = conn.execute("SELECT count(*) FROM messages WHERE status = 'sent' AND sent_at != scheduled_at")
+        assert early.fetchone() == (0,)
     received: dict[str, list[str]] = {}
     for path in captured:
         message = email.message_from_bytes(path.read_bytes())

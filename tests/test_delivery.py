@@ -397,6 +397,52 @@ def test_launch_then_send_delivers_each_contact_exactly_once(db: Database, tmp_p
     assert statuses(db, "c") == {"sent": len(everyone) - 2, "suppressed": 2}
 
 
+def test_the_worker_decides_and_records_by_the_clock_it_is_given(
+    sqlite_db: Database, tmp_path: Path, pipelining_smtp: Sink
+) -> None:
+    """A clock passed to the worker (the demo's compressed one) is what says which messages are due, when they
+    expire, and when they were sent: not the real clock."""
+    db, smtp = sqlite_db, pipelining_smtp
+    settings = tuned(base_settings(tmp_path))
+    emails = prepare(db, tmp_path, 4, starts_in=timedelta(days=3))
+    launch(db, settings, KEY, "c")
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    with db.write() as conn:
+        conn.execute(update(messages).values(scheduled_at=later))
+
+    def send_at(instant: datetime, campaign: str = "c") -> DispatchSummary:
+        return asyncio.run(send_due(db, settings, KEY, smtp.servers(), campaign_ref=campaign, clock=lambda: instant))
+
+    # Before their time on the clock given: nothing is due, even when the real clock is past it.
+    assert send_at(later - timedelta(seconds=1)).counts == {}
+    with db.write() as conn:
+        conn.execute(update(messages).values(scheduled_at=datetime.now(UTC) - timedelta(minutes=1)))
+    assert send_at(datetime.now(UTC) - timedelta(hours=1)).counts == {}
+    assert statuses(db, "c") == {"queued": 4}
+    assert smtp.handler.received() == Counter()
+
+    # At their time on the clock given (two days ahead of the real one): sent, and recorded as sent then.
+    with db.write() as conn:
+        conn.execute(update(messages).values(scheduled_at=later))
+    sent_at = later + timedelta(minutes=5)
+    assert send_at(sent_at).counts == {"sent": 4}
+    assert set(smtp.handler.received()) == set(emails)
+    for address, row in outbox_rows(db, "c").items():
+        assert (row.status, row.sent_at, row.updated_at) == ("sent", sent_at, sent_at)
+        [message] = smtp.handler.messages_for(address)
+        assert message["Date"].datetime == sent_at
+
+    # A clock past the event's start expires the messages still queued, whatever the real clock says.
+    write_contacts(tmp_path / "late.csv", 2, prefix="late")
+    import_contacts(db, tmp_path / "late.csv", "late")
+    add_future_event(db, "event-d", timedelta(days=3))
+    create_campaign(db, event_ref="event-d", list_name="late", name="d")
+    launch(db, settings, KEY, "d")
+    starts_at = get_campaign(db, "d").event.starts_at
+    assert send_at(starts_at + timedelta(minutes=1), "d").counts == {"expired": 2}
+    assert {row.last_error for row in outbox_rows(db, "d").values()} == {"the event has started"}
+
+
 def test_enqueue_is_idempotent_and_launching_twice_is_refused(db: Database, tmp_path: Path) -> None:
     settings = tuned(base_settings(tmp_path))
     emails = prepare(db, tmp_path, 5)

@@ -43,8 +43,8 @@ def demo_command(app: App) -> None:
         "each, as the registration page records; the reminders go to them, the last chance to the others."
     )
     click.echo(
-        "The waves ran on a compressed clock: it jumped to each wave's time, where the scheduler's code fired it "
-        "and the delivery worker sent it."
+        "The waves ran on a compressed clock: it jumped to each wave's time, where the scheduler's code fired it, "
+        "and to each time a message was scheduled for, where the delivery worker, on the same clock, sent it."
     )
     zone = result.event.timezone
     table(

@@ -2,23 +2,23 @@
 empty demo database (and an empty demo mailbox) every time. Everything it writes (database, signing key,
 rejects report, mailbox, previews) is under ``data/demo/``: the samples beside it are only read.
 
-The demo campaign has the default waves (config.toml ``[waves]``), run on a compressed clock: after the launch
-the demo's clock jumps to each wave's instant in turn (:func:`campaign.services.scheduling.fire_times`), and
-the scheduler's own code fires it there (:func:`~campaign.services.scheduling.fire_due`, as ``campaign serve``
-does), then the delivery worker sends it. A third of the contacts register after the invitation (a ``register``
-tracking event, as the registration page records), so the reminders go to them and the last chance to the others.
+The demo campaign has the default waves (config.toml ``[waves]``), run on a compressed clock (:class:`DemoClock`):
+after the launch the demo's clock jumps to each wave's instant in turn
+(:func:`campaign.services.scheduling.fire_times`), and the scheduler's own code fires it there
+(:func:`~campaign.services.scheduling.fire_due`, as ``campaign serve`` does); in between, it jumps to each
+instant a queued message is due (each zone's send window may give its own), where the delivery worker, on the
+same clock, sends what is due. A third of the contacts register after the invitation (a ``register`` tracking
+event, as the registration page records), so the reminders go to them and the last chance to the others.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from campaign.config import Settings
-from campaign.mail.smtp import SmtpServer
 from campaign.models import Audience, Event, MessageStatus, TrackingKind, WaveKind, WaveStatus
 from campaign.rules.event_fields import move_to_date, wall_clock
 from campaign.secrets import signing_key
@@ -47,6 +47,18 @@ LEAD_TIME = timedelta(days=8)
 REGISTERING_EVERY = 3
 # When, after the invitation, the demo's registrations happen.
 REGISTERED_AFTER = timedelta(hours=2)
+
+
+@dataclass(slots=True)
+class DemoClock:
+    """The demo's compressed clock: it stands at ``now`` until the demo moves it on. A
+    :data:`~campaign.services.dispatch.Clock` for the delivery worker."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        """The clock's time."""
+        return self.now
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,19 +151,31 @@ async def run_demo(settings: Settings, samples: Path, today: date | None = None)
         name = details.campaign.name
         zones = preview_zones(db, settings, name)
         launched = launch(db, settings, key, name)
-        launched_at = get_campaign(db, name).campaign.launched_at or datetime.now(UTC)
+        campaign = get_campaign(db, name).campaign
+        launched_at = campaign.launched_at or datetime.now(UTC)
         fired_at = {"invitation": launched_at}
+        clock = DemoClock(launched_at)
+        delivery = DispatchSummary()
         with smtp_servers(settings) as servers:
-            delivery = await _deliver(db, settings, key, servers, name)
-            registered = _register(db, name, launched_at + REGISTERED_AFTER)
+
+            async def deliver_until(until: datetime | None) -> None:
+                """Deliver what is due now, then move the clock to each later instant a message is due, up to
+                ``until`` (a wave's firing), and deliver there: as a waiting ``campaign send`` would."""
+                delivery.merge(await send_due(db, settings, key, servers, campaign_ref=name, clock=clock))
+                while (due := _next_due(db, campaign.id, clock.now)) is not None and (until is None or due <= until):
+                    clock.now = due
+                    delivery.merge(await send_due(db, settings, key, servers, campaign_ref=name, clock=clock))
+
+            await deliver_until(_next_fire(db))
+            registered = _register(db, name, max(clock.now, launched_at + REGISTERED_AFTER))
             # The compressed clock: from wave to wave, as `campaign serve` would wake for each.
-            while upcoming := fire_times(db):
-                now = upcoming[0].fires_at
-                fired = fire_due(db, settings, now)
+            while (fires := _next_fire(db)) is not None:
+                clock.now = max(clock.now, fires)
+                fired = fire_due(db, settings, clock.now)
                 if not fired:
                     break  # nothing fired (the campaign paused itself): the clock would stand still
-                fired_at.update((f.wave, now) for f in fired)
-                delivery.merge(await _deliver(db, settings, key, servers, name))
+                fired_at.update((f.wave, clock.now) for f in fired)
+                await deliver_until(_next_fire(db))
             finish_campaigns(db)
         preview = preview_contact(db, settings, key, details.campaign.name, DEMO_PREVIEW_CONTACT)
         return DemoResult(
@@ -170,20 +194,17 @@ async def run_demo(settings: Settings, samples: Path, today: date | None = None)
         db.dispose()
 
 
-async def _deliver(
-    db: Database, settings: Settings, key: bytes, servers: Sequence[SmtpServer], name: str
-) -> DispatchSummary:
-    """Send what the waves fired so far queued, with the delivery worker.
+def _next_fire(db: Database) -> datetime | None:
+    """When the next pending wave fires, if any is left."""
+    upcoming = fire_times(db)
+    return upcoming[0].fires_at if upcoming else None
 
-    The worker keeps the real clock, and the demo's clock is ahead of it: what a wave queued for the instants
-    its send window chose in each zone (all within the stretch the clock skips) is made due now first, as
-    ``campaign retry`` does; their expiry still applies.
-    """
-    campaign_id = get_campaign(db, name).campaign.id
-    queued = MessageStatus.QUEUED.value
-    with db.write() as conn:
-        outbox.set_status_where(conn, campaign_id, [queued], queued, datetime.now(UTC))
-    return await send_due(db, settings, key, servers, campaign_ref=name)
+
+def _next_due(db: Database, campaign_id: int, now: datetime) -> datetime | None:
+    """The earliest instant after ``now`` at which a queued or deferred message of the campaign is due."""
+    with db.read() as conn:
+        later = [c.next_due for c in outbox.status_counts(conn, campaign_id, now) if c.next_due is not None]
+    return min(later, default=None)
 
 
 def _register(db: Database, name: str, at: datetime) -> int:

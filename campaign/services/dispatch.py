@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -74,6 +75,15 @@ _T = TypeVar("_T")
 
 Progress = Callable[[str], None]
 """Called with the final status of each message as it is recorded."""
+
+Clock = Callable[[], datetime]
+"""What time it is (aware, UTC) for the worker's outbox decisions: which messages are due, leases, deadlines, the
+times recorded and the Date header. The real clock but for the demo, which runs the waves on a compressed one."""
+
+# A C-level partial, not a Python function: the worker asks once per message, and this costs no more than
+# calling datetime.now directly.
+utc_now: Clock = functools.partial(datetime.now, UTC)
+"""The real clock: the default :data:`Clock`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +171,13 @@ class Dispatcher:
         owner: str | None = None,
         stop: asyncio.Event | None = None,
         abort: asyncio.Event | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         """``stop``, once set, ends the run gracefully: nothing more is claimed, the messages being sent are
         finished and recorded, those claimed but not begun are released (due again at once, for the next
         worker), and :meth:`run` returns. ``abort``, once set, ends it at once: the same, but the messages
-        being sent are abandoned to their leases instead of awaited (see the module doc)."""
+        being sent are abandoned to their leases instead of awaited (see the module doc). ``clock`` is asked
+        the time for every outbox decision (see :data:`Clock`); the rate limits keep real time."""
         self.db = db
         self.settings = settings
         self.key = key
@@ -176,6 +188,7 @@ class Dispatcher:
         self.owner = owner or worker_name()
         self.stop = stop
         self.abort = abort
+        self.clock = clock
         self._on_the_wire: set[int] = set()  # the messages a sender has begun to transmit
         d = settings.delivery
         self.concurrency = max(1, settings.smtp.concurrency)
@@ -296,7 +309,7 @@ class Dispatcher:
         self._pending.extend(_Result(job, MessageStatus.QUEUED) for job in jobs)
 
     async def _claim(self) -> list[_Job]:
-        now = datetime.now(UTC)
+        now = self.clock()
         d = self.settings.delivery
 
         def lease(conn: Connection) -> tuple[Claim, dict[int, Contact], dict[int, Wave]]:
@@ -367,7 +380,7 @@ class Dispatcher:
         lease = self.settings.delivery.lease_seconds
         while True:
             await asyncio.sleep(lease / 3)
-            now = datetime.now(UTC)
+            now = self.clock()
             with self.db.write() as conn:
                 outbox.renew(conn, self.owner, now + timedelta(seconds=lease), now)
 
@@ -399,7 +412,7 @@ class Dispatcher:
     async def _deliver(self, connection: SmtpConnection, job: _Job) -> _Result:
         if self._stopping():  # taken from the queue as the stop came: given back, not begun
             return _Result(job, MessageStatus.QUEUED)
-        now = datetime.now(UTC)
+        now = self.clock()
         if job.campaign_id in self.paused:
             return _Result(job, MessageStatus.QUEUED, error="campaign paused")
         if job.deadline is not None and now >= job.deadline:
@@ -449,7 +462,7 @@ class Dispatcher:
             self._pause(job.campaign_id, breaker, exc)
         next_at = self.retry.next_attempt(
             attempts=job.message.attempts,
-            now=datetime.now(UTC),
+            now=self.clock(),
             queued_at=job.message.queued_at,
             deadline=job.deadline,
             message_id=job.message.id,
@@ -474,7 +487,7 @@ class Dispatcher:
         with self.db.write() as conn:
             campaign = campaign_store.find(conn, str(campaign_id))
             if campaign is not None and campaign.status is CampaignStatus.SENDING:
-                campaign_store.set_status(conn, campaign_id, CampaignStatus.PAUSED, reason, datetime.now(UTC))
+                campaign_store.set_status(conn, campaign_id, CampaignStatus.PAUSED, reason, self.clock())
                 self.summary.paused[campaign_id] = PausedCampaign(campaign_id, campaign.name, reason)
 
     async def _respect_limits(self, address: str) -> None:
@@ -561,7 +574,7 @@ class Dispatcher:
             pause = min(2 * pause, _LOCK_POLL_MAX)
 
     def _write(self, conn: Connection, batch: list[_Result]) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         sent = [(r.job.message.id, r.message_id, r.reply) for r in batch if r.status is MessageStatus.SENT]
         released = [r.job.message.id for r in batch if r.status is MessageStatus.QUEUED]
         unsent = [
@@ -619,9 +632,10 @@ async def send_due(
     progress: Progress | None = None,
     stop: asyncio.Event | None = None,
     abort: asyncio.Event | None = None,
+    clock: Clock = utc_now,
 ) -> DispatchSummary:
     """Run one :class:`Dispatcher` to completion (or until ``stop`` or ``abort`` is set: see :class:`Dispatcher`),
-    on connections of its own (see :data:`DELIVERY_MMAP_BYTES`)."""
+    on connections of its own (see :data:`DELIVERY_MMAP_BYTES`), deciding by ``clock`` (see :data:`Clock`)."""
     delivery_db = db.variant(mmap_bytes=DELIVERY_MMAP_BYTES) if db.is_sqlite and not db.in_memory else db
     try:
         dispatcher = Dispatcher(
@@ -634,6 +648,7 @@ async def send_due(
             progress=progress,
             stop=stop,
             abort=abort,
+            clock=clock,
         )
         return await dispatcher.run()
     finally:
@@ -641,8 +656,8 @@ async def send_due(
             delivery_db.dispose()
 
 
-def due_count(db: Database, campaign_ref: str | None = None) -> int:
-    """How many messages are due now (for a progress display)."""
+def due_count(db: Database, campaign_ref: str | None = None, clock: Clock = utc_now) -> int:
+    """How many messages are due now on ``clock`` (for a progress display)."""
     campaign_id = get_campaign(db, campaign_ref).campaign.id if campaign_ref else None
     with db.read() as conn:
-        return outbox.count_due(conn, datetime.now(UTC), campaign_id)
+        return outbox.count_due(conn, clock(), campaign_id)

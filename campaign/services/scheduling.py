@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaign.config import Settings
@@ -195,7 +196,8 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
         # The compare-and-set and the INSERT ... SELECT commit together: a crash leaves neither.
         if not wave_store.mark_enqueued(conn, wave.id, expires_at=expiry, now=now):
             return None
-        zones = zone_schedules(outbox.audience_zones(conn, due.list_id), due.organiser_zone, now, window, expiry)
+        # Every stored zone, not the list's: read through an index, and the extra zones unused (stored_zones).
+        zones = zone_schedules(outbox.stored_zones(conn), due.organiser_zone, now, window, expiry)
         counts = outbox.materialise_wave(
             conn,
             wave_id=wave.id,
@@ -316,12 +318,17 @@ def zone_schedules(
 
 
 def _zone(name: str | None, organiser: ZoneInfo) -> ZoneInfo:
-    if not name:
-        return organiser
+    return (_known_zone(name) if name else None) or organiser
+
+
+@cache
+def _known_zone(name: str) -> ZoneInfo | None:
+    """The zone of this name, None if this machine does not know it. Held for the process: ZoneInfo's own cache
+    keeps only the last few zones, and every firing would read hundreds of tz files again."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return organiser
+        return None
 
 
 def _utc(instant: datetime) -> str:
