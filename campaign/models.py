@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from campaign.exceptions import ValidationError
@@ -288,3 +288,8 @@ class Wave:
     status: WaveStatus = WaveStatus.PENDING
     enqueued_at: datetime | None = None
     created_at: datetime | None = None
+
+    @property
+    def offset(self) -> timedelta | None:
+        """``offset_seconds`` as a duration (None: timed by ``send_at``, or at launch)."""
+        return None if self.offset_seconds is None else timedelta(seconds=self.offset_seconds)

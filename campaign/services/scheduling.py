@@ -100,8 +100,18 @@ def wave_expiry(schedule: WaveSchedule, event_start: datetime, event_end: dateti
 def planned_instant(schedule: WaveSchedule, event_start: datetime, launched_at: datetime) -> datetime:
     """When a wave fires for a campaign launched at ``launched_at`` (:func:`~campaign.rules.timing.nominal_instant`)."""
     wave = schedule.wave
-    offset = None if wave.offset_seconds is None else timedelta(seconds=wave.offset_seconds)
-    return nominal_instant(event_start, offset, wave.send_at, launched_at)
+    return nominal_instant(event_start, wave.offset, wave.send_at, launched_at)
+
+
+def skipped_at_launch(schedule: WaveSchedule, event_start: datetime, launched_at: datetime) -> datetime | None:
+    """The wave's own instant when the launch skips it, else None: it was planned before the launch (it existed
+    then) and its own time had passed by then. A campaign launched three days before the event must not send its
+    "-7d last chance" with the invitation; a wave added after the launch with a past time fires at once."""
+    wave = schedule.wave
+    if wave.created_at is None or wave.created_at > launched_at:
+        return None
+    own = own_instant(event_start, wave.offset, wave.send_at)
+    return own if own is not None and own < launched_at else None
 
 
 def fire_times(db: Database) -> list[FireTime]:
@@ -212,18 +222,11 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
 
 
 def _passed_before_launch(due: DueWave) -> str | None:
-    """Why a wave planned before the launch is not sent, when its own time had passed by then; else None.
-
-    A campaign launched three days before the event must not send its "-7d last chance" together with the
-    invitation. A wave added after the launch with a time already past is another matter: staff added it to go
-    out now, so it fires at once (:func:`~campaign.rules.timing.nominal_instant`).
-    """
-    wave = due.schedule.wave
-    if due.launched_at is None or wave.created_at is None or wave.created_at > due.launched_at:
+    """Why the launch skips a wave (:func:`skipped_at_launch`); None when it does not."""
+    if due.launched_at is None:
         return None
-    offset = None if wave.offset_seconds is None else timedelta(seconds=wave.offset_seconds)
-    own = own_instant(due.event_start, offset, wave.send_at)
-    if own is None or own >= due.launched_at:
+    own = skipped_at_launch(due.schedule, due.event_start, due.launched_at)
+    if own is None:
         return None
     return f"its time ({_utc(own)}) had passed when the campaign was launched ({_utc(due.launched_at)})"
 

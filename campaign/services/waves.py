@@ -34,7 +34,7 @@ from campaign.rules.timing import FOLLOW_UP_LIFETIME, format_offset, own_instant
 from campaign.rules.wave_specs import format_timing, parse_instant_or_offset, parse_wave_spec
 from campaign.services.campaigns import CampaignDetails, find_campaign, wave_values
 from campaign.services.rendering import template_set
-from campaign.services.scheduling import planned_instant, wave_expiry
+from campaign.services.scheduling import planned_instant, skipped_at_launch, wave_expiry
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import waves as wave_store
@@ -129,12 +129,7 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
 def timing_text(schedule: WaveSchedule) -> str:
     """``-7d``, ``2026-06-19T07:00Z`` or ``launch``: a wave's timing as written (:func:`format_timing`)."""
     wave = schedule.wave
-    return format_timing(_offset(schedule), wave.send_at)
-
-
-def _offset(schedule: WaveSchedule) -> timedelta | None:
-    seconds = schedule.wave.offset_seconds
-    return None if seconds is None else timedelta(seconds=seconds)
+    return format_timing(wave.offset, wave.send_at)
 
 
 def _before_launch(
@@ -144,13 +139,14 @@ def _before_launch(
     (:func:`campaign.services.scheduling.fire_due`); (None, own time) otherwise. In a draft, the launch is
     ``now``; after it, only a wave that existed at the launch was skipped (one added later fires at once)."""
     wave = schedule.wave
-    own = own_instant(event_start, _offset(schedule), wave.send_at)
+    own = own_instant(event_start, wave.offset, wave.send_at)
     if own is None:
         return None, None
     if launched_at is None:
         return (PASSES_BEFORE_LAUNCH if own < now else None), own
-    existed = wave.created_at is not None and wave.created_at <= launched_at
-    skipped = wave.status in (WaveStatus.PENDING, WaveStatus.MISSED) and existed and own < launched_at
+    skipped = wave.status in (WaveStatus.PENDING, WaveStatus.MISSED) and skipped_at_launch(
+        schedule, event_start, launched_at
+    )
     return (SKIPPED_AT_LAUNCH if skipped else None), own
 
 
