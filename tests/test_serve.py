@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -447,6 +448,25 @@ def test_two_services_forced_to_run_on_one_database_never_double_send(
     assert by_wave == {w: {"sent": len(emails)} for w in ["invitation", "late", *(f"reminder-{n}" for n in range(4))]}
 
 
+def serve_command(config: Path, *args: str) -> list[str]:
+    """``python -m campaign --config CONFIG serve ARGS...``."""
+    return [sys.executable, "-m", "campaign", "--config", str(config), "serve", *args]
+
+
+@contextmanager
+def serving(config: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """:func:`serve_command` as a real process, killed if a test leaves it running."""
+    service = subprocess.Popen(
+        serve_command(config, *args), env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield service
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+
+
 def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(
     sqlite_db: Database,
     tmp_path: Path,
@@ -459,17 +479,15 @@ def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(
     emails = prepare(sqlite_db, tmp_path, total)
     launch(sqlite_db, settings, KEY, "c")
     smtp.handler.delay = 0.02
-    env = cli_environment()
-    command = [sys.executable, "-m", "campaign", "--config", str(config), "serve"]
-
-    service = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with serving(config) as service:
         wait_for(lambda: len(smtp.handler.delivered) >= 1 or service.poll() is not None, 30, "sending")
         assert service.poll() is None, service.communicate()
         assert running_service(sqlite_db) == service.pid
         # A second service is refused while the first runs (which sends slowly meanwhile, to be caught mid-send).
         smtp.handler.delay = 0.5
-        second = subprocess.run([*command, "--once"], env=env, capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            serve_command(config, "--once"), env=cli_environment(), capture_output=True, text=True, timeout=60
+        )
         assert second.returncode == 1
         assert second.stderr.strip().splitlines() == [
             f"Error: another `campaign serve` (pid {service.pid}) is running on {sqlite_db.file}; one is enough "
@@ -479,10 +497,6 @@ def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(
         wait_for(lambda: len(smtp.handler.delivered) >= total // 3 or service.poll() is not None, 30, "sending")
         service.send_signal(signal.SIGTERM)
         stdout, stderr = service.communicate(timeout=30)
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
     assert service.returncode == 0, stderr
     assert "Delivery:" in stdout
     assert "INFO stopping" in stderr
@@ -497,7 +511,9 @@ def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(
     assert max(received.values()) == 1
 
     # The next run delivers the rest: everyone exactly once.
-    again = subprocess.run([*command, "--once"], env=env, capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        serve_command(config, "--once"), env=cli_environment(), capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 0, again.stderr
     assert smtp.handler.received() == Counter(emails)
     assert statuses(sqlite_db, "c") == {"sent": total}
@@ -552,12 +568,7 @@ def test_sigterm_under_a_low_rate_limit_stops_within_seconds(
     config = relay_config(tmp_path, sqlite_db, smtp, concurrency=4, extra=extra)
     emails = prepare(sqlite_db, tmp_path, total)
     launch(sqlite_db, load_settings(config, environ={}), KEY, "c")
-    command = [sys.executable, "-m", "campaign", "--config", str(config), "serve", *(["--once"] if once else [])]
-
-    service = subprocess.Popen(
-        command, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with serving(config, *(["--once"] if once else [])) as service:
         wait_for(lambda: len(smtp.handler.delivered) >= 1 or service.poll() is not None, 30, "sending")
         assert service.poll() is None, service.communicate()
         time.sleep(0.2)  # every sender holds a message now, waiting for the limiter
@@ -565,10 +576,6 @@ def test_sigterm_under_a_low_rate_limit_stops_within_seconds(
         service.send_signal(signal.SIGTERM)
         stdout, stderr = service.communicate(timeout=30)
         took = time.monotonic() - signalled
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
     assert service.returncode == 0, stderr
     assert took < 3, f"SIGTERM took {took:.1f} s"
     assert "Delivery:" in stdout
@@ -598,12 +605,7 @@ def test_a_second_sigterm_stops_at_once_and_says_so(
     prepare(sqlite_db, tmp_path, 10)
     launch(sqlite_db, load_settings(config, environ={}), KEY, "c")
     smtp.handler.delay = 8
-    command = [sys.executable, "-m", "campaign", "--config", str(config), "serve"]
-
-    service = subprocess.Popen(
-        command, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with serving(config) as service:
         wait_for(lambda: sum(smtp.handler.data_attempts.values()) >= 2 or service.poll() is not None, 30, "sending")
         assert service.poll() is None, service.communicate()
         service.send_signal(signal.SIGTERM)
@@ -613,10 +615,6 @@ def test_a_second_sigterm_stops_at_once_and_says_so(
         service.send_signal(signal.SIGTERM)
         _, stderr = service.communicate(timeout=30)
         took = time.monotonic() - signalled
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
     assert service.returncode == 1, stderr
     assert took < 3, f"the second SIGTERM took {took:.1f} s"
     assert "Traceback" not in stderr
