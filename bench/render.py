@@ -54,7 +54,7 @@ from campaign.render.calendar import CalendarMethod
 from campaign.render.filters import FILTERS
 from campaign.render.identifiers import list_id as list_id_for
 from campaign.render.identifiers import message_id_for
-from campaign.render.links import DirectLinkPolicy
+from campaign.render.links import SignedLinkPolicy
 from campaign.render.mime import Sender
 from campaign.render.personalise import WaveRenderer
 from campaign.render.reference import reference_message
@@ -138,7 +138,7 @@ class Wave:
     """The renderer of the benchmark's wave and what the naive build needs to make the same message."""
 
     renderer: WaveRenderer
-    policy: DirectLinkPolicy
+    policy: SignedLinkPolicy
     list_id: str
     campaign_id: str
     calendar: bytes
@@ -176,7 +176,7 @@ def make_wave() -> Wave:
     values["speakers"] = tuple(s if isinstance(s, Speaker) else Speaker(**s) for s in values["speakers"])
     event = Event(id=1, **values)
     sender = Sender("invitations@ilo.example.org", "ILO Events", "ilo.example.org", installation="b3nchmark7777777")
-    policy = DirectLinkPolicy("https://campaign.example.org", b"k" * 32)
+    policy = SignedLinkPolicy("https://campaign.example.org", b"k" * 32)
     campaign = {"id": 1, "name": "ILO webinar", "list_name": "bench"}
     wave = {"id": 1, "name": "invitation", "kind": "invitation"}
     renderer = WaveRenderer(
@@ -187,7 +187,6 @@ def make_wave() -> Wave:
         links=policy,
         campaign=campaign,
         wave=wave,
-        calendar_base_url="https://campaign.example.org",
         calendar_method=CalendarMethod.PUBLISH,
         unsubscribe_mailto="unsubscribe@ilo.example.org",
     )

@@ -3,8 +3,9 @@
 Setup, not timed, in a fresh SQLite database kept as a template and copied afresh for every measurement:
 ``--contacts`` contacts (default 1,000,000) in one list, spread over 400 of the zones
 :func:`zoneinfo.available_timezones` offers (one in 41 has no zone and gets the organiser's), 1% of them
-suppressed; a sending campaign whose invitation went to all of them (one ``sent`` row each) and 30% of whom
-registered (a ``register`` tracking row on their invitation: 300,000 for a million); and its pending wave
+suppressed; a sending campaign whose invitation went to all of them (one ``sent`` row each), 30% of whom
+registered for its event (a ``registrations`` row, by the link in their invitation: 300,000 for a million) and
+0.5% of whom asked for no more mail about it (an ``event_unsubscribes`` row); and its pending wave
 ``last-chance -7d not-registered mon-fri 09:00-17:00``.
 
 Measured, in the same run (``--repeat`` rounds, interleaved, medians):
@@ -12,8 +13,9 @@ Measured, in the same run (``--repeat`` rounds, interleaved, medians):
 * ours: :func:`campaign.services.scheduling.fire_due` at the wave's instant: the compare-and-set of the wave, the
   distinct zones of the contacts (read through their zone index), each zone's first weekday 09:00-17:00 instant
   (DST-correct, once per zone), and
-  :func:`campaign.store.outbox.materialise_wave`'s ``INSERT ... SELECT`` of the not-registered members (70%), each
-  with its zone's ``scheduled_at``; plus the invitation's top-up check, as the scheduler service runs it;
+  :func:`campaign.store.outbox.materialise_wave`'s ``INSERT ... SELECT`` of the not-registered members (70%: no
+  registration for the event), each with its zone's ``scheduled_at``, suppressed if the address is suppressed or
+  opted out of the event; plus the invitation's top-up check, as the scheduler service runs it;
 * the plain enqueue of the same rows: :func:`campaign.store.outbox.enqueue_wave` (no audience, no window, one
   ``scheduled_at``) into the same wave from a list holding exactly the not-registered members;
 * for reference, the plain enqueue of the whole list (every contact).
@@ -41,7 +43,7 @@ from sqlalchemy import case, func, insert, literal, literal_column, select
 from sqlalchemy.sql.expression import ColumnElement
 
 from campaign.config import Settings
-from campaign.models import Audience, MessageStatus, TrackingKind, WaveKind, WaveStatus
+from campaign.models import Audience, MessageStatus, RegistrationSource, WaveKind, WaveStatus
 from campaign.rules.timing import format_window, parse_window
 from campaign.services.database import init_database
 from campaign.services.scheduling import fire_due
@@ -51,18 +53,20 @@ from campaign.store.tables import (
     UTCDateTime,
     campaigns,
     contacts,
+    event_unsubscribes,
     events,
     list_members,
     lists,
     messages,
+    registrations,
     suppressions,
-    tracking_events,
     waves,
 )
 
 ZONES = 400
 NO_ZONE_EVERY = 41  # every 41st contact has no zone
 SUPPRESSED_EVERY = 100  # 1% suppressed
+EVENT_OPTED_OUT_EVERY = 200  # 0.5% asked for no more mail about the event
 REGISTERED_TENTHS = 3  # contacts whose number ends in 0, 1 or 2 registered: 30%
 WINDOW = "mon-fri 09:00-17:00"
 # Fixed instants, so that every run plans the same: the wave fires on a Thursday a week before the event.
@@ -152,21 +156,29 @@ def setup(path: Path, count: int) -> dict[str, int]:
             )
         )  # fmt: skip
         conn.execute(
-            insert(tracking_events).from_select(
-                ["message_id", "kind", "is_machine", "occurred_at"],
-                select(messages.c.id, literal(TrackingKind.REGISTER.value), literal(False), when(LAUNCHED_AT)).where(
-                    messages.c.wave_id == invitation, messages.c.contact_id % 10 < REGISTERED_TENTHS
+            insert(registrations).from_select(
+                ["event_id", "contact_id", "source", "message_id", "registered_at", "created_at"],
+                select(literal(event_id), messages.c.contact_id, literal(RegistrationSource.LINK.value),
+                       messages.c.id, when(LAUNCHED_AT), when(LAUNCHED_AT))
+                .where(messages.c.wave_id == invitation, messages.c.contact_id % 10 < REGISTERED_TENTHS),
+            )
+        )  # fmt: skip
+        conn.execute(
+            insert(event_unsubscribes).from_select(
+                ["event_id", "email_key", "created_at"],
+                select(literal(event_id), contacts.c.email_key, when(LAUNCHED_AT)).where(
+                    contacts.c.id % EVENT_OPTED_OUT_EVERY == 3
                 ),
             )
         )
-        tracked = conn.scalar(select(func.count()).select_from(tracking_events)) or 0
+        registered_rows = conn.scalar(select(func.count()).select_from(registrations)) or 0
         audience_size = conn.scalar(select(func.count()).where(list_members.c.list_id == audience)) or 0
     db.dispose()
     return {
         "wave_id": last_chance,
         "everyone": everyone,
         "audience": audience,
-        "tracking_rows": tracked,
+        "registration_rows": registered_rows,
         "audience_size": audience_size,
         "zones": len(chosen),
     }
@@ -213,7 +225,7 @@ def main() -> None:
         started = time.perf_counter()
         ids = setup(template, args.contacts)
         print(
-            f"setup: {args.contacts:,} contacts over {ids['zones']} zones, {ids['tracking_rows']:,} register rows, "
+            f"setup: {args.contacts:,} contacts over {ids['zones']} zones, {ids['registration_rows']:,} registrations, "
             f"audience {ids['audience_size']:,} ({time.perf_counter() - started:.1f} s)"
         )
         runs: dict[str, Callable[[Database, dict[str, int]], int]] = {
@@ -241,7 +253,7 @@ def main() -> None:
     figures = {
         "contacts": args.contacts,
         "zones": ids["zones"],
-        "tracking_rows": ids["tracking_rows"],
+        "registration_rows": ids["registration_rows"],
         "audience_rows": audience,
         "window": WINDOW,
         "repeat": args.repeat,

@@ -28,6 +28,8 @@ Contract:
   - each ``waves.default`` entry is a wave (:func:`campaign.rules.wave_specs.parse_wave_spec`; an error names the
     entry), none named ``invitation`` and no name twice; ``waves.window`` is a send window
     (:func:`campaign.rules.timing.parse_window`, kept in canonical form) or empty.
+  - ``web.host`` is a host name or an IP address to listen on (:func:`check_listen_host`), ``web.port`` a port
+    from 0 (any free one) to 65535.
 * Environment variables: every variable whose name starts ``CAMPAIGN_`` must be a setting
   (``CAMPAIGN_<SECTION>_<KEY>``, upper case) or a secret (:data:`SECRET_VARIABLES`): a misspelt section or
   key (``CAMPAIGN_SMPT_HOST``, ``CAMPAIGN_SMTP_NOPE``) is an error naming the variable, as an unknown key in
@@ -60,15 +62,16 @@ from campaign.rules.contact_fields import (
     without_format_characters,
 )
 from campaign.rules.hosts import HOST_EXAMPLES, is_relay_host
+from campaign.rules.ip_privacy import IpStorage
 from campaign.rules.timing import format_window, parse_window
 from campaign.rules.urls import parse_http_url
 from campaign.rules.wave_specs import WaveSpec, parse_wave_spec
-from campaign.secrets import SECRET_KEY_ENV, SMTP_PASSWORD_ENV
+from campaign.secrets import PREVIOUS_SECRET_KEY_ENV, SECRET_KEY_ENV, SMTP_PASSWORD_ENV
 
 ENV_PREFIX = "CAMPAIGN_"
 DEFAULT_CONFIG_NAME = "config.toml"
 # The environment variables campaign.secrets reads: not settings, never in the file.
-SECRET_VARIABLES = frozenset({SECRET_KEY_ENV, SMTP_PASSWORD_ENV})
+SECRET_VARIABLES = frozenset({SECRET_KEY_ENV, PREVIOUS_SECRET_KEY_ENV, SMTP_PASSWORD_ENV})
 # The allowed values of the settings that choose a behaviour; services and adapters use these names. A setting
 # loads as the member itself (SmtpSecurity.TLS), which is also its string.
 SMTP_MODES = ("capture", "relay")
@@ -318,6 +321,45 @@ class SchedulerSettings:
     tick_seconds: float = field(default=60.0, metadata=_range(1, None))
 
 
+def check_listen_host(value: str) -> str:
+    """``value`` when the web service can listen on it: a host name or an IP address (IPv6 without brackets);
+    else ValueError saying what it must be. The rule of ``web.host`` and of ``campaign web --host``."""
+    if not is_relay_host(value):
+        raise ValueError(
+            f"must be a host name or an IP address to listen on (127.0.0.1 for this machine only, 0.0.0.0 or :: "
+            f"for every interface), not {value!r}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The web service (tracking links, unsubscribe pages): ``campaign web``, and ``campaign serve`` when enabled."""
+
+    enabled: bool = True
+    # Loopback by default: the service belongs behind a reverse proxy that terminates TLS for links.public_url.
+    host: str = field(default="127.0.0.1", metadata=_checked(check_listen_host))
+    # 0: any free port (the command prints the one it got).
+    port: int = field(default=8080, metadata=_range(0, 65535))
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """What the web service records of opens and clicks, and for how long (README: Privacy)."""
+
+    # How much of a visitor's IP address is kept: truncated (its /24 or /48 network), full, or none.
+    ip: str = field(default=IpStorage.TRUNCATED.value, metadata=_one_of(tuple(s.value for s in IpStorage)))
+    # Hits are written in batches at least this often: a crash loses at most this much of them.
+    flush_seconds: float = field(default=1.0, metadata=_range(0.01, 60))
+    # Hits waiting to be written; past this, new ones are dropped and counted (a stalled database must not make
+    # the pixel slow, nor the process run out of memory).
+    queue_size: int = field(default=50_000, metadata=_range(1, None))
+    # The same hit (message, kind, link, client) repeated within this many seconds is recorded once.
+    repeat_seconds: float = field(default=10.0, metadata=_range(0, None))
+    # Tracking events older than this are deleted by `campaign tracking purge` (0: kept for ever).
+    retention_days: int = field(default=395, metadata=_range(0, None))
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings. ``root`` is the directory of the configuration file."""
@@ -333,6 +375,8 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     waves: WaveSettings = field(default_factory=WaveSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -366,6 +410,8 @@ _SECTIONS: dict[str, type] = {
     "delivery": DeliverySettings,
     "waves": WaveSettings,
     "scheduler": SchedulerSettings,
+    "web": WebSettings,
+    "tracking": TrackingSettings,
 }
 
 

@@ -150,6 +150,15 @@ class TrackingKind(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
 
 
+class RegistrationSource(StrEnum):
+    """How a registration for an event became known: a click on the registration link, an import of the
+    webinar platform's registrants, or its webhook. Any of them makes the contact ``registered``."""
+
+    LINK = "link"
+    IMPORT = "import"
+    WEBHOOK = "webhook"
+
+
 class SuppressionReason(StrEnum):
     """Why an address must not be mailed again."""
 
@@ -269,6 +278,23 @@ class Campaign:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     launched_at: datetime | None = None
+    # Privacy: whether its messages carry an open pixel and tracked (redirecting) links.
+    track_opens: bool = True
+    track_clicks: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EventBefore:
+    """An event's time and place as they were before ``campaign events update`` changed them: what its update
+    notice says changed. ``changed`` names the fields that did (of ``starts_at``, ``ends_at``, ``timezone``,
+    ``join_url``, ``registration_url``); the others hold their values then, which were the same."""
+
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    join_url: str | None = None
+    registration_url: str | None = None
+    changed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +314,8 @@ class Wave:
     status: WaveStatus = WaveStatus.PENDING
     enqueued_at: datetime | None = None
     created_at: datetime | None = None
+    # An update notice's event as it was before the update (None for every other wave).
+    event_before: EventBefore | None = None
 
     @property
     def offset(self) -> timedelta | None:

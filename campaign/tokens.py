@@ -1,9 +1,15 @@
-"""Signed tokens for links in messages (unsubscribe, and later open, click and calendar tracking).
+"""Signed tokens for the links in messages: the open pixel, click redirects, calendar files, unsubscribe.
 
-A token carries a purpose, the outbox message id and an optional link index, authenticated with HMAC-SHA256
-(truncated to 128 bits) under the signing key from :mod:`campaign.secrets`. It reveals nothing a recipient
-could not see anyway and cannot be forged or re-targeted: destinations are looked up server-side by message
-and index, never taken from the URL, so there is no open redirect.
+A token carries a purpose (a :class:`~campaign.models.TrackingKind`), the outbox message id and a link index,
+authenticated with HMAC-SHA256 (truncated to 128 bits): 27 bytes, 36 URL-safe base64 characters. It reveals
+nothing a recipient could not see anyway and cannot be forged or re-targeted: destinations are looked up
+server-side by message and index, never taken from the URL, so there is no open redirect. The purpose is part
+of the MAC, so an open token is no unsubscribe token.
+
+Keys rotate: a token is always signed with the current key of a :class:`SigningKeys` ring and verified
+against the current key and then the previous ones, so the links in mail already sent keep working after a
+new key is set. The keys themselves come from :mod:`campaign.secrets` (raw bytes: the import contract keeps
+these two modules independent, so the ring type lives here).
 """
 
 from __future__ import annotations
@@ -11,47 +17,113 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from campaign.exceptions import ValidationError
+from campaign.models import TrackingKind
 
 _FORMAT = ">BQH"  # version, message id, link index
 _VERSION = 1
+_PAYLOAD_BYTES = struct.calcsize(_FORMAT)
 _MAC_BYTES = 16
+# Unpadded base64 of payload and MAC: 27 bytes are exactly 36 characters, so every token has this length.
+TOKEN_LENGTH = (_PAYLOAD_BYTES + _MAC_BYTES) * 4 // 3
+# Every string of this length in the URL-safe alphabet is the one spelling of 27 bytes (no padding bits), so
+# a match needs no re-encoding to prove it canonical. Explicit ranges: ASCII only, whatever the flags.
+_TOKEN = re.compile(f"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}")
+_MAX_MESSAGE_ID = 2**64 - 1
+_MAX_LINK_INDEX = 2**16 - 1
+# What the MAC covers before the payload: the purpose's value (the same bytes as when purposes were free
+# strings, so tokens in mail already sent still verify) and a separator, so no purpose is a prefix of another.
+_PURPOSE_PREFIXES = {kind: kind.value.encode() + b"\0" for kind in TrackingKind}
 
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     """What a valid token says."""
 
-    purpose: str
+    purpose: TrackingKind
     message_id: int
     link_index: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SigningKeys:
+    """The key ring: ``current`` signs every new token; a token signed with any ``previous`` key still verifies.
+
+    Keep a retired key in ``previous`` for as long as the links in mail signed with it must work.
+    """
+
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        # An empty key is a key anyone knows: every token would be forgeable.
+        if not self.current or not all(self.previous):
+            raise ValueError("a signing key must not be empty")
+
+    @classmethod
+    def from_keys(cls, keys: Sequence[bytes]) -> SigningKeys:
+        """The ring of ``keys``, current first (as :func:`campaign.secrets.signing_keys` returns them)."""
+        if not keys:
+            raise ValueError("a key ring needs at least the current key")
+        return cls(keys[0], tuple(keys[1:]))
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Every key verification accepts, current first."""
+        yield self.current
+        yield from self.previous
+
+    def __repr__(self) -> str:
+        # Keys end up in logs and tracebacks through reprs: never show them.
+        return f"SigningKeys(current=<hidden>, previous=<{len(self.previous)} hidden>)"
+
+
 class InvalidTokenError(ValidationError):
-    """The token is malformed, for another purpose, or its signature does not match."""
+    """The token is malformed, for another purpose, or its signature matches none of the keys."""
 
 
-def sign(key: bytes, purpose: str, message_id: int, link_index: int = 0) -> str:
-    """A URL-safe token for ``purpose`` (e.g. ``unsubscribe``) and this message and link."""
+def sign(key: bytes | SigningKeys, purpose: TrackingKind, message_id: int, link_index: int = 0) -> str:
+    """A URL-safe token of :data:`TOKEN_LENGTH` characters for ``purpose`` and this message and link.
+
+    ``key`` is a raw key or a ring, whose current key signs. A message id outside 0..2**64-1 or a link index
+    outside 0..65535 is a :class:`ValueError` (a programming error, never user input).
+    """
+    prefix = _purpose_prefix(purpose)
+    if not 0 <= message_id <= _MAX_MESSAGE_ID:
+        raise ValueError(f"message id {message_id} is outside 0..{_MAX_MESSAGE_ID}")
+    if not 0 <= link_index <= _MAX_LINK_INDEX:
+        raise ValueError(f"link index {link_index} is outside 0..{_MAX_LINK_INDEX}")
+    secret = key.current if isinstance(key, SigningKeys) else key
+    if not secret:
+        raise ValueError("a signing key must not be empty")
     payload = struct.pack(_FORMAT, _VERSION, message_id, link_index)
-    return _b64(payload + _mac(key, purpose, payload))
+    return _b64(payload + _mac(secret, prefix + payload))
 
 
-def verify(key: bytes, purpose: str, token: str) -> TokenClaims:
-    """The claims of a token signed for ``purpose``; raises :class:`InvalidTokenError` otherwise."""
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-    except (ValueError, TypeError):
-        raise InvalidTokenError("malformed token") from None
-    if _b64(raw) != token:
-        # One token, one spelling: no padding or stray characters accepted.
+def verify(keys: SigningKeys, purpose: TrackingKind, token: str) -> TokenClaims:
+    """The claims of a token signed for ``purpose`` with any key of ``keys``.
+
+    Anything else raises :class:`InvalidTokenError`, whatever the input (any length, any characters): the
+    token comes straight from a URL.
+    """
+    prefix = _purpose_prefix(purpose)
+    # Cheap checks before any decoding: a URL path can be megabytes long, and only one length is a token. The
+    # pattern also refuses what a lenient decoder would take for the same bytes ('+', '/', '=', whitespace).
+    if not isinstance(token, str) or len(token) != TOKEN_LENGTH or _TOKEN.fullmatch(token) is None:
         raise InvalidTokenError("malformed token")
-    size = struct.calcsize(_FORMAT)
-    payload, mac = raw[:size], raw[size:]
-    if len(raw) != size + _MAC_BYTES or not hmac.compare_digest(mac, _mac(key, purpose, payload)):
+    raw = base64.urlsafe_b64decode(token)
+    payload, mac = raw[:_PAYLOAD_BYTES], raw[_PAYLOAD_BYTES:]
+    message = prefix + payload
+    # compare_digest for every key tried: the time taken says nothing about how much of a MAC matched. It may
+    # say which key matched, which is no secret.
+    for key in (keys.current, *keys.previous):
+        if hmac.compare_digest(mac, _mac(key, message)):
+            break
+    else:
         raise InvalidTokenError("invalid token")
     version, message_id, link_index = struct.unpack(_FORMAT, payload)
     if version != _VERSION:
@@ -59,8 +131,16 @@ def verify(key: bytes, purpose: str, token: str) -> TokenClaims:
     return TokenClaims(purpose, message_id, link_index)
 
 
-def _mac(key: bytes, purpose: str, payload: bytes) -> bytes:
-    return hmac.new(key, purpose.encode() + b"\0" + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+def _purpose_prefix(purpose: TrackingKind) -> bytes:
+    # TrackingKind is a StrEnum, so a free string would sign the same bytes (and find the same dict entry):
+    # refuse it, so every purpose in use is a member someone can find.
+    if not isinstance(purpose, TrackingKind):
+        raise TypeError(f"a token's purpose is a TrackingKind, not {purpose!r}")
+    return _PURPOSE_PREFIXES[purpose]
+
+
+def _mac(key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
 def _b64(raw: bytes) -> str:

@@ -17,6 +17,11 @@ claiming, finishes the messages being sent, releases the ones claimed but not be
 rate limit gives its message back), finishes the tick in progress, and returns. A second signal stops at once:
 what was not on the wire is released, the messages being sent are left to their leases, and
 :class:`StoppedAtOnce` says so. ``serve --once`` handles the signals the same way.
+
+:meth:`SchedulerService.run` also runs its *companions* in the same event loop (``campaign serve`` gives it the
+web service, :class:`campaign.web.server.WebServer`, which this package does not import: the command line composes
+the two interfaces): each is started with the service, told to stop when the service is (at once on a second
+signal), and waited for; one that ends by itself, or fails, stops the service, and its error is raised.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -53,6 +59,18 @@ _MAINTENANCE_JOB = "maintenance"
 _WAVE_JOB = "wave-"  # + the wave's id
 
 Clock = Callable[[], datetime]
+
+
+class Companion(Protocol):
+    """Another service run in the scheduler's event loop and stopped with it (the web service)."""
+
+    async def serve(self) -> None:
+        """Run until asked to stop."""
+        ...
+
+    def request_stop(self, *, at_once: bool = False) -> None:
+        """Stop gracefully, or ``at_once``; called from signal handlers too."""
+        ...
 
 
 def utc_now() -> datetime:
@@ -97,6 +115,7 @@ class SchedulerService:
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._tick_wanted = asyncio.Event()
+        self._companions: Sequence[Companion] = ()
 
     # -- the decisions -------------------------------------------------------------------------------------
 
@@ -109,7 +128,7 @@ class SchedulerService:
     def _decide(self, now: datetime) -> TickReport:
         db, settings = self.context.database(check_schema=False), self.context.settings
         fired = fire_due(db, settings, now)
-        finished = finish_campaigns(db)
+        finished = finish_campaigns(db, now)
         return TickReport(now, fired, finished, fire_times(db))
 
     def _report(self, report: TickReport) -> None:
@@ -206,6 +225,8 @@ class SchedulerService:
             self._stop.set()
             self._tick_wanted.set()  # wakes the ticker, which sees the stop
             self._show()
+            for companion in self._companions:
+                companion.request_stop()
 
     def _signalled(self) -> None:
         """SIGTERM or SIGINT: the first stops gracefully, a second (someone who will not wait) at once."""
@@ -214,6 +235,8 @@ class SchedulerService:
         elif not self._abort.is_set():
             log.warning(fields("stopping at once"))
             self._abort.set()
+            for companion in self._companions:
+                companion.request_stop(at_once=True)
 
     def _new_events(self) -> None:
         # Made in the loop that uses them (an Event made before asyncio.run would belong to no loop).
@@ -242,10 +265,14 @@ class SchedulerService:
         )
         raise StoppedAtOnce(f"stopped at once on a second signal: {left}")
 
-    async def run(self, servers: Sequence[SmtpServer], *, handle_signals: bool = False) -> DispatchSummary:
-        """Tick and deliver until :meth:`request_stop` (or SIGTERM/SIGINT, with ``handle_signals``); returns
-        what the delivery worker did. An error of the delivery worker stops the service and is raised."""
+    async def run(
+        self, servers: Sequence[SmtpServer], *, handle_signals: bool = False, companions: Sequence[Companion] = ()
+    ) -> DispatchSummary:
+        """Tick and deliver until :meth:`request_stop` (or SIGTERM/SIGINT, with ``handle_signals``), with the
+        ``companions`` running beside (see the module doc); returns what the delivery worker did. An error of the
+        delivery worker or of a companion stops the service and is raised."""
         self._new_events()
+        self._companions = companions
         loop = asyncio.get_running_loop()
         if handle_signals:
             self._handle_signals(loop)
@@ -276,14 +303,21 @@ class SchedulerService:
                 abort=self._abort,
             )
         )
+        beside = [asyncio.create_task(companion.serve()) for companion in companions]
         try:
+            await asyncio.wait([worker, *beside], return_when=asyncio.FIRST_COMPLETED)
+            if not worker.done():
+                # A companion ended by itself (its error, if any, is raised below): the service stops with it.
+                log.error(fields("stopping: a service beside the scheduler ended"))
+                self.request_stop()
             summary = await worker
         finally:
-            self.request_stop()  # the worker stopped on an error: the ticker stops too
+            self.request_stop()  # the worker stopped on an error: the ticker and the companions stop too
             if self._abort.is_set():
                 ticker.cancel()  # a tick in its thread still ends its transaction; nothing waits for the report
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            ended = await asyncio.gather(*beside, return_exceptions=True)
             scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # the shutdown runs as a callback of this loop
             if handle_signals:
@@ -293,6 +327,9 @@ class SchedulerService:
                 self.status.close()
         log.info(fields("stopped", **dict(sorted(self.delivered.items()))))
         self._raise_if_aborted(summary)
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return summary
 
     async def _want_tick(self) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from ical.calendar_stream import IcsCalendarStream
 
 from campaign.cli import cli
 from tests.conftest import DATA
@@ -187,7 +188,7 @@ def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -
 
 def assert_each_wave_reached_its_audience(demo_dir: Path, captured: list[Path]) -> None:
     """The mailbox holds one message of each wave to each contact of its audience, and no other: the
-    registered contacts (those with a 'register' tracking event) get the reminders, the others the last chance."""
+    registered contacts (those with a registration) get the reminders, the others the last chance."""
     with closing(sqlite3.connect(demo_dir / "campaign.db")) as conn:
         wave_names = dict(conn.execute("SELECT id, name FROM waves"))
         everyone = {
@@ -197,19 +198,30 @@ def assert_each_wave_reached_its_audience(demo_dir: Path, captured: list[Path]) 
                 "JOIN lists l ON l.id = m.list_id WHERE l.name = 'demo'"
             )
         }
+        # Registered by the link in their invitation: a registration naming that message.
         registered = {
             e.lower()
             for (e,) in conn.execute(
-                "SELECT c.email FROM tracking_events t JOIN messages m ON m.id = t.message_id "
-                "JOIN contacts c ON c.id = m.contact_id WHERE t.kind = 'register'"
+                "SELECT c.email FROM registrations r JOIN messages m ON m.id = r.message_id "
+                "JOIN waves w ON w.id = m.wave_id JOIN contacts c ON c.id = r.contact_id "
+                "WHERE r.source = 'link' AND w.name = 'invitation' AND m.contact_id = r.contact_id"
             )
         }
         # Each message went out at the instant its wave scheduled it, on the demo's clock, not made due early.
         early = conn.execute("SELECT count(*) FROM messages WHERE status = 'sent' AND sent_at != scheduled_at")
         assert early.fetchone() == (0,)
+        # The campaign became sent with its last message, on the demo's clock (days ahead), not the real one.
+        (finished,) = conn.execute("SELECT updated_at FROM campaigns WHERE status = 'sent'").fetchone()
+        assert conn.execute("SELECT max(sent_at) FROM messages").fetchone() == (finished,)
     received: dict[str, list[str]] = {}
     for path in captured:
         message = email.message_from_bytes(path.read_bytes())
+        # Its calendar was made when it was sent on the demo's clock: DTSTAMP is the Date header's instant.
+        (calendar,) = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+        ics = calendar.get_payload(decode=True)
+        assert isinstance(ics, bytes)
+        (vevent,) = IcsCalendarStream.calendar_from_ics(ics.decode("utf-8")).events
+        assert vevent.dtstamp == email.utils.parsedate_to_datetime(message["Date"])
         wave_id = int(re.search(r"\.w(\d+)\.", message["Message-ID"])[1])  # type: ignore[index]
         received.setdefault(wave_names[wave_id], []).append(email.utils.parseaddr(message["To"])[1].lower())
     assert len(registered) == 14

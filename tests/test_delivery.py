@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ical.calendar_stream import IcsCalendarStream
 from sqlalchemy import event, select, update
 
 from campaign.config import Settings, load_settings
@@ -321,6 +322,19 @@ def send(db: Database, settings: Settings, servers: list[SmtpServer], campaign: 
     return asyncio.run(send_due(db, settings, KEY, servers, campaign_ref=campaign))
 
 
+def calendar_stamps(message: email.message.EmailMessage) -> list[datetime]:
+    """The DTSTAMP of each calendar part of ``message``, read by the strict ``ical`` parser."""
+    stamps = []
+    for part in message.walk():
+        if part.get_content_type() in ("text/calendar", "application/ics"):
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            (vevent,) = IcsCalendarStream.calendar_from_ics(payload.decode("utf-8")).events
+            assert isinstance(vevent.dtstamp, datetime)
+            stamps.append(vevent.dtstamp)
+    return stamps
+
+
 def sleep_until(instant: datetime) -> None:
     time.sleep(max(0.0, (instant - datetime.now(UTC)).total_seconds()) + 0.02)
 
@@ -431,6 +445,10 @@ def test_the_worker_decides_and_records_by_the_clock_it_is_given(
         assert (row.status, row.sent_at, row.updated_at) == ("sent", sent_at, sent_at)
         [message] = smtp.handler.messages_for(address)
         assert message["Date"].datetime == sent_at
+        # The calendar says it was made then too (DTSTAMP), and the campaign finished then.
+        assert calendar_stamps(message) == [sent_at, sent_at]  # the text/calendar part and the attachment
+    finished = get_campaign(db, "c").campaign
+    assert (finished.status, finished.updated_at) == (CampaignStatus.SENT, sent_at)
 
     # A clock past the event's start expires the messages still queued, whatever the real clock says.
     write_contacts(tmp_path / "late.csv", 2, prefix="late")
@@ -1004,6 +1022,8 @@ def relay_config(tmp_path: Path, db: Database, smtp: Sink, *, concurrency: int, 
     config.write_text(
         f'[database]\nurl = "{url}"\n'
         f'[paths]\ntemplates = "{TEMPLATES}"\n'
+        # Any free port: `campaign serve` runs the web service too, and tests run side by side.
+        "[web]\nport = 0\n"
         f'[smtp]\nmode = "relay"\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
         f"concurrency = {concurrency}\ntimeout_seconds = 10\n{extra}"
     )

@@ -18,13 +18,18 @@ from sqlalchemy import insert, select, update
 
 from campaign.cli import cli
 from campaign.exceptions import ValidationError
-from campaign.models import CampaignStatus, EventStatus, MessageStatus, WaveStatus
+from campaign.models import CampaignStatus, Contact, EventStatus, MessageStatus, WaveStatus
+from campaign.render.localtime import plain, session_times
+from campaign.render.personalise import RenderedMessage
 from campaign.rules.event_fields import parse_event_document
 from campaign.services.campaigns import create_campaign, get_campaign
+from campaign.services.contacts import contact_details
 from campaign.services.dispatch import Dispatcher
 from campaign.services.events import cancel_event, get_event, update_event
+from campaign.services.installation import installation_id
 from campaign.services.lifecycle import finish_campaigns
-from campaign.services.scheduling import fire_times
+from campaign.services.rendering import wave_renderer
+from campaign.services.scheduling import fire_due, fire_times
 from campaign.services.waves import WaveOptions, add_wave
 from campaign.store import campaigns as campaign_store
 from campaign.store.engine import Database
@@ -186,7 +191,7 @@ def test_cancelled_campaigns_end_once_the_notice_is_sent(db: Database, tmp_path:
     settings = base_settings(tmp_path)
     invited_campaign(db, tmp_path)
     set_status(db, "invitation", QUEUED, MessageStatus.SENT)
-    assert finish_campaigns(db) == []  # the reminder is still pending
+    assert finish_campaigns(db, datetime.now(UTC)) == []  # the reminder is still pending
     cancel_event(db, settings, "talk")
     assert get_campaign(db, "c").campaign.status is CampaignStatus.SENDING
     summary = send(db, settings, smtp_sink.servers())
@@ -225,7 +230,7 @@ def test_update_and_cancellation_pass_the_strict_parser_with_the_same_uid(
     send(db, settings, smtp_sink.servers())
 
     sent = smtp_sink.handler.messages_for(address)
-    assert [m["Subject"].split(":")[0] for m in sent[1:]] == ["Updated", "Cancelled"]
+    assert [m["Subject"].split(":")[0] for m in sent[1:]] == ["Moved", "Cancelled"]
     seen = []
     for message, (expected_method, sequence, status) in zip(
         sent, [(method, 0, "CONFIRMED"), (method, 1, "CONFIRMED"), ("CANCEL", 2, "CANCELLED")], strict=True
@@ -245,6 +250,37 @@ def test_update_and_cancellation_pass_the_strict_parser_with_the_same_uid(
         if sequence == 1:
             assert vevent.dtstart == moved
     assert len(set(seen)) == 1
+
+
+@pytest.mark.parametrize("method", ["PUBLISH", "REQUEST"])
+def test_a_cancellation_names_its_recipient_as_attendee_where_the_invitations_did(
+    db: Database, tmp_path: Path, smtp_sink: Sink, method: str
+) -> None:
+    """RFC 5546 3.2.5: a CANCEL of the whole event includes the attendees, and Outlook and Google match it to the
+    entry a REQUEST made by UID and attendee. Under PUBLISH there is no attendee: one calendar for everyone."""
+    settings = base_settings(tmp_path)
+    settings = replace(settings, render=replace(settings.render, calendar_method=method))
+    invited_campaign(db, tmp_path)
+    cancel_event(db, settings, "talk")
+    send(db, settings, smtp_sink.servers())
+
+    sequence = get_event(db, "talk").sequence
+    calendars = {}
+    for address in INVITED:
+        (message,) = smtp_sink.handler.messages_for(address)
+        parts = calendar_parts(message)
+        assert {mime_method for mime_method, _ in parts} == {"CANCEL", "None"}  # the attachment carries none
+        (ics,) = {ics for _, ics in parts}  # the alternative and the attachment are the same calendar
+        calendar = IcsCalendarStream.calendar_from_ics(ics.decode("utf-8"))  # strict: raises on anything wrong
+        assert "METHOD:CANCEL\r\n" in ics.decode("utf-8")
+        (vevent,) = calendar.events
+        assert (vevent.sequence, vevent.status.value if vevent.status else None) == (sequence, "CANCELLED")
+        attendees = [attendee.uri for attendee in vevent.attendees]
+        assert attendees == ([f"mailto:{address}"] if method == "REQUEST" else [])
+        calendars[address] = (vevent.uid, ics)
+    assert len({uid for uid, _ in calendars.values()}) == 1
+    # PUBLISH: the very same bytes for everyone, built once for the wave; REQUEST: each recipient's own.
+    assert len({ics for _, ics in calendars.values()}) == (1 if method == "PUBLISH" else len(INVITED))
 
 
 def test_a_long_running_worker_renders_the_event_as_it_now_stands(db: Database, tmp_path: Path) -> None:
@@ -321,3 +357,64 @@ def test_no_wave_is_added_to_a_cancelled_events_campaign(db: Database, tmp_path:
     cancel_event(db, settings, "talk")
     with pytest.raises(ValidationError, match="cancelled"):
         add_wave(db, settings, "c", "late", WaveOptions(kind="reminder", at="-1h"))
+
+
+def test_the_update_notice_says_what_changed_in_each_recipients_zone_and_language(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    _, start = invited_campaign(db, tmp_path)
+    moved = start + timedelta(days=1, hours=2)
+    update_event(db, settings, "talk", talk(moved))
+    update_event(db, settings, "talk", talk(moved, join_url="https://events.example.org/join-here"))
+
+    details = get_campaign(db, "c")
+    notices = {w.name: w for w in details.waves if w.name.startswith("update-")}
+    assert notices["update-1"].event_before is not None
+    assert notices["update-1"].event_before.starts_at == start  # read back from the database
+    assert notices["update-1"].event_before.changed == ("starts_at", "ends_at")
+    assert notices["update-2"].event_before is not None
+    assert notices["update-2"].event_before.changed == ("join_url",)
+    manila = replace(contact_details(db, INVITED[0]).contact, timezone="Asia/Manila")
+    spanish = replace(manila, timezone="America/Bogota", locale="es")
+
+    def render(wave: str, contact: Contact) -> RenderedMessage:
+        return wave_renderer(settings, KEY, details, notices[wave], installation_id(db)).render(contact)
+
+    moved_en = render("update-1", manila)
+    was = session_times(start, start + timedelta(hours=1), "Asia/Manila", ZURICH, "en").when
+    now_ = session_times(moved, moved + timedelta(hours=1), "Asia/Manila", ZURICH, "en").when
+    assert moved_en.subject.startswith("Moved: A talk")
+    assert f"It was planned for {plain(was)}." in moved_en.text
+    assert plain(now_) in moved_en.text
+    assert f"It was planned for {was}." in moved_en.html
+    moved_es = render("update-1", spanish)
+    was_es = session_times(start, start + timedelta(hours=1), "America/Bogota", ZURICH, "es").when
+    assert moved_es.subject.startswith("Nueva fecha: A talk")
+    assert f"Estaba prevista para el {plain(was_es)}." in moved_es.text
+    link_only = render("update-2", manila)
+    assert link_only.subject.startswith("Updated: A talk")
+    assert "It was planned" not in link_only.text
+    assert "The link to join the session has changed" in link_only.text
+
+
+def test_a_fired_reminder_still_waiting_goes_at_the_new_time_in_each_zones_window(db: Database, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    now = datetime.now(UTC)
+    start = (now + timedelta(days=10)).replace(hour=12, minute=0, second=0, microsecond=0)  # 20:00 in Manila
+    people = {"manila@example.org": "Asia/Manila", "zurich@example.org": ZURICH}
+    campaign_with(db, tmp_path, start, ["reminder-1d reminder -1d all"], people, window="09:00-17:00")
+    launch_at(db, settings, now)
+    fired_at = start - timedelta(days=1)
+    # The reminder fires at its time: Zurich (13:00) at once, Manila (20:00) at 09:00 the next day.
+    fire_due(db, settings, fired_at)
+    before = recipients(db, "reminder-1d")
+    assert before["zurich@example.org"][:2] == ("queued", fired_at)
+    assert before["manila@example.org"][:2] == ("queued", start - timedelta(hours=11))
+    set_status(db, "reminder-1d", "zurich@example.org", MessageStatus.SENT)
+
+    moved = start + timedelta(days=2, hours=6)  # the reminder's new time: 18:00 UTC, 02:00 in Manila
+    update_event(db, settings, "talk", talk(moved), now=fired_at + timedelta(minutes=1))
+
+    after = recipients(db, "reminder-1d")
+    assert after["manila@example.org"][:2] == ("queued", moved - timedelta(days=1) + timedelta(hours=7))
+    assert after["zurich@example.org"][:2] == ("sent", fired_at)  # sent is sent
+    assert wave_row(db, "reminder-1d")["expires_at"] == moved

@@ -23,17 +23,17 @@ import icalendar
 import mailparser
 import pytest
 
-from campaign.models import Contact, Event, Speaker
+from campaign.models import Contact, Event, Speaker, TrackingKind
 from campaign.render.calendar import CalendarMethod, build_ics
 from campaign.render.filters import FILTERS
 from campaign.render.identifiers import message_id_for
-from campaign.render.links import DirectLinkPolicy
+from campaign.render.links import SignedLinkPolicy
 from campaign.render.mime import MessageSkeleton, Sender, encode_body, format_address, header_value
 from campaign.render.personalise import WaveRenderer
 from campaign.render.reference import reference_message
 from campaign.render.templates import TemplateSet
 from campaign.rules.event_fields import parse_event_document
-from campaign.tokens import verify
+from campaign.tokens import SigningKeys, verify
 from tests.conftest import DATA
 
 DOMAIN = "ilo.example.org"
@@ -532,10 +532,9 @@ def renderer(method: CalendarMethod = CalendarMethod.PUBLISH) -> WaveRenderer:
         template_name="invitation",
         event=sample_event(),
         sender=SENDER,
-        links=DirectLinkPolicy("https://campaign.example.org", KEY),
+        links=SignedLinkPolicy("https://campaign.example.org", KEY, track_clicks=False, track_opens=False),
         campaign={"id": 1, "name": "ILO webinar", "list_name": "demo"},
         wave={"name": "invitation", "kind": "invitation"},
-        calendar_base_url="https://campaign.example.org",
         calendar_method=method,
         unsubscribe_mailto=MAILTO,
         stamp=STAMP,
@@ -577,7 +576,7 @@ def test_invitation_headers(invitation: EmailMessage) -> None:
     https = [u for u in urls if u.startswith("https://")]
     assert len(https) == 1
     assert https[0].startswith("https://campaign.example.org/u/")
-    assert verify(KEY, "unsubscribe", https[0].rsplit("/", 1)[1]).message_id == 5
+    assert verify(SigningKeys(KEY), TrackingKind.UNSUBSCRIBE, https[0].rsplit("/", 1)[1]).message_id == 5
     assert f"mailto:{MAILTO}?subject=unsubscribe" in urls
     assert str(invitation["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     assert str(invitation["Message-ID"]) == f"<m5.{INSTALLATION}@ilo.example.org>"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +14,11 @@ from click.testing import CliRunner
 
 from campaign.cli import cli
 from campaign.config import load_settings
-from campaign.models import TrackingKind
+from campaign.models import CampaignStatus, RegistrationSource, WaveStatus
 from campaign.services.campaigns import get_campaign
-from campaign.store import tracking
+from campaign.services.scheduling import fire_due
+from campaign.store import campaigns as campaign_store
+from campaign.store import registrations
 from campaign.store.engine import Database
 from scheduler.lock import ServiceLock
 from tests.conftest import cli_ok
@@ -57,14 +60,19 @@ def launched(config: Path, tmp_path: Path) -> Iterator[Database]:
     run("create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "default")
     settings = load_settings(config, environ={})
     launch_at(db, settings, LAUNCHED)
-    invitation = next(w for w in get_campaign(db, "c").waves if w.name == "invitation")
+    details = get_campaign(db, "c")
+    invitation = next(w for w in details.waves if w.name == "invitation")
     with db.write() as conn:
-        manila = conn.exec_driver_sql(
-            "SELECT m.id FROM messages m JOIN contacts c ON c.id = m.contact_id "
+        message, manila = conn.exec_driver_sql(
+            "SELECT m.id, m.contact_id FROM messages m JOIN contacts c ON c.id = m.contact_id "
             "WHERE c.email = 'manila@example.org' AND m.wave_id = ?",
             (invitation.id,),
-        ).scalar_one()
-        tracking.record_events(conn, [manila], TrackingKind.REGISTER, LAUNCHED + timedelta(hours=1))
+        ).one()
+        registered_at = LAUNCHED + timedelta(hours=1)
+        registration = registrations.Registration(
+            details.event.id, manila, RegistrationSource.LINK, registered_at, message
+        )
+        registrations.record(conn, [registration], registered_at)
     yield db
     db.dispose()
 
@@ -156,4 +164,85 @@ def test_a_sent_campaign_has_nothing_still_to_come(config: Path, launched: Datab
     with launched.write() as conn:
         conn.exec_driver_sql("UPDATE waves SET status = 'cancelled' WHERE status = 'pending'")
     out = cli_ok(config)("plan", "c")
-    assert "Nothing is still to come: no wave is pending (see `campaign status c`)." in out
+    assert "Nothing is still to come: no wave is left to send (see `campaign status c`)." in out
+
+
+def _rows(status_output: str) -> dict[str, str]:
+    """``campaign status``'s table rows by wave name (the lines after the header and its rule)."""
+    lines = status_output.splitlines()
+    header = next(n for n, line in enumerate(lines) if line.startswith("wave "))
+    # A row is the wave's name and its columns, two spaces apart; the lines below the table are sentences.
+    rows = [match for line in lines[header + 2 :] if (match := re.match(r"(\S+)  ", line))]
+    return {match[1]: match.string for match in rows}
+
+
+def test_status_and_plan_of_a_draft_say_which_waves_a_launch_now_would_skip(config: Path, tmp_path: Path) -> None:
+    """The event is 10 days away: a -12d reminder's time has passed, a launch now skips it; the -7d one goes."""
+    run = cli_ok(config)
+    run("init")
+    db = Database(f"sqlite:///{tmp_path / 'campaign.db'}")
+    add_contacts(db, tmp_path, PEOPLE)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=10)
+    add_event_at(db, start)
+    db.dispose()
+    run("create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "default")
+    run("waves", "add", "c", "early", "--kind", "reminder", "--at", "-12d", "--window", "none")
+    own = f"{start - timedelta(days=12):%Y-%m-%d %H:%M} UTC"
+
+    status = run("status", "c")
+    row = _rows(status)["early"]
+    assert "skipped if launched now" in row
+    assert "pending" not in row
+    assert f"early is skipped if launched now: its time ({own}) has already passed" in status.splitlines()
+    # Its passed time is not the campaign's next send (the invitation at the launch is).
+    next_send = next(line for line in status.splitlines() if line.startswith("Next send:"))
+    assert f"{start - timedelta(days=12):%Y-%m-%d %H:%M}" not in next_send
+    assert "skipped" not in _rows(status)["last-chance"]
+
+    plan = run("plan", "c")
+    blocks = plan.split("\n\n")
+    assert f"early (reminder, -12d) is skipped if launched now: its time ({own}) has already passed" in blocks[0]
+    assert [b.split()[0] for b in blocks[1:]] == ["invitation", "last-chance", "reminder-1d", "reminder-1h",
+                                                  "follow-up"]  # fmt: skip
+
+    # Cancelled before any launch, its waves are cancelled, none of them skipped.
+    run("cancel", "c")
+    status = run("status", "c")
+    assert _rows(status)["early"].endswith("cancelled")
+    assert "skipped" not in status
+    assert "skipped" not in run("plan", "c")
+
+
+def test_status_and_plan_say_which_waves_the_launch_skipped_and_why(config: Path, tmp_path: Path) -> None:
+    """A -12d reminder planned before a launch 11 days before the event: skipped, whether the launch has marked
+    it missed yet or not (a crash between the launch and its firing leaves it pending)."""
+    run = cli_ok(config)
+    run("init")
+    db = Database(f"sqlite:///{tmp_path / 'campaign.db'}")
+    add_contacts(db, tmp_path, PEOPLE)
+    add_event_at(db, START)
+    run("create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "default")
+    run("waves", "add", "c", "early", "--kind", "reminder", "--at", "-12d", "--window", "none")
+    campaign = get_campaign(db, "c").campaign
+    with db.write() as conn:
+        campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, None, LAUNCHED)
+    why = "its time (2030-06-06 12:00 UTC) had passed when the campaign was launched (2030-06-07 18:00 UTC)"
+    for fired in (False, True):
+        if fired:  # what the launch does next: the invitation fires, early is marked missed
+            assert {f.wave: f.status for f in fire_due(db, load_settings(config, environ={}), LAUNCHED)} == {
+                "invitation": WaveStatus.ENQUEUED, "early": WaveStatus.MISSED,
+            }  # fmt: skip
+        status = run("status", "c")
+        row = _rows(status)["early"]
+        assert "skipped at launch" in row
+        assert "pending" not in row
+        assert f"early was skipped at launch: {why}" in status.splitlines()
+        assert "early missed" not in status  # said once, as a skip
+        next_send = next(line for line in status.splitlines() if line.startswith("Next send:"))
+        assert "2030-06-06" not in next_send
+
+        plan = run("plan", "c")
+        blocks = plan.split("\n\n")
+        assert f"early (reminder, -12d) was skipped at launch: {why}" in blocks[0]
+        assert "early" not in [b.split()[0] for b in blocks[1:]]
+    db.dispose()

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event, exists, func, insert, select, update
 
 from campaign.config import Settings
-from campaign.models import Audience, CampaignStatus, MessageStatus, WaveKind, WaveStatus
+from campaign.models import Audience, CampaignStatus, MessageStatus, RegistrationSource, WaveKind, WaveStatus
 from campaign.rules.event_fields import parse_event_document
 from campaign.rules.timing import parse_offset, parse_window
 from campaign.rules.wave_specs import WaveSpec, parse_wave_spec
@@ -27,10 +27,19 @@ from campaign.services.lifecycle import move
 from campaign.services.scheduling import Fired, fire_due, fire_times
 from campaign.services.waves import WaveOptions, add_wave
 from campaign.store import campaigns as campaign_store
-from campaign.store import outbox
+from campaign.store import outbox, registrations
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
-from campaign.store.tables import campaigns, contacts, list_members, messages, suppressions, tracking_events, waves
+from campaign.store.tables import (
+    campaigns,
+    contacts,
+    events,
+    list_members,
+    messages,
+    suppressions,
+    tracking_events,
+    waves,
+)
 from campaign.store.waves import DueWave
 from tests.test_delivery import base_settings
 
@@ -257,39 +266,52 @@ def insert_event_for(db: Database, email: str, kind: str, *, machine: bool = Fal
         )
 
 
+def register(db: Database, email: str, event_slug: str, source: RegistrationSource, message: str | None) -> None:
+    """A registration of ``email`` for the event, from ``source``; naming its message of the wave ``message``
+    (a click on its registration link), or no message (registered on the webinar platform)."""
+    with db.write() as conn:
+        contact_id = conn.execute(select(contacts.c.id).where(contacts.c.email == email)).scalar_one()
+        event_id = conn.execute(select(events.c.id).where(events.c.slug == event_slug)).scalar_one()
+        message_id = None
+        if message is not None:
+            message_id = conn.scalar(
+                select(messages.c.id)
+                .join(waves, waves.c.id == messages.c.wave_id)
+                .where(messages.c.contact_id == contact_id, waves.c.name == message)
+            )
+            assert message_id is not None
+        at = datetime(2026, 6, 2, tzinfo=UTC)
+        registration = registrations.Registration(event_id, contact_id, source, at, message_id)
+        assert registrations.record(conn, [registration], at) == 1
+
+
 def test_audiences_select_exactly_the_right_contacts(db: Database, tmp_path: Path) -> None:
     settings = base_settings(tmp_path)
     start = datetime(2026, 6, 20, 12, tzinfo=UTC)
-    people = {f"{who}@example.org": "" for who in ("reg", "opener", "proxied", "clicker", "quiet")}
+    people = {f"{who}@example.org": "" for who in ("reg", "imported", "opener", "proxied", "clicker", "quiet")}
     specs = [f"to-{a.value} reminder -1d {a.value}" for a in Audience]
     campaign_with(db, tmp_path, start, specs, people)
-    # Another campaign's registration says nothing about this one.
+    # Another event's registration says nothing about this one.
     add_event_at(db, start, "other")
     create_campaign(db, event_ref="other", list_name="guests", name="other")
     launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC))
     launch_at(db, settings, datetime(2026, 6, 1, tzinfo=UTC), "other")
-    insert_event_for(db, "reg@example.org", "register")
+    # Registered by the link in the invitation, and again by the platform's export: selected once.
+    register(db, "reg@example.org", "talk", RegistrationSource.LINK, "invitation")
+    register(db, "reg@example.org", "talk", RegistrationSource.IMPORT, None)
+    # Registered on the webinar platform, with no message at all: registered as much.
+    register(db, "imported@example.org", "talk", RegistrationSource.IMPORT, None)
+    register(db, "quiet@example.org", "other", RegistrationSource.WEBHOOK, None)
     insert_event_for(db, "opener@example.org", "open")
     insert_event_for(db, "proxied@example.org", "open", machine=True)  # a privacy proxy, not the person
     insert_event_for(db, "clicker@example.org", "click")
     insert_event_for(db, "clicker@example.org", "open")
-    with db.write() as conn:  # the other campaign's invitation to "quiet" was registered for
-        other = (
-            select(waves.c.id).join(campaigns, campaigns.c.id == waves.c.campaign_id).where(campaigns.c.name == "other")
-        )
-        quiet = select(contacts.c.id).where(contacts.c.email == "quiet@example.org")
-        message_id = conn.scalar(
-            select(messages.c.id).where(
-                messages.c.wave_id.in_(other.scalar_subquery()), messages.c.contact_id == quiet.scalar_subquery()
-            )
-        )
-        conn.execute(insert(tracking_events).values(message_id=message_id, kind="register", occurred_at=start))
 
     fire_due(db, settings, start - timedelta(days=1))
     everyone = set(people)
     expected = {
         Audience.ALL: everyone,
-        Audience.REGISTERED: {"reg@example.org"},
+        Audience.REGISTERED: {"reg@example.org", "imported@example.org"},
         Audience.OPENED: {"opener@example.org", "clicker@example.org"},
         Audience.CLICKED: {"clicker@example.org"},
         Audience.INVITED: set(),  # the invitations are queued, not sent: they reached nobody yet

@@ -16,7 +16,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from campaign.exceptions import TemplateError
 from campaign.models import Contact, Event, Speaker
 from campaign.render.filters import FILTERS, Viewer, shorten
-from campaign.render.links import DirectLinkPolicy
+from campaign.render.links import SignedLinkPolicy
 from campaign.render.localtime import SessionTimes, plain, session_times
 from campaign.render.mime import Sender
 from campaign.render.personalise import WaveRenderer
@@ -65,10 +65,9 @@ def wave_renderer(directories: list[Path], template_name: str = "invitation") ->
         template_name=template_name,
         event=sample_event(),
         sender=Sender("invitations@ilo.example.org", "ILO Events", "ilo.example.org", installation="t3stinstall4tion"),
-        links=DirectLinkPolicy("https://campaign.example.org", b"k" * 32),
+        links=SignedLinkPolicy("https://campaign.example.org", b"k" * 32, track_clicks=False, track_opens=False),
         campaign={"id": 1, "name": "ILO webinar", "list_name": "demo"},
         wave={"name": "invitation", "kind": "invitation"},
-        calendar_base_url="https://campaign.example.org",
         stamp=datetime(2020, 6, 1, tzinfo=UTC),
     )
 

@@ -16,7 +16,7 @@ from campaign.models import Contact, WaveKind
 from campaign.render.calendar import CalendarMethod
 from campaign.render.filters import FILTERS
 from campaign.render.identifiers import message_id_for
-from campaign.render.links import DirectLinkPolicy
+from campaign.render.links import SignedLinkPolicy
 from campaign.render.personalise import RenderedMessage, WaveRenderer
 from campaign.render.templates import TemplateSet
 from campaign.services.rendering import MAX_SUBJECT_CHARS, _html_problems
@@ -78,10 +78,9 @@ def renderer(kind: WaveKind) -> WaveRenderer:
         template_name=kind.value,
         event=EVENT,
         sender=SENDER,
-        links=DirectLinkPolicy("https://campaign.example.org", KEY),
+        links=SignedLinkPolicy("https://campaign.example.org", KEY, track_clicks=False, track_opens=False),
         campaign={"id": 1, "name": "ILO webinar", "list_name": "demo"},
         wave={"name": kind.value, "kind": kind.value},
-        calendar_base_url="https://campaign.example.org",
         calendar_method=CalendarMethod.CANCEL if kind is WaveKind.CANCELLATION else CalendarMethod.PUBLISH,
         unsubscribe_mailto=MAILTO,
         stamp=STAMP,

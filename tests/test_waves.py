@@ -143,6 +143,44 @@ def test_a_bad_default_wave_in_config_stops_create_with_one_line(setup: Path) ->
     )
 
 
+def test_a_default_wave_that_could_never_be_sent_stops_create_with_one_line(setup: Path, tmp_path: Path) -> None:
+    """The check `waves add` makes: a reminder at +1d (it expires at the event start) would never go out."""
+    setup.write_text(setup.read_text() + '[waves]\ndefault = ["nudge reminder -1d all", "thanks reminder +1d all"]\n')
+    one_line_error(
+        run(setup, "create", "--event", "talk", "--list", "guests", "--name", "c"),
+        "default wave thanks", "at or after it expires", "(a reminder expires at the event start)",
+        "[waves] default in config.toml", "--waves none",
+    )  # fmt: skip
+    one_line_error(run(setup, "show", "c"), "no campaign 'c'")  # nothing was created
+    out = ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    assert "waves: invitation\n" in out
+
+
+def test_a_default_wave_without_its_template_stops_create_unless_the_campaign_has_it(
+    setup: Path, tmp_path: Path
+) -> None:
+    """The default templates lack the reminder: `create` says so, naming the wave; a campaign whose own template
+    directory has it is fine (the same template set as `waves add --template` checks)."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for path in TEMPLATES.iterdir():
+        if not path.name.startswith("reminder."):
+            (templates / path.name).write_bytes(path.read_bytes())
+    setup.write_text(
+        setup.read_text().replace(str(TEMPLATES), str(templates)) + '[waves]\ndefault = ["nudge reminder -1d all"]\n'
+    )
+    one_line_error(
+        run(setup, "create", "--event", "talk", "--list", "guests", "--name", "c"),
+        "default wave nudge", "template 'reminder'", "[waves] default in config.toml", "--waves none",
+    )  # fmt: skip
+    own = tmp_path / "own"
+    own.mkdir()
+    for path in TEMPLATES.glob("reminder.*"):
+        (own / path.name).write_bytes(path.read_bytes())
+    out = ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--template", str(own))
+    assert "waves: invitation, nudge\n" in out
+
+
 def test_a_wave_that_can_never_be_sent_is_refused(setup: Path, tmp_path: Path) -> None:
     """A reminder expires at the event start: one timed after it, or expiring before its own time, never goes."""
     ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")

@@ -11,9 +11,10 @@ from campaign.cli.app import App, pass_app
 from campaign.cli.events import when
 from campaign.cli.output import table
 from campaign.cli.status import state_counts, waiting_lines
-from campaign.services.campaigns import create_campaign, get_campaign, list_campaigns
+from campaign.services.campaigns import get_campaign, list_campaigns
 from campaign.services.progress import campaign_progress
 from campaign.services.rendering import check_campaign, preview_contact, preview_zones
+from campaign.services.waves import create_with_waves
 
 
 @click.command("create")
@@ -35,16 +36,16 @@ from campaign.services.rendering import check_campaign, preview_contact, preview
 def create_command(
     app: App, event_ref: str, list_name: str, template_dir: Path | None, name: str | None, waves: str
 ) -> None:
-    """Create a draft campaign with an invitation wave and (unless --waves none) the default waves."""
-    settings = app.settings
-    details = create_campaign(
+    """Create a draft campaign with an invitation wave and (unless --waves none) the default waves, each checked
+    as `campaign waves add` checks a wave (its template exists, it could be sent before it expires)."""
+    details = create_with_waves(
         app.database(),
+        app.settings,
         event_ref=event_ref,
         list_name=list_name,
         name=name,
         template_dir=template_dir,
-        waves=settings.waves.specs if waves == "default" else (),
-        window=settings.waves.window,
+        default_waves=waves == "default",
     )
     c = details.campaign
     click.echo(f"Created campaign {c.name} (id {c.id}, {c.status}): {details.event.title}")

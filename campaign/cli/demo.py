@@ -39,8 +39,9 @@ def demo_command(app: App) -> None:
         f"{result.launch.queued} queued, {result.launch.suppressed} suppressed."
     )
     click.echo(
-        f"Then {result.registered} contacts (one in {REGISTERING_EVERY}) registered: a 'register' tracking event "
-        "each, as the registration page records; the reminders go to them, the last chance to the others."
+        f"Then {result.registered} contacts (one in {REGISTERING_EVERY}) registered: a registration by the link in "
+        "their invitation each, as a click on Register records; the reminders go to them, the last chance to the "
+        "others."
     )
     click.echo(
         "The waves ran on a compressed clock: it jumped to each wave's time, where the scheduler's code fired it, "

@@ -11,6 +11,7 @@ from campaign.cli.app import App, pass_app
 from campaign.cli.output import local_time, table
 from campaign.cli.status import state_counts, waiting_lines
 from campaign.services.plan import PlannedWave, WaveState, campaign_plan, campaign_status
+from campaign.services.waves import PASSES_BEFORE_LAUNCH, WaveLine
 from scheduler.lock import running_service
 
 
@@ -18,7 +19,8 @@ from scheduler.lock import running_service
 @click.argument("campaign")
 @pass_app
 def status_command(app: App, campaign: str) -> None:
-    """Show where a CAMPAIGN's waves stand: planned time, audience size, messages by state, next send, expiry."""
+    """Show where a CAMPAIGN's waves stand: planned time, audience size, messages by state, next send, expiry;
+    a wave the launch skips (its time had passed) is marked so, with why."""
     db = app.database()
     state = campaign_status(db, campaign)
     c, zone = state.campaign, state.event.timezone
@@ -39,7 +41,9 @@ def status_command(app: App, campaign: str) -> None:
     table(("wave", "kind", "planned", "UTC", "audience", "size", "messages", "next send (UTC)", "expires (UTC)",
            "status"), rows)  # fmt: skip
     for w in state.waves:
-        if w.line.missed_reason:
+        if w.line.skipped:  # missed for this reason once fired: said once, as a skip
+            click.echo(f"{w.line.name} {_skip(w.line)}: {w.line.skipped}")
+        elif w.line.missed_reason:
             click.echo(f"{w.line.name} missed: {w.line.missed_reason}")
     for line in waiting_lines(state.progress):
         click.echo(line)
@@ -56,22 +60,35 @@ def _status_row(w: WaveState, zone: str) -> tuple[object, ...]:
     return (
         line.name, line.kind, local_time(line.planned, zone) if line.planned else "", _utc(line.planned),
         line.audience, w.audience_size, state_counts(w.counts) if w.counts else "", next_send, _utc(line.expires),
-        line.status,
+        _skipped_status(line) if line.skipped else line.status,
     )  # fmt: skip
+
+
+def _skipped_status(line: WaveLine) -> str:
+    """The status shown for a wave the launch skips (a draft's: would skip, launched now)."""
+    return "skipped if launched now" if line.note == PASSES_BEFORE_LAUNCH else "skipped at launch"
+
+
+def _skip(line: WaveLine) -> str:
+    """``is skipped if launched now`` (a draft) or ``was skipped at launch``."""
+    return "is skipped if launched now" if line.note == PASSES_BEFORE_LAUNCH else "was skipped at launch"
 
 
 @click.command("plan")
 @click.argument("campaign")
 @pass_app
 def plan_command(app: App, campaign: str) -> None:
-    """Show a CAMPAIGN's waves still to come, in time order, with each time zone's send time (local and UTC)."""
+    """Show a CAMPAIGN's waves still to come, in time order, with each time zone's send time (local and UTC);
+    first, those the launch skips (in a draft, those a launch now would skip) and why."""
     plan = campaign_plan(app.database(), app.settings, campaign)
     c = plan.campaign
     click.echo(f"Campaign {c.name}: {c.status}; organiser's zone {plan.event.timezone}; local times in {plan.locale}")
     if not plan.waves:
-        click.echo(f"Nothing is still to come: no wave is pending (see `campaign status {c.name}`).")
+        click.echo(f"Nothing is still to come: no wave is left to send (see `campaign status {c.name}`).")
     if (remedy := plan.progress.remedy()) is not None:
         click.echo(remedy)
+    for line in plan.skipped:
+        click.echo(f"{line.name} ({line.kind}, {line.timing}) {_skip(line)}: {line.skipped}")
     for wave in plan.waves:
         click.echo()
         _print_wave(wave, plan.event.timezone)

@@ -1,17 +1,21 @@
-"""``campaign serve``: the scheduler service in the foreground (see :mod:`scheduler.service`)."""
+"""``campaign serve``: the scheduler service in the foreground (see :mod:`scheduler.service`), with the web service
+(:mod:`campaign.web.server`) in the same event loop when ``web.enabled``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.delivery import print_summary
+from campaign.cli.web import route_server_log
 from campaign.models import WaveStatus
 from campaign.services.scheduling import Fired
-from scheduler.display import configure_output, counted
+from campaign.web.server import WebServer
+from scheduler.display import configure_output, counted, fields, log
 from scheduler.lock import ServiceLock
 from scheduler.service import SchedulerService
 
@@ -22,13 +26,20 @@ from scheduler.service import SchedulerService
 def serve_command(app: App, once: bool) -> None:
     """Fire each wave at its time and deliver messages, until SIGTERM or Ctrl-C (then finish what is in hand).
 
+    With web.enabled (the default) it also runs the web service, as `campaign web` does (not with --once).
     On a terminal a status line shows what comes next and what was delivered; otherwise each wave fired or
     missed and each delivery summary is a log line on stderr. One service per SQLite database: a second one
     is refused.
     """
     db = app.database()
-    with ServiceLock(db), app.smtp_servers() as servers:
+    with ServiceLock(db), contextlib.ExitStack() as stack:
+        # Listening before anything is sent: a port in use stops the service here, with one line.
+        web = stack.enter_context(WebServer(app)) if app.settings.web.enabled and not once else None
+        servers = stack.enter_context(app.smtp_servers())
         status = configure_output(sys.stderr, terminal=not once and sys.stderr.isatty())
+        if web is not None:
+            route_server_log()
+            log.info(fields("web listening", url=web.url))
         service = SchedulerService(app, status=status)
         if once:
             report, summary = service.run_once(servers, handle_signals=True)
@@ -39,7 +50,7 @@ def serve_command(app: App, once: bool) -> None:
                     f"Next wave: {next_wave.campaign}/{next_wave.wave} at {next_wave.fires_at:%Y-%m-%d %H:%M} UTC"
                 )
         else:
-            summary = asyncio.run(service.run(servers, handle_signals=True))
+            summary = asyncio.run(service.run(servers, handle_signals=True, companions=[web] if web else []))
     print_summary(summary)
 
 

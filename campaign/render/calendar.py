@@ -6,7 +6,10 @@ and cancellations replace the same entry, and never the same as another database
 DTSTART/DTEND with the organiser's TZID and a VTIMEZONE covering the event date, SUMMARY, DESCRIPTION with the
 join and registration links, URL, ORGANIZER and SEQUENCE. METHOD is PUBLISH (no attendee: the same bytes serve every
 recipient, so they are built once per wave), REQUEST (the recipient as ATTENDEE, built per recipient) or
-CANCEL (STATUS:CANCELLED, as for any calendar of a cancelled event). SEQUENCE is the event's, raised by
+CANCEL (STATUS:CANCELLED, as for any calendar of a cancelled event). A CANCEL follows the invitations: after
+REQUESTs it names the recipient as ATTENDEE and is built per recipient (RFC 5546 3.2.5 wants the attendees of a
+cancelled event named, and Outlook and Google find the entry to remove by UID and attendee); after PUBLISH it has
+none, and is built once per wave. SEQUENCE is the event's, raised by
 ``campaign events update`` (time or place) and ``cancel``. The MIME ``method=`` parameter must equal METHOD: Outlook
 rejects a mismatch.
 """
@@ -37,7 +40,8 @@ def build_ics(
     stamp: datetime,
     attendee: tuple[str, str | None] | None = None,
 ) -> bytes:
-    """The .ics bytes for ``event``; ``attendee`` (address, name) is required for REQUEST."""
+    """The .ics bytes for ``event``; ``attendee`` (address, name) is required for REQUEST, and given for a CANCEL
+    of REQUEST invitations."""
     if method is CalendarMethod.REQUEST and attendee is None:
         raise ValueError("METHOD:REQUEST needs the recipient as ATTENDEE")
     tz = ZoneInfo(event.timezone)

@@ -207,7 +207,8 @@ class MessageSkeleton:
             for subtype in ("plain", "html")
             for encoding in ("7bit", "8bit", "base64")
         }
-        # For METHOD:PUBLISH the calendar parts are the same for everyone: encoded once, for each kind of server.
+        # A calendar without ATTENDEE (PUBLISH, and CANCEL after it) is the same for everyone: its parts are
+        # encoded once, for each kind of server.
         self._calendar_parts = (
             {eight_bit: self.calendar_parts(calendar, eight_bit) for eight_bit in (False, True)}
             if calendar is not None
@@ -275,7 +276,9 @@ class MessageSkeleton:
         calendar: bytes | None = None,
         eight_bit: bool = False,
     ) -> bytes:
-        """The complete message bytes (CRLF line ends). ``calendar`` overrides the wave's (METHOD:REQUEST).
+        """The complete message bytes (CRLF line ends). ``calendar`` overrides the wave's (one built per
+        recipient, with them as ATTENDEE: METHOD:REQUEST, and CANCEL after REQUEST invitations); its method= is
+        the wave's METHOD all the same.
 
         ``eight_bit``: the message goes to a server that offers 8BITMIME, so UTF-8 text may go unencoded (see
         :func:`encode_body`); it must then be sent with ``BODY=8BITMIME``.

@@ -11,6 +11,7 @@ language: ``line``, ``zone_name``, ``when``, ``start``, ``end``; ``is_fallback``
 ``organiser_when`` (the same in the organiser's zone), ``links`` (register, join, calendar_google,
 calendar_outlook, calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url``,
 ``campaign``, ``wave``, ``locale`` (the message's language, see :meth:`WaveRenderer.message_locale`),
+``change`` (an update notice's: what changed, with the old time in the recipient's zone; None otherwise),
 ``preheader`` may be set by the template. The filters (:mod:`campaign.render.filters`) format any instant in
 the recipient's zone and the message's language; the values templates see are made by
 :mod:`campaign.render.values`, and errors are worded by :mod:`campaign.render.render_errors`.
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from campaign.exceptions import TemplateError
-from campaign.models import Contact, Event
+from campaign.models import Contact, Event, EventBefore
 from campaign.render.calendar import CalendarMethod, build_ics
 from campaign.render.filters import Viewer
 from campaign.render.identifiers import list_id
@@ -35,7 +36,7 @@ from campaign.render.mime import MessageSkeleton, Sender, WireText
 from campaign.render.render_errors import describe_render_error
 from campaign.render.stencil import StencilledTemplate
 from campaign.render.templates import MessageTemplates, TemplateSet, variant_locale
-from campaign.render.values import calendar_links, contact_values, event_values, times_values
+from campaign.render.values import calendar_links, change_values, contact_values, event_values, times_values
 
 _Body = TypeVar("_Body", str, str | WireText)
 
@@ -62,12 +63,17 @@ class WaveRenderer:
     links: LinkPolicy
     campaign: Mapping[str, Any]
     wave: Mapping[str, Any]
-    calendar_base_url: str
     subject_override: str | None = None
     calendar_method: CalendarMethod = CalendarMethod.PUBLISH
+    # Each recipient's own calendar, with them as ATTENDEE: always for REQUEST, and for a CANCEL of invitations
+    # that were REQUESTs (see calendar_per_recipient in wave_renderer). Otherwise one calendar for the wave.
+    calendar_per_recipient: bool = False
     unsubscribe_mailto: str | None = None
     default_locale: str = "en"
+    # The calendar's DTSTAMP: when the wave's calendar was made (the sender's clock; the real one by default).
     stamp: datetime | None = None
+    # An update notice's event before the update (the ``change`` template variable); None for other waves.
+    event_before: EventBefore | None = None
     _event: dict[str, Any] = field(init=False, repr=False)
     _calendar_links: dict[str, str] = field(init=False, repr=False)
     _skeleton: MessageSkeleton = field(init=False, repr=False)
@@ -83,14 +89,14 @@ class WaveRenderer:
         self.stamp = self.stamp or datetime.now(ZoneInfo("UTC"))
         self._event = event_values(self.event)
         self._calendar_links = calendar_links(self.event)
-        self._calendar_links["calendar_ics"] = f"{self.calendar_base_url.rstrip('/')}/events/{self.event.slug}.ics"
-        publish = self.calendar_method is not CalendarMethod.REQUEST
+        if self.calendar_method is CalendarMethod.REQUEST:
+            self.calendar_per_recipient = True  # a REQUEST without its ATTENDEE is no invitation (build_ics)
         self._skeleton = MessageSkeleton(
             sender=self.sender,
             list_id=list_id(self.campaign, self.sender),
             campaign_id=f"{self.campaign['id']}/{self.wave['name']}",
             unsubscribe_mailto=self.unsubscribe_mailto,
-            calendar=self.calendar_bytes() if publish else None,
+            calendar=None if self.calendar_per_recipient else self.calendar_bytes(),
             calendar_method=self.calendar_method.value,
         )
         if self.subject_override:
@@ -98,7 +104,8 @@ class WaveRenderer:
             self._subject_personal = self.templates.is_personal(self.subject_override)
 
     def calendar_bytes(self, attendee: tuple[str, str | None] | None = None) -> bytes:
-        """The .ics for this wave (with ``attendee`` for METHOD:REQUEST)."""
+        """The .ics for this wave (with ``attendee`` where it is built per recipient: METHOD:REQUEST, and CANCEL
+        after REQUEST invitations)."""
         assert self.stamp is not None
         return build_ics(
             self.event,
@@ -147,11 +154,18 @@ class WaveRenderer:
             self.event.starts_at, self.event.ends_at, self.event.timezone, self.event.timezone, locale
         )
         link_values = {name: links.link(url, name) for name, url in self._calendar_links.items()}
+        # The recipient's own calendar file is a signed link of its own, recorded as such: not a click.
+        link_values["calendar_ics"] = links.calendar_url
         if self.event.registration_url:
             link_values["register"] = links.link(self.event.registration_url, "register")
         if self.event.join_url:
             link_values["join"] = links.link(self.event.join_url, "join")
         link_values["unsubscribe"] = links.unsubscribe_url
+        change = None
+        if self.event_before is not None:
+            before = self.event_before
+            previous = session_times(before.starts_at, before.ends_at, contact.timezone, before.timezone, locale)
+            change = change_values(before, previous)
         return {
             "contact": contact_values(contact),
             "event": self._event,
@@ -164,6 +178,7 @@ class WaveRenderer:
             "wave": self.wave,
             "locale": locale,
             "viewer": Viewer(when.zone, locale),
+            "change": change,
         }
 
     def render(self, contact: Contact, message_ref: int = 0, *, source: bool = False) -> RenderedMessage:
@@ -232,7 +247,7 @@ class WaveRenderer:
             contact, message_ref, StencilledTemplate.render_wire
         )
         calendar = None
-        if self.calendar_method is CalendarMethod.REQUEST:
+        if self.calendar_per_recipient:
             calendar = self.calendar_bytes((contact.email, contact.display_name))
         return self._skeleton.build(
             message_id=message_id,

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
-from campaign.models import Contact, Event
+from campaign.models import Contact, Event, EventBefore
 from campaign.render.localtime import SessionTimes
 
 
@@ -98,6 +98,21 @@ def times_values(times: SessionTimes) -> dict[str, Any]:
         "line": times.line,
         "line_plain": times.line_plain,
         "is_fallback": times.is_fallback,
+    }
+
+
+@cache
+def change_values(before: EventBefore, previous: SessionTimes) -> dict[str, Any]:
+    """What an update notice says changed (``change`` in templates): ``moved`` when the session's time did, with
+    ``before`` the old time as the recipient sees it (``previous``: their zone and language, as ``when``);
+    ``join_url`` / ``registration_url`` when that link did; ``fields`` every field that changed. One dict per
+    zone and locale, shared by its recipients."""
+    return {
+        "moved": "starts_at" in before.changed or "ends_at" in before.changed,
+        "before": times_values(previous),
+        "join_url": "join_url" in before.changed,
+        "registration_url": "registration_url" in before.changed,
+        "fields": list(before.changed),
     }
 
 

@@ -72,44 +72,69 @@ def create_campaign(
     waves: Sequence[WaveSpec] = (),
     window: str = "",
 ) -> CampaignDetails:
-    """A draft campaign for an event and a list, with its invitation wave (at launch) and ``waves`` (the
-    configured defaults, for ``campaign create``); ``window`` is the send window of those that give none."""
+    """A draft campaign for an event and a list, with its invitation wave (at launch) and ``waves``;
+    ``window`` is the send window of those that give none. ``campaign create`` goes through
+    :func:`campaign.services.waves.create_with_waves`, which also checks the configured default waves."""
+    with db.write() as conn:
+        campaign_id = write_campaign(
+            conn,
+            event_ref=event_ref,
+            list_name=list_name,
+            name=name,
+            template_dir=template_dir,
+            waves=waves,
+            window=window,
+            now=datetime.now(UTC),
+        )
+    return get_campaign(db, str(campaign_id))
+
+
+def write_campaign(
+    conn: Connection,
+    *,
+    event_ref: str,
+    list_name: str,
+    name: str | None,
+    template_dir: Path | None,
+    waves: Sequence[WaveSpec],
+    window: str,
+    now: datetime,
+) -> int:
+    """:func:`create_campaign` in the caller's transaction, so that a check of the waves written can still roll
+    the whole campaign back; returns its id."""
     names = [INVITATION_WAVE, *(spec.name for spec in waves)]
     if len(set(names)) < len(names):
         raise ValidationError(f"wave names must differ (the first is always {INVITATION_WAVE!r}): {', '.join(names)}")
     if template_dir is not None and not template_dir.is_dir():
         raise ValidationError(f"template directory {template_dir} does not exist")
-    now = datetime.now(UTC)
-    with db.write() as conn:
-        event = event_store.find(conn, event_ref)
-        if event is None:
-            raise NotFoundError(f"no event {event_ref!r} (see `campaign events list`)")
-        contact_list = list_store.find(conn, list_name)
-        if contact_list is None:
-            raise NotFoundError(f"no list {list_name!r} (see `campaign lists`)")
-        # The default is cut to fit (an event slug and a list name may both be long); a name given is refused.
-        name = clean_text(name) or f"{event.slug}-{contact_list.name}"[:MAX_NAME_LENGTH]
-        refuse_long_name(name, what="the campaign name")
-        refuse_all_digit_name(name, what="campaign name", thing="a campaign", fix="give a name with a letter in it")
-        if campaign_store.find(conn, name) is not None:
-            raise AlreadyExistsError(f"a campaign named {name!r} already exists")
-        campaign_id = campaign_store.insert_campaign(
-            conn,
-            {
-                "name": name,
-                "event_id": event.id,
-                "list_id": contact_list.id,
-                "template_dir": str(template_dir.resolve()) if template_dir else None,
-                "status": CampaignStatus.DRAFT.value,
-            },
-            now,
-        )
-        for spec in (invitation_spec(), *waves):
-            values = wave_values(spec, window=window)
-            campaign_store.insert_wave(
-                conn, {**values, "campaign_id": campaign_id, "status": WaveStatus.PENDING.value}, now
-            )
-    return get_campaign(db, str(campaign_id))
+    event = event_store.find(conn, event_ref)
+    if event is None:
+        raise NotFoundError(f"no event {event_ref!r} (see `campaign events list`)")
+    contact_list = list_store.find(conn, list_name)
+    if contact_list is None:
+        raise NotFoundError(f"no list {list_name!r} (see `campaign lists`)")
+    # The default is cut to fit (an event slug and a list name may both be long); a name given is refused.
+    name = clean_text(name) or f"{event.slug}-{contact_list.name}"[:MAX_NAME_LENGTH]
+    refuse_long_name(name, what="the campaign name")
+    refuse_all_digit_name(name, what="campaign name", thing="a campaign", fix="give a name with a letter in it")
+    if campaign_store.find(conn, name) is not None:
+        raise AlreadyExistsError(f"a campaign named {name!r} already exists")
+    campaign_id = campaign_store.insert_campaign(
+        conn,
+        {
+            "name": name,
+            "event_id": event.id,
+            "list_id": contact_list.id,
+            "template_dir": str(template_dir.resolve()) if template_dir else None,
+            "status": CampaignStatus.DRAFT.value,
+        },
+        now,
+    )
+    for spec in (invitation_spec(), *waves):
+        values = wave_values(spec, window=window)
+        values |= {"campaign_id": campaign_id, "status": WaveStatus.PENDING.value}
+        campaign_store.insert_wave(conn, values, now)
+    return campaign_id
 
 
 def find_campaign(conn: Connection, ref: str) -> Campaign:

@@ -7,8 +7,8 @@ after the launch the demo's clock jumps to each wave's instant in turn
 (:func:`campaign.services.scheduling.fire_times`), and the scheduler's own code fires it there
 (:func:`~campaign.services.scheduling.fire_due`, as ``campaign serve`` does); in between, it jumps to each
 instant a queued message is due (each zone's send window may give its own), where the delivery worker, on the
-same clock, sends what is due. A third of the contacts register after the invitation (a ``register`` tracking
-event, as the registration page records), so the reminders go to them and the last chance to the others.
+same clock, sends what is due. A third of the contacts register after the invitation (a registration by the link,
+as a click on the invitation's Register records it), so the reminders go to them and the last chance to the others.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from campaign.config import Settings
-from campaign.models import Audience, Event, MessageStatus, TrackingKind, WaveKind, WaveStatus
+from campaign.models import Audience, Event, MessageStatus, RegistrationSource, WaveKind, WaveStatus
 from campaign.rules.event_fields import move_to_date, wall_clock
 from campaign.secrets import signing_key
 from campaign.services.campaigns import create_campaign, get_campaign
@@ -32,7 +32,7 @@ from campaign.services.progress import campaign_progress
 from campaign.services.rendering import Preview, ZoneLine, preview_contact, preview_zones
 from campaign.services.scheduling import fire_due, fire_times
 from campaign.services.transport import smtp_servers
-from campaign.store import outbox, tracking
+from campaign.store import outbox, registrations, tracking
 from campaign.store.engine import Database
 
 DEMO_LIST = "demo"
@@ -176,7 +176,7 @@ async def run_demo(settings: Settings, samples: Path, today: date | None = None)
                     break  # nothing fired (the campaign paused itself): the clock would stand still
                 fired_at.update((f.wave, clock.now) for f in fired)
                 await deliver_until(_next_fire(db))
-            finish_campaigns(db)
+            finish_campaigns(db, clock.now)
         preview = preview_contact(db, settings, key, details.campaign.name, DEMO_PREVIEW_CONTACT)
         return DemoResult(
             database=db.describe(),
@@ -208,12 +208,17 @@ def _next_due(db: Database, campaign_id: int, now: datetime) -> datetime | None:
 
 
 def _register(db: Database, name: str, at: datetime) -> int:
-    """Every :data:`REGISTERING_EVERY`-th contact sent the invitation registers (a ``register`` tracking event
-    on its invitation, as the registration page records); returns how many."""
-    invitation = next(w for w in get_campaign(db, name).waves if w.kind is WaveKind.INVITATION)
+    """Every :data:`REGISTERING_EVERY`-th contact sent the invitation registers for the event by the link in it
+    (a registration from the link, naming the invitation, as a click on Register records); returns how many."""
+    details = get_campaign(db, name)
+    invitation = next(w for w in details.waves if w.kind is WaveKind.INVITATION)
     with db.write() as conn:
-        sent = tracking.sent_messages(conn, invitation.id)
-        return tracking.record_events(conn, sent[::REGISTERING_EVERY], TrackingKind.REGISTER, at)
+        registering = tracking.sent_messages(conn, invitation.id)[::REGISTERING_EVERY]
+        rows = [
+            registrations.Registration(details.event.id, contact_id, RegistrationSource.LINK, at, message_id)
+            for message_id, contact_id in registering
+        ]
+        return registrations.record(conn, rows, at)
 
 
 def _wave_runs(db: Database, name: str, fired_at: dict[str, datetime]) -> list[WaveRun]:

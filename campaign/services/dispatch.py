@@ -56,6 +56,7 @@ from campaign.services.campaigns import get_campaign
 from campaign.services.events import event_revision
 from campaign.services.installation import installation_id
 from campaign.services.lifecycle import finish_campaigns
+from campaign.services.links import StoredLinkBook
 from campaign.services.rendering import wave_renderer
 from campaign.store import campaigns as campaign_store
 from campaign.store import contacts as contact_store
@@ -78,7 +79,8 @@ Progress = Callable[[str], None]
 
 Clock = Callable[[], datetime]
 """What time it is (aware, UTC) for the worker's outbox decisions: which messages are due, leases, deadlines, the
-times recorded and the Date header. The real clock but for the demo, which runs the waves on a compressed one."""
+times recorded, the Date header, the calendar's DTSTAMP and when a campaign finished. The real clock but for the
+demo, which runs the waves on a compressed one."""
 
 # A C-level partial, not a Python function: the worker asks once per message, and this costs no more than
 # calling datetime.now directly.
@@ -237,7 +239,7 @@ class Dispatcher:
                 if not jobs:
                     await queue.join()
                     await self._flush_now()
-                    self.summary.finished.extend(finish_campaigns(self.db, self.campaign_id))
+                    self.summary.finished.extend(finish_campaigns(self.db, self.clock(), self.campaign_id))
                     if not self.wait:
                         break
                     await self._pause_unless_stopped(self.settings.delivery.poll_seconds)
@@ -370,7 +372,17 @@ class Dispatcher:
         renderer = self.renderers.get(wave.id)
         if renderer is None:
             details = get_campaign(self.db, str(wave.campaign_id))
-            renderer = wave_renderer(self.settings, self.key, details, wave, installation_id(self.db))
+            # Its calendar made now on the worker's clock (DTSTAMP), as the Date header is.
+            # Its link destinations stored for the click endpoint (services.links).
+            renderer = wave_renderer(
+                self.settings,
+                self.key,
+                details,
+                wave,
+                installation_id(self.db),
+                stamp=self.clock(),
+                book=StoredLinkBook(self.db, wave.id),
+            )
             self.renderers[wave.id] = renderer
         return renderer
 

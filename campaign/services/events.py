@@ -12,8 +12,11 @@ Contract of :func:`update_event` and :func:`cancel_event`:
   at once (it is queued when the command returns); a paused one when resumed; a sent one is sending again for
   it. A draft gets nothing: its invitation, when launched, carries the event as it then stands.
 * Pending waves need nothing on an update: their instant is computed from the event's current start at every
-  firing (:func:`campaign.services.scheduling.fire_times`). The expiry of a fired wave that was derived from the
-  old time (not an instant given on purpose) follows the new one.
+  firing (:func:`campaign.services.scheduling.fire_times`). A fired wave follows the new time: its expiry, when
+  derived from the old time (not an instant given on purpose), and, for a wave timed from the event, its
+  messages still waiting for their first attempt (:func:`_retime_fired`).
+* The update notice keeps the event's time and place as they were (:class:`~campaign.models.EventBefore`), so it
+  says what changed: the old time, in each recipient's zone and language, beside the new one.
 * A cancellation cancels the pending waves and the unsent messages of the event's campaigns (not the
   cancellation's own), and drafts; the campaigns end (``sent``) once the cancellation is delivered.
 """
@@ -38,6 +41,7 @@ from campaign.models import (
     Campaign,
     CampaignStatus,
     Event,
+    EventBefore,
     EventStatus,
     Speaker,
     WaveKind,
@@ -45,12 +49,14 @@ from campaign.models import (
 )
 from campaign.rules.event_fields import parse_event_document
 from campaign.rules.references import refuse_all_digit_name
+from campaign.rules.timing import parse_window
 from campaign.rules.wave_specs import WaveSpec
 from campaign.services.campaigns import CampaignDetails, wave_values
 from campaign.services.rendering import template_set
-from campaign.services.scheduling import fire_due, wave_expiry
+from campaign.services.scheduling import fire_due, planned_instant, wave_expiry, zone_schedules
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
+from campaign.store import outbox
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
 
@@ -153,6 +159,15 @@ def update_event(
     if not changed:
         return EventChange(event, (), [])
     rescheduling = any(name in RESCHEDULING_FIELDS for name in changed)
+    # What the notice says changed, in each recipient's zone: the time and place as they were.
+    before = EventBefore(
+        event.starts_at,
+        event.ends_at,
+        event.timezone,
+        event.join_url,
+        event.registration_url,
+        changed=tuple(name for name in RESCHEDULING_FIELDS if name in changed),
+    )
     sequence = event.sequence + 1 if rescheduling else event.sequence
     with db.read() as conn:
         launched = [c for c in _campaigns_of(conn, event) if c.status in LAUNCHED]
@@ -163,7 +178,7 @@ def update_event(
     with db.write() as conn:
         if not event_store.update_event(conn, event.id, columns, sequence=sequence, now=now):
             raise ValidationError(f"event {event.slug} was cancelled meanwhile: it can no longer be updated")
-        _retime_expiries(conn, event, updated)
+        _retime_fired(conn, event, updated, now)
         for campaign in _campaigns_of(conn, event):
             if campaign.status not in LAUNCHED:
                 if rescheduling:
@@ -175,7 +190,7 @@ def update_event(
                 continue
             if rescheduling:
                 name = _free_name(conn, campaign, f"{UPDATE_WAVE}-{sequence}")
-                _add_notice_wave(conn, campaign, name, WaveKind.UPDATE, now, "event updated")
+                _add_notice_wave(conn, campaign, name, WaveKind.UPDATE, now, "event updated", before=before)
                 notices[campaign.id] = CampaignNotice(campaign.name, name)
     fired = _fire(db, settings, now, notices)
     return EventChange(_event(db, event.id), changed, fired)
@@ -268,12 +283,21 @@ def _free_name(conn: Connection, campaign: Campaign, name: str) -> str:
 
 
 def _add_notice_wave(
-    conn: Connection, campaign: Campaign, name: str, kind: WaveKind, now: datetime, reason: str
+    conn: Connection,
+    campaign: Campaign,
+    name: str,
+    kind: WaveKind,
+    now: datetime,
+    reason: str,
+    *,
+    before: EventBefore | None = None,
 ) -> int:
     """A pending wave of ``kind`` to everyone invited, timed ``now`` (no send window: news does not wait for
-    office hours); a sent campaign is sending again, so that it fires."""
+    office hours); a sent campaign is sending again, so that it fires. ``before``: an update's event as it was."""
     spec = WaveSpec(name, kind, None, now, Audience.INVITED)
     values = {**wave_values(spec), "campaign_id": campaign.id, "status": WaveStatus.PENDING.value}
+    if before is not None:
+        values["event_before"] = campaign_store.event_before_json(before)
     wave_id = campaign_store.insert_wave(conn, values, now)
     if campaign.status is CampaignStatus.SENT:
         campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, reason, now)
@@ -301,16 +325,27 @@ def _fire(db: Database, settings: Settings, now: datetime, notices: dict[int, Ca
     return done
 
 
-def _retime_expiries(conn: Connection, old: Event, new: Event) -> None:
-    """Fired waves whose expiry came from the old time (not an instant given on purpose) take the new one's."""
+def _retime_fired(conn: Connection, old: Event, new: Event, now: datetime) -> None:
+    """Fired waves follow the moved event: an expiry that came from the old time (not an instant given on
+    purpose) takes the new one's, and the messages of a wave timed from the event that still wait for their
+    first attempt go at the wave's new time, in each zone's send window (a "-1d" reminder queued for Tuesday's
+    office hours goes on Thursday's when the session moves two days later). Messages already sent stay sent."""
     if (old.starts_at, old.ends_at) == (new.starts_at, new.ends_at):
         return
+    zones: list[str | None] | None = None
     for campaign in _campaigns_of(conn, old):
         for schedule in wave_store.schedules_of(conn, campaign.id):
-            if schedule.wave.status is not WaveStatus.ENQUEUED or schedule.wave.expires_at is None:
+            wave = schedule.wave
+            if wave.status is not WaveStatus.ENQUEUED or wave.expires_at is None:
                 continue
-            derived = dataclasses.replace(schedule, wave=dataclasses.replace(schedule.wave, expires_at=None))
-            if schedule.wave.expires_at != wave_expiry(derived, old.starts_at, old.ends_at):
+            expiry = wave.expires_at
+            derived = dataclasses.replace(schedule, wave=dataclasses.replace(wave, expires_at=None))
+            if expiry == wave_expiry(derived, old.starts_at, old.ends_at):
+                expiry = wave_expiry(derived, new.starts_at, new.ends_at)
+                wave_store.update_wave(conn, wave.id, {"expires_at": expiry}, was=(WaveStatus.ENQUEUED,))
+            if wave.offset is None:  # at launch or at an instant given: the event's time does not move it
                 continue
-            expiry = wave_expiry(derived, new.starts_at, new.ends_at)
-            wave_store.update_wave(conn, schedule.wave.id, {"expires_at": expiry}, was=(WaveStatus.ENQUEUED,))
+            start = max(planned_instant(schedule, new.starts_at, campaign.launched_at or now), now)
+            window = parse_window(schedule.window) if schedule.window else None
+            zones = outbox.stored_zones(conn) if zones is None else zones
+            outbox.retime_waiting(conn, wave.id, zone_schedules(zones, new.timezone, start, window, expiry), now)

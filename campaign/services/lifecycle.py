@@ -134,14 +134,14 @@ def _retryable(db: Database, ref: str) -> CampaignDetails:
     return details
 
 
-def finish_campaigns(db: Database, campaign_id: int | None = None) -> list[str]:
+def finish_campaigns(db: Database, now: datetime, campaign_id: int | None = None) -> list[str]:
     """Settle what a delivery run leaves behind; returns the names of the campaigns that became ``sent``.
 
     The waves of sending and paused campaigns (only ``campaign_id``, when given) follow their messages (see
     :func:`settle_waves`): a campaign that paused itself on its last messages has them all final too. Sending
-    campaigns with nothing left to send and no wave waiting become ``sent``.
+    campaigns with nothing left to send and no wave waiting become ``sent`` at ``now``: the caller's clock (the
+    delivery worker's, the scheduler's, the demo's compressed one), not the real one.
     """
-    now = datetime.now(UTC)
     finished = []
     with db.write() as conn:
         for campaign in campaign_store.all_campaigns(conn):

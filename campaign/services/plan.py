@@ -7,8 +7,11 @@ Contract:
   (:func:`~campaign.services.scheduling.planned_instant`, :func:`~campaign.services.scheduling.wave_expiry`),
   message counts from :mod:`campaign.services.progress`, each zone's send instant from
   :func:`campaign.services.scheduling.zone_schedules`: once per distinct zone of the list, never per recipient.
-* A wave's audience size is how many contacts its audience selects now while it is pending (it is selected again
+* A wave's audience size is how many contacts its audience selects now while it is to come (it is selected again
   when it fires: registrations change it), and its message count once it fired.
+* A wave the launch skips (:func:`~campaign.services.scheduling.skipped_at_launch`, as ``waves list`` marks it:
+  in a draft, one a launch now would skip) is not to come, pending or not: both commands say it is skipped and
+  why, and neither counts its passed time as a next send.
 * Local times are written in the organiser's default locale (``render.default_locale``) with Babel, beside the
   CLDR name of the zone; instants are UTC.
 """
@@ -23,7 +26,7 @@ from babel.dates import format_skeleton, format_time
 from sqlalchemy import Connection
 
 from campaign.config import Settings
-from campaign.models import Audience, Campaign, Event, WaveStatus
+from campaign.models import Audience, Campaign, Event
 from campaign.render.localtime import locale_of, plain, zone_name
 from campaign.rules.timing import parse_window
 from campaign.services.progress import CampaignProgress, Waiting, campaign_progress
@@ -46,9 +49,10 @@ class WaveState:
 
     @property
     def next_send(self) -> datetime | None:
-        """When this wave sends next: its planned instant while pending, else its earliest queued or deferred
-        message not due yet (None when none waits, or all that wait are due now: see ``waiting.due_now``)."""
-        if self.line.status is WaveStatus.PENDING:
+        """When this wave sends next: its planned instant while it is to come, else its earliest queued or deferred
+        message not due yet (None when none waits, or all that wait are due now: see ``waiting.due_now``; and for
+        a wave the launch skips, which never sends)."""
+        if self.line.to_come:
             return self.line.planned
         return self.waiting.next_due
 
@@ -118,13 +122,15 @@ class PlannedWave:
 
 @dataclass(frozen=True, slots=True)
 class CampaignPlan:
-    """The waves of a campaign still to come, in time order (``campaign plan``)."""
+    """The waves of a campaign still to come, in time order (``campaign plan``), and those the launch skips or
+    skipped (a draft's: a launch now would), with why (``WaveLine.skipped``)."""
 
     campaign: Campaign
     event: Event
     locale: str
     waves: list[PlannedWave]
     progress: CampaignProgress
+    skipped: list[WaveLine]
 
 
 def campaign_status(db: Database, ref: str, now: datetime | None = None) -> CampaignState:
@@ -139,18 +145,20 @@ def campaign_status(db: Database, ref: str, now: datetime | None = None) -> Camp
         wave = by_name.get(line.name)
         counts = wave.counts if wave is not None else {}
         waiting = wave.waiting if wave is not None else Waiting()
-        size = sizes[line.name] if line.status is WaveStatus.PENDING else sum(counts.values())
+        size = sizes[line.name] if line.to_come else sum(counts.values())
         states.append(WaveState(line, size, counts, waiting))
     return CampaignState(plan.campaign, plan.event, states, progress)
 
 
 def campaign_plan(db: Database, settings: Settings, ref: str, now: datetime | None = None) -> CampaignPlan:
-    """The pending waves of a campaign in time order, each with every zone's send time (see the module doc)."""
+    """The waves of a campaign still to come in time order, each with every zone's send time (see the module
+    doc), and those the launch skips."""
     now = now or datetime.now(UTC)
     plan = list_waves(db, ref, now)
     locale = settings.render.default_locale
     organiser = plan.event.timezone
-    pending = [w for w in _in_time_order(plan.waves) if w.status is WaveStatus.PENDING]
+    in_order = _in_time_order(plan.waves)
+    pending = [w for w in in_order if w.to_come]
     with db.read() as conn:
         sizes = {line.name: _zone_sizes(conn, plan.campaign, line) for line in pending}
     waves = []
@@ -166,7 +174,8 @@ def campaign_plan(db: Database, settings: Settings, ref: str, now: datetime | No
                 zones,
             )
         )
-    return CampaignPlan(plan.campaign, plan.event, locale, waves, campaign_progress(db, ref))
+    skipped = [w for w in in_order if w.skipped is not None]
+    return CampaignPlan(plan.campaign, plan.event, locale, waves, campaign_progress(db, ref), skipped)
 
 
 def local_label(instant: datetime, zone: str, locale: str) -> str:
@@ -180,13 +189,9 @@ def local_label(instant: datetime, zone: str, locale: str) -> str:
 
 
 def _audience_sizes(db: Database, campaign: Campaign, lines: list[WaveLine]) -> dict[str, int]:
-    """How many contacts each pending wave's audience selects now."""
+    """How many contacts each wave still to come selects now."""
     with db.read() as conn:
-        return {
-            line.name: sum(z.selected for z in _zone_sizes(conn, campaign, line))
-            for line in lines
-            if line.status is WaveStatus.PENDING
-        }
+        return {line.name: sum(z.selected for z in _zone_sizes(conn, campaign, line)) for line in lines if line.to_come}
 
 
 def _zone_sizes(conn: Connection, campaign: Campaign, line: WaveLine) -> list[ZoneSize]:

@@ -22,7 +22,7 @@ from campaign.models import Contact, Wave, WaveKind
 from campaign.render.calendar import CalendarMethod
 from campaign.render.filters import FILTERS
 from campaign.render.identifiers import message_id_for
-from campaign.render.links import DirectLinkPolicy
+from campaign.render.links import LinkBook, MemoryLinkBook, SignedLinkPolicy
 from campaign.render.localtime import session_times
 from campaign.render.mime import Sender
 from campaign.render.personalise import WaveRenderer
@@ -51,16 +51,26 @@ def template_set(settings: Settings, details: CampaignDetails) -> TemplateSet:
 
 
 def wave_renderer(
-    settings: Settings, key: bytes, details: CampaignDetails, wave: Wave, installation: str
+    settings: Settings,
+    key: bytes,
+    details: CampaignDetails,
+    wave: Wave,
+    installation: str,
+    *,
+    stamp: datetime | None = None,
+    book: LinkBook | None = None,
 ) -> WaveRenderer:
     """A renderer for one wave of a campaign, configured from settings; ``installation`` is the database's
-    :func:`~campaign.services.installation.installation_id` (read once by the caller, not per message)."""
-    # load_settings admitted only PUBLISH or REQUEST (config.CALENDAR_METHODS); CANCEL is for cancellations, and
-    # built once per wave without ATTENDEE as PUBLISH is (the MIME method= follows: render.mime).
-    if wave.kind is WaveKind.CANCELLATION:
-        method = CalendarMethod.CANCEL
-    else:
-        method = CalendarMethod(settings.render.calendar_method)
+    :func:`~campaign.services.installation.installation_id` (read once by the caller, not per message).
+    ``stamp`` is the calendar's DTSTAMP: the sender's clock (the delivery worker's), else the real one.
+    ``book`` stores the wave's link destinations for the click endpoint (:class:`~campaign.services.links.
+    StoredLinkBook`, when sending); without one, links are numbered and stored nowhere (previews, checks)."""
+    # load_settings admitted only PUBLISH or REQUEST (config.CALENDAR_METHODS). A cancellation is a CANCEL shaped
+    # like the invitations it cancels: after REQUESTs, per recipient with them as ATTENDEE, for the calendar
+    # client holding their entry matches it by UID and attendee (RFC 5546 3.2.5); after PUBLISH, once per wave
+    # without one. The MIME method= follows METHOD (render.mime).
+    invitations = CalendarMethod(settings.render.calendar_method)
+    method = CalendarMethod.CANCEL if wave.kind is WaveKind.CANCELLATION else invitations
     mail = settings.mail
     campaign = details.campaign
     return WaveRenderer(
@@ -70,14 +80,22 @@ def wave_renderer(
         sender=Sender(
             mail.from_address, mail.from_name or None, mail.domain, mail.reply_to or None, installation=installation
         ),
-        links=DirectLinkPolicy(settings.links.public_url, key),
+        links=SignedLinkPolicy(
+            settings.links.public_url,
+            key,
+            book or MemoryLinkBook(),
+            track_clicks=campaign.track_clicks,
+            track_opens=campaign.track_opens,
+        ),
         campaign={"id": campaign.id, "name": campaign.name, "list_name": campaign.list_name},
         wave={"id": wave.id, "name": wave.name, "kind": wave.kind.value},
-        calendar_base_url=settings.links.public_url,
         subject_override=wave.subject,
         calendar_method=method,
+        calendar_per_recipient=invitations is CalendarMethod.REQUEST,
         unsubscribe_mailto=mail.unsubscribe_mailto or None,
         default_locale=settings.render.default_locale,
+        stamp=stamp,
+        event_before=wave.event_before,
     )
 
 

@@ -46,8 +46,8 @@ async def send_test(
         if first is None:
             raise NotFoundError(f"list {details.campaign.list_name!r} has no contacts to render as")
         contact = first
-    renderer = wave_renderer(settings, key, details, details.waves[0], installation_id(db))
     stamp = datetime.now(UTC)
+    renderer = wave_renderer(settings, key, details, details.waves[0], installation_id(db), stamp=stamp)
     connection = SmtpConnection(ServerChooser(servers))
     try:
         eight_bit = await connection.accepts_8bit()

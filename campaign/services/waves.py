@@ -13,26 +13,32 @@ Contract:
   campaign's template directories is refused here, and ``campaign check`` checks every wave's templates.
 * Nothing can be added to a cancelled campaign; adding a wave to a ``sent`` one makes it ``sending`` again,
   so that the wave fires.
+* ``campaign create`` (:func:`create_with_waves`) checks each of config.toml's default waves as ``add`` checks a
+  wave (its template, that it could be sent): one that fails refuses the campaign, naming the wave and what to
+  change in config.toml (or ``--waves none``).
 * A wave that could never be sent is refused (one line naming the options to change): one that would go out at
   or after it expires, as a reminder at ``+1d`` (a reminder expires at the event start) or ``--at -1h
   --expires -2h``. The check reads the wave as written, in the transaction that writes it.
 * ``list`` shows a wave whose own time passes before the launch (a draft's ``-7d`` launched three days before
-  the event) at that time, marked: such a wave is skipped at launch, not sent with the invitation.
+  the event) at that time, marked: such a wave is skipped at launch, not sent with the invitation. The rule is
+  firing's (:func:`campaign.services.scheduling.skipped_at_launch`; a draft's launch is now), and the line says
+  why (``WaveLine.skipped``) for ``campaign status`` and ``campaign plan``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Connection
 
 from campaign.config import INVITATION_WAVE, Settings
 from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
 from campaign.models import Campaign, CampaignStatus, Event, EventStatus, WaveKind, WaveStatus
-from campaign.rules.timing import FOLLOW_UP_LIFETIME, format_offset, own_instant
+from campaign.rules.timing import FOLLOW_UP_LIFETIME, format_offset
 from campaign.rules.wave_specs import format_timing, parse_instant_or_offset, parse_wave_spec
-from campaign.services.campaigns import CampaignDetails, find_campaign, wave_values
+from campaign.services.campaigns import CampaignDetails, find_campaign, get_campaign, wave_values, write_campaign
 from campaign.services.rendering import template_set
 from campaign.services.scheduling import planned_instant, skipped_at_launch, wave_expiry
 from campaign.store import campaigns as campaign_store
@@ -80,6 +86,13 @@ class WaveLine:
     missed_reason: str | None
     note: str | None = None
     """:data:`PASSES_BEFORE_LAUNCH` or :data:`SKIPPED_AT_LAUNCH` (``planned`` is then the wave's own time)."""
+    skipped: str | None = None
+    """Why the launch skips this wave (a draft's: a launch now would), with ``note``: its own time had passed."""
+
+    @property
+    def to_come(self) -> bool:
+        """Pending and not skipped at launch: it is still to be sent."""
+        return self.status is WaveStatus.PENDING and self.skipped is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +116,7 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
     lines = []
     for schedule in schedules:
         wave = schedule.wave
-        note, own = _before_launch(schedule, event.starts_at, campaign.launched_at, now)
+        note, own, skipped = _before_launch(schedule, event.starts_at, campaign.launched_at, now)
         # A wave that fired shows when it did; a pending, missed or cancelled one when it was due; one skipped
         # at launch its own time, not the launch it would otherwise seem to go out with.
         planned = own if note else (wave.enqueued_at or planned_instant(schedule, event.starts_at, launched))
@@ -121,6 +134,7 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
                 subject=wave.subject,
                 missed_reason=schedule.missed_reason,
                 note=note,
+                skipped=skipped,
             )
         )  # fmt: skip
     return WavePlan(campaign, event, lines)
@@ -134,20 +148,25 @@ def timing_text(schedule: WaveSchedule) -> str:
 
 def _before_launch(
     schedule: WaveSchedule, event_start: datetime, launched_at: datetime | None, now: datetime
-) -> tuple[str | None, datetime | None]:
-    """(note, own time) for a wave whose own time passes before the launch, which skips it
-    (:func:`campaign.services.scheduling.fire_due`); (None, own time) otherwise. In a draft, the launch is
-    ``now``; after it, only a wave that existed at the launch was skipped (one added later fires at once)."""
-    wave = schedule.wave
-    own = own_instant(event_start, wave.offset, wave.send_at)
-    if own is None:
-        return None, None
+) -> tuple[str | None, datetime | None, str | None]:
+    """(note, own time, why) for a wave the launch skips (:func:`campaign.services.scheduling.skipped_at_launch`,
+    the rule firing applies); (None, None, None) otherwise. In a draft, the launch is ``now`` (note
+    :data:`PASSES_BEFORE_LAUNCH`); after it (:data:`SKIPPED_AT_LAUNCH`), only a wave that existed at the launch was
+    skipped (one added later fires at once)."""
     if launched_at is None:
-        return (PASSES_BEFORE_LAUNCH if own < now else None), own
-    skipped = wave.status in (WaveStatus.PENDING, WaveStatus.MISSED) and skipped_at_launch(
-        schedule, event_start, launched_at
-    )
-    return (SKIPPED_AT_LAUNCH if skipped else None), own
+        # Never launched: a cancelled draft's waves are cancelled, not skipped.
+        own = skipped_at_launch(schedule, event_start, now) if schedule.wave.status is WaveStatus.PENDING else None
+        if own is None:
+            return None, None, None
+        return PASSES_BEFORE_LAUNCH, own, f"its time ({_utc(own)}) has already passed"
+    if schedule.wave.status not in (WaveStatus.PENDING, WaveStatus.MISSED):
+        return None, None, None
+    own = skipped_at_launch(schedule, event_start, launched_at)
+    if own is None:
+        return None, None, None
+    # As firing words it (scheduling._passed_before_launch): pending until the launch's firing marks it missed.
+    why = f"its time ({_utc(own)}) had passed when the campaign was launched ({_utc(launched_at)})"
+    return SKIPPED_AT_LAUNCH, own, why
 
 
 def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, options: WaveOptions) -> WaveLine:
@@ -220,6 +239,65 @@ def remove_wave(db: Database, campaign_ref: str, name: str) -> None:
             )
 
 
+def create_with_waves(
+    db: Database,
+    settings: Settings,
+    *,
+    event_ref: str,
+    list_name: str,
+    name: str | None = None,
+    template_dir: Path | None = None,
+    default_waves: bool = True,
+) -> CampaignDetails:
+    """``campaign create``: a draft campaign (:func:`campaign.services.campaigns.create_campaign`) with, when
+    ``default_waves``, the waves of config.toml's ``[waves] default``, each checked as ``add`` checks a wave: its
+    template exists in the campaign's template directories, and it would go out before it expires. A default
+    wave that fails refuses the whole campaign, in one line naming the wave and what to change."""
+    specs = settings.waves.specs if default_waves else []
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        campaign_id = write_campaign(
+            conn,
+            event_ref=event_ref,
+            list_name=list_name,
+            name=name,
+            template_dir=template_dir,
+            waves=specs,
+            window=settings.waves.window,
+            now=now,
+        )
+        campaign = find_campaign(conn, str(campaign_id))
+        event = _event(conn, campaign)
+        for spec in specs:
+            _require_default_sendable(conn, settings, campaign, event, spec.name, now)
+    return get_campaign(db, str(campaign_id))
+
+
+def _require_default_sendable(
+    conn: Connection, settings: Settings, campaign: Campaign, event: Event, name: str, now: datetime
+) -> None:
+    """Refuse the default wave ``name`` just written (the campaign then rolls back) as ``add`` refuses a wave,
+    saying what to change where a default wave is written: config.toml, or ``--waves none`` to go without."""
+    schedule = wave_store.find_schedule(conn, campaign.id, name)
+    assert schedule is not None  # written in this transaction
+    template = schedule.wave.template
+    problem = _template_problem(settings, campaign, event, template)
+    if problem is not None:
+        raise ValidationError(
+            f"default wave {name}: template {template!r}: {problem}; give the campaign a --template directory "
+            "that has it, change the wave in [waves] default in config.toml, or create the campaign with --waves none"
+        )
+    found = _expiry_problem(conn, campaign, event, name, now)
+    if found is not None:
+        problem, _ = found
+        default = _kind_expiry(schedule)
+        why = f" {default}" if default is not None else ""
+        raise ValidationError(
+            f"default wave {name}: {problem}{why}: change its timing or kind in [waves] default in config.toml, "
+            "or create the campaign with --waves none"
+        )
+
+
 def _pending_wave(conn: Connection, campaign: Campaign, name: str, what: str) -> WaveSchedule:
     schedule = wave_store.find_schedule(conn, campaign.id, name)
     if schedule is None:
@@ -278,26 +356,40 @@ def _parse_expiry(text: str | None, name: str) -> tuple[datetime | None, timedel
 def _require_sendable(conn: Connection, campaign: Campaign, event: Event, name: str, now: datetime) -> None:
     """Refuse the wave ``name`` as just written (the caller's transaction then rolls back) when it would go out
     at or after it expires: it could never be sent, and would only be marked missed later."""
+    found = _expiry_problem(conn, campaign, event, name, now)
+    if found is None:
+        return
+    problem, schedule = found
+    default = _kind_expiry(schedule)
+    if default is not None:
+        fix = f"{default}: give a later --expires, or another --kind"
+    else:
+        fix = "(its --expires): give a later --expires or an earlier --at"
+    raise ValidationError(f"wave {name}: {problem} {fix}")
+
+
+def _expiry_problem(
+    conn: Connection, campaign: Campaign, event: Event, name: str, now: datetime
+) -> tuple[str, WaveSchedule] | None:
+    """(why, schedule) when the wave ``name`` as written would go out at or after it expires; None when not."""
     schedule = wave_store.find_schedule(conn, campaign.id, name)
     assert schedule is not None  # written in this transaction
     # It goes out at its own time, at launch, or (its time passed, added after the launch) at once.
     goes = max(planned_instant(schedule, event.starts_at, campaign.launched_at or now), now)
     expiry = wave_expiry(schedule, event.starts_at, event.ends_at)
     if goes < expiry:
-        return
+        return None
+    return f"it would go out at {_utc(goes)}, at or after it expires at {_utc(expiry)}", schedule
+
+
+def _kind_expiry(schedule: WaveSchedule) -> str | None:
+    """``(a reminder expires at the event start)`` for a wave without an expiry of its own; None for one with."""
     wave = schedule.wave
-    if wave.expires_at is None and schedule.expires_offset_seconds is None:
-        default = (
-            f"{FOLLOW_UP_LIFETIME.days} days after the event ends"
-            if wave.kind is WaveKind.FOLLOW_UP
-            else "at the event start"
-        )
-        fix = f"(a {wave.kind.value} expires {default}): give a later --expires, or another --kind"
-    else:
-        fix = "(its --expires): give a later --expires or an earlier --at"
-    raise ValidationError(
-        f"wave {name}: it would go out at {_utc(goes)}, at or after it expires at {_utc(expiry)} {fix}"
-    )
+    if wave.expires_at is not None or schedule.expires_offset_seconds is not None:
+        return None
+    follow_up = f"{FOLLOW_UP_LIFETIME.days} days after the event ends"
+    default = follow_up if wave.kind is WaveKind.FOLLOW_UP else "at the event start"
+    return f"(a {wave.kind.value} expires {default})"
 
 
 def _utc(instant: datetime) -> str:
@@ -307,11 +399,19 @@ def _utc(instant: datetime) -> str:
 def _require_template(settings: Settings, campaign: Campaign, event: Event, template: str, name: str) -> None:
     """Refuse a template with no HTML file in the campaign's template directories (``campaign check`` checks
     the rest: text part, subject, every contact rendering)."""
+    problem = _template_problem(settings, campaign, event, template)
+    if problem is not None:
+        raise ValidationError(f"wave {name}: --template {template!r}: {problem}")
+
+
+def _template_problem(settings: Settings, campaign: Campaign, event: Event, template: str) -> str | None:
+    """Why ``template`` cannot be found in the campaign's template directories; None when it can."""
     details = CampaignDetails(campaign, event, [])
     try:
         template_set(settings, details).resolve(template, "html", None)
     except TemplateError as exc:
-        raise ValidationError(f"wave {name}: --template {template!r}: {exc}") from None
+        return str(exc)
+    return None
 
 
 def _event(conn: Connection, campaign: Campaign) -> Event:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, exists, func, insert, select, update
 
-from campaign.models import Audience, Campaign, CampaignStatus, Wave, WaveKind, WaveStatus
+from campaign.models import Audience, Campaign, CampaignStatus, EventBefore, Wave, WaveKind, WaveStatus
 from campaign.store.outbox import UNFINISHED
 from campaign.store.rows import find_by_reference, from_row
 from campaign.store.tables import campaigns, lists, messages, waves
@@ -25,7 +26,42 @@ def to_campaign(row: Row[Any]) -> Campaign:
 
 def to_wave(row: Row[Any]) -> Wave:
     """Map a waves row to a :class:`Wave`."""
-    return from_row(Wave, row, kind=WaveKind(row.kind), audience=Audience(row.audience), status=WaveStatus(row.status))
+    before = row._mapping.get("event_before")
+    return from_row(
+        Wave,
+        row,
+        kind=WaveKind(row.kind),
+        audience=Audience(row.audience),
+        status=WaveStatus(row.status),
+        event_before=event_before_from_json(before) if before else None,
+    )
+
+
+def event_before_json(before: EventBefore) -> str:
+    """The ``waves.event_before`` column's JSON for ``before`` (instants in ISO 8601 with their UTC offset)."""
+    return json.dumps(
+        {
+            "starts_at": before.starts_at.isoformat(),
+            "ends_at": before.ends_at.isoformat(),
+            "timezone": before.timezone,
+            "join_url": before.join_url,
+            "registration_url": before.registration_url,
+            "changed": list(before.changed),
+        }
+    )
+
+
+def event_before_from_json(text: str) -> EventBefore:
+    """The :class:`EventBefore` that :func:`event_before_json` wrote."""
+    doc = json.loads(text)
+    return EventBefore(
+        starts_at=datetime.fromisoformat(doc["starts_at"]),
+        ends_at=datetime.fromisoformat(doc["ends_at"]),
+        timezone=doc["timezone"],
+        join_url=doc.get("join_url"),
+        registration_url=doc.get("registration_url"),
+        changed=tuple(doc.get("changed", ())),
+    )
 
 
 def insert_campaign(conn: Connection, values: Mapping[str, Any], now: datetime) -> int:

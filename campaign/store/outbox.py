@@ -49,8 +49,10 @@ from campaign.store.tables import (
     campaigns,
     contacts,
     due_at,
+    event_unsubscribes,
     list_members,
     messages,
+    registrations,
     suppressions,
     tracking_events,
     waves,
@@ -104,8 +106,6 @@ def enqueue_wave(conn: Connection, *, wave_id: int, list_id: int, scheduled_at: 
 
 # Which tracking event an audience looks for; the "not-" audiences are the list members without one.
 _AUDIENCE_EVENTS: dict[Audience, tuple[TrackingKind, bool]] = {
-    Audience.REGISTERED: (TrackingKind.REGISTER, True),
-    Audience.NOT_REGISTERED: (TrackingKind.REGISTER, False),
     Audience.OPENED: (TrackingKind.OPEN, True),
     Audience.NOT_OPENED: (TrackingKind.OPEN, False),
     Audience.CLICKED: (TrackingKind.CLICK, True),
@@ -114,16 +114,31 @@ _AUDIENCE_EVENTS: dict[Audience, tuple[TrackingKind, bool]] = {
 # Opens and clicks by privacy proxies and link scanners say nothing about the person: they do not count.
 _PEOPLE_ONLY = frozenset({TrackingKind.OPEN, TrackingKind.CLICK})
 
+EVENT_UNSUBSCRIBED = "unsubscribed from this event"
+"""The ``last_error`` of a message not sent because its address asked for no more mail about its event."""
+
 
 def audience_condition(audience: Audience, campaign_id: int) -> Any:
-    """The condition on ``list_members.contact_id`` that selects ``audience``: for ``registered`` (``opened``,
-    ``clicked``), a ``register`` (``open``, ``click``) tracking event on a message of this campaign to that
-    contact; for the ``not-`` audiences, none; opens and clicks by machines do not count; for ``invited``, an
-    invitation of this campaign sent or being sent to that contact. None for ``all``."""
+    """The condition on ``list_members.contact_id`` that selects ``audience``: for ``registered``, a
+    registration of that contact for the campaign's event, from any source, with or without a message (see
+    :mod:`campaign.store.registrations`); for ``opened`` (``clicked``), an ``open`` (``click``) tracking event on
+    a message of this campaign to that contact, by a person (machines do not count); for the ``not-`` audiences,
+    none; for ``invited``, an invitation of this campaign sent or being sent to that contact. None for ``all``."""
     if audience is Audience.ALL:
         return None
     if audience is Audience.INVITED:
         return list_members.c.contact_id.in_(_invited(campaign_id))
+    if audience in (Audience.REGISTERED, Audience.NOT_REGISTERED):
+        # A probe of the unique (event, contact, source) index per member, its first two columns: NOT EXISTS,
+        # not NOT IN, as PostgreSQL plans NOT IN over a subquery too big for its memory as a scan per row.
+        registered = exists(
+            # A column of the index, not *: the probe then reads the index alone, never the table.
+            select(registrations.c.contact_id).where(
+                registrations.c.event_id == _event_of(campaign_id),
+                registrations.c.contact_id == list_members.c.contact_id,
+            )
+        )
+        return registered if audience is Audience.REGISTERED else ~registered
     kind, present = _AUDIENCE_EVENTS[audience]
     sent = messages.alias("acted_on")
     acted = (
@@ -138,6 +153,11 @@ def audience_condition(audience: Audience, campaign_id: int) -> Any:
         acted = acted.where(tracking_events.c.is_machine.is_(False))
     column = list_members.c.contact_id
     return column.in_(acted) if present else column.not_in(acted)
+
+
+def _event_of(campaign_id: int) -> Any:
+    """The campaign's event id, as a subquery the database evaluates once per statement."""
+    return select(campaigns.c.event_id).where(campaigns.c.id == campaign_id).scalar_subquery()
 
 
 def _invited(campaign_id: int) -> Any:
@@ -174,8 +194,9 @@ def materialise_wave(
     added_since: datetime | None = None,
 ) -> Counter[str]:
     """One row per member of the list in ``audience`` (see :func:`audience_condition`), each scheduled at its
-    zone's instant: ``queued``; ``suppressed`` with the reason for a suppressed address; ``expired`` with the
-    zone's ``error`` when its zone has no instant (its ``scheduled_at`` is then ``fallback_at``). A zone
+    zone's instant: ``queued``; ``suppressed`` with the reason for a suppressed address, or with
+    :data:`EVENT_UNSUBSCRIBED` for one that asked for no more mail about the campaign's event; ``expired`` with
+    the zone's ``error`` when its zone has no instant (its ``scheduled_at`` is then ``fallback_at``). A zone
     missing from ``zones`` is treated so too. Returns the rows added by status.
 
     One ``INSERT ... SELECT``, idempotent on the (wave, contact) key; the per-zone instants travel as one JSON
@@ -183,28 +204,19 @@ def materialise_wave(
     limits it to members who joined the list since then (a top-up of late additions); without it, the wave has
     no rows yet (its compare-and-set to ``enqueued`` just succeeded), so its rows are the ones added.
     """
-    dialect = conn.dialect
-    to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-
-    def stored(instant: datetime | None) -> Any:
-        # Inserted from the SELECT as is, no type processing on the way: the backend's own storage form.
-        if instant is None:
-            return None
-        value = to_db(instant) if to_db else instant
-        return value.isoformat() if isinstance(value, datetime) else value
-
-    rows = json.dumps([[z.zone or "", stored(z.scheduled_at), z.error] for z in zones])
-    zone = json_rows(dialect.name, "zones", [("zone", Text()), ("scheduled_at", UTCDateTime()), ("error", Text())])
+    rows, zone = _zone_table(conn, zones)
     suppressed = suppressions.c.reason.is_not(None)
+    opted_out = event_unsubscribes.c.id.is_not(None)
     no_instant = zone.c.scheduled_at.is_(None)
     fallback = literal(fallback_at, type_=messages.c.scheduled_at.type)
     status = case(
-        (suppressed, MessageStatus.SUPPRESSED.value),
+        (or_(suppressed, opted_out), MessageStatus.SUPPRESSED.value),
         (no_instant, MessageStatus.EXPIRED.value),
         else_=MessageStatus.QUEUED.value,
     )
     last_error = case(
         (suppressed, suppressions.c.reason),
+        (opted_out, EVENT_UNSUBSCRIBED),
         (no_instant, func.coalesce(zone.c.error, "no send instant in the recipient's zone")),
         else_=None,
     )
@@ -221,6 +233,14 @@ def materialise_wave(
         )
         .join(contacts, contacts.c.id == list_members.c.contact_id)
         .outerjoin(suppressions, suppressions.c.email_key == contacts.c.email_key)
+        # Those who asked for no more mail about this event: a probe of its unique (event, address) index.
+        .outerjoin(
+            event_unsubscribes,
+            and_(
+                event_unsubscribes.c.event_id == _event_of(campaign_id),
+                event_unsubscribes.c.email_key == contacts.c.email_key,
+            ),
+        )
         # On this expression, not the column itself: joined on the column, SQLite 3.40 reads every zone row for
         # every recipient (five times slower at 400 zones); on the expression it looks each one up in an
         # automatic index on the zones (tests/test_scheduling.py checks the plan).
@@ -250,6 +270,53 @@ def materialise_wave(
     if queued := added - counts.total():
         counts[MessageStatus.QUEUED.value] = queued
     return counts
+
+
+def retime_waiting(conn: Connection, wave_id: int, zones: Sequence[ZoneSchedule], now: datetime) -> int:
+    """Move the wave's messages that wait for their first attempt to their zone's instant in ``zones`` (the
+    event moved: a reminder queued for the old time goes at the new one); a zone without an instant keeps its
+    time (the wave's expiry, moved with the event, then decides). Returns how many messages were moved.
+
+    One ``UPDATE``; the instants travel as one JSON parameter, as in :func:`materialise_wave`."""
+    rows, zone = _zone_table(conn, zones)
+    instant = (
+        select(zone.c.scheduled_at)
+        .select_from(contacts)
+        .join(zone, zone.c.zone == func.coalesce(contacts.c.timezone, ""))
+        .where(contacts.c.id == messages.c.contact_id, zone.c.scheduled_at.is_not(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        update(messages)
+        .where(
+            messages.c.wave_id == wave_id,
+            messages.c.status == MessageStatus.QUEUED.value,
+            messages.c.attempts == 0,
+            # A message in a worker's hands is being sent as it stands.
+            messages.c.lease_owner.is_(None),
+        )
+        .values(scheduled_at=func.coalesce(instant, messages.c.scheduled_at), updated_at=now)
+    )
+    moved: int = conn.execute(stmt, {"zones": rows}, execution_options={"preserve_rowcount": True}).rowcount
+    return moved
+
+
+def _zone_table(conn: Connection, zones: Sequence[ZoneSchedule]) -> tuple[str, Any]:
+    """``zones`` as the JSON parameter ``zones`` and the subquery that reads it (zone, scheduled_at, error); a
+    contact without a zone matches the zone ``""``."""
+    dialect = conn.dialect
+    to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+
+    def stored(instant: datetime | None) -> Any:
+        # Copied from the SELECT as is, no type processing on the way: the backend's own storage form.
+        if instant is None:
+            return None
+        value = to_db(instant) if to_db else instant
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    rows = json.dumps([[z.zone or "", stored(z.scheduled_at), z.error] for z in zones])
+    zone = json_rows(dialect.name, "zones", [("zone", Text()), ("scheduled_at", UTCDateTime()), ("error", Text())])
+    return rows, zone
 
 
 def audience_zones(conn: Connection, list_id: int, added_since: datetime | None = None) -> list[str | None]:
@@ -338,9 +405,9 @@ def claim(
     planners give up the index range and sort the whole queue for every batch.
 
     A message whose address was suppressed after its wave was materialised (an unsubscribe, a bounce in another
-    campaign) is not returned: it becomes ``suppressed`` with the reason in ``last_error``, its attempt not
-    counted, and :attr:`Claim.suppressed` counts it. The claim itself looks, so no caller can send one by
-    forgetting to.
+    campaign), or that asked since for no more mail about the campaign's event, is not returned: it becomes
+    ``suppressed`` with the reason in ``last_error``, its attempt not counted, and :attr:`Claim.suppressed`
+    counts it. The claim itself looks, so no caller can send one by forgetting to.
     """
     claimed = _lease(conn, _abandoned(now, campaign_id), owner, now, lease_until, limit)
     if len(claimed) < limit:
@@ -348,7 +415,8 @@ def claim(
     if not claimed:
         return Claim([])
     # One statement per batch, whatever it holds: the claimed ids travel as one parameter, and each is a
-    # primary-key look-up of the message, its contact and the suppression of that contact's key.
+    # primary-key look-up of the message, its contact and the suppression of that contact's key, and of its
+    # wave and campaign and the opt-out of that key from the campaign's event.
     ids = json.dumps([[m.id] for m in claimed])
     suppressed = set(conn.scalars(_suppress_claimed(conn.dialect.name), {"ids": ids, "now": now}))
     return Claim(sorted((m for m in claimed if m.id not in suppressed), key=lambda m: m.id), len(suppressed))
@@ -379,16 +447,29 @@ def _lease(
 
 @cache
 def _suppress_claimed(dialect_name: str) -> Any:
-    """Of the messages just leased (``ids``), those whose address is suppressed now become ``suppressed`` with
-    the reason, their lease and attempt given back; returns their ids. Built once per backend: it runs with
-    every claim."""
+    """Of the messages just leased (``ids``), those whose address is suppressed now, or asked for no more mail
+    about their campaign's event, become ``suppressed`` with the reason, their lease and attempt given back;
+    returns their ids. Built once per backend: it runs with every claim."""
     claimed = json_rows(dialect_name, "ids", [("id", BigInteger())])
-    reason = (
+    suppressed = (
         select(suppressions.c.reason)
         .join(contacts, contacts.c.email_key == suppressions.c.email_key)
         .where(contacts.c.id == messages.c.contact_id)
         .scalar_subquery()
     )
+    # Primary-key look-ups of the message's contact, wave and campaign, then a probe of the unique (event,
+    # address) index: the same cost per message as the suppression's.
+    event_recipient = contacts.alias("event_recipient")
+    opted_out = (
+        select(literal(EVENT_UNSUBSCRIBED))
+        .select_from(event_unsubscribes)
+        .join(event_recipient, event_recipient.c.email_key == event_unsubscribes.c.email_key)
+        .join(campaigns, campaigns.c.event_id == event_unsubscribes.c.event_id)
+        .join(waves, waves.c.campaign_id == campaigns.c.id)
+        .where(event_recipient.c.id == messages.c.contact_id, waves.c.id == messages.c.wave_id)
+        .scalar_subquery()
+    )
+    reason = func.coalesce(suppressed, opted_out)
     return (
         update(messages)
         .where(messages.c.id.in_(select(claimed.c.id)), reason.is_not(None))

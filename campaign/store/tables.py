@@ -27,6 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -169,6 +170,10 @@ class CampaignRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     launched_at: Mapped[datetime | None]
+    # Privacy: whether the messages carry an open pixel and tracked (redirecting) links. Unsubscribe and the
+    # calendar file are served either way.
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class WaveRow(Base):
@@ -198,6 +203,9 @@ class WaveRow(Base):
     enqueued_at: Mapped[datetime | None]
     # Why a wave is ``missed``: its time passed while nothing fired it, and it expired meanwhile.
     missed_reason: Mapped[str | None] = mapped_column(Text)
+    # An update notice's event as it was before the update, as JSON (store.campaigns.event_before_json): what
+    # the notice says changed. NULL for every other wave.
+    event_before: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
 
 
@@ -240,13 +248,67 @@ class TrackingEventRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))
+    # The link clicked: its index among the wave's links (the ``links`` table), None for other kinds.
     link_index: Mapped[int | None] = mapped_column(Integer)
     url: Mapped[str | None] = mapped_column(Text)
-    # Privacy proxies and link scanners open and click too: kept, but reported apart from people.
+    # Privacy proxies and link scanners open and click too: kept, but reported apart from people, with why.
     is_machine: Mapped[bool] = mapped_column(Boolean, default=False)
+    machine_reason: Mapped[str | None] = mapped_column(String(100))
+    # As configured (tracking.ip): truncated to its /24 or /48 network, or not stored at all.
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime]
+
+
+class LinkRow(Base):
+    """A destination a wave's messages link to, stored once per wave and link: a click token names a message and
+    a link index, never a URL, so only what was stored here can ever be reached (no open redirect)."""
+
+    __tablename__ = "links"
+    __table_args__ = (
+        UniqueConstraint("wave_id", "link_index"),
+        # Found again by a digest of (name, url): a URL may be longer than an index entry may hold.
+        UniqueConstraint("wave_id", "url_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"))
+    link_index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text)
+    url_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class RegistrationRow(Base):
+    """A contact registered for an event: by the registration link, an import of the webinar platform's
+    registrants, or its webhook. It may exist without any message (registered elsewhere); audiences
+    ``registered`` and ``not-registered`` read it."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (UniqueConstraint("event_id", "contact_id", "source"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(20))
+    message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id", ondelete="SET NULL"))
+    registered_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class EventUnsubscribeRow(Base):
+    """An address that asked for no more mail about one event ("from this event only"); the ``suppressions``
+    table holds those who asked for no more mail at all."""
+
+    __tablename__ = "event_unsubscribes"
+    __table_args__ = (UniqueConstraint("event_id", "email_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    email_key: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
 
 
 class SuppressionRow(Base):
@@ -286,6 +348,9 @@ campaigns = cast(Table, CampaignRow.__table__)
 waves = cast(Table, WaveRow.__table__)
 messages = cast(Table, MessageRow.__table__)
 tracking_events = cast(Table, TrackingEventRow.__table__)
+links = cast(Table, LinkRow.__table__)
+registrations = cast(Table, RegistrationRow.__table__)
+event_unsubscribes = cast(Table, EventUnsubscribeRow.__table__)
 suppressions = cast(Table, SuppressionRow.__table__)
 installation = cast(Table, InstallationRow.__table__)
 

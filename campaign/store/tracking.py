@@ -1,7 +1,7 @@
-"""SQL for tracking events: what recipients did with a message (opened, clicked, registered).
+"""SQL for tracking events: what recipients did with a message (opened, clicked, registered...).
 
-Audiences (``registered``, ``opened``...) read these rows (:func:`campaign.store.outbox.audience_condition`);
-the tracking endpoints will write them. Until then the demo records the registrations it simulates here.
+The ``opened`` and ``clicked`` audiences read these rows (:func:`campaign.store.outbox.audience_condition`);
+``registered`` reads registrations (:mod:`campaign.store.registrations`), which exist with or without a message.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from campaign.models import MessageStatus, TrackingKind
 from campaign.store.tables import messages, tracking_events
 
 
-def sent_messages(conn: Connection, wave_id: int) -> list[int]:
-    """The ids of a wave's sent messages, in the order of their contacts' ids."""
+def sent_messages(conn: Connection, wave_id: int) -> list[tuple[int, int]]:
+    """A wave's sent messages as (message id, contact id), in the order of their contacts' ids."""
     stmt = (
-        select(messages.c.id)
+        select(messages.c.id, messages.c.contact_id)
         .where(messages.c.wave_id == wave_id, messages.c.status == MessageStatus.SENT.value)
         .order_by(messages.c.contact_id)
     )
-    return list(conn.scalars(stmt))
+    return [(message_id, contact_id) for message_id, contact_id in conn.execute(stmt)]
 
 
 def record_events(conn: Connection, message_ids: Sequence[int], kind: TrackingKind, occurred_at: datetime) -> int:

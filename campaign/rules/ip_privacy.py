@@ -1,0 +1,35 @@
+"""What is kept of a visitor's IP address (setting ``tracking.ip``): pure policy.
+
+``truncated`` (the default) keeps the network, not the machine: the first three bytes of an IPv4 address
+(``203.0.113.0``, its /24) and the first six of an IPv6 one (its /48): enough to tell countries and providers
+apart in reports, not to single out a household. ``full`` keeps it as it came; ``none`` keeps nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+
+
+class IpStorage(StrEnum):
+    """How much of an IP address tracking keeps."""
+
+    TRUNCATED = "truncated"
+    FULL = "full"
+    NONE = "none"
+
+
+def stored_ip(ip: str | None, storage: IpStorage) -> str | None:
+    """``ip`` as ``storage`` keeps it; None for none, or for something that is not an IP address."""
+    if not ip or storage is IpStorage.NONE:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if storage is IpStorage.FULL:
+        return str(address)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)

@@ -1,0 +1,140 @@
+"""Telling people from machines in tracking hits: pure policy, the request's facts and the time passed in.
+
+Contract of :func:`classify`: a hit is a machine's when something about the request itself says so, and then
+the first reason found is returned (kept with the hit, shown in reports); otherwise it is a person's (None).
+Machines open and click too, and their hits are kept, flagged, and never counted as human:
+
+* **Image proxies** (opens): Apple Mail Privacy Protection fetches every image of every message on delivery,
+  from Apple's network (17.0.0.0/8) with a browser engine's user agent and no browser name; Gmail's and Yahoo's
+  proxies fetch on the reader's behalf and name themselves (``GoogleImageProxy``, ``YahooMailProxy``). An open
+  through them says nothing about a person reading.
+* **Security scanners and link previews** (clicks and everything else): ``HEAD`` requests (a browser following
+  a link sends ``GET``); prefetch headers (``Purpose``/``Sec-Purpose``/``X-Purpose: prefetch|preview``,
+  ``X-Moz: prefetch``); user agents of scanners, previewers, crawlers and HTTP libraries (Microsoft Safe Links
+  and Defender, Proofpoint, Mimecast, Barracuda, Slack, Teams, Outlook's previewer...); a click within
+  :data:`SCANNER_SECONDS` of delivery, sooner than a person can open a message and pick a link.
+* **Bursts**: every link of one message hit within :data:`BURST_SECONDS` is a scanner walking the message
+  (:func:`burst_reason`, decided where the hits of a message are seen together).
+
+The lists are deliberately specific: a false "machine" hides a real reader, so a user agent is matched on the
+names scanners give themselves, never on the browser engines people use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from campaign.models import TrackingKind
+
+# A person needs longer than this after delivery to open a message and pick a link; scanners click at once.
+SCANNER_SECONDS = 10
+# Two different links of one message hit this close together: a scanner following every link.
+BURST_SECONDS = 1.0
+# Apple Mail Privacy Protection's proxies fetch from Apple's own network.
+APPLE_NETWORK = ipaddress.ip_network("17.0.0.0/8")
+
+# Proxies that fetch images on the reader's behalf (opens only), by the name in their user agent.
+_IMAGE_PROXIES = (
+    ("googleimageproxy", "Gmail image proxy"),
+    ("ggpht.com", "Gmail image proxy"),
+    ("yahoomailproxy", "Yahoo Mail image proxy"),
+)
+# Scanners, link previews, crawlers and HTTP libraries, by the name in their user agent (lower case).
+_MACHINE_AGENTS = (
+    ("safelinks", "Microsoft Safe Links"),
+    ("microsoft office", "Microsoft Office link check"),
+    ("ms-office", "Microsoft Office link check"),
+    ("microsoftpreview", "Microsoft link preview"),
+    ("skypeuripreview", "Microsoft Teams/Skype link preview"),
+    ("bingpreview", "Bing link preview"),
+    ("proofpoint", "Proofpoint URL Defense"),
+    ("mimecast", "Mimecast URL protection"),
+    ("barracuda", "Barracuda link protection"),
+    ("slackbot", "Slack link preview"),
+    ("slack-imgproxy", "Slack link preview"),
+    ("discordbot", "Discord link preview"),
+    ("whatsapp", "WhatsApp link preview"),
+    ("telegrambot", "Telegram link preview"),
+    ("facebookexternalhit", "Facebook link preview"),
+    ("linkedinbot", "LinkedIn link preview"),
+    ("twitterbot", "X/Twitter link preview"),
+    ("googlebot", "crawler"),
+    ("headlesschrome", "headless browser"),
+    ("python-requests", "HTTP library"),
+    ("python-urllib", "HTTP library"),
+    ("aiohttp", "HTTP library"),
+    ("go-http-client", "HTTP library"),
+    ("okhttp", "HTTP library"),
+    ("apache-httpclient", "HTTP library"),
+    ("java/", "HTTP library"),
+    ("libwww-perl", "HTTP library"),
+    ("curl/", "HTTP library"),
+    ("wget/", "HTTP library"),
+)
+# Generic self-descriptions, as whole words: "bot" but not "Cubot" (a phone maker).
+_MACHINE_WORDS = re.compile(r"\b(bot|crawler|spider|scanner|preview|prefetch)\b", re.I)
+_PREFETCH_HEADERS = ("purpose", "sec-purpose", "x-purpose")
+_PREFETCH_VALUES = ("prefetch", "preview", "prerender")
+
+
+def classify(
+    kind: TrackingKind,
+    *,
+    method: str,
+    user_agent: str | None,
+    headers: Mapping[str, str],
+    ip: str | None,
+    delivered_at: datetime | None,
+    now: datetime,
+) -> str | None:
+    """Why this hit is a machine's, or None for a person's (see the module doc). ``headers`` are the request's,
+    names in lower case; ``delivered_at`` when the message was sent (None: unknown)."""
+    if method.upper() == "HEAD":
+        return "HEAD request (link checker)"
+    for name in _PREFETCH_HEADERS:
+        if any(v in headers.get(name, "").lower() for v in _PREFETCH_VALUES):
+            return f"{name} header: prefetch"
+    if "prefetch" in headers.get("x-moz", "").lower():
+        return "x-moz header: prefetch"
+    agent = (user_agent or "").lower()
+    if kind is TrackingKind.OPEN:
+        for needle, reason in _IMAGE_PROXIES:
+            if needle in agent:
+                return reason
+        if _from_apple(ip) and "safari" not in agent:
+            return "Apple Mail Privacy Protection"
+    if not agent.strip():
+        return "no user agent"
+    for needle, reason in _MACHINE_AGENTS:
+        if needle in agent:
+            return reason
+    if (word := _MACHINE_WORDS.search(agent)) is not None:
+        return f"user agent says {word.group(1).lower()}"
+    if (
+        kind is not TrackingKind.OPEN
+        and delivered_at is not None
+        and timedelta(0) <= now - delivered_at < timedelta(seconds=SCANNER_SECONDS)
+    ):
+        return f"within {SCANNER_SECONDS} s of delivery"
+    return None
+
+
+def burst_reason(first: datetime, second: datetime, first_link: int | None, second_link: int | None) -> str | None:
+    """Why two clicks on one message are a scanner's: different links within :data:`BURST_SECONDS`; else None."""
+    if first_link == second_link:
+        return None
+    if abs((second - first).total_seconds()) <= BURST_SECONDS:
+        return f"several links within {BURST_SECONDS:g} s"
+    return None
+
+
+def _from_apple(ip: str | None) -> bool:
+    if not ip:
+        return False
+    try:
+        return ipaddress.ip_address(ip) in APPLE_NETWORK
+    except ValueError:
+        return False

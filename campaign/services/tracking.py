@@ -1,0 +1,237 @@
+"""Recording what recipients do with their messages: opens, clicks, calendar downloads, unsubscribes.
+
+Contract of :class:`HitRecorder`:
+
+* :meth:`~HitRecorder.record` never waits: it puts the hit in a bounded buffer and returns, so a slow or locked
+  database never makes the pixel slow. When the buffer is full the hit is dropped and counted
+  (:attr:`~HitRecorder.stats`; ``/healthz`` and the log say so): memory stays bounded whatever happens.
+* The same hit (message, kind, link, client address and user agent) repeated within ``tracking.repeat_seconds``
+  is recorded once: a mail client fetching the pixel twice, a double click.
+* :meth:`~HitRecorder.run` writes the buffer at least every ``tracking.flush_seconds``, in one read and one write
+  transaction whatever the batch's size, so a crash loses at most that much (README says so). A hit on a message
+  that no longer exists, or an open or click of a campaign that does not track them, is not recorded.
+* Each hit is classified person or machine by :func:`campaign.rules.machines.classify` (with the message's
+  delivery time), and clicks of one message on different links within a second are all a scanner's
+  (:func:`~campaign.rules.machines.burst_reason`). Machine hits are kept, flagged with the reason.
+* A person's click on the registration link records a registration (source ``link``) for the event.
+* The IP is kept as ``tracking.ip`` says (:func:`campaign.rules.ip_privacy.stored_ip`), after classification.
+
+Measured: one batch of 2,000 hits costs two statements; the web process spends its time answering requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from campaign.config import TrackingSettings
+from campaign.models import RegistrationSource, TrackingKind
+from campaign.rules.ip_privacy import IpStorage, stored_ip
+from campaign.rules.machines import BURST_SECONDS, burst_reason, classify
+from campaign.store import hits as hit_store
+from campaign.store import registrations as registration_store
+from campaign.store.engine import Database
+from campaign.store.registrations import Registration
+
+log = logging.getLogger(__name__)
+
+# The link name rendering gives the event's registration link (render.personalise): a person's click on it is
+# a registration.
+REGISTER_LINK = "register"
+# The request headers classification reads (lower case); the others are not kept.
+CLASSIFYING_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
+# Hits remembered for spotting repeats and bursts (the most recent; older ones are forgotten first).
+_REMEMBERED = 100_000
+# Hits written per transaction at most.
+_BATCH = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One request on a tracking endpoint with a valid token."""
+
+    kind: TrackingKind
+    message_id: int
+    occurred_at: datetime
+    method: str = "GET"
+    link_index: int | None = None
+    link_name: str | None = None
+    user_agent: str | None = None
+    ip: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RecorderStats:
+    """What the recorder has done since it started."""
+
+    recorded: int = 0
+    repeats: int = 0
+    dropped: int = 0
+    ignored: int = 0
+    machine: int = 0
+    registrations: int = 0
+    failed_batches: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """For ``/healthz`` and logs."""
+        return dict(vars(self))
+
+
+@dataclass
+class HitRecorder:
+    """Buffers hits and writes them in batches; see the module doc."""
+
+    db: Database
+    settings: TrackingSettings
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    stats: RecorderStats = field(default_factory=RecorderStats)
+    _buffer: list[Hit] = field(default_factory=list, repr=False)
+    _seen: OrderedDict[tuple[Any, ...], datetime] = field(default_factory=OrderedDict, repr=False)
+    # Recent clicks per message (time, link index), for bursts across batches.
+    _clicks: OrderedDict[int, list[tuple[datetime, int | None]]] = field(default_factory=OrderedDict, repr=False)
+    _wake: asyncio.Event | None = field(default=None, repr=False)
+
+    def record(self, hit: Hit) -> bool:
+        """Take a hit to be written; False when it is a repeat or the buffer is full (never waits)."""
+        key = (hit.message_id, hit.kind, hit.link_index, hit.ip, hit.user_agent)
+        last = self._seen.get(key)
+        if last is not None and hit.occurred_at - last < timedelta(seconds=self.settings.repeat_seconds):
+            self.stats.repeats += 1
+            return False
+        if len(self._buffer) >= self.settings.queue_size:
+            self.stats.dropped += 1
+            if self.stats.dropped in (1, 10, 100, 1000) or self.stats.dropped % 10_000 == 0:
+                log.warning("tracking: %d hits dropped so far: the database does not keep up", self.stats.dropped)
+            return False
+        self._seen[key] = hit.occurred_at
+        self._seen.move_to_end(key)
+        if len(self._seen) > _REMEMBERED:
+            self._seen.popitem(last=False)
+        self._buffer.append(hit)
+        if len(self._buffer) >= _BATCH and self._wake is not None:
+            self._wake.set()
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Hits taken and not yet written."""
+        return len(self._buffer)
+
+    async def run(self) -> None:
+        """Write the buffer every ``flush_seconds`` (sooner when a batch is full) until cancelled; a cancel
+        writes what is left first."""
+        self._wake = asyncio.Event()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.flush_seconds)
+                self._wake.clear()
+                await self.flush()
+        finally:
+            await asyncio.shield(self.flush())
+
+    async def flush(self) -> int:
+        """Write every buffered hit now (in a thread: the event loop keeps answering); returns how many were
+        recorded."""
+        written = 0
+        while self._buffer:
+            batch, self._buffer = self._buffer[:_BATCH], self._buffer[_BATCH:]
+            try:
+                written += await asyncio.to_thread(self.write, batch)
+            except Exception:  # the database is down or locked: keep the hits for the next flush, within bounds
+                self.stats.failed_batches += 1
+                log.exception("tracking: %d hits could not be written; trying again", len(batch))
+                room = max(0, self.settings.queue_size - len(self._buffer))
+                self.stats.dropped += max(0, len(batch) - room)
+                self._buffer[:0] = batch[:room]
+                break
+        return written
+
+    def write(self, batch: list[Hit]) -> int:
+        """Classify and write one batch: one read, one write transaction. Returns how many were recorded."""
+        with self.db.read() as conn:
+            facts = hit_store.message_facts(conn, {h.message_id for h in batch})
+        storage = IpStorage(self.settings.ip)
+        kept: list[tuple[Hit, hit_store.MessageFacts, dict[str, Any]]] = []
+        # Clicks of earlier batches that a burst in this one shows to be a scanner's: (message, since).
+        earlier: list[tuple[int, datetime, str]] = []
+        for hit in batch:
+            known = facts.get(hit.message_id)
+            tracked = known is not None and (
+                (hit.kind is not TrackingKind.OPEN or known.track_opens)
+                and (hit.kind is not TrackingKind.CLICK or known.track_clicks)
+            )
+            if known is None or not tracked:
+                self.stats.ignored += 1
+                continue
+            reason = classify(
+                hit.kind,
+                method=hit.method,
+                user_agent=hit.user_agent,
+                headers=hit.headers,
+                ip=hit.ip,
+                delivered_at=known.sent_at,
+                now=hit.occurred_at,
+            )
+            row = {
+                "message_id": hit.message_id,
+                "kind": hit.kind.value,
+                "link_index": hit.link_index,
+                "is_machine": reason is not None,
+                "machine_reason": reason,
+                "ip": stored_ip(hit.ip, storage),
+                "user_agent": hit.user_agent[:1000] if hit.user_agent else None,
+                "occurred_at": hit.occurred_at,
+            }
+            if hit.kind is TrackingKind.CLICK and (burst := self._burst(hit, [r for _, _, r in kept])) is not None:
+                if reason is None:
+                    row["is_machine"], row["machine_reason"] = True, burst
+                earlier.append((hit.message_id, hit.occurred_at - timedelta(seconds=BURST_SECONDS), burst))
+            kept.append((hit, known, row))
+        rows = [row for _, _, row in kept]
+        # A person's click on the registration link registers them (a scanner's, even found out later, does not).
+        registrations = [
+            Registration(known.event_id, known.contact_id, RegistrationSource.LINK, hit.occurred_at, hit.message_id)
+            for hit, known, row in kept
+            if hit.kind is TrackingKind.CLICK and hit.link_name == REGISTER_LINK and not row["is_machine"]
+        ]
+        with self.db.write() as conn:
+            hit_store.insert_events(conn, rows)
+            for message_id, since, reason in earlier:
+                hit_store.flag_clicks(conn, message_id, since, reason)
+            added = registration_store.record(conn, registrations, self.clock())
+        self.stats.recorded += len(rows)
+        self.stats.machine += sum(1 for r in rows if r["is_machine"])
+        self.stats.registrations += added
+        return len(rows)
+
+    def _burst(self, hit: Hit, rows: list[dict[str, Any]]) -> str | None:
+        """Why this click is part of a scanner's burst (another link of its message within a second), marking the
+        burst's earlier clicks in ``rows`` as well; None when it is not."""
+        recent = self._clicks.setdefault(hit.message_id, [])
+        self._clicks.move_to_end(hit.message_id)
+        if len(self._clicks) > _REMEMBERED:
+            self._clicks.popitem(last=False)
+        window = timedelta(seconds=BURST_SECONDS * 2)
+        recent[:] = [(t, i) for t, i in recent if hit.occurred_at - t <= window]
+        reason = next(
+            (r for t, i in recent if (r := burst_reason(t, hit.occurred_at, i, hit.link_index)) is not None), None
+        )
+        recent.append((hit.occurred_at, hit.link_index))
+        if reason is not None:
+            for row in rows:
+                if (
+                    row["message_id"] == hit.message_id
+                    and row["kind"] == TrackingKind.CLICK.value
+                    and not row["is_machine"]
+                    and burst_reason(row["occurred_at"], hit.occurred_at, row["link_index"], hit.link_index)
+                ):
+                    row["is_machine"], row["machine_reason"] = True, reason
+        return reason

@@ -1,0 +1,189 @@
+"""The web app: :func:`create_app` makes the one Starlette application from the shared application context.
+
+* **Paths** come from the table in :mod:`campaign.rules.routes` (:func:`route`): message rendering builds its
+  links from the same table, so a link and its route cannot disagree. Only routes that work are served.
+* **Headers**: every response carries :data:`SECURITY_HEADERS` (no MIME sniffing, no Referer, a Content-Security-
+  Policy that allows nothing, no framing). A response that needs more (a page with a form) sets its own
+  ``Content-Security-Policy``, which is then kept.
+* **Errors**: a path that does not exist is a plain 404 page, a wrong method a plain 405; an exception in an
+  endpoint is logged (one line here, the traceback by the server's logger) and answered with a plain 500 page.
+  No response ever shows a traceback, a setting or a secret.
+* ``/healthz`` answers 200 ``ok`` while the database answers with the current schema, else 503 and the reason on
+  one line (:class:`campaign.services.health.DatabaseProbe`); a check taking longer than
+  :data:`HEALTH_TIMEOUT_SECONDS` is a 503 too, and concurrent requests share one check in progress, so a database
+  that hangs ties up one thread, not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from campaign import __version__
+from campaign.exceptions import StorageError
+from campaign.rules.routes import HEALTH, INDEX, RoutePath
+from campaign.services.context import AppContext
+from campaign.services.health import DatabaseProbe
+
+log = logging.getLogger("campaign.web")
+
+SECURITY_HEADERS: dict[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # The pages here load nothing (no script, style, image or frame) and post nowhere; a page that needs more
+    # sets its own policy. frame-ancestors and X-Frame-Options both: old browsers know only the second.
+    "Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+}
+"""Headers on every response (unless the response set the same header itself)."""
+
+HEALTH_TIMEOUT_SECONDS = 5.0
+"""How long ``/healthz`` waits for the database before answering 503."""
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def route(path: RoutePath, endpoint: Endpoint, *, methods: Sequence[str] = ("GET",)) -> Route:
+    """The Starlette route of ``path`` (its template and name from the table) answered by ``endpoint``.
+
+    Every route of the app is made here, so none has a path typed anywhere else. GET routes answer HEAD too.
+    """
+    return Route(path.template, endpoint, methods=list(methods), name=path.name)
+
+
+def create_app(context: AppContext) -> Starlette:
+    """The web app on ``context``'s settings and database, which must have the current schema (checked now, so a
+    server never starts on a database it cannot use; the error is a one-line :class:`StorageError`)."""
+    health = _HealthCheck(DatabaseProbe(context.database()))
+    return Starlette(
+        routes=[route(INDEX, index), route(HEALTH, health.respond)],
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+
+
+async def index(request: Request) -> Response:
+    """What this server is: the program and its version, nothing about its settings."""
+    return PlainTextResponse(
+        f"campaign {__version__}\n\n"
+        "This is the web service of campaign, which sends invitations and reminders for events.\n"
+        "The links in its messages lead here.\n"
+    )
+
+
+class _HealthCheck:
+    """``/healthz``: one :class:`DatabaseProbe` check at a time, in a worker thread, shared by the requests that
+    arrive while it runs; a change of state is logged once (a monitor polling a broken database floods nothing)."""
+
+    def __init__(self, probe: DatabaseProbe) -> None:
+        self.probe = probe
+        self._running: asyncio.Future[None] | None = None
+        self._failing: str | None = None
+
+    async def respond(self, request: Request) -> Response:
+        """200 ``ok``, or 503 with the reason on one line."""
+        try:
+            await self._check()
+        except StorageError as exc:
+            reason: str | None = str(exc)
+        except TimeoutError:
+            reason = f"database.url: {self.probe.db.describe()} did not answer within {HEALTH_TIMEOUT_SECONDS:g} s"
+        else:
+            reason = None
+        self._note(reason)
+        if reason is not None:
+            return PlainTextResponse(f"unavailable: {reason}\n", status_code=503, headers=_NO_STORE)
+        return PlainTextResponse("ok\n", headers=_NO_STORE)
+
+    async def _check(self) -> None:
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(asyncio.to_thread(self.probe.check))
+            # A check that outlives every request waiting for it still has its outcome read (no asyncio warning).
+            self._running.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.wait_for(asyncio.shield(self._running), HEALTH_TIMEOUT_SECONDS)
+
+    def _note(self, reason: str | None) -> None:
+        if reason == self._failing:
+            return
+        if reason is None:
+            log.info("database healthy again")
+        else:
+            log.warning("database unhealthy: %s", reason)
+        self._failing = reason
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response that does not set them itself.
+
+    Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``: it touches only the start of the response, so it
+    costs the open pixel (the busiest route) next to nothing.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the headers to the response's start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+_EXPLANATIONS = {
+    404: "There is nothing at this address. If you followed a link from a message, it may have been cut short:\n"
+    "try copying all of it into the address bar.\n",
+}
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """A plain page for an HTTP error (404, 405...): the status, and for a 404 what to try."""
+    assert isinstance(exc, HTTPException)
+    status = HTTPStatus(exc.status_code)
+    body = f"{status.value} {status.phrase}\n"
+    if explanation := _EXPLANATIONS.get(status.value):
+        body += f"\n{explanation}"
+    # exc.headers carries what the status needs (Allow for a 405).
+    return PlainTextResponse(body, status_code=status.value, headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """An endpoint failed: one log line naming the request, and a plain 500 page.
+
+    Starlette answers this outside the middleware (its error handler is the outermost layer), so the page carries
+    the security headers itself. The exception goes on to the server, which logs its traceback.
+    """
+    log.error(
+        "request failed method=%s path=%s error=%s",
+        request.method,
+        json.dumps(request.url.path),  # quoted: a path may hold anything, a line break included
+        json.dumps(f"{type(exc).__name__}: {exc}"),
+    )
+    return PlainTextResponse(
+        "500 Internal Server Error\n\nSomething went wrong on our side, and it has been logged. Please try again "
+        "later.\n",
+        status_code=500,
+        headers=SECURITY_HEADERS,
+    )

@@ -1,0 +1,175 @@
+"""The web app on a uvicorn server: alone (``campaign web``) or in another service's event loop (``campaign serve``).
+
+:class:`WebServer` binds its socket when it is made, before anything is served: a port in use or an address that is
+not this machine's is a one-line :class:`WebServerError` naming the setting, before the scheduler sends anything,
+and with port 0 the port taken is known at once (:attr:`WebServer.url`). uvicorn is driven programmatically
+(``uvicorn.Config`` and ``Server.serve`` on that socket), with its own signal handling turned off: the process's
+SIGTERM and SIGINT belong to whoever runs the server, which calls :meth:`WebServer.request_stop` (``campaign web``:
+:meth:`WebServer.run`; ``campaign serve``: the scheduler service). A graceful stop closes the socket, lets the
+requests in progress finish (at most :data:`GRACE_SECONDS`) and returns; a stop ``at_once`` does not wait.
+
+uvicorn's parsers are httptools and its loop uvloop where installed (``campaign web`` runs on uvloop; in
+``campaign serve`` the server shares the scheduler's loop). No access log: a line per pixel request would cost
+more than the request, and tracking records its own hits. No ``Server:`` header: the server advertises nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from types import TracebackType
+
+import uvicorn
+
+from campaign.exceptions import CampaignError
+from campaign.services.context import AppContext
+from campaign.web.app import create_app
+
+GRACE_SECONDS = 10
+"""On a graceful stop, how long requests in progress may take to finish."""
+_BACKLOG = 2048  # connections the kernel queues before accept (uvicorn's default)
+
+
+class WebServerError(CampaignError):
+    """The web server cannot start: its address cannot be listened on, or the app failed to start."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handling (see the module doc)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Nothing: uvicorn's own handlers would take the signals from the service running it, and re-raise them
+        after the stop (so the process would die of SIGTERM instead of exiting 0)."""
+        yield
+
+
+class WebServer:
+    """The web app of ``context`` on a uvicorn server listening on ``host``:``port`` (default: ``web.host`` and
+    ``web.port``; port 0 takes any free port). Use it as a context manager, or :meth:`close` it, so that the
+    socket is closed if :meth:`serve` never runs."""
+
+    def __init__(self, context: AppContext, *, host: str | None = None, port: int | None = None) -> None:
+        settings = context.settings.web
+        # The database is checked first: a server never listens on one it cannot use.
+        self.app = create_app(context)
+        """The Starlette app served."""
+        self._socket = listen(settings.host if host is None else host, settings.port if port is None else port)
+        config = uvicorn.Config(
+            self.app,
+            lifespan="on",
+            ws="none",
+            access_log=False,
+            server_header=False,
+            log_config=None,  # the command that runs the server decides where its log lines go
+            timeout_graceful_shutdown=GRACE_SECONDS,
+        )
+        self._server = _Server(config)
+        address, bound_port = self._socket.getsockname()[:2]
+        shown = f"[{address}]" if self._socket.family == socket.AF_INET6 else address
+        self.url = f"http://{shown}:{bound_port}"
+        """The URL the server listens on: ``http://127.0.0.1:8080``, ``http://[::1]:41231`` (the port taken)."""
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`serve` has begun answering requests."""
+        return self._server.started
+
+    async def serve(self) -> None:
+        """Serve until :meth:`request_stop`, then return once the requests in progress are done."""
+        try:
+            await self._server.serve(sockets=[self._socket])
+        except SystemExit:
+            # uvicorn's way of saying the app's startup failed (it has logged why).
+            raise WebServerError("the web app failed to start (see the log above)") from None
+        finally:
+            self._socket.close()
+
+    def request_stop(self, *, at_once: bool = False) -> None:
+        """Stop serving: gracefully, or ``at_once`` without waiting for the requests in progress. Safe to call more
+        than once, and from a signal handler."""
+        self._server.should_exit = True
+        if at_once:
+            self._server.force_exit = True
+
+    def run(self, ready: Callable[[], object] | None = None) -> None:
+        """Serve in an event loop of its own (uvloop where installed) until SIGTERM or SIGINT; a second signal
+        stops at once. Returns normally either way (``campaign web`` exits 0). ``ready`` is called once the
+        signals are handled (a signal before would kill the process): the moment to say the server is up."""
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(self._serve_until_signalled(ready))
+
+    async def _serve_until_signalled(self, ready: Callable[[], object] | None) -> None:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for signum in signals:
+            loop.add_signal_handler(signum, self._signalled)
+        try:
+            if ready is not None:
+                ready()
+            await self.serve()
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+
+    def _signalled(self) -> None:
+        self.request_stop(at_once=self._server.should_exit)
+
+    def close(self) -> None:
+        """Close the socket (when :meth:`serve` never ran; closing twice is harmless)."""
+        self._socket.close()
+
+    def __enter__(self) -> WebServer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (port 0: any free port), or a one-line :class:`WebServerError`
+    saying which setting to change."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise WebServerError(f"web.host: cannot listen on {where}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        # A restarted server may listen again at once, while the old connections wait out TIME_WAIT (this never
+        # lets two servers share the port: that would be SO_REUSEPORT).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise WebServerError(f"cannot listen on {where}: {_listen_advice(exc)}") from None
+    return sock
+
+
+def _listen_advice(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return f"{reason}; choose another web.port (or --port), or stop what uses it"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{reason}; web.host (or --host) must be an address of this machine"
+    if exc.errno == errno.EACCES:
+        return f"{reason}; ports below 1024 need privileges: choose web.port (or --port) 1024 or above"
+    return reason
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (not on Windows), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

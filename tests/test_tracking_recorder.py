@@ -1,0 +1,154 @@
+"""Stored link destinations (services/links.py) and the hit recorder (services/tracking.py), on real databases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from campaign.config import TrackingSettings
+from campaign.models import TrackingKind
+from campaign.services.links import StoredLinkBook
+from campaign.services.tracking import REGISTER_LINK, Hit, HitRecorder
+from campaign.store import links as link_store
+from campaign.store.engine import Database
+from campaign.store.tables import campaigns, contacts, messages, registrations, tracking_events, waves
+from tests.test_delivery import base_settings
+from tests.test_scheduling import campaign_with, launch_at
+
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+SENT_AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+LATER = SENT_AT + timedelta(hours=3)
+
+
+def sent_messages(db: Database, tmp_path: Path) -> dict[str, int]:
+    """A launched campaign whose invitation was sent at SENT_AT to two people; message id by address."""
+    start = datetime.now(UTC) + timedelta(days=10)
+    campaign_with(db, tmp_path, start, [], {"ana@example.org": "Asia/Manila", "bo@example.org": ""})
+    launch_at(db, base_settings(tmp_path), datetime.now(UTC))
+    with db.write() as conn:
+        conn.execute(update(messages).values(status="sent", sent_at=SENT_AT))
+        query = select(contacts.c.email, messages.c.id).join(messages, messages.c.contact_id == contacts.c.id)
+        return {row.email: row.id for row in conn.execute(query)}
+
+
+def events(db: Database) -> list[tuple[int, str, int | None, bool, str | None, str | None]]:
+    with db.read() as conn:
+        stmt = select(
+            tracking_events.c.message_id,
+            tracking_events.c.kind,
+            tracking_events.c.link_index,
+            tracking_events.c.is_machine,
+            tracking_events.c.machine_reason,
+            tracking_events.c.ip,
+        ).order_by(tracking_events.c.id)
+        return [tuple(row) for row in conn.execute(stmt)]
+
+
+def test_destinations_are_stored_once_per_wave_and_found_by_message(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    with db.read() as conn:
+        wave_id = conn.scalar(select(waves.c.id))
+    assert wave_id is not None
+    first, second = StoredLinkBook(db, wave_id), StoredLinkBook(db, wave_id)  # two sending processes
+    register = first.index_of("https://events.example.org/register", "register")
+    assert second.index_of("https://events.example.org/register", "register") == register
+    other = second.index_of("https://example.org/agenda", "agenda")
+    assert other != register
+    assert first.index_of("https://example.org/agenda", "agenda") == other
+    # The same URL under another name is another link (reports tell them apart).
+    assert first.index_of("https://example.org/agenda", "footer agenda") not in (register, other)
+    with db.read() as conn:
+        assert link_store.destination(conn, ids["ana@example.org"], register) == "https://events.example.org/register"
+        assert link_store.destination(conn, ids["bo@example.org"], other) == "https://example.org/agenda"
+        assert link_store.destination(conn, ids["bo@example.org"], 999) is None
+        assert link_store.destination(conn, 10**12, register) is None
+
+
+def recorder(db: Database, **settings: object) -> HitRecorder:
+    return HitRecorder(db, TrackingSettings(**settings))  # type: ignore[arg-type]
+
+
+def test_hits_are_recorded_in_one_batch_people_and_machines_apart(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    ana, bo = ids["ana@example.org"], ids["bo@example.org"]
+    rec = recorder(db)
+    assert rec.record(Hit(TrackingKind.OPEN, ana, LATER, user_agent=CHROME, ip="203.0.113.77"))
+    # The same open again at once: one mail client fetching twice.
+    assert not rec.record(
+        Hit(TrackingKind.OPEN, ana, LATER + timedelta(seconds=1), user_agent=CHROME, ip="203.0.113.77")
+    )
+    assert rec.record(Hit(TrackingKind.OPEN, bo, LATER, user_agent="Mozilla/5.0", ip="17.58.1.2"))  # Apple MPP
+    assert rec.record(Hit(TrackingKind.CLICK, bo, SENT_AT + timedelta(seconds=2), link_index=1, user_agent=CHROME))
+    assert rec.record(Hit(TrackingKind.OPEN, 10**12, LATER, user_agent=CHROME))  # a deleted message: ignored
+    asyncio.run(rec.flush())
+    assert events(db) == [
+        (ana, "open", None, False, None, "203.0.113.0"),
+        (bo, "open", None, True, "Apple Mail Privacy Protection", "17.58.1.0"),
+        (bo, "click", 1, True, "within 10 s of delivery", None),
+    ]
+    assert (rec.stats.recorded, rec.stats.repeats, rec.stats.ignored, rec.stats.machine) == (3, 1, 1, 2)
+
+
+def test_a_persons_registration_click_registers_them_and_a_scanners_does_not(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    ana, bo = ids["ana@example.org"], ids["bo@example.org"]
+    rec = recorder(db)
+    rec.record(Hit(TrackingKind.CLICK, ana, LATER, link_index=1, link_name=REGISTER_LINK, user_agent=CHROME))
+    # A scanner walks every link of bo's message within a second.
+    rec.record(Hit(TrackingKind.CLICK, bo, LATER, link_index=1, link_name=REGISTER_LINK, user_agent=CHROME))
+    rec.record(Hit(TrackingKind.CLICK, bo, LATER + timedelta(milliseconds=300), link_index=2, user_agent=CHROME))
+    asyncio.run(rec.flush())
+    # ...and in the next batch a third link: the earlier (written) clicks are flagged too.
+    rec.record(Hit(TrackingKind.CLICK, bo, LATER + timedelta(milliseconds=900), link_index=3, user_agent=CHROME))
+    asyncio.run(rec.flush())
+    by_message = {(m, link): (machine, reason) for m, kind, link, machine, reason, _ in events(db)}
+    assert by_message[(ana, 1)] == (False, None)
+    assert all(by_message[(bo, link)] == (True, "several links within 1 s") for link in (1, 2, 3))
+    with db.read() as conn:
+        registered = conn.execute(select(registrations.c.contact_id, registrations.c.source)).all()
+        ana_contact = conn.scalar(select(messages.c.contact_id).where(messages.c.id == ana))
+    assert [tuple(r) for r in registered] == [(ana_contact, "link")]
+
+
+def test_opens_and_clicks_of_a_campaign_that_does_not_track_them_are_not_recorded(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    with db.write() as conn:
+        conn.execute(update(campaigns).values(track_opens=False, track_clicks=False))
+    rec = recorder(db, ip="none")
+    rec.record(Hit(TrackingKind.OPEN, ids["ana@example.org"], LATER, user_agent=CHROME, ip="203.0.113.77"))
+    rec.record(Hit(TrackingKind.CLICK, ids["ana@example.org"], LATER, link_index=1, user_agent=CHROME))
+    rec.record(Hit(TrackingKind.CALENDAR, ids["ana@example.org"], LATER, user_agent=CHROME, ip="203.0.113.77"))
+    asyncio.run(rec.flush())
+    assert events(db) == [(ids["ana@example.org"], "calendar", None, False, None, None)]
+
+
+def test_a_full_buffer_drops_and_counts_instead_of_waiting(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    rec = recorder(db, queue_size=2)
+    taken = [
+        rec.record(Hit(TrackingKind.OPEN, ids["ana@example.org"], LATER, user_agent=f"{CHROME} {n}")) for n in range(5)
+    ]
+    assert taken == [True, True, False, False, False]
+    assert rec.stats.dropped == 3
+    asyncio.run(rec.flush())
+    assert len(events(db)) == 2
+
+
+def test_the_recorder_writes_within_its_interval_and_on_stop(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    rec = recorder(db, flush_seconds=0.05)
+
+    async def scenario() -> tuple[int, int]:
+        task = asyncio.create_task(rec.run())
+        rec.record(Hit(TrackingKind.OPEN, ids["ana@example.org"], LATER, user_agent=CHROME))
+        await asyncio.sleep(0.5)
+        written_while_running = len(events(db))
+        rec.record(Hit(TrackingKind.OPEN, ids["bo@example.org"], LATER, user_agent=CHROME))
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return written_while_running, len(events(db))
+
+    assert asyncio.run(scenario()) == (1, 2)
