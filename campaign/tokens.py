@@ -104,6 +104,32 @@ def sign(key: bytes | SigningKeys, purpose: TrackingKind, message_id: int, link_
     return _b64(payload + _mac(secret, prefix + payload))
 
 
+class TokenSigner:
+    """Signs many tokens with one key, as :func:`sign` does (the same tokens), at a third of its cost.
+
+    The HMAC state after the key and each purpose is computed once, here, and copied per token: rendering signs
+    several tokens per message (each link, the pixel, unsubscribe, the calendar), and hashing the key anew for
+    each was most of a message's link work (measured in ``bench/render.py``).
+    """
+
+    def __init__(self, key: bytes | SigningKeys) -> None:
+        secret = key.current if isinstance(key, SigningKeys) else key
+        if not secret:
+            raise ValueError("a signing key must not be empty")
+        self._states = {kind: hmac.new(secret, prefix, hashlib.sha256) for kind, prefix in _PURPOSE_PREFIXES.items()}
+
+    def __repr__(self) -> str:
+        return "TokenSigner(<key hidden>)"
+
+    def sign(self, purpose: TrackingKind, message_id: int, link_index: int = 0) -> str:
+        """The token :func:`sign` makes for ``purpose``, ``message_id`` and ``link_index`` with this key."""
+        state = self._states[purpose].copy()
+        # struct.pack refuses an id or index out of range (struct.error, a ValueError) as sign does.
+        payload = struct.pack(_FORMAT, _VERSION, message_id, link_index)
+        state.update(payload)
+        return _b64(payload + state.digest()[:_MAC_BYTES])
+
+
 def verify(keys: SigningKeys, purpose: TrackingKind, token: str) -> TokenClaims:
     """The claims of a token signed for ``purpose`` with any key of ``keys``.
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from campaign.exceptions import ValidationError
 from campaign.models import TrackingKind
-from campaign.tokens import TOKEN_LENGTH, InvalidTokenError, SigningKeys, TokenClaims, sign, verify
+from campaign.tokens import TOKEN_LENGTH, InvalidTokenError, SigningKeys, TokenClaims, TokenSigner, sign, verify
 
 KEY = b"k" * 32
 OTHER_KEY = b"K" * 32
@@ -271,3 +271,15 @@ def test_a_huge_token_is_rejected_before_decoding() -> None:
         fastest = min(fastest, time.perf_counter() - start)
     # Decoding 50 MB of base64 takes tens of milliseconds or more; a length check, microseconds.
     assert fastest < 0.005
+
+
+@given(
+    st.sampled_from(list(TrackingKind)),
+    st.integers(min_value=0, max_value=2**64 - 1),
+    st.integers(min_value=0, max_value=2**16 - 1),
+)
+def test_a_token_signer_makes_the_tokens_sign_makes(purpose: TrackingKind, message_id: int, link_index: int) -> None:
+    signer = TokenSigner(SigningKeys(b"k" * 32))
+    token = signer.sign(purpose, message_id, link_index)
+    assert token == sign(b"k" * 32, purpose, message_id, link_index)
+    assert verify(SigningKeys(b"k" * 32), purpose, token) == TokenClaims(purpose, message_id, link_index)

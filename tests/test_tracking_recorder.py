@@ -6,15 +6,18 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
+from campaign.cli import cli
 from campaign.config import TrackingSettings
 from campaign.models import TrackingKind
 from campaign.services.links import StoredLinkBook
-from campaign.services.tracking import REGISTER_LINK, Hit, HitRecorder
+from campaign.services.tracking import REGISTER_LINK, Hit, HitRecorder, purge_tracking
 from campaign.store import links as link_store
 from campaign.store.engine import Database
 from campaign.store.tables import campaigns, contacts, messages, registrations, tracking_events, waves
+from tests.conftest import DATA
 from tests.test_delivery import base_settings
 from tests.test_scheduling import campaign_with, launch_at
 
@@ -152,3 +155,42 @@ def test_the_recorder_writes_within_its_interval_and_on_stop(db: Database, tmp_p
         return written_while_running, len(events(db))
 
     assert asyncio.run(scenario()) == (1, 2)
+
+
+def test_purge_deletes_only_what_is_older_than_the_retention(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    rec = recorder(db)
+    now = datetime(2027, 6, 1, tzinfo=UTC)
+    for days_ago in (400, 396, 394, 1):
+        rec.record(Hit(TrackingKind.OPEN, ids["ana@example.org"], now - timedelta(days=days_ago), user_agent=CHROME))
+    asyncio.run(rec.flush())
+    assert purge_tracking(db, TrackingSettings(retention_days=0), now) == 0  # 0: kept for ever
+    assert purge_tracking(db, TrackingSettings(), now) == 2  # 395 days by default
+    assert len(events(db)) == 2
+    assert purge_tracking(db, TrackingSettings(), now, days=2) == 1
+    assert len(events(db)) == 1
+
+
+def test_create_turns_tracking_off_per_campaign_and_purge_runs_from_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[database]\nurl = "sqlite:///data/c.db"\n[paths]\ndata = "data"\n')
+
+    def run(*args: str) -> Result:
+        result = CliRunner().invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    run("init")
+    run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
+    run("events", "add", str(DATA / "events" / "ilo-migrant-workers-2020.toml"))
+    private = run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "private",
+                  "--waves", "none", "--no-track-opens", "--no-track-clicks")  # fmt: skip
+    assert "tracking: opens off, clicks off" in private.output
+    usual = run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--waves", "none")
+    assert "tracking: opens on, clicks on" in usual.output
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'c.db'}")
+    with db.read() as conn:
+        flags = dict(conn.execute(select(campaigns.c.name, campaigns.c.track_opens)).all())
+    db.dispose()
+    assert flags == {"private": False, "ilo-migrant-workers-2020-webinar": True}
+    assert "Deleted 0 tracking events older than 30 days." in run("tracking", "purge", "--days", "30").output

@@ -31,6 +31,7 @@ from campaign.cli.demo import demo_command
 from campaign.cli.events import events_group
 from campaign.cli.plan import plan_command, status_command
 from campaign.cli.serve import serve_command
+from campaign.cli.tracking import tracking_group
 from campaign.cli.waves import waves_group
 from campaign.cli.web import web_command
 from campaign.exceptions import CampaignError
@@ -89,6 +90,7 @@ for command in (
     cli.add_command(command)
 cli.add_command(serve_command)
 cli.add_command(web_command)
+cli.add_command(tracking_group)
 cli.add_command(demo_command)
 
 

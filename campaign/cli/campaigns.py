@@ -32,9 +32,28 @@ from campaign.services.waves import create_with_waves
     show_default=True,
     help="Besides the invitation: the waves of config.toml [waves] default, or none.",
 )
+@click.option(
+    "--track-opens/--no-track-opens",
+    default=True,
+    show_default=True,
+    help="Put an open-tracking image in its messages.",
+)
+@click.option(
+    "--track-clicks/--no-track-clicks",
+    default=True,
+    show_default=True,
+    help="Send its links through the web service, which records clicks (and registrations by link).",
+)
 @pass_app
 def create_command(
-    app: App, event_ref: str, list_name: str, template_dir: Path | None, name: str | None, waves: str
+    app: App,
+    event_ref: str,
+    list_name: str,
+    template_dir: Path | None,
+    name: str | None,
+    waves: str,
+    track_opens: bool,
+    track_clicks: bool,
 ) -> None:
     """Create a draft campaign with an invitation wave and (unless --waves none) the default waves, each checked
     as `campaign waves add` checks a wave (its template exists, it could be sent before it expires)."""
@@ -46,10 +65,13 @@ def create_command(
         name=name,
         template_dir=template_dir,
         default_waves=waves == "default",
+        track_opens=track_opens,
+        track_clicks=track_clicks,
     )
     c = details.campaign
     click.echo(f"Created campaign {c.name} (id {c.id}, {c.status}): {details.event.title}")
     click.echo(f"  audience: list {c.list_name}; waves: {', '.join(w.name for w in details.waves)}")
+    click.echo(f"  tracking: opens {'on' if c.track_opens else 'off'}, clicks {'on' if c.track_clicks else 'off'}")
     click.echo(f"Next: campaign preview {c.name} --zones   and   campaign check {c.name}")
 
 

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from campaign.exceptions import TemplateError
 from campaign.models import TrackingKind
-from campaign.rules.routes import CALENDAR, CLICK, OPEN, UNSUBSCRIBE, absolute_url
-from campaign.tokens import SigningKeys, sign
+from campaign.rules.routes import CALENDAR, CLICK, OPEN, UNSUBSCRIBE, RoutePath, absolute_url
+from campaign.tokens import SigningKeys, TokenSigner
 
 
 class MessageLinks(Protocol):
@@ -98,51 +98,64 @@ def require_web_url(url: str) -> str:
 class SignedLinks:
     """The links of one message; see the module doc."""
 
-    base_url: str
-    keys: bytes | SigningKeys
+    policy: SignedLinkPolicy
     message_ref: int
-    book: LinkBook
-    track_clicks: bool = True
-    track_opens: bool = True
 
     def link(self, url: str, name: str) -> str:
         """``/c/{token}`` for a stored destination, or the destination itself without click tracking."""
         require_web_url(url)
-        if not self.track_clicks:
+        policy = self.policy
+        if not policy.track_clicks:
             return url
-        token = sign(self.keys, TrackingKind.CLICK, self.message_ref, self.book.index_of(url, name))
-        return absolute_url(self.base_url, CLICK, token=token)
+        return policy.url(CLICK, TrackingKind.CLICK, self.message_ref, policy.book.index_of(url, name))
 
     @property
     def unsubscribe_url(self) -> str:
         """``/u/{token}``."""
-        return absolute_url(
-            self.base_url, UNSUBSCRIBE, token=sign(self.keys, TrackingKind.UNSUBSCRIBE, self.message_ref)
-        )
+        return self.policy.url(UNSUBSCRIBE, TrackingKind.UNSUBSCRIBE, self.message_ref)
 
     @property
     def calendar_url(self) -> str:
         """``/ics/{token}``."""
-        return absolute_url(self.base_url, CALENDAR, token=sign(self.keys, TrackingKind.CALENDAR, self.message_ref))
+        return self.policy.url(CALENDAR, TrackingKind.CALENDAR, self.message_ref)
 
     @property
     def open_pixel_url(self) -> str | None:
         """``/o/{token}.gif``, or None when opens are not tracked."""
-        if not self.track_opens:
+        if not self.policy.track_opens:
             return None
-        return absolute_url(self.base_url, OPEN, token=sign(self.keys, TrackingKind.OPEN, self.message_ref))
+        return self.policy.url(OPEN, TrackingKind.OPEN, self.message_ref)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SignedLinkPolicy:
-    """:class:`SignedLinks` for every message of one wave."""
+    """:class:`SignedLinks` for every message of one wave. What is the same for all of them is made once: the
+    signer's keyed state (:class:`~campaign.tokens.TokenSigner`) and each route's URL around its token."""
 
     base_url: str
     keys: bytes | SigningKeys
     book: LinkBook = field(default_factory=MemoryLinkBook)
     track_clicks: bool = True
     track_opens: bool = True
+    signer: TokenSigner = field(init=False, repr=False)
+    # Per route, the URL before and after its token: a token is URL-safe base64, which needs no quoting, so a
+    # link is the same concatenation for every message (made once from absolute_url, here).
+    _around: dict[RoutePath, tuple[str, str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signer", TokenSigner(self.keys))
+        marker = "TOKEN"
+        around = {}
+        for route in (CLICK, OPEN, UNSUBSCRIBE, CALENDAR):
+            before, after = absolute_url(self.base_url, route, token=marker).split(marker)
+            around[route] = (before, after)
+        object.__setattr__(self, "_around", around)
+
+    def url(self, route: RoutePath, purpose: TrackingKind, message_ref: int, link_index: int = 0) -> str:
+        """The URL of ``route`` with a token for ``purpose``, this message and link."""
+        before, after = self._around[route]
+        return before + self.signer.sign(purpose, message_ref, link_index) + after
 
     def for_message(self, message_ref: int) -> SignedLinks:
         """Links for one message."""
-        return SignedLinks(self.base_url, self.keys, message_ref, self.book, self.track_clicks, self.track_opens)
+        return SignedLinks(self, message_ref)

@@ -99,9 +99,12 @@ def write_campaign(
     waves: Sequence[WaveSpec],
     window: str,
     now: datetime,
+    track_opens: bool = True,
+    track_clicks: bool = True,
 ) -> int:
     """:func:`create_campaign` in the caller's transaction, so that a check of the waves written can still roll
-    the whole campaign back; returns its id."""
+    the whole campaign back; returns its id. ``track_opens`` / ``track_clicks``: whether its messages carry an
+    open pixel and tracked links (privacy, per campaign)."""
     names = [INVITATION_WAVE, *(spec.name for spec in waves)]
     if len(set(names)) < len(names):
         raise ValidationError(f"wave names must differ (the first is always {INVITATION_WAVE!r}): {', '.join(names)}")
@@ -127,6 +130,8 @@ def write_campaign(
             "list_id": contact_list.id,
             "template_dir": str(template_dir.resolve()) if template_dir else None,
             "status": CampaignStatus.DRAFT.value,
+            "track_opens": track_opens,
+            "track_clicks": track_clicks,
         },
         now,
     )

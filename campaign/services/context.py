@@ -12,10 +12,11 @@ from pathlib import Path
 
 from campaign.config import Settings, load_settings
 from campaign.mail.smtp import SmtpServer
-from campaign.secrets import signing_key
+from campaign.secrets import signing_key, signing_keys
 from campaign.services.database import require_current_schema
 from campaign.services.transport import smtp_servers
 from campaign.store.engine import Database
+from campaign.tokens import SigningKeys
 
 
 @dataclass
@@ -30,6 +31,7 @@ class AppContext:
     settings_given: Settings | None = field(default=None, repr=False)
     _db: Database | None = field(default=None, init=False, repr=False)
     _key: bytes | None = field(default=None, init=False, repr=False)
+    _keys: SigningKeys | None = field(default=None, init=False, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -56,6 +58,13 @@ class AppContext:
         if self._key is None:
             self._key = signing_key(self.settings.data_dir)
         return self._key
+
+    def signing_keys(self) -> SigningKeys:
+        """The key ring that verifies tokens: the current key, and the previous one while it is set (links in
+        mail signed before a rotation keep working); read once."""
+        if self._keys is None:
+            self._keys = SigningKeys.from_keys(signing_keys(self.settings.data_dir))
+        return self._keys
 
     def smtp_servers(self) -> AbstractContextManager[list[SmtpServer]]:
         """The servers to send through, for the duration of a ``with`` block (see :func:`smtp_servers`)."""

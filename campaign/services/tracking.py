@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from campaign.config import TrackingSettings
+from campaign.exceptions import ValidationError
 from campaign.models import RegistrationSource, TrackingKind
 from campaign.rules.ip_privacy import IpStorage, stored_ip
 from campaign.rules.machines import BURST_SECONDS, burst_reason, classify
@@ -235,3 +236,16 @@ class HitRecorder:
                 ):
                     row["is_machine"], row["machine_reason"] = True, reason
         return reason
+
+
+def purge_tracking(db: Database, settings: TrackingSettings, now: datetime, days: int | None = None) -> int:
+    """Delete tracking events older than ``days`` (default ``tracking.retention_days``; 0 keeps everything);
+    returns how many. Registrations, suppressions and opt-outs are kept: they are what people asked for, not
+    what they did."""
+    days = settings.retention_days if days is None else days
+    if days < 0:
+        raise ValidationError(f"--days must be 0 or more, not {days}")
+    if days == 0:
+        return 0
+    with db.write() as conn:
+        return hit_store.purge(conn, now - timedelta(days=days))

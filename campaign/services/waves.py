@@ -248,11 +248,14 @@ def create_with_waves(
     name: str | None = None,
     template_dir: Path | None = None,
     default_waves: bool = True,
+    track_opens: bool = True,
+    track_clicks: bool = True,
 ) -> CampaignDetails:
     """``campaign create``: a draft campaign (:func:`campaign.services.campaigns.create_campaign`) with, when
     ``default_waves``, the waves of config.toml's ``[waves] default``, each checked as ``add`` checks a wave: its
     template exists in the campaign's template directories, and it would go out before it expires. A default
-    wave that fails refuses the whole campaign, in one line naming the wave and what to change."""
+    wave that fails refuses the whole campaign, in one line naming the wave and what to change. ``track_opens``
+    / ``track_clicks``: whether its messages carry an open pixel and tracked links."""
     specs = settings.waves.specs if default_waves else []
     now = datetime.now(UTC)
     with db.write() as conn:
@@ -265,6 +268,8 @@ def create_with_waves(
             waves=specs,
             window=settings.waves.window,
             now=now,
+            track_opens=track_opens,
+            track_clicks=track_clicks,
         )
         campaign = find_campaign(conn, str(campaign_id))
         event = _event(conn, campaign)

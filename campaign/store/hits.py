@@ -77,3 +77,9 @@ def flag_clicks(conn: Connection, message_id: int, since: datetime, reason: str)
     )
     flagged: int = conn.execute(stmt).rowcount
     return flagged
+
+
+def purge(conn: Connection, before: datetime) -> int:
+    """Delete the tracking events that occurred before ``before``; returns how many."""
+    deleted: int = conn.execute(tracking_events.delete().where(tracking_events.c.occurred_at < before)).rowcount
+    return deleted
