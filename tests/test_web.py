@@ -33,6 +33,7 @@ from campaign.config import load_settings
 from campaign.exceptions import ConfigError
 from campaign.rules import routes
 from campaign.rules.routes import RoutePath, absolute_url, token_url
+from campaign.secrets import signing_key
 from campaign.services.context import AppContext
 from campaign.services.database import init_database
 from campaign.services.dispatch import DispatchSummary
@@ -81,6 +82,8 @@ def config_for(tmp_path: Path, url: str) -> Path:
     """A config.toml on the database at ``url``, its web service on any free port."""
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{url}"\n[web]\nport = 0\n')
+    # The token-signing key, as `campaign init` makes it: the app verifies tracking tokens with it.
+    signing_key(load_settings(config, environ={}).data_dir, environ={}, create=True)
     return config
 
 

@@ -1,9 +1,12 @@
 """The link destinations of the waves being sent, stored for the click endpoint.
 
-Contract: :class:`StoredLinkBook` is the :class:`~campaign.render.links.LinkBook` of one wave in a sending
-process. It reads the wave's stored destinations once, and stores a new one (a link a template makes with
-``link(url, name)``, or the event's after an update) the first time it is rendered: one short write per
-distinct destination per wave and process, not per message. Processes sending the same wave agree on every
+Contract: :func:`destination` is what the click endpoint redirects to: the stored destination of a message's
+link, only ever an http(s) URL.
+
+:class:`StoredLinkBook` is the :class:`~campaign.render.links.LinkBook` of one wave in a sending process. It
+reads the wave's stored destinations once, and stores a new one (a link a template makes with ``link(url, name)``,
+or the event's after an update) the first time it is rendered: one short write per distinct destination per wave
+and process, not per message. Processes sending the same wave agree on every
 index through the table's unique keys (``links``: wave and index, wave and destination).
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from campaign.render.links import link_key
 from campaign.store import links as link_store
@@ -46,3 +50,26 @@ class StoredLinkBook:
             if index is not None:
                 return index
         raise RuntimeError(f"wave {self.wave_id}: could not store link {name!r} after {_ATTEMPTS} attempts")
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a link of a message leads, and its name (reports; ``register`` is a registration)."""
+
+    url: str
+    name: str
+
+
+def destination(db: Database, message_id: int, link_index: int) -> Destination | None:
+    """The stored destination of link ``link_index`` of message ``message_id``; None when there is none, or when
+    what is stored is not an http(s) URL (rendering stores only those; checked again here because a redirect to
+    ``javascript:`` or a scheme-relative URL must be impossible whatever the table holds)."""
+    with db.read() as conn:
+        found = link_store.link_of_message(conn, message_id, link_index)
+    if found is None:
+        return None
+    url, name = found
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return Destination(url, name)

@@ -48,3 +48,15 @@ def destination(conn: Connection, message_id: int, link_index: int) -> str | Non
     )
     url: str | None = conn.scalar(stmt)
     return url
+
+
+def link_of_message(conn: Connection, message_id: int, link_index: int) -> tuple[str, str] | None:
+    """Link ``link_index`` of message ``message_id`` as (destination, name): what the click endpoint redirects to
+    and records; None when the message or its wave has no such link."""
+    stmt = (
+        select(links.c.url, links.c.name)
+        .join(messages, messages.c.wave_id == links.c.wave_id)
+        .where(messages.c.id == message_id, links.c.link_index == link_index)
+    )
+    row = conn.execute(stmt).first()
+    return (row.url, row.name) if row else None

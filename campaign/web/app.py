@@ -8,6 +8,9 @@
 * **Errors**: a path that does not exist is a plain 404 page, a wrong method a plain 405; an exception in an
   endpoint is logged (one line here, the traceback by the server's logger) and answered with a plain 500 page.
   No response ever shows a traceback, a setting or a secret.
+* **Tracking** (:mod:`campaign.web.tracking`): the open pixel, click redirects and calendar files record through
+  one :class:`~campaign.services.tracking.HitRecorder` (``app.state.recorder``), whose writer runs as a task for
+  the app's lifetime (its lifespan) and writes what is left when the app shuts down.
 * ``/healthz`` answers 200 ``ok`` while the database answers with the current schema, else 503 and the reason on
   one line (:class:`campaign.services.health.DatabaseProbe`); a check taking longer than
   :data:`HEALTH_TIMEOUT_SECONDS` is a 503 too, and concurrent requests share one check in progress, so a database
@@ -17,9 +20,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from http import HTTPStatus
 
 from starlette.applications import Starlette
@@ -33,9 +37,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from campaign import __version__
 from campaign.exceptions import StorageError
-from campaign.rules.routes import HEALTH, INDEX, RoutePath
+from campaign.rules.routes import CALENDAR, CLICK, HEALTH, INDEX, OPEN, UNSUBSCRIBE, RoutePath
 from campaign.services.context import AppContext
 from campaign.services.health import DatabaseProbe
+from campaign.services.tracking import HitRecorder
+from campaign.web.tracking import TrackingEndpoints
+from campaign.web.unsubscribe import UnsubscribeEndpoint
 
 log = logging.getLogger("campaign.web")
 
@@ -68,12 +75,39 @@ def route(path: RoutePath, endpoint: Endpoint, *, methods: Sequence[str] = ("GET
 def create_app(context: AppContext) -> Starlette:
     """The web app on ``context``'s settings and database, which must have the current schema (checked now, so a
     server never starts on a database it cannot use; the error is a one-line :class:`StorageError`)."""
-    health = _HealthCheck(DatabaseProbe(context.database()))
-    return Starlette(
-        routes=[route(INDEX, index), route(HEALTH, health.respond)],
+    db = context.database()
+    recorder = HitRecorder(db, context.settings.tracking)
+    health = _HealthCheck(DatabaseProbe(db))
+    tracking = TrackingEndpoints(db, context.settings, context.signing_keys(), recorder)
+    unsubscribe = UnsubscribeEndpoint(db, context.settings, context.signing_keys())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The recorder writes its buffer while the app serves; cancelling it writes what is left (run's finally),
+        # so a graceful stop loses no hit.
+        writer = asyncio.create_task(recorder.run(), name="tracking recorder")
+        try:
+            yield
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    app = Starlette(
+        routes=[
+            route(INDEX, index),
+            route(HEALTH, health.respond),
+            route(OPEN, tracking.open_pixel),
+            route(CLICK, tracking.click),
+            route(CALENDAR, tracking.calendar),
+            route(UNSUBSCRIBE, unsubscribe.respond, methods=("GET", "POST")),
+        ],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
     )
+    app.state.recorder = recorder
+    return app
 
 
 async def index(request: Request) -> Response:

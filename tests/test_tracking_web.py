@@ -1,0 +1,398 @@
+"""The tracking endpoints through real HTTP: a campaign sent by the delivery worker to a real aiosmtpd server, the
+links pulled from the messages it received, and the web app on a real uvicorn server on 127.0.0.1 port 0 against
+the same SQLite file; what was recorded is read back from the database after the recorder's flush."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.message
+import http.client
+import re
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from ical.calendar_stream import IcsCalendarStream
+from sqlalchemy import insert, select, update
+
+from campaign.config import Settings, load_settings
+from campaign.models import TrackingKind
+from campaign.services.dispatch import send_due
+from campaign.services.lifecycle import launch
+from campaign.store.engine import Database
+from campaign.store.tables import contacts, links, messages, registrations, tracking_events
+from campaign.tokens import sign
+from campaign.web.tracking import PIXEL
+from tests.test_delivery import TEMPLATES, Sink, pipelining_smtp, prepare
+from tests.test_web import running
+
+__all__ = ["pipelining_smtp"]  # a fixture used here
+
+SECRET = "tracking-web-test-signing-key-0123456789abcdef"
+OTHER_SECRET = "another-installations-signing-key-0123456789"
+PUBLIC = "https://t.example.org"
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+NO_CACHE = "no-store, no-cache, must-revalidate, private, max-age=0"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+    seconds: float
+
+
+def fetch(port: int, path: str, method: str = "GET", user_agent: str = CHROME) -> Reply:
+    """One request on a connection of its own, the path sent as given (percent-encoding and all)."""
+    started = time.monotonic()
+    with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putheader("User-Agent", user_agent)
+        conn.endheaders()
+        response = conn.getresponse()
+        body = response.read()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+    return Reply(response.status, headers, body, time.monotonic() - started)
+
+
+@dataclass
+class Sent:
+    """A campaign sent to two people, the messages they received, and the web app serving its links."""
+
+    db: Database
+    settings: Settings
+    config: Path
+    message_ids: dict[str, int]  # by address
+    received: dict[str, email.message.EmailMessage]
+
+    def links(self, address: str) -> list[str]:
+        """The paths under the public URL of every link and image of ``address``'s message, in order."""
+        body = self.received[address].get_body(("html",))
+        assert body is not None
+        html = body.get_content()
+        return [url.removeprefix(PUBLIC) for url in re.findall(r'(?:href|src)="(https://t\.example\.org/[^"]+)"', html)]
+
+    def path(self, address: str, prefix: str) -> str:
+        [found] = [p for p in self.links(address) if p.startswith(prefix)]
+        return found
+
+
+def write_config(tmp_path: Path, db: Database, flush_seconds: float = 0.05) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{db.url.render_as_string(hide_password=False)}"\n'
+        f'[paths]\ntemplates = "{TEMPLATES}"\n'
+        f'[links]\npublic_url = "{PUBLIC}"\n'
+        "[web]\nport = 0\n"
+        f'[tracking]\nflush_seconds = {flush_seconds}\nrepeat_seconds = 0\nip = "full"\n'
+        "[delivery]\npoll_seconds = 0.05\n"
+    )
+    return config
+
+
+@pytest.fixture
+def sent(sqlite_db: Database, tmp_path: Path, pipelining_smtp: Sink, monkeypatch: pytest.MonkeyPatch) -> Sent:
+    monkeypatch.setenv("CAMPAIGN_SECRET_KEY", SECRET)
+    monkeypatch.delenv("CAMPAIGN_PREVIOUS_SECRET_KEY", raising=False)
+    config = write_config(tmp_path, sqlite_db)
+    settings = load_settings(config, environ={})
+    addresses = prepare(sqlite_db, tmp_path, count=2)
+    launch(sqlite_db, settings, SECRET.encode(), "c")
+    summary = asyncio.run(send_due(sqlite_db, settings, SECRET.encode(), pipelining_smtp.servers(), campaign_ref="c"))
+    assert summary.counts == {"sent": 2}
+    # Delivered an hour ago: a click within seconds of delivery is a scanner's, and these are people's.
+    with sqlite_db.write() as conn:
+        conn.execute(update(messages).values(sent_at=datetime.now(UTC) - timedelta(hours=1)))
+        rows = conn.execute(select(contacts.c.email, messages.c.id).join(messages)).all()
+    received = {a: m for a in addresses for m in pipelining_smtp.handler.messages_for(a)}
+    return Sent(sqlite_db, settings, config, {r.email: r.id for r in rows}, received)
+
+
+@pytest.fixture
+def port(sent: Sent) -> Iterator[int]:
+    with running(sent.config) as web:
+        yield web.port
+
+
+def recorded(db: Database) -> list[tuple[int, str, int | None, bool, str | None]]:
+    with db.read() as conn:
+        stmt = select(
+            tracking_events.c.message_id,
+            tracking_events.c.kind,
+            tracking_events.c.link_index,
+            tracking_events.c.is_machine,
+            tracking_events.c.machine_reason,
+        ).order_by(tracking_events.c.id)
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(stmt)]
+
+
+def wait_recorded(db: Database, count: int, seconds: float = 5) -> list[tuple[int, str, int | None, bool, str | None]]:
+    """The tracking events once there are ``count`` of them (the recorder writes every flush_seconds)."""
+    deadline = time.monotonic() + seconds
+    while len(rows := recorded(db)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(rows) == count, rows
+    return rows
+
+
+def token_of(path: str) -> str:
+    return path.rsplit("/", 1)[1].removesuffix(".gif")
+
+
+def bad_tokens(sent: Sent, address: str, kind: TrackingKind, link_index: int = 0) -> list[str]:
+    """Tokens that must record nothing: forged, truncated, extended, for another purpose, signed with another
+    key, for a message that does not exist."""
+    message = sent.message_ids[address]
+    good = sign(SECRET.encode(), kind, message, link_index)
+    flipped = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
+    return [
+        flipped,
+        good[:-1],
+        good + "A",
+        base64.urlsafe_b64encode(b"x" * 27).decode(),
+        # Every other purpose (an unsubscribe token on /o/ and /c/ among them).
+        *(sign(SECRET.encode(), other, message, link_index) for other in TrackingKind if other is not kind),
+        sign(OTHER_SECRET.encode(), kind, message, link_index),
+        sign(SECRET.encode(), kind, 10**9, link_index),  # no such message
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The open pixel
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_pixel_of_a_received_message_is_a_gif_that_is_never_cached_and_records_the_open(
+    sent: Sent, port: int
+) -> None:
+    address = "guest000@example.org"
+    pixel = sent.path(address, "/o/")
+    assert pixel.endswith(".gif")
+    reply = fetch(port, pixel)
+    assert reply.status == 200
+    assert reply.body == PIXEL
+    assert len(PIXEL) == 43
+    assert PIXEL.startswith(b"GIF89a\x01\x00\x01\x00")
+    assert reply.headers["content-type"] == "image/gif"
+    assert reply.headers["cache-control"] == NO_CACHE
+    assert (reply.headers["pragma"], reply.headers["expires"]) == ("no-cache", "0")
+    [(message, kind, link, machine, reason)] = wait_recorded(sent.db, 1)
+    assert (message, kind, link, machine, reason) == (sent.message_ids[address], "open", None, False, None)
+    with sent.db.read() as conn:
+        assert conn.scalar(select(tracking_events.c.ip)) == "127.0.0.1"
+        assert conn.scalar(select(tracking_events.c.user_agent)) == CHROME
+
+
+def test_a_bad_token_on_the_pixel_still_gets_the_gif_and_records_nothing(sent: Sent, port: int) -> None:
+    address = "guest000@example.org"
+    for token in bad_tokens(sent, address, TrackingKind.OPEN):
+        reply = fetch(port, f"/o/{token}.gif")
+        assert (reply.status, reply.body, reply.headers["cache-control"]) == (200, PIXEL, NO_CACHE), token
+    # A valid open after them: once it is written, everything before it has been too.
+    fetch(port, sent.path("guest001@example.org", "/o/"))
+    assert wait_recorded(sent.db, 1) == [(sent.message_ids["guest001@example.org"], "open", None, False, None)]
+
+
+def test_hits_still_buffered_are_written_when_the_server_stops(sent: Sent, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sent.db, flush_seconds=60)  # no flush while it runs
+    with running(config) as web:
+        assert fetch(web.port, sent.path("guest000@example.org", "/o/")).status == 200
+        time.sleep(0.2)
+        assert recorded(sent.db) == []
+    assert [kind for _, kind, *_ in recorded(sent.db)] == ["open"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Clicks
+# ---------------------------------------------------------------------------------------------------------
+
+
+def stored_links(db: Database) -> dict[int, tuple[str, str]]:
+    with db.read() as conn:
+        return {r.link_index: (r.name, r.url) for r in conn.execute(select(links))}
+
+
+def test_each_link_of_a_received_message_redirects_to_its_stored_destination_and_is_recorded(
+    sent: Sent, port: int
+) -> None:
+    address = "guest000@example.org"
+    clicks = [p for p in sent.links(address) if p.startswith("/c/")]
+    stored = stored_links(sent.db)
+    by_name = {name: (index, url) for index, (name, url) in stored.items()}
+    assert {"register", "join"} <= set(by_name)
+    assert by_name["register"][1] == "https://events.example.org/register"
+    locations = {}
+    for path in clicks:
+        reply = fetch(port, path)
+        assert reply.status == 302, path
+        assert reply.headers["cache-control"] == NO_CACHE
+        assert reply.headers["referrer-policy"] == "no-referrer"  # the token does not travel to the destination
+        locations[path] = reply.headers["location"]
+        time.sleep(1.1)  # one person clicking, not a scanner walking every link within a second
+    # Each link leads to a stored destination, each to another one, Register among them.
+    assert set(locations.values()) <= {url for _, url in stored.values()}
+    assert len(set(locations.values())) == len(clicks) >= 3
+    assert "https://events.example.org/register" in locations.values()
+    rows = wait_recorded(sent.db, len(clicks))
+    message = sent.message_ids[address]
+    assert {(m, kind, machine, reason) for m, kind, _, machine, reason in rows} == {(message, "click", False, None)}
+    # Each click recorded with the index of the link followed.
+    assert sorted(stored[index][1] for _, _, index, _, _ in rows if index is not None) == sorted(locations.values())
+    # The click on Register is a registration for the event.
+    with sent.db.read() as conn:
+        registered = conn.execute(select(registrations.c.source, registrations.c.message_id)).all()
+    assert [tuple(r) for r in registered] == [("link", message)]
+
+
+def test_a_head_request_on_a_link_redirects_but_is_recorded_as_a_machines(sent: Sent, port: int) -> None:
+    address = "guest001@example.org"
+    path = next(p for p in sent.links(address) if p.startswith("/c/"))
+    reply = fetch(port, path, method="HEAD")
+    assert reply.status == 302
+    assert reply.headers["location"].startswith("https://events.example.org/")
+    [(message, kind, _, machine, reason)] = wait_recorded(sent.db, 1)
+    assert (message, kind, machine) == (sent.message_ids[address], "click", True)
+    assert reason
+    with sent.db.read() as conn:
+        assert conn.scalar(select(registrations.c.id)) is None
+
+
+def test_a_bad_click_token_is_a_404_without_a_redirect_and_records_nothing(sent: Sent, port: int) -> None:
+    address = "guest000@example.org"
+    register = next(index for index, (name, _) in stored_links(sent.db).items() if name == "register")
+    for token in [
+        *bad_tokens(sent, address, TrackingKind.CLICK, register),
+        sign(SECRET.encode(), TrackingKind.CLICK, sent.message_ids[address], 999),
+    ]:
+        reply = fetch(port, f"/c/{token}")
+        assert reply.status == 404, token
+        assert "location" not in reply.headers
+        assert reply.body.startswith(b"404 Not Found\n")
+    fetch(port, sent.path("guest001@example.org", "/o/"))
+    assert [kind for _, kind, *_ in wait_recorded(sent.db, 1)] == ["open"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/c/https://evil.example",
+        "/c/https:%2F%2Fevil.example",
+        "/c/%2F%2Fevil.example",
+        "/c//evil.example",
+        "/c///evil.example",
+        "/c/%5Cevil.example",
+        "/c/%5C%5Cevil.example",
+        "/c/\\evil.example",
+        "/c/javascript:alert(1)",
+        "/c/javascript%3Aalert(1)",
+        "/c/%E2%88%95%E2%88%95evil.example",  # division slashes
+        "/c/%EF%BC%8F%EF%BC%8Fevil.example",  # fullwidth solidi
+        "/c/%E3%80%82evil.example",  # ideographic full stop
+        "/c/?url=https://evil.example",
+        "/c/x?next=https://evil.example",
+        "/c/%00",
+    ],
+)
+def test_open_redirect_attempts_are_404_without_a_location(sent: Sent, port: int, path: str) -> None:
+    reply = fetch(port, path)
+    assert reply.status == 404, path
+    assert "location" not in reply.headers
+
+
+def test_a_stored_destination_that_is_not_http_is_never_redirected_to(sent: Sent, port: int) -> None:
+    with sent.db.write() as conn:
+        wave_id = conn.scalar(select(messages.c.wave_id))
+        for index, url in [(900, "javascript:alert(1)"), (901, "//evil.example"), (902, "data:text/html,x")]:
+            conn.execute(
+                insert(links).values(
+                    wave_id=wave_id,
+                    link_index=index,
+                    name="bad",
+                    url=url,
+                    url_key=str(index),
+                    created_at=datetime.now(UTC),
+                )
+            )
+    message = sent.message_ids["guest000@example.org"]
+    for index in (900, 901, 902):
+        reply = fetch(port, f"/c/{sign(SECRET.encode(), TrackingKind.CLICK, message, index)}")
+        assert reply.status == 404
+        assert "location" not in reply.headers
+
+
+def test_a_huge_path_is_refused_fast_and_records_nothing(sent: Sent, port: int) -> None:
+    for prefix, suffix, answer in (("/c/", "", 404), ("/o/", ".gif", 200), ("/ics/", "", 404)):
+        # 100 KB: the server's HTTP parser refuses the request line before the app sees it.
+        huge = fetch(port, prefix + "A" * 100_000 + suffix)
+        # 8 KB: the app sees it, and a token of the wrong length is refused before any decoding.
+        long = fetch(port, prefix + "A" * 8_000 + suffix)
+        assert (huge.status, long.status) == (400, answer), prefix
+        for reply in (huge, long):
+            assert "location" not in reply.headers
+            assert reply.seconds < 1
+    fetch(port, sent.path("guest001@example.org", "/o/"))
+    assert [kind for _, kind, *_ in wait_recorded(sent.db, 1)] == ["open"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Calendar files
+# ---------------------------------------------------------------------------------------------------------
+
+
+def attached_calendar(message: email.message.EmailMessage) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode()
+    raise AssertionError("no calendar attached")
+
+
+def test_the_calendar_link_is_the_recipients_calendar_with_the_attachments_uid_and_sequence(
+    sent: Sent, port: int
+) -> None:
+    address = "guest000@example.org"
+    reply = fetch(port, sent.path(address, "/ics/"))
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/calendar; charset=utf-8"
+    assert reply.headers["content-disposition"] == 'attachment; filename="invite.ics"'
+    served = IcsCalendarStream.calendar_from_ics(reply.body.decode())  # strict: raises on anything wrong
+    attached = IcsCalendarStream.calendar_from_ics(attached_calendar(sent.received[address]))
+    [event], [original] = served.events, attached.events
+    assert (event.uid, event.sequence, event.dtstart, event.summary) == (
+        original.uid,
+        original.sequence,
+        original.dtstart,
+        original.summary,
+    )
+    assert "METHOD:PUBLISH\r\n" in reply.body.decode()
+    assert [kind for _, kind, *_ in wait_recorded(sent.db, 1)] == ["calendar"]
+
+
+def test_a_bad_calendar_token_is_a_404_and_records_nothing(sent: Sent, port: int) -> None:
+    for token in bad_tokens(sent, "guest000@example.org", TrackingKind.CALENDAR):
+        reply = fetch(port, f"/ics/{token}")
+        assert reply.status == 404, token
+        assert b"BEGIN:VCALENDAR" not in reply.body
+    fetch(port, sent.path("guest001@example.org", "/o/"))
+    assert [kind for _, kind, *_ in wait_recorded(sent.db, 1)] == ["open"]
+
+
+def test_with_request_invitations_the_calendar_names_the_recipient_as_attendee(sent: Sent, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sent.db)
+    config.write_text(config.read_text() + '[render]\ncalendar_method = "REQUEST"\n')
+    address = "guest001@example.org"
+    with running(config) as web:
+        reply = fetch(web.port, sent.path(address, "/ics/"))
+    assert reply.status == 200
+    assert "METHOD:REQUEST\r\n" in reply.body.decode()
+    [event] = IcsCalendarStream.calendar_from_ics(reply.body.decode()).events
+    assert [attendee.uri for attendee in event.attendees] == [f"mailto:{address}"]
+    [original] = IcsCalendarStream.calendar_from_ics(attached_calendar(sent.received[address])).events
+    assert event.uid == original.uid
