@@ -15,7 +15,7 @@ from campaign.config import Settings
 from campaign.render.calendar import CalendarMethod, build_ics
 from campaign.store import contacts as contact_store
 from campaign.store import events as event_store
-from campaign.store import hits as hit_store
+from campaign.store import recipients as recipient_store
 from campaign.store.engine import Database
 
 
@@ -26,7 +26,7 @@ def message_calendar(
     contact or its event no longer exists. ``installation`` is :func:`~campaign.services.installation.
     installation_id` of ``db`` (read once by the caller)."""
     with db.read() as conn:
-        facts = hit_store.message_facts(conn, [message_id]).get(message_id)
+        facts = recipient_store.of_message(conn, message_id)
         if facts is None:
             return None
         event = event_store.find(conn, str(facts.event_id))

@@ -36,8 +36,10 @@ from campaign.models import RegistrationSource, TrackingKind
 from campaign.rules.ip_privacy import IpStorage, stored_ip
 from campaign.rules.machines import BURST_SECONDS, burst_reason, classify
 from campaign.store import hits as hit_store
+from campaign.store import recipients as recipient_store
 from campaign.store import registrations as registration_store
 from campaign.store.engine import Database
+from campaign.store.recipients import Recipient
 from campaign.store.registrations import Registration
 
 log = logging.getLogger(__name__)
@@ -158,9 +160,9 @@ class HitRecorder:
     def write(self, batch: list[Hit]) -> int:
         """Classify and write one batch: one read, one write transaction. Returns how many were recorded."""
         with self.db.read() as conn:
-            facts = hit_store.message_facts(conn, {h.message_id for h in batch})
+            facts = recipient_store.of_messages(conn, {h.message_id for h in batch})
         storage = IpStorage(self.settings.ip)
-        kept: list[tuple[Hit, hit_store.MessageFacts, dict[str, Any]]] = []
+        kept: list[tuple[Hit, Recipient, dict[str, Any]]] = []
         # Clicks of earlier batches that a burst in this one shows to be a scanner's: (message, since).
         earlier: list[tuple[int, datetime, str]] = []
         for hit in batch:

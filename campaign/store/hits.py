@@ -1,57 +1,20 @@
-"""SQL the tracking recorder runs: what it needs to know of the messages hit, and its batched writes.
+"""SQL the tracking recorder writes: tracking events in batches, machine flags found later, and the purge.
 
-One read and one write per batch, whatever its size: the recorder buffers hits (:mod:`campaign.services.
-tracking`) so that a burst of opens costs a few statements, not one transaction each.
+One write per batch, whatever its size: the recorder buffers hits (:mod:`campaign.services.tracking`) so that a
+burst of opens costs a few statements, not one transaction each. What it reads of the messages hit is
+:func:`campaign.store.recipients.of_messages`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, insert, update
 
 from campaign.models import TrackingKind
-from campaign.store.tables import campaigns, contacts, messages, tracking_events, waves
-
-
-@dataclass(frozen=True, slots=True)
-class MessageFacts:
-    """What recording a hit on a message needs to know of it."""
-
-    message_id: int
-    contact_id: int
-    event_id: int
-    sent_at: datetime | None
-    track_opens: bool
-    track_clicks: bool
-    email_key: str
-
-
-_FACTS = (
-    select(
-        messages.c.id,
-        messages.c.contact_id,
-        campaigns.c.event_id,
-        messages.c.sent_at,
-        campaigns.c.track_opens,
-        campaigns.c.track_clicks,
-        contacts.c.email_key,
-    )
-    .join(waves, waves.c.id == messages.c.wave_id)
-    .join(campaigns, campaigns.c.id == waves.c.campaign_id)
-    .join(contacts, contacts.c.id == messages.c.contact_id)
-    .where(messages.c.id.in_(bindparam("ids", expanding=True)))
-)
-
-
-def message_facts(conn: Connection, message_ids: Collection[int]) -> dict[int, MessageFacts]:
-    """The facts of each of these messages that exists (a token names a message that may have been deleted)."""
-    if not message_ids:
-        return {}
-    return {row[0]: MessageFacts(*row) for row in conn.execute(_FACTS, {"ids": list(message_ids)})}
+from campaign.store.tables import tracking_events
 
 
 def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:

@@ -1,11 +1,14 @@
-"""SQL for a message's recipient: who a message went to and what it was about, for the pages its links lead to
-(the unsubscribe page names the address and the event)."""
+"""SQL for a message's recipient: who a message went to and what it was about, for what its links lead to (the
+unsubscribe page names the address and the event; the tracking recorder needs the delivery time and whether the
+campaign tracks opens and clicks; the calendar file, the event)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from campaign.store.tables import campaigns, contacts, events, messages, waves
 
@@ -24,6 +27,9 @@ class Recipient:
     event_id: int
     event_title: str
     event_slug: str
+    sent_at: datetime | None = None
+    track_opens: bool = True
+    track_clicks: bool = True
 
 
 _RECIPIENT = (
@@ -38,6 +44,9 @@ _RECIPIENT = (
         events.c.id,
         events.c.title,
         events.c.slug,
+        messages.c.sent_at,
+        campaigns.c.track_opens,
+        campaigns.c.track_clicks,
     )
     .join(contacts, contacts.c.id == messages.c.contact_id)
     .join(waves, waves.c.id == messages.c.wave_id)
@@ -49,7 +58,14 @@ _RECIPIENT = (
 def of_message(conn: Connection, message_id: int) -> Recipient | None:
     """The recipient of the message, or None when there is no such message (a token may outlive its message)."""
     row = conn.execute(_RECIPIENT.where(messages.c.id == message_id)).first()
-    if row is None:
-        return None
-    message, contact, address, key, name, locale, campaign, event, title, slug = row
-    return Recipient(message, contact, address, key, name, locale, campaign, event, title, slug)
+    return None if row is None else Recipient(*row)
+
+
+_RECIPIENTS = _RECIPIENT.where(messages.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def of_messages(conn: Connection, message_ids: Collection[int]) -> dict[int, Recipient]:
+    """The recipient of each of these messages that exists, by message id (one query for a batch of hits)."""
+    if not message_ids:
+        return {}
+    return {row[0]: Recipient(*row) for row in conn.execute(_RECIPIENTS, {"ids": list(message_ids)})}
