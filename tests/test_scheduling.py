@@ -288,7 +288,8 @@ def register(db: Database, email: str, event_slug: str, source: RegistrationSour
 def test_audiences_select_exactly_the_right_contacts(db: Database, tmp_path: Path) -> None:
     settings = base_settings(tmp_path)
     start = datetime(2026, 6, 20, 12, tzinfo=UTC)
-    people = {f"{who}@example.org": "" for who in ("reg", "imported", "opener", "proxied", "clicker", "quiet")}
+    who = ("reg", "imported", "opener", "proxied", "clicker", "blocked", "scanned", "quiet")
+    people = {f"{name}@example.org": "" for name in who}
     specs = [f"to-{a.value} reminder -1d {a.value}" for a in Audience]
     campaign_with(db, tmp_path, start, specs, people)
     # Another event's registration says nothing about this one.
@@ -306,14 +307,17 @@ def test_audiences_select_exactly_the_right_contacts(db: Database, tmp_path: Pat
     insert_event_for(db, "proxied@example.org", "open", machine=True)  # a privacy proxy, not the person
     insert_event_for(db, "clicker@example.org", "click")
     insert_event_for(db, "clicker@example.org", "open")
+    # Images blocked: no open recorded, but a person who clicked a link has read the message.
+    insert_event_for(db, "blocked@example.org", "click")
+    insert_event_for(db, "scanned@example.org", "click", machine=True)  # a link scanner: neither
 
     fire_due(db, settings, start - timedelta(days=1))
     everyone = set(people)
     expected = {
         Audience.ALL: everyone,
         Audience.REGISTERED: {"reg@example.org", "imported@example.org"},
-        Audience.OPENED: {"opener@example.org", "clicker@example.org"},
-        Audience.CLICKED: {"clicker@example.org"},
+        Audience.OPENED: {"opener@example.org", "clicker@example.org", "blocked@example.org"},
+        Audience.CLICKED: {"clicker@example.org", "blocked@example.org"},
         Audience.INVITED: set(),  # the invitations are queued, not sent: they reached nobody yet
     }
     for positive in (Audience.REGISTERED, Audience.OPENED, Audience.CLICKED):

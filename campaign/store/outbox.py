@@ -105,14 +105,15 @@ def enqueue_wave(conn: Connection, *, wave_id: int, list_id: int, scheduled_at: 
 
 
 # Which tracking event an audience looks for; the "not-" audiences are the list members without one.
-_AUDIENCE_EVENTS: dict[Audience, tuple[TrackingKind, bool]] = {
-    Audience.OPENED: (TrackingKind.OPEN, True),
-    Audience.NOT_OPENED: (TrackingKind.OPEN, False),
-    Audience.CLICKED: (TrackingKind.CLICK, True),
-    Audience.NOT_CLICKED: (TrackingKind.CLICK, False),
+# A person's click implies they opened the message: with images blocked, no open is ever recorded.
+_OPENED = (TrackingKind.OPEN.value, TrackingKind.CLICK.value)
+_CLICKED = (TrackingKind.CLICK.value,)
+_AUDIENCE_EVENTS: dict[Audience, tuple[tuple[str, ...], bool]] = {
+    Audience.OPENED: (_OPENED, True),
+    Audience.NOT_OPENED: (_OPENED, False),
+    Audience.CLICKED: (_CLICKED, True),
+    Audience.NOT_CLICKED: (_CLICKED, False),
 }
-# Opens and clicks by privacy proxies and link scanners say nothing about the person: they do not count.
-_PEOPLE_ONLY = frozenset({TrackingKind.OPEN, TrackingKind.CLICK})
 
 EVENT_UNSUBSCRIBED = "unsubscribed from this event"
 """The ``last_error`` of a message not sent because its address asked for no more mail about its event."""
@@ -120,10 +121,11 @@ EVENT_UNSUBSCRIBED = "unsubscribed from this event"
 
 def audience_condition(audience: Audience, campaign_id: int) -> Any:
     """The condition on ``list_members.contact_id`` that selects ``audience``: for ``registered``, a
-    registration of that contact for the campaign's event, from any source, with or without a message (see
-    :mod:`campaign.store.registrations`); for ``opened`` (``clicked``), an ``open`` (``click``) tracking event on
-    a message of this campaign to that contact, by a person (machines do not count); for the ``not-`` audiences,
-    none; for ``invited``, an invitation of this campaign sent or being sent to that contact. None for ``all``."""
+        registration of that contact for the campaign's event, from any source, with or without a message (see
+        :mod:`campaign.store.registrations`); for ``opened`` (``clicked``), an ``open`` (``click``) tracking event on
+        a message of this campaign to that contact, by a person (machines do not count; a person's click counts as an
+    open too); for the ``not-`` audiences,
+        none; for ``invited``, an invitation of this campaign sent or being sent to that contact. None for ``all``."""
     if audience is Audience.ALL:
         return None
     if audience is Audience.INVITED:
@@ -139,18 +141,18 @@ def audience_condition(audience: Audience, campaign_id: int) -> Any:
             )
         )
         return registered if audience is Audience.REGISTERED else ~registered
-    kind, present = _AUDIENCE_EVENTS[audience]
+    kinds, present = _AUDIENCE_EVENTS[audience]
     sent = messages.alias("acted_on")
     acted = (
         select(sent.c.contact_id)
         .join(tracking_events, tracking_events.c.message_id == sent.c.id)
         .where(
             sent.c.wave_id.in_(select(waves.c.id).where(waves.c.campaign_id == campaign_id).scalar_subquery()),
-            tracking_events.c.kind == kind.value,
+            tracking_events.c.kind.in_(kinds),
+            # Opens and clicks by privacy proxies and link scanners say nothing about the person.
+            tracking_events.c.is_machine.is_(False),
         )
     )
-    if kind in _PEOPLE_ONLY:
-        acted = acted.where(tracking_events.c.is_machine.is_(False))
     column = list_members.c.contact_id
     return column.in_(acted) if present else column.not_in(acted)
 
