@@ -194,3 +194,17 @@ def test_create_turns_tracking_off_per_campaign_and_purge_runs_from_the_command_
     db.dispose()
     assert flags == {"private": False, "ilo-migrant-workers-2020-webinar": True}
     assert "Deleted 0 tracking events older than 30 days." in run("tracking", "purge", "--days", "30").output
+
+
+def test_a_burst_found_later_flags_only_the_burst_not_the_persons_clicks_after_it(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    ana = ids["ana@example.org"]
+    rec = recorder(db)
+    rec.record(Hit(TrackingKind.CLICK, ana, LATER, link_index=1, user_agent=CHROME))
+    asyncio.run(rec.flush())
+    # Next batch: a second link 0.5 s after the first (a scanner), then, ten seconds on, the person's own click.
+    rec.record(Hit(TrackingKind.CLICK, ana, LATER + timedelta(milliseconds=500), link_index=2, user_agent=CHROME))
+    rec.record(Hit(TrackingKind.CLICK, ana, LATER + timedelta(seconds=10), link_index=3, user_agent=CHROME))
+    asyncio.run(rec.flush())
+    flags = {link: machine for _, _, link, machine, _, _ in events(db)}
+    assert flags == {1: True, 2: True, 3: False}

@@ -97,8 +97,9 @@ class HitRecorder:
     stats: RecorderStats = field(default_factory=RecorderStats)
     _buffer: list[Hit] = field(default_factory=list, repr=False)
     _seen: OrderedDict[tuple[Any, ...], datetime] = field(default_factory=OrderedDict, repr=False)
-    # Recent clicks per message (time, link index), for bursts across batches.
-    _clicks: OrderedDict[int, list[tuple[datetime, int | None]]] = field(default_factory=OrderedDict, repr=False)
+    # Recent clicks per message, for bursts within a batch and across batches.
+    _clicks: OrderedDict[int, list[_Click]] = field(default_factory=OrderedDict, repr=False)
+    _batches: int = field(default=0, repr=False)
     _wake: asyncio.Event | None = field(default=None, repr=False)
 
     def record(self, hit: Hit) -> bool:
@@ -162,9 +163,10 @@ class HitRecorder:
         with self.db.read() as conn:
             facts = recipient_store.of_messages(conn, {h.message_id for h in batch})
         storage = IpStorage(self.settings.ip)
+        self._batches += 1
         kept: list[tuple[Hit, Recipient, dict[str, Any]]] = []
-        # Clicks of earlier batches that a burst in this one shows to be a scanner's: (message, since).
-        earlier: list[tuple[int, datetime, str]] = []
+        # Bursts in this batch whose other clicks were written by an earlier one: those are flagged in the table.
+        earlier: list[tuple[Hit, str]] = []
         for hit in batch:
             known = facts.get(hit.message_id)
             tracked = known is not None and (
@@ -193,10 +195,12 @@ class HitRecorder:
                 "user_agent": hit.user_agent[:1000] if hit.user_agent else None,
                 "occurred_at": hit.occurred_at,
             }
-            if hit.kind is TrackingKind.CLICK and (burst := self._burst(hit, [r for _, _, r in kept])) is not None:
-                if reason is None:
+            if hit.kind is TrackingKind.CLICK:
+                burst, across_batches = self._burst(hit, row)
+                if burst is not None and reason is None:
                     row["is_machine"], row["machine_reason"] = True, burst
-                earlier.append((hit.message_id, hit.occurred_at - timedelta(seconds=BURST_SECONDS), burst))
+                if burst is not None and across_batches:
+                    earlier.append((hit, burst))
             kept.append((hit, known, row))
         rows = [row for _, _, row in kept]
         # A person's click on the registration link registers them (a scanner's, even found out later, does not).
@@ -207,37 +211,49 @@ class HitRecorder:
         ]
         with self.db.write() as conn:
             hit_store.insert_events(conn, rows)
-            for message_id, since, reason in earlier:
-                hit_store.flag_clicks(conn, message_id, since, reason)
+            for hit, burst in earlier:
+                since = hit.occurred_at - timedelta(seconds=BURST_SECONDS)
+                hit_store.flag_clicks(conn, hit.message_id, hit.link_index, since, hit.occurred_at, burst)
             added = registration_store.record(conn, registrations, self.clock())
         self.stats.recorded += len(rows)
         self.stats.machine += sum(1 for r in rows if r["is_machine"])
         self.stats.registrations += added
         return len(rows)
 
-    def _burst(self, hit: Hit, rows: list[dict[str, Any]]) -> str | None:
-        """Why this click is part of a scanner's burst (another link of its message within a second), marking the
-        burst's earlier clicks in ``rows`` as well; None when it is not."""
+    def _burst(self, hit: Hit, row: dict[str, Any]) -> tuple[str | None, bool]:
+        """Why this click is part of a scanner's burst (another link of its message within a second), or None;
+        and whether a click of the burst was written by an earlier batch. The burst's clicks of this batch are
+        marked here; only the message's own recent clicks are looked at."""
         recent = self._clicks.setdefault(hit.message_id, [])
         self._clicks.move_to_end(hit.message_id)
         if len(self._clicks) > _REMEMBERED:
             self._clicks.popitem(last=False)
         window = timedelta(seconds=BURST_SECONDS * 2)
-        recent[:] = [(t, i) for t, i in recent if hit.occurred_at - t <= window]
-        reason = next(
-            (r for t, i in recent if (r := burst_reason(t, hit.occurred_at, i, hit.link_index)) is not None), None
-        )
-        recent.append((hit.occurred_at, hit.link_index))
-        if reason is not None:
-            for row in rows:
-                if (
-                    row["message_id"] == hit.message_id
-                    and row["kind"] == TrackingKind.CLICK.value
-                    and not row["is_machine"]
-                    and burst_reason(row["occurred_at"], hit.occurred_at, row["link_index"], hit.link_index)
-                ):
-                    row["is_machine"], row["machine_reason"] = True, reason
-        return reason
+        recent[:] = [c for c in recent if hit.occurred_at - c.at <= window]
+        reason = None
+        across_batches = False
+        for other in recent:
+            found = burst_reason(other.at, hit.occurred_at, other.link_index, hit.link_index)
+            if found is None:
+                continue
+            reason = found
+            if other.batch != self._batches:
+                across_batches = True
+            elif not other.row["is_machine"]:
+                other.row["is_machine"], other.row["machine_reason"] = True, found
+        recent.append(_Click(hit.occurred_at, hit.link_index, row, self._batches))
+        return reason, across_batches
+
+
+@dataclass(frozen=True, slots=True)
+class _Click:
+    """A recent click of a message: when, on which link, its row (changed while its batch is being written)
+    and the number of that batch."""
+
+    at: datetime
+    link_index: int | None
+    row: dict[str, Any]
+    batch: int
 
 
 def purge_tracking(db: Database, settings: TrackingSettings, now: datetime, days: int | None = None) -> int:

@@ -25,15 +25,19 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     return len(rows)
 
 
-def flag_clicks(conn: Connection, message_id: int, since: datetime, reason: str) -> int:
-    """Mark the message's clicks since ``since`` that were taken for a person's as a machine's, for ``reason``
-    (a burst found with a later click); returns how many."""
+def flag_clicks(
+    conn: Connection, message_id: int, link_index: int | None, since: datetime, until: datetime, reason: str
+) -> int:
+    """Mark as a machine's, for ``reason``, the message's clicks between ``since`` and ``until`` on a link other
+    than ``link_index`` that were taken for a person's (a burst that a later click revealed); returns how many."""
     stmt = (
         update(tracking_events)
         .where(
             tracking_events.c.message_id == message_id,
             tracking_events.c.kind == TrackingKind.CLICK.value,
             tracking_events.c.occurred_at >= since,
+            tracking_events.c.occurred_at <= until,
+            tracking_events.c.link_index.is_distinct_from(link_index),
             tracking_events.c.is_machine.is_(False),
         )
         .values(is_machine=True, machine_reason=reason)
