@@ -5,7 +5,6 @@ exactly the people the invitation reached, pending waves move or are cancelled, 
 from __future__ import annotations
 
 import email.message
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,6 @@ from campaign.exceptions import ValidationError
 from campaign.models import CampaignStatus, Contact, EventStatus, MessageStatus, WaveStatus
 from campaign.render.localtime import plain, session_times
 from campaign.render.personalise import RenderedMessage
-from campaign.rules.event_fields import parse_event_document
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contacts import contact_details
 from campaign.services.dispatch import Dispatcher
@@ -34,24 +32,15 @@ from campaign.services.waves import WaveOptions, add_wave
 from campaign.store import campaigns as campaign_store
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, messages, suppressions, waves
-from tests.test_delivery import KEY, Sink, Sinks, base_settings, send
-from tests.test_scheduling import ZURICH, add_contacts, campaign_with, launch_at, recipients
+from tests.test_delivery import KEY, Sink, base_settings, pipelining_smtp, send
+from tests.test_scheduling import ZURICH, add_contacts, campaign_with, event_values, launch_at, recipients
+
+__all__ = ["pipelining_smtp"]  # a fixture used here
 
 INVITED = ["reached@example.org", "also@example.org"]
 QUEUED = "later@example.org"  # invitation still waiting: it will carry the new details itself
 SUPPRESSED = "gone@example.org"  # suppressed before the invitation
 UNSUBSCRIBED = "left@example.org"  # invited, then unsubscribed
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[Sink]:
-    """A real SMTP server (aiosmtpd) that accepts everything."""
-    started = Sinks([], pipelining=True)
-    try:
-        yield started.start()
-    finally:
-        for controller in started.controllers:
-            controller.stop()
 
 
 def wave_row(db: Database, name: str, campaign: str = "c") -> dict[str, object]:
@@ -62,17 +51,7 @@ def wave_row(db: Database, name: str, campaign: str = "c") -> dict[str, object]:
 
 def talk(start: datetime, **changes: Any) -> dict[str, Any]:
     """The values of `events update` for event ``talk`` (as test_scheduling.add_event_at makes it)."""
-    doc = {
-        "slug": "talk",
-        "title": "A talk",
-        "start": start.isoformat(),
-        "end": (start + timedelta(hours=1)).isoformat(),
-        "timezone": ZURICH,
-        "registration_url": "https://events.example.org/register",
-        "join_url": "https://events.example.org/join",
-        **changes,
-    }
-    return parse_event_document(doc, "test event")
+    return event_values(start, **changes)
 
 
 def set_status(db: Database, wave: str, address: str, status: MessageStatus) -> None:
@@ -187,15 +166,15 @@ def test_a_cancellation_reaches_those_invited_and_cancels_the_rest(db: Database,
     assert fire_times(db) == []
 
 
-def test_cancelled_campaigns_end_once_the_notice_is_sent(db: Database, tmp_path: Path, smtp_sink: Sink) -> None:
+def test_cancelled_campaigns_end_once_the_notice_is_sent(db: Database, tmp_path: Path, pipelining_smtp: Sink) -> None:
     settings = base_settings(tmp_path)
     invited_campaign(db, tmp_path)
     set_status(db, "invitation", QUEUED, MessageStatus.SENT)
     assert finish_campaigns(db, datetime.now(UTC)) == []  # the reminder is still pending
     cancel_event(db, settings, "talk")
     assert get_campaign(db, "c").campaign.status is CampaignStatus.SENDING
-    summary = send(db, settings, smtp_sink.servers())
-    assert sorted(smtp_sink.handler.received()) == sorted([*INVITED, QUEUED])
+    summary = send(db, settings, pipelining_smtp.servers())
+    assert sorted(pipelining_smtp.handler.received()) == sorted([*INVITED, QUEUED])
     assert summary.finished == ["c"]
     assert get_campaign(db, "c").campaign.status is CampaignStatus.SENT
     assert wave_row(db, "cancellation")["status"] == WaveStatus.DONE.value
@@ -215,21 +194,21 @@ def calendar_parts(message: email.message.EmailMessage) -> list[tuple[str, bytes
 
 @pytest.mark.parametrize("method", ["PUBLISH", "REQUEST"])
 def test_update_and_cancellation_pass_the_strict_parser_with_the_same_uid(
-    db: Database, tmp_path: Path, smtp_sink: Sink, method: str
+    db: Database, tmp_path: Path, pipelining_smtp: Sink, method: str
 ) -> None:
     settings = base_settings(tmp_path)
     settings = replace(settings, render=replace(settings.render, calendar_method=method))
     _, start = invited_campaign(db, tmp_path)
     address = INVITED[0]
     set_status(db, "invitation", address, MessageStatus.QUEUED)
-    send(db, settings, smtp_sink.servers())  # the invitation, as first sent
+    send(db, settings, pipelining_smtp.servers())  # the invitation, as first sent
     moved = start + timedelta(hours=3)
     update_event(db, settings, "talk", talk(moved))
-    send(db, settings, smtp_sink.servers())
+    send(db, settings, pipelining_smtp.servers())
     cancel_event(db, settings, "talk")
-    send(db, settings, smtp_sink.servers())
+    send(db, settings, pipelining_smtp.servers())
 
-    sent = smtp_sink.handler.messages_for(address)
+    sent = pipelining_smtp.handler.messages_for(address)
     assert [m["Subject"].split(":")[0] for m in sent[1:]] == ["Moved", "Cancelled"]
     seen = []
     for message, (expected_method, sequence, status) in zip(
@@ -254,7 +233,7 @@ def test_update_and_cancellation_pass_the_strict_parser_with_the_same_uid(
 
 @pytest.mark.parametrize("method", ["PUBLISH", "REQUEST"])
 def test_a_cancellation_names_its_recipient_as_attendee_where_the_invitations_did(
-    db: Database, tmp_path: Path, smtp_sink: Sink, method: str
+    db: Database, tmp_path: Path, pipelining_smtp: Sink, method: str
 ) -> None:
     """RFC 5546 3.2.5: a CANCEL of the whole event includes the attendees, and Outlook and Google match it to the
     entry a REQUEST made by UID and attendee. Under PUBLISH there is no attendee: one calendar for everyone."""
@@ -262,12 +241,12 @@ def test_a_cancellation_names_its_recipient_as_attendee_where_the_invitations_di
     settings = replace(settings, render=replace(settings.render, calendar_method=method))
     invited_campaign(db, tmp_path)
     cancel_event(db, settings, "talk")
-    send(db, settings, smtp_sink.servers())
+    send(db, settings, pipelining_smtp.servers())
 
     sequence = get_event(db, "talk").sequence
     calendars = {}
     for address in INVITED:
-        (message,) = smtp_sink.handler.messages_for(address)
+        (message,) = pipelining_smtp.handler.messages_for(address)
         parts = calendar_parts(message)
         assert {mime_method for mime_method, _ in parts} == {"CANCEL", "None"}  # the attachment carries none
         (ics,) = {ics for _, ics in parts}  # the alternative and the attachment are the same calendar

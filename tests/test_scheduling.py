@@ -53,7 +53,8 @@ def add_contacts(db: Database, tmp_path: Path, people: dict[str, str], list_name
     import_contacts(db, path, list_name)
 
 
-def add_event_at(db: Database, start: datetime, slug: str = "talk") -> None:
+def event_values(start: datetime, slug: str = "talk", **changes: Any) -> dict[str, Any]:
+    """The values of an event file for a one-hour talk at ``start`` in Zurich, with ``changes``."""
     doc = {
         "slug": slug,
         "title": "A talk",
@@ -62,8 +63,13 @@ def add_event_at(db: Database, start: datetime, slug: str = "talk") -> None:
         "timezone": ZURICH,
         "registration_url": "https://events.example.org/register",
         "join_url": "https://events.example.org/join",
+        **changes,
     }
-    add_event(db, parse_event_document(doc, "test event"))
+    return parse_event_document(doc, "test event")
+
+
+def add_event_at(db: Database, start: datetime, slug: str = "talk") -> None:
+    add_event(db, event_values(start, slug))
 
 
 def campaign_with(

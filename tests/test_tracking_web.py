@@ -29,6 +29,7 @@ from campaign.store.tables import contacts, links, messages, registrations, trac
 from campaign.tokens import sign
 from campaign.web.tracking import PIXEL
 from tests.test_delivery import TEMPLATES, Sink, pipelining_smtp, prepare
+from tests.test_tracking_recorder import events
 from tests.test_web import running
 
 __all__ = ["pipelining_smtp"]  # a fixture used here
@@ -121,15 +122,8 @@ def port(sent: Sent) -> Iterator[int]:
 
 
 def recorded(db: Database) -> list[tuple[int, str, int | None, bool, str | None]]:
-    with db.read() as conn:
-        stmt = select(
-            tracking_events.c.message_id,
-            tracking_events.c.kind,
-            tracking_events.c.link_index,
-            tracking_events.c.is_machine,
-            tracking_events.c.machine_reason,
-        ).order_by(tracking_events.c.id)
-        return [(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(stmt)]
+    """The tracking events written, without the IP: (message, kind, link, machine, reason)."""
+    return [(m, kind, link, machine, reason) for m, kind, link, machine, reason, _ in events(db)]
 
 
 def wait_recorded(db: Database, count: int, seconds: float = 5) -> list[tuple[int, str, int | None, bool, str | None]]:
