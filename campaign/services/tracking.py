@@ -4,7 +4,7 @@ Contract of :class:`HitRecorder`:
 
 * :meth:`~HitRecorder.record` never waits: it puts the hit in a bounded buffer and returns, so a slow or locked
   database never makes the pixel slow. When the buffer is full the hit is dropped and counted
-  (:attr:`~HitRecorder.stats`; ``/healthz`` and the log say so): memory stays bounded whatever happens.
+  (:attr:`~HitRecorder.stats`, and a warning in the log): memory stays bounded whatever happens.
 * The same hit (message, kind, link, client address and user agent) repeated within ``tracking.repeat_seconds``
   is recorded once: a mail client fetching the pixel twice, a double click.
 * :meth:`~HitRecorder.run` writes the buffer at least every ``tracking.flush_seconds``, in one read and one write
@@ -35,9 +35,9 @@ from campaign.exceptions import ValidationError
 from campaign.models import RegistrationSource, TrackingKind
 from campaign.rules.ip_privacy import IpStorage, stored_ip
 from campaign.rules.machines import BURST_SECONDS, burst_reason, classify
-from campaign.store import hits as hit_store
 from campaign.store import recipients as recipient_store
 from campaign.store import registrations as registration_store
+from campaign.store import tracking as tracking_store
 from campaign.store.engine import Database
 from campaign.store.recipients import Recipient
 from campaign.store.registrations import Registration
@@ -82,10 +82,6 @@ class RecorderStats:
     registrations: int = 0
     failed_batches: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        """For ``/healthz`` and logs."""
-        return dict(vars(self))
-
 
 @dataclass
 class HitRecorder:
@@ -122,11 +118,6 @@ class HitRecorder:
         if len(self._buffer) >= _BATCH and self._wake is not None:
             self._wake.set()
         return True
-
-    @property
-    def pending(self) -> int:
-        """Hits taken and not yet written."""
-        return len(self._buffer)
 
     async def run(self) -> None:
         """Write the buffer every ``flush_seconds`` (sooner when a batch is full) until cancelled; a cancel
@@ -210,10 +201,10 @@ class HitRecorder:
             if hit.kind is TrackingKind.CLICK and hit.link_name == REGISTER_LINK and not row["is_machine"]
         ]
         with self.db.write() as conn:
-            hit_store.insert_events(conn, rows)
+            tracking_store.insert_events(conn, rows)
             for hit, burst in earlier:
                 since = hit.occurred_at - timedelta(seconds=BURST_SECONDS)
-                hit_store.flag_clicks(conn, hit.message_id, hit.link_index, since, hit.occurred_at, burst)
+                tracking_store.flag_clicks(conn, hit.message_id, hit.link_index, since, hit.occurred_at, burst)
             added = registration_store.record(conn, registrations, self.clock())
         self.stats.recorded += len(rows)
         self.stats.machine += sum(1 for r in rows if r["is_machine"])
@@ -266,4 +257,4 @@ def purge_tracking(db: Database, settings: TrackingSettings, now: datetime, days
     if days == 0:
         return 0
     with db.write() as conn:
-        return hit_store.purge(conn, now - timedelta(days=days))
+        return tracking_store.purge(conn, now - timedelta(days=days))

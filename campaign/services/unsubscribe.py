@@ -29,9 +29,9 @@ from sqlalchemy import Connection
 
 from campaign.models import SuppressionReason, TrackingKind
 from campaign.store import event_unsubscribes as event_unsubscribe_store
-from campaign.store import hits as hit_store
 from campaign.store import recipients as recipient_store
 from campaign.store import suppressions as suppression_store
+from campaign.store import tracking as tracking_store
 from campaign.store.engine import Database
 from campaign.store.recipients import Recipient
 
@@ -133,7 +133,7 @@ def _state(conn: Connection, recipient: Recipient) -> Subscription:
 
 def _record(conn: Connection, message_id: int, now: datetime, visitor: Visitor | None) -> None:
     visitor = visitor or Visitor()
-    hit_store.insert_events(
+    tracking_store.insert_events(
         conn,
         [
             {
