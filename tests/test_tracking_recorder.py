@@ -64,10 +64,11 @@ def test_destinations_are_stored_once_per_wave_and_found_by_message(db: Database
     # The same URL under another name is another link (reports tell them apart).
     assert first.index_of("https://example.org/agenda", "footer agenda") not in (register, other)
     with db.read() as conn:
-        assert link_store.destination(conn, ids["ana@example.org"], register) == "https://events.example.org/register"
-        assert link_store.destination(conn, ids["bo@example.org"], other) == "https://example.org/agenda"
-        assert link_store.destination(conn, ids["bo@example.org"], 999) is None
-        assert link_store.destination(conn, 10**12, register) is None
+        ana, bo = ids["ana@example.org"], ids["bo@example.org"]
+        assert link_store.link_of_message(conn, ana, register) == ("https://events.example.org/register", "register")
+        assert link_store.link_of_message(conn, bo, other) == ("https://example.org/agenda", "agenda")
+        assert link_store.link_of_message(conn, bo, 999) is None
+        assert link_store.link_of_message(conn, 10**12, register) is None
 
 
 def recorder(db: Database, **settings: object) -> HitRecorder:

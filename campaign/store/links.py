@@ -39,17 +39,6 @@ def add_link(conn: Connection, wave_id: int, name: str, url: str, url_key: str, 
     return index
 
 
-def destination(conn: Connection, message_id: int, link_index: int) -> str | None:
-    """Where link ``link_index`` of message ``message_id`` leads: the destination stored for its wave."""
-    stmt = (
-        select(links.c.url)
-        .join(messages, messages.c.wave_id == links.c.wave_id)
-        .where(messages.c.id == message_id, links.c.link_index == link_index)
-    )
-    url: str | None = conn.scalar(stmt)
-    return url
-
-
 def link_of_message(conn: Connection, message_id: int, link_index: int) -> tuple[str, str] | None:
     """Link ``link_index`` of message ``message_id`` as (destination, name): what the click endpoint redirects to
     and records; None when the message or its wave has no such link."""
