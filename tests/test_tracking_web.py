@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from campaign.services.dispatch import send_due
 from campaign.services.lifecycle import launch
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, links, messages, registrations, tracking_events
+from campaign.store.tables import events as event_rows
 from campaign.tokens import sign
 from campaign.web.tracking import PIXEL
 from tests.test_delivery import TEMPLATES, Sink, pipelining_smtp, prepare
@@ -72,11 +73,16 @@ class Sent:
     message_ids: dict[str, int]  # by address
     received: dict[str, email.message.EmailMessage]
 
-    def links(self, address: str) -> list[str]:
-        """The paths under the public URL of every link and image of ``address``'s message, in order."""
+    def html(self, address: str) -> str:
+        """The HTML part of the message ``address`` received."""
         body = self.received[address].get_body(("html",))
         assert body is not None
-        html = body.get_content()
+        html: str = body.get_content()
+        return html
+
+    def links(self, address: str) -> list[str]:
+        """The paths under the public URL of every link and image of ``address``'s message, in order."""
+        html = self.html(address)
         return [url.removeprefix(PUBLIC) for url in re.findall(r'(?:href|src)="(https://t\.example\.org/[^"]+)"', html)]
 
     def path(self, address: str, prefix: str) -> str:
@@ -98,21 +104,45 @@ def write_config(tmp_path: Path, db: Database, flush_seconds: float = 0.05) -> P
 
 
 @pytest.fixture
-def sent(sqlite_db: Database, tmp_path: Path, pipelining_smtp: Sink, monkeypatch: pytest.MonkeyPatch) -> Sent:
+def signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SECRET as the installation's key, where the web app reads it (the environment)."""
     monkeypatch.setenv("CAMPAIGN_SECRET_KEY", SECRET)
     monkeypatch.delenv("CAMPAIGN_PREVIOUS_SECRET_KEY", raising=False)
-    config = write_config(tmp_path, sqlite_db)
+
+
+def send_invitations(
+    db: Database,
+    tmp_path: Path,
+    smtp: Sink,
+    config: Path,
+    *,
+    public_url: str = PUBLIC,
+    registration_url: str | None = None,
+) -> Sent:
+    """Campaign ``c`` to two people, sent by the delivery worker to ``smtp`` with its links under ``public_url``
+    (and the event's registration link at ``registration_url`` when given), delivered an hour ago."""
     settings = load_settings(config, environ={})
-    addresses = prepare(sqlite_db, tmp_path, count=2)
-    launch(sqlite_db, settings, SECRET.encode(), "c")
-    summary = asyncio.run(send_due(sqlite_db, settings, SECRET.encode(), pipelining_smtp.servers(), campaign_ref="c"))
+    addresses = prepare(db, tmp_path, count=2)
+    if registration_url is not None:
+        with db.write() as conn:
+            conn.execute(update(event_rows).values(registration_url=registration_url))
+    launch(db, settings, SECRET.encode(), "c")
+    # Messages are rendered when sent, so under the public URL of the send: the launch's check refuses links that
+    # are not https, which a test's server on loopback (plain HTTP) is not.
+    settings = replace(settings, links=replace(settings.links, public_url=public_url))
+    summary = asyncio.run(send_due(db, settings, SECRET.encode(), smtp.servers(), campaign_ref="c"))
     assert summary.counts == {"sent": 2}
     # Delivered an hour ago: a click within seconds of delivery is a scanner's, and these are people's.
-    with sqlite_db.write() as conn:
+    with db.write() as conn:
         conn.execute(update(messages).values(sent_at=datetime.now(UTC) - timedelta(hours=1)))
         rows = conn.execute(select(contacts.c.email, messages.c.id).join(messages)).all()
-    received = {a: m for a in addresses for m in pipelining_smtp.handler.messages_for(a)}
-    return Sent(sqlite_db, settings, config, {r.email: r.id for r in rows}, received)
+    received = {a: m for a in addresses for m in smtp.handler.messages_for(a)}
+    return Sent(db, settings, config, {r.email: r.id for r in rows}, received)
+
+
+@pytest.fixture
+def sent(sqlite_db: Database, tmp_path: Path, pipelining_smtp: Sink, signing_key: None) -> Sent:
+    return send_invitations(sqlite_db, tmp_path, pipelining_smtp, write_config(tmp_path, sqlite_db))
 
 
 @pytest.fixture
