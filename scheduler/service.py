@@ -43,7 +43,8 @@ from campaign.exceptions import CampaignError
 from campaign.mail.smtp import SmtpServer
 from campaign.models import MessageStatus, WaveStatus
 from campaign.services.context import AppContext
-from campaign.services.dispatch import DispatchSummary, send_due
+from campaign.services.dispatch import send_due
+from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.lifecycle import finish_campaigns
 from campaign.services.scheduling import Fired, FireTime, fire_due, fire_times
 from scheduler.display import StatusLine, counted, fields, log

@@ -38,7 +38,8 @@ from campaign.rules.contact_fields import email_key
 from campaign.rules.event_fields import parse_event_document
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
-from campaign.services.dispatch import Dispatcher, DispatchSummary, PausedCampaign, send_due
+from campaign.services.dispatch import Dispatcher, send_due
+from campaign.services.dispatch_summary import DispatchSummary, PausedCampaign
 from campaign.services.events import add_event
 from campaign.services.lifecycle import CheckFailedError, launch, move
 from campaign.services.parallel import send_parallel

@@ -18,7 +18,8 @@ from campaign.cli.output import table
 from campaign.cli.status import print_campaign
 from campaign.mail.capture import mailbox
 from campaign.models import CampaignStatus
-from campaign.services.dispatch import DispatchSummary, due_count, send_due
+from campaign.services.dispatch import due_count, send_due
+from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.lifecycle import CheckFailedError, launch, move, retry_deferred, retry_failed
 from campaign.services.parallel import send_parallel
 from campaign.services.progress import CampaignProgress, campaign_progress, progress_after_send

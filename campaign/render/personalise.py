@@ -5,16 +5,9 @@ settings. It computes everything that is the same for every recipient once (the 
 the calendar links and bytes, the MIME skeleton, the compiled and CSS-inlined templates per locale) and then
 :meth:`WaveRenderer.render` and :meth:`WaveRenderer.build` do only the personal work per recipient.
 
-Template variables: ``contact`` (the contact's fields and custom attributes), ``event`` (title, description,
-``paragraphs``, speakers, organiser, URLs), ``when`` (the session in the recipient's zone, in the message's
-language: ``line``, ``zone_name``, ``when``, ``start``, ``end``; ``is_fallback`` when the contact has no zone),
-``organiser_when`` (the same in the organiser's zone), ``links`` (register, join, calendar_google,
-calendar_outlook, calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url``,
-``campaign``, ``wave``, ``locale`` (the message's language, see :meth:`WaveRenderer.message_locale`),
-``change`` (an update notice's: what changed, with the old time in the recipient's zone; None otherwise),
-``preheader`` may be set by the template. The filters (:mod:`campaign.render.filters`) format any instant in
-the recipient's zone and the message's language; the values templates see are made by
-:mod:`campaign.render.values`, and errors are worded by :mod:`campaign.render.render_errors`.
+A message is written in the language of the template variant its contact gets
+(:meth:`WaveRenderer.message_locale`). What its templates see is :mod:`campaign.render.variables`; a render
+error is worded by :mod:`campaign.render.render_errors`, with the line of the template as its author wrote it.
 """
 
 from __future__ import annotations
@@ -28,15 +21,13 @@ from zoneinfo import ZoneInfo
 from campaign.exceptions import TemplateError
 from campaign.models import Contact, Event, EventBefore
 from campaign.render.calendar import CalendarMethod, build_ics
-from campaign.render.filters import Viewer
 from campaign.render.identifiers import list_id
 from campaign.render.links import LinkPolicy, MessageLinks
-from campaign.render.localtime import session_times
 from campaign.render.mime import MessageSkeleton, Sender, WireText
 from campaign.render.render_errors import describe_render_error
 from campaign.render.stencil import StencilledTemplate
 from campaign.render.templates import MessageTemplates, TemplateSet, variant_locale
-from campaign.render.values import calendar_links, change_values, contact_values, event_values, times_values
+from campaign.render.variables import WaveVariables
 
 _Body = TypeVar("_Body", str, str | WireText)
 
@@ -74,8 +65,7 @@ class WaveRenderer:
     stamp: datetime | None = None
     # An update notice's event before the update (the ``change`` template variable); None for other waves.
     event_before: EventBefore | None = None
-    _event: dict[str, Any] = field(init=False, repr=False)
-    _calendar_links: dict[str, str] = field(init=False, repr=False)
+    _variables: WaveVariables = field(init=False, repr=False)
     _skeleton: MessageSkeleton = field(init=False, repr=False)
     _by_locale: dict[tuple[str | None, bool], MessageTemplates] = field(init=False, repr=False, default_factory=dict)
     # The language of the message each contact locale gets (see message_locale), decided once per locale.
@@ -87,8 +77,7 @@ class WaveRenderer:
 
     def __post_init__(self) -> None:
         self.stamp = self.stamp or datetime.now(ZoneInfo("UTC"))
-        self._event = event_values(self.event)
-        self._calendar_links = calendar_links(self.event)
+        self._variables = WaveVariables(self.event, self.campaign, self.wave, self.event_before)
         if self.calendar_method is CalendarMethod.REQUEST:
             self.calendar_per_recipient = True  # a REQUEST without its ATTENDEE is no invitation (build_ics)
         self._skeleton = MessageSkeleton(
@@ -147,39 +136,8 @@ class WaveRenderer:
         return contact.locale or self.default_locale
 
     def context(self, contact: Contact, links: MessageLinks) -> dict[str, Any]:
-        """The template variables for one recipient."""
-        locale = self.message_locale(self.template_locale(contact))
-        when = session_times(self.event.starts_at, self.event.ends_at, contact.timezone, self.event.timezone, locale)
-        organiser_when = session_times(
-            self.event.starts_at, self.event.ends_at, self.event.timezone, self.event.timezone, locale
-        )
-        link_values = {name: links.link(url, name) for name, url in self._calendar_links.items()}
-        # The recipient's own calendar file is a signed link of its own, recorded as such: not a click.
-        link_values["calendar_ics"] = links.calendar_url
-        if self.event.registration_url:
-            link_values["register"] = links.link(self.event.registration_url, "register")
-        if self.event.join_url:
-            link_values["join"] = links.link(self.event.join_url, "join")
-        link_values["unsubscribe"] = links.unsubscribe_url
-        change = None
-        if self.event_before is not None:
-            before = self.event_before
-            previous = session_times(before.starts_at, before.ends_at, contact.timezone, before.timezone, locale)
-            change = change_values(before, previous)
-        return {
-            "contact": contact_values(contact),
-            "event": self._event,
-            "when": times_values(when),
-            "organiser_when": times_values(organiser_when),
-            "links": link_values,
-            "link": links.link,
-            "pixel_url": links.open_pixel_url,
-            "campaign": self.campaign,
-            "wave": self.wave,
-            "locale": locale,
-            "viewer": Viewer(when.zone, locale),
-            "change": change,
-        }
+        """The template variables for one recipient (see :mod:`campaign.render.variables`)."""
+        return self._variables.for_recipient(contact, links, self.message_locale(self.template_locale(contact)))
 
     def render(self, contact: Contact, message_ref: int = 0, *, source: bool = False) -> RenderedMessage:
         """Subject, HTML and text for one recipient; raises :class:`TemplateError` naming template and line."""

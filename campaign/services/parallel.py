@@ -13,7 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from campaign.config import Settings
 from campaign.mail.smtp import SmtpServer
-from campaign.services.dispatch import DispatchSummary, send_due
+from campaign.services.dispatch import send_due
+from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.processes import process_context
 from campaign.store.engine import Database
 
