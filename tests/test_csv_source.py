@@ -16,8 +16,8 @@ from campaign.sources.csv_contacts import (
     attribute_name,
     map_header,
     sniff_delimiter,
-    spreadsheet_safe,
 )
+from campaign.sources.csv_writer import spreadsheet_safe
 
 WriteCsv = Callable[..., Path]
 

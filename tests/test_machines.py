@@ -123,3 +123,39 @@ def test_ip_storage_settings() -> None:
     assert stored_ip("::ffff:203.0.113.77", IpStorage.TRUNCATED) == "203.0.113.0"
     assert stored_ip("not an address", IpStorage.FULL) is None
     assert stored_ip(None, IpStorage.TRUNCATED) is None
+
+
+def _stored_by_ipaddress(ip: str, storage: IpStorage) -> str | None:
+    """What stored_ip kept before it read IPv4 addresses without ipaddress (the reference it must agree with)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if storage is IpStorage.FULL:
+        return str(address)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+ip_like = st.one_of(
+    st.ip_addresses().map(str),
+    st.builds("{}.{}.{}.{}".format, *[st.sampled_from(["0", "00", "01", "17", "255", "256", "1٣", " 1", "1 "])] * 4),
+    st.text(alphabet="0123456789.:abcdef ", max_size=20),
+)
+
+
+@given(ip_like, st.sampled_from([IpStorage.TRUNCATED, IpStorage.FULL]))
+def test_ipv4_addresses_read_without_ipaddress_are_kept_as_ipaddress_keeps_them(ip: str, storage: IpStorage) -> None:
+    assert stored_ip(ip, storage) == _stored_by_ipaddress(ip, storage)
+
+
+@given(ip_like)
+def test_apples_network_is_told_as_ipaddress_tells_it(ip: str) -> None:
+    try:
+        apple = ipaddress.ip_address(ip) in ipaddress.ip_network("17.0.0.0/8")
+    except ValueError:
+        apple = False
+    expected = "Apple Mail Privacy Protection" if apple else None
+    assert hit(TrackingKind.OPEN, user_agent=APPLE_MPP, ip=ip) == expected

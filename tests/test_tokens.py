@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 
 from campaign.exceptions import ValidationError
 from campaign.models import TrackingKind
-from campaign.tokens import TOKEN_LENGTH, InvalidTokenError, SigningKeys, TokenClaims, TokenSigner, sign, verify
+from campaign.tokens import (
+    TOKEN_LENGTH,
+    InvalidTokenError,
+    SigningKeys,
+    TokenClaims,
+    TokenSigner,
+    TokenVerifier,
+    sign,
+    verify,
+)
 
 KEY = b"k" * 32
 OTHER_KEY = b"K" * 32
@@ -283,3 +292,41 @@ def test_a_token_signer_makes_the_tokens_sign_makes(purpose: TrackingKind, messa
     token = signer.sign(purpose, message_id, link_index)
     assert token == sign(b"k" * 32, purpose, message_id, link_index)
     assert verify(SigningKeys(b"k" * 32), purpose, token) == TokenClaims(purpose, message_id, link_index)
+
+
+@given(
+    purposes,
+    message_ids,
+    link_indexes,
+    # Keys up to and past SHA-256's block (a longer one is hashed first), current or previous.
+    st.lists(st.binary(min_size=1, max_size=200), min_size=1, max_size=3),
+    st.integers(min_value=0, max_value=2),
+)
+@example(TrackingKind.OPEN, 1, 0, [b"x" * 64, b"y" * 65], 1)
+def test_a_token_verifier_answers_as_verify_does(
+    purpose: TrackingKind, message_id: int, link_index: int, ring: list[bytes], signer: int
+) -> None:
+    keys = SigningKeys.from_keys(ring)
+    verifier = TokenVerifier(keys)
+    token = sign(ring[min(signer, len(ring) - 1)], purpose, message_id, link_index)
+    assert (
+        verifier.verify(purpose, token) == verify(keys, purpose, token) == TokenClaims(purpose, message_id, link_index)
+    )
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    for bad in (flipped, token[:-1], sign(b"another key", purpose, message_id, link_index)):
+        with pytest.raises(InvalidTokenError):
+            verifier.verify(purpose, bad)
+    for other in TrackingKind:
+        if other is not purpose:
+            with pytest.raises(InvalidTokenError):
+                verifier.verify(other, token)
+    with pytest.raises(TypeError):
+        verifier.verify(purpose.value, token)  # type: ignore[arg-type]
+
+
+@given(st.text(max_size=60))
+def test_a_token_verifier_refuses_any_text_as_verify_does(text: str) -> None:
+    with pytest.raises(InvalidTokenError):
+        TokenVerifier(RING).verify(TrackingKind.OPEN, text)
+    with pytest.raises(InvalidTokenError):
+        verify(RING, TrackingKind.OPEN, text)

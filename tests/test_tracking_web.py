@@ -8,9 +8,11 @@ import asyncio
 import base64
 import email.message
 import http.client
+import logging
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -27,11 +29,11 @@ from campaign.services.lifecycle import launch
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, links, messages, registrations, tracking_events
 from campaign.store.tables import events as event_rows
-from campaign.tokens import sign
+from campaign.tokens import SigningKeys, sign, verify
 from campaign.web.tracking import PIXEL
 from tests.test_delivery import TEMPLATES, Sink, pipelining_smtp, prepare
 from tests.test_tracking_recorder import events
-from tests.test_web import running
+from tests.test_web import assert_security_headers, running
 
 __all__ = ["pipelining_smtp"]  # a fixture used here
 
@@ -50,12 +52,16 @@ class Reply:
     seconds: float
 
 
-def fetch(port: int, path: str, method: str = "GET", user_agent: str = CHROME) -> Reply:
+def fetch(
+    port: int, path: str, method: str = "GET", user_agent: str = CHROME, headers: dict[str, str] | None = None
+) -> Reply:
     """One request on a connection of its own, the path sent as given (percent-encoding and all)."""
     started = time.monotonic()
     with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as conn:
         conn.putrequest(method, path, skip_accept_encoding=True)
         conn.putheader("User-Agent", user_agent)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
         conn.endheaders()
         response = conn.getresponse()
         body = response.read()
@@ -232,6 +238,50 @@ def test_hits_still_buffered_are_written_when_the_server_stops(sent: Sent, tmp_p
     assert [kind for _, kind, *_ in recorded(sent.db)] == ["open"]
 
 
+def test_a_forwarded_for_header_is_not_taken_for_the_clients_address(sent: Sent, port: int) -> None:
+    # From 127.0.0.1, where uvicorn trusts X-Forwarded-For unless told not to: anyone on the machine could claim
+    # any address so.
+    headers = {"X-Forwarded-For": "198.51.100.7", "Forwarded": "for=198.51.100.7"}
+    assert fetch(port, sent.path("guest000@example.org", "/o/"), headers=headers).status == 200
+    wait_recorded(sent.db, 1)
+    with sent.db.read() as conn:
+        assert conn.scalar(select(tracking_events.c.ip)) == "127.0.0.1"
+
+
+def test_the_pixel_answers_like_every_page_and_only_get_and_head(sent: Sent, port: int) -> None:
+    pixel = sent.path("guest000@example.org", "/o/")
+    get, head = fetch(port, pixel), fetch(port, pixel, method="HEAD")
+    for reply in (get, head):
+        assert (reply.status, reply.headers["content-type"], reply.headers["content-length"]) == (
+            200,
+            "image/gif",
+            "43",
+        )
+        assert reply.headers["cache-control"] == NO_CACHE
+        assert_security_headers(reply)  # type: ignore[arg-type]
+    assert (get.body, head.body) == (PIXEL, b"")
+    posted = fetch(port, pixel, method="POST")
+    assert posted.status == 405
+    assert set(posted.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+    # Only one path segment is a token, and not an empty one, as the route's template says.
+    for path in ("/o/.gif", "/o/a/b.gif", "/o/x.png"):
+        assert fetch(port, path).status == 404, path
+    assert [kind for _, kind, *_ in wait_recorded(sent.db, 2)] == ["open", "open"]  # the GET's and the HEAD's
+
+
+def test_the_recorder_says_what_it_recorded_when_the_server_stops(sent: Sent, caplog: pytest.LogCaptureFixture) -> None:
+    config = write_config(sent.config.parent, sent.db, flush_seconds=60)  # none written before the stop
+    config.write_text(config.read_text().replace("repeat_seconds = 0", "repeat_seconds = 10"))
+    with caplog.at_level(logging.INFO, "campaign.services.tracking"), running(config) as web:
+        for _ in range(2):  # the second one a repeat
+            assert fetch(web.port, sent.path("guest000@example.org", "/o/")).status == 200
+        assert fetch(web.port, sent.path("guest001@example.org", "/o/"), method="HEAD").status == 200
+    assert [r.getMessage() for r in caplog.records if r.name == "campaign.services.tracking"] == [
+        "tracking: 2 hits recorded (1 machines'), 1 repeats, 0 ignored, 0 dropped, 0 not written"
+    ]
+    assert len(recorded(sent.db)) == 2
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Clicks
 # ---------------------------------------------------------------------------------------------------------
@@ -300,6 +350,25 @@ def test_a_bad_click_token_is_a_404_without_a_redirect_and_records_nothing(sent:
         assert reply.body.startswith(b"404 Not Found\n")
     fetch(port, sent.path("guest001@example.org", "/o/"))
     assert [kind for _, kind, *_ in wait_recorded(sent.db, 1)] == ["open"]
+
+
+def test_clicks_at_once_on_links_not_looked_up_yet_each_lead_to_their_own_destination(sent: Sent, port: int) -> None:
+    # Looked up together (one query for those asked at the same time): each answer must still be its own link's.
+    stored = {index: url for index, (_, url) in stored_links(sent.db).items()}
+    clicks = [
+        (path, sent.message_ids[address], index)
+        for address in sent.message_ids
+        for path in sent.links(address)
+        if path.startswith("/c/")
+        and (index := verify(SigningKeys(SECRET.encode()), TrackingKind.CLICK, token_of(path)).link_index)
+    ]
+    assert len(clicks) >= 6
+    with ThreadPoolExecutor(len(clicks)) as pool:
+        replies = list(pool.map(lambda click: fetch(port, click[0]), clicks))
+    assert [r.status for r in replies] == [302] * len(clicks)
+    assert [r.headers["location"] for r in replies] == [stored[index] for _, _, index in clicks]
+    rows = wait_recorded(sent.db, len(clicks))
+    assert sorted((m, link) for m, _, link, _, _ in rows) == sorted((m, index) for _, m, index in clicks)
 
 
 @pytest.mark.parametrize(

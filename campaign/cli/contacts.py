@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import table
-from campaign.services.contact_import import ImportReport, import_contacts
+from campaign.services.contact_import import ImportReport, RowIssue, import_contacts
 from campaign.services.contacts import (
     contact_details,
     export_contacts,
@@ -71,19 +72,22 @@ def print_report(report: ImportReport) -> None:
     )
     if report.suppressed:
         click.echo(f"{report.suppressed} of them are suppressed (unsubscribed or bounced) and stay suppressed.")
-    for title, issues, total in (
-        ("Rejected", report.rejections, report.rejected),
-        ("Flagged", report.flags, report.flagged),
-    ):
-        for issue in issues[:_SHOWN_ISSUES]:
-            who = f" {issue.email}" if issue.email else ""
-            click.echo(f"  {title} line {issue.line}{who}: {issue.reason}")
-        if total > _SHOWN_ISSUES:
-            click.echo(f"  ... and {total - _SHOWN_ISSUES} more {title.lower()} rows")
+    print_issues("Rejected", report.rejections, report.rejected)
+    print_issues("Flagged", report.flags, report.flagged)
     if report.rejects_path:
         click.echo(f"Rejected rows, with line and reason: {report.rejects_path}")
     if report.rejects_error:
         click.echo(f"Warning: {report.rejects_error}", err=True)
+
+
+def print_issues(title: str, issues: Sequence[RowIssue], total: int) -> None:
+    """Print the first of an import's ``total`` issues of a kind (``Rejected line 12 ann@example.org: reason``)
+    and how many more there are."""
+    for issue in issues[:_SHOWN_ISSUES]:
+        who = f" {issue.email}" if issue.email else ""
+        click.echo(f"  {title} line {issue.line}{who}: {issue.reason}")
+    if total > _SHOWN_ISSUES:
+        click.echo(f"  ... and {total - _SHOWN_ISSUES} more {title.lower()} rows")
 
 
 @contacts_group.command("list")

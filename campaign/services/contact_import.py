@@ -18,7 +18,6 @@ Contract of :func:`import_contacts`:
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
@@ -41,7 +40,8 @@ from campaign.rules.paths import file_name
 from campaign.rules.references import refuse_long_name
 from campaign.services.import_writer import BatchOutcome, BatchWriter, ImportBatch
 from campaign.services.seen_keys import SeenKeys
-from campaign.sources.csv_contacts import ContactCsv, CsvProblem, CsvRecord, spreadsheet_safe
+from campaign.sources.csv_contacts import ContactCsv, CsvProblem, CsvRecord, PeopleCsv
+from campaign.sources.csv_writer import CsvWriter
 from campaign.store import lists as list_store
 from campaign.store.contacts import KEY_AT, MERGED_COLUMNS, attributes_json
 from campaign.store.engine import Database
@@ -154,7 +154,7 @@ def import_contacts(
     seen = SeenKeys()
     with (
         ContactCsv(path, encoding=encoding, delimiter=delimiter) as source,
-        _RejectsWriter(rejects_path_for(path, rejects_dir), source) as rejects,
+        RejectsWriter(rejects_path_for(path, rejects_dir), source) as rejects,
     ):
         if parallel is None:
             parallel = source.size >= _PARALLEL_FROM_BYTES and not db.in_memory
@@ -305,27 +305,29 @@ def _flag_reason(country: str | None) -> str:
     return "no time zone and no country: they will see the organiser's time and UTC"
 
 
-class _RejectsWriter:
-    """Writes rejected rows, with line and reason, to ``path`` (created on the first reject).
+class RejectsWriter:
+    """Writes rejected rows, with line and reason, to ``path`` (created on the first reject); ``what`` names the
+    report in errors (another import reports other rows the same way: registrants who are not contacts).
 
     Cells a spreadsheet would run as formulas are neutralised: staff open this file in Excel. When the file
     cannot be written (or an old one removed), ``error`` says why and the import goes on: the summary still
     names the first rejected rows.
     """
 
-    def __init__(self, path: Path, source: ContactCsv) -> None:
+    def __init__(self, path: Path, source: PeopleCsv, what: str = "rejects report") -> None:
         self.path = path
+        self.what = what
         self.error: str | None = None
         self._source = source
         self._fh: TextIO | None = None
-        self._writer: Any = None
+        self._writer: CsvWriter | None = None
         # A rejects file from an earlier run would describe rows that may since have been fixed.
         try:
             self.path.unlink(missing_ok=True)
         except OSError as exc:
-            self.error = f"cannot replace the earlier rejects report {self.path}: {exc.strerror or exc}"
+            self.error = f"cannot replace the earlier {self.what} {self.path}: {exc.strerror or exc}"
 
-    def __enter__(self) -> _RejectsWriter:
+    def __enter__(self) -> RejectsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -334,7 +336,7 @@ class _RejectsWriter:
         try:
             self._fh.close()
         except OSError as exc:
-            self.error = self.error or f"cannot write the rejects report {self.path}: {exc.strerror or exc}"
+            self.error = self.error or f"cannot write the {self.what} {self.path}: {exc.strerror or exc}"
         if self.error is not None:
             # Half a report would pass for the whole one.
             with suppress(OSError):
@@ -347,8 +349,8 @@ class _RejectsWriter:
         try:
             if self._writer is None:
                 self._fh = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
-                self._writer = csv.writer(self._fh, delimiter=self._source.delimiter)
-                self._writer.writerow(["line", "reason", *(spreadsheet_safe(h) for h in self._source.header_names)])
-            self._writer.writerow([str(line), reason, *(spreadsheet_safe(c) for c in cells)])
+                self._writer = CsvWriter(self._fh, delimiter=self._source.delimiter)
+                self._writer.row(["line", "reason", *self._source.header_names])
+            self._writer.row([line, reason, *cells])
         except OSError as exc:
-            self.error = f"cannot write the rejects report {self.path}: {exc.strerror or exc}"
+            self.error = f"cannot write the {self.what} {self.path}: {exc.strerror or exc}"

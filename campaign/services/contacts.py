@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from campaign.exceptions import NotFoundError
 from campaign.models import Contact, ContactList
 from campaign.rules.contact_fields import email_key
 from campaign.services.files import atomic_text_file
-from campaign.sources.csv_contacts import spreadsheet_safe
+from campaign.sources.csv_writer import CsvWriter
 from campaign.store import contacts as contact_store
 from campaign.store import lists as list_store
 from campaign.store import suppressions as suppression_store
@@ -95,12 +94,12 @@ def export_contacts(db: Database, out: TextIO, *, list_name: str | None = None) 
     attribute_names: dict[str, None] = {}
     for contact in find_contacts(db, list_name=list_name):
         attribute_names.update(dict.fromkeys(contact.attributes))
-    writer = csv.writer(out)
-    writer.writerow([*EXPORT_COLUMNS, *attribute_names])
+    writer = CsvWriter(out)
+    writer.row([*EXPORT_COLUMNS, *attribute_names])
     count = 0
     for contact in find_contacts(db, list_name=list_name):
         cells = [getattr(contact, name) or "" for name in EXPORT_COLUMNS]
         cells += [str(contact.attributes.get(name, "")) for name in attribute_names]
-        writer.writerow([spreadsheet_safe(cell) for cell in cells])
+        writer.row(cells)
         count += 1
     return count

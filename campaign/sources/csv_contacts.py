@@ -1,8 +1,11 @@
-"""Reading contact CSV files as people really have them.
+"""Reading CSV files of people (contacts; a webinar platform's registrants) as people really have them.
 
 Contract: :class:`ContactCsv` opens a file, settles its encoding and delimiter, maps its header to contact
 fields, and then yields one :class:`CsvRecord` per data row with the line number the row starts on (as a
 text editor or spreadsheet shows it). It reads the file as a stream: memory stays bounded whatever the size.
+Its base :class:`PeopleCsv` does the same for any :class:`HeaderSpec` (which fields, whether other columns
+are attributes, whether a report's title rows may come before the header): the registrant exports of
+:mod:`campaign.sources.csv_registrants` are read by the same code.
 
 Handled: UTF-8 with or without BOM; Windows-1252/Latin-1 when asked (``encoding``); CRLF; comma, semicolon
 or tab delimiters (sniffed from the header line: Excel in much of Europe writes semicolons); quoted fields
@@ -18,11 +21,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar, Self
 
 from campaign.exceptions import ImportFileError
 from campaign.rules.characters import ATTRIBUTE_CONTROL
 from campaign.rules.contact_fields import without_format_characters
+from campaign.sources.csv_writer import from_spreadsheet_safe
 
 # Canonical contact fields and the header spellings that mean them (compared lower-case, letters and digits only).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
@@ -35,7 +39,31 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "locale": ("locale", "language", "lang", "languagetag"),
     "organisation": ("organisation", "organization", "org", "company", "employer", "institution"),
 }
-_ALIAS_TO_FIELD = {alias: name for name, aliases in FIELD_ALIASES.items() for alias in aliases}
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderSpec:
+    """What the header cells of a kind of file mean.
+
+    ``aliases``: canonical fields and the header spellings that mean them (compared lower-case, letters and
+    digits only); one of them must be ``email``. ``attributes``: whether any other column becomes a custom
+    attribute (else it is ignored, and may repeat). ``preamble``: 0 when the first non-blank line is the header;
+    else the header is the first line with an email column among the first ``preamble`` lines (a report's
+    title rows come before it).
+    """
+
+    aliases: dict[str, tuple[str, ...]]
+    attributes: bool = True
+    preamble: int = 0
+
+    def field_of(self, header: str) -> str | None:
+        """The field a header cell means, or None."""
+        key = re.sub(r"[^0-9a-z]", "", header.strip().lstrip("\ufeff").lower())
+        return next((name for name, aliases in self.aliases.items() if key in aliases), None)
+
+
+CONTACT_HEADER = HeaderSpec(FIELD_ALIASES)
+"""The header of a contacts file: :data:`FIELD_ALIASES`, any other column an attribute."""
 _DELIMITERS = (",", ";", "\t")
 _SCAN_CHUNK = 1 << 20
 
@@ -59,8 +87,11 @@ class CsvProblem:
     cells: list[str]
 
 
-class ContactCsv:
-    """A contacts CSV file, opened for streaming. Use as a context manager, then iterate :meth:`rows`."""
+class PeopleCsv:
+    """A CSV file of people with the header :attr:`spec`, opened for streaming. Use as a context manager, then
+    iterate :meth:`rows`."""
+
+    spec: ClassVar[HeaderSpec]
 
     def __init__(self, path: Path, *, encoding: str | None = None, delimiter: str | None = None) -> None:
         self.path = path
@@ -74,23 +105,14 @@ class ContactCsv:
             self.encoding = encoding or self._detect_encoding()
             self._check_codec()
             self._lines = self._decoded_lines()
-            self.header, header_lines = self._read_header()
-            if "\r" in self.header.rstrip("\r\n"):
-                raise ImportFileError(
-                    f"{path}: lines end in a bare CR (the old Mac format); save the file as CSV UTF-8 and import again"
-                )
-            self.delimiter = delimiter or sniff_delimiter(self.header)
-            try:
-                header_cells = next(csv.reader([self.header], delimiter=self.delimiter, strict=True))
-            except csv.Error as exc:
-                raise ImportFileError(f"{path}: line {header_lines}: the header cannot be read: {exc}") from None
-            self.columns = map_header(header_cells, path)
+            self.header, header_lines, self.delimiter, header_cells = self._read_header(delimiter)
+            self.columns = map_header(header_cells, path, self.spec)
             self._first_data_line = 1 + header_lines
         except BaseException:
             self.close()
             raise
 
-    def __enter__(self) -> ContactCsv:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -209,11 +231,39 @@ class ContactCsv:
             first = False
             yield decode(raw)[0]
 
-    def _read_header(self) -> tuple[str, int]:
-        for lines, text in enumerate(self._lines, 1):
-            if text.strip():
-                return text, lines
+    def _read_header(self, delimiter: str | None) -> tuple[str, int, str, list[str]]:
+        """The header line, its line number, the delimiter and the header cells (see :class:`HeaderSpec`)."""
+        widest: list[str] = []
+        for number, text in enumerate(self._lines, 1):
+            if not text.strip():
+                continue
+            if "\r" in text.rstrip("\r\n"):
+                raise ImportFileError(
+                    f"{self.path}: lines end in a bare CR (the old Mac format); save the file as CSV UTF-8 and "
+                    "import again"
+                )
+            sep = delimiter or sniff_delimiter(text)
+            try:
+                cells = next(csv.reader([text], delimiter=sep, strict=True))
+            except csv.Error as exc:
+                if not self.spec.preamble:
+                    raise ImportFileError(f"{self.path}: line {number}: the header cannot be read: {exc}") from None
+                cells = []  # a title row with a quoted line break: not the header
+            if not self.spec.preamble or any(self.spec.field_of(cell) == "email" for cell in cells):
+                return text, number, sep, cells
+            widest = max(widest, cells, key=len)
+            if number >= self.spec.preamble:
+                break
+        if widest:
+            # No line has an email column: the widest one is most likely the header, so name its columns.
+            map_header(widest, self.path, self.spec)
         raise ImportFileError(f"{self.path}: the file is empty")
+
+
+class ContactCsv(PeopleCsv):
+    """A contacts CSV file (:data:`CONTACT_HEADER`), opened for streaming."""
+
+    spec = CONTACT_HEADER
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,15 +281,15 @@ def sniff_delimiter(header: str) -> str:
     return max(_DELIMITERS, key=lambda d: (unquoted.count(d), d == ","))
 
 
-def map_header(cells: list[str], path: Path) -> list[Column]:
-    """Map header cells to contact fields and attribute names; the email column is required."""
+def map_header(cells: list[str], path: Path, spec: HeaderSpec = CONTACT_HEADER) -> list[Column]:
+    """Map header cells to the fields of ``spec`` (contact fields by default) and attribute names; the email
+    column is required."""
     columns: list[Column] = []
     seen: dict[str, str] = {}
     for cell in cells:
         header = cell.strip().lstrip("\ufeff")
-        key = re.sub(r"[^0-9a-z]", "", header.lower())
-        field = _ALIAS_TO_FIELD.get(key)
-        attribute = attribute_name(header)
+        field = spec.field_of(header)
+        attribute = attribute_name(header) if spec.attributes else ""
         target = field or attribute
         if target and target in seen:
             raise ImportFileError(f"{path}: columns {seen[target]!r} and {header!r} both mean {target!r}")
@@ -258,25 +308,3 @@ def attribute_name(header: str) -> str:
     if name and name[0].isdigit():
         name = "col_" + name
     return name
-
-
-# A cell starting with one of these is run as a formula by spreadsheets (OWASP's list).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# One or more quotes before a formula character: what spreadsheet_safe wrote (one more quote than the value had).
-_QUOTED_FORMULA = re.compile(r"'+[=+\-@\t\r]")
-
-
-def spreadsheet_safe(value: str) -> str:
-    """Neutralise a cell a spreadsheet would run as a formula (``=HYPERLINK(...)``), per OWASP's advice: prefix
-    it with ``'``. A value that already starts with quotes before a formula character gets one more, so that
-    :func:`from_spreadsheet_safe` gives every value back exactly."""
-    if value[:1] in _FORMULA_STARTS or (value[:1] == "'" and _QUOTED_FORMULA.match(value)):
-        return "'" + value
-    return value
-
-
-def from_spreadsheet_safe(cell: str) -> str:
-    """The value :func:`spreadsheet_safe` wrote ``cell`` for: one ``'`` removed before ``= + - @`` (and tab or
-    CR) after any further quotes, so an export imports unchanged. A spreadsheet shows such a quote as nothing
-    (it only marks the cell as text), and no real name starts with ``'=``."""
-    return cell[1:] if cell[:1] == "'" and _QUOTED_FORMULA.match(cell) else cell

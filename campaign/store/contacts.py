@@ -184,6 +184,15 @@ def without_zone(
     return conn.execute(select(func.count()).where(condition), params).scalar_one(), []
 
 
+def ids_by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, int]:
+    """The id of each of ``keys`` that is the ``email_key`` of a stored contact, by key (absent keys are left out)."""
+    if not keys:
+        return {}
+    condition, params = in_keys(conn, contacts.c.email_key, keys)
+    rows = conn.execute(select(contacts.c.email_key, contacts.c.id).where(condition), params)
+    return dict(rows.all())  # (key, id) rows; a Result itself is no mapping, though it has keys()
+
+
 def get(conn: Connection, email_key: str) -> Contact | None:
     """The contact with this key, or None."""
     row = conn.execute(select(contacts).where(contacts.c.email_key == email_key)).first()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ColumnElement,
     Connection,
+    Integer,
     String,
     Subquery,
     Table,
@@ -17,13 +20,17 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    extract,
     func,
     literal_column,
     select,
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
+
+from campaign.store.tables import UTCDateTime
 
 
 def upserting_insert(conn: Connection, table: Table) -> Any:
@@ -71,3 +78,27 @@ def json_rows(dialect_name: str, parameter: str, columns: Sequence[tuple[str, Ty
             for i, (name, type_) in enumerate(columns)
         ]
     return select(*fields).subquery("r")
+
+
+def json_instants(dialect: Dialect) -> Callable[[datetime | None], Any]:
+    """How an instant goes into a :func:`json_rows` parameter: as the backend stores a ``UTCDateTime`` (naive UTC
+    text on SQLite; ISO 8601 with its offset, which PostgreSQL casts), since the ``SELECT`` of the rows copies
+    values with no type processing on the way."""
+    to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+
+    def stored(instant: datetime | None) -> Any:
+        if instant is None:
+            return None
+        value = to_db(instant) if to_db else instant
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    return stored
+
+
+def epoch_seconds(dialect_name: str, instant: ColumnElement[Any]) -> ColumnElement[int]:
+    """Whole seconds since 1970-01-01 UTC of a stored instant (fractions dropped): what time buckets and
+    durations are computed from, in the database. SQLite stores naive UTC text (``strftime('%s')`` reads it);
+    PostgreSQL's epoch of a ``timestamptz`` does not depend on the session's zone."""
+    if dialect_name == "postgresql":
+        return cast(func.floor(extract("epoch", instant)), BigInteger())
+    return cast(func.strftime("%s", instant), Integer())

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Connection, func, literal, select
+from sqlalchemy import Connection, bindparam, func, literal, select
 
 from campaign.store.dialect import insert_ignoring_conflicts
 from campaign.store.tables import links, messages
@@ -42,10 +43,27 @@ def add_link(conn: Connection, wave_id: int, name: str, url: str, url_key: str, 
 def link_of_message(conn: Connection, message_id: int, link_index: int) -> tuple[str, str] | None:
     """Link ``link_index`` of message ``message_id`` as (destination, name): what the click endpoint redirects to
     and records; None when the message or its wave has no such link."""
-    stmt = (
-        select(links.c.url, links.c.name)
-        .join(messages, messages.c.wave_id == links.c.wave_id)
-        .where(messages.c.id == message_id, links.c.link_index == link_index)
+    return links_of_messages(conn, [(message_id, link_index)]).get((message_id, link_index))
+
+
+_LINKS_OF_MESSAGES = (
+    select(messages.c.id, links.c.link_index, links.c.url, links.c.name)
+    .join(messages, messages.c.wave_id == links.c.wave_id)
+    .where(
+        messages.c.id.in_(bindparam("messages", expanding=True)),
+        links.c.link_index.in_(bindparam("indexes", expanding=True)),
     )
-    row = conn.execute(stmt).first()
-    return (row.url, row.name) if row else None
+)
+
+
+def links_of_messages(conn: Connection, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, str]]:
+    """:func:`link_of_message` of each (message id, link index) of ``keys`` that has one, in one query."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    # Every asked index of every asked message (each a seek in the unique (wave, index) key), then only the pairs
+    # asked: a message asked with one index and another with a second one costs a row too many, no more.
+    rows = conn.execute(
+        _LINKS_OF_MESSAGES, {"messages": list({m for m, _ in wanted}), "indexes": list({i for _, i in wanted})}
+    )
+    return {(m, i): (url, name) for m, i, url, name in rows if (m, i) in wanted}
