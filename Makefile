@@ -11,7 +11,7 @@ LATEST_VENV ?= .venv-latest
 UV_VERSION ?= 0.13.9
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
 
-.PHONY: demo test test-latest lint lock check-python install install-test bench clean
+.PHONY: demo test test-latest lint lock check-python install install-test bench clean vendor-js
 
 demo: install
 	$(BIN)/campaign demo
@@ -64,6 +64,33 @@ bench: install
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/enqueue.py
 	$(BIN)/python bench/waves.py
+
+# The chart library the HTML report inlines and the staff pages serve, fetched again from npm at the pinned version
+# and checked against the integrity npm published for it: a maintainer's refresh, never run by demo or test (they
+# use the copy in the package). To upgrade, change both lines (`npm view uplot@VERSION dist.integrity`).
+UPLOT_VERSION := 1.6.32
+UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
+UPLOT_DIR := campaign/render/vendor/uplot
+UPLOT_FILES := dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE
+
+vendor-js: | check-python
+	@command -v npm >/dev/null || { echo "make vendor-js needs npm (Node.js)"; exit 1; }
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	npm pack --silent --pack-destination "$$scratch" "uplot@$(UPLOT_VERSION)" >/dev/null && \
+	tarball="$$scratch/uplot-$(UPLOT_VERSION).tgz" && \
+	$(PYTHON) -c 'import base64, hashlib, sys; \
+	got = "sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode(); \
+	sys.exit(None if got == sys.argv[2] else f"uplot tarball integrity {got} is not the pinned {sys.argv[2]}")' \
+	"$$tarball" "$(UPLOT_INTEGRITY)" && \
+	tar -xzf "$$tarball" -C "$$scratch" && mkdir -p $(UPLOT_DIR) && \
+	for f in $(UPLOT_FILES); do cp "$$scratch/package/$$f" $(UPLOT_DIR)/; done && \
+	{ echo "uPlot $(UPLOT_VERSION) (MIT), from the npm registry: npm pack uplot@$(UPLOT_VERSION)"; \
+	  echo "integrity $(UPLOT_INTEGRITY)"; \
+	  echo "Copied unchanged: $(UPLOT_FILES). Refresh with make vendor-js (the version is pinned in the Makefile)."; \
+	  cd $(UPLOT_DIR) && $(PYTHON) -c 'import hashlib, sys; \
+	[print("sha256", hashlib.sha256(open(n, "rb").read()).hexdigest(), "", n) for n in sys.argv[1:]]' \
+	$(notdir $(UPLOT_FILES)); } > $(UPLOT_DIR)/VERSION
+	@echo "uPlot $(UPLOT_VERSION) verified and copied to $(UPLOT_DIR)"
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis data/demo

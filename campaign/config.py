@@ -66,12 +66,17 @@ from campaign.rules.ip_privacy import IpStorage
 from campaign.rules.timing import format_window, parse_window
 from campaign.rules.urls import parse_http_url
 from campaign.rules.wave_specs import WaveSpec, parse_wave_spec
-from campaign.secrets import PREVIOUS_SECRET_KEY_ENV, SECRET_KEY_ENV, SMTP_PASSWORD_ENV
+from campaign.secrets import (
+    PREVIOUS_SECRET_KEY_ENV,
+    REGISTRATION_HOOK_SECRET_ENV,
+    SECRET_KEY_ENV,
+    SMTP_PASSWORD_ENV,
+)
 
 ENV_PREFIX = "CAMPAIGN_"
 DEFAULT_CONFIG_NAME = "config.toml"
 # The environment variables campaign.secrets reads: not settings, never in the file.
-SECRET_VARIABLES = frozenset({SECRET_KEY_ENV, PREVIOUS_SECRET_KEY_ENV, SMTP_PASSWORD_ENV})
+SECRET_VARIABLES = frozenset({SECRET_KEY_ENV, PREVIOUS_SECRET_KEY_ENV, SMTP_PASSWORD_ENV, REGISTRATION_HOOK_SECRET_ENV})
 # The allowed values of the settings that choose a behaviour; services and adapters use these names. A setting
 # loads as the member itself (SmtpSecurity.TLS), which is also its string.
 SMTP_MODES = ("capture", "relay")
@@ -334,13 +339,22 @@ def check_listen_host(value: str) -> str:
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The web service (tracking links, unsubscribe pages): ``campaign web``, and ``campaign serve`` when enabled."""
+    """The web service (tracking links, unsubscribe pages, staff pages): ``campaign web``, and ``campaign serve``
+    when enabled."""
 
     enabled: bool = True
     # Loopback by default: the service belongs behind a reverse proxy that terminates TLS for links.public_url.
     host: str = field(default="127.0.0.1", metadata=_checked(check_listen_host))
     # 0: any free port (the command prints the one it got).
     port: int = field(default=8080, metadata=_range(0, 65535))
+    # Staff sessions end after this many minutes without a request...
+    session_idle_minutes: int = field(default=60, metadata=_range(1, None))
+    # ... and this many hours after the login in any case.
+    session_max_hours: float = field(default=12.0, metadata=_range(0.1, None))
+    # Failed logins allowed per user name within login_window_minutes before further attempts are refused (429);
+    # a client address is allowed four times as many (people behind one office network share an address).
+    login_attempts: int = field(default=5, metadata=_range(1, None))
+    login_window_minutes: int = field(default=15, metadata=_range(1, None))
 
 
 @dataclass(frozen=True)

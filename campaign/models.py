@@ -159,6 +159,17 @@ class RegistrationSource(StrEnum):
     WEBHOOK = "webhook"
 
 
+class Breakdown(StrEnum):
+    """What a report's rows can be broken down by (``campaign report --by``): a contact's time zone, country,
+    organisation, locale, or a custom attribute (``attr:NAME``, the name travelling beside it)."""
+
+    ZONE = "zone"
+    COUNTRY = "country"
+    ORGANISATION = "organisation"
+    LOCALE = "locale"
+    ATTRIBUTE = "attr"
+
+
 class SuppressionReason(StrEnum):
     """Why an address must not be mailed again."""
 
@@ -191,6 +202,36 @@ class EventStatus(StrEnum):
 
     SCHEDULED = "scheduled"
     CANCELLED = "cancelled"
+
+
+class Role(StrEnum):
+    """What a staff user may do (:func:`campaign.rules.access.may` says which :class:`Permission` each has):
+    an admin everything, staff run campaigns, an analyst reads reports only."""
+
+    ADMIN = "admin"
+    STAFF = "staff"
+    ANALYST = "analyst"
+
+
+class Permission(StrEnum):
+    """What a staff page or action needs (granted per :class:`Role` by :mod:`campaign.rules.access`)."""
+
+    VIEW_REPORTS = "view-reports"
+    ACT_ON_CAMPAIGNS = "act-on-campaigns"
+    MANAGE_USERS = "manage-users"
+
+
+class AuditAction(StrEnum):
+    """What an ``audit_log`` row records: who did it, to what (its target) and when are beside it."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login-failed"
+    LOGOUT = "logout"
+    USER_ADDED = "user-added"
+    USER_DISABLED = "user-disabled"
+    PASSWORD_SET = "password-set"  # noqa: S105 - an action's name, not a password
+    RETRY_FAILED = "retry-failed"
+    RETRY_DEFERRED = "retry-deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,3 +362,29 @@ class Wave:
     def offset(self) -> timedelta | None:
         """``offset_seconds`` as a duration (None: timed by ``send_at``, or at launch)."""
         return None if self.offset_seconds is None else timedelta(seconds=self.offset_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A staff login (``campaign users``). ``name`` as given; it is unique in any letter case. Never carries the
+    password hash: only the login service reads that."""
+
+    id: int
+    name: str
+    role: Role
+    created_at: datetime
+    # Set when the user was disabled: no login, no session.
+    disabled_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row of the audit log: who (None: the command line, or nobody logged in) did what to which target."""
+
+    id: int
+    at: datetime
+    user_id: int | None
+    user_name: str | None
+    action: str
+    target: str | None
+    details: Mapping[str, object] = field(default_factory=dict)

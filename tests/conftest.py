@@ -96,11 +96,12 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def cli_ok(config: Path) -> Callable[..., str]:
-    """Run ``campaign --config CONFIG ARGS...`` in-process, assert it succeeded, return its output."""
+    """Run ``campaign --config CONFIG ARGS...`` in-process (``input``: its standard input), assert it succeeded,
+    return its output."""
     runner = CliRunner()
 
-    def run(*args: str) -> str:
-        result = runner.invoke(cli, ["--config", str(config), *args])
+    def run(*args: str, input: str | None = None) -> str:
+        result = runner.invoke(cli, ["--config", str(config), *args], input=input)
         assert result.exit_code == 0, result.output
         return result.output
 

@@ -14,7 +14,7 @@ from campaign.cli import cli
 from campaign.models import Contact
 from campaign.services.contact_import import import_contacts
 from campaign.services.contacts import export_contacts, find_contacts
-from campaign.sources.csv_contacts import from_spreadsheet_safe, spreadsheet_safe
+from campaign.sources.csv_writer import from_spreadsheet_safe, spreadsheet_safe
 from campaign.store.engine import Database
 from tests.conftest import cli_ok
 

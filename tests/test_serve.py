@@ -123,10 +123,10 @@ def wave_rows(db: Database, campaign: str, wave: str) -> int:
 
 
 def statuses_by_wave(db: Database, campaign: str) -> dict[str, dict[str, int]]:
-    from campaign.store import outbox
+    from campaign.store import reports
 
     with db.read() as conn:
-        return outbox.counts(conn, get_campaign(db, campaign).campaign.id)
+        return reports.counts(conn, get_campaign(db, campaign).campaign.id)
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

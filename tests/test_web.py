@@ -36,7 +36,7 @@ from campaign.rules.routes import RoutePath, absolute_url, token_url
 from campaign.secrets import signing_key
 from campaign.services.context import AppContext
 from campaign.services.database import init_database
-from campaign.services.dispatch import DispatchSummary
+from campaign.services.dispatch_summary import DispatchSummary
 from campaign.store.engine import Database
 from campaign.web.app import SECURITY_HEADERS
 from campaign.web.server import WebServer, WebServerError, listen
@@ -292,6 +292,10 @@ def test_the_path_table_has_the_issues_paths_each_once() -> None:
         "unsubscribe": "/u/{token}",
         "calendar": "/ics/{token}",
         "registration-hook": "/hooks/registration",
+        "login": "/login",
+        "logout": "/logout",
+        "dashboard": "/dashboard",
+        "static": "/static/{name}",
     }
     assert len({r.template for r in routes.ROUTES}) == len(routes.ROUTES)
 

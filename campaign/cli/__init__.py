@@ -30,8 +30,11 @@ from campaign.cli.delivery import (
 from campaign.cli.demo import demo_command
 from campaign.cli.events import events_group
 from campaign.cli.plan import plan_command, status_command
+from campaign.cli.registrants import registrants_group
+from campaign.cli.report import report_command
 from campaign.cli.serve import serve_command
 from campaign.cli.tracking import tracking_group
+from campaign.cli.users import users_group
 from campaign.cli.waves import waves_group
 from campaign.cli.web import web_command
 from campaign.exceptions import CampaignError
@@ -69,6 +72,7 @@ cli.add_command(db_group)
 cli.add_command(contacts_group)
 cli.add_command(lists_command)
 cli.add_command(events_group)
+cli.add_command(registrants_group)
 cli.add_command(create_command)
 cli.add_command(list_command)
 cli.add_command(show_command)
@@ -77,6 +81,7 @@ cli.add_command(check_command)
 cli.add_command(waves_group)
 cli.add_command(status_command)
 cli.add_command(plan_command)
+cli.add_command(report_command)
 for command in (
     launch_command,
     pause_command,
@@ -91,6 +96,7 @@ for command in (
 cli.add_command(serve_command)
 cli.add_command(web_command)
 cli.add_command(tracking_group)
+cli.add_command(users_group)
 cli.add_command(demo_command)
 
 

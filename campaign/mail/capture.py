@@ -3,12 +3,14 @@
 A new user sees real emails without a mail account: the CLI starts :class:`CaptureServer` in-process on a
 free port and delivers to it over SMTP like to any relay. Each message is written to the mailbox
 directory atomically (temporary file, then rename), named so that listing the directory sorts by arrival.
+A message is known by its file's name without ``.eml`` (:attr:`CapturedMessage.name`, :func:`captured_path`).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
@@ -20,6 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 
 _COUNTER = itertools.count()
+_NAME = re.compile(r"[0-9]+-[0-9]+-[0-9]{6}")  # what _MailboxHandler names a message, without .eml
 
 
 class _MailboxHandler:
@@ -91,14 +94,20 @@ class CapturedMessage:
     subject: str
     date: str
 
+    @property
+    def name(self) -> str:
+        """What the message is known by: its file's name without ``.eml``."""
+        return self.path.stem
 
-def mailbox(directory: Path) -> list[CapturedMessage]:
-    """The captured messages, oldest first."""
+
+def mailbox(directory: Path, latest: int | None = None) -> list[CapturedMessage]:
+    """The captured messages, oldest first; only the ``latest`` ones when given (only their headers are read)."""
     if not directory.is_dir():
         return []
     parser = BytesHeaderParser(policy=default_policy)
     found = []
-    for path in sorted(directory.glob("*.eml")):
+    paths = sorted(directory.glob("*.eml"))
+    for path in paths if latest is None else paths[max(len(paths) - latest, 0) :]:
         with open(path, "rb") as fh:
             headers = parser.parse(fh)
         found.append(
@@ -107,3 +116,17 @@ def mailbox(directory: Path) -> list[CapturedMessage]:
             )
         )
     return found
+
+
+def mailbox_size(directory: Path) -> int:
+    """How many messages the mailbox holds."""
+    return sum(1 for _ in directory.glob("*.eml")) if directory.is_dir() else 0
+
+
+def captured_path(directory: Path, name: str) -> Path | None:
+    """The file of the captured message called ``name`` (:attr:`CapturedMessage.name`), or None: a name that is
+    not one the server gives (a path, ``..``) is never looked for."""
+    if not _NAME.fullmatch(name):
+        return None
+    path = directory / f"{name}.eml"
+    return path if path.is_file() else None

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from functools import cache
+from urllib.parse import quote, urlsplit
+
+from campaign.rules.characters import CONTROL
 
 _PARAMETER = re.compile(r"\{([a-z_]+)\}")
 
@@ -70,8 +73,81 @@ CALENDAR = RoutePath("calendar", "/ics/{token}")
 REGISTRATION_HOOK = RoutePath("registration-hook", "/hooks/registration")
 """Registrations from webinar platforms (Zoom's signed webhook, or a generic signed JSON body)."""
 
-ROUTES: tuple[RoutePath, ...] = (INDEX, HEALTH, OPEN, CLICK, UNSUBSCRIBE, CALENDAR, REGISTRATION_HOOK)
+LOGIN = RoutePath("login", "/login")
+"""The staff login form (GET) and the login (POST); ``?next=`` names the staff page to return to."""
+LOGOUT = RoutePath("logout", "/logout")
+"""Ends the staff session (POST, with the session's CSRF token)."""
+DASHBOARD = RoutePath("dashboard", "/dashboard")
+"""The staff home page: the campaigns (reports permission)."""
+STATIC = RoutePath("static", "/static/{name}")
+"""The staff pages' stylesheet (and scripts): files shipped in the package, nothing fetched from elsewhere."""
+CAMPAIGN_PAGE = RoutePath("campaign-page", "/dashboard/campaigns/{campaign}")
+"""One campaign's report on the dashboard (``campaign``: its id; reports permission)."""
+CAMPAIGN_RETRY = RoutePath("campaign-retry", "/dashboard/campaigns/{campaign}/retry")
+"""Retry a campaign's failed or deferred messages (POST; acting on campaigns permission)."""
+MAILBOX = RoutePath("mailbox", "/dashboard/mailbox")
+"""The messages the capture server kept (capture mode only; reports permission)."""
+MAILBOX_MESSAGE = RoutePath("mailbox-message", "/dashboard/mailbox/{message}")
+"""One captured message: its headers, calendar part and HTML in a sandboxed frame."""
+MAILBOX_HTML = RoutePath("mailbox-html", "/dashboard/mailbox/{message}/html")
+"""A captured message's HTML part, for that frame only: no script, nothing fetched (its own policy)."""
+
+ROUTES: tuple[RoutePath, ...] = (
+    INDEX,
+    HEALTH,
+    OPEN,
+    CLICK,
+    UNSUBSCRIBE,
+    CALENDAR,
+    REGISTRATION_HOOK,
+    LOGIN,
+    LOGOUT,
+    DASHBOARD,
+    STATIC,
+    CAMPAIGN_PAGE,
+    CAMPAIGN_RETRY,
+    MAILBOX,
+    MAILBOX_MESSAGE,
+    MAILBOX_HTML,
+)
 """Every path of the web service."""
+
+STAFF_PAGES: tuple[RoutePath, ...] = (DASHBOARD, CAMPAIGN_PAGE, MAILBOX, MAILBOX_MESSAGE)
+"""The staff pages a login may lead back to (``/login?next=``): GET pages behind a login, nothing else. A staff
+page that is not listed works, but a login from its address lands on the dashboard."""
+
+_MAX_DESTINATION = 2000
+
+
+def staff_destination(target: str) -> str | None:
+    """``target`` when it is the local path (and query) of one of :data:`STAFF_PAGES`, else None.
+
+    What a login redirects to comes from the visitor (``?next=``), so it is held to the routes: never a URL with a
+    scheme or host, never ``//host`` or ``/\\host`` (browsers read both as another host), no control character
+    (browsers drop tabs and line breaks before reading), no fragment, and a path matching a staff page's
+    template. Anything else is None: the caller lands on the dashboard (no open redirect).
+    """
+    if (
+        len(target) > _MAX_DESTINATION
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or CONTROL.search(target)
+    ):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.fragment or "#" in target:
+        return None
+    if not any(_pattern(page).fullmatch(parts.path) for page in STAFF_PAGES):
+        return None
+    return target
+
+
+@cache
+def _pattern(route: RoutePath) -> re.Pattern[str]:
+    """The paths ``route`` matches: its template, each ``{parameter}`` one non-empty segment."""
+    literals = _PARAMETER.split(route.template)[::2]
+    return re.compile("[^/]+".join(re.escape(literal) for literal in literals))
 
 
 def absolute_url(public_url: str, route: RoutePath, **values: str) -> str:

@@ -25,14 +25,16 @@ from campaign.secrets import signing_key
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import ImportReport, import_contacts
 from campaign.services.database import init_database
-from campaign.services.dispatch import DispatchSummary, send_due
+from campaign.services.dispatch import send_due
+from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.events import add_event, read_event_file
 from campaign.services.lifecycle import LaunchResult, finish_campaigns, launch
 from campaign.services.progress import campaign_progress
 from campaign.services.rendering import Preview, ZoneLine, preview_contact, preview_zones
 from campaign.services.scheduling import fire_due, fire_times
 from campaign.services.transport import smtp_servers
-from campaign.store import outbox, registrations, tracking
+from campaign.store import registrations, tracking
+from campaign.store import reports as report_store
 from campaign.store.engine import Database
 
 DEMO_LIST = "demo"
@@ -52,7 +54,7 @@ REGISTERED_AFTER = timedelta(hours=2)
 @dataclass(slots=True)
 class DemoClock:
     """The demo's compressed clock: it stands at ``now`` until the demo moves it on. A
-    :data:`~campaign.services.dispatch.Clock` for the delivery worker."""
+    :data:`~campaign.services.dispatch_jobs.Clock` for the delivery worker."""
 
     now: datetime
 
@@ -203,7 +205,7 @@ def _next_fire(db: Database) -> datetime | None:
 def _next_due(db: Database, campaign_id: int, now: datetime) -> datetime | None:
     """The earliest instant after ``now`` at which a queued or deferred message of the campaign is due."""
     with db.read() as conn:
-        later = [c.next_due for c in outbox.status_counts(conn, campaign_id, now) if c.next_due is not None]
+        later = [c.next_due for c in report_store.status_counts(conn, campaign_id, now) if c.next_due is not None]
     return min(later, default=None)
 
 

@@ -28,6 +28,7 @@ from campaign.services.rendering import CheckReport, check_campaign
 from campaign.services.scheduling import Fired, fire_due
 from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
+from campaign.store import reports as report_store
 from campaign.store.engine import Database
 
 
@@ -68,7 +69,7 @@ def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResu
     # wave, exactly once: a crash right here leaves them pending, for the scheduler to fire.
     fired = fire_due(db, settings, now, campaign_id=details.campaign.id)
     with db.read() as conn:
-        counts = outbox.counts(conn, details.campaign.id)
+        counts = report_store.counts(conn, details.campaign.id)
         waves = campaign_store.waves_of(conn, details.campaign.id)
     statuses = [status for by_status in counts.values() for status in by_status.items()]
     queued = sum(n for s, n in statuses if s == MessageStatus.QUEUED.value)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from campaign.models import UNFINISHED_MESSAGES, Campaign, CampaignStatus, MessageStatus, Wave, WaveStatus
 from campaign.services.campaigns import find_campaign
 from campaign.store import campaigns as campaign_store
-from campaign.store import outbox
+from campaign.store import reports as report_store
 from campaign.store.engine import Database
 
 
@@ -115,7 +115,7 @@ def progress_after_send(db: Database, ref: str | None, finished: Iterable[str] =
 
 
 def _progress(conn: Connection, campaign: Campaign, now: datetime) -> CampaignProgress:
-    rows = outbox.status_counts(conn, campaign.id, now)
+    rows = report_store.status_counts(conn, campaign.id, now)
     by_wave: dict[int, dict[str, int]] = {}
     for row in rows:
         by_wave.setdefault(row.wave_id, {})[row.status] = row.count
@@ -145,7 +145,7 @@ def _ordered(counts: dict[str, int]) -> dict[str, int]:
     return {s.value: counts[s.value] for s in MessageStatus if s.value in counts}
 
 
-def _waiting(rows: Iterable[outbox.StatusCount]) -> Waiting:
+def _waiting(rows: Iterable[report_store.StatusCount]) -> Waiting:
     found = list(rows)
     later = [r.next_due for r in found if r.next_due is not None]
     return Waiting(sum(r.count for r in found), sum(r.due_now for r in found), min(later, default=None))

@@ -29,7 +29,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    type_coerce,
     update,
 )
 
@@ -571,20 +570,6 @@ def release(conn: Connection, ids: Iterable[int], owner: str, now: datetime) -> 
     return conn.execute(stmt).rowcount
 
 
-def counts(conn: Connection, campaign_id: int) -> dict[str, dict[str, int]]:
-    """Message counts by wave name and status."""
-    stmt = (
-        select(waves.c.name, messages.c.status, func.count())
-        .join(waves, waves.c.id == messages.c.wave_id)
-        .where(waves.c.campaign_id == campaign_id)
-        .group_by(waves.c.name, messages.c.status)
-    )
-    result: dict[str, dict[str, int]] = {}
-    for wave_name, status, count in conn.execute(stmt):
-        result.setdefault(wave_name, {})[status] = count
-    return result
-
-
 def set_status_where(
     conn: Connection, campaign_id: int, from_statuses: Sequence[str], to_status: str, now: datetime
 ) -> int:
@@ -595,38 +580,6 @@ def set_status_where(
         values.update(next_attempt_at=None, scheduled_at=now)
     stmt = update(messages).where(messages.c.wave_id.in_(wave_ids), messages.c.status.in_(from_statuses)).values(values)
     return conn.execute(stmt).rowcount
-
-
-@dataclass(frozen=True, slots=True)
-class StatusCount:
-    """How many messages of one wave are in one status; for queued and deferred ones, also when they are due."""
-
-    wave_id: int
-    status: str
-    count: int
-    due_now: int = 0
-    next_due: datetime | None = None
-    """The earliest due time of those not due yet (None when all are due, or for a final status)."""
-
-
-def status_counts(conn: Connection, campaign_id: int, now: datetime) -> list[StatusCount]:
-    """The campaign's messages counted by wave and status, with when the queued and deferred ones are due.
-
-    A report, not the delivery path: one GROUP BY over the campaign's rows (ranges of ``ix_messages_due``).
-    """
-    pending = messages.c.status.in_(PENDING)
-    stmt = (
-        select(
-            messages.c.wave_id,
-            messages.c.status,
-            func.count(),
-            func.sum(case((and_(pending, due_at <= now), 1), else_=0)),
-            type_coerce(func.min(case((and_(pending, due_at > now), due_at))), UTCDateTime()),
-        )
-        .where(messages.c.wave_id.in_(select(waves.c.id).where(waves.c.campaign_id == campaign_id).scalar_subquery()))
-        .group_by(messages.c.wave_id, messages.c.status)
-    )
-    return [StatusCount(w, s, n, int(due or 0), later) for w, s, n, due, later in conn.execute(stmt)]
 
 
 def retry_deferred_now(conn: Connection, campaign_id: int, now: datetime) -> int:

@@ -337,6 +337,51 @@ class InstallationRow(Base):
     created_at: Mapped[datetime]
 
 
+class UserRow(Base):
+    """A staff login. ``name_key`` (the name case-folded, :func:`campaign.rules.access.user_name_key`) is what makes
+    two names the same user; ``password_hash`` is an argon2id hash in its PHC string form, never a password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class SessionRow(Base):
+    """A staff login session. ``id`` is the SHA-256 (hex) of the token in the browser's cookie, never the token:
+    a copy of the database opens no session. ``csrf_secret`` is what the session's forms carry."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    # The absolute end (login plus web.session_max_hours); the idle end is last_seen_at plus the idle time.
+    expires_at: Mapped[datetime]
+
+
+class AuditLogRow(Base):
+    """Who did what, to what, when: logins, logouts, user changes, and the staff's actions on campaigns.
+    ``user_id`` is None for the command line (the operator of the machine) and for a visitor not logged in."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(50))
+    # What was acted on, as people name it (a campaign's or a user's name).
+    target: Mapped[str | None] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+
+
 metadata = Base.metadata
 
 # The tables as Core objects, typed, for the store's SQL.
@@ -353,6 +398,9 @@ registrations = cast(Table, RegistrationRow.__table__)
 event_unsubscribes = cast(Table, EventUnsubscribeRow.__table__)
 suppressions = cast(Table, SuppressionRow.__table__)
 installation = cast(Table, InstallationRow.__table__)
+users = cast(Table, UserRow.__table__)
+sessions = cast(Table, SessionRow.__table__)
+audit_log = cast(Table, AuditLogRow.__table__)
 
 due_at = func.coalesce(messages.c.lease_expires_at, messages.c.next_attempt_at, messages.c.scheduled_at)
 """When a message is due: a ``sending`` one when its lease expires (only those hold a lease); a queued or

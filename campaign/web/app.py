@@ -10,7 +10,13 @@
   No response ever shows a traceback, a setting or a secret.
 * **Tracking** (:mod:`campaign.web.tracking`): the open pixel, click redirects and calendar files record through
   one :class:`~campaign.services.tracking.HitRecorder` (``app.state.recorder``), whose writer runs as a task for
-  the app's lifetime (its lifespan) and writes what is left when the app shuts down.
+  the app's lifetime (its lifespan) and writes what is left when the app shuts down. GET and HEAD on the pixel
+  and clicks are answered by :class:`~campaign.web.tracking.TrackingFastPath` before Starlette's routing (the
+  busiest routes; the same answers, headers included).
+* **Registrations** pushed by webinar platforms (:mod:`campaign.web.hooks`), signed with a secret from the
+  environment: off (404) without it.
+* **Staff pages** (:mod:`campaign.web.auth`: login, logout, sessions, CSRF and roles; ``app.state.staff_access``)
+  behind :func:`~campaign.web.auth.require`; tracking, unsubscribe and webhook routes stay public.
 * ``/healthz`` answers 200 ``ok`` while the database answers with the current schema, else 503 and the reason on
   one line (:class:`campaign.services.health.DatabaseProbe`); a check taking longer than
   :data:`HEALTH_TIMEOUT_SECONDS` is a 503 too, and concurrent requests share one check in progress, so a database
@@ -37,11 +43,34 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from campaign import __version__
 from campaign.exceptions import StorageError
-from campaign.rules.routes import CALENDAR, CLICK, HEALTH, INDEX, OPEN, UNSUBSCRIBE, RoutePath
+from campaign.rules.routes import (
+    CALENDAR,
+    CAMPAIGN_PAGE,
+    CAMPAIGN_RETRY,
+    CLICK,
+    DASHBOARD,
+    HEALTH,
+    INDEX,
+    LOGIN,
+    LOGOUT,
+    MAILBOX,
+    MAILBOX_HTML,
+    MAILBOX_MESSAGE,
+    OPEN,
+    REGISTRATION_HOOK,
+    STATIC,
+    UNSUBSCRIBE,
+    RoutePath,
+)
+from campaign.secrets import registration_hook_secret
 from campaign.services.context import AppContext
 from campaign.services.health import DatabaseProbe
 from campaign.services.tracking import HitRecorder
-from campaign.web.tracking import TrackingEndpoints
+from campaign.web.auth import StaffAccess
+from campaign.web.dashboard import DashboardData, campaign_page, dashboard, retry
+from campaign.web.hooks import RegistrationHook
+from campaign.web.mailbox import mailbox_html, mailbox_message, mailbox_page
+from campaign.web.tracking import TrackingEndpoints, TrackingFastPath
 from campaign.web.unsubscribe import UnsubscribeEndpoint
 
 log = logging.getLogger("campaign.web")
@@ -64,8 +93,9 @@ _NO_STORE = {"Cache-Control": "no-store"}
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def route(path: RoutePath, endpoint: Endpoint, *, methods: Sequence[str] = ("GET",)) -> Route:
-    """The Starlette route of ``path`` (its template and name from the table) answered by ``endpoint``.
+def route(path: RoutePath, endpoint: Endpoint | ASGIApp, *, methods: Sequence[str] = ("GET",)) -> Route:
+    """The Starlette route of ``path`` (its template and name from the table) answered by ``endpoint`` (a
+    request-response function or method, or an ASGI app object).
 
     Every route of the app is made here, so none has a path typed anywhere else. GET routes answer HEAD too.
     """
@@ -78,8 +108,10 @@ def create_app(context: AppContext) -> Starlette:
     db = context.database()
     recorder = HitRecorder(db, context.settings.tracking)
     health = _HealthCheck(DatabaseProbe(db))
-    tracking = TrackingEndpoints(db, context.settings, context.signing_keys(), recorder)
+    tracking = TrackingEndpoints(db, context.settings, context.signing_keys(), recorder, SECURITY_HEADERS)
     unsubscribe = UnsubscribeEndpoint(db, context.settings, context.signing_keys())
+    registration_hook = RegistrationHook(db, registration_hook_secret())
+    staff = StaffAccess(db, context.settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,12 +133,25 @@ def create_app(context: AppContext) -> Starlette:
             route(CLICK, tracking.click),
             route(CALENDAR, tracking.calendar),
             route(UNSUBSCRIBE, unsubscribe.respond, methods=("GET", "POST")),
+            route(REGISTRATION_HOOK, registration_hook.respond, methods=("POST",)),
+            route(LOGIN, staff.login, methods=("GET", "POST")),
+            route(LOGOUT, staff.logout, methods=("POST",)),
+            route(DASHBOARD, dashboard),
+            route(CAMPAIGN_PAGE, campaign_page),
+            route(CAMPAIGN_RETRY, retry, methods=("POST",)),
+            route(MAILBOX, mailbox_page),
+            route(MAILBOX_MESSAGE, mailbox_message),
+            route(MAILBOX_HTML, mailbox_html),
+            route(STATIC, staff.pages.static),
         ],
-        middleware=[Middleware(SecurityHeaders)],
+        # The tracking fast path first: it answers the pixel and clicks with the security headers built in.
+        middleware=[Middleware(TrackingFastPath, endpoints=tracking), Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
     app.state.recorder = recorder
+    app.state.staff_access = staff
+    app.state.dashboard = DashboardData(db, context.settings)
     return app
 
 

@@ -1,0 +1,311 @@
+"""Report benchmark: the full report of a campaign of 1,000,000 messages and 300,000 tracking events.
+
+Setup, not timed, in a fresh SQLite database (and, with ``--postgres DSN``, the same rows in a fresh PostgreSQL
+schema): ``--contacts`` contacts (default 600,000) over 400 zones, 60 countries, 500 organisations, 6 locales and
+a custom attribute of 12 values; a sending campaign whose invitation went to all of them and whose reminder went
+to two in three (``--contacts`` × 5/3 messages: 1,000,000 by default), 90% sent and the rest spread over every
+other state; ``--events`` tracking events (default 300,000) on sent messages over three days: opens by people
+and by image proxies, clicks by people (a third on Register) and by link scanners, unsubscribes; a registration
+for one contact in six (by the link, an import or the webhook) and three links per wave.
+
+Measured (``--repeat`` rounds, medians):
+
+* ours: :func:`campaign.services.reports.campaign_report` without a breakdown (totals, waves, funnel, links,
+  the hourly series, times to open and register, the latest undelivered), and once per breakdown (zone,
+  country, organisation, locale, ``attr:job_title``): "every breakdown" is their sum, less the common part
+  counted once;
+* the floor: one ``SELECT wave_id, status, count(*) ... GROUP BY`` over the campaign's messages (what any report
+  reads first), and one pass over the tracking events joined to their messages.
+
+Prints seconds for each and ends with one JSON line. Target: the full report (every breakdown) in <= 2 s on SQLite.
+
+    python bench/report.py [--contacts N] [--events N] [--repeat R] [--postgres DSN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import available_timezones
+
+from sqlalchemy import JSON, Text, case, cast, func, insert, literal, select, text
+from sqlalchemy.sql.expression import CTE, ColumnElement
+
+from campaign.models import MessageStatus, RegistrationSource, TrackingKind, WaveKind, WaveStatus
+from campaign.services.database import init_database
+from campaign.services.reports import campaign_report
+from campaign.services.tracking import REGISTER_LINK
+from campaign.store.engine import Database
+from campaign.store.tables import (
+    UTCDateTime,
+    campaigns,
+    contacts,
+    events,
+    links,
+    list_members,
+    lists,
+    messages,
+    registrations,
+    tracking_events,
+    waves,
+)
+
+ZONES = 400
+BREAKDOWNS = ("zone", "country", "organisation", "locale", "attr:job_title")
+SENT_AT = datetime(2030, 6, 10, 7, 0, tzinfo=UTC)
+# Per hundred messages: the state of each (the rest are sent).
+STATES = [
+    (MessageStatus.DEFERRED, 3),
+    (MessageStatus.BOUNCED, 2),
+    (MessageStatus.FAILED, 1),
+    (MessageStatus.EXPIRED, 1),
+    (MessageStatus.SUPPRESSED, 2),
+    (MessageStatus.QUEUED, 1),
+]
+
+
+def when(instant: datetime) -> ColumnElement[datetime]:
+    return literal(instant, type_=UTCDateTime())
+
+
+def numbers(count: int) -> CTE:
+    """1 to ``count``, as a recursive CTE with the column ``x``."""
+    n = select(literal(1).label("x")).cte("n", recursive=True)
+    return n.union_all(select((n.c.x + 1).label("x")).where(n.c.x < count))
+
+
+def setup(db: Database, count: int, hits: int) -> None:
+    """The rows of the module doc, generated in SQL (SQLite and PostgreSQL alike)."""
+    init_database(db)
+    zones = sorted(available_timezones())[:: max(1, len(available_timezones()) // ZONES)][:ZONES]
+    before = SENT_AT - timedelta(days=1)
+    pg = db.backend == "postgresql"
+    with db.write() as conn:
+        n = numbers(count)
+        zone: Any
+        country: Any
+        organisation: Any
+        attributes: Any
+        address = func.concat("p", n.c.x, "@example.org") if pg else func.printf("p%d@example.org", n.c.x)
+        if pg:
+            zone = func.json_extract_path_text(cast(json.dumps(zones), JSON()), cast(n.c.x % len(zones), Text()))
+            country = func.concat(func.chr(65 + n.c.x % 6), func.chr(65 + n.c.x % 10))
+            organisation = func.concat("org ", n.c.x % 500)
+            attributes = func.jsonb_build_object("job_title", func.concat("title ", n.c.x % 12))
+        else:
+            zone = func.json_extract(json.dumps(zones), func.printf("$[%d]", n.c.x % len(zones)))
+            country = func.char(65 + n.c.x % 6, 65 + n.c.x % 10)
+            organisation = func.printf("org %d", n.c.x % 500)
+            attributes = func.json_object("job_title", func.printf("title %d", n.c.x % 12))
+        locales = ["es", "fr", "en-GB", "de", "pt-BR"]
+        locale = case(*[(n.c.x % 6 == i, code) for i, code in enumerate(locales)], else_="en")
+        conn.execute(
+            insert(contacts).from_select(
+                ["id", "email", "email_key", "timezone", "country", "organisation", "locale", "attributes",
+                 "created_at", "updated_at"],
+                select(n.c.x, address, address, zone, country, organisation, locale, attributes, when(before),
+                       when(before)),
+            )
+        )  # fmt: skip
+        list_id = conn.execute(insert(lists).values(name="all", created_at=before).returning(lists.c.id)).scalar_one()
+        conn.execute(
+            insert(list_members).from_select(
+                ["list_id", "contact_id", "added_at"], select(literal(list_id), contacts.c.id, when(before))
+            )
+        )
+        start = SENT_AT + timedelta(days=10)
+        event_id = conn.execute(
+            insert(events)
+            .values(slug="e", title="E", description="", starts_at=start, ends_at=start + timedelta(hours=1),
+                    timezone="Europe/Zurich", language="en", speakers=[], sequence=0, status="scheduled",
+                    created_at=before, updated_at=before)
+            .returning(events.c.id)
+        ).scalar_one()  # fmt: skip
+        campaign_id = conn.execute(
+            insert(campaigns)
+            .values(name="c", event_id=event_id, list_id=list_id, status="sending", created_at=before,
+                    updated_at=before, launched_at=SENT_AT)
+            .returning(campaigns.c.id)
+        ).scalar_one()  # fmt: skip
+        wave_ids = []
+        for name, kind, offset, share in (
+            ("invitation", WaveKind.INVITATION, 0, 3),
+            ("reminder", WaveKind.REMINDER, 2, 2),
+        ):
+            wave_id = conn.execute(
+                insert(waves)
+                .values(campaign_id=campaign_id, name=name, kind=kind.value, template=kind.value, audience="all",
+                        status=WaveStatus.ENQUEUED.value, enqueued_at=SENT_AT, created_at=before)
+                .returning(waves.c.id)
+            ).scalar_one()  # fmt: skip
+            wave_ids.append(wave_id)
+            for index, link in enumerate((REGISTER_LINK, "join", "calendar_google"), 1):
+                conn.execute(
+                    insert(links).values(wave_id=wave_id, link_index=index, name=link, url=f"https://x.example/{link}",
+                                         url_key=f"{wave_id}-{index}", created_at=before)
+                )  # fmt: skip
+            bucket = contacts.c.id % 100
+            status = case(
+                *[(bucket < sum(p for _, p in STATES[: i + 1]), s.value) for i, (s, _) in enumerate(STATES)],
+                else_=MessageStatus.SENT.value,
+            )
+            # Sent over ten hours from the wave's day, by contact.
+            second = (contacts.c.id * 37) % 36000
+            sent = (
+                func.to_timestamp(int(SENT_AT.timestamp()) + offset * 86400 + second)
+                if pg
+                else func.datetime(int(SENT_AT.timestamp()) + offset * 86400 + second, "unixepoch")
+            )
+            is_sent = status == MessageStatus.SENT.value
+            conn.execute(
+                insert(messages).from_select(
+                    ["wave_id", "contact_id", "status", "scheduled_at", "attempts", "sent_at", "smtp_reply",
+                     "last_error", "created_at", "updated_at"],
+                    select(literal(wave_id), contacts.c.id, status, when(SENT_AT), literal(1),
+                           case((is_sent, sent)), case((status == "bounced", "550 5.1.1 unknown user")),
+                           case((~is_sent, "error")), when(SENT_AT), when(SENT_AT))
+                    .where(contacts.c.id % 3 < share),
+                )
+            )  # fmt: skip
+        # Tracking events: one on each of ``hits`` sent messages picked by a stride, its kind by the pick.
+        sent_messages = (
+            select(
+                messages.c.id,
+                messages.c.sent_at,
+                func.row_number().over(order_by=messages.c.id).label("k"),
+            )
+            .where(messages.c.status == MessageStatus.SENT.value)
+            .subquery()
+        )
+        total = conn.scalar(select(func.count()).select_from(sent_messages)) or 1
+        stride = max(1, total // hits)
+        k = sent_messages.c.k
+        hit_kind = case(
+            (k % 10 < 5, TrackingKind.OPEN.value),
+            (k % 10 < 9, TrackingKind.CLICK.value),
+            else_=TrackingKind.UNSUBSCRIBE.value,
+        )
+        machine = (k % 10 == 0) | (k % 10 == 8)
+        link_index = case((hit_kind == TrackingKind.CLICK.value, k % 3 + 1))
+        later = (k * 7919) % (3 * 86400)
+        occurred = (
+            sent_messages.c.sent_at + func.make_interval(0, 0, 0, 0, 0, 0, later)
+            if pg
+            else func.datetime(sent_messages.c.sent_at, func.printf("+%d seconds", later))
+        )
+        conn.execute(
+            insert(tracking_events).from_select(
+                ["message_id", "kind", "link_index", "is_machine", "machine_reason", "occurred_at"],
+                select(sent_messages.c.id, hit_kind, link_index, machine, case((machine, "proxy")), occurred)
+                .where(k % stride == 0)
+                .limit(hits),
+            )
+        )
+        sources = [s.value for s in RegistrationSource]
+        conn.execute(
+            insert(registrations).from_select(
+                ["event_id", "contact_id", "source", "registered_at", "created_at"],
+                select(literal(event_id), contacts.c.id,
+                       case((contacts.c.id % 10 < 6, sources[0]), (contacts.c.id % 10 < 9, sources[1]),
+                            else_=sources[2]),
+                       when(SENT_AT + timedelta(days=1)), when(SENT_AT))
+                .where(contacts.c.id % 6 == 0),
+            )
+        )  # fmt: skip
+    if pg:
+        with db.write() as conn:
+            conn.execute(text("ANALYZE"))
+
+
+def full_report(db: Database, by: str | None = None) -> Callable[[], int]:
+    def run() -> int:
+        report = campaign_report(db, "c", by=by)
+        return report.totals.targeted
+
+    return run
+
+
+def floor_counts(db: Database) -> Callable[[], int]:
+    def run() -> int:
+        with db.read() as conn:
+            stmt = select(messages.c.wave_id, messages.c.status, func.count()).group_by(
+                messages.c.wave_id, messages.c.status
+            )
+            return sum(row[2] for row in conn.execute(stmt))
+
+    return run
+
+
+def floor_events(db: Database) -> Callable[[], int]:
+    def run() -> int:
+        with db.read() as conn:
+            stmt = (
+                select(messages.c.wave_id, func.count(func.distinct(tracking_events.c.message_id)))
+                .join(messages, messages.c.id == tracking_events.c.message_id)
+                .group_by(messages.c.wave_id)
+            )
+            return sum(row[1] for row in conn.execute(stmt))
+
+    return run
+
+
+def timed(work: Callable[[], int], repeat: int) -> float:
+    seconds = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        work()
+        seconds.append(time.perf_counter() - began)
+    return statistics.median(seconds)
+
+
+def measure(db: Database, repeat: int) -> dict[str, float]:
+    figures = {
+        "floor_counts": timed(floor_counts(db), repeat),
+        "floor_events": timed(floor_events(db), repeat),
+        "report": timed(full_report(db), repeat),
+    }
+    for by in BREAKDOWNS:
+        figures[f"report_by_{by}"] = timed(full_report(db, by), repeat)
+    # Each breakdown's own cost is what it adds to the report; every breakdown is the report plus those.
+    figures["every_breakdown"] = figures["report"] + sum(
+        max(0.0, figures[f"report_by_{b}"] - figures["report"]) for b in BREAKDOWNS
+    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=600_000)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--postgres", help="also on PostgreSQL: a postgresql+psycopg:// URL of an empty database")
+    args = parser.parse_args()
+    result: dict[str, object] = {"contacts": args.contacts}
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = [("sqlite", Database(f"sqlite:///{Path(tmp) / 'bench.db'}"))]
+        if args.postgres:
+            targets.append(("postgresql", Database(args.postgres)))
+        for name, db in targets:
+            began = time.perf_counter()
+            setup(db, args.contacts, args.events)
+            with db.read() as conn:
+                count = conn.scalar(select(func.count()).select_from(messages))
+                hits = conn.scalar(select(func.count()).select_from(tracking_events))
+            print(f"{name}: {count:,} messages, {hits:,} tracking events (setup {time.perf_counter() - began:.0f} s)")
+            figures = measure(db, args.repeat)
+            for key, seconds in figures.items():
+                print(f"  {key:<28} {seconds:6.2f} s")
+            result[name] = {"messages": count, "events": hits, **{k: round(v, 3) for k, v in figures.items()}}
+            db.dispose()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

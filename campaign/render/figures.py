@@ -1,0 +1,33 @@
+"""How report figures are written for people: rates as percentages, waits as durations.
+
+Contract: one spelling of a figure in every report format that shows one to a person (the terminal tables of
+``campaign report``, its HTML file, the dashboard): :func:`percent` gives ``42%``, with one decimal under 10%
+(``0.4%``: a bounce rate's size matters there), and ``–`` for a rate over nothing (None); :func:`duration` gives
+``45s``, ``12m``, ``3h 05m``, ``2d 4h``, and ``–`` for None. Machine formats (CSV, JSON) keep the raw numbers.
+"""
+
+from __future__ import annotations
+
+NONE = "–"
+"""What a figure that does not exist (a rate over nothing, a median of no waits) is shown as."""
+
+
+def percent(value: float | None) -> str:
+    """``42%``; one decimal under 10% (``0.4%``); :data:`NONE` for None."""
+    if value is None:
+        return NONE
+    return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
+
+
+def duration(seconds: int | None) -> str:
+    """``45s``, ``12m``, ``3h 05m``, ``2d 4h`` (the two largest units); :data:`NONE` for None."""
+    if seconds is None:
+        return NONE
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m" if minutes else f"{secs}s"

@@ -1,0 +1,692 @@
+"""Delivery and engagement reports: the model every report format is built from (the ``campaign report`` table,
+CSV and JSON; the HTML file and the dashboard), and its JSON document.
+
+Contract:
+
+* :func:`campaign_report` reads one campaign in one read transaction (one snapshot) and returns a
+  :class:`CampaignReport` of plain frozen dataclasses; :func:`campaign_lines` one :class:`CampaignLine` per
+  campaign. The counting is the database's (:mod:`campaign.store.reports`, whose module doc defines what is
+  counted); here the rows become the model, and rates are taken over the right base (:meth:`Tally.rates`).
+* ``wave`` keeps the report to one wave; ``since`` / ``until`` to the messages whose time (sent, or scheduled
+  when not sent) lies in ``[since, until)``, with whatever their recipients did since. Both are ISO dates or
+  times: a date is midnight and a time without an offset is wall-clock time, in the report's zone.
+* The funnel is one wave's (the invitation's, or the wave asked for), in its recipients: delivered → opened by
+  the person → clicked Register → registered after it. One wave's recipients are counted from its own rows; the
+  same over several waves would need every recipient's messages de-duplicated, a million rows sorted.
+* The hourly series is in ``zone`` (default: the organiser's): each hour is a local hour there, labelled by its
+  start with its UTC offset, so the two 02:00 hours of a night when clocks go back are two rows, and a zone half
+  an hour off UTC (Asia/Kolkata) gets hours that start on its own hour. Hours without activity are left out.
+* :func:`report_document` and :func:`lines_document` give the JSON documents (``schema`` names their version;
+  keys are only ever added within one version). :func:`write_report_csv` and :func:`write_lines_csv` write the
+  tables as CSV through the one spreadsheet-safe writer (:mod:`campaign.sources.csv_writer`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
+
+from campaign.exceptions import NotFoundError, ValidationError
+from campaign.models import (
+    Breakdown,
+    Campaign,
+    Event,
+    MessageStatus,
+    RegistrationSource,
+    Wave,
+    WaveKind,
+)
+from campaign.rules.contact_fields import FieldError, parse_timezone
+from campaign.rules.event_fields import local_to_utc
+from campaign.rules.zone_offsets import OffsetSpan, offset_spans
+from campaign.services.campaigns import find_campaign
+from campaign.services.tracking import REGISTER_LINK
+from campaign.sources.csv_contacts import attribute_name
+from campaign.sources.csv_writer import CsvWriter
+from campaign.store import campaigns as campaign_store
+from campaign.store import events as event_store
+from campaign.store import reports as report_store
+from campaign.store.engine import Database
+from campaign.store.reports import QUARTER_HOUR, TOTAL, WAVES, By, Scope
+
+# Part of the report model (its fields), so named here for those who read it.
+from campaign.store.reports import Delays as Delays
+from campaign.store.reports import Undelivered as Undelivered
+
+REPORT_SCHEMA = "campaign-report/1"
+LINES_SCHEMA = "campaign-report-all/1"
+UNDELIVERED_SHOWN = 20
+"""How many of the recipients who did not get a message a report lists by default (the latest first)."""
+
+# The statuses that only an attempt gives: what bounce and delivery rates are over.
+_ATTEMPTED = (MessageStatus.SENT, MessageStatus.DEFERRED, MessageStatus.BOUNCED, MessageStatus.FAILED)
+_UNDELIVERED = (MessageStatus.DEFERRED, MessageStatus.BOUNCED, MessageStatus.FAILED, MessageStatus.EXPIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What happened to a set of messages (a campaign's, a wave's, a group's) and what their recipients did.
+
+    ``statuses`` has every :class:`MessageStatus`, in its order; opens and clicks count messages (once each, by
+    people and by machines apart; a person's click counts as an open); ``registered`` counts recipients who
+    registered after a message reached them, ``registered_by_source`` each source apart (one person known by two
+    sources counts in both)."""
+
+    statuses: Mapping[MessageStatus, int]
+    human_opened: int = 0
+    machine_opened: int = 0
+    human_clicked: int = 0
+    machine_clicked: int = 0
+    register_clicked: int = 0
+    registered: int = 0
+    registered_by_source: Mapping[RegistrationSource, int] = field(default_factory=dict)
+    unsubscribed: int = 0
+
+    @property
+    def targeted(self) -> int:
+        """Every message: each member of each wave's audience, suppressed ones included."""
+        return sum(self.statuses.values())
+
+    @property
+    def delivered(self) -> int:
+        """Messages the receiving server accepted (``sent``): the base of engagement rates."""
+        return self.statuses[MessageStatus.SENT]
+
+    @property
+    def attempted(self) -> int:
+        """Messages handed to a server with an outcome (sent, deferred, bounced, failed): the base of the
+        delivery and bounce rates."""
+        return sum(self.statuses[s] for s in _ATTEMPTED)
+
+    def rates(self) -> dict[str, float | None]:
+        """Each rate over its base (None when the base is 0): ``delivered``, ``deferred``, ``bounced``,
+        ``failed`` over attempted; ``suppressed`` over targeted; opens, clicks, registrations and unsubscribes
+        over delivered."""
+        s = self.statuses
+        over_attempted = {
+            "delivered": s[MessageStatus.SENT],
+            "deferred": s[MessageStatus.DEFERRED],
+            "bounced": s[MessageStatus.BOUNCED],
+            "failed": s[MessageStatus.FAILED],
+        }
+        over_delivered = {
+            "opened_human": self.human_opened,
+            "opened_machine": self.machine_opened,
+            "clicked_human": self.human_clicked,
+            "clicked_machine": self.machine_clicked,
+            "clicked_register": self.register_clicked,
+            "registered": self.registered,
+            "unsubscribed": self.unsubscribed,
+        }
+        return {
+            **{name: rate(n, self.attempted) for name, n in over_attempted.items()},
+            "suppressed": rate(s[MessageStatus.SUPPRESSED], self.targeted),
+            **{name: rate(n, self.delivered) for name, n in over_delivered.items()},
+        }
+
+    def columns(self) -> dict[str, int | float | None]:
+        """Every count and rate as one flat row (the CSV columns), in a fixed order."""
+        counts: dict[str, int | float | None] = {"targeted": self.targeted}
+        counts |= {status.value: n for status, n in self.statuses.items()}
+        counts |= {
+            "attempted": self.attempted,
+            "opened_human": self.human_opened,
+            "opened_machine": self.machine_opened,
+            "clicked_human": self.human_clicked,
+            "clicked_machine": self.machine_clicked,
+            "clicked_register": self.register_clicked,
+            "registered": self.registered,
+            **{f"registered_{s.value}": self.registered_by_source.get(s, 0) for s in RegistrationSource},
+            "unsubscribed": self.unsubscribed,
+        }
+        return counts | {f"rate_{name}": _rounded(r) for name, r in self.rates().items()}
+
+
+def rate(count: int, base: int) -> float | None:
+    """``count / base``, or None when the base is 0."""
+    return count / base if base else None
+
+
+@dataclass(frozen=True, slots=True)
+class WaveLine:
+    """One wave of the campaign and its tally."""
+
+    wave: Wave
+    tally: Tally
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLine:
+    """One value of the breakdown (a zone, a country ...; None for contacts without one) and its tally."""
+
+    key: str | None
+    tally: Tally
+
+
+@dataclass(frozen=True, slots=True)
+class LinkLine:
+    """One link of one wave: messages in which people clicked it, in which machines did, and people's clicks."""
+
+    wave: str
+    index: int | None
+    name: str | None
+    url: str | None
+    clicked_human: int
+    clicked_machine: int
+    clicks_human: int
+
+
+@dataclass(frozen=True, slots=True)
+class HourLine:
+    """One local hour: its start (aware, in the report's zone), messages first opened and first clicked by a person
+    in it, and recipients registered in it (the first registration :attr:`Tally.registered` counts)."""
+
+    start: datetime
+    opened: int = 0
+    clicked: int = 0
+    registered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneHours:
+    """People's activity in one contacts' zone by local hour of the day there (hour 0 first, 24 counts each):
+    messages first opened by a person, and recipients registered (as :attr:`Tally.registered` counts them).
+    ``zone`` None is the contacts without one, whose hours are the organiser's (as their messages' times are)."""
+
+    zone: str | None
+    opened: tuple[int, ...]
+    registered: tuple[int, ...]
+
+    @property
+    def peak_open_hour(self) -> int | None:
+        """The local hour in which most messages were first opened (the earliest of equals), or None."""
+        return _peak(self.opened)
+
+    @property
+    def peak_registration_hour(self) -> int | None:
+        """The local hour in which most recipients registered (the earliest of equals), or None."""
+        return _peak(self.registered)
+
+
+def _peak(counts: Sequence[int]) -> int | None:
+    best = max(counts, default=0)
+    return counts.index(best) if best else None
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStep:
+    """One step of the funnel: recipients who got that far, the share of those delivered, and of the step before."""
+
+    step: str
+    count: int
+    of_delivered: float | None
+    of_previous: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilters:
+    """What the report was asked for: one wave, a time window, a breakdown (``zone``, ``attr:job_title``) and
+    the zone of the hourly series and of times shown."""
+
+    zone: str
+    wave: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignReport:
+    """Everything ``campaign report`` shows of one campaign (see the module doc)."""
+
+    campaign: Campaign
+    event: Event
+    filters: ReportFilters
+    generated_at: datetime
+    totals: Tally
+    waves: tuple[WaveLine, ...]
+    funnel_wave: str | None
+    funnel: tuple[FunnelStep, ...]
+    links: tuple[LinkLine, ...]
+    hourly: tuple[HourLine, ...]
+    to_open: Delays
+    to_registration: Delays
+    undelivered: tuple[Undelivered, ...]
+    breakdown: tuple[GroupLine, ...] | None = None
+    local_hours: tuple[ZoneHours, ...] | None = None
+    """With ``local_hours=True``: people's activity by their own zone and local hour of the day."""
+
+    @property
+    def undelivered_total(self) -> int:
+        """All the messages that did not reach their recipient (the list holds the latest of them)."""
+        return sum(self.totals.statuses[s] for s in _UNDELIVERED)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignLine:
+    """One campaign of ``campaign report --all``: the campaign, its event and its tally."""
+
+    campaign: Campaign
+    event: Event
+    tally: Tally
+
+
+def parse_breakdown(text: str) -> tuple[Breakdown, str | None]:
+    """``zone``, ``country``, ``organisation``, ``locale`` or ``attr:NAME`` (a custom attribute, named as in the
+    CSV header or as templates name it: ``attr:Job Title`` is ``job_title``); ValidationError otherwise."""
+    kind, _, name = text.strip().partition(":")
+    try:
+        breakdown = Breakdown(kind.strip().lower())
+    except ValueError:
+        choices = ", ".join(b.value if b is not Breakdown.ATTRIBUTE else "attr:NAME" for b in Breakdown)
+        raise ValidationError(f"--by {text!r} is not one of {choices}") from None
+    if breakdown is not Breakdown.ATTRIBUTE:
+        if name:
+            raise ValidationError(f"--by {text!r}: only attr takes a name (attr:NAME)")
+        return breakdown, None
+    attribute = attribute_name(name)
+    if not attribute:
+        raise ValidationError(f"--by {text!r}: name the custom attribute, like attr:job_title")
+    return breakdown, attribute
+
+
+def parse_moment(text: str, zone: str, what: str) -> datetime:
+    """An instant from an ISO date (midnight in ``zone``), a date and time (wall-clock time in ``zone``) or one
+    with a UTC offset (``2026-06-19T09:00+02:00``, ``...Z``); ValidationError starting with ``what``."""
+    raw = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            day = date.fromisoformat(raw)
+            return local_to_utc(datetime(day.year, day.month, day.day), zone, what)
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(f"{what} {raw!r} is not a date or time like 2026-06-19 or 2026-06-19T09:00") from None
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    return local_to_utc(moment, zone, what)
+
+
+def _breakdown_name(breakdown: tuple[Breakdown, str | None] | None) -> str | None:
+    """``zone``, ``attr:job_title``: how the report names its breakdown."""
+    if breakdown is None:
+        return None
+    kind, attribute = breakdown
+    return kind.value if attribute is None else f"{kind.value}:{attribute}"
+
+
+def report_zone(text: str) -> str:
+    """The IANA zone ``text`` names (case-insensitively); ValidationError otherwise."""
+    try:
+        return parse_timezone(text)
+    except FieldError:
+        raise ValidationError(f"--zone {text.strip()!r} is not an IANA time zone (e.g. Asia/Kolkata)") from None
+
+
+def campaign_report(
+    db: Database,
+    ref: str,
+    *,
+    wave: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    by: str | None = None,
+    zone: str | None = None,
+    undelivered: int = UNDELIVERED_SHOWN,
+    local_hours: bool = False,
+    now: datetime | None = None,
+) -> CampaignReport:
+    """The report of campaign ``ref`` (name or id), read in one snapshot; see the module doc for the filters.
+    With ``local_hours``, also people's activity by their own zone and local hour (:class:`ZoneHours`).
+    Raises :class:`NotFoundError` (campaign, wave) and :class:`ValidationError` (a filter)."""
+    breakdown = parse_breakdown(by) if by else None
+    with db.read() as conn:
+        report_store.snapshot(conn)
+        campaign = find_campaign(conn, ref)
+        event = _event(conn, campaign)
+        shown_zone = report_zone(zone) if zone else event.timezone
+        filters = ReportFilters(
+            zone=shown_zone,
+            wave=wave,
+            since=parse_moment(since, shown_zone, "--since") if since else None,
+            until=parse_moment(until, shown_zone, "--until") if until else None,
+            by=_breakdown_name(breakdown),
+        )
+        if filters.since and filters.until and filters.until <= filters.since:
+            raise ValidationError("--until must be later than --since")
+        waves = campaign_store.waves_of(conn, campaign.id)
+        if wave is not None:
+            waves = [w for w in waves if w.name == wave]
+            if not waves:
+                raise NotFoundError(f"campaign {campaign.name} has no wave {wave!r} (see `campaign waves list`)")
+        scope = Scope(event.id, tuple(w.id for w in waves), REGISTER_LINK, filters.since, filters.until)
+        with _prepared(conn, scope):
+            per_wave = _tallies(conn, scope, WAVES)
+            lines = tuple(WaveLine(w, per_wave.get(w.id) or _empty()) for w in waves)
+            to_open, to_registration = report_store.delays(conn)
+            names = {w.id: w.name for w in waves}
+            links = tuple(
+                LinkLine(names[c.wave_id], c.link_index, c.name, c.url, c.human, c.machine, c.clicks)
+                for c in report_store.links_clicked(conn)
+            )
+            groups = None
+            if breakdown is not None:
+                tallies = _tallies(conn, scope, By(breakdown=breakdown[0], attribute=breakdown[1]))
+                ordered = sorted(tallies.items(), key=lambda kv: (-kv[1].targeted, kv[0] is None, str(kv[0])))
+                groups = tuple(GroupLine(None if key is None else str(key), tally) for key, tally in ordered)
+            funnel_line = _funnel_wave(lines)
+            return CampaignReport(
+                campaign=campaign,
+                event=event,
+                filters=filters,
+                generated_at=now or datetime.now(UTC),
+                totals=_sum(per_wave.values(), _registered(conn, TOTAL).get(None)),
+                waves=lines,
+                funnel_wave=funnel_line.wave.name if funnel_line else None,
+                funnel=_funnel(funnel_line.tally) if funnel_line else (),
+                links=links,
+                hourly=_local_hours(report_store.quarter_hours(conn), ZoneInfo(shown_zone)),
+                to_open=to_open,
+                to_registration=to_registration,
+                undelivered=tuple(report_store.undelivered(conn, scope, undelivered)),
+                breakdown=groups,
+                local_hours=_zone_hours(conn, event.timezone) if local_hours else None,
+            )
+
+
+def campaign_lines(db: Database) -> list[CampaignLine]:
+    """Every campaign (newest first) with its tally: ``campaign report --all``."""
+    with db.read() as conn:
+        report_store.snapshot(conn)
+        lines = []
+        for campaign in campaign_store.all_campaigns(conn):
+            event = _event(conn, campaign)
+            waves = campaign_store.waves_of(conn, campaign.id)
+            scope = Scope(event.id, tuple(w.id for w in waves), REGISTER_LINK)
+            with _prepared(conn, scope):
+                per_wave = _tallies(conn, scope, WAVES)
+                tally = _sum(per_wave.values(), _registered(conn, TOTAL).get(None))
+            lines.append(CampaignLine(campaign, event, tally))
+        return lines
+
+
+@contextmanager
+def _prepared(conn: Connection, scope: Scope) -> Iterator[None]:
+    """The store's temporary tables for ``scope``, for the length of the block. Not released after an error: the
+    transaction's rollback takes them away (and PostgreSQL runs nothing more in a failed transaction)."""
+    report_store.prepare(conn, scope)
+    yield
+    report_store.release(conn)
+
+
+def _event(conn: Connection, campaign: Campaign) -> Event:
+    event = event_store.find(conn, str(campaign.event_id))
+    assert event is not None  # a campaign's event cannot be deleted (foreign key, RESTRICT)
+    return event
+
+
+def _empty() -> Tally:
+    return Tally(dict.fromkeys(MessageStatus, 0))
+
+
+def _registered(conn: Connection, by: By) -> dict[Any, report_store.Registered]:
+    return {r.key: r for r in report_store.registered(conn, by)}
+
+
+def _tallies(conn: Connection, scope: Scope, by: By) -> dict[Any, Tally]:
+    """A tally per group: the messages by status, what their recipients did, who registered."""
+    statuses: dict[Any, dict[MessageStatus, int]] = {}
+    for key, status, count in report_store.message_counts(conn, scope, by):
+        statuses.setdefault(key, dict.fromkeys(MessageStatus, 0))[MessageStatus(status)] = count
+    acted = {e.key: e for e in report_store.engagement(conn, by)}
+    joined = _registered(conn, by)
+    tallies = {}
+    for key, by_status in statuses.items():
+        e = acted.get(key) or report_store.Engagement(key)
+        r = joined.get(key) or report_store.Registered(key)
+        tallies[key] = Tally(
+            by_status,
+            human_opened=e.human_opened,
+            machine_opened=e.machine_opened,
+            human_clicked=e.human_clicked,
+            machine_clicked=e.machine_clicked,
+            register_clicked=e.register_clicked,
+            registered=r.total,
+            registered_by_source=dict(r.by_source or {}),
+            unsubscribed=e.unsubscribed,
+        )
+    return tallies
+
+
+def _sum(tallies: Iterable[Tally], registered: report_store.Registered | None) -> Tally:
+    """The tally of several waves: counts of messages add up (each message is of one wave); registrations do
+    not (one person gets several waves), so they are ``registered``, counted over the whole scope."""
+    found = list(tallies)
+    return Tally(
+        {s: sum(t.statuses[s] for t in found) for s in MessageStatus},
+        human_opened=sum(t.human_opened for t in found),
+        machine_opened=sum(t.machine_opened for t in found),
+        human_clicked=sum(t.human_clicked for t in found),
+        machine_clicked=sum(t.machine_clicked for t in found),
+        register_clicked=sum(t.register_clicked for t in found),
+        registered=registered.total if registered else 0,
+        registered_by_source=dict(registered.by_source or {}) if registered else {},
+        unsubscribed=sum(t.unsubscribed for t in found),
+    )
+
+
+def _funnel_wave(lines: Sequence[WaveLine]) -> WaveLine | None:
+    """The wave whose funnel the report shows: the invitation (where people meet the registration link), else the
+    first wave in the report (the one ``--wave`` chose); None for a campaign without waves (a draft's can all be
+    removed)."""
+    return next((line for line in lines if line.wave.kind is WaveKind.INVITATION), lines[0] if lines else None)
+
+
+def _funnel(tally: Tally) -> tuple[FunnelStep, ...]:
+    """delivered → opened (by the person) → clicked Register → registered (after the message), in recipients of
+    one wave."""
+    steps = [
+        ("delivered", tally.delivered),
+        ("opened", tally.human_opened),
+        ("clicked_register", tally.register_clicked),
+        ("registered", tally.registered),
+    ]
+    return tuple(
+        FunnelStep(name, count, rate(count, tally.delivered), rate(count, steps[i - 1][1]) if i else None)
+        for i, (name, count) in enumerate(steps)
+    )
+
+
+def _zone_hours(conn: Connection, organiser_zone: str) -> tuple[ZoneHours, ...]:
+    """People's first opens and registrations by their zone and local hour there, most opens first: the zones'
+    offsets over the activity worked out here (per zone, not per row), the counting done by the database."""
+    activity = report_store.activity_range(conn)
+    if activity is None:
+        return ()
+    spans: list[OffsetSpan] = []
+    for zone in {*report_store.contact_zones(conn), organiser_zone}:
+        with suppress(ValueError):  # a zone this machine's time zone database lacks: counted in UTC
+            spans += offset_spans(zone, *activity)
+    counts: dict[str | None, tuple[list[int], list[int]]] = {}
+    for row in report_store.local_hours(conn, spans, organiser_zone):
+        opened, registered = counts.setdefault(row.zone, ([0] * 24, [0] * 24))
+        opened[row.hour] += row.opened
+        registered[row.hour] += row.registered
+    lines = [ZoneHours(zone, tuple(opened), tuple(registered)) for zone, (opened, registered) in counts.items()]
+    return tuple(sorted(lines, key=lambda z: (-sum(z.opened), -sum(z.registered), z.zone is None, z.zone or "")))
+
+
+def _local_hours(quarters: Mapping[int, Mapping[str, int]], zone: ZoneInfo) -> tuple[HourLine, ...]:
+    """Quarter hours (UTC) added up into the local hours of ``zone`` that hold them: per bucket, not per row."""
+    hours: dict[datetime, dict[str, int]] = {}
+    for quarter, counts in quarters.items():
+        start = datetime.fromtimestamp(quarter * QUARTER_HOUR, UTC)
+        local = start.astimezone(zone)
+        # The instant the local hour holding this quarter began: the same offset holds over the hour, as zones
+        # change their offset on the hour (Lord Howe's half-hour shift aside).
+        hour = start - timedelta(minutes=local.minute, seconds=local.second)
+        sums = hours.setdefault(hour, {})
+        for name, n in counts.items():
+            sums[name] = sums.get(name, 0) + n
+    return tuple(HourLine(hour.astimezone(zone), **hours[hour]) for hour in sorted(hours))
+
+
+# --- JSON ------------------------------------------------------------------------------------------------------
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _instant(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, to the second."""
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tally_document(tally: Tally) -> dict[str, Any]:
+    """A tally as JSON (see README, Reports)."""
+    return {
+        "messages": {"targeted": tally.targeted, **{s.value: n for s, n in tally.statuses.items()}},
+        "attempted": tally.attempted,
+        "delivered": tally.delivered,
+        "opened": {"human": tally.human_opened, "machine": tally.machine_opened},
+        "clicked": {"human": tally.human_clicked, "machine": tally.machine_clicked, "register": tally.register_clicked},
+        "registered": {
+            "total": tally.registered,
+            **{s.value: tally.registered_by_source.get(s, 0) for s in RegistrationSource},
+        },
+        "unsubscribed": tally.unsubscribed,
+        "rates": {name: _rounded(r) for name, r in tally.rates().items()},
+    }
+
+
+def _campaign_document(campaign: Campaign, event: Event) -> dict[str, Any]:
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "status": campaign.status.value,
+        "list": campaign.list_name,
+        "launched_at": _instant(campaign.launched_at),
+        "event": {
+            "slug": event.slug,
+            "title": event.title,
+            "starts_at": _instant(event.starts_at),
+            "timezone": event.timezone,
+        },
+    }
+
+
+def _delays_document(delays: Delays) -> dict[str, Any]:
+    return {"count": delays.count, "median_seconds": delays.median, "p90_seconds": delays.p90}
+
+
+def report_document(report: CampaignReport) -> dict[str, Any]:
+    """The report as a JSON document, shape ``campaign-report/1`` (see README, Reports)."""
+    f = report.filters
+    return {
+        "schema": REPORT_SCHEMA,
+        "generated_at": _instant(report.generated_at),
+        "campaign": _campaign_document(report.campaign, report.event),
+        "filters": {"wave": f.wave, "since": _instant(f.since), "until": _instant(f.until), "by": f.by, "zone": f.zone},
+        "totals": tally_document(report.totals),
+        "waves": [
+            {"name": w.wave.name, "kind": w.wave.kind.value, "status": w.wave.status.value, **tally_document(w.tally)}
+            for w in report.waves
+        ],
+        "funnel_wave": report.funnel_wave,
+        "funnel": [
+            {
+                "step": s.step,
+                "count": s.count,
+                "of_delivered": _rounded(s.of_delivered),
+                "of_previous": _rounded(s.of_previous),
+            }
+            for s in report.funnel
+        ],
+        "breakdown": None
+        if report.breakdown is None
+        else {"by": f.by, "rows": [{"key": g.key, **tally_document(g.tally)} for g in report.breakdown]},
+        "links": [
+            {
+                "wave": link.wave,
+                "index": link.index,
+                "name": link.name,
+                "url": link.url,
+                "clicked_human": link.clicked_human,
+                "clicked_machine": link.clicked_machine,
+                "clicks_human": link.clicks_human,
+            }
+            for link in report.links
+        ],
+        "hourly": {
+            "zone": f.zone,
+            "rows": [
+                {
+                    "hour": h.start.isoformat(),
+                    "opened": h.opened,
+                    "clicked": h.clicked,
+                    "registered": h.registered,
+                }
+                for h in report.hourly
+            ],
+        },
+        "timing": {
+            "to_open": _delays_document(report.to_open),
+            "to_registration": _delays_document(report.to_registration),
+        },
+        "undelivered": {
+            "total": report.undelivered_total,
+            "rows": [
+                {
+                    "email": u.email,
+                    "wave": u.wave,
+                    "status": u.status,
+                    "attempts": u.attempts,
+                    "smtp_reply": u.smtp_reply,
+                    "error": u.error,
+                    "at": _instant(u.at),
+                }
+                for u in report.undelivered
+            ],
+        },
+    }
+
+
+def lines_document(lines: Iterable[CampaignLine], generated_at: datetime) -> dict[str, Any]:
+    """``campaign report --all`` as a JSON document, shape ``campaign-report-all/1``."""
+    return {
+        "schema": LINES_SCHEMA,
+        "generated_at": _instant(generated_at),
+        "campaigns": [
+            {**_campaign_document(line.campaign, line.event), "totals": tally_document(line.tally)} for line in lines
+        ],
+    }
+
+
+# --- CSV -------------------------------------------------------------------------------------------------------
+
+
+def write_report_csv(report: CampaignReport, out: TextIO) -> None:
+    """The report's tallies as one CSV table: a row per wave (``section`` wave), the total, then a row per group
+    of the breakdown (``section`` the breakdown, e.g. ``zone``); every cell spreadsheet-safe."""
+    writer = CsvWriter(out)
+    writer.row(["section", "name", *report.totals.columns()])
+    for w in report.waves:
+        writer.row(["wave", w.wave.name, *w.tally.columns().values()])
+    writer.row(["total", report.campaign.name, *report.totals.columns().values()])
+    for g in report.breakdown or ():
+        writer.row([report.filters.by, g.key, *g.tally.columns().values()])
+
+
+def write_lines_csv(lines: Iterable[CampaignLine], out: TextIO) -> None:
+    """``campaign report --all`` as CSV: a row per campaign."""
+    writer = CsvWriter(out)
+    writer.row(["campaign", "status", "event", *_empty().columns()])
+    for line in lines:
+        writer.row([line.campaign.name, line.campaign.status.value, line.event.slug, *line.tally.columns().values()])

@@ -1,0 +1,182 @@
+"""Staff logins and their sessions: log in, find the session of a request, log out.
+
+Contract (:class:`Logins`, one per web app process):
+
+* **Login** checks the password against the user's argon2id hash. An unknown or disabled user costs the same:
+  the password is checked against a hash made at start-up (unknown) or their own (disabled) and refused, and every
+  refusal writes an audit entry, so neither the answer nor its time tells whether a name exists. A hash
+  made with older parameters than :data:`~campaign.services.users.PASSWORDS`' is replaced at the login (the only
+  moment the password is known).
+* Every login makes a **new session**: a random 256-bit token for the browser's cookie, of which only the SHA-256
+  is stored (a copy of the database opens no session), and a random CSRF secret that the session's forms carry.
+  Nothing the browser brought before the login becomes the session (no session fixation).
+* A session ends ``web.session_idle_minutes`` after its last request and ``web.session_max_hours`` after the login
+  in any case; an ended session, or one of a disabled user, is deleted when next presented. Its last use is
+  written at most once a minute (:data:`TOUCH_EVERY`), not on every page. Logins also delete ended sessions.
+  **Logout** deletes the session: its cookie opens nothing afterwards.
+* **Throttling**: after ``web.login_attempts`` failed logins of one user name within ``web.login_window_minutes``,
+  that name is refused (:attr:`LoginResult.retry_after`) until the oldest of those failures is that old, and a
+  client address after four times as many (:data:`ADDRESS_FACTOR`; people behind one office network share an
+  address). Refused attempts check no password. A success clears its name's failures. The counts live in this
+  process's memory (:class:`~campaign.rules.throttle.FailureThrottle`): a restart forgets them, and two web
+  processes count apart. An attempt counts as failed before its password is checked, so attempts made in
+  parallel cannot slip past the limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from campaign.config import WebSettings
+from campaign.models import AuditAction, Role, User
+from campaign.rules.access import session_is_live, user_name_key
+from campaign.rules.throttle import FailureThrottle
+from campaign.services.users import PASSWORDS
+from campaign.store import audit as audit_store
+from campaign.store import sessions as session_store
+from campaign.store import users as user_store
+from campaign.store.engine import Database
+
+ADDRESS_FACTOR = 4
+"""A client address may fail this many times as often as a user name."""
+TOUCH_EVERY = timedelta(minutes=1)
+"""A session's last use is written when it is at least this old (or a tenth of the idle time, if shorter): the
+idle timeout is counted in minutes, so a write per page would buy nothing."""
+_TOKEN_BYTES = 32
+# A user name longer than this is no user's (names have at most 64 characters): the throttle keys stay short.
+_MAX_KEY = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """The logged-in user of a request, and their session."""
+
+    user_id: int
+    name: str
+    role: Role
+    session_id: str
+    csrf_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """What a login attempt came to: a session (``staff`` and the cookie's ``token``), a refusal (all None), or
+    no attempt at all because of the throttle (``retry_after``: when to try again)."""
+
+    staff: Staff | None = None
+    token: str | None = None
+    retry_after: timedelta | None = None
+
+
+class Logins:
+    """Logins, sessions and logouts on ``db`` with the ``[web]`` settings; see the module doc. Thread-safe: the web
+    app calls it from worker threads."""
+
+    def __init__(self, db: Database, settings: WebSettings, hasher: PasswordHasher = PASSWORDS) -> None:
+        self.db = db
+        self.hasher = hasher
+        self.idle = timedelta(minutes=settings.session_idle_minutes)
+        self.lifetime = timedelta(hours=settings.session_max_hours)
+        window = timedelta(minutes=settings.login_window_minutes)
+        self._by_name = FailureThrottle(settings.login_attempts, window)
+        self._by_address = FailureThrottle(settings.login_attempts * ADDRESS_FACTOR, window)
+        self._lock = threading.Lock()
+        # What an unknown name's password is checked against: the same work as a real user's, then a refusal.
+        self._unknown_hash = hasher.hash(secrets.token_urlsafe(_TOKEN_BYTES))
+
+    def login(self, name: str, password: str, address: str | None, now: datetime) -> LoginResult:
+        """Log ``name`` in with ``password`` from the client ``address`` (for the throttle and the audit log)."""
+        name_key = "name:" + user_name_key(name)[:_MAX_KEY]
+        address_key = f"address:{address}"
+        with self._lock:
+            waits = [t.blocked_for(k, now) for t, k in ((self._by_name, name_key), (self._by_address, address_key))]
+            if any(waits):
+                return LoginResult(retry_after=max(wait for wait in waits if wait))
+            self._by_name.fail(name_key, now)
+            self._by_address.fail(address_key, now)
+        with self.db.read() as conn:
+            found = user_store.credentials(conn, user_name_key(name))
+        user, stored = found if found is not None else (None, self._unknown_hash)
+        accepted = self._verify(stored, password) and user is not None and user.disabled_at is None
+        if not accepted or user is None:
+            self._record(AuditAction.LOGIN_FAILED, user, now, address)
+            return LoginResult()
+        with self._lock:
+            self._by_name.clear(name_key)
+            self._by_address.forgive(address_key, now)
+        return LoginResult(*self._open_session(user, password, stored, address, now))
+
+    def session(self, token: str, now: datetime) -> Staff | None:
+        """The logged-in user of the session whose cookie holds ``token``, or None (no such session, ended, or its
+        user disabled: an ended one is deleted)."""
+        if not token or len(token) > 2 * _TOKEN_BYTES:
+            return None
+        session_id = _session_id(token)
+        with self.db.read() as conn:
+            found = session_store.find(conn, session_id)
+        if found is None:
+            return None
+        if found.user_disabled or not session_is_live(found.expires_at, found.last_seen_at, now, idle=self.idle):
+            with self.db.write() as conn:
+                session_store.delete_session(conn, session_id)
+            return None
+        if now - found.last_seen_at >= min(TOUCH_EVERY, self.idle / 10):
+            with self.db.write() as conn:
+                session_store.touch(conn, session_id, now)
+        return Staff(found.user_id, found.user_name, found.role, session_id, found.csrf_secret)
+
+    def logout(self, staff: Staff, address: str | None, now: datetime) -> None:
+        """End ``staff``'s session: its cookie opens nothing afterwards."""
+        with self.db.write() as conn:
+            if session_store.delete_session(conn, staff.session_id):
+                details = {"address": address}
+                audit_store.insert_entry(
+                    conn, now, AuditAction.LOGOUT.value, user_id=staff.user_id, target=staff.name, details=details
+                )
+
+    def _verify(self, stored: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def _open_session(
+        self, user: User, password: str, stored: str, address: str | None, now: datetime
+    ) -> tuple[Staff, str]:
+        token = secrets.token_urlsafe(_TOKEN_BYTES)
+        staff = Staff(user.id, user.name, user.role, _session_id(token), secrets.token_urlsafe(_TOKEN_BYTES))
+        # Hashed before the transaction: the hash takes a good fraction of a second.
+        rehashed = self.hasher.hash(password) if self.hasher.check_needs_rehash(stored) else None
+        with self.db.write() as conn:
+            if rehashed is not None:
+                user_store.set_password_hash(conn, user.id, rehashed)
+            session_store.delete_expired(conn, now - self.idle, now)
+            session_store.insert_session(conn, staff.session_id, user.id, staff.csrf_token, now, now + self.lifetime)
+            audit_store.insert_entry(
+                conn, now, AuditAction.LOGIN.value, user_id=user.id, target=user.name, details={"address": address}
+            )
+        return staff, token
+
+    def _record(self, action: AuditAction, user: User | None, now: datetime, address: str | None) -> None:
+        # Unknown names are not written down: a name typed in the wrong field may be a password.
+        with self.db.write() as conn:
+            audit_store.insert_entry(
+                conn,
+                now,
+                action.value,
+                user_id=None if user is None else user.id,
+                target=None if user is None else user.name,
+                details={"address": address},
+            )
+
+
+def _session_id(token: str) -> str:
+    """What a session is stored under: the SHA-256 of its token (a 256-bit random token needs no slow hash)."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,231 @@
+"""Staff access on the web: the login form, logout, and :func:`require`, the guard of every staff page and action.
+
+Tracking, unsubscribe and webhook routes are public and never pass through here.
+
+* ``GET /login`` shows the form; ``POST /login`` logs in (:class:`~campaign.services.sessions.Logins`: argon2id,
+  throttled, audited). A wrong password, an unknown name and a disabled user get the same page. Too many failures
+  are a 429 with ``Retry-After``. Success is a 303 to ``next`` when it is a staff page of the route table
+  (:func:`~campaign.rules.routes.staff_destination`: no open redirect), else to the dashboard.
+* **The session cookie** holds a random token, new at every login (a cookie the browser had before is never
+  promoted: no session fixation), ``HttpOnly``, ``SameSite=Lax``, ``Path=/``, and when ``links.public_url`` is
+  https ``Secure`` with the ``__Host-`` prefix (no subdomain can set or shadow it). Lax rather than Strict: a staff
+  member following a link from an email (a report, "the campaign was paused") must arrive logged in, and Lax sends
+  the cookie only on top-level GET navigations, which change nothing here; every action is a POST with a CSRF
+  token, which another site cannot read.
+* **CSRF**: every unsafe request (POST, PUT, PATCH, DELETE) to a staff route must carry the session's CSRF token,
+  in the form field ``csrf_token`` (or an ``X-CSRF-Token`` header), compared in constant time; otherwise it is
+  refused with a 403 and a one-line body, before anything is done. The login form, before any session exists,
+  carries the random value of a login cookie of its own (double submit: another site can neither read nor, with
+  the ``__Host-`` prefix, set it).
+* :func:`require` (``@require(Permission.VIEW_REPORTS)`` on an endpoint taking the request and the
+  :class:`~campaign.services.sessions.Staff`): a visitor not logged in is sent to the login page (303, with ``next``
+  for a GET), a user whose role lacks the permission gets the 403 page, and the endpoint runs only for the others.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import math
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from campaign.config import Settings
+from campaign.models import Permission
+from campaign.rules.access import may
+from campaign.rules.routes import DASHBOARD, LOGIN, staff_destination
+from campaign.services.sessions import Logins, Staff
+from campaign.store.engine import Database
+from campaign.web.pages import NO_STORE, StaffPages
+from campaign.web.unsubscribe import form_fields, read_body
+
+StaffEndpoint = Callable[[Request, Staff], Awaitable[Response]]
+"""A staff endpoint: the request, and the logged-in user it is for."""
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that change nothing, so need no CSRF token."""
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_LOGIN_BODY = 10 * 1024
+"""The largest login form read (a name, a password, two tokens)."""
+
+CSRF_REFUSED = "403 Forbidden: this form's security token is missing or out of date; reload the page and try again.\n"
+WRONG_LOGIN = "Wrong user name or password."
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+_UNKNOWN = object()
+
+
+class StaffAccess:
+    """The login and logout endpoints and the session of each request, for one app (``app.state.staff_access``)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.logins = Logins(db, settings.web)
+        self.pages = StaffPages(settings.links.public_url)
+        self.secure = settings.links.public_url.lower().startswith("https:")
+        prefix = "__Host-" if self.secure else ""
+        self.session_cookie = f"{prefix}campaign-session"
+        self.login_cookie = f"{prefix}campaign-login"
+        self._max_age = int(self.logins.lifetime.total_seconds())
+
+    async def login(self, request: Request) -> Response:
+        """``/login``: the form (GET) or a login (POST)."""
+        if request.method == "POST":
+            return await self._log_in(request)
+        destination = staff_destination(request.query_params.get("next", ""))
+        if await self.staff_of(request) is not None:
+            return self._redirect(destination)
+        return self._form(request, destination)
+
+    async def logout(self, request: Request) -> Response:
+        """``POST /logout``: end the session (CSRF-checked) and go to the login page."""
+        staff = await self.staff_of(request)
+        if staff is None:
+            return self.to_login(request)
+        if not await self.csrf_ok(request, staff):
+            return csrf_refused()
+        await run_in_threadpool(self.logins.logout, staff, _address(request), datetime.now(UTC))
+        response = RedirectResponse(self.pages.url(LOGIN), status_code=303, headers=NO_STORE)
+        response.delete_cookie(self.session_cookie, path="/", secure=self.secure, httponly=True, samesite="lax")
+        return response
+
+    async def staff_of(self, request: Request) -> Staff | None:
+        """The logged-in user of ``request`` (looked up once per request), or None."""
+        staff = getattr(request.state, "staff", _UNKNOWN)
+        if staff is _UNKNOWN:
+            token = request.cookies.get(self.session_cookie, "")
+            staff = await run_in_threadpool(self.logins.session, token, datetime.now(UTC)) if token else None
+            request.state.staff = staff
+        assert staff is None or isinstance(staff, Staff)
+        return staff
+
+    async def csrf_ok(self, request: Request, staff: Staff) -> bool:
+        """Whether the unsafe ``request`` carries ``staff``'s CSRF token (header, or form field)."""
+        given = request.headers.get(CSRF_HEADER)
+        if given is None:
+            form = await request.form()
+            field = form.get(CSRF_FIELD)
+            given = field if isinstance(field, str) else ""
+        return _same(given, staff.csrf_token)
+
+    def to_login(self, request: Request) -> Response:
+        """A 303 to the login page; for a GET, with ``next`` naming the page asked for."""
+        location = self.pages.url(LOGIN)
+        if request.method in ("GET", "HEAD"):
+            wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if staff_destination(wanted) is not None:
+                location += "?" + urlencode({"next": wanted})
+        return RedirectResponse(location, status_code=303, headers=NO_STORE)
+
+    async def _log_in(self, request: Request) -> Response:
+        fields = form_fields(request.headers.get("content-type", ""), await read_body(request, MAX_LOGIN_BODY))
+        if not _same(fields.get(CSRF_FIELD, ""), request.cookies.get(self.login_cookie, "")):
+            return csrf_refused()
+        destination = staff_destination(fields.get("next", ""))
+        name = fields.get("name", "")
+        now = datetime.now(UTC)
+        result = await run_in_threadpool(self.logins.login, name, fields.get("password", ""), _address(request), now)
+        if result.retry_after is not None:
+            minutes = math.ceil(result.retry_after.total_seconds() / 60)
+            error = f"Too many failed logins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            retry = str(math.ceil(result.retry_after.total_seconds()))
+            return self._form(request, destination, name=name, error=error, status=429, headers={"Retry-After": retry})
+        if result.staff is None or result.token is None:
+            return self._form(request, destination, name=name, error=WRONG_LOGIN)
+        # The session this browser had (another user's, say) ends: one browser, one session.
+        if (previous := await self.staff_of(request)) is not None:
+            await run_in_threadpool(self.logins.logout, previous, _address(request), now)
+        response = self._redirect(destination)
+        response.set_cookie(
+            self.session_cookie,
+            result.token,
+            max_age=self._max_age,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
+        response.delete_cookie(self.login_cookie, path="/", secure=self.secure, httponly=True, samesite="lax")
+        return response
+
+    def _form(
+        self,
+        request: Request,
+        destination: str | None,
+        *,
+        name: str = "",
+        error: str | None = None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        # The login cookie's value is kept while it looks like one of ours, so a failed attempt's page is the same
+        # page (and two tabs work); any other value is replaced.
+        token = request.cookies.get(self.login_cookie, "")
+        if not _TOKEN.fullmatch(token):
+            token = secrets.token_urlsafe(32)
+        response = self.pages.page(
+            "login.html",
+            staff=None,
+            status=status,
+            headers=headers,
+            csrf_token=token,
+            destination=destination or "",
+            name=name,
+            error=error,
+        )
+        response.set_cookie(self.login_cookie, token, path="/", secure=self.secure, httponly=True, samesite="lax")
+        return response
+
+    def _redirect(self, destination: str | None) -> Response:
+        location = self.pages.prefix + (destination or DASHBOARD.path())
+        return RedirectResponse(location, status_code=303, headers=NO_STORE)
+
+
+def require(permission: Permission) -> Callable[[StaffEndpoint], Endpoint]:
+    """Guard a staff endpoint (see the module doc): login, then the CSRF token of an unsafe request, then the
+    role's ``permission``; the endpoint gets the request and the :class:`Staff`."""
+
+    def guard(endpoint: StaffEndpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            access: StaffAccess = request.app.state.staff_access
+            staff = await access.staff_of(request)
+            if staff is None:
+                return access.to_login(request)
+            if request.method not in SAFE_METHODS and not await access.csrf_ok(request, staff):
+                return csrf_refused()
+            if not may(staff.role, permission):
+                return access.pages.page("forbidden.html", staff=staff, status=403, permission=permission)
+            return await endpoint(request, staff)
+
+        return guarded
+
+    return guard
+
+
+def staff_access(request: Request) -> StaffAccess:
+    """The app's :class:`StaffAccess` (its database, pages and logins), for a staff endpoint."""
+    access: StaffAccess = request.app.state.staff_access
+    return access
+
+
+def csrf_refused() -> Response:
+    """The answer to an unsafe request without its CSRF token: 403, one line."""
+    return PlainTextResponse(CSRF_REFUSED, status_code=403, headers=NO_STORE)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Whether a token sent equals the expected one, in constant time; an empty one never does."""
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None

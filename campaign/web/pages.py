@@ -1,0 +1,106 @@
+"""How staff pages are answered: one layout, one stylesheet, the same headers on each.
+
+* Pages are Jinja2 templates of this package (``templates/``), autoescaped, each extending ``base.html`` (the
+  header with the user and the logout button, then the page). They work without JavaScript and at phone width.
+  Figures are written as in every report (filters ``percent`` and ``duration``, :mod:`campaign.render.figures`);
+  instants in a zone with ``local`` (:func:`local_time`).
+* Every page is ``Cache-Control: no-store`` (what staff see stays out of caches) and carries
+  :data:`PAGE_POLICY`: styles and images from this site only, forms posting to this site only, no script (a page
+  that draws charts adds ``script-src 'self'`` for the scripts it ships), no framing.
+* Links and redirects are built from the route table under the path of ``links.public_url`` (:meth:`url`), so
+  the pages work when a proxy serves the service below a path (``https://example.org/campaign/``).
+* ``/static/{name}`` serves the files of this package's ``static/`` folder and the chart files
+  (:func:`campaign.render.charts.assets`: uPlot, ``charts.js``, ``charts.css``), read once at start-up; any other
+  name is the 404 page. Nothing is fetched from elsewhere. Templates may import the chart macros
+  (``{% from "charts.html" import chart, bar %}``).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from datetime import datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from campaign.render import charts
+from campaign.render.figures import NONE, duration, percent
+from campaign.rules import routes
+from campaign.rules.routes import RoutePath
+from campaign.services.sessions import Staff
+
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+"""The Content-Security-Policy of staff pages."""
+
+NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+"""Headers of every staff answer, redirects included."""
+
+_STATIC_CACHE = "public, max-age=3600"
+
+
+class StaffPages:
+    """Renders staff pages and serves the static files, for the service published at ``public_url``."""
+
+    def __init__(self, public_url: str) -> None:
+        self.prefix = urlsplit(public_url).path.rstrip("/")
+        """The path the service is published under ('' at the root of its host)."""
+        self.templates = Environment(
+            loader=ChoiceLoader([PackageLoader("campaign.web", "templates"), charts.template_loader()]),
+            autoescape=True,
+            undefined=StrictUndefined,
+            auto_reload=False,
+        )
+        self.templates.globals.update(url=self.url, routes=routes)
+        self.templates.filters.update(percent=percent, duration=duration, local=local_time)
+        files = {
+            entry.name: entry.read_bytes()
+            for entry in resources.files("campaign.web").joinpath("static").iterdir()
+            if entry.is_file()
+        }
+        self._static = {
+            name: (body, mimetypes.guess_type(name)[0] or "application/octet-stream")
+            for name, body in {**files, **charts.assets()}.items()
+        }
+
+    def url(self, route: RoutePath, **values: str) -> str:
+        """The address of ``route`` as a browser asks for it: under the published path prefix."""
+        return self.prefix + route.path(**values)
+
+    def page(
+        self,
+        template: str,
+        *,
+        staff: Staff | None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        **values: Any,
+    ) -> HTMLResponse:
+        """The page ``template`` rendered with ``values``; ``staff`` (the logged-in user or None) fills the header."""
+        html = self.templates.get_template(template).render(staff=staff, **values)
+        return HTMLResponse(
+            html,
+            status_code=status,
+            headers={**NO_STORE, "Content-Security-Policy": PAGE_POLICY, **(headers or {})},
+        )
+
+    async def static(self, request: Request) -> Response:
+        """``/static/{name}``: a file shipped in the package, or 404."""
+        found = self._static.get(request.path_params["name"])
+        if found is None:
+            raise HTTPException(404)
+        body, media_type = found
+        return Response(body, media_type=media_type, headers={"Cache-Control": _STATIC_CACHE})
+
+
+def local_time(moment: datetime | None, zone: str, form: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """``moment`` on the wall clock of ``zone`` (an IANA name), ``2026-06-19 09:00 CEST``; the figure for none
+    when None."""
+    return NONE if moment is None else moment.astimezone(ZoneInfo(zone)).strftime(form)

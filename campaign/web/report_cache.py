@@ -1,0 +1,103 @@
+"""A short-lived cache of what the dashboard shows: counting a campaign of a million messages takes seconds, and a
+page should answer in a fraction of one.
+
+Contract:
+
+* :meth:`ReportCache.get` gives ``compute()``'s value for a key as :class:`Cached`, with the time it was computed
+  (the pages say "as of HH:MM:SS"). ``compute`` runs in a worker thread, never on the event loop.
+* A value younger than :data:`FRESH_SECONDS` is given as it is. An older one, up to :data:`STALE_SECONDS`, is
+  given too, at once, while one refresh runs in the background for the next request. Older than that, or none
+  yet, the request waits for the computation.
+* Requests for one key share one computation (a page reloaded by ten people counts once). A computation that
+  fails is not kept: those waiting for it get its exception; the next request tries again.
+* :meth:`ReportCache.clear` forgets everything, computations under way included (their results are not kept):
+  an action that changes the numbers (a retry) is seen by the next page.
+* At most :data:`MAX_KEYS` keys are kept, the least recently computed dropped first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar, cast
+
+T = TypeVar("T")
+
+FRESH_SECONDS = 10.0
+STALE_SECONDS = 120.0
+MAX_KEYS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Cached(Generic[T]):
+    """A value, and when its computation began (what it shows is the data as of then)."""
+
+    value: T
+    at: datetime
+
+
+class ReportCache:
+    """See the module doc. One per app, used from its event loop only."""
+
+    def __init__(
+        self,
+        fresh: float = FRESH_SECONDS,
+        stale: float = STALE_SECONDS,
+        size: int = MAX_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fresh = fresh
+        self.stale = stale
+        self.size = size
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, tuple[float, Cached[Any]]] = OrderedDict()
+        self._running: dict[Hashable, asyncio.Future[Cached[Any]]] = {}
+        self._generation = 0
+
+    async def get(self, key: Hashable, compute: Callable[[], T]) -> Cached[T]:
+        """``compute()``'s value for ``key``, fresh enough (see the module doc)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            age = self._clock() - entry[0]
+            if age < self.stale:
+                if age >= self.fresh:
+                    self._start(key, compute)
+                return cast(Cached[T], entry[1])
+        # Shielded: a request that goes away does not cancel the computation others wait for.
+        return cast(Cached[T], await asyncio.shield(self._start(key, compute)))
+
+    def clear(self) -> None:
+        """Forget every value and every computation under way."""
+        self._entries.clear()
+        self._running.clear()
+        self._generation += 1
+
+    def _start(self, key: Hashable, compute: Callable[[], Any]) -> asyncio.Future[Cached[Any]]:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._compute(key, compute))
+            self._running[key] = running
+            running.add_done_callback(lambda done: self._finished(key, done))
+        return running
+
+    def _finished(self, key: Hashable, done: asyncio.Future[Cached[Any]]) -> None:
+        if self._running.get(key) is done:
+            del self._running[key]
+        # A failed refresh nobody waited for still has its exception read (no "never retrieved" warning).
+        if not done.cancelled():
+            done.exception()
+
+    async def _compute(self, key: Hashable, compute: Callable[[], Any]) -> Cached[Any]:
+        generation = self._generation
+        began, at = self._clock(), datetime.now(UTC)
+        cached = Cached(await asyncio.to_thread(compute), at)
+        if generation == self._generation:
+            self._entries[key] = (began, cached)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return cached
