@@ -43,6 +43,7 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -172,6 +173,15 @@ def parse_relay(entry: str) -> Relay:
     if not 1 <= port <= 65535 or weight < 0:
         raise ValueError(f"entry {entry!r} needs a port from 1 to 65535 and a weight of at least 0")
     return Relay(host, port, weight)
+
+
+def _networks(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"entry {entry!r} is not an IP address or network (like 10.0.0.5 or 10.0.0.0/8)") from None
+    return entries
 
 
 def _relays(entries: tuple[str, ...]) -> tuple[str, ...]:
@@ -355,6 +365,9 @@ class WebSettings:
     # a client address is allowed four times as many (people behind one office network share an address).
     login_attempts: int = field(default=5, metadata=_range(1, None))
     login_window_minutes: int = field(default=15, metadata=_range(1, None))
+    # The reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are believed: from
+    # them, the client is the one the header names. Empty: the headers are ignored, whoever sends them.
+    trusted_proxies: tuple[str, ...] = field(default=(), metadata=_checked(_networks))
 
 
 @dataclass(frozen=True)

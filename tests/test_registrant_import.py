@@ -201,7 +201,6 @@ def test_another_events_registrations_are_apart(talk: Database, write_csv: Write
     assert set(registered(talk, 2)) == {"ann@example.org", "bob@example.org", "gus@example.org"}
 
 
-
 def test_a_list_of_non_contacts_that_cannot_be_written_is_a_warning(talk: Database, write_csv: WriteCsv) -> None:
     path = write_csv(WEBEX, name="webex.csv")
     not_contacts_path_for(path).mkdir()  # in the way, whoever runs the test (root ignores permissions)

@@ -10,6 +10,7 @@ import email.message
 import http.client
 import logging
 import re
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -229,6 +230,19 @@ def test_a_bad_token_on_the_pixel_still_gets_the_gif_and_records_nothing(sent: S
     assert wait_recorded(sent.db, 1) == [(sent.message_ids["guest001@example.org"], "open", None, False, None)]
 
 
+def test_healthz_reports_what_the_recorder_recorded_repeated_and_dropped(sent: Sent) -> None:
+    config = write_config(sent.config.parent, sent.db)
+    config.write_text(config.read_text().replace("repeat_seconds = 0", "repeat_seconds = 10"))
+    with running(config) as web:
+        pixel = sent.path("guest000@example.org", "/o/")
+        fetch(web.port, pixel)
+        fetch(web.port, pixel)  # the same hit again at once: a repeat, recorded once
+        fetch(web.port, sent.path("guest001@example.org", "/o/"), method="HEAD")  # a machine's
+        wait_recorded(sent.db, 2)
+        body = fetch(web.port, "/healthz").body.decode()
+    assert body.splitlines() == ["ok", "tracking recorded=2 machine=1 repeats=1 dropped=0 failed_batches=0"]
+
+
 def test_hits_still_buffered_are_written_when_the_server_stops(sent: Sent, tmp_path: Path) -> None:
     config = write_config(tmp_path, sent.db, flush_seconds=60)  # no flush while it runs
     with running(config) as web:
@@ -246,6 +260,17 @@ def test_a_forwarded_for_header_is_not_taken_for_the_clients_address(sent: Sent,
     wait_recorded(sent.db, 1)
     with sent.db.read() as conn:
         assert conn.scalar(select(tracking_events.c.ip)) == "127.0.0.1"
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_recorded(sent: Sent) -> None:
+    config = write_config(sent.config.parent, sent.db)
+    config.write_text(config.read_text().replace("port = 0\n", 'port = 0\ntrusted_proxies = ["127.0.0.0/8"]\n'))
+    with running(config) as web:
+        headers = {"X-Forwarded-For": "198.51.100.7"}
+        assert fetch(web.port, sent.path("guest000@example.org", "/o/"), headers=headers).status == 200
+        wait_recorded(sent.db, 1)
+    with sent.db.read() as conn:
+        assert conn.scalar(select(tracking_events.c.ip)) == "198.51.100.7"
 
 
 def test_the_pixel_answers_like_every_page_and_only_get_and_head(sent: Sent, port: int) -> None:
@@ -267,6 +292,42 @@ def test_the_pixel_answers_like_every_page_and_only_get_and_head(sent: Sent, por
     for path in ("/o/.gif", "/o/a/b.gif", "/o/x.png"):
         assert fetch(port, path).status == 404, path
     assert [kind for _, kind, *_ in wait_recorded(sent.db, 2)] == ["open", "open"]  # the GET's and the HEAD's
+
+
+def test_the_pixel_the_server_answers_itself_is_the_apps_answer_and_recorded_alike(sent: Sent, port: int) -> None:
+    # A plain keep-alive GET is answered by the server's protocol; with a query string, or over HTTP/1.0, by the
+    # app (campaign.web.server): the same answer but the date, and the same hit recorded.
+    pixel = sent.path("guest000@example.org", "/o/")
+    fast = fetch(port, pixel)
+    by_app = fetch(port, pixel + "?via=app")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {pixel} HTTP/1.0\r\nUser-Agent: {CHROME}\r\n\r\n".encode())
+        old = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, old_body = old.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert old_body == PIXEL
+    assert {k: v for k, v in fast.headers.items() if k != "date"} == {
+        k: v for k, v in by_app.headers.items() if k != "date"
+    }
+    assert fast.body == by_app.body == PIXEL
+    message_id = sent.message_ids["guest000@example.org"]
+    assert wait_recorded(sent.db, 3) == [(message_id, "open", None, False, None)] * 3
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_counted_from_its_last_answer(
+    sent: Sent, port: int
+) -> None:
+    pixel = sent.path("guest000@example.org", "/o/")
+    request = f"GET {pixel} HTTP/1.1\r\nHost: x\r\nUser-Agent: {CHROME}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        time.sleep(3)  # within uvicorn's 5 s: still open, and idle from the next answer on
+        sock.sendall(request)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        answered = time.monotonic()
+        assert sock.recv(65536) == b""  # closed by the server
+        assert 4.5 < time.monotonic() - answered < 7
 
 
 def test_the_recorder_says_what_it_recorded_when_the_server_stops(sent: Sent, caplog: pytest.LogCaptureFixture) -> None:
@@ -421,11 +482,11 @@ def test_a_stored_destination_that_is_not_http_is_never_redirected_to(sent: Sent
 
 def test_a_huge_path_is_refused_fast_and_records_nothing(sent: Sent, port: int) -> None:
     for prefix, suffix, answer in (("/c/", "", 404), ("/o/", ".gif", 200), ("/ics/", "", 404)):
-        # 100 KB: the server's HTTP parser refuses the request line before the app sees it.
+        # 100 KB: the server refuses a request head that long (431) before the parser or the app sees it.
         huge = fetch(port, prefix + "A" * 100_000 + suffix)
         # 8 KB: the app sees it, and a token of the wrong length is refused before any decoding.
         long = fetch(port, prefix + "A" * 8_000 + suffix)
-        assert (huge.status, long.status) == (400, answer), prefix
+        assert (huge.status, long.status) == (431, answer), prefix
         for reply in (huge, long):
             assert "location" not in reply.headers
             assert reply.seconds < 1

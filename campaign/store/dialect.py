@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
 from campaign.store.tables import UTCDateTime
+
+_UNIXEPOCH = sqlite3.sqlite_version_info >= (3, 38)
 
 
 def upserting_insert(conn: Connection, table: Table) -> Any:
@@ -85,6 +88,16 @@ def json_instants(dialect: Dialect) -> Callable[[datetime | None], Any]:
     text on SQLite; ISO 8601 with its offset, which PostgreSQL casts), since the ``SELECT`` of the rows copies
     values with no type processing on the way."""
     to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    if dialect.name == "sqlite":
+        to_utc = UTCDateTime().process_bind_param
+
+        # SQLAlchemy's SQLite text, "YYYY-MM-DD HH:MM:SS.ffffff", which its processor formats from a dict of the
+        # fields: isoformat writes the same in 0.8 µs instead of 2.4 (the tracking recorder stores one a hit).
+        def stored_on_sqlite(instant: datetime | None) -> Any:
+            utc = to_utc(instant, dialect)
+            return None if utc is None else utc.isoformat(" ", "microseconds")
+
+        return stored_on_sqlite
 
     def stored(instant: datetime | None) -> Any:
         if instant is None:
@@ -97,8 +110,11 @@ def json_instants(dialect: Dialect) -> Callable[[datetime | None], Any]:
 
 def epoch_seconds(dialect_name: str, instant: ColumnElement[Any]) -> ColumnElement[int]:
     """Whole seconds since 1970-01-01 UTC of a stored instant (fractions dropped): what time buckets and
-    durations are computed from, in the database. SQLite stores naive UTC text (``strftime('%s')`` reads it);
-    PostgreSQL's epoch of a ``timestamptz`` does not depend on the session's zone."""
+    durations are computed from, in the database. SQLite stores naive UTC text: ``unixepoch()`` (SQLite 3.38+)
+    reads it three times faster than ``strftime('%s')``, which older libraries have (a report reads several per
+    tracked message); PostgreSQL's epoch of a ``timestamptz`` does not depend on the session's zone."""
     if dialect_name == "postgresql":
         return cast(func.floor(extract("epoch", instant)), BigInteger())
+    if _UNIXEPOCH:
+        return type_coerce(func.unixepoch(instant), Integer())
     return cast(func.strftime("%s", instant), Integer())

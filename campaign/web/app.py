@@ -65,7 +65,7 @@ from campaign.rules.routes import (
 from campaign.secrets import registration_hook_secret
 from campaign.services.context import AppContext
 from campaign.services.health import DatabaseProbe
-from campaign.services.tracking import HitRecorder
+from campaign.services.tracking import HitRecorder, RecorderStats
 from campaign.web.auth import StaffAccess
 from campaign.web.dashboard import DashboardData, campaign_page, dashboard, retry
 from campaign.web.hooks import RegistrationHook
@@ -107,7 +107,7 @@ def create_app(context: AppContext) -> Starlette:
     server never starts on a database it cannot use; the error is a one-line :class:`StorageError`)."""
     db = context.database()
     recorder = HitRecorder(db, context.settings.tracking)
-    health = _HealthCheck(DatabaseProbe(db))
+    health = _HealthCheck(DatabaseProbe(db), recorder.stats)
     tracking = TrackingEndpoints(db, context.settings, context.signing_keys(), recorder, SECURITY_HEADERS)
     unsubscribe = UnsubscribeEndpoint(db, context.settings, context.signing_keys())
     registration_hook = RegistrationHook(db, registration_hook_secret())
@@ -150,6 +150,7 @@ def create_app(context: AppContext) -> Starlette:
         lifespan=lifespan,
     )
     app.state.recorder = recorder
+    app.state.tracking = tracking  # the server answers the pixel with it (campaign.web.server)
     app.state.staff_access = staff
     app.state.dashboard = DashboardData(db, context.settings)
     return app
@@ -168,13 +169,14 @@ class _HealthCheck:
     """``/healthz``: one :class:`DatabaseProbe` check at a time, in a worker thread, shared by the requests that
     arrive while it runs; a change of state is logged once (a monitor polling a broken database floods nothing)."""
 
-    def __init__(self, probe: DatabaseProbe) -> None:
+    def __init__(self, probe: DatabaseProbe, tracking: RecorderStats) -> None:
         self.probe = probe
+        self.tracking = tracking
         self._running: asyncio.Future[None] | None = None
         self._failing: str | None = None
 
     async def respond(self, request: Request) -> Response:
-        """200 ``ok``, or 503 with the reason on one line."""
+        """200 ``ok``, or 503 with the reason on one line; then what the tracking recorder did since the start."""
         try:
             await self._check()
         except StorageError as exc:
@@ -184,9 +186,15 @@ class _HealthCheck:
         else:
             reason = None
         self._note(reason)
+        stats = self.tracking
+        # Dropped hits are the number to watch: the database did not keep up (README, Web service).
+        counts = (
+            f"tracking recorded={stats.recorded} machine={stats.machine} repeats={stats.repeats} "
+            f"dropped={stats.dropped} failed_batches={stats.failed_batches}\n"
+        )
         if reason is not None:
-            return PlainTextResponse(f"unavailable: {reason}\n", status_code=503, headers=_NO_STORE)
-        return PlainTextResponse("ok\n", headers=_NO_STORE)
+            return PlainTextResponse(f"unavailable: {reason}\n{counts}", status_code=503, headers=_NO_STORE)
+        return PlainTextResponse(f"ok\n{counts}", headers=_NO_STORE)
 
     async def _check(self) -> None:
         if self._running is None or self._running.done():

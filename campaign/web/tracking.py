@@ -29,7 +29,8 @@ empty). Everything else, a click that is a 404 among it, takes the ordinary way.
 security headers of every response among them, are built once (a redirect's once per destination), not per
 request; the hit's user agent, classifying headers and client are read from the scope's raw headers, without a
 ``Request``. The app alone (no server): 9 µs a pixel request, against 20 through Starlette's routing and
-middleware.
+middleware. The server (:mod:`campaign.web.server`) answers most pixel requests before the app, with
+:meth:`TrackingEndpoints.pixel_now`: the same recording and headers, without the ASGI messages.
 """
 
 from __future__ import annotations
@@ -110,14 +111,27 @@ class TrackingEndpoints:
         self._redirects: dict[Destination, _Redirect] = {}
         self._pixel_headers = _raw(Response(PIXEL, media_type="image/gif", headers=NO_CACHE), self.headers)
         self._installation: str | None = None
+        self._open_affixes = _affixes(OPEN)
 
     async def answer_open(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The GIF, always; an open recorded for a valid open token (``scope["path_params"]["token"]``)."""
-        claims = self._claims(scope["path_params"]["token"], TrackingKind.OPEN)
-        if claims is not None:
-            self.recorder.record(self._hit(scope, claims))
+        self._record_open(scope["path_params"]["token"], scope)
         await send({"type": "http.response.start", "status": 200, "headers": self._pixel_headers})
         await send({"type": "http.response.body", "body": PIXEL})
+
+    def pixel_now(self, path: str, scope: Scope) -> RawHeaders | None:
+        """For a server answering the pixel itself, without the app (``scope``: the request's ``method``,
+        ``headers`` and ``client``): None when ``path`` is not the pixel's; else the open recorded as
+        :meth:`answer_open` records it, and the headers of the answer, whose body is :data:`PIXEL`."""
+        if (token := _token(path, *self._open_affixes)) is None:
+            return None
+        self._record_open(token, scope)
+        return self._pixel_headers
+
+    def _record_open(self, token: str, scope: Scope) -> None:
+        claims = self._claims(token, TrackingKind.OPEN)
+        if claims is not None:
+            self.recorder.record(self._hit(scope, claims))
 
     async def answer_click(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A redirect to the link's stored destination, the click recorded; 404 for anything else."""
