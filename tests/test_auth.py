@@ -243,7 +243,7 @@ def test_logging_in_sets_a_new_secure_http_only_same_site_host_cookie_whose_hash
     assert site.sessions() == [(hashlib.sha256(cookie.value.encode()).hexdigest(), 1 + list(ROLES).index("ann"))]
     page = client.get("/dashboard")
     assert page.status == 200
-    assert "<td>c</td><td>guests</td><td>draft</td>" in page.body
+    assert '<td><a href="/dashboard/campaigns/1">c</a></td>\n<td>draft</td>\n<td>guests <span' in page.body
     assert 'ann <span class="role">(staff)</span>' in page.body
     # The user name is in any letter case.
     assert site.client().log_in("ANN", PASSWORDS["ann"]).status == 303

@@ -9,6 +9,8 @@ Every number a page shows is compared with a count this test makes itself from t
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import re
 import smtplib
 from collections import Counter
@@ -41,13 +43,14 @@ from campaign.store.engine import Database
 from campaign.store.tables import campaigns, contacts, messages, waves
 from campaign.web.auth import CSRF_REFUSED
 from campaign.web.mailbox import CAPTURED_HTML_POLICY
-from campaign.web.pages import PAGE_POLICY
+from campaign.web.pages import CHART_PAGE_POLICY, PAGE_POLICY
 from campaign.web.report_cache import ReportCache
 from tests import test_reports
 from tests.conftest import cli_ok
 from tests.test_auth import PASSWORDS, Client, Site, staff_config
 from tests.test_browser import WAIT_SECONDS, browser
 from tests.test_delivery import TEMPLATES, prepare
+from tests.test_report_html import console
 from tests.test_reports import BASE, LINK_NAMES, ZURICH, World, expected_tally, seed
 from tests.test_web import running
 
@@ -57,6 +60,11 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 UNDELIVERED = ("deferred", "bounced", "failed", "expired")
 LATER_WAVE = "last-call"
 HOSTILE = '<script>alert("x")</script>'
+CHART_TAGS = re.compile(
+    r'<script defer src="/static/(uPlot\.iife\.min|charts)\.js"></script>'
+    r'|<script type="application/json" id="hourly-chart-data">[^<]*</script>'
+)
+"""The campaign page's only scripts: the chart's files, and its data island (JSON, every ``<`` escaped)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -97,10 +105,15 @@ class Seeded:
         return client
 
     def statuses(self) -> Counter[str]:
+        """Campaign c's messages by status, as the database has them now."""
+        stmt = (
+            select(messages.c.status, func.count())
+            .join(waves, waves.c.id == messages.c.wave_id)
+            .where(waves.c.campaign_id == self.campaign_id)
+            .group_by(messages.c.status)
+        )
         with self.db.read() as conn:
-            return Counter(
-                dict(conn.execute(select(messages.c.status, func.count()).group_by(messages.c.status)).all())
-            )
+            return Counter(dict(conn.execute(stmt).all()))
 
 
 def make_seeded(db: Database, tmp_path: Path, public_url: str = "https://campaign.example.org") -> Iterator[Seeded]:
@@ -278,7 +291,7 @@ def test_the_campaign_page_shows_the_funnel_waves_hours_zones_links_and_failures
     client = seeded.client("ana")
     answer = client.get(seeded.page)
     assert answer.status == 200
-    assert answer.headers["content-security-policy"] == PAGE_POLICY
+    assert answer.headers["content-security-policy"] == CHART_PAGE_POLICY
     assert answer.headers["cache-control"] == "no-store"
     body = answer.body
     per_wave = {name: expected_tally(world, wave_messages(world, name)) for name in [*world.waves.values(), LATER_WAVE]}
@@ -333,17 +346,17 @@ def test_the_campaign_page_shows_the_funnel_waves_hours_zones_links_and_failures
     for h in world.hits:
         if not h["is_machine"] and h["kind"] == "click":
             clicked[h["message_id"]] = min(clicked.get(h["message_id"], h["occurred_at"]), h["occurred_at"])
-    for zone in (ZURICH, "Asia/Kathmandu"):
+    for hours_zone in (ZURICH, "Asia/Kathmandu"):
         hours: dict[str, Counter[str]] = {}
         for series, instants in (("opened", opened), ("clicked", clicked), ("registered", joined)):
             for at in instants.values():
-                hour = at.astimezone(ZoneInfo(zone)).replace(minute=0, second=0, microsecond=0)
+                hour = at.astimezone(ZoneInfo(hours_zone)).replace(minute=0, second=0, microsecond=0)
                 hours.setdefault(hour.strftime("%Y-%m-%d %H:%M %z"), Counter())[series] += 1
-        page = body if zone == ZURICH else client.get(f"{seeded.page}?zone={zone}").body
-        shown = {row.cells[0]: [int(n) for n in row.cells[1:]] for row in table(page, "hourly")[1:]}
-        assert shown == {hour: [c["opened"], c["clicked"], c["registered"]] for hour, c in sorted(hours.items())}, zone
-        assert list(shown) == sorted(shown)  # in order of time
-        assert any(label.endswith("+0545") for label in shown) == (zone == "Asia/Kathmandu")
+        page = body if hours_zone == ZURICH else client.get(f"{seeded.page}?zone={hours_zone}").body
+        hourly = {row.cells[0]: [int(n) for n in row.cells[1:]] for row in table(page, "hourly")[1:]}
+        assert hourly == {h: [c["opened"], c["clicked"], c["registered"]] for h, c in sorted(hours.items())}, hours_zone
+        assert list(hourly) == sorted(hourly)  # in order of time
+        assert any(label.endswith("+0545") for label in hourly) == (hours_zone == "Asia/Kathmandu")
 
     # People's own zones and local hours: every zone, its totals, peaks and four-hour columns of opens.
     zones = keyed(body, "zones")
@@ -489,9 +502,9 @@ def test_staff_retry_failed_then_deferred_messages_and_each_retry_is_in_the_audi
     assert after["failed"] == after["expired"] == 0
     assert after["queued"] == before["queued"] + gave_up
     # The page counts again at once (the cache forgot), and says what the retry did.
-    page = staff.get(answer.headers["location"]).body
-    assert f"{gave_up} failed or expired messages queued again" in page
-    assert keyed(page, "delivery")[None].counts["queued"] == queued + gave_up
+    again = staff.get(answer.headers["location"]).body
+    assert f"{gave_up} failed or expired messages queued again" in again
+    assert keyed(again, "delivery")[None].counts["queued"] == queued + gave_up
 
     answer = staff.post(f"{seeded.page}/retry", {"what": "deferred", "csrf_token": token})
     assert answer.headers["location"] == f"{seeded.page}?retried=deferred&count={deferred}"
@@ -525,13 +538,50 @@ def test_text_from_data_is_escaped_on_every_page(sqlite_seeded: Seeded) -> None:
     client = sqlite_seeded.client("ana")
     for path in ("/dashboard", sqlite_seeded.page, f"{sqlite_seeded.page}?who=machines"):
         body = client.get(path).body
-        assert "<script" not in body, path
+        assert "<script" not in CHART_TAGS.sub("", body), path  # the chart's files and data island alone
         assert "<img" not in body, path
     body = client.get(sqlite_seeded.page).body
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in body
     assert "550 &lt;script&gt;" in body
     assert 'data-zone="&lt;img src=x onerror=alert(1)&gt;"' in body
     assert '<option value="reminder&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;">' in body
+
+
+def test_the_campaign_page_alone_runs_scripts_and_only_this_sites_chart_files(sqlite_seeded: Seeded) -> None:
+    client = sqlite_seeded.client("ana")
+    for path in (sqlite_seeded.page, f"{sqlite_seeded.page}?who=machines&zone=Asia/Kolkata"):
+        answer = client.get(path)
+        policy = dict(d.split(" ", 1) for d in answer.headers["content-security-policy"].split("; "))
+        assert policy["script-src"] == "'self'"  # no inline script, nothing from elsewhere
+        assert policy["default-src"] == "'none'"
+        assert all(value in ("'self'", "'none'") for value in policy.values()), policy
+        scripts = re.findall(r"<script[^>]*>", answer.body)
+        assert scripts == [
+            '<script defer src="/static/uPlot.iife.min.js">',
+            '<script defer src="/static/charts.js">',
+            '<script type="application/json" id="hourly-chart-data">',
+        ]
+        assert '<link rel="stylesheet" href="/static/uPlot.min.css">' in answer.body
+        assert '<link rel="stylesheet" href="/static/charts.css">' in answer.body
+    # The chart draws the hourly table's numbers; with machines shown, its caption says they are people's.
+    hourly = table(answer.body, "hourly")[1:]
+    data = re.search(r'id="hourly-chart-data">([^<]*)<', answer.body)
+    assert data is not None
+    chart = json.loads(html.unescape(data.group(1)))
+    assert chart["zone"] == "Asia/Kolkata"
+    assert {s["label"]: sum(s["values"]) for s in chart["series"]} == {
+        label: sum(int(row.cells[i]) for row in hourly)
+        for i, label in enumerate(("Opened", "Clicked", "Registered"), 1)
+    }
+    assert "people&#39;s counts only" in answer.body
+    assert "people&#39;s counts only" not in client.get(sqlite_seeded.page).body
+    # Every other staff page (and the login page) still runs no script at all.
+    for path in ("/dashboard", "/dashboard/campaigns/999999", f"{sqlite_seeded.page}?zone=Mars/Olympus"):
+        answer = client.get(path)
+        assert answer.headers["content-security-policy"] == PAGE_POLICY, path
+        assert "script-src" not in PAGE_POLICY
+        assert "<script" not in answer.body, path
+    assert sqlite_seeded.site.client().get("/login").headers["content-security-policy"] == PAGE_POLICY
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -699,9 +749,14 @@ def test_the_cache_serves_fresh_values_refreshes_stale_ones_in_the_background_an
         await cache.get("a", compute("a"))
         await cache.get("b", compute("b"))
         assert (await cache.get("k", compute("six"))).value == "six"
+        # Warming computes in the background what is not fresh, and nothing that is.
+        cache.warm("k", compute("seven"))
+        cache.warm("w", compute("warm"))
+        await asyncio.sleep(0.1)
+        assert (await cache.get("w", compute("never"))).value == "warm"
 
     asyncio.run(scenario())
-    assert calls == ["one", "two", "boom", "four", "five", "a", "b", "six"]
+    assert calls == ["one", "two", "boom", "four", "five", "a", "b", "six", "warm"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -724,6 +779,7 @@ def test_a_person_reads_the_campaign_page_retries_and_views_a_captured_invitatio
     wait = WebDriverWait(browser, WAIT_SECONDS)
     browser.delete_all_cookies()
     browser.set_window_size(1280, 1000)
+    console(browser)  # what earlier pages logged
     browser.get(f"{base}{http_seeded.page}")
     wait.until(expected_conditions.url_contains("/login"))
     browser.find_element(By.ID, "name").send_keys("ann")
@@ -748,6 +804,14 @@ def test_a_person_reads_the_campaign_page_retries_and_views_a_captured_invitatio
         expected = expected_tally(world, wave_messages(world, name))
         shown = {cell.get_attribute("data-count"): int(cell.text.split()[0]) for cell in cells}
         assert shown == {"targeted": sum(expected["statuses"].values()), **expected["statuses"]}, name
+    # The hourly chart, drawn by the scripts the page's policy allows, without an error on the console.
+    canvas = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#hourly-chart canvas"))[0]
+    assert canvas.size["width"] > 300
+    assert canvas.size["height"] > 100
+    legend = browser.find_element(By.CSS_SELECTOR, "#hourly-chart .u-legend").text
+    assert all(label in legend for label in ("Opened", "Clicked", "Registered"))
+    # (the browser's own request for /favicon.ico, which the service does not have, aside)
+    assert [e for e in console(browser) if "/favicon.ico " not in e["message"]] == []
     browser.save_screenshot(str(ARTIFACTS / "dashboard-campaign.png"))
 
     # The retry, as a person does it: the button, then the page again with what it did.

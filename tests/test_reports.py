@@ -534,11 +534,12 @@ def test_a_custom_attribute_that_is_a_formula_is_neutralised_in_the_csv(db: Data
 
 def test_the_json_shape_is_stable(db: Database) -> None:
     seed(db)
-    doc = report_document(campaign_report(db, "c", by="zone"))
+    doc = report_document(campaign_report(db, "c", by="zone", local_hours=True))
     assert list(doc) == [
         "schema", "generated_at", "campaign", "filters", "totals", "waves", "funnel_wave", "funnel", "breakdown",
-        "links", "hourly", "timing", "undelivered",
+        "links", "hourly", "timing", "undelivered", "local_hours",
     ]  # fmt: skip
+    assert list(doc["local_hours"][0]) == ["zone", "opened", "registered", "peak_open_hour", "peak_registration_hour"]
     assert doc["schema"] == "campaign-report/1"
     tally_keys = ["messages", "attempted", "delivered", "opened", "clicked", "registered", "unsubscribed", "rates"]
     assert list(doc["totals"]) == tally_keys

@@ -27,6 +27,7 @@ from campaign.models import MessageStatus
 from campaign.render.figures import duration, percent
 from campaign.render.report_html import report_html
 from campaign.services.files import atomic_text_file
+from campaign.services.local_hours import BUCKET_HOURS, zone_rows
 from campaign.services.reports import (
     UNDELIVERED_SHOWN,
     CampaignLine,
@@ -82,8 +83,9 @@ def report_command(
     """Delivery and engagement report of CAMPAIGN (name or id), or of every campaign with --all.
 
     Per wave and in all: messages by state, unique opens and clicks by people and by machines, registrations by
-    source, unsubscribes, each with its rate; the funnel; clicks per link; activity per local hour; time to open
-    and to register; the recipients who did not get it, with the server's reply.
+    source, unsubscribes, each with its rate; the funnel; clicks per link; activity per local hour; people's
+    activity by their own zone and hour of day; time to open and to register; the recipients who did not get it,
+    with the server's reply.
     """
     if every == (campaign is not None):
         raise click.UsageError("give a CAMPAIGN, or --all for one line per campaign")
@@ -103,7 +105,15 @@ def report_command(
     else:
         assert campaign is not None
         report = campaign_report(
-            db, campaign, wave=wave, since=since, until=until, by=by, zone=zone, undelivered=undelivered
+            db,
+            campaign,
+            wave=wave,
+            since=since,
+            until=until,
+            by=by,
+            zone=zone,
+            undelivered=undelivered,
+            local_hours=fmt != "csv",  # the CSV is the tallies' table alone
         )
         writers = {
             "table": lambda out: _print_report(report, out),
@@ -220,6 +230,7 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
                 hour.start.strftime("%Y-%m-%d %H:%M %z"), str(hour.opened), str(hour.clicked), str(hour.registered)
             )
         console.print(table)
+    _print_local_hours(report, console)
     if report.undelivered_total:
         shown = len(report.undelivered)
         title = f"Not delivered: {report.undelivered_total}" + (
@@ -229,6 +240,38 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
         for u in report.undelivered:
             table.add_row(_plain(u.email), _plain(u.wave), u.status, _plain(u.smtp_reply or u.error or ""))
         console.print(table)
+
+
+def _print_local_hours(report: CampaignReport, console: Console) -> None:
+    """People's opens and registrations by their zone and hour of the day there: when to send next time."""
+    rows, together = zone_rows(report.local_hours or ())
+    if together is None:
+        return
+    buckets = [f"{h:02d}-\n{h + BUCKET_HOURS:02d}" for h in range(0, 24, BUCKET_HOURS)]
+    headers = ("zone", "opened", "peak", "regis-\ntered", "peak", *buckets)
+    names = [r.zone or "" for r in rows]
+    table = _table(f"In people's own zone and hour of day (opens per {BUCKET_HOURS} hours)", headers, names)
+    for r in [*rows, together]:
+        name = (
+            "all"
+            if r is together
+            else f"{r.others} others"
+            if r.others
+            else r.zone or f"(none: {report.event.timezone})"
+        )
+        table.add_row(
+            _plain(name),
+            str(r.opened),
+            _hour(r.peak_open_hour),
+            str(r.registered),
+            _hour(r.peak_registration_hour),
+            *map(str, r.buckets),
+        )
+    console.print(table)
+
+
+def _hour(hour: int | None) -> str:
+    return "-" if hour is None else f"{hour:02d}h"
 
 
 # The delivery table's own columns (with their rates over attempted); the other states are listed beside them.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -117,11 +117,31 @@ def report_html(document: Mapping[str, Any]) -> str:
             measures=MEASURES,
             breakdown_measures=[m for m in MEASURES if m.in_breakdown],
             steps=_STEPS,
+            local_peaks=_local_peaks(document.get("local_hours") or []),
             scripts=page.scripts,
             style=page.style,
             policy=page.policy,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Peaks:
+    """The local hours of the day (0 to 23) in which most people opened, and registered, over every zone (each
+    person on their own clock; the earliest of equals), or None where nobody did."""
+
+    opened: int | None
+    registered: int | None
+
+
+def _local_peaks(zones: Sequence[Mapping[str, Any]]) -> _Peaks:
+    """The peaks of the document's ``local_hours`` (its zones' hours of the day, added up)."""
+
+    def peak(series: str) -> int | None:
+        hours = [sum(z[series][h] for z in zones) for h in range(24)]
+        return hours.index(max(hours)) if any(hours) else None
+
+    return _Peaks(peak("opened"), peak("registered"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +190,9 @@ def _environment() -> Environment:
     )
     # The document island keeps the document's own key order (Jinja sorts keys by default).
     env.policies["json.dumps_kwargs"] = {"sort_keys": False}
-    env.filters.update(percent=percent, duration=duration, instant=instant, hour=hour_label, none=_or_none)
+    env.filters.update(
+        percent=percent, duration=duration, instant=instant, hour=hour_label, none=_or_none, clock=_clock
+    )
     return env
 
 
@@ -190,6 +212,11 @@ def hour_label(text: str) -> str:
     moment = datetime.fromisoformat(text)
     offset = moment.strftime("%z")
     return f"{moment:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
+
+
+def _clock(hour: int | None) -> str:
+    """An hour of the day (``09:00``), or :data:`NONE`."""
+    return NONE if hour is None else f"{hour:02d}:00"
 
 
 def _or_none(value: object, blank: str = "(none)") -> object:

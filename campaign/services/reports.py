@@ -655,6 +655,18 @@ def report_document(report: CampaignReport) -> dict[str, Any]:
                 for u in report.undelivered
             ],
         },
+        "local_hours": None
+        if report.local_hours is None
+        else [
+            {
+                "zone": z.zone,
+                "opened": list(z.opened),
+                "registered": list(z.registered),
+                "peak_open_hour": z.peak_open_hour,
+                "peak_registration_hour": z.peak_registration_hour,
+            }
+            for z in report.local_hours
+        ],
     }
 
 

@@ -6,14 +6,19 @@ out, through the templates ``dashboard.html`` and ``campaign.html``.
 * ``/dashboard``: each campaign with its status, audience (its list's size), messages sent, the rates of opens by
   people and of registrations (over delivered), and its next wave; a link to its page.
 * A campaign's page (:data:`~campaign.rules.routes.CAMPAIGN_PAGE`, the campaign's id in the path): the funnel,
-  delivery and engagement per wave, activity per hour (a table; the chart goes above it), people's activity by
-  their own zone and local hour of the day (when to send next time), clicks per link, the times to open and to
-  register, and the latest recipients who did not get a message with the server's reply. Query parameters, all
-  optional: ``wave`` (one wave's messages), ``zone`` (the IANA zone of the hourly table; default the
-  organiser's) and ``who=machines`` (opens and clicks by machines, privacy proxies and link scanners, instead
-  of by people), each reached by a link or a plain GET form: no script needed.
+  delivery and engagement per wave, activity per hour (a chart drawn by the vendored uPlot above the table of the
+  same numbers: the table is what works without script; this page alone has
+  :data:`~campaign.web.pages.CHART_PAGE_POLICY`, which allows this site's scripts), people's activity by their own
+  zone and local hour of the day (when to send next time; :mod:`campaign.services.local_hours`), clicks per link,
+  the times to open and to register, and the latest recipients who did not get a message with the server's reply.
+  Query parameters, all optional: ``wave`` (one wave's messages), ``zone`` (the IANA zone of the hourly series;
+  default the organiser's) and ``who=machines`` (opens and clicks by machines, privacy proxies and link scanners,
+  instead of by people; the hourly series stays people's), each reached by a link or a plain GET form: no script
+  needed.
 * The report is counted once per request at most, in a worker thread, and kept a few seconds
-  (:mod:`campaign.web.report_cache`): the page says when its numbers are from ("as of").
+  (:mod:`campaign.web.report_cache`): the page says when its numbers are from ("as of"). Showing ``/dashboard``
+  starts counting the pages of the campaigns under way (sending, paused) in the background, so that the page a
+  person opens from there is ready: a campaign of a million messages takes seconds to count.
 * ``POST`` :data:`~campaign.rules.routes.CAMPAIGN_RETRY` (staff and admins; CSRF-checked by
   :func:`~campaign.web.auth.require`): ``what=failed`` queues the failed and expired messages again,
   ``what=deferred`` makes the deferred ones due now (:mod:`campaign.services.lifecycle`, as ``campaign retry``
@@ -25,8 +30,7 @@ out, through the templates ``dashboard.html`` and ``campaign.html``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
 from functools import partial
 from urllib.parse import urlencode
 
@@ -36,29 +40,29 @@ from starlette.responses import RedirectResponse, Response
 
 from campaign.config import Settings
 from campaign.exceptions import NotFoundError, ValidationError
-from campaign.models import AuditAction, Permission
+from campaign.models import AuditAction, CampaignStatus, Permission
+from campaign.render import charts
 from campaign.rules.access import may
 from campaign.rules.routes import CAMPAIGN_PAGE
 from campaign.services import audit
 from campaign.services.campaigns import get_campaign
 from campaign.services.lifecycle import retry_deferred, retry_failed
+from campaign.services.local_hours import BUCKET_HOURS, zone_rows
 from campaign.services.mailbox import capture_mailbox
 from campaign.services.overview import campaign_overviews
-from campaign.services.reports import CampaignReport, ZoneHours, campaign_report
+from campaign.services.reports import CampaignReport, campaign_report
 from campaign.services.sessions import Staff
 from campaign.store.engine import Database
 from campaign.web.auth import require, staff_access
-from campaign.web.pages import NO_STORE
+from campaign.web.pages import CHART_PAGE_POLICY, NO_STORE
 from campaign.web.report_cache import ReportCache
 
 MACHINES = "machines"
 """``who=machines``: show opens and clicks by machines rather than by people."""
-ZONES_SHOWN = 30
-"""How many zones the local-hours table lists (those with the most opens); the rest are counted together."""
-BUCKET_HOURS = 4
-"""The local-hours table's columns: hours of the day, four at a time (00–04, 04–08 ...)."""
+UNDER_WAY = (CampaignStatus.SENDING, CampaignStatus.PAUSED)
+"""The campaigns whose pages ``/dashboard`` has counted in the background."""
 
-# What each retry does: the service, its audit action, and how the page reports it.
+# What each retry does: the service that does it, and the action the audit log records.
 RETRIES: dict[str, tuple[Callable[[Database, str], int], AuditAction]] = {
     "failed": (retry_failed, AuditAction.RETRY_FAILED),
     "deferred": (retry_deferred, AuditAction.RETRY_DEFERRED),
@@ -85,55 +89,15 @@ def dashboard_data(request: Request) -> DashboardData:
     return data
 
 
-@dataclass(frozen=True, slots=True)
-class ZoneRow:
-    """One line of the local-hours table: a zone (None: contacts without one; ``others``: the zones not listed,
-    together), its totals, its peak hours, and its opens per :data:`BUCKET_HOURS` hours of the day."""
-
-    zone: str | None
-    opened: int
-    registered: int
-    peak_open_hour: int | None
-    peak_registration_hour: int | None
-    buckets: tuple[int, ...]
-    others: int = 0
-
-
-def zone_rows(lines: Sequence[ZoneHours]) -> tuple[list[ZoneRow], ZoneRow | None]:
-    """The rows of the local-hours table (the :data:`ZONES_SHOWN` zones with the most opens, then the others as one
-    row), and every zone together (the hours of the day people acted in, each in their own zone), or None."""
-    if not lines:
-        return [], None
-
-    def row(zone: str | None, group: Sequence[ZoneHours], others: int = 0) -> ZoneRow:
-        together = ZoneHours(
-            zone,
-            tuple(sum(hours) for hours in zip(*(z.opened for z in group), strict=True)),
-            tuple(sum(hours) for hours in zip(*(z.registered for z in group), strict=True)),
-        )
-        buckets = tuple(sum(together.opened[h : h + BUCKET_HOURS]) for h in range(0, 24, BUCKET_HOURS))
-        return ZoneRow(
-            zone,
-            sum(together.opened),
-            sum(together.registered),
-            together.peak_open_hour,
-            together.peak_registration_hour,
-            buckets,
-            others,
-        )
-
-    rows = [row(z.zone, [z]) for z in lines[:ZONES_SHOWN]]
-    rest = lines[ZONES_SHOWN:]
-    if rest:
-        rows.append(row(None, rest, others=len(rest)))
-    return rows, row(None, lines)
-
-
 @require(Permission.VIEW_REPORTS)
 async def dashboard(request: Request, staff: Staff) -> Response:
     """``/dashboard``: every campaign, newest first (see the module doc)."""
     data = dashboard_data(request)
     cached = await data.cache.get(("overview",), partial(campaign_overviews, data.db))
+    for overview in cached.value:
+        campaign = overview.line.campaign
+        if campaign.status in UNDER_WAY:
+            data.cache.warm(*_campaign_computation(data.db, str(campaign.id), None, None))
     return staff_access(request).pages.page(
         "dashboard.html",
         staff=staff,
@@ -154,16 +118,28 @@ async def campaign_page(request: Request, staff: Staff) -> Response:
     zone = (query.get("zone") or "").strip() or None
     who = MACHINES if query.get("who") == MACHINES else "people"
     try:
-        cached = await data.cache.get(("campaign", ref, wave, zone), partial(_campaign, data.db, ref, wave, zone))
+        cached = await data.cache.get(*_campaign_computation(data.db, ref, wave, zone))
     except NotFoundError as exc:
         return problem(request, staff, 404, str(exc))
     except ValidationError as exc:
         return problem(request, staff, 400, str(exc))
     report, wave_names = cached.value
     rows, together = zone_rows(report.local_hours or ())
+    hourly = report.hourly
+    chart = charts.time_series(
+        report.filters.zone,
+        [h.start for h in hourly],
+        {
+            "Opened": [h.opened for h in hourly],
+            "Clicked": [h.clicked for h in hourly],
+            "Registered": [h.registered for h in hourly],
+        },
+    )
     return pages.page(
         "campaign.html",
         staff=staff,
+        headers={"Content-Security-Policy": CHART_PAGE_POLICY},
+        hourly_chart=chart,
         report=report,
         wave_names=wave_names,
         as_of=cached.at,
@@ -214,6 +190,13 @@ async def retry(request: Request, staff: Staff) -> Response:
 def problem(request: Request, staff: Staff, status: int, message: str) -> Response:
     """A staff page saying, in one line, what went wrong and what to fix."""
     return staff_access(request).pages.page("problem.html", staff=staff, status=status, message=message)
+
+
+def _campaign_computation(
+    db: Database, ref: str, wave: str | None, zone: str | None
+) -> tuple[Hashable, Callable[[], tuple[CampaignReport, list[str]]]]:
+    """The cache key of a campaign page's numbers, and how they are computed."""
+    return ("campaign", ref, wave, zone), partial(_campaign, db, ref, wave, zone)
 
 
 def _campaign(db: Database, ref: str, wave: str | None, zone: str | None) -> tuple[CampaignReport, list[str]]:

@@ -5,8 +5,9 @@
   Figures are written as in every report (filters ``percent`` and ``duration``, :mod:`campaign.render.figures`);
   instants in a zone with ``local`` (:func:`local_time`).
 * Every page is ``Cache-Control: no-store`` (what staff see stays out of caches) and carries
-  :data:`PAGE_POLICY`: styles and images from this site only, forms posting to this site only, no script (a page
-  that draws charts adds ``script-src 'self'`` for the scripts it ships), no framing.
+  :data:`PAGE_POLICY`: styles and images from this site only, forms posting to this site only, no script, no
+  framing. A page that draws charts passes :data:`CHART_PAGE_POLICY` in its ``headers`` instead, which adds
+  ``script-src 'self'`` for the chart files; its template fills ``base.html``'s ``head`` block with them.
 * Links and redirects are built from the route table under the path of ``links.public_url`` (:meth:`url`), so
   the pages work when a proxy serves the service below a path (``https://example.org/campaign/``).
 * ``/static/{name}`` serves the files of this package's ``static/`` folder and the chart files
@@ -39,6 +40,10 @@ PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 """The Content-Security-Policy of staff pages."""
+
+CHART_PAGE_POLICY = "script-src 'self'; " + PAGE_POLICY
+"""The policy of a page that draws charts: :data:`PAGE_POLICY`, and the scripts this site serves (uPlot and
+``charts.js`` from ``/static/``); no inline script, nothing from elsewhere."""
 
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 """Headers of every staff answer, redirects included."""

@@ -10,6 +10,8 @@ Contract:
   yet, the request waits for the computation.
 * Requests for one key share one computation (a page reloaded by ten people counts once). A computation that
   fails is not kept: those waiting for it get its exception; the next request tries again.
+* :meth:`ReportCache.warm` starts a computation in the background, unless a fresh value is kept or one is under
+  way: for the page a person is likely to open next.
 * :meth:`ReportCache.clear` forgets everything, computations under way included (their results are not kept):
   an action that changes the numbers (a retry) is seen by the next page.
 * At most :data:`MAX_KEYS` keys are kept, the least recently computed dropped first.
@@ -69,6 +71,12 @@ class ReportCache:
                 return cast(Cached[T], entry[1])
         # Shielded: a request that goes away does not cancel the computation others wait for.
         return cast(Cached[T], await asyncio.shield(self._start(key, compute)))
+
+    def warm(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        """Start computing ``key``'s value in the background, unless a fresh one is kept (or one is under way)."""
+        entry = self._entries.get(key)
+        if entry is None or self._clock() - entry[0] >= self.fresh:
+            self._start(key, compute)
 
     def clear(self) -> None:
         """Forget every value and every computation under way."""
