@@ -52,6 +52,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -64,6 +65,7 @@ from campaign.rules.zone_offsets import OffsetSpan
 from campaign.store.dialect import epoch_seconds
 from campaign.store.outbox import PENDING
 from campaign.store.tables import (
+    BigId,
     UTCDateTime,
     contacts,
     due_at,
@@ -188,9 +190,12 @@ def snapshot(conn: Connection) -> None:
         conn.execute(text("SET LOCAL jit = off"))
 
 
-def _scoped(scope: Scope, message: Any = messages) -> list[Any]:
-    """The conditions that keep ``message``'s rows to the scope: a range of ``ix_messages_due`` per wave."""
-    conditions = [message.c.wave_id.in_(scope.wave_ids)]
+def _scoped(scope: Scope, message: Any = messages, *, indexed: bool = True) -> list[Any]:
+    """The conditions that keep ``message``'s rows to the scope: a range of ``ix_messages_due`` per wave, or with
+    ``indexed`` False (for messages looked up by their key) a plain test SQLite's planner does not read that
+    index for (unary ``+``)."""
+    wave = message.c.wave_id if indexed else literal_column(f"+{message.name}.wave_id")
+    conditions = [wave.in_(scope.wave_ids)]
     when = type_coerce(func.coalesce(message.c.sent_at, message.c.scheduled_at), UTCDateTime())
     if scope.since is not None:
         conditions.append(when >= scope.since)
@@ -240,7 +245,7 @@ _FLAGS = ("human_opened", "machine_opened", "human_clicked", "machine_clicked", 
 FACTS = Table(
     "report_facts",
     _temporary,
-    Column("message_id", BigInteger(), primary_key=True),
+    Column("message_id", BigId, primary_key=True),  # on SQLite the rowid: no second B-tree to fill
     Column("wave_id", Integer()),
     Column("contact_id", BigInteger()),
     *(Column(name, Integer()) for name in _FLAGS),
@@ -268,7 +273,7 @@ PAIRS = Table(
 PEOPLE = Table(
     "report_people",
     _temporary,
-    Column("contact_id", BigInteger(), primary_key=True),
+    Column("contact_id", BigId, primary_key=True),
     Column("registered_epoch", BigInteger()),
     Column("register_seconds", BigInteger()),
     *(Column(s.value, Integer()) for s in RegistrationSource),
@@ -316,64 +321,48 @@ def release(conn: Connection) -> None:
 
 def _after(dialect: str, later: Any, earlier: Any) -> Any:
     """Whole seconds from ``earlier`` to ``later`` (instants), none below 0: a hit recorded a moment before its
-    250 was (the sender commits results in groups) took no time."""
+    250 was (the sender commits results in groups) took no time; none (NULL) when either is. SQLite's two-argument
+    ``max`` reads each instant once, where ``CASE`` reads it twice (and PostgreSQL's ``greatest`` skips NULLs)."""
     gap = epoch_seconds(dialect, later) - epoch_seconds(dialect, earlier)
-    return case((gap < 0, 0), else_=gap)
+    return func.max(gap, 0) if dialect == "sqlite" else case((gap < 0, 0), else_=gap)
 
 
 def _facts(scope: Scope, dialect: str) -> Any:
-    """The rows of :data:`FACTS`. The tracking events are grouped by message first, in the order of their
-    ``(message_id, kind)`` index (no sort), then each message is looked up by its key: the cost follows the
-    tracking events, not the campaign's messages. A person's click on the registration link is looked for only
-    in the messages a person clicked in."""
+    """The rows of :data:`FACTS`, in one pass: the tracking events in the order of their ``(message_id, kind)``
+    index, each beside its message (looked up by its key) and, for a click, its link (to know the registration
+    link's clicks), grouped by message as they come. The cost follows the tracking events, not the campaign's
+    messages: on SQLite the scope's wave condition is kept off ``ix_messages_due`` (unary ``+``), which would
+    have the planner read every message of the campaign and look for its events instead."""
     t = tracking_events
     human = t.c.is_machine.is_(False)
     opened = and_(human, t.c.kind.in_(_OPENED))
     clicked = t.c.kind == TrackingKind.CLICK.value
-    hits = (
-        select(
-            t.c.message_id,
-            _flag(opened).label("human_opened"),
-            _flag(and_(~human, t.c.kind == TrackingKind.OPEN.value)).label("machine_opened"),
-            _flag(and_(human, clicked)).label("human_clicked"),
-            _flag(and_(~human, clicked)).label("machine_clicked"),
-            _flag(t.c.kind == TrackingKind.UNSUBSCRIBE.value).label("unsubscribed"),
-            func.min(case((opened, t.c.occurred_at))).label("opened_at"),
-            func.min(case((and_(human, clicked), t.c.occurred_at))).label("clicked_at"),
-        )
-        .group_by(t.c.message_id)
-        .subquery("hits")
-    )
-    register = tracking_events.alias("register")
-    register_clicked = (
-        select(register.c.id)
-        .select_from(register)
-        .join(links, and_(links.c.wave_id == messages.c.wave_id, links.c.link_index == register.c.link_index))
-        .where(
-            register.c.message_id == messages.c.id,
-            register.c.kind == TrackingKind.CLICK.value,
-            register.c.is_machine.is_(False),
-            links.c.name == scope.register_link,
-        )
-        .exists()
-    )
+    opened_at = func.min(case((opened, t.c.occurred_at)))
+    sqlite = dialect == "sqlite"
+    # SQLite groups in the index's order by the first; PostgreSQL wants the messages' key to select their columns.
+    grouping = [t.c.message_id] if sqlite else [t.c.message_id, messages.c.id]
     return (
         select(
             messages.c.id,
             messages.c.wave_id,
             messages.c.contact_id,
-            hits.c.human_opened,
-            hits.c.machine_opened,
-            hits.c.human_clicked,
-            hits.c.machine_clicked,
-            case((and_(hits.c.human_clicked == 1, register_clicked), 1), else_=0),
-            hits.c.unsubscribed,
-            epoch_seconds(dialect, hits.c.opened_at),
-            epoch_seconds(dialect, hits.c.clicked_at),
-            _after(dialect, hits.c.opened_at, messages.c.sent_at),
+            _flag(opened),
+            _flag(and_(~human, t.c.kind == TrackingKind.OPEN.value)),
+            _flag(and_(human, clicked)),
+            _flag(and_(~human, clicked)),
+            _flag(and_(human, clicked, links.c.name == scope.register_link)),
+            _flag(t.c.kind == TrackingKind.UNSUBSCRIBE.value),
+            epoch_seconds(dialect, opened_at),
+            epoch_seconds(dialect, func.min(case((and_(human, clicked), t.c.occurred_at)))),
+            _after(dialect, opened_at, messages.c.sent_at),
         )
-        .select_from(hits.join(messages, messages.c.id == hits.c.message_id))
-        .where(*_scoped(scope))
+        .select_from(
+            t.join(messages, messages.c.id == t.c.message_id).outerjoin(
+                links, and_(links.c.wave_id == messages.c.wave_id, links.c.link_index == t.c.link_index)
+            )
+        )
+        .where(*_scoped(scope, indexed=not sqlite))
+        .group_by(*grouping)
     )
 
 
@@ -609,7 +598,16 @@ def delays(conn: Connection) -> tuple[Delays, Delays]:
 
 def undelivered(conn: Connection, scope: Scope, limit: int) -> list[Undelivered]:
     """The scope's messages that did not reach their recipient (deferred, bounced, failed, expired), latest
-    first, at most ``limit``: address, wave, status, attempts, the server's reply and the error recorded."""
+    first, at most ``limit``: address, wave, status, attempts, the server's reply and the error recorded. The
+    latest are chosen first, then only they are joined to their contacts (not the tens of thousands sorted)."""
+    order = (messages.c.updated_at.desc(), messages.c.id.desc())
+    latest = (
+        select(messages.c.id)
+        .where(*_scoped(scope), messages.c.status.in_(_UNDELIVERED))
+        .order_by(*order)
+        .limit(limit)
+        .subquery("latest")
+    )
     stmt = (
         select(
             contacts.c.email,
@@ -621,13 +619,11 @@ def undelivered(conn: Connection, scope: Scope, limit: int) -> list[Undelivered]
             messages.c.updated_at,
         )
         .select_from(
-            messages.join(contacts, contacts.c.id == messages.c.contact_id).join(
-                waves, waves.c.id == messages.c.wave_id
-            )
+            latest.join(messages, messages.c.id == latest.c.id)
+            .join(contacts, contacts.c.id == messages.c.contact_id)
+            .join(waves, waves.c.id == messages.c.wave_id)
         )
-        .where(*_scoped(scope), messages.c.status.in_(_UNDELIVERED))
-        .order_by(messages.c.updated_at.desc(), messages.c.id.desc())
-        .limit(limit)
+        .order_by(*order)
     )
     return [Undelivered(*row) for row in conn.execute(stmt)]
 
