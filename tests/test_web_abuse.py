@@ -10,7 +10,7 @@ from contextlib import ExitStack, closing
 
 import pytest
 
-from campaign.web.server import MAX_HEAD_BYTES
+from campaign.web.protocol import MAX_HEAD_BYTES
 from tests.test_web import Running, web
 
 __all__ = ["web"]  # a fixture used here

@@ -1,0 +1,266 @@
+"""The HTTP protocol the web server speaks: uvicorn's httptools protocol, with a bound on request heads and the
+open pixel answered without the app.
+
+Speed (``bench/tracking.py``, server CPU time a request, the pixel without writes): uvicorn writes a response's
+head when the app starts it and its body when the app sends it, two system calls and two TCP segments for the
+pixel's 43 bytes; :class:`CoalescingTransport` sends what one turn of the event loop wrote in one (44 → 35 µs
+a request). (Start-up's objects are frozen out of the garbage collector's full collections:
+:meth:`campaign.web.server.WebServer.run`.)
+The open pixel, the busiest route, is answered by the protocol itself, without the app: a keep-alive HTTP/1.1
+GET or HEAD of its path, when no earlier request of the connection is unanswered, has its open recorded as soon
+as its head is parsed (:meth:`~campaign.web.tracking.TrackingEndpoints.pixel_now`, the app's own endpoints,
+``app.state.tracking``) and gets the bytes uvicorn would have written (status line, date, the pixel's headers, the
+GIF), built once a second. No task, ASGI messages, Starlette or middleware a request: 66 → 49 µs of server CPU a
+pixel request, writes included (interleaved runs on a loaded machine). Anything else (a query string, a
+percent-encoded path, HTTP/1.0, ``Connection: close``, pipelined behind a slower request) goes to the app, which
+answers it the same way. That answer is written at once (:meth:`CoalescingTransport.write_now`: no callback at the
+end of the turn, 1.5 µs), and the keep-alive timeout (uvicorn's 5 s from a connection's last answer) is one timer
+a connection, armed again for the rest when it finds the connection was busy meanwhile, not one timer set and
+cancelled a request (2.7 µs in uvloop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any, cast
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from campaign.web.tracking import PIXEL, RawHeaders, TrackingEndpoints
+
+MAX_HEAD_BYTES = 32 * 1024
+"""The longest request line and headers taken (nginx's default buffers hold as much); longer is a 431."""
+LINGER_SECONDS = 2.0
+"""After refusing a head, how long what the client still sends is read and dropped before the connection closes."""
+_HEAD_TOO_LARGE_BODY = b"431 Request Header Fields Too Large\n"
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_TOO_LARGE_BODY), _HEAD_TOO_LARGE_BODY)
+)
+_PIXEL_METHODS = (b"GET", b"HEAD")
+
+
+class CoalescingTransport:
+    """A connection's transport whose writes of one turn of the event loop leave together, in one system call (see
+    the module doc): each write is held until the end of the turn (``call_soon``), or until the transport is
+    closed. Everything else is the transport's own."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Hold ``data`` until the end of this turn of the loop."""
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(bytes(data))
+
+    def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
+        """:meth:`write` each of ``lines``."""
+        for data in lines:
+            self.write(data)
+
+    def write_now(self, data: bytes) -> None:
+        """Send what is held and ``data`` now: a whole answer, nothing else to wait for (no callback a turn)."""
+        self._flush()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        """What the transport holds, and what this one does."""
+        return self._transport.get_write_buffer_size() + sum(len(data) for data in self._held)
+
+    def write_eof(self) -> None:
+        """Send what is held, then end the writing side."""
+        self._flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        """Send what is held, then close (the transport sends what it has buffered first)."""
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        """Close at once; what is held is lost, as the transport's own buffer is."""
+        self._held.clear()
+        self._transport.abort()
+
+    def _flush(self) -> None:
+        if not self._held:
+            return
+        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+        self._held.clear()
+        if not self._transport.is_closing():  # the peer went away meanwhile: nobody to send it to
+            self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol writing through a :class:`CoalescingTransport`, and refusing a request head
+    (request line and headers) longer than :data:`MAX_HEAD_BYTES` with a 431.
+
+    httptools puts no bound on a head: it gathers each header whole before handing it on, so one client sending
+    an endless header would hold as much memory as it sends. The bytes are counted as they arrive, before the
+    parser sees them.
+    """
+
+    _head_bytes = 0
+    _in_head = True
+    _heads = 0  # heads received whole on this connection
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """The connection, its writes held to the end of each turn of the loop."""
+        self._coalescing = CoalescingTransport(transport, self.loop)
+        # The pixel is answered here only when uvicorn hands requests to the app as they are: not when it wraps the
+        # app (trusted proxies' forwarded addresses, trace logging), which must see them.
+        config = self.config
+        self._tracking: TrackingEndpoints | None = (
+            getattr(getattr(config.app, "state", None), "tracking", None) if config.loaded_app is config.app else None
+        )
+        super().connection_made(cast(asyncio.Transport, self._coalescing))
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser, unless the head being received has grown past the limit."""
+        if not self._in_head:
+            super().data_received(data)
+            return
+        room = MAX_HEAD_BYTES - self._head_bytes
+        if room < 0:
+            return  # refused: what the client still sends is dropped, unparsed, until the connection closes
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            super().data_received(data)
+            return
+        # The bytes up to the limit first: a head ending among them is whole (what follows is body, or the next
+        # request, counted afresh); otherwise the head is too long.
+        heads = self._heads
+        self._head_bytes = MAX_HEAD_BYTES
+        super().data_received(data[:room])
+        if self._heads != heads:
+            self.data_received(data[room:])
+        elif not self.transport.is_closing():
+            self._head_bytes = MAX_HEAD_BYTES + 1
+            self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        # A lingering close, as nginx does: answer, stop writing, and drop what still arrives for a moment
+        # before closing. Closing at once, with the client's bytes unread, would make the kernel reset the
+        # connection, and the client would lose the answer.
+        self.transport.write(_HEAD_TOO_LARGE)
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def on_headers_complete(self) -> None:
+        """The head is whole: what follows is the body, which the app bounds itself."""
+        self._in_head = False
+        self._heads += 1
+        if not self._take_pixel():
+            super().on_headers_complete()
+
+    # The open pixel, answered here (see the module doc): the answer of the request being received, sent when it
+    # is whole; and the answers built (for GET and for HEAD) with the server's default headers of the moment.
+    _pixel: bytes | None = None
+    _pixel_built: tuple[object, object, bytes, bytes] | None = None
+
+    def _take_pixel(self) -> bool:
+        """Whether the request is the open pixel's, taken here: a keep-alive HTTP/1.1 GET or HEAD of a plain path
+        (no query, nothing percent-encoded), no earlier request unanswered on the connection. The open is recorded
+        now, and the answer sent by :meth:`on_message_complete`. Anything else goes to the app."""
+        tracking = self._tracking
+        parser = self.parser
+        method = parser.get_method()
+        url: bytes = self.url
+        if (
+            tracking is None
+            or method not in _PIXEL_METHODS
+            or not url.startswith(b"/")
+            or b"?" in url
+            or b"%" in url
+            or b"#" in url
+            or not url.isascii()
+            or self.root_path
+            or self.limit_concurrency is not None
+            or parser.get_http_version() != "1.1"
+            or not parser.should_keep_alive()
+            or parser.should_upgrade()
+            or (self.cycle is not None and not self.cycle.response_complete)
+            or self.flow.write_paused  # a client not reading its answers: the app's way waits for it
+        ):
+            return False
+        self.scope["method"] = method.decode("ascii")
+        headers = tracking.pixel_now(url.decode("ascii"), cast(dict[str, Any], self.scope))
+        if headers is None:
+            return False
+        self._pixel = self._pixel_answer(headers, head=method == b"HEAD")
+        return True
+
+    def _pixel_answer(self, headers: RawHeaders, *, head: bool) -> bytes:
+        """The bytes uvicorn would write for the pixel's answer: its status line, the server's default headers (the
+        date: rebuilt when uvicorn renews them, each second), ``headers`` and, but for HEAD, the GIF."""
+        defaults = self.server_state.default_headers
+        built = self._pixel_built
+        if built is None or built[0] is not defaults or built[1] is not headers:
+            lines = b"".join(name + b": " + value + b"\r\n" for name, value in [*defaults, *headers])
+            answer = b"HTTP/1.1 200 OK\r\n" + lines + b"\r\n"
+            built = self._pixel_built = (defaults, headers, answer + PIXEL, answer)
+        return built[3] if head else built[2]
+
+    # The keep-alive timeout (uvicorn's: a connection idle that long after an answer is closed), kept with one timer
+    # a connection, not one a request (see the module doc): when the connection went idle, None while busy.
+    _idle_since: float | None = None
+
+    def _unset_keepalive_if_required(self) -> None:
+        """Data arrived: the connection is busy (its timer, if armed, finds it so and lapses)."""
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, but for the keep-alive timer: the connection is idle from now, and a timer armed if none is."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+
+    def _keep_alive_due(self) -> None:
+        # Busy: the next answer arms the timer again. Idle, but not for the whole timeout: wait for the rest.
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return
+        rest = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if rest > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
+        else:
+            self.timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """uvicorn's, and the keep-alive timer stopped."""
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+
+    def on_body(self, body: bytes) -> None:
+        """A body of a pixel's request is ignored (as the app ignores it); others go to the app."""
+        if self._pixel is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        """The next bytes on the connection are the next request's head."""
+        self._in_head = True
+        self._head_bytes = 0
+        if self._pixel is not None:  # taken by _take_pixel: answered here, as uvicorn ends a response
+            answer, self._pixel = self._pixel, None
+            self._coalescing.write_now(answer)
+            self.on_response_complete()
+            return
+        super().on_message_complete()
