@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
+from seed import add_event, add_list_of_everyone, add_sending_campaign, numbers, when
 from sqlalchemy import JSON, Text, case, cast, func, insert, literal, select, text
-from sqlalchemy.sql.expression import CTE, ColumnElement
 
 from campaign.config import load_settings
 from campaign.models import MessageStatus, RegistrationSource, Role, TrackingKind, WaveKind, WaveStatus
@@ -57,13 +57,9 @@ from campaign.services.tracking import REGISTER_LINK
 from campaign.services.users import add_user
 from campaign.store.engine import Database
 from campaign.store.tables import (
-    UTCDateTime,
     campaigns,
     contacts,
-    events,
     links,
-    list_members,
-    lists,
     messages,
     registrations,
     tracking_events,
@@ -82,16 +78,6 @@ STATES = [
     (MessageStatus.SUPPRESSED, 2),
     (MessageStatus.QUEUED, 1),
 ]
-
-
-def when(instant: datetime) -> ColumnElement[datetime]:
-    return literal(instant, type_=UTCDateTime())
-
-
-def numbers(count: int) -> CTE:
-    """1 to ``count``, as a recursive CTE with the column ``x``."""
-    n = select(literal(1).label("x")).cte("n", recursive=True)
-    return n.union_all(select((n.c.x + 1).label("x")).where(n.c.x < count))
 
 
 def setup(db: Database, count: int, hits: int) -> None:
@@ -127,26 +113,9 @@ def setup(db: Database, count: int, hits: int) -> None:
                        when(before)),
             )
         )  # fmt: skip
-        list_id = conn.execute(insert(lists).values(name="all", created_at=before).returning(lists.c.id)).scalar_one()
-        conn.execute(
-            insert(list_members).from_select(
-                ["list_id", "contact_id", "added_at"], select(literal(list_id), contacts.c.id, when(before))
-            )
-        )
-        start = SENT_AT + timedelta(days=10)
-        event_id = conn.execute(
-            insert(events)
-            .values(slug="e", title="E", description="", starts_at=start, ends_at=start + timedelta(hours=1),
-                    timezone="Europe/Zurich", language="en", speakers=[], sequence=0, status="scheduled",
-                    created_at=before, updated_at=before)
-            .returning(events.c.id)
-        ).scalar_one()  # fmt: skip
-        campaign_id = conn.execute(
-            insert(campaigns)
-            .values(name="c", event_id=event_id, list_id=list_id, status="sending", created_at=before,
-                    updated_at=before, launched_at=SENT_AT)
-            .returning(campaigns.c.id)
-        ).scalar_one()  # fmt: skip
+        list_id = add_list_of_everyone(conn, before)
+        event_id = add_event(conn, SENT_AT + timedelta(days=10), before)
+        campaign_id = add_sending_campaign(conn, event_id, list_id, before, SENT_AT)
         wave_ids = []
         for name, kind, offset, share in (
             ("invitation", WaveKind.INVITATION, 0, 3),

@@ -63,8 +63,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+from seed import add_event, add_list_of_everyone, add_sending_campaign, numbers, when
 from sqlalchemy import distinct, func, insert, literal, literal_column, select
 
 from campaign.models import MessageStatus, TrackingKind, WaveKind, WaveStatus
@@ -75,12 +75,7 @@ from campaign.services.tracking import REGISTER_LINK
 from campaign.store import links as link_store
 from campaign.store.engine import Database
 from campaign.store.tables import (
-    UTCDateTime,
-    campaigns,
     contacts,
-    events,
-    list_members,
-    lists,
     messages,
     registrations,
     tracking_events,
@@ -216,13 +211,9 @@ def setup(path: Path, count: int) -> int:
     db = Database(f"sqlite:///{path}")
     init_database(db)
 
-    def when(instant: datetime) -> Any:
-        return literal(instant, type_=UTCDateTime())
-
     before = SENT_AT - timedelta(days=1)
     with db.write() as conn:
-        n = select(literal(1).label("x")).cte("n", recursive=True)
-        n = n.union_all(select((n.c.x + 1).label("x")).where(n.c.x < count))
+        n = numbers(count)
         address = func.printf("p%d@example.org", n.c.x)
         conn.execute(
             insert(contacts).from_select(
@@ -230,26 +221,9 @@ def setup(path: Path, count: int) -> int:
                 select(n.c.x, address, address, literal_column("'{}'"), when(before), when(before)),
             )
         )
-        list_id = conn.execute(insert(lists).values(name="all", created_at=before).returning(lists.c.id)).scalar_one()
-        conn.execute(
-            insert(list_members).from_select(
-                ["list_id", "contact_id", "added_at"], select(literal(list_id), contacts.c.id, when(before))
-            )
-        )
-        starts = SENT_AT + timedelta(days=14)
-        event_id = conn.execute(
-            insert(events)
-            .values(slug="e", title="E", description="", starts_at=starts, ends_at=starts + timedelta(hours=1),
-                    timezone="Europe/Zurich", language="en", speakers=[], sequence=0, status="scheduled",
-                    created_at=before, updated_at=before)
-            .returning(events.c.id)
-        ).scalar_one()  # fmt: skip
-        campaign_id = conn.execute(
-            insert(campaigns)
-            .values(name="c", event_id=event_id, list_id=list_id, status="sending", created_at=before,
-                    updated_at=before, launched_at=SENT_AT)
-            .returning(campaigns.c.id)
-        ).scalar_one()  # fmt: skip
+        list_id = add_list_of_everyone(conn, before)
+        event_id = add_event(conn, SENT_AT + timedelta(days=14), before)
+        campaign_id = add_sending_campaign(conn, event_id, list_id, before, SENT_AT)
         wave_id = conn.execute(
             insert(waves)
             .values(campaign_id=campaign_id, name="invitation", kind=WaveKind.INVITATION.value,

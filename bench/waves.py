@@ -39,8 +39,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import available_timezones
 
+from seed import add_event, add_list_of_everyone, add_sending_campaign, numbers, when
 from sqlalchemy import case, func, insert, literal, literal_column, select
-from sqlalchemy.sql.expression import ColumnElement
 
 from campaign.config import Settings
 from campaign.models import Audience, MessageStatus, RegistrationSource, WaveKind, WaveStatus
@@ -50,11 +50,8 @@ from campaign.services.scheduling import fire_due
 from campaign.store import outbox
 from campaign.store.engine import Database
 from campaign.store.tables import (
-    UTCDateTime,
-    campaigns,
     contacts,
     event_unsubscribes,
-    events,
     list_members,
     lists,
     messages,
@@ -75,10 +72,6 @@ FIRES_AT = EVENT_START - timedelta(days=7)
 LAUNCHED_AT = FIRES_AT - timedelta(days=10)
 
 
-def when(instant: datetime) -> ColumnElement[datetime]:
-    return literal(instant, type_=UTCDateTime())
-
-
 def setup(path: Path, count: int) -> dict[str, int]:
     """The template database (see the module doc); returns the ids and sizes the measurements need."""
     db = Database(f"sqlite:///{path}")
@@ -88,8 +81,7 @@ def setup(path: Path, count: int) -> dict[str, int]:
     chosen = zones[::step][:ZONES]
     before = LAUNCHED_AT - timedelta(days=1)
     with db.write() as conn:
-        n = select(literal(1).label("x")).cte("n", recursive=True)
-        n = n.union_all(select((n.c.x + 1).label("x")).where(n.c.x < count))
+        n = numbers(count)
         address = func.printf("p%d@example.org", n.c.x)
         zone = case(
             (n.c.x % NO_ZONE_EVERY == 0, None),
@@ -101,16 +93,17 @@ def setup(path: Path, count: int) -> dict[str, int]:
                 select(n.c.x, address, address, zone, literal_column("'{}'"), when(before), when(before)),
             )
         )
-        everyone = conn.execute(insert(lists).values(name="all", created_at=before).returning(lists.c.id)).scalar_one()
+        everyone = add_list_of_everyone(conn, before)
         audience = conn.execute(
             insert(lists).values(name="not-registered", created_at=before).returning(lists.c.id)
         ).scalar_one()
         registered = contacts.c.id % 10 < REGISTERED_TENTHS
-        for list_id, condition in ((everyone, None), (audience, ~registered)):
-            members = select(literal(list_id), contacts.c.id, when(before))
-            if condition is not None:
-                members = members.where(condition)
-            conn.execute(insert(list_members).from_select(["list_id", "contact_id", "added_at"], members))
+        conn.execute(
+            insert(list_members).from_select(
+                ["list_id", "contact_id", "added_at"],
+                select(literal(audience), contacts.c.id, when(before)).where(~registered),
+            )
+        )
         conn.execute(
             insert(suppressions).from_select(
                 ["email_key", "reason", "created_at"],
@@ -119,19 +112,8 @@ def setup(path: Path, count: int) -> dict[str, int]:
                 ),
             )
         )
-        event_id = conn.execute(
-            insert(events)
-            .values(slug="e", title="E", description="", starts_at=EVENT_START,
-                    ends_at=EVENT_START + timedelta(hours=1), timezone="Europe/Zurich", language="en",
-                    speakers=[], sequence=0, status="scheduled", created_at=before, updated_at=before)
-            .returning(events.c.id)
-        ).scalar_one()  # fmt: skip
-        campaign_id = conn.execute(
-            insert(campaigns)
-            .values(name="c", event_id=event_id, list_id=everyone, status="sending", created_at=before,
-                    updated_at=before, launched_at=LAUNCHED_AT)
-            .returning(campaigns.c.id)
-        ).scalar_one()  # fmt: skip
+        event_id = add_event(conn, EVENT_START, before)
+        campaign_id = add_sending_campaign(conn, event_id, everyone, before, LAUNCHED_AT)
         invitation = conn.execute(
             insert(waves)
             .values(campaign_id=campaign_id, name="invitation", kind=WaveKind.INVITATION.value,

@@ -51,7 +51,7 @@ from tests.test_auth import PASSWORDS, Client, Site, staff_config
 from tests.test_browser import WAIT_SECONDS, browser
 from tests.test_delivery import TEMPLATES, prepare
 from tests.test_report_html import console
-from tests.test_reports import BASE, LINK_NAMES, ZURICH, World, expected_tally, seed
+from tests.test_reports import BASE, LINK_NAMES, ZURICH, World, expected_tally, first_opens, first_registrations, seed
 from tests.test_web import running
 
 __all__ = ["browser"]  # a fixture used here
@@ -222,20 +222,8 @@ def wave_messages(world: World, name: str) -> list[dict[str, Any]]:
 def firsts(world: World) -> tuple[dict[int, datetime], dict[int, datetime]]:
     """When each of campaign c's messages was first opened by a person (a click counts), and when each recipient
     registered first, from their first delivered message on: the instants the time tables count."""
-    opened: dict[int, datetime] = {}
-    for h in world.hits:
-        if not h["is_machine"] and h["kind"] in ("open", "click"):
-            opened[h["message_id"]] = min(opened.get(h["message_id"], h["occurred_at"]), h["occurred_at"])
-    first_sent: dict[int, datetime] = {}
-    for m in world.messages:
-        if m["sent_at"]:
-            first_sent[m["contact_id"]] = min(first_sent.get(m["contact_id"], m["sent_at"]), m["sent_at"])
-    joined: dict[int, datetime] = {}
-    for r in world.registrations:
-        c = r["contact_id"]
-        if c in first_sent and r["registered_at"] >= first_sent[c]:
-            joined[c] = min(joined.get(c, r["registered_at"]), r["registered_at"])
-    return opened, joined
+    _, joined = first_registrations(world.messages, world.registrations)
+    return first_opens(world.hits), joined
 
 
 def expected_zone_hours(world: World) -> dict[str | None, tuple[Counter[int], Counter[int]]]:

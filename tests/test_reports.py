@@ -356,6 +356,31 @@ def seconds_between(later: datetime, earlier: datetime) -> int:
     return max(0, int(later.timestamp()) - int(earlier.timestamp()))
 
 
+def first_opens(hits: list[dict[str, Any]]) -> dict[int, datetime]:
+    """When each message of ``hits`` was first opened by a person (a click counts)."""
+    opened: dict[int, datetime] = {}
+    for h in hits:
+        if not h["is_machine"] and h["kind"] in ("open", "click"):
+            opened[h["message_id"]] = min(opened.get(h["message_id"], h["occurred_at"]), h["occurred_at"])
+    return opened
+
+
+def first_registrations(
+    messages: list[dict[str, Any]], registrations: list[dict[str, Any]]
+) -> tuple[dict[int, datetime], dict[int, datetime]]:
+    """When each recipient of ``messages`` was first sent one, and when they registered first from then on."""
+    first_sent: dict[int, datetime] = {}
+    for m in messages:
+        if m["sent_at"]:
+            first_sent[m["contact_id"]] = min(first_sent.get(m["contact_id"], m["sent_at"]), m["sent_at"])
+    joined: dict[int, datetime] = {}
+    for r in registrations:
+        c = r["contact_id"]
+        if c in first_sent and r["registered_at"] >= first_sent[c]:
+            joined[c] = min(joined.get(c, r["registered_at"]), r["registered_at"])
+    return first_sent, joined
+
+
 def check_report(
     world: World, report: CampaignReport, since: datetime | None = None, until: datetime | None = None
 ) -> None:
@@ -387,21 +412,10 @@ def check_report(
     assert report.funnel[2].of_previous == pytest.approx(t.register_clicked / t.human_opened)
 
     # Time to first open (per message) and to registration (per person), nearest rank.
-    first_open: dict[int, datetime] = {}
-    for h in hits:
-        if not h["is_machine"] and h["kind"] in ("open", "click"):
-            first_open[h["message_id"]] = min(first_open.get(h["message_id"], h["occurred_at"]), h["occurred_at"])
+    first_open = first_opens(hits)
     waits = [seconds_between(at, ids[m]["sent_at"]) for m, at in first_open.items()]
     assert (report.to_open.count, report.to_open.median, report.to_open.p90) == nearest_rank(waits)
-    first_sent: dict[int, datetime] = {}
-    for m in chosen:
-        if m["sent_at"]:
-            first_sent[m["contact_id"]] = min(first_sent.get(m["contact_id"], m["sent_at"]), m["sent_at"])
-    joined: dict[int, datetime] = {}
-    for r in world.registrations:
-        c = r["contact_id"]
-        if c in first_sent and r["registered_at"] >= first_sent[c]:
-            joined[c] = min(joined.get(c, r["registered_at"]), r["registered_at"])
+    first_sent, joined = first_registrations(chosen, world.registrations)
     delays = [seconds_between(at, first_sent[c]) for c, at in joined.items()]
     assert (report.to_registration.count, report.to_registration.median, report.to_registration.p90) == nearest_rank(
         delays
