@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaign.cli.app import App, pass_app
+from campaign.cli.status import instant
 from campaign.models import MessageStatus
 from campaign.render.figures import duration, percent
 from campaign.render.report_html import report_html
@@ -190,7 +191,7 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
     console = _console(out)
     c, e, f = report.campaign, report.event, report.filters
     console.print(Text.assemble("Campaign ", _plain(c.name), f" ({c.status.value}) · list ", _plain(c.list_name)))
-    console.print(Text.assemble("Event ", _plain(e.slug), f" · {e.starts_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"))
+    console.print(Text.assemble("Event ", _plain(e.slug), f" · {instant(e.starts_at)}"))
     scope = [f"wave {f.wave}" if f.wave else "all waves"]
     if f.since:
         scope.append(f"from {f.since:%Y-%m-%d %H:%M} UTC")
