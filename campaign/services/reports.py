@@ -116,7 +116,15 @@ class Tally:
             "bounced": s[MessageStatus.BOUNCED],
             "failed": s[MessageStatus.FAILED],
         }
-        over_delivered = {
+        return {
+            **{name: rate(n, self.attempted) for name, n in over_attempted.items()},
+            "suppressed": rate(s[MessageStatus.SUPPRESSED], self.targeted),
+            **{name: rate(n, self.delivered) for name, n in self._engagement().items()},
+        }
+
+    def _engagement(self) -> dict[str, int]:
+        """What recipients did, by column name, in column order: the counts whose rates are over delivered."""
+        return {
             "opened_human": self.human_opened,
             "opened_machine": self.machine_opened,
             "clicked_human": self.human_clicked,
@@ -124,27 +132,19 @@ class Tally:
             "clicked_register": self.register_clicked,
             "registered": self.registered,
             "unsubscribed": self.unsubscribed,
-        }
-        return {
-            **{name: rate(n, self.attempted) for name, n in over_attempted.items()},
-            "suppressed": rate(s[MessageStatus.SUPPRESSED], self.targeted),
-            **{name: rate(n, self.delivered) for name, n in over_delivered.items()},
         }
 
     def columns(self) -> dict[str, int | float | None]:
         """Every count and rate as one flat row (the CSV columns), in a fixed order."""
         counts: dict[str, int | float | None] = {"targeted": self.targeted}
         counts |= {status.value: n for status, n in self.statuses.items()}
+        engagement = self._engagement()
+        unsubscribed = engagement.pop("unsubscribed")  # last: the registrations by source follow the total
         counts |= {
             "attempted": self.attempted,
-            "opened_human": self.human_opened,
-            "opened_machine": self.machine_opened,
-            "clicked_human": self.human_clicked,
-            "clicked_machine": self.machine_clicked,
-            "clicked_register": self.register_clicked,
-            "registered": self.registered,
+            **engagement,
             **{f"registered_{s.value}": self.registered_by_source.get(s, 0) for s in RegistrationSource},
-            "unsubscribed": self.unsubscribed,
+            "unsubscribed": unsubscribed,
         }
         return counts | {f"rate_{name}": _rounded(r) for name, r in self.rates().items()}
 
