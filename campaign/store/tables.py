@@ -382,6 +382,19 @@ class AuditLogRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
 
 
+class ReportSnapshotRow(Base):
+    """A report the dashboard counted, kept so that a restarted server answers its first page at once:
+    ``key`` names the page view (campaign, wave, zone), ``shape`` the version of ``body``'s JSON (a body of an
+    older shape is not read), ``computed_at`` when the counting began (what the page says its numbers are as of)."""
+
+    __tablename__ = "report_snapshots"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    shape: Mapped[str] = mapped_column(String(40))
+    computed_at: Mapped[datetime]
+    body: Mapped[str] = mapped_column(Text)
+
+
 metadata = Base.metadata
 
 # The tables as Core objects, typed, for the store's SQL.
@@ -401,6 +414,7 @@ installation = cast(Table, InstallationRow.__table__)
 users = cast(Table, UserRow.__table__)
 sessions = cast(Table, SessionRow.__table__)
 audit_log = cast(Table, AuditLogRow.__table__)
+report_snapshots = cast(Table, ReportSnapshotRow.__table__)
 
 due_at = func.coalesce(messages.c.lease_expires_at, messages.c.next_attempt_at, messages.c.scheduled_at)
 """When a message is due: a ``sending`` one when its lease expires (only those hold a lease); a queued or

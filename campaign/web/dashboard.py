@@ -18,7 +18,9 @@ out, through the templates ``dashboard.html`` and ``campaign.html``.
 * The report is counted once per request at most, in a worker thread, and kept a few seconds
   (:mod:`campaign.web.report_cache`): the page says when its numbers are from ("as of"). Showing ``/dashboard``
   starts counting the pages of the campaigns under way (sending, paused) in the background, so that the page a
-  person opens from there is ready: a campaign of a million messages takes seconds to count.
+  person opens from there is ready: a campaign of a million messages takes seconds to count. Each campaign page's
+  numbers are also kept in the database (:class:`KeptPages`), so the first page after a restart is answered from
+  the last count while it is counted again.
 * ``POST`` :data:`~campaign.rules.routes.CAMPAIGN_RETRY` (staff and admins; CSRF-checked by
   :func:`~campaign.web.auth.require`): ``what=failed`` queues the failed and expired messages again,
   ``what=deferred`` makes the deferred ones due now (:mod:`campaign.services.lifecycle`, as ``campaign retry``
@@ -31,7 +33,10 @@ out, through the templates ``dashboard.html`` and ``campaign.html``.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -49,13 +54,14 @@ from campaign.services.campaigns import get_campaign
 from campaign.services.lifecycle import retry_deferred, retry_failed
 from campaign.services.local_hours import BUCKET_HOURS, zone_rows
 from campaign.services.mailbox import capture_mailbox
-from campaign.services.overview import campaign_overviews
+from campaign.services.overview import CampaignOverview, campaign_overviews
+from campaign.services.report_snapshots import Snapshots
 from campaign.services.reports import CampaignReport, campaign_report
 from campaign.services.sessions import Staff
 from campaign.store.engine import Database
 from campaign.web.auth import require, staff_access
 from campaign.web.pages import CHART_PAGE_POLICY, NO_STORE
-from campaign.web.report_cache import ReportCache
+from campaign.web.report_cache import Cached, ReportCache
 
 MACHINES = "machines"
 """``who=machines``: show opens and clicks by machines rather than by people."""
@@ -69,13 +75,72 @@ RETRIES: dict[str, tuple[Callable[[Database, str], int], AuditAction]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class PageNumbers:
+    """What a campaign page shows that takes counting: its report, and the names of every wave of the campaign
+    (for the choice of one)."""
+
+    report: CampaignReport
+    wave_names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What ``/dashboard`` shows that takes counting: every campaign's line, newest first."""
+
+    campaigns: tuple[CampaignOverview, ...]
+
+
+OVERVIEW_KEY = ("overview",)
+"""The report cache's key of ``/dashboard``'s numbers."""
+
+
+class KeptPages:
+    """The report cache's :class:`~campaign.web.report_cache.Tier`: the numbers of ``/dashboard`` and of each
+    campaign page kept in the database (:mod:`campaign.services.report_snapshots`), under ``dashboard`` and
+    ``campaign-page/ID/WAVE/ZONE``."""
+
+    _MAX_KEY = 300
+
+    def __init__(self, db: Database) -> None:
+        self.pages = Snapshots(db, PageNumbers)
+        self.overview = Snapshots(db, Overview)
+
+    def load(self, key: Hashable) -> Cached[Any] | None:
+        """The numbers kept for a page's key, or None."""
+        found: tuple[Any, datetime] | None = None
+        if key == OVERVIEW_KEY:
+            found = self.overview.load("dashboard")
+        elif (name := self._name(key)) is not None:
+            found = self.pages.load(name)
+        return None if found is None else Cached(*found)
+
+    def save(self, key: Hashable, cached: Cached[Any]) -> None:
+        """Keep a page's numbers."""
+        if key == OVERVIEW_KEY and isinstance(cached.value, Overview):
+            self.overview.save("dashboard", cached.value, cached.at)
+        elif (name := self._name(key)) is not None and isinstance(cached.value, PageNumbers):
+            self.pages.save(name, cached.value, cached.at)
+
+    def clear(self) -> None:
+        """Forget every kept page (one table holds them all)."""
+        self.pages.clear()
+
+    def _name(self, key: Hashable) -> str | None:
+        """``campaign-page/ID/WAVE/ZONE`` for a campaign page's key (see :func:`_campaign_computation`)."""
+        if not (isinstance(key, tuple) and len(key) == 4 and key[0] == "campaign"):
+            return None
+        name = "campaign-page/" + "/".join(str(part or "") for part in key[1:])
+        return name if len(name) <= self._MAX_KEY else None
+
+
 class DashboardData:
     """What the dashboard's pages read (``app.state.dashboard``): the database, the settings, the report cache."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.cache = ReportCache()
+        self.cache = ReportCache(tier=KeptPages(db))
 
     @property
     def mailbox_shown(self) -> bool:
@@ -93,16 +158,16 @@ def dashboard_data(request: Request) -> DashboardData:
 async def dashboard(request: Request, staff: Staff) -> Response:
     """``/dashboard``: every campaign, newest first (see the module doc)."""
     data = dashboard_data(request)
-    cached = await data.cache.get(("overview",), partial(campaign_overviews, data.db))
-    for overview in cached.value:
+    cached = await data.cache.get(OVERVIEW_KEY, partial(_overview, data.db))
+    for overview in cached.value.campaigns:
         campaign = overview.line.campaign
         if campaign.status in UNDER_WAY:
             data.cache.warm(*_campaign_computation(data.db, str(campaign.id), None, None))
     return staff_access(request).pages.page(
         "dashboard.html",
         staff=staff,
-        overviews=cached.value,
-        as_of=cached.at,
+        overviews=cached.value.campaigns,
+        **_counted(data.cache, cached),
         mailbox_shown=data.mailbox_shown,
     )
 
@@ -123,7 +188,7 @@ async def campaign_page(request: Request, staff: Staff) -> Response:
         return problem(request, staff, 404, str(exc))
     except ValidationError as exc:
         return problem(request, staff, 400, str(exc))
-    report, wave_names = cached.value
+    report, wave_names = cached.value.report, cached.value.wave_names
     rows, together = zone_rows(report.local_hours or ())
     hourly = report.hourly
     chart = charts.time_series(
@@ -142,7 +207,7 @@ async def campaign_page(request: Request, staff: Staff) -> Response:
         hourly_chart=chart,
         report=report,
         wave_names=wave_names,
-        as_of=cached.at,
+        **_counted(data.cache, cached),
         who=who,
         zone_asked=zone or "",
         page_url=partial(
@@ -182,7 +247,7 @@ async def retry(request: Request, staff: Staff) -> Response:
     await run_in_threadpool(
         audit.record, data.db, audited, user_id=staff.user_id, target=campaign.name, details=details
     )
-    data.cache.clear()  # the next page counts again, and shows what the retry did
+    await data.cache.clear()  # the next page counts again, and shows what the retry did
     location = pages.url(CAMPAIGN_PAGE, campaign=str(campaign.id)) + "?" + urlencode({"retried": what, "count": count})
     return RedirectResponse(location, status_code=303, headers=NO_STORE)
 
@@ -192,17 +257,28 @@ def problem(request: Request, staff: Staff, status: int, message: str) -> Respon
     return staff_access(request).pages.page("problem.html", staff=staff, status=status, message=message)
 
 
+def _counted(cache: ReportCache, cached: Cached[Any]) -> dict[str, Any]:
+    """What ``_as_of.html`` says of a page's numbers: when they were counted, how long ago, when recounted."""
+    ago = int((datetime.now(UTC) - cached.at).total_seconds())
+    return {"as_of": cached.at, "counted_ago": ago, "fresh_seconds": int(cache.fresh)}
+
+
+def _overview(db: Database) -> Overview:
+    """``/dashboard``'s numbers."""
+    return Overview(tuple(campaign_overviews(db)))
+
+
 def _campaign_computation(
     db: Database, ref: str, wave: str | None, zone: str | None
-) -> tuple[Hashable, Callable[[], tuple[CampaignReport, list[str]]]]:
+) -> tuple[Hashable, Callable[[], PageNumbers]]:
     """The cache key of a campaign page's numbers, and how they are computed."""
     return ("campaign", ref, wave, zone), partial(_campaign, db, ref, wave, zone)
 
 
-def _campaign(db: Database, ref: str, wave: str | None, zone: str | None) -> tuple[CampaignReport, list[str]]:
-    """The report of the page, with the names of every wave of the campaign (for the choice of one)."""
+def _campaign(db: Database, ref: str, wave: str | None, zone: str | None) -> PageNumbers:
+    """The report of the page, with the names of every wave of the campaign."""
     report = campaign_report(db, ref, wave=wave, zone=zone, local_hours=True)
-    return report, [w.name for w in get_campaign(db, str(report.campaign.id)).waves]
+    return PageNumbers(report, tuple(w.name for w in get_campaign(db, str(report.campaign.id)).waves))
 
 
 def _page_url(base: str, current: Mapping[str, str | None], **changes: str | None) -> str:
