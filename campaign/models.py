@@ -159,6 +159,20 @@ class RegistrationSource(StrEnum):
     WEBHOOK = "webhook"
 
 
+CONFIRMED_SOURCES = frozenset({RegistrationSource.IMPORT, RegistrationSource.WEBHOOK})
+"""The sources that are the webinar platform's own record of a registration. A click on Register is the intent to
+register; whether the person finished the platform's form only the platform knows."""
+
+
+class FunnelRegistrations(StrEnum):
+    """Which registrations a report's funnel counts in its last step: those the webinar platform confirmed (once
+    any of the campaign's recipients has one: a click on Register is then only the intent), or, while nothing is
+    known from the platform, every registration, those a click on Register records included."""
+
+    CONFIRMED = "confirmed"
+    ANY = "any"
+
+
 class Breakdown(StrEnum):
     """What a report's rows can be broken down by (``campaign report --by``): a contact's time zone, country,
     organisation, locale, or a custom attribute (``attr:NAME``, the name travelling beside it)."""
@@ -232,6 +246,18 @@ class AuditAction(StrEnum):
     PASSWORD_SET = "password-set"  # noqa: S105 - an action's name, not a password
     RETRY_FAILED = "retry-failed"
     RETRY_DEFERRED = "retry-deferred"
+    EVENT_ADDED = "event-added"
+    EVENT_UPDATED = "event-updated"
+    EVENT_CANCELLED = "event-cancelled"
+    CONTACTS_IMPORTED = "contacts-imported"
+    CONTACT_SUPPRESSED = "contact-suppressed"
+    CONTACT_UNSUPPRESSED = "contact-unsuppressed"
+    CAMPAIGN_CREATED = "campaign-created"
+    CAMPAIGN_LAUNCHED = "campaign-launched"
+    CAMPAIGN_PAUSED = "campaign-paused"
+    CAMPAIGN_RESUMED = "campaign-resumed"
+    CAMPAIGN_CANCELLED = "campaign-cancelled"
+    CAMPAIGN_TEST_SENT = "campaign-test-sent"
 
 
 @dataclass(frozen=True, slots=True)

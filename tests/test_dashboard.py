@@ -326,10 +326,11 @@ def test_the_campaign_page_shows_the_funnel_waves_hours_zones_links_and_failures
         "delivered": delivered,
         "opened": invitation["human_opened"],
         "clicked_register": invitation["register_clicked"],
-        "registered": invitation["registered"],
+        "registered": invitation["confirmed"],  # the platform's registrations are known: only those
     }
     assert funnel["opened"].cells[2] == percent(invitation["human_opened"] / delivered)
-    assert funnel["registered"].cells[3] == percent(invitation["registered"] / invitation["register_clicked"])
+    assert funnel["registered"].cells[3] == percent(invitation["confirmed"] / invitation["register_clicked"])
+    assert "Registered: confirmed by the webinar platform" in body
 
     # Per hour in the organiser's zone; and in another zone, asked for.
     opened, joined = firsts(world)
@@ -400,7 +401,7 @@ def test_one_wave_of_the_campaign_page_counts_its_messages_alone(sqlite_seeded: 
     assert set(delivery) == {"reminder", None}
     assert delivery["reminder"].counts == {"targeted": sum(expected["statuses"].values()), **expected["statuses"]}
     assert "<h2>Funnel of reminder</h2>" in body
-    assert int(keyed(body, "funnel")["registered"].cells[1]) == expected["registered"]
+    assert int(keyed(body, "funnel")["registered"].cells[1]) == expected["confirmed"]
     assert '<option value="reminder" selected>reminder</option>' in body
     assert f'href="{sqlite_seeded.page}?wave=reminder&amp;who=machines"' in body
 
@@ -847,7 +848,7 @@ def test_a_person_reads_the_campaign_page_retries_and_views_a_captured_invitatio
         "delivered": invitation["statuses"]["sent"],
         "opened": invitation["human_opened"],
         "clicked_register": invitation["register_clicked"],
-        "registered": invitation["registered"],
+        "registered": invitation["confirmed"],
     }
     for name in world.waves.values():
         cells = browser.find_elements(By.CSS_SELECTOR, f"#delivery tbody tr[data-wave='{name}'] td")

@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event, insert, select
+from sqlalchemy import delete, event, insert, select
 
 from campaign.cli import cli
 from campaign.config import TrackingSettings
-from campaign.models import MessageStatus, RegistrationSource, TrackingKind
+from campaign.models import FunnelRegistrations, MessageStatus, RegistrationSource, TrackingKind
 from campaign.services.reports import (
     CampaignReport,
     Tally,
@@ -306,6 +306,7 @@ def expected_tally(world: World, chosen: list[dict[str, Any]]) -> dict[str, Any]
             first_sent[m["contact_id"]] = min(first_sent.get(m["contact_id"], m["sent_at"]), m["sent_at"])
     by_source: Counter[str] = Counter()
     registered: set[int] = set()
+    confirmed: set[int] = set()  # by the platform: imported or by its webhook
     for source in ("link", "import", "webhook"):
         people = {
             r["contact_id"]
@@ -316,6 +317,8 @@ def expected_tally(world: World, chosen: list[dict[str, Any]]) -> dict[str, Any]
         }
         by_source[source] = len(people)
         registered |= people
+        if source != "link":
+            confirmed |= people
     statuses = Counter(m["status"] for m in chosen)
     return {
         "statuses": {s.value: statuses.get(s.value, 0) for s in MessageStatus},
@@ -327,6 +330,7 @@ def expected_tally(world: World, chosen: list[dict[str, Any]]) -> dict[str, Any]
         "unsubscribed": messages_with(lambda h: h["kind"] == "unsubscribe"),
         "registered": len(registered),
         "by_source": dict(by_source),
+        "confirmed": len(confirmed),
     }
 
 
@@ -341,6 +345,7 @@ def actual(tally: Tally) -> dict[str, Any]:
         "unsubscribed": tally.unsubscribed,
         "registered": tally.registered,
         "by_source": {s.value: n for s, n in tally.registered_by_source.items()},
+        "confirmed": tally.registered_confirmed,
     }
 
 
@@ -402,11 +407,14 @@ def check_report(
     assert report.funnel_wave == funnel_wave.wave.name
     t = funnel_wave.tally
     steps = {s.step: s.count for s in report.funnel}
+    # The platform's registrations are known (imported, webhook): the last step counts only those it confirmed.
+    assert report.totals.registered_confirmed
+    assert report.funnel_registered is FunnelRegistrations.CONFIRMED
     assert steps == {
         "delivered": t.delivered,
         "opened": t.human_opened,
         "clicked_register": t.register_clicked,
-        "registered": t.registered,
+        "registered": t.registered_confirmed,
     }
     assert report.funnel[1].of_delivered == pytest.approx(t.human_opened / t.delivered)
     assert report.funnel[2].of_previous == pytest.approx(t.register_clicked / t.human_opened)
@@ -467,6 +475,20 @@ def check_report(
         h.start.isoformat(): {"opened": h.opened, "clicked": h.clicked, "registered": h.registered}
         for h in report.hourly
     } == {hour: {k: c.get(k, 0) for k in ("opened", "clicked", "registered")} for hour, c in series.items()}
+
+
+def test_while_nothing_came_from_the_platform_the_funnel_counts_every_registration(sqlite_db: Database) -> None:
+    world = seed(sqlite_db)
+    with sqlite_db.write() as conn:
+        conn.execute(delete(registrations).where(registrations.c.source != RegistrationSource.LINK.value))
+    world.registrations = [r for r in world.registrations if r["source"] == RegistrationSource.LINK.value]
+    report = campaign_report(sqlite_db, "c")
+    invitation = next(w for w in report.waves if w.wave.kind.value == "invitation")
+    expected = expected_tally(world, [m for m in world.messages if m["wave_id"] == invitation.wave.id])
+    assert expected["registered"]
+    assert expected["confirmed"] == 0
+    assert report.funnel_registered is FunnelRegistrations.ANY
+    assert report.funnel[-1].count == expected["registered"] == invitation.tally.registered
 
 
 def test_every_number_of_the_report_equals_an_independent_count(db: Database) -> None:
@@ -551,7 +573,7 @@ def test_the_json_shape_is_stable(db: Database) -> None:
     doc = report_document(campaign_report(db, "c", by="zone", local_hours=True))
     assert list(doc) == [
         "schema", "generated_at", "campaign", "filters", "totals", "waves", "funnel_wave", "funnel", "breakdown",
-        "links", "hourly", "timing", "undelivered", "local_hours",
+        "links", "hourly", "timing", "undelivered", "local_hours", "funnel_registered",
     ]  # fmt: skip
     assert list(doc["local_hours"][0]) == ["zone", "opened", "registered", "peak_open_hour", "peak_registration_hour"]
     assert doc["schema"] == "campaign-report/1"
@@ -560,7 +582,7 @@ def test_the_json_shape_is_stable(db: Database) -> None:
     assert list(doc["totals"]["messages"]) == ["targeted", *(s.value for s in MessageStatus)]
     assert list(doc["totals"]["opened"]) == ["human", "machine"]
     assert list(doc["totals"]["clicked"]) == ["human", "machine", "register"]
-    assert list(doc["totals"]["registered"]) == ["total", "link", "import", "webhook"]
+    assert list(doc["totals"]["registered"]) == ["total", "link", "import", "webhook", "confirmed"]
     assert list(doc["totals"]["rates"]) == [
         "delivered", "deferred", "bounced", "failed", "suppressed", "opened_human", "opened_machine", "clicked_human",
         "clicked_machine", "clicked_register", "registered", "unsubscribed",

@@ -25,7 +25,7 @@ from rich.text import Text
 from campaign.cli.app import App, pass_app
 from campaign.cli.status import instant
 from campaign.models import MessageStatus
-from campaign.render.figures import duration, percent
+from campaign.render.figures import FUNNEL_REGISTERED_NOTES, duration, percent
 from campaign.render.report_html import report_html
 from campaign.services.files import atomic_text_file
 from campaign.services.local_hours import BUCKET_HOURS, zone_rows
@@ -208,6 +208,7 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
                 step.step.replace("_", " "), str(step.count), percent(step.of_delivered), percent(step.of_previous)
             )
         console.print(funnel)
+        console.print(_plain(FUNNEL_REGISTERED_NOTES[report.funnel_registered]))
     console.print(_delays_line("Time to first open", report.to_open))
     console.print(_delays_line("Time to registration", report.to_registration))
     if report.breakdown is not None:

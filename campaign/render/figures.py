@@ -4,9 +4,12 @@ Contract: one spelling of a figure in every report format that shows one to a pe
 ``campaign report``, its HTML file, the dashboard): :func:`percent` gives ``42%``, with one decimal under 10%
 (``0.4%``: a bounce rate's size matters there), and ``–`` for a rate over nothing (None); :func:`duration` gives
 ``45s``, ``12m``, ``3h 05m``, ``2d 4h``, and ``–`` for None. Machine formats (CSV, JSON) keep the raw numbers.
+:data:`FUNNEL_REGISTERED_NOTES` is the one wording of what a funnel's "registered" counts.
 """
 
 from __future__ import annotations
+
+from campaign.models import FunnelRegistrations
 
 NONE = "–"
 """What a figure that does not exist (a rate over nothing, a median of no waits) is shown as."""
@@ -31,3 +34,12 @@ def duration(seconds: int | None) -> str:
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m" if minutes else f"{secs}s"
+
+
+FUNNEL_REGISTERED_NOTES = {
+    FunnelRegistrations.CONFIRMED: "Registered: confirmed by the webinar platform (its registrants imported, or its "
+    "webhook); a click on Register alone is not counted.",
+    FunnelRegistrations.ANY: "Registered: every registration, a click on Register included (nothing has come from "
+    "the webinar platform yet: import its registrants, or connect its webhook).",
+}
+"""What the funnel's last step counts, as every report format says it under the funnel."""

@@ -35,9 +35,9 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
-from campaign.models import MessageStatus, RegistrationSource
+from campaign.models import FunnelRegistrations, MessageStatus, RegistrationSource
 from campaign.render import charts
-from campaign.render.figures import NONE, duration, percent
+from campaign.render.figures import FUNNEL_REGISTERED_NOTES, NONE, duration, percent
 
 _SCRIPTS = ("uPlot.iife.min.js", "charts.js")
 _STYLES = ("uPlot.min.css", "charts.css", "report.css")
@@ -83,6 +83,7 @@ MEASURES = (
     Measure("Clicked Register", ("clicked", "register"), "clicked_register"),
     Measure("Registered", ("registered", "total"), "registered", in_breakdown=True),
     *(Measure(f"Registered: {s.value}", ("registered", s.value)) for s in RegistrationSource),
+    Measure("Registered: confirmed", ("registered", "confirmed")),
     Measure("Unsubscribed", ("unsubscribed",), "unsubscribed", in_breakdown=True),
 )
 """Every count of a tally, in the JSON document's order: the rows of the per-wave table; those ``in_breakdown``
@@ -117,6 +118,7 @@ def report_html(document: Mapping[str, Any]) -> str:
             measures=MEASURES,
             breakdown_measures=[m for m in MEASURES if m.in_breakdown],
             steps=_STEPS,
+            funnel_note=FUNNEL_REGISTERED_NOTES[FunnelRegistrations(document.get("funnel_registered", "any"))],
             local_peaks=_local_peaks(document.get("local_hours") or []),
             scripts=page.scripts,
             style=page.style,

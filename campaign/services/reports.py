@@ -12,7 +12,10 @@ Contract:
   times: a date is midnight and a time without an offset is wall-clock time, in the report's zone.
 * The funnel is one wave's (the invitation's, or the wave asked for), in its recipients: delivered → opened by
   the person → clicked Register → registered after it. One wave's recipients are counted from its own rows; the
-  same over several waves would need every recipient's messages de-duplicated, a million rows sorted.
+  same over several waves would need every recipient's messages de-duplicated, a million rows sorted. A click on
+  Register records a registration (the intent), so while nothing else is known "registered" counts them all;
+  once the platform's registrations are (its export imported, or its webhook) it counts only those it confirmed
+  (:class:`~campaign.models.FunnelRegistrations`), and the step is no longer the click counted twice.
 * The hourly series is in ``zone`` (default: the organiser's): each hour is a local hour there, labelled by its
   start with its UTC offset, so the two 02:00 hours of a night when clocks go back are two rows, and a zone half
   an hour off UTC (Asia/Kolkata) gets hours that start on its own hour. Hours without activity are left out.
@@ -38,6 +41,7 @@ from campaign.models import (
     Breakdown,
     Campaign,
     Event,
+    FunnelRegistrations,
     MessageStatus,
     RegistrationSource,
     Wave,
@@ -88,6 +92,8 @@ class Tally:
     registered: int = 0
     registered_by_source: Mapping[RegistrationSource, int] = field(default_factory=dict)
     unsubscribed: int = 0
+    registered_confirmed: int = 0
+    """Of ``registered``, those the webinar platform confirmed (its export imported, or its webhook)."""
 
     @property
     def targeted(self) -> int:
@@ -144,6 +150,7 @@ class Tally:
             "attempted": self.attempted,
             **engagement,
             **{f"registered_{s.value}": self.registered_by_source.get(s, 0) for s in RegistrationSource},
+            "registered_confirmed": self.registered_confirmed,
             "unsubscribed": unsubscribed,
         }
         return counts | {f"rate_{name}": _rounded(r) for name, r in self.rates().items()}
@@ -262,6 +269,8 @@ class CampaignReport:
     breakdown: tuple[GroupLine, ...] | None = None
     local_hours: tuple[ZoneHours, ...] | None = None
     """With ``local_hours=True``: people's activity by their own zone and local hour of the day."""
+    funnel_registered: FunnelRegistrations = FunnelRegistrations.ANY
+    """Which registrations the funnel's last step counts."""
 
     @property
     def undelivered_total(self) -> int:
@@ -381,15 +390,21 @@ def campaign_report(
                 ordered = sorted(tallies.items(), key=lambda kv: (-kv[1].targeted, kv[0] is None, str(kv[0])))
                 groups = tuple(GroupLine(None if key is None else str(key), tally) for key, tally in ordered)
             funnel_line = _funnel_wave(lines)
+            totals = _sum(per_wave.values(), _registered(conn, TOTAL).get(None))
+            # Once the platform's registrations are known, a click on Register is only the intent to register.
+            funnel_registered = (
+                FunnelRegistrations.CONFIRMED if totals.registered_confirmed else FunnelRegistrations.ANY
+            )
             return CampaignReport(
                 campaign=campaign,
                 event=event,
                 filters=filters,
                 generated_at=now or datetime.now(UTC),
-                totals=_sum(per_wave.values(), _registered(conn, TOTAL).get(None)),
+                totals=totals,
                 waves=lines,
                 funnel_wave=funnel_line.wave.name if funnel_line else None,
-                funnel=_funnel(funnel_line.tally) if funnel_line else (),
+                funnel=_funnel(funnel_line.tally, funnel_registered) if funnel_line else (),
+                funnel_registered=funnel_registered,
                 links=links,
                 hourly=_local_hours(report_store.quarter_hours(conn), ZoneInfo(shown_zone)),
                 to_open=to_open,
@@ -460,6 +475,7 @@ def _tallies(conn: Connection, scope: Scope, by: By) -> dict[Any, Tally]:
             registered=r.total,
             registered_by_source=dict(r.by_source or {}),
             unsubscribed=e.unsubscribed,
+            registered_confirmed=r.confirmed,
         )
     return tallies
 
@@ -478,6 +494,7 @@ def _sum(tallies: Iterable[Tally], registered: report_store.Registered | None) -
         registered=registered.total if registered else 0,
         registered_by_source=dict(registered.by_source or {}) if registered else {},
         unsubscribed=sum(t.unsubscribed for t in found),
+        registered_confirmed=registered.confirmed if registered else 0,
     )
 
 
@@ -488,14 +505,14 @@ def _funnel_wave(lines: Sequence[WaveLine]) -> WaveLine | None:
     return next((line for line in lines if line.wave.kind is WaveKind.INVITATION), lines[0] if lines else None)
 
 
-def _funnel(tally: Tally) -> tuple[FunnelStep, ...]:
+def _funnel(tally: Tally, registered: FunnelRegistrations) -> tuple[FunnelStep, ...]:
     """delivered → opened (by the person) → clicked Register → registered (after the message), in recipients of
-    one wave."""
+    one wave; ``registered`` says which registrations the last step counts."""
     steps = [
         ("delivered", tally.delivered),
         ("opened", tally.human_opened),
         ("clicked_register", tally.register_clicked),
-        ("registered", tally.registered),
+        ("registered", tally.registered_confirmed if registered is FunnelRegistrations.CONFIRMED else tally.registered),
     ]
     return tuple(
         FunnelStep(name, count, rate(count, tally.delivered), rate(count, steps[i - 1][1]) if i else None)
@@ -560,6 +577,7 @@ def tally_document(tally: Tally) -> dict[str, Any]:
         "registered": {
             "total": tally.registered,
             **{s.value: tally.registered_by_source.get(s, 0) for s in RegistrationSource},
+            "confirmed": tally.registered_confirmed,
         },
         "unsubscribed": tally.unsubscribed,
         "rates": {name: _rounded(r) for name, r in tally.rates().items()},
@@ -667,6 +685,7 @@ def report_document(report: CampaignReport) -> dict[str, Any]:
             }
             for z in report.local_hours
         ],
+        "funnel_registered": report.funnel_registered.value,
     }
 
 

@@ -60,7 +60,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateTable
 
-from campaign.models import Breakdown, MessageStatus, RegistrationSource, TrackingKind
+from campaign.models import CONFIRMED_SOURCES, Breakdown, MessageStatus, RegistrationSource, TrackingKind
 from campaign.rules.zone_offsets import OffsetSpan
 from campaign.store.dialect import epoch_seconds
 from campaign.store.outbox import PENDING
@@ -137,11 +137,13 @@ class Engagement:
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """Recipients of one group who registered after a message reached them: in all, and by source."""
+    """Recipients of one group who registered after a message reached them: in all, by source, and those the
+    webinar platform confirmed (by one of :data:`~campaign.models.CONFIRMED_SOURCES`)."""
 
     key: Any
     total: int = 0
     by_source: dict[RegistrationSource, int] | None = None
+    confirmed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +426,7 @@ def registered(conn: Connection, by: By) -> list[Registered]:
     contact's field, after their first such message; for each wave, after that wave's message. Reads
     :func:`prepare`'s tables."""
     sources = list(RegistrationSource)
+    confirmed = [s.value for s in CONFIRMED_SOURCES]
     if by.wave:
         people = PAIRS.c.contact_id
         stmt = (
@@ -431,6 +434,7 @@ def registered(conn: Connection, by: By) -> list[Registered]:
                 PAIRS.c.wave_id.label("key"),
                 func.count(distinct(people)).label("total"),
                 *(func.count(distinct(case((PAIRS.c.source == s.value, people)))).label(s.value) for s in sources),
+                func.count(distinct(case((PAIRS.c.source.in_(confirmed), people)))).label("confirmed"),
             )
             .where(PAIRS.c.registered_at >= PAIRS.c.sent_at)
             .group_by(PAIRS.c.wave_id)
@@ -439,10 +443,14 @@ def registered(conn: Connection, by: By) -> list[Registered]:
         source: Any = PEOPLE
         if by.breakdown is not None:
             source = PEOPLE.join(contacts, contacts.c.id == PEOPLE.c.contact_id)
-        columns = [func.count().label("total"), *(func.sum(PEOPLE.c[s.value]).label(s.value) for s in sources)]
+        columns = [
+            func.count().label("total"),
+            *(func.sum(PEOPLE.c[s.value]).label(s.value) for s in sources),
+            func.sum(case((or_(*(PEOPLE.c[s] == 1 for s in confirmed)), 1), else_=0)).label("confirmed"),
+        ]
         stmt = _grouped(select(*columns).select_from(source), by, _key(by))
     return [
-        Registered(row.key, row.total, {s: int(row._mapping[s.value] or 0) for s in sources})
+        Registered(row.key, row.total, {s: int(row._mapping[s.value] or 0) for s in sources}, int(row.confirmed or 0))
         for row in conn.execute(stmt)
     ]
 

@@ -47,6 +47,7 @@ from campaign.config import Settings
 from campaign.exceptions import NotFoundError, ValidationError
 from campaign.models import AuditAction, CampaignStatus, Permission
 from campaign.render import charts
+from campaign.render.figures import FUNNEL_REGISTERED_NOTES
 from campaign.rules.access import may
 from campaign.rules.routes import CAMPAIGN_PAGE
 from campaign.services import audit
@@ -218,6 +219,7 @@ async def campaign_page(request: Request, staff: Staff) -> Response:
         zone_rows=rows,
         zones_together=together,
         bucket_hours=BUCKET_HOURS,
+        funnel_notes=FUNNEL_REGISTERED_NOTES,
         can_act=may(staff.role, Permission.ACT_ON_CAMPAIGNS),
         retried=_retried(query.get("retried"), query.get("count")),
         mailbox_shown=data.mailbox_shown,
