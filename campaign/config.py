@@ -368,6 +368,9 @@ class WebSettings:
     # The reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are believed: from
     # them, the client is the one the header names. Empty: the headers are ignored, whoever sends them.
     trusted_proxies: tuple[str, ...] = field(default=(), metadata=_checked(_networks))
+    # The largest contacts CSV the staff pages accept, in megabytes (MB of 1,000,000 bytes); a larger upload is
+    # refused and its partial file removed. Uploads are streamed to the data folder, never held in memory.
+    max_upload_mb: int = field(default=100, metadata=_range(1, None))
 
 
 @dataclass(frozen=True)

@@ -12,46 +12,21 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from pathlib import Path
 from types import TracebackType
 
 from campaign.exceptions import CampaignError, StorageError
+from campaign.services.service_status import LOCK_SUFFIX, lock_path, running_service
 from campaign.store.engine import Database
 
-LOCK_SUFFIX = ".serve.lock"
+# Where the lock lives and how a status display probes it are the services' (every interface asks the same way):
+# re-exported here for the service and its tests.
+__all__ = ["LOCK_SUFFIX", "ServiceLock", "ServiceRunningError", "lock_path", "running_service"]
+
 _ATTEMPTS, _PAUSE_SECONDS = 5, 0.025
 
 
 class ServiceRunningError(CampaignError):
     """Another ``campaign serve`` holds this database."""
-
-
-def lock_path(db: Database) -> Path | None:
-    """The lock file of ``db`` (``<database file>.serve.lock``); None where no lock is taken (not a SQLite file)."""
-    path = db.file
-    return None if path is None else path.with_name(path.name + LOCK_SUFFIX)
-
-
-def running_service(db: Database) -> int | None:
-    """The pid of the ``campaign serve`` running on ``db`` (0 if it cannot be told), or None if none is (or the
-    database is not a SQLite file, where nothing says): for status displays."""
-    path = lock_path(db)
-    if path is None or not path.exists():
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        # A shared lock, held for an instant: it conflicts only with a running service's exclusive one (and a
-        # service starting in that instant tries again, see _lock_soon).
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 64).decode("ascii", "replace").strip()
-        return int(holder) if holder.isdigit() else 0
-    finally:
-        os.close(fd)
-    return None
 
 
 def _lock_soon(fd: int, kind: int) -> None:

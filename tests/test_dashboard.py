@@ -43,7 +43,7 @@ from campaign.services.users import PASSWORDS as HASHER
 from campaign.store import users as user_store
 from campaign.store.engine import Database
 from campaign.store.tables import campaigns, contacts, messages, report_snapshots, waves
-from campaign.web.auth import CSRF_REFUSED
+from campaign.web.auth import CSRF_REFUSED, MAX_FORM_BODY
 from campaign.web.dashboard import PageNumbers
 from campaign.web.mailbox import CAPTURED_HTML_POLICY
 from campaign.web.pages import CHART_PAGE_POLICY, PAGE_POLICY
@@ -473,6 +473,19 @@ def test_a_retry_without_its_csrf_token_is_refused_and_changes_nothing(sqlite_se
         answer = staff.post(f"{sqlite_seeded.page}/retry", form)
         assert (answer.status, answer.body) == (403, CSRF_REFUSED)
     assert sqlite_seeded.statuses() == before
+
+
+def test_a_staff_form_over_the_size_limit_is_a_413_before_it_is_read_and_changes_nothing(
+    sqlite_seeded: Seeded,
+) -> None:
+    staff = sqlite_seeded.client("ann")
+    before = sqlite_seeded.statuses()
+    padding = "x" * (MAX_FORM_BODY + 1)
+    answer = staff.post(f"{sqlite_seeded.page}/retry", {"what": "failed", "csrf_token": staff.csrf(), "p": padding})
+    assert answer.status == 413
+    assert sqlite_seeded.statuses() == before
+    # Within the limit the same form is read, and acted on.
+    assert staff.post(f"{sqlite_seeded.page}/retry", {"what": "failed", "csrf_token": staff.csrf()}).status == 303
 
 
 def test_staff_retry_failed_then_deferred_messages_and_each_retry_is_in_the_audit_log(seeded: Seeded) -> None:

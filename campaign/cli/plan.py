@@ -11,8 +11,8 @@ from campaign.cli.app import App, pass_app
 from campaign.cli.output import local_time, table
 from campaign.cli.status import state_counts, waiting_lines
 from campaign.services.plan import PlannedWave, WaveState, campaign_plan, campaign_status
+from campaign.services.service_status import running_service
 from campaign.services.waves import PASSES_BEFORE_LAUNCH, WaveLine
-from scheduler.lock import running_service
 
 
 @click.command("status")

@@ -27,6 +27,10 @@ _ORGANISER_KEYS = ("name", "email")
 _SPEAKER_KEYS = ("name", "role")
 MAX_SLUG_LENGTH = 100
 """The longest event slug, in characters (ASCII, so bytes too)."""
+MAX_TITLE_LENGTH = 500
+"""The longest event title, in characters (the database's column)."""
+MAX_NAME_LENGTH = 300
+"""The longest organiser's name, in characters (the database's column)."""
 
 
 def parse_event_document(doc: Mapping[str, Any], source: str, default_slug: str | None = None) -> dict[str, Any]:
@@ -35,6 +39,12 @@ def parse_event_document(doc: Mapping[str, Any], source: str, default_slug: str 
         return _parse(doc, default_slug)
     except FieldError as exc:
         raise ValidationError(f"{source}: {exc.field}: {exc.reason}") from None
+
+
+def parse_event_fields(doc: Mapping[str, Any], default_slug: str | None = None) -> dict[str, Any]:
+    """As :func:`parse_event_document`, but raising the :class:`FieldError` itself: a form shows its reason beside
+    the field it names (``start``, ``registration_url``, ``speakers[2].name``, ``organiser.email``...)."""
+    return _parse(doc, default_slug)
 
 
 def _parse(doc: Mapping[str, Any], default_slug: str | None) -> dict[str, Any]:
@@ -61,16 +71,18 @@ def _parse(doc: Mapping[str, Any], default_slug: str | None) -> dict[str, Any]:
     organiser_email = _text(organiser, "email", required=False, where="organiser.")
     return {
         "slug": slug,
-        "title": _text(doc, "title", required=True),
+        "title": _limited(_text(doc, "title", required=True), "title", MAX_TITLE_LENGTH),
         "description": _description(doc.get("description", "")),
         "starts_at": starts_at,
         "ends_at": ends_at,
         "timezone": zone,
         "registration_url": _url(doc, "registration_url"),
         "join_url": _url(doc, "join_url"),
-        "organiser_name": _text(organiser, "name", required=False, where="organiser."),
+        "organiser_name": _limited(
+            _text(organiser, "name", required=False, where="organiser."), "organiser.name", MAX_NAME_LENGTH
+        ),
         "organiser_email": _email(organiser_email, "organiser.email") if organiser_email else None,
-        "language": parse_locale(_text(doc, "language", required=False) or "en"),
+        "language": _language(_text(doc, "language", required=False) or "en"),
         "speakers": _speakers(doc.get("speakers", [])),
     }
 
@@ -137,6 +149,20 @@ def _email(value: str, field: str) -> str:
         return normalise_email(value)
     except FieldError as exc:
         raise FieldError(field, exc.reason) from None
+
+
+def _limited(value: str | None, field: str, most: int) -> str | None:
+    """``value`` when it has at most ``most`` characters (what the database keeps), else a :class:`FieldError`."""
+    if value is not None and len(value) > most:
+        raise FieldError(field, f"is {len(value)} characters long: at most {most}")
+    return value
+
+
+def _language(value: str) -> str:
+    try:
+        return parse_locale(value)
+    except FieldError as exc:  # the locale rule names its field "locale": here it is the event's language
+        raise FieldError("language", exc.reason) from None
 
 
 def _description(value: Any) -> str:

@@ -91,6 +91,52 @@ MAILBOX_MESSAGE = RoutePath("mailbox-message", "/dashboard/mailbox/{message}")
 """One captured message: its headers, calendar part and HTML in a sandboxed frame."""
 MAILBOX_HTML = RoutePath("mailbox-html", "/dashboard/mailbox/{message}/html")
 """A captured message's HTML part, for that frame only: no script, nothing fetched (its own policy)."""
+CONTACTS = RoutePath("contacts", "/contacts")
+"""The contact lists with their sizes, and the form uploading a CSV into a list (acting on campaigns permission)."""
+CONTACTS_UPLOAD = RoutePath("contacts-upload", "/contacts/upload")
+"""Upload a contacts CSV (POST, multipart, streamed to the data folder); its import then runs in the background."""
+CONTACTS_IMPORT = RoutePath("contacts-import", "/contacts/imports/{job}")
+"""An upload's import: its progress, then its counts, flagged contacts and rejected rows."""
+CONTACTS_REJECTS = RoutePath("contacts-rejects", "/contacts/imports/{job}/rejects.csv")
+"""The rejected rows of an upload's import, as CSV (line, reason, then the row's cells)."""
+CONTACTS_LIST = RoutePath("contacts-list", "/contacts/lists/{list}")
+"""One list's contacts (``list``: its id), searched by address or name prefix, one page at a time (``after``)."""
+CONTACT_PAGE = RoutePath("contact-page", "/contacts/people/{contact}")
+"""One contact (``contact``: its id): its fields, lists, messages and tracking history, its suppression."""
+CONTACT_SUPPRESS = RoutePath("contact-suppress", "/contacts/people/{contact}/suppress")
+"""Suppress a contact's address by hand (POST)."""
+CONTACT_UNSUPPRESS = RoutePath("contact-unsuppress", "/contacts/people/{contact}/unsuppress")
+"""Lift a contact's suppression by hand (POST; a bounce or a suppression by hand, never the person's own wish)."""
+EVENTS = RoutePath("events", "/events")
+"""The events, soonest first (acting on campaigns permission, as every event page)."""
+EVENT_NEW = RoutePath("event-new", "/events/new")
+"""The form of a new event (GET) and its creation (POST)."""
+EVENT_PAGE = RoutePath("event-page", "/events/{event}")
+"""One event (``event``: its id), its campaigns and what may be done to it."""
+EVENT_EDIT = RoutePath("event-edit", "/events/{event}/edit")
+"""An event's form (GET), then (POST) the confirmation saying who will be told, then the update."""
+EVENT_CANCEL = RoutePath("event-cancel", "/events/{event}/cancel")
+"""The confirmation of an event's cancellation, saying who will be told (GET), and the cancellation (POST)."""
+CAMPAIGN_NEW = RoutePath("campaign-new", "/campaigns/new")
+"""The form of a new campaign: an event and a list, with the default waves (GET), and its creation (POST)."""
+CAMPAIGN_MANAGE = RoutePath("campaign-manage", "/campaigns/{campaign}")
+"""A campaign's staff page (``campaign``: its id): waves, launch checks, preview as a contact, zones, actions, log."""
+CAMPAIGN_PREVIEW_HTML = RoutePath("campaign-preview-html", "/campaigns/{campaign}/preview.html")
+"""A contact's invitation HTML (``?email=``), for the preview's sandboxed frame only (its own policy)."""
+CAMPAIGN_LAUNCH = RoutePath("campaign-launch", "/campaigns/{campaign}/launch")
+"""The launch confirmation: audience, suppressed, first wave's time, checks (GET); the launch (POST)."""
+CAMPAIGN_MOVE = RoutePath("campaign-move", "/campaigns/{campaign}/status")
+"""The confirmation of a pause, resume or cancel (GET, ``?to=``), and the move (POST, field ``to``)."""
+CAMPAIGN_TEST_SEND = RoutePath("campaign-test-send", "/campaigns/{campaign}/test-send")
+"""Send one rendered message of a campaign, marked [TEST], to a staff address (POST; as ``campaign test-send``)."""
+SETTINGS = RoutePath("settings", "/settings")
+"""The settings staff may see, read-only: sender, relay or capture, public URL, database, service running."""
+USERS = RoutePath("users", "/users")
+"""The staff users (GET) and adding one (POST): admins only (managing users permission)."""
+USER_DISABLE = RoutePath("user-disable", "/users/{user}/disable")
+"""Disable a user (``user``: their name; POST); never the admin's own account."""
+USER_PASSWORD = RoutePath("user-password", "/users/{user}/password")
+"""Give a user a new password (``user``: their name; POST, the password twice)."""
 
 ROUTES: tuple[RoutePath, ...] = (
     INDEX,
@@ -109,10 +155,53 @@ ROUTES: tuple[RoutePath, ...] = (
     MAILBOX,
     MAILBOX_MESSAGE,
     MAILBOX_HTML,
+    CONTACTS,
+    CONTACTS_UPLOAD,
+    CONTACTS_IMPORT,
+    CONTACTS_REJECTS,
+    CONTACTS_LIST,
+    CONTACT_PAGE,
+    CONTACT_SUPPRESS,
+    CONTACT_UNSUPPRESS,
+    EVENTS,
+    EVENT_NEW,
+    EVENT_PAGE,
+    EVENT_EDIT,
+    EVENT_CANCEL,
+    CAMPAIGN_NEW,
+    CAMPAIGN_MANAGE,
+    CAMPAIGN_PREVIEW_HTML,
+    CAMPAIGN_LAUNCH,
+    CAMPAIGN_MOVE,
+    CAMPAIGN_TEST_SEND,
+    SETTINGS,
+    USERS,
+    USER_DISABLE,
+    USER_PASSWORD,
 )
 """Every path of the web service."""
 
-STAFF_PAGES: tuple[RoutePath, ...] = (DASHBOARD, CAMPAIGN_PAGE, MAILBOX, MAILBOX_MESSAGE)
+STAFF_PAGES: tuple[RoutePath, ...] = (
+    DASHBOARD,
+    CAMPAIGN_PAGE,
+    MAILBOX,
+    MAILBOX_MESSAGE,
+    CONTACTS,
+    CONTACTS_IMPORT,
+    CONTACTS_LIST,
+    CONTACT_PAGE,
+    EVENTS,
+    EVENT_NEW,
+    EVENT_PAGE,
+    EVENT_EDIT,
+    EVENT_CANCEL,
+    CAMPAIGN_NEW,
+    CAMPAIGN_MANAGE,
+    CAMPAIGN_LAUNCH,
+    CAMPAIGN_MOVE,
+    SETTINGS,
+    USERS,
+)
 """The staff pages a login may lead back to (``/login?next=``): GET pages behind a login, nothing else. A staff
 page that is not listed works, but a login from its address lands on the dashboard."""
 

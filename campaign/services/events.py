@@ -155,7 +155,7 @@ def update_event(
             "(the slug names the calendar entry and cannot change)"
         )
     updated = _with_values(event, values)
-    changed = tuple(f.name for f in dataclasses.fields(Event) if getattr(updated, f.name) != getattr(event, f.name))
+    changed = changed_fields(event, values)
     if not changed:
         return EventChange(event, (), [])
     rescheduling = any(name in RESCHEDULING_FIELDS for name in changed)
@@ -194,6 +194,13 @@ def update_event(
                 notices[campaign.id] = CampaignNotice(campaign.name, name)
     fired = _fire(db, settings, now, notices)
     return EventChange(_event(db, event.id), changed, fired)
+
+
+def changed_fields(event: Event, values: dict[str, Any]) -> tuple[str, ...]:
+    """The fields of ``event`` that ``values`` (from :func:`read_event_file`) would change, in the order of
+    :class:`Event`'s fields: what :func:`update_event` reports, known before it runs (a confirmation says it)."""
+    updated = _with_values(event, values)
+    return tuple(f.name for f in dataclasses.fields(Event) if getattr(updated, f.name) != getattr(event, f.name))
 
 
 def cancel_event(db: Database, settings: Settings, ref: str, now: datetime | None = None) -> EventChange:

@@ -9,6 +9,8 @@ Contract:
   so a login can tell a hash made with older ones and rehash it (:mod:`campaign.services.sessions`).
 * Disabling a user or setting their password ends every session they have: a stolen session dies with the old
   password. A disabled user is kept (the audit log names them) and can never log in.
+* An admin cannot disable themself (:func:`disable_user` with their own id as ``actor``): the last admin would
+  otherwise lock everyone out of the user pages.
 * Each change is written to the audit log in its own transaction, with the acting user (``actor``; None: the
   command line).
 """
@@ -22,7 +24,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from sqlalchemy import Connection
 
-from campaign.exceptions import AlreadyExistsError, NotFoundError
+from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
 from campaign.models import AuditAction, Role, User
 from campaign.rules.access import check_new_password, parse_user_name, user_name_key
 from campaign.store import audit as audit_store
@@ -64,10 +66,13 @@ def list_users(db: Database) -> list[User]:
 
 
 def disable_user(db: Database, name: str, *, actor: int | None = None) -> UserChange:
-    """Disable the user named ``name`` (any letter case) and end their sessions; a disabled user stays so."""
+    """Disable the user named ``name`` (any letter case) and end their sessions; a disabled user stays so.
+    :class:`ValidationError` when ``actor`` is that user: nobody locks themself out (another admin may)."""
     now = datetime.now(UTC)
     with db.write() as conn:
         user = _find(conn, name)
+        if actor is not None and user.id == actor:
+            raise ValidationError("you cannot disable yourself; another admin can")
         if user.disabled_at is not None:
             return UserChange(user, 0)
         user_store.disable(conn, user.id, now)

@@ -253,3 +253,39 @@ def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Contact]:
         id_: Contact(id_, email, name, first, last, zone, country, locale, organisation, attributes or {})
         for id_, email, name, first, last, zone, country, locale, organisation, attributes in rows
     }
+
+
+def by_id(conn: Connection, contact_id: int) -> Contact | None:
+    """The contact with this id, or None."""
+    row = conn.execute(select(contacts).where(contacts.c.id == contact_id)).first()
+    return to_contact(row) if row else None
+
+
+def list_page(
+    conn: Connection, list_id: int, *, prefix: str | None = None, after: int | None = None, limit: int = 50
+) -> list[Contact]:
+    """Up to ``limit`` contacts of a list in id order, those with an id above ``after`` (keyset pagination: the
+    next page starts after the last id of this one, never an OFFSET that reads every row before it).
+
+    ``prefix`` keeps the contacts whose address or name starts with it (any letter case). The walk follows the
+    list's primary key (list, contact) and reaches each contact by its own: one page costs the rows it shows
+    (and, with a prefix, the members it passes over), whatever the list's size.
+    """
+    stmt = (
+        select(contacts)
+        .join(members, members.c.contact_id == contacts.c.id)
+        .where(members.c.list_id == list_id)
+        .order_by(members.c.contact_id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(members.c.contact_id > after)
+    if prefix:
+        needle = prefix.lower()
+        stmt = stmt.where(
+            or_(
+                contacts.c.email_key.startswith(needle, autoescape=True),
+                func.lower(contacts.c.name).startswith(needle, autoescape=True),
+            )
+        )
+    return [to_contact(row) for row in conn.execute(stmt)]

@@ -62,3 +62,11 @@ def add_members_by_key(conn: Connection, list_id: int, email_keys: Sequence[str]
         )
         stmt = insert_ignoring_conflicts(conn, members).from_select(["list_id", "contact_id", "added_at"], chosen)
         conn.execute(stmt, params)
+
+
+def by_id(conn: Connection, list_id: int) -> ContactList | None:
+    """The list with this id, with its size, or None."""
+    size = select(func.count()).where(members.c.list_id == lists.c.id).scalar_subquery()
+    stmt = select(lists.c.id, lists.c.name, lists.c.created_at, size.label("size")).where(lists.c.id == list_id)
+    row = conn.execute(stmt).first()
+    return None if row is None else ContactList(id=row.id, name=row.name, size=row.size, created_at=row.created_at)

@@ -45,10 +45,29 @@ from campaign import __version__
 from campaign.exceptions import StorageError
 from campaign.rules.routes import (
     CALENDAR,
+    CAMPAIGN_LAUNCH,
+    CAMPAIGN_MANAGE,
+    CAMPAIGN_MOVE,
+    CAMPAIGN_NEW,
     CAMPAIGN_PAGE,
+    CAMPAIGN_PREVIEW_HTML,
     CAMPAIGN_RETRY,
+    CAMPAIGN_TEST_SEND,
     CLICK,
+    CONTACT_PAGE,
+    CONTACT_SUPPRESS,
+    CONTACT_UNSUPPRESS,
+    CONTACTS,
+    CONTACTS_IMPORT,
+    CONTACTS_LIST,
+    CONTACTS_REJECTS,
+    CONTACTS_UPLOAD,
     DASHBOARD,
+    EVENT_CANCEL,
+    EVENT_EDIT,
+    EVENT_NEW,
+    EVENT_PAGE,
+    EVENTS,
     HEALTH,
     INDEX,
     LOGIN,
@@ -58,8 +77,12 @@ from campaign.rules.routes import (
     MAILBOX_MESSAGE,
     OPEN,
     REGISTRATION_HOOK,
+    SETTINGS,
     STATIC,
     UNSUBSCRIBE,
+    USER_DISABLE,
+    USER_PASSWORD,
+    USERS,
     RoutePath,
 )
 from campaign.secrets import registration_hook_secret
@@ -67,11 +90,34 @@ from campaign.services.context import AppContext
 from campaign.services.health import DatabaseProbe
 from campaign.services.tracking import HitRecorder, RecorderStats
 from campaign.web.auth import StaffAccess
+from campaign.web.campaigns import (
+    CampaignsData,
+    launch_page,
+    manage_page,
+    move_page,
+    new_campaign,
+    preview_html,
+    test_send_action,
+)
+from campaign.web.contacts import (
+    ContactsData,
+    contact_page,
+    contacts_page,
+    import_page,
+    list_contacts,
+    rejects,
+    suppress,
+    unsuppress,
+    upload,
+)
 from campaign.web.dashboard import DashboardData, campaign_page, dashboard, retry
+from campaign.web.events import EventsData, cancel_event_page, edit_event, event_page, events_page, new_event
 from campaign.web.hooks import RegistrationHook
 from campaign.web.mailbox import mailbox_html, mailbox_message, mailbox_page
+from campaign.web.settings_page import AdminData, settings_page
 from campaign.web.tracking import TrackingEndpoints, TrackingFastPath
 from campaign.web.unsubscribe import UnsubscribeEndpoint
+from campaign.web.users import disable, new_password, users_page
 
 log = logging.getLogger("campaign.web")
 
@@ -142,6 +188,29 @@ def create_app(context: AppContext) -> Starlette:
             route(MAILBOX, mailbox_page),
             route(MAILBOX_MESSAGE, mailbox_message),
             route(MAILBOX_HTML, mailbox_html),
+            route(CONTACTS, contacts_page),
+            route(CONTACTS_UPLOAD, upload, methods=("POST",)),
+            route(CONTACTS_IMPORT, import_page),
+            route(CONTACTS_REJECTS, rejects),
+            route(CONTACTS_LIST, list_contacts),
+            route(CONTACT_PAGE, contact_page),
+            route(CONTACT_SUPPRESS, suppress, methods=("POST",)),
+            route(CONTACT_UNSUPPRESS, unsuppress, methods=("POST",)),
+            route(EVENTS, events_page),
+            route(EVENT_NEW, new_event, methods=("GET", "POST")),  # before EVENT_PAGE, whose {event} "new" matches
+            route(EVENT_PAGE, event_page),
+            route(EVENT_EDIT, edit_event, methods=("GET", "POST")),
+            route(EVENT_CANCEL, cancel_event_page, methods=("GET", "POST")),
+            route(SETTINGS, settings_page),
+            route(USERS, users_page, methods=("GET", "POST")),
+            route(USER_DISABLE, disable, methods=("POST",)),
+            route(USER_PASSWORD, new_password, methods=("POST",)),
+            route(CAMPAIGN_NEW, new_campaign, methods=("GET", "POST")),  # before CAMPAIGN_MANAGE, which matches "new"
+            route(CAMPAIGN_MANAGE, manage_page),
+            route(CAMPAIGN_PREVIEW_HTML, preview_html),
+            route(CAMPAIGN_LAUNCH, launch_page, methods=("GET", "POST")),
+            route(CAMPAIGN_MOVE, move_page, methods=("GET", "POST")),
+            route(CAMPAIGN_TEST_SEND, test_send_action, methods=("POST",)),
             route(STATIC, staff.pages.static),
         ],
         # The tracking fast path first: it answers the pixel and clicks with the security headers built in.
@@ -153,6 +222,10 @@ def create_app(context: AppContext) -> Starlette:
     app.state.tracking = tracking  # the server answers the pixel with it (campaign.web.server)
     app.state.staff_access = staff
     app.state.dashboard = DashboardData(db, context.settings)
+    app.state.events = EventsData(db, context.settings)
+    app.state.contacts = ContactsData(db, context.settings)
+    app.state.campaigns = CampaignsData(db, context.settings, context.signing_key())
+    app.state.admin = AdminData(db, context.settings)  # the settings and users pages
     return app
 
 

@@ -14,7 +14,8 @@ Tracking, unsubscribe and webhook routes are public and never pass through here.
   token, which another site cannot read.
 * **CSRF**: every unsafe request (POST, PUT, PATCH, DELETE) to a staff route must carry the session's CSRF token,
   in the form field ``csrf_token`` (or an ``X-CSRF-Token`` header), compared in constant time; otherwise it is
-  refused with a 403 and a one-line body, before anything is done. The login form, before any session exists,
+  refused with a 403 and a one-line body, before anything is done. A form body over :data:`MAX_FORM_BODY` is a 413
+  before it is parsed. The login form, before any session exists,
   carries the random value of a login cookie of its own (double submit: another site can neither read nor, with
   the ``__Host-`` prefix, set it).
 * :func:`require` (``@require(Permission.VIEW_REPORTS)`` on an endpoint taking the request and the
@@ -56,6 +57,9 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_LOGIN_BODY = 10 * 1024
 """The largest login form read (a name, a password, two tokens)."""
+MAX_FORM_BODY = 1024 * 1024
+"""The largest body of a staff form (an event's description, a template): a larger one is a 413 before it is
+parsed, so a form post cannot fill the server's memory. Uploads are streamed to disk instead (:mod:`.uploads`)."""
 
 CSRF_REFUSED = "403 Forbidden: this form's security token is missing or out of date; reload the page and try again.\n"
 WRONG_LOGIN = "Wrong user name or password."
@@ -111,6 +115,8 @@ class StaffAccess:
         """Whether the unsafe ``request`` carries ``staff``'s CSRF token (header, or form field)."""
         given = request.headers.get(CSRF_HEADER)
         if given is None:
+            # Read within the limit first, then kept where Starlette's request.form() and body() read it from.
+            request._body = await read_body(request, MAX_FORM_BODY)
             form = await request.form()
             field = form.get(CSRF_FIELD)
             given = field if isinstance(field, str) else ""
@@ -220,6 +226,12 @@ def staff_access(request: Request) -> StaffAccess:
 def csrf_refused() -> Response:
     """The answer to an unsafe request without its CSRF token: 403, one line."""
     return PlainTextResponse(CSRF_REFUSED, status_code=403, headers=NO_STORE)
+
+
+def token_matches(given: str, staff: Staff) -> bool:
+    """Whether ``given`` is ``staff``'s CSRF token (compared in constant time), for an endpoint that reads its
+    body itself (an upload: :mod:`campaign.web.uploads`)."""
+    return _same(given, staff.csrf_token)
 
 
 def _same(given: str, expected: str) -> bool:

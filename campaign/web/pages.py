@@ -3,7 +3,7 @@
 * Pages are Jinja2 templates of this package (``templates/``), autoescaped, each extending ``base.html`` (the
   header with the user and the logout button, then the page). They work without JavaScript and at phone width.
   Figures are written as in every report (filters ``percent`` and ``duration``, :mod:`campaign.render.figures`);
-  instants in a zone with ``local`` (:func:`local_time`).
+  instants in a zone with ``local`` (:func:`local_time`). ``may(staff.role, Permission.X)`` says what to offer.
 * Every page is ``Cache-Control: no-store`` (what staff see stays out of caches) and carries
   :data:`PAGE_POLICY`: styles and images from this site only, forms posting to this site only, no script, no
   framing. A page that draws charts passes :data:`CHART_PAGE_POLICY` in its ``headers`` instead, which adds
@@ -30,9 +30,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from campaign.models import Permission
 from campaign.render import charts
 from campaign.render.figures import NONE, duration, percent
 from campaign.rules import routes
+from campaign.rules.access import may
 from campaign.rules.routes import RoutePath
 from campaign.services.sessions import Staff
 
@@ -63,7 +65,7 @@ class StaffPages:
             undefined=StrictUndefined,
             auto_reload=False,
         )
-        self.templates.globals.update(url=self.url, routes=routes)
+        self.templates.globals.update(url=self.url, routes=routes, may=may, Permission=Permission)
         self.templates.filters.update(percent=percent, duration=duration, local=local_time)
         files = {
             entry.name: entry.read_bytes()
