@@ -224,7 +224,7 @@ def create_app(context: AppContext) -> Starlette:
     app.state.dashboard = DashboardData(db, context.settings)
     app.state.events = EventsData(db, context.settings)
     app.state.contacts = ContactsData(db, context.settings)
-    app.state.campaigns = CampaignsData(db, context.settings, context.signing_key())
+    app.state.campaigns = CampaignsData(db, context.settings, context.signing_keys().current)
     app.state.admin = AdminData(db, context.settings)  # the settings and users pages
     return app
 
