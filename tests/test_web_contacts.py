@@ -580,12 +580,17 @@ def test_a_person_uploads_the_sample_in_a_browser(browser: WebDriver, site: Cont
     assert lines == ["4", "5", "6", "7", "8", "13"]
     assert browser.find_element(By.ID, "rejects-download").is_displayed()
     browser.save_screenshot(str(ARTIFACTS / "contacts-import-result.png"))
+    # Each click loads a page: wait for it, never read the page the click left.
     browser.find_element(By.LINK_TEXT, "Contacts").click()
+    wait.until(expected_conditions.url_to_be(f"{base}/contacts"))
     browser.find_element(By.LINK_TEXT, "Invitees").click()
+    wait.until(expected_conditions.url_contains("/contacts/lists/"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#contacts tbody tr")) == 8
     browser.find_element(By.CSS_SELECTOR, "#contacts tbody tr a").click()
+    wait.until(expected_conditions.url_contains("/contacts/people/"))
     browser.set_window_size(390, 844)  # a phone: the page fits its width
     browser.find_element(By.ID, "suppress").click()
-    assert "Suppressed: no message" in browser.find_element(By.CSS_SELECTOR, "p.notice").text
+    notice = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
+    assert "Suppressed: no message" in notice.text
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
     browser.save_screenshot(str(ARTIFACTS / "contacts-contact-phone.png"))
