@@ -282,10 +282,9 @@ async def events_page(request: Request, staff: Staff) -> Response:
 async def event_page(request: Request, staff: Staff) -> Response:
     """An event's page: its details, campaigns (with who a notice would reach) and history; edit and cancel."""
     db = _db(request)
-    try:
-        event = await run_in_threadpool(get_event, db, request.path_params["event"])
-    except NotFoundError as exc:
-        return _problem(request, staff, 404, str(exc))
+    event = await _path_event(request, staff)
+    if isinstance(event, Response):
+        return event
     audiences = await run_in_threadpool(event_audiences, db, event)
     history = await run_in_threadpool(_history, db, event)
     done = request.query_params.get("done")
@@ -331,14 +330,21 @@ async def new_event(request: Request, staff: Staff) -> Response:
     return _to_event(request, event, "added")
 
 
+async def _path_event(request: Request, staff: Staff) -> Event | Response:
+    """The event the path names, or the 404 page saying there is none."""
+    try:
+        return await run_in_threadpool(get_event, _db(request), request.path_params["event"])
+    except NotFoundError as exc:
+        return _problem(request, staff, 404, str(exc))
+
+
 @require(Permission.ACT_ON_CAMPAIGNS)
 async def edit_event(request: Request, staff: Staff) -> Response:
     """An event's form (GET); a speaker button, the confirmation, or (``action=confirm``) the update (POST)."""
     db = _db(request)
-    try:
-        event = await run_in_threadpool(get_event, db, request.path_params["event"])
-    except NotFoundError as exc:
-        return _problem(request, staff, 404, str(exc))
+    event = await _path_event(request, staff)
+    if isinstance(event, Response):
+        return event
     if event.status is EventStatus.CANCELLED:
         return _problem(request, staff, 409, f"event {event.slug} is cancelled: it can no longer be edited")
     if request.method != "POST":
@@ -377,10 +383,9 @@ async def edit_event(request: Request, staff: Staff) -> Response:
 async def cancel_event_page(request: Request, staff: Staff) -> Response:
     """An event's cancellation: the confirmation saying who will be told (GET), the cancellation (POST)."""
     db = _db(request)
-    try:
-        event = await run_in_threadpool(get_event, db, request.path_params["event"])
-    except NotFoundError as exc:
-        return _problem(request, staff, 404, str(exc))
+    event = await _path_event(request, staff)
+    if isinstance(event, Response):
+        return event
     if event.status is EventStatus.CANCELLED:
         return _problem(request, staff, 409, f"event {event.slug} is already cancelled")
     audiences = await run_in_threadpool(event_audiences, db, event)
