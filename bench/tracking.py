@@ -206,8 +206,8 @@ def cpu_seconds(session: int) -> float:
 # --- setup ---------------------------------------------------------------------------------------------------
 
 
-def setup(path: Path, count: int) -> int:
-    """The database of the module doc, at ``path``; returns the registration link's index."""
+def setup(path: Path, count: int) -> tuple[int, int]:
+    """The database of the module doc, at ``path``; returns the wave's id and the registration link's index."""
     db = Database(f"sqlite:///{path}")
     init_database(db)
 
@@ -244,17 +244,18 @@ def setup(path: Path, count: int) -> int:
         )
     db.dispose()
     assert register is not None
-    return register
+    return wave_id, register
 
 
-def write_paths(folder: Path, count: int, register: int) -> dict[str, Path]:
-    """The URL paths of every message's open pixel and registration link, one file each, in message order."""
+def write_paths(folder: Path, count: int, wave_id: int, register: int) -> dict[str, Path]:
+    """The URL paths of every message's open pixel and registration link, one file each, in message order (the
+    click tokens name the wave, as rendering signs them)."""
     signer = TokenSigner(KEY.encode())
     files = {"pixel": folder / "pixel.txt", "click": folder / "click.txt"}
     with files["pixel"].open("w") as pixel, files["click"].open("w") as click:
         for message_id in range(1, count + 1):
             pixel.write(OPEN.path(token=signer.sign(TrackingKind.OPEN, message_id)) + "\n")
-            click.write(CLICK.path(token=signer.sign(TrackingKind.CLICK, message_id, register)) + "\n")
+            click.write(CLICK.path(token=signer.sign(TrackingKind.CLICK, message_id, register, wave_id)) + "\n")
     return files
 
 
@@ -428,8 +429,8 @@ def main() -> None:
         folder = Path(tmp)
         db_path = folder / "bench.db"
         started = time.perf_counter()
-        register = setup(db_path, args.messages)
-        paths = write_paths(folder, args.messages, register)
+        wave_id, register = setup(db_path, args.messages)
+        paths = write_paths(folder, args.messages, wave_id, register)
         print(f"setup: {args.messages:,} sent messages and their tokens ({time.perf_counter() - started:.1f} s)")
         measure = {
             kind: wrk(wrk_path, wrk_pin, folder, path, args.seconds, args.connections) for kind, path in paths.items()

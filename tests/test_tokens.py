@@ -150,12 +150,45 @@ def test_retargeted_message_id_is_rejected() -> None:
         verify(RING, TrackingKind.UNSUBSCRIBE, forged)
 
 
-def test_unsupported_version_is_rejected_even_with_a_valid_mac() -> None:
-    """A correctly MACed payload with another version byte (a future format) is not accepted as v1."""
-    payload = struct.pack(">BQH", 2, 42, 0)
+@pytest.mark.parametrize("version", [0, 3, 255])
+def test_unsupported_version_is_rejected_even_with_a_valid_mac(version: int) -> None:
+    """A correctly MACed payload with a version byte that is neither 1 nor 2 (a future format) is refused."""
+    payload = struct.pack(">BQH", version, 42, 0)
     mac = hmac.new(KEY, b"unsubscribe\0" + payload, hashlib.sha256).digest()[:16]
     with pytest.raises(InvalidTokenError, match="version"):
         verify(RING, TrackingKind.UNSUBSCRIBE, _token(payload + mac))
+
+
+@pytest.mark.parametrize(
+    ("message_id", "wave_id", "link_index"),
+    [(1, 1, 0), (42, 7, 3), (2**40 - 1, 2**24 - 1, 65535), (0, 0, 1)],
+)
+def test_a_token_naming_its_wave_carries_message_wave_and_link(message_id: int, wave_id: int, link_index: int) -> None:
+    """Version 2: the wave travels signed beside the message, same length; the signer and :func:`sign` agree."""
+    token = sign(KEY, TrackingKind.CLICK, message_id, link_index, wave_id)
+    assert len(token) == TOKEN_LENGTH
+    assert _raw(token)[0] == 2
+    assert TokenSigner(KEY).sign(TrackingKind.CLICK, message_id, link_index, wave_id) == token
+    claims = verify(RING, TrackingKind.CLICK, token)
+    assert claims == TokenClaims(TrackingKind.CLICK, message_id, link_index, wave_id)
+    assert TokenVerifier(RING).verify(TrackingKind.CLICK, token) == claims
+
+
+@pytest.mark.parametrize(("message_id", "wave_id"), [(2**40, 1), (1, 2**24), (1, -1)])
+def test_ids_too_large_for_version_2_are_signed_as_version_1(message_id: int, wave_id: int) -> None:
+    """A message or wave id the version-2 layout cannot hold gives a version-1 token: no wave, still valid."""
+    token = sign(KEY, TrackingKind.CLICK, message_id, 2, wave_id)
+    assert _raw(token)[0] == 1
+    assert verify(RING, TrackingKind.CLICK, token) == TokenClaims(TrackingKind.CLICK, message_id, 2, None)
+
+
+def test_a_retargeted_wave_is_rejected() -> None:
+    """The wave is under the MAC: moving a click to another wave's destinations is a forgery."""
+    token = sign(KEY, TrackingKind.CLICK, 42, 1, 7)
+    other = sign(KEY, TrackingKind.CLICK, 42, 1, 8)
+    forged = _token(_raw(other)[:11] + _raw(token)[11:])
+    with pytest.raises(InvalidTokenError):
+        verify(RING, TrackingKind.CLICK, forged)
 
 
 # Key rotation.

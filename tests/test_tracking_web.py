@@ -413,6 +413,50 @@ def test_a_bad_click_token_is_a_404_without_a_redirect_and_records_nothing(sent:
     assert [kind for _, kind, *_ in wait_recorded(sent.db, 1)] == ["open"]
 
 
+def test_a_click_token_names_its_wave_and_every_way_of_answering_it_is_the_same(sent: Sent, port: int) -> None:
+    # Links in mail sign the message's wave (token version 2): the first click is looked up by the app, the next
+    # ones the server answers itself from memory (campaign.web.protocol); with a query string or over HTTP/1.0 the
+    # app answers. A version-1 token of the same link (mail sent before waves were signed in) still works. Each
+    # answer is the same redirect but the date, and each click is recorded once with its message and link.
+    address = "guest000@example.org"
+    message = sent.message_ids[address]
+    register = next(p for p in sent.links(address) if p.startswith("/c/") and _link_name(sent, p) == "register")
+    claims = verify(SigningKeys(SECRET.encode()), TrackingKind.CLICK, token_of(register))
+    with sent.db.read() as conn:
+        wave_id: int = conn.execute(select(messages.c.wave_id).where(messages.c.id == message)).scalar_one()
+    assert (claims.message_id, claims.wave_id) == (message, wave_id)
+    version_1 = "/c/" + sign(SECRET.encode(), TrackingKind.CLICK, message, claims.link_index)
+    replies = [fetch(port, register), fetch(port, register), fetch(port, register + "?via=app"), fetch(port, version_1)]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {register} HTTP/1.0\r\nUser-Agent: {CHROME}\r\n\r\n".encode())
+        old = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert old.startswith(b"HTTP/1.1 302 Found\r\n")
+    assert b"\r\nlocation: https://events.example.org/register\r\n" in old.lower()
+    assert [r.status for r in replies] == [302] * 4
+    assert all(r.body == b"" for r in replies)
+    without_date = [{k: v for k, v in r.headers.items() if k != "date"} for r in replies]
+    assert all(headers == without_date[0] for headers in without_date)
+    assert without_date[0]["location"] == "https://events.example.org/register"
+    rows = wait_recorded(sent.db, 5)
+    assert {(m, kind, link) for m, kind, link, _, _ in rows} == {(message, "click", claims.link_index)}
+    # Another wave's or another link's destinations are no redirect: a 404, nothing recorded.
+    for token in [
+        sign(SECRET.encode(), TrackingKind.CLICK, message, claims.link_index, wave_id + 1000),
+        sign(SECRET.encode(), TrackingKind.CLICK, message, 999, wave_id),
+    ]:
+        for _ in range(2):  # the second time too: nothing unknown is kept as if found
+            reply = fetch(port, f"/c/{token}")
+            assert reply.status == 404
+            assert "location" not in reply.headers
+    time.sleep(0.2)
+    assert len(recorded(sent.db)) == 5
+
+
+def _link_name(sent: Sent, path: str) -> str:
+    index = verify(SigningKeys(SECRET.encode()), TrackingKind.CLICK, token_of(path)).link_index
+    return stored_links(sent.db)[index][0]
+
+
 def test_clicks_at_once_on_links_not_looked_up_yet_each_lead_to_their_own_destination(sent: Sent, port: int) -> None:
     # Looked up together (one query for those asked at the same time): each answer must still be its own link's.
     stored = {index: url for index, (_, url) in stored_links(sent.db).items()}

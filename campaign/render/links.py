@@ -5,10 +5,12 @@ with ``link(url, name)``) comes from a :class:`MessageLinks`, built from the web
 (:mod:`campaign.rules.routes`) under ``links.public_url``, so a link and the route that answers it never
 disagree. :class:`SignedLinks` is the one implementation:
 
-* a link, when the campaign tracks clicks, is ``/c/{token}``: the token signs the message id and the link's
-  index in the wave's :class:`LinkBook`, which stores the destination server-side; the token never carries a
-  URL, so nothing but a stored destination can ever be reached (no open redirect). Without click tracking a
-  link is its destination itself. Either way only http(s) URLs are accepted.
+* a link, when the campaign tracks clicks, is ``/c/{token}``: the token signs the message id, the link's index
+  in the wave's :class:`LinkBook`, which stores the destination server-side, and the wave's id (when the policy
+  has one: the click endpoint then finds the destination among the wave's few, kept in memory, without reading
+  the message); the token never carries a URL, so nothing but a stored destination can ever be reached (no open
+  redirect). Without click tracking a link is its destination itself. Either way only http(s) URLs are
+  accepted.
 * the open pixel (``/o/{token}.gif``) exists only when the campaign tracks opens;
 * unsubscribe (``/u/{token}``, RFC 8058 one-click) and the recipient's calendar file (``/ics/{token}``) are
   always signed links: they must work whatever is tracked.
@@ -107,7 +109,7 @@ class SignedLinks:
         policy = self.policy
         if not policy.track_clicks:
             return url
-        return policy.url(CLICK, TrackingKind.CLICK, self.message_ref, policy.book.index_of(url, name))
+        return policy.url(CLICK, TrackingKind.CLICK, self.message_ref, policy.book.index_of(url, name), policy.wave_ref)
 
     @property
     def unsubscribe_url(self) -> str:
@@ -137,6 +139,8 @@ class SignedLinkPolicy:
     book: LinkBook = field(default_factory=MemoryLinkBook)
     track_clicks: bool = True
     track_opens: bool = True
+    wave_ref: int | None = None
+    """The wave's id, signed into click tokens (None for a wave not stored, such as a preview's)."""
     signer: TokenSigner = field(init=False, repr=False)
     # Per route, the URL before and after its token: a token is URL-safe base64, which needs no quoting, so a
     # link is the same concatenation for every message (made once from absolute_url, here).
@@ -151,10 +155,17 @@ class SignedLinkPolicy:
             around[route] = (before, after)
         object.__setattr__(self, "_around", around)
 
-    def url(self, route: RoutePath, purpose: TrackingKind, message_ref: int, link_index: int = 0) -> str:
-        """The URL of ``route`` with a token for ``purpose``, this message and link."""
+    def url(
+        self,
+        route: RoutePath,
+        purpose: TrackingKind,
+        message_ref: int,
+        link_index: int = 0,
+        wave_ref: int | None = None,
+    ) -> str:
+        """The URL of ``route`` with a token for ``purpose``, this message and link (and wave)."""
         before, after = self._around[route]
-        return before + self.signer.sign(purpose, message_ref, link_index) + after
+        return before + self.signer.sign(purpose, message_ref, link_index, wave_ref) + after
 
     def for_message(self, message_ref: int) -> SignedLinks:
         """Links for one message."""

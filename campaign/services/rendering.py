@@ -86,6 +86,7 @@ def wave_renderer(
             book or MemoryLinkBook(),
             track_clicks=campaign.track_clicks,
             track_opens=campaign.track_opens,
+            wave_ref=wave.id or None,
         ),
         campaign={"id": campaign.id, "name": campaign.name, "list_name": campaign.list_name},
         wave={"id": wave.id, "name": wave.name, "kind": wave.kind.value},

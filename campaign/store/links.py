@@ -67,3 +67,21 @@ def links_of_messages(conn: Connection, keys: Collection[tuple[int, int]]) -> di
         _LINKS_OF_MESSAGES, {"messages": list({m for m, _ in wanted}), "indexes": list({i for _, i in wanted})}
     )
     return {(m, i): (url, name) for m, i, url, name in rows if (m, i) in wanted}
+
+
+_LINKS_OF_WAVES = select(links.c.wave_id, links.c.link_index, links.c.url, links.c.name).where(
+    links.c.wave_id.in_(bindparam("waves", expanding=True)),
+    links.c.link_index.in_(bindparam("indexes", expanding=True)),
+)
+
+
+def links_of_waves(conn: Connection, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, str]]:
+    """Link ``link_index`` of wave ``wave_id`` as (destination, name) for each (wave id, link index) of ``keys``
+    that has one, in one query (seeks in the unique (wave, index) key)."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    rows = conn.execute(
+        _LINKS_OF_WAVES, {"waves": list({w for w, _ in wanted}), "indexes": list({i for _, i in wanted})}
+    )
+    return {(w, i): (url, name) for w, i, url, name in rows if (w, i) in wanted}

@@ -11,7 +11,10 @@ GET or HEAD of its path, when no earlier request of the connection is unanswered
 as its head is parsed (:meth:`~campaign.web.tracking.TrackingEndpoints.pixel_now`, the app's own endpoints,
 ``app.state.tracking``) and gets the bytes uvicorn would have written (status line, date, the pixel's headers, the
 GIF), built once a second. No task, ASGI messages, Starlette or middleware a request: 66 → 49 µs of server CPU a
-pixel request, writes included (interleaved runs on a loaded machine). Anything else (a query string, a
+pixel request, writes included (interleaved runs on a loaded machine). A click is taken the same way when its
+token names its wave and the wave's destination is in memory
+(:meth:`~campaign.web.tracking.TrackingEndpoints.click_now`): the 302's bytes, built once per destination; the
+first click on each destination goes to the app, which looks it up. Anything else (a query string, a
 percent-encoded path, HTTP/1.0, ``Connection: close``, pipelined behind a slower request) goes to the app, which
 answers it the same way. That answer is written at once (:meth:`CoalescingTransport.write_now`: no callback at the
 end of the turn, 1.5 µs), and the keep-alive timeout (uvicorn's 5 s from a connection's last answer) is one timer
@@ -39,6 +42,7 @@ _HEAD_TOO_LARGE = (
     b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_TOO_LARGE_BODY), _HEAD_TOO_LARGE_BODY)
 )
 _PIXEL_METHODS = (b"GET", b"HEAD")
+_STATUS_LINES = {200: b"HTTP/1.1 200 OK\r\n", 302: b"HTTP/1.1 302 Found\r\n"}
 
 
 class CoalescingTransport:
@@ -158,18 +162,21 @@ class HttpProtocol(HttpToolsProtocol):
         """The head is whole: what follows is the body, which the app bounds itself."""
         self._in_head = False
         self._heads += 1
-        if not self._take_pixel():
+        if not self._take_tracking():
             super().on_headers_complete()
 
-    # The open pixel, answered here (see the module doc): the answer of the request being received, sent when it
-    # is whole; and the answers built (for GET and for HEAD) with the server's default headers of the moment.
-    _pixel: bytes | None = None
-    _pixel_built: tuple[object, object, bytes, bytes] | None = None
+    # The open pixel and known clicks, answered here (see the module doc): the answer of the request being
+    # received, sent when it is whole; and the answers built (for GET and for HEAD) with the server's default
+    # headers of the moment, by the identity of the endpoint's headers (kept alive with them).
+    _answer: bytes | None = None
+    _built_defaults: object = None
+    _built: dict[int, tuple[RawHeaders, bytes, bytes]] | None = None
 
-    def _take_pixel(self) -> bool:
-        """Whether the request is the open pixel's, taken here: a keep-alive HTTP/1.1 GET or HEAD of a plain path
-        (no query, nothing percent-encoded), no earlier request unanswered on the connection. The open is recorded
-        now, and the answer sent by :meth:`on_message_complete`. Anything else goes to the app."""
+    def _take_tracking(self) -> bool:
+        """Whether the request is the open pixel's or a known click's, taken here: a keep-alive HTTP/1.1 GET or
+        HEAD of a plain path (no query, nothing percent-encoded), no earlier request unanswered on the connection.
+        The hit is recorded now, and the answer sent by :meth:`on_message_complete`. Anything else goes to the
+        app."""
         tracking = self._tracking
         parser = self.parser
         method = parser.get_method()
@@ -192,22 +199,29 @@ class HttpProtocol(HttpToolsProtocol):
         ):
             return False
         self.scope["method"] = method.decode("ascii")
-        headers = tracking.pixel_now(url.decode("ascii"), cast(dict[str, Any], self.scope))
-        if headers is None:
+        path = url.decode("ascii")
+        scope = cast(dict[str, Any], self.scope)
+        head = method == b"HEAD"
+        if (headers := tracking.pixel_now(path, scope)) is not None:
+            self._answer = self._built_answer(200, headers, PIXEL, head=head)
+        elif (headers := tracking.click_now(path, scope)) is not None:
+            self._answer = self._built_answer(302, headers, b"", head=head)
+        else:
             return False
-        self._pixel = self._pixel_answer(headers, head=method == b"HEAD")
         return True
 
-    def _pixel_answer(self, headers: RawHeaders, *, head: bool) -> bytes:
-        """The bytes uvicorn would write for the pixel's answer: its status line, the server's default headers (the
-        date: rebuilt when uvicorn renews them, each second), ``headers`` and, but for HEAD, the GIF."""
+    def _built_answer(self, status: int, headers: RawHeaders, body: bytes, *, head: bool) -> bytes:
+        """The bytes uvicorn would write for an answer: its status line, the server's default headers (the date:
+        rebuilt when uvicorn renews them, each second), ``headers`` and, but for HEAD, ``body``."""
         defaults = self.server_state.default_headers
-        built = self._pixel_built
-        if built is None or built[0] is not defaults or built[1] is not headers:
+        if self._built is None or self._built_defaults is not defaults:
+            self._built, self._built_defaults = {}, defaults
+        built = self._built.get(id(headers))
+        if built is None:
             lines = b"".join(name + b": " + value + b"\r\n" for name, value in [*defaults, *headers])
-            answer = b"HTTP/1.1 200 OK\r\n" + lines + b"\r\n"
-            built = self._pixel_built = (defaults, headers, answer + PIXEL, answer)
-        return built[3] if head else built[2]
+            answer = _STATUS_LINES[status] + lines + b"\r\n"
+            built = self._built[id(headers)] = (headers, answer + body, answer)
+        return built[2] if head else built[1]
 
     # The keep-alive timeout (uvicorn's: a connection idle that long after an answer is closed), kept with one timer
     # a connection, not one a request (see the module doc): when the connection went idle, None while busy.
@@ -250,16 +264,16 @@ class HttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = None
 
     def on_body(self, body: bytes) -> None:
-        """A body of a pixel's request is ignored (as the app ignores it); others go to the app."""
-        if self._pixel is None:
+        """A body of a request answered here is ignored (as the app ignores it); others go to the app."""
+        if self._answer is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
         """The next bytes on the connection are the next request's head."""
         self._in_head = True
         self._head_bytes = 0
-        if self._pixel is not None:  # taken by _take_pixel: answered here, as uvicorn ends a response
-            answer, self._pixel = self._pixel, None
+        if self._answer is not None:  # taken by _take_tracking: answered here, as uvicorn ends a response
+            answer, self._answer = self._answer, None
             self._coalescing.write_now(answer)
             self.on_response_complete()
             return

@@ -13,7 +13,10 @@ batches) and answers.
   name (a person's click on ``register`` is a registration). Anything else is the plain 404 page and nothing is
   recorded. Destinations never change once stored, so found ones are cached (bounded, least recently used);
   those not cached yet are looked up together with the others asked for at the same time
-  (:class:`~campaign.services.links.DestinationFinder`).
+  (:class:`~campaign.services.links.DestinationFinder`). A token that names its wave (version 2,
+  :mod:`campaign.tokens`) is looked up by wave and link: a wave has a handful of destinations, so after the
+  first click on each every click is answered from memory, and the server answers it before the app as it does
+  the pixel (:meth:`TrackingEndpoints.click_now`).
 * ``GET /ics/{token}``: a valid calendar token is the recipient's own calendar file
   (:func:`campaign.services.calendars.message_calendar`), and a calendar hit recorded; else 404.
 
@@ -52,7 +55,7 @@ from campaign.models import TrackingKind
 from campaign.rules.routes import CLICK, OPEN, RoutePath
 from campaign.services.calendars import message_calendar
 from campaign.services.installation import installation_id
-from campaign.services.links import Destination, DestinationFinder
+from campaign.services.links import Destination, DestinationFinder, wave_destinations
 from campaign.services.tracking import CLASSIFYING_HEADERS, Hit, HitRecorder
 from campaign.store.engine import Database
 from campaign.tokens import InvalidTokenError, SigningKeys, TokenClaims, TokenVerifier
@@ -107,11 +110,15 @@ class TrackingEndpoints:
         self.click = _Asgi(self.answer_click)
         """The ASGI app of the click route."""
         self._finder = DestinationFinder(db)
+        self._wave_finder = DestinationFinder(db, wave_destinations)
         self._destinations: OrderedDict[tuple[int, int], _Redirect] = OrderedDict()
+        # By (wave id, link index): a few per wave, so a plain dict, emptied if it ever grows past the bound.
+        self._wave_redirects: dict[tuple[int, int], _Redirect] = {}
         self._redirects: dict[Destination, _Redirect] = {}
         self._pixel_headers = _raw(Response(PIXEL, media_type="image/gif", headers=NO_CACHE), self.headers)
         self._installation: str | None = None
         self._open_affixes = _affixes(OPEN)
+        self._click_affixes = _affixes(CLICK)
 
     async def answer_open(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The GIF, always; an open recorded for a valid open token (``scope["path_params"]["token"]``)."""
@@ -144,6 +151,14 @@ class TrackingEndpoints:
         claims = self._claims(token, TrackingKind.CLICK)
         if claims is None:
             return False
+        if claims.wave_id is not None:
+            found = await self._wave_redirect(claims.wave_id, claims.link_index)
+            if found is None:
+                return False
+            self.recorder.record(self._hit(scope, claims, found.name))
+            await send({"type": "http.response.start", "status": 302, "headers": found.headers})
+            await send({"type": "http.response.body", "body": b""})
+            return True
         key = (claims.message_id, claims.link_index)
         found = self._destinations.get(key)
         if found is None:
@@ -159,6 +174,33 @@ class TrackingEndpoints:
         await send({"type": "http.response.start", "status": 302, "headers": found.headers})
         await send({"type": "http.response.body", "body": b""})
         return True
+
+    def click_now(self, path: str, scope: Scope) -> RawHeaders | None:
+        """For a server answering clicks itself, as :meth:`pixel_now` the pixel: the headers of the 302 (no body)
+        when ``path`` is a click on a token naming its wave whose destination is in memory, the click recorded as
+        :meth:`redirect` records it; None otherwise, with nothing recorded (the app then answers)."""
+        if (token := _token(path, *self._click_affixes)) is None:
+            return None
+        claims = self._claims(token, TrackingKind.CLICK)
+        if claims is None or claims.wave_id is None:
+            return None
+        found = self._wave_redirects.get((claims.wave_id, claims.link_index))
+        if found is None:
+            return None
+        self.recorder.record(self._hit(scope, claims, found.name))
+        return found.headers
+
+    async def _wave_redirect(self, wave_id: int, link_index: int) -> _Redirect | None:
+        key = (wave_id, link_index)
+        found = self._wave_redirects.get(key)
+        if found is None:
+            destination = await self._wave_finder.find(wave_id, link_index)
+            if destination is None:
+                return None
+            if len(self._wave_redirects) >= CACHED_DESTINATIONS:
+                self._wave_redirects.clear()
+            found = self._wave_redirects[key] = self._redirect(destination)
+        return found
 
     def _redirect(self, destination: Destination) -> _Redirect:
         # The messages of a wave share its destinations: each one's answer is made once (a few in memory).
