@@ -20,7 +20,9 @@ Measured (``bench/tracking.py``: one server process, each request a different me
 in one statement a batch, with no read first (:func:`campaign.store.tracking.insert_opens`), other hits after one
 read of their messages; writing costs the server about 15 µs of CPU an open of the ~45 its request costs all
 told (10 µs when timed alone: in the server the writer thread shares the core with the event loop), and a click
-with its registration about 35 µs.
+with its registration about 27 µs when timed alone, a batch of 5,000 (33 µs before the other hits and the
+registrations, like the opens, travelled as one JSON parameter a statement instead of a row of bound parameters
+each).
 """
 
 from __future__ import annotations
