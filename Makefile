@@ -11,7 +11,7 @@ LATEST_VENV ?= .venv-latest
 UV_VERSION ?= 0.13.9
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
 
-.PHONY: demo test test-latest lint lock check-python install install-test bench clean vendor-js
+.PHONY: demo test test-latest lint lock check-python install install-test bench clean vendor-js screenshots
 
 demo: install
 	$(BIN)/campaign demo
@@ -58,6 +58,18 @@ test-latest: | check-python
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
 	$(LATEST_VENV)/bin/python -m pytest -p no:cacheprovider
 
+# The README's screenshots: the staff journey's browser test (Debian's chromium and chromium-driver; it fails
+# without them), then the steps named here copied from the git-ignored tests/artifacts/journey/ (NN-step.png) to
+# docs/screenshots/step.png, as they are (a 1000x800 window keeps each small). Commit the ones that changed.
+SCREENSHOTS := contacts-imported contacts-rejected event-form campaign-draft subject-edited preview-manila preview-kiritimati \
+	launch-confirmation report
+
+screenshots: install-test
+	CAMPAIGN_TEST_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_web_journey.py
+	mkdir -p docs/screenshots
+	for step in $(SCREENSHOTS); do cp tests/artifacts/journey/[0-9][0-9]-$$step.png docs/screenshots/$$step.png || exit 1; done
+	@du -ch docs/screenshots/*.png | tail -n 1
+
 # bench/send.py needs Postfix's smtp-sink (it installs Debian's postfix when run as root): run it on its own.
 bench: install
 	$(BIN)/python bench/import_contacts.py
@@ -72,6 +84,11 @@ UPLOT_VERSION := 1.6.32
 UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
 UPLOT_DIR := campaign/render/vendor/uplot
 UPLOT_FILES := dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE
+# htmx, the staff pages' progressive enhancement (the template editor's live preview), the same way: copied
+# unchanged into campaign/web/static/ (htmx.min.js, its LICENSE as htmx.LICENSE), recorded in VENDORED.md.
+HTMX_VERSION := 2.0.11
+HTMX_INTEGRITY := sha512-Thx/WtpeOQqSrqBCw/A1cwGJGg4UrVa3+sW0GmrM3p4gJgO89ecH4qtbnyzDDWFvBTqjnIMCgELTNt636dtamA==
+HTMX_DIR := campaign/web/static
 
 vendor-js: | check-python
 	@command -v npm >/dev/null || { echo "make vendor-js needs npm (Node.js)"; exit 1; }
@@ -91,6 +108,26 @@ vendor-js: | check-python
 	[print("sha256", hashlib.sha256(open(n, "rb").read()).hexdigest(), "", n) for n in sys.argv[1:]]' \
 	$(notdir $(UPLOT_FILES)); } > $(UPLOT_DIR)/VERSION
 	@echo "uPlot $(UPLOT_VERSION) verified and copied to $(UPLOT_DIR)"
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	npm pack --silent --pack-destination "$$scratch" "htmx.org@$(HTMX_VERSION)" >/dev/null && \
+	tarball="$$scratch/htmx.org-$(HTMX_VERSION).tgz" && \
+	$(PYTHON) -c 'import base64, hashlib, sys; \
+	got = "sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode(); \
+	sys.exit(None if got == sys.argv[2] else f"htmx tarball integrity {got} is not the pinned {sys.argv[2]}")' \
+	"$$tarball" "$(HTMX_INTEGRITY)" && \
+	tar -xzf "$$tarball" -C "$$scratch" && \
+	cp "$$scratch/package/dist/htmx.min.js" $(HTMX_DIR)/htmx.min.js && \
+	cp "$$scratch/package/LICENSE" $(HTMX_DIR)/htmx.LICENSE && \
+	{ echo "# Vendored files"; echo; \
+	  echo "htmx $(HTMX_VERSION) (0BSD), from the npm registry: npm pack htmx.org@$(HTMX_VERSION)"; echo; \
+	  echo "integrity $(HTMX_INTEGRITY)"; echo; \
+	  echo "Copied unchanged: dist/htmx.min.js as htmx.min.js, LICENSE as htmx.LICENSE. To update, change"; \
+	  echo "HTMX_VERSION and HTMX_INTEGRITY in the Makefile (npm view htmx.org@VERSION dist.integrity), then run"; \
+	  echo "make vendor-js; tests/test_web_templates.py checks the sha256 below against the file served."; echo; \
+	  cd $(HTMX_DIR) && $(PYTHON) -c 'import hashlib, sys; \
+	[print("sha256", hashlib.sha256(open(n, "rb").read()).hexdigest(), "", n) for n in sys.argv[1:]]' \
+	htmx.min.js htmx.LICENSE; } > $(HTMX_DIR)/VENDORED.md
+	@echo "htmx $(HTMX_VERSION) verified and copied to $(HTMX_DIR)"
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis data/demo

@@ -79,6 +79,7 @@ from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
 from campaign.services.contacts import find_contacts
 from campaign.services.database import init_database
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
 from campaign.services.events import add_event, read_event_file
 from campaign.services.installation import installation_id
@@ -485,14 +486,17 @@ def time_ours(settings: Settings, prepared: Prepared, work: Path, sink: Sink, pr
         db = Database(run_settings.database_url, busy_timeout_ms=run_settings.database.busy_timeout_ms)
         try:
             started = time.perf_counter()
-            summary = asyncio.run(send_due(db, run_settings, KEY, servers))
+            summary = asyncio.run(send_due(DeliveryRequest(db, run_settings, KEY, servers)))
             seconds = time.perf_counter() - started
         finally:
             db.dispose()
     else:
+        # The processes open their own connections; this handle is only named by the request (it connects to nothing).
+        db = Database(run_settings.database_url, busy_timeout_ms=run_settings.database.busy_timeout_ms)
         started = time.perf_counter()
-        summary = send_parallel(run_settings, KEY, servers, processes=processes)
+        summary = send_parallel(DeliveryRequest(db, run_settings, KEY, servers), processes)
         seconds = time.perf_counter() - started
+        db.dispose()
     rows = statuses(db_path)
     assert rows == {"sent": count}, f"P={processes}: message rows are {rows}, expected {count:,} sent"
     assert summary.counts == {"sent": count}, f"P={processes}: the workers report {summary.counts}"

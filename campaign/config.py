@@ -270,7 +270,8 @@ class DeliverySettings:
     """The delivery worker: batches, leases, rate limits, retries and the failure breaker."""
 
     batch_size: int = field(default=200, metadata=_range(1, None))
-    lease_seconds: int = field(default=120, metadata=_range(1, None))
+    lease_seconds: int = field(default=30, metadata=_range(1, None))
+    heartbeat_seconds: float = field(default=5.0, metadata=_range(0.05, None))
     poll_seconds: float = field(default=2.0, metadata=_range(0.01, None))
     rate_per_second: float = field(default=0.0, metadata=_range(0, None))
     rate_per_hour: float = field(default=0.0, metadata=_range(0, None))
@@ -280,6 +281,12 @@ class DeliverySettings:
     lifetime_hours: float = field(default=120.0, metadata=_range(0, None))
     breaker_window: int = field(default=50, metadata=_range(1, None))
     breaker_threshold: float = field(default=0.8, metadata=_range(0.01, 1))
+
+    @property
+    def beat_seconds(self) -> float:
+        """How often a worker renews its leases and its registry row: ``heartbeat_seconds``, but at least three
+        times per lease, so that one late beat never lets a lease held by a live worker expire."""
+        return min(self.heartbeat_seconds, self.lease_seconds / 3)
 
 
 # The name of every campaign's first wave, sent at launch; a default wave may not take it.

@@ -135,6 +135,10 @@ class Audience(StrEnum):
     NOT_OPENED = "not-opened"
     CLICKED = "clicked"
     NOT_CLICKED = "not-clicked"
+    # Those the event's attendee report (imported) says joined, and the others: a follow-up's audiences
+    # ("thanks for joining", "sorry we missed you").
+    ATTENDED = "attended"
+    NOT_ATTENDED = "not-attended"
     # Everyone the campaign's invitation reached (:data:`REACHED_MESSAGES`): those whose calendars hold the
     # event, whom an update or cancellation must reach, and nobody the invitation has not reached yet.
     INVITED = "invited"
@@ -258,6 +262,11 @@ class AuditAction(StrEnum):
     CAMPAIGN_RESUMED = "campaign-resumed"
     CAMPAIGN_CANCELLED = "campaign-cancelled"
     CAMPAIGN_TEST_SENT = "campaign-test-sent"
+    CAMPAIGN_WAVE_ADDED = "campaign-wave-added"
+    CAMPAIGN_WAVE_EDITED = "campaign-wave-edited"
+    CAMPAIGN_WAVE_REMOVED = "campaign-wave-removed"
+    CAMPAIGN_TEMPLATE_SAVED = "campaign-template-saved"
+    CAMPAIGN_TEMPLATE_REVERTED = "campaign-template-reverted"
 
 
 @dataclass(frozen=True, slots=True)

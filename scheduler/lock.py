@@ -4,7 +4,8 @@ Exactly once does not depend on it (a wave is fired by a compare-and-set on its 
 under leases), but two services on one SQLite file only take turns for its write lock and double the polling;
 refusing the second one, with a line saying which process holds the database, is clearer. The lock is an
 ``fcntl`` lock: the kernel releases it when the process ends, however it ends, so a crash never leaves a stale
-lock behind. PostgreSQL needs none (its leader election comes with the scale-out work).
+lock behind. On PostgreSQL no file lock is taken: any number of services run, and one leads
+(:mod:`campaign.services.leadership`, an advisory lock).
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ what was not on the wire is released, the messages being sent are left to their 
 web service, :class:`campaign.web.server.WebServer`, which this package does not import: the command line composes
 the two interfaces): each is started with the service, told to stop when the service is (at once on a second
 signal), and waited for; one that ends by itself, or fails, stops the service, and its error is raised.
+
+Given a :class:`~campaign.services.leadership.Leadership`, the service runs it as a companion and ticks only while
+it leads: a standby (PostgreSQL: another process holds the leader lock) delivers, but fires nothing, until it
+takes the lead; then it ticks at once (catching up what fell due). A lost lead stops the service with its error.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ from campaign.exceptions import CampaignError
 from campaign.mail.smtp import SmtpServer
 from campaign.models import MessageStatus, WaveStatus
 from campaign.services.context import AppContext
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
 from campaign.services.dispatch_summary import DispatchSummary
+from campaign.services.leadership import Leadership
 from campaign.services.lifecycle import finish_campaigns
 from campaign.services.scheduling import Fired, FireTime, fire_due, fire_times
 from scheduler.display import StatusLine, counted, fields, log
@@ -104,8 +110,11 @@ class SchedulerService:
         tick_seconds: float | None = None,
         clock: Clock = utc_now,
         status: StatusLine | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
+        """``leadership``: tick only while it leads (see the module doc); without it, always."""
         self.context = context
+        self.leadership = leadership
         # The setting (scheduler.tick_seconds) unless a caller (a test) chooses.
         self.tick_seconds = tick_seconds if tick_seconds is not None else context.settings.scheduler.tick_seconds
         self.clock = clock
@@ -168,7 +177,7 @@ class SchedulerService:
     def _show(self, *, force: bool = True) -> None:
         if self.status is None:
             return
-        parts = ["serving"]
+        parts = ["serving" if self.leads() else "standing by (another `campaign serve` leads)"]
         if self._stop.is_set():
             parts = ["stopping: finishing the messages in hand"]
         if self._next is not None:
@@ -178,6 +187,10 @@ class SchedulerService:
         sent = ", ".join(f"{n} {status}" for status, n in sorted(self.delivered.items())) or "nothing yet"
         parts.append(f"delivered: {sent}")
         self.status.show(" · ".join(parts), force=force)
+
+    def leads(self) -> bool:
+        """Whether this service fires the waves now (it leads, or runs without a leadership)."""
+        return self.leadership is None or self.leadership.leading
 
     # -- one run (cron, tests) -----------------------------------------------------------------------------
 
@@ -201,15 +214,10 @@ class SchedulerService:
             summary = DispatchSummary()
             if not self._stop.is_set():
                 context = self.context
-                summary = await send_due(
-                    context.database(check_schema=False),
-                    context.settings,
-                    context.signing_key(),
-                    servers,
-                    progress=self._delivered,
-                    stop=self._stop,
-                    abort=self._abort,
-                )
+                db = context.database(check_schema=False)
+                key = context.signing_key()
+                request = DeliveryRequest(db, context.settings, key, servers, progress=self._delivered)
+                summary = await send_due(request, stop=self._stop, abort=self._abort)
             self._report_delivery()
         finally:
             if handle_signals:
@@ -273,6 +281,9 @@ class SchedulerService:
         ``companions`` running beside (see the module doc); returns what the delivery worker did. An error of the
         delivery worker or of a companion stops the service and is raised."""
         self._new_events()
+        if self.leadership is not None:
+            self.leadership.on_lead = self._tick_wanted.set  # a standby that takes the lead ticks at once
+            companions = [*companions, self.leadership]
         self._companions = companions
         loop = asyncio.get_running_loop()
         if handle_signals:
@@ -294,12 +305,9 @@ class SchedulerService:
         ticker = asyncio.create_task(self._ticker(scheduler))
         worker = asyncio.create_task(
             send_due(
-                db,
-                context.settings,
-                context.signing_key(),
-                servers,
-                wait=True,
-                progress=self._delivered,
+                DeliveryRequest(
+                    db, context.settings, context.signing_key(), servers, wait=True, progress=self._delivered
+                ),
                 stop=self._stop,
                 abort=self._abort,
             )
@@ -343,6 +351,9 @@ class SchedulerService:
             if self._stop.is_set():
                 return
             self._tick_wanted.clear()
+            if not self.leads():
+                self._show()
+                continue  # a standby: the leader ticks
             now = self.clock()
             try:
                 report = await asyncio.to_thread(self._decide, now)

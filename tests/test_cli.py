@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from ical.calendar_stream import IcsCalendarStream
 
 from campaign.cli import cli
+from campaign.rules import routes
 from tests.conftest import DATA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +182,21 @@ def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -
         demo_dir = tmp_path / "data" / "demo"
         assert [p for p in sorted(tmp_path.rglob("*")) if demo_dir not in (p, *p.parents)] == outside_demo
         assert (demo_dir / "contacts-with-errors.rejects.csv").is_file()
+        # It ends by saying how to open the demo's campaign in the browser: on the demo's own database, key and
+        # mailbox, at the campaign page's path on the configured address (web.host, web.port: the defaults here).
+        with closing(sqlite3.connect(demo_dir / "campaign.db")) as conn:
+            [(campaign_id,)] = conn.execute("SELECT id FROM campaigns WHERE name = 'demo-invitation'").fetchall()
+        *_, environment, add_user, serve, address = result.output.rstrip("\n").splitlines()
+        assert environment.split() == [
+            "export",
+            f"CAMPAIGN_DATABASE_URL=sqlite:///{demo_dir / 'campaign.db'}",
+            f"CAMPAIGN_PATHS_DATA={demo_dir}",
+            f"CAMPAIGN_SMTP_MAILBOX={demo_dir / 'mailbox'}",
+        ]
+        assert " users add demo --role admin " in add_user
+        assert serve.split()[1] == "web"
+        page = routes.CAMPAIGN_MANAGE.path(campaign=str(campaign_id))
+        assert address == f"  then open http://127.0.0.1:8080{page} and log in as demo"
     assert (tmp_path / "data" / "demo" / "campaign.db").exists()
     assert (tmp_path / "data" / "demo" / "previews" / "1-demo-invitation").is_dir()
     assert not (tmp_path / "data" / "campaign.db").exists()

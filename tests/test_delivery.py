@@ -38,6 +38,7 @@ from campaign.rules.contact_fields import email_key
 from campaign.rules.event_fields import parse_event_document
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import Dispatcher, send_due
 from campaign.services.dispatch_summary import DispatchSummary, PausedCampaign
 from campaign.services.events import add_event
@@ -320,7 +321,7 @@ def campaign_status(db: Database, campaign: str) -> CampaignStatus:
 
 
 def send(db: Database, settings: Settings, servers: list[SmtpServer], campaign: str | None = "c") -> DispatchSummary:
-    return asyncio.run(send_due(db, settings, KEY, servers, campaign_ref=campaign))
+    return asyncio.run(send_due(DeliveryRequest(db, settings, KEY, servers, campaign_ref=campaign)))
 
 
 def calendar_stamps(message: email.message.EmailMessage) -> list[datetime]:
@@ -426,7 +427,9 @@ def test_the_worker_decides_and_records_by_the_clock_it_is_given(
         conn.execute(update(messages).values(scheduled_at=later))
 
     def send_at(instant: datetime, campaign: str = "c") -> DispatchSummary:
-        return asyncio.run(send_due(db, settings, KEY, smtp.servers(), campaign_ref=campaign, clock=lambda: instant))
+        return asyncio.run(
+            send_due(DeliveryRequest(db, settings, KEY, smtp.servers(), campaign_ref=campaign), clock=lambda: instant)
+        )
 
     # Before their time on the clock given: nothing is due, even when the real clock is past it.
     assert send_at(later - timedelta(seconds=1)).counts == {}
@@ -607,7 +610,7 @@ def run_until(
     """Run ``send_due(wait=True)`` until ``done()`` (checked every 50 ms), then stop it; fail after ``timeout``."""
 
     async def main() -> None:
-        task = asyncio.create_task(send_due(db, settings, KEY, servers, campaign_ref="c", wait=True))
+        task = asyncio.create_task(send_due(DeliveryRequest(db, settings, KEY, servers, campaign_ref="c", wait=True)))
         deadline = time.monotonic() + timeout
         try:
             while not done():
@@ -731,7 +734,9 @@ def test_an_address_suppressed_after_its_wave_was_queued_is_not_sent(
     reported: list[str] = []
 
     summary = asyncio.run(
-        send_due(db, settings, KEY, pipelining_smtp.servers(), campaign_ref="c", progress=reported.append)
+        send_due(
+            DeliveryRequest(db, settings, KEY, pipelining_smtp.servers(), campaign_ref="c", progress=reported.append)
+        )
     )
 
     assert summary.counts == {"sent": 6, "suppressed": 2}
@@ -824,7 +829,7 @@ def test_a_waiting_worker_sends_a_campaign_resumed_after_the_breaker_paused_it(
     started: list[Sink] = []
 
     async def main() -> None:
-        worker = asyncio.create_task(send_due(db, settings, KEY, servers, campaign_ref="c", wait=True))
+        worker = asyncio.create_task(send_due(DeliveryRequest(db, settings, KEY, servers, campaign_ref="c", wait=True)))
         try:
             limit = time.monotonic() + 5
             while campaign_status(db, "c") is not CampaignStatus.PAUSED:
@@ -1055,7 +1060,7 @@ def test_parallel_sender_processes_share_the_queue_and_send_each_message_once(
 
     prepare(db, tmp_path, 60, name="d")  # the same list: 120 contacts
     launch(db, settings, KEY, "d")
-    summary = send_parallel(settings, KEY, smtp.servers(), processes=2, campaign_ref="d")
+    summary = send_parallel(DeliveryRequest(db, settings, KEY, smtp.servers(), campaign_ref="d"), processes=2)
     assert summary.counts == {"sent": 120}
     assert summary.finished == ["d"]
     assert smtp.handler.received() == Counter(emails * 2)
@@ -1200,7 +1205,9 @@ def test_cancelling_mid_send_leaves_nothing_queued(sqlite_db: Database, tmp_path
     smtp.handler.delay = 0.05
 
     async def run_and_cancel() -> DispatchSummary:
-        task = asyncio.create_task(send_due(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
+        task = asyncio.create_task(
+            send_due(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
+        )
         await asyncio.sleep(0.4)
         move(sqlite_db, "c", CampaignStatus.CANCELLED)
         return await task
@@ -1224,7 +1231,9 @@ def test_a_worker_waiting_for_the_write_lock_keeps_its_event_loop_running(
     gaps: list[float] = []
 
     async def scenario() -> DispatchSummary:
-        worker = asyncio.create_task(send_due(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
+        worker = asyncio.create_task(
+            send_due(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
+        )
         await asyncio.sleep(0.05)
         with other.write():  # holds the lock while this loop goes on ticking
             last = time.monotonic()
@@ -1249,16 +1258,16 @@ def test_a_failed_commit_stops_the_run_instead_of_hanging(sqlite_db: Database, t
     settings = tuned(base_settings(tmp_path), lease_seconds=3)
     prepare(sqlite_db, tmp_path, 12)
     launch(sqlite_db, settings, KEY, "c")
-    dispatcher = Dispatcher(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c")
+    dispatcher = Dispatcher(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
     original = dispatcher._write
     calls = 0
 
-    def fail_once(conn: Any, batch: Any) -> None:
+    def fail_once(conn: Any, batch: Any) -> set[int]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("database went away")
-        original(conn, batch)
+        return original(conn, batch)
 
     dispatcher._write = fail_once  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="database went away"):

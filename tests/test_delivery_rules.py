@@ -1,4 +1,5 @@
-"""Delivery policy rules: retry backoff and giving up, the token bucket, the failure breaker (pure, no clock)."""
+"""Delivery policy rules: retry backoff and giving up, the token bucket, the failure breaker, the verdict on a failed
+attempt and a message's deadline (pure, no clock)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaign.rules.delivery import FailureBreaker, RetryPolicy, TokenBucket
+from campaign.exceptions import (
+    DeliveryError,
+    MessageRejectedError,
+    RecipientRefusedError,
+    SmtpConnectionError,
+    TransientDeliveryError,
+)
+from campaign.models import MessageStatus, WaveKind
+from campaign.rules.delivery import (
+    FailureBreaker,
+    FailureVerdict,
+    RetryPolicy,
+    TokenBucket,
+    judge_failure,
+    message_deadline,
+    pause_reason,
+    smtp_reply,
+)
+from campaign.rules.timing import default_expiry
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 EPS = timedelta(microseconds=2)  # timedelta * float rounds to the microsecond
@@ -211,3 +230,77 @@ def test_breaker_examples() -> None:
     # A window smaller than the minimum never trips.
     never = FailureBreaker(window=3, threshold=0.5, minimum=5)
     assert not any(never.record(False) for _ in range(20))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The pure failure and deadline rules
+# ---------------------------------------------------------------------------------------------------------
+
+POLICY = RetryPolicy(initial=timedelta(minutes=5), maximum=timedelta(hours=1), lifetime=timedelta(days=1))
+
+
+def verdict(
+    error: DeliveryError, *, attempts: int = 1, queued_at: datetime = NOW, deadline: datetime | None = None
+) -> FailureVerdict:
+    """The verdict at ``NOW`` on message 7, under :data:`POLICY`."""
+    return judge_failure(
+        error, POLICY, attempts=attempts, now=NOW, queued_at=queued_at, deadline=deadline, message_id=7
+    )
+
+
+def test_a_refused_recipient_bounces_and_a_refused_message_fails_without_counting_against_the_campaign() -> None:
+    bounced = verdict(RecipientRefusedError("no such user", 550, "5.1.1 unknown"))
+    assert (bounced.status, bounced.reply, bounced.error) == (
+        MessageStatus.BOUNCED,
+        "550 5.1.1 unknown",
+        "no such user",
+    )
+    assert (bounced.next_attempt_at, bounced.counts_against_campaign) == (None, False)
+    failed = verdict(MessageRejectedError("spam", 554, "rejected"))
+    assert (failed.status, failed.reply, failed.counts_against_campaign) == (
+        MessageStatus.FAILED,
+        "554 rejected",
+        False,
+    )
+
+
+def test_a_transient_error_defers_with_backoff_and_counts_against_the_campaign() -> None:
+    for attempts in (1, 2, 3):
+        deferred = verdict(TransientDeliveryError("busy", 451, "try later"), attempts=attempts)
+        assert deferred.status is MessageStatus.DEFERRED
+        assert deferred.next_attempt_at == NOW + POLICY.delay(attempts, 7)
+        assert (deferred.reply, deferred.error, deferred.counts_against_campaign) == ("451 try later", "busy", True)
+    dropped = verdict(SmtpConnectionError("connection lost"))
+    assert (dropped.status, dropped.reply) == (MessageStatus.DEFERRED, None)
+
+
+def test_a_transient_error_expires_the_message_past_its_deadline_or_lifetime() -> None:
+    error = TransientDeliveryError("busy", 451, "try later")
+    expired = verdict(error, deadline=NOW + timedelta(minutes=1))  # the event starts before the next attempt
+    assert (expired.status, expired.error, expired.next_attempt_at) == (MessageStatus.EXPIRED, "gave up: busy", None)
+    assert expired.counts_against_campaign
+    assert verdict(error, attempts=9, queued_at=NOW - timedelta(hours=23, minutes=30)).status is MessageStatus.EXPIRED
+    assert verdict(error, deadline=NOW + timedelta(days=2)).status is MessageStatus.DEFERRED
+
+
+def test_smtp_reply_and_pause_reason() -> None:
+    assert smtp_reply(TransientDeliveryError("busy", 421, "closing")) == "421 closing"
+    assert smtp_reply(SmtpConnectionError("refused")) is None
+    assert pause_reason(0.8333, SmtpConnectionError("refused")) == (
+        "paused automatically: 83% of recent attempts failed; last error: refused"
+    )
+
+
+def test_a_message_deadline_is_its_waves_expiry_else_its_kinds_default() -> None:
+    starts, ends = NOW + timedelta(days=3), NOW + timedelta(days=3, hours=2)
+    assert message_deadline(NOW + timedelta(days=1), WaveKind.REMINDER, starts, ends) == NOW + timedelta(days=1)
+    for kind in WaveKind:
+        assert message_deadline(None, kind, starts, ends) == default_expiry(kind, starts, ends)
+    assert message_deadline(None, WaveKind.INVITATION, starts, ends) == starts
+
+
+def test_the_configured_breaker_judges_after_twenty_attempts_or_its_window() -> None:
+    assert FailureBreaker.configured(50, 0.8).minimum == 20
+    small = FailureBreaker.configured(5, 0.8)
+    assert small.minimum == 5
+    assert [small.record(False) for _ in range(5)] == [False, False, False, False, True]

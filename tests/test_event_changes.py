@@ -22,14 +22,15 @@ from campaign.render.localtime import plain, session_times
 from campaign.render.personalise import RenderedMessage
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contacts import contact_details
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import Dispatcher
 from campaign.services.events import cancel_event, get_event, update_event
 from campaign.services.installation import installation_id
 from campaign.services.lifecycle import finish_campaigns
 from campaign.services.rendering import wave_renderer
 from campaign.services.scheduling import fire_due, fire_times
+from campaign.services.transitions import transition
 from campaign.services.waves import WaveOptions, add_wave
-from campaign.store import campaigns as campaign_store
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, messages, suppressions, waves
 from tests.test_delivery import KEY, Sink, base_settings, pipelining_smtp, send
@@ -138,7 +139,7 @@ def test_a_sent_campaign_sends_the_update_again(db: Database, tmp_path: Path) ->
     settings = base_settings(tmp_path)
     _, start = invited_campaign(db, tmp_path)
     with db.write() as conn:
-        campaign_store.set_status(conn, get_campaign(db, "c").campaign.id, CampaignStatus.SENT, None, start)
+        transition(conn, get_campaign(db, "c").campaign.id, CampaignStatus.SENT, now=start)
     update_event(db, settings, "talk", talk(start, join_url="https://events.example.org/elsewhere"))
     assert get_campaign(db, "c").campaign.status is CampaignStatus.SENDING
     assert set(recipients(db, "update-1")) == {*INVITED, UNSUBSCRIBED}
@@ -265,7 +266,7 @@ def test_a_cancellation_names_its_recipient_as_attendee_where_the_invitations_di
 def test_a_long_running_worker_renders_the_event_as_it_now_stands(db: Database, tmp_path: Path) -> None:
     settings = base_settings(tmp_path)
     _, start = invited_campaign(db, tmp_path)
-    dispatcher = Dispatcher(db, settings, KEY, [])
+    dispatcher = Dispatcher(DeliveryRequest(db, settings, KEY, []))
     (wave,) = [w for w in get_campaign(db, "c").waves if w.name == "invitation"]
     dispatcher._forget_stale_renderers([wave])
     assert dispatcher._renderer(wave).event.starts_at == start

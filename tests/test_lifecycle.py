@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from campaign.exceptions import ValidationError
 from campaign.models import UNFINISHED_MESSAGES, CampaignStatus, MessageStatus, WaveStatus, check_wave_transition
 from campaign.services.campaigns import create_campaign, get_campaign
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
 from campaign.services.lifecycle import launch, move, retry_deferred, retry_failed, settle_waves
 from campaign.services.progress import campaign_progress
@@ -134,7 +135,7 @@ def test_pausing_mid_run_stops_the_sending(sqlite_db: Database, tmp_path: Path, 
             move(db, "c", CampaignStatus.PAUSED)
             at_pause.append(sum(smtp.handler.received().values()))
 
-    asyncio.run(send_due(db, settings, KEY, smtp.servers(), campaign_ref="c", progress=progress))
+    asyncio.run(send_due(DeliveryRequest(db, settings, KEY, smtp.servers(), campaign_ref="c", progress=progress)))
 
     assert campaign_status(db, "c") is CampaignStatus.PAUSED
     counts = statuses(db, "c")

@@ -17,7 +17,7 @@ from campaign.config import load_settings
 from campaign.models import CampaignStatus, RegistrationSource, WaveStatus
 from campaign.services.campaigns import get_campaign
 from campaign.services.scheduling import fire_due
-from campaign.store import campaigns as campaign_store
+from campaign.services.transitions import transition
 from campaign.store import registrations
 from campaign.store.engine import Database
 from scheduler.lock import ServiceLock
@@ -225,7 +225,7 @@ def test_status_and_plan_say_which_waves_the_launch_skipped_and_why(config: Path
     run("waves", "add", "c", "early", "--kind", "reminder", "--at", "-12d", "--window", "none")
     campaign = get_campaign(db, "c").campaign
     with db.write() as conn:
-        campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, None, LAUNCHED)
+        transition(conn, campaign.id, CampaignStatus.SENDING, now=LAUNCHED)
     why = "its time (2030-06-06 12:00 UTC) had passed when the campaign was launched (2030-06-07 18:00 UTC)"
     for fired in (False, True):
         if fired:  # what the launch does next: the invitation fires, early is marked missed

@@ -573,11 +573,13 @@ def test_the_json_shape_is_stable(db: Database) -> None:
     doc = report_document(campaign_report(db, "c", by="zone", local_hours=True))
     assert list(doc) == [
         "schema", "generated_at", "campaign", "filters", "totals", "waves", "funnel_wave", "funnel", "breakdown",
-        "links", "hourly", "timing", "undelivered", "local_hours", "funnel_registered",
+        "links", "hourly", "timing", "undelivered", "local_hours", "funnel_registered", "attendees",
     ]  # fmt: skip
     assert list(doc["local_hours"][0]) == ["zone", "opened", "registered", "peak_open_hour", "peak_registration_hour"]
     assert doc["schema"] == "campaign-report/1"
-    tally_keys = ["messages", "attempted", "delivered", "opened", "clicked", "registered", "unsubscribed", "rates"]
+    tally_keys = [
+        "messages", "attempted", "delivered", "opened", "clicked", "registered", "unsubscribed", "rates", "joined",
+    ]  # fmt: skip
     assert list(doc["totals"]) == tally_keys
     assert list(doc["totals"]["messages"]) == ["targeted", *(s.value for s in MessageStatus)]
     assert list(doc["totals"]["opened"]) == ["human", "machine"]
@@ -585,7 +587,7 @@ def test_the_json_shape_is_stable(db: Database) -> None:
     assert list(doc["totals"]["registered"]) == ["total", "link", "import", "webhook", "confirmed"]
     assert list(doc["totals"]["rates"]) == [
         "delivered", "deferred", "bounced", "failed", "suppressed", "opened_human", "opened_machine", "clicked_human",
-        "clicked_machine", "clicked_register", "registered", "unsubscribed",
+        "clicked_machine", "clicked_register", "registered", "unsubscribed", "joined",
     ]  # fmt: skip
     assert list(doc["waves"][0]) == ["name", "kind", "status", *tally_keys]
     assert list(doc["campaign"]) == ["id", "name", "status", "list", "launched_at", "event"]

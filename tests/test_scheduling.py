@@ -25,9 +25,10 @@ from campaign.services.contact_import import import_contacts
 from campaign.services.events import add_event
 from campaign.services.lifecycle import move
 from campaign.services.scheduling import Fired, fire_due, fire_times
+from campaign.services.transitions import transition
 from campaign.services.waves import WaveOptions, add_wave
+from campaign.store import attendances, outbox, registrations
 from campaign.store import campaigns as campaign_store
-from campaign.store import outbox, registrations
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
 from campaign.store.tables import (
@@ -86,7 +87,7 @@ def launch_at(db: Database, settings: Settings, now: datetime, ref: str = "c") -
     """What launch does, at ``now``: the campaign starts sending and its due waves fire."""
     campaign = get_campaign(db, ref).campaign
     with db.write() as conn:
-        campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, None, now)
+        transition(conn, campaign.id, CampaignStatus.SENDING, now=now, strict=False)  # again: stays sending
     return fire_due(db, settings, now, campaign_id=campaign.id)
 
 
@@ -291,6 +292,15 @@ def register(db: Database, email: str, event_slug: str, source: RegistrationSour
         assert registrations.record(conn, [registration], at) == 1
 
 
+def attend(db: Database, email: str, event_slug: str) -> None:
+    """An attendance of ``email`` at the event, as an attendee report's import records it."""
+    with db.write() as conn:
+        contact_id = conn.execute(select(contacts.c.id).where(contacts.c.email == email)).scalar_one()
+        event_id = conn.execute(select(events.c.id).where(events.c.slug == event_slug)).scalar_one()
+        at = datetime(2026, 6, 20, 12, 5, tzinfo=UTC)
+        assert attendances.record(conn, [attendances.Attendance(event_id, contact_id, at, 30, "zoom")], at).added == 1
+
+
 def test_audiences_select_exactly_the_right_contacts(db: Database, tmp_path: Path) -> None:
     settings = base_settings(tmp_path)
     start = datetime(2026, 6, 20, 12, tzinfo=UTC)
@@ -316,6 +326,10 @@ def test_audiences_select_exactly_the_right_contacts(db: Database, tmp_path: Pat
     # Images blocked: no open recorded, but a person who clicked a link has read the message.
     insert_event_for(db, "blocked@example.org", "click")
     insert_event_for(db, "scanned@example.org", "click", machine=True)  # a link scanner: neither
+    # Joined the event (its attendee report imported), registered or not; joining another event says nothing.
+    attend(db, "reg@example.org", "talk")
+    attend(db, "blocked@example.org", "talk")
+    attend(db, "quiet@example.org", "other")
 
     fire_due(db, settings, start - timedelta(days=1))
     everyone = set(people)
@@ -325,8 +339,9 @@ def test_audiences_select_exactly_the_right_contacts(db: Database, tmp_path: Pat
         Audience.OPENED: {"opener@example.org", "clicker@example.org", "blocked@example.org"},
         Audience.CLICKED: {"clicker@example.org", "blocked@example.org"},
         Audience.INVITED: set(),  # the invitations are queued, not sent: they reached nobody yet
+        Audience.ATTENDED: {"reg@example.org", "blocked@example.org"},
     }
-    for positive in (Audience.REGISTERED, Audience.OPENED, Audience.CLICKED):
+    for positive in (Audience.REGISTERED, Audience.OPENED, Audience.CLICKED, Audience.ATTENDED):
         expected[Audience(f"not-{positive.value}")] = everyone - expected[positive]
     got = {audience: set(recipients(db, f"to-{audience.value}")) for audience in Audience}
     assert got == expected

@@ -33,6 +33,7 @@ from campaign.rules.contact_fields import email_key
 from campaign.services.campaigns import get_campaign
 from campaign.services.contact_import import import_contacts
 from campaign.services.context import AppContext
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
 from campaign.services.lifecycle import launch
 from campaign.store import campaigns as campaign_store
@@ -327,7 +328,8 @@ def test_a_stopped_worker_finishes_what_it_sends_and_gives_back_the_rest(
     async def run_then_stop() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(
-            send_due(sqlite_db, settings, KEY, smtp.servers(), wait=True, stop=stop)  # forever, but for stop
+            # Forever, but for stop.
+            send_due(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers(), wait=True), stop=stop)
         )
         while len(smtp.handler.delivered) < 10:
             await asyncio.sleep(0.005)
@@ -343,7 +345,7 @@ def test_a_stopped_worker_finishes_what_it_sends_and_gives_back_the_rest(
     assert max(received.values()) == 1
     assert all(r.attempts == 0 for r in rows.values() if r.status == "queued"), "a given-back message was not tried"
 
-    asyncio.run(send_due(sqlite_db, settings, KEY, smtp.servers()))
+    asyncio.run(send_due(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers())))
     assert smtp.handler.received() == Counter(emails)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import insert, select, update
 
 from campaign.config import Settings, load_settings
 from campaign.models import TrackingKind
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
 from campaign.services.lifecycle import launch
 from campaign.store.engine import Database
@@ -137,7 +138,7 @@ def send_invitations(
     # Messages are rendered when sent, so under the public URL of the send: the launch's check refuses links that
     # are not https, which a test's server on loopback (plain HTTP) is not.
     settings = replace(settings, links=replace(settings.links, public_url=public_url))
-    summary = asyncio.run(send_due(db, settings, SECRET.encode(), smtp.servers(), campaign_ref="c"))
+    summary = asyncio.run(send_due(DeliveryRequest(db, settings, SECRET.encode(), smtp.servers(), campaign_ref="c")))
     assert summary.counts == {"sent": 2}
     # Delivered an hour ago: a click within seconds of delivery is a scanner's, and these are people's.
     with db.write() as conn:

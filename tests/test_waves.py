@@ -109,6 +109,12 @@ def test_add_edit_remove_and_their_refusals(setup: Path, tmp_path: Path) -> None
     assert "mon-fri" not in listed
     assert (details.event.starts_at - timedelta(days=1)).strftime("%Y-%m-%d %H:%M UTC") in listed
 
+    # A bidi override (or any format character) would make the inbox show another subject than the one typed: it
+    # goes, as from every text a person reads.
+    ok(setup, "waves", "edit", "c", "nudge", "--subject", "Two days \u202eog ot")
+    nudge = next(w for w in get_campaign(database(tmp_path), "c").waves if w.name == "nudge")
+    assert nudge.subject == "Two days og ot"
+
     ok(setup, "waves", "remove", "c", "nudge")
     one_line_error(run(setup, "waves", "remove", "c", "nudge"), "no wave 'nudge'")
     # The invitation may go from a draft (and come back).

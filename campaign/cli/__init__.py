@@ -14,6 +14,7 @@ import click
 
 from campaign import __version__
 from campaign.cli.app import App
+from campaign.cli.attendees import attendees_group
 from campaign.cli.campaigns import check_command, create_command, list_command, preview_command, show_command
 from campaign.cli.contacts import contacts_group, lists_command
 from campaign.cli.database import db_group, init_command
@@ -37,6 +38,7 @@ from campaign.cli.tracking import tracking_group
 from campaign.cli.users import users_group
 from campaign.cli.waves import waves_group
 from campaign.cli.web import web_command
+from campaign.cli.worker import worker_command, workers_command
 from campaign.exceptions import CampaignError
 
 
@@ -73,6 +75,7 @@ cli.add_command(contacts_group)
 cli.add_command(lists_command)
 cli.add_command(events_group)
 cli.add_command(registrants_group)
+cli.add_command(attendees_group)
 cli.add_command(create_command)
 cli.add_command(list_command)
 cli.add_command(show_command)
@@ -94,6 +97,8 @@ for command in (
 ):
     cli.add_command(command)
 cli.add_command(serve_command)
+cli.add_command(worker_command)
+cli.add_command(workers_command)
 cli.add_command(web_command)
 cli.add_command(tracking_group)
 cli.add_command(users_group)

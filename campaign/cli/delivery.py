@@ -9,6 +9,7 @@ import sys
 import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -18,6 +19,7 @@ from campaign.cli.output import table
 from campaign.cli.status import print_campaign
 from campaign.mail.capture import mailbox
 from campaign.models import CampaignStatus
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import due_count, send_due
 from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.lifecycle import CheckFailedError, launch, move, retry_deferred, retry_failed
@@ -144,10 +146,10 @@ def send_command(app: App, campaign: str | None, wait: bool, processes: int) -> 
         click.echo(f"note: {why}; waiting", err=True)
     if processes > 1:
         with smtp_servers(app.settings) as servers:
-            app.database().dispose()  # fail early, with the usual message, on a missing schema; then fork
-            summary = send_parallel(
-                app.settings, app.signing_key(), servers, processes, campaign_ref=campaign, wait=wait
-            )
+            db = app.database()  # fail early, with the usual message, on a missing schema; then fork
+            db.dispose()
+            request = DeliveryRequest(db, app.settings, app.signing_key(), servers, campaign_ref=campaign, wait=wait)
+            summary = send_parallel(request, processes)
     else:
         summary = deliver(app, campaign, wait)
     reports = progress_after_send(app.database(), campaign, summary.finished)
@@ -159,21 +161,12 @@ def deliver(app: App, campaign: str | None, wait: bool = False) -> DispatchSumma
     """Run the delivery worker with a progress display on a terminal."""
     db, settings = app.database(), app.settings
     with smtp_servers(settings) as servers:
+        request = DeliveryRequest(db, settings, app.signing_key(), servers, campaign_ref=campaign, wait=wait)
         if not sys.stderr.isatty():
-            return asyncio.run(send_due(db, settings, app.signing_key(), servers, campaign_ref=campaign, wait=wait))
+            return asyncio.run(send_due(request))
         total = due_count(db, campaign)
         with click.progressbar(length=max(total, 1), label="Sending", file=sys.stderr, show_pos=True) as bar:
-            return asyncio.run(
-                send_due(
-                    db,
-                    settings,
-                    app.signing_key(),
-                    servers,
-                    campaign_ref=campaign,
-                    wait=wait,
-                    progress=lambda _: bar.update(1),
-                )
-            )
+            return asyncio.run(send_due(replace(request, progress=lambda _: bar.update(1))))
 
 
 def print_summary(

@@ -14,7 +14,9 @@ from campaign.cli.delivery import check_errors_shown, print_summary
 from campaign.cli.events import when
 from campaign.cli.output import local_time, table
 from campaign.cli.status import state_counts
-from campaign.services.demo import DEMO_LIST, REGISTERING_EVERY, run_demo
+from campaign.config import Settings
+from campaign.rules import routes
+from campaign.services.demo import DEMO_LIST, REGISTERING_EVERY, DemoResult, run_demo
 
 
 @click.command("demo")
@@ -59,3 +61,26 @@ def demo_command(app: App) -> None:
     click.echo(f"  one contact's invitation as HTML: {result.preview.html_path}")
     command = sys.argv[0] if sys.argv[0].endswith("campaign") else "campaign"
     click.echo(f"  or list them: CAMPAIGN_SMTP_MAILBOX={result.mailbox} {command} mailbox")
+    for line in browser_lines(app.settings, result, command):
+        click.echo(line)
+
+
+def browser_lines(settings: Settings, result: DemoResult, command: str) -> list[str]:
+    """How to open the demo's campaign in the browser: the staff pages on the demo's own database, key and
+    mailbox (three settings from the environment), a user to log in with, and the campaign page's address."""
+    demo = result.data_dir
+    environment = (
+        f"CAMPAIGN_DATABASE_URL=sqlite:///{demo / 'campaign.db'} CAMPAIGN_PATHS_DATA={demo} "
+        f"CAMPAIGN_SMTP_MAILBOX={result.mailbox}"
+    )
+    host = settings.web.host
+    shown = f"[{host}]" if ":" in host else host
+    page = routes.CAMPAIGN_MANAGE.path(campaign=str(result.campaign_id))
+    return [
+        "",
+        "Open the demo in the browser (the staff pages, on the demo's own database):",
+        f"  export {environment}",
+        f"  {command} users add demo --role admin   # once: a user to log in with (it asks for a password)",
+        f"  {command} web                           # the pages only: nothing is sent",
+        f"  then open http://{shown}:{settings.web.port}{page} and log in as demo",
+    ]

@@ -10,9 +10,12 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import local_time, table
 from campaign.cli.status import state_counts, waiting_lines
+from campaign.config import Settings
 from campaign.services.plan import PlannedWave, WaveState, campaign_plan, campaign_status
 from campaign.services.service_status import running_service
 from campaign.services.waves import PASSES_BEFORE_LAUNCH, WaveLine
+from campaign.services.workers import leader, registry, running_workers
+from campaign.store.engine import Database
 
 
 @click.command("status")
@@ -26,11 +29,7 @@ def status_command(app: App, campaign: str) -> None:
     c, zone = state.campaign, state.event.timezone
     reason = f" ({c.status_reason})" if c.status_reason else ""
     click.echo(f"Campaign {c.name}: {c.status}{reason}; event {state.event.slug}; times in {zone} and UTC")
-    pid = running_service(db)
-    if pid is None:
-        click.echo("Scheduler service: not running (`campaign serve` fires each wave at its time)")
-    else:
-        click.echo("Scheduler service: running" + (f" (pid {pid})" if pid else ""))
+    click.echo(_service_line(db, app.settings))
     if state.due_now:
         click.echo(f"Next send: {state.due_now} message(s) due now")
     elif state.next_send is not None:
@@ -49,6 +48,21 @@ def status_command(app: App, campaign: str) -> None:
         click.echo(line)
     if (remedy := state.progress.remedy()) is not None:
         click.echo(remedy)
+
+
+def _service_line(db: Database, settings: Settings) -> str:
+    """``Scheduler service: ...``: whether one runs, its leader (from the ``workers`` registry) and how many
+    delivery workers are alive."""
+    states = registry(db, settings)
+    workers = len(running_workers(states))
+    alive = f"; {workers} delivery worker{'s' if workers != 1 else ''} alive (`campaign workers`)" if workers else ""
+    if (lead := leader(states)) is not None:
+        r = lead.record
+        return f"Scheduler service: running, leader {r.name} (pid {r.pid} on {r.host}){alive}"
+    pid = running_service(db)
+    if pid is not None:
+        return "Scheduler service: running" + (f" (pid {pid})" if pid else "") + alive
+    return f"Scheduler service: not running (`campaign serve` fires each wave at its time){alive}"
 
 
 def _status_row(w: WaveState, zone: str) -> tuple[object, ...]:

@@ -25,7 +25,7 @@ from rich.text import Text
 from campaign.cli.app import App, pass_app
 from campaign.cli.status import instant
 from campaign.models import MessageStatus
-from campaign.render.figures import FUNNEL_REGISTERED_NOTES, duration, percent
+from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES, duration, percent
 from campaign.render.report_html import report_html
 from campaign.services.files import atomic_text_file
 from campaign.services.local_hours import BUCKET_HOURS, zone_rows
@@ -209,6 +209,9 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
             )
         console.print(funnel)
         console.print(_plain(FUNNEL_REGISTERED_NOTES[report.funnel_registered]))
+    if report.attendees:
+        console.print(_plain(FUNNEL_JOINED_NOTE))
+        console.print(_joined_table(lines, report.totals))
     console.print(_delays_line("Time to first open", report.to_open))
     console.print(_delays_line("Time to registration", report.to_registration))
     if report.breakdown is not None:
@@ -296,6 +299,18 @@ def _delivery_table(lines: Sequence[tuple[str, Tally]], totals: Tally) -> Table:
         rates = [_with_rate(t.statuses[s], r[column]) for s, column in _ATTEMPT_COLUMNS.items()]
         other = "\n".join(f"{s.value} {n}" for s, n in t.statuses.items() if n and s not in _ATTEMPT_COLUMNS)
         table.add_row(_plain(name), str(t.targeted), *rates, other)
+    return table
+
+
+def _joined_table(lines: Sequence[tuple[str, Tally]], totals: Tally) -> Table:
+    """Per wave, its recipients who joined the event, over those registered and those delivered."""
+    headers = ("wave", "delivered", "registered", "joined", "of registered", "of delivered")
+    table = _table("Joined (recipients who attended)", headers, [name for name, _ in lines])
+    for name, t in [*lines, ("total", totals)]:
+        table.add_row(
+            _plain(name), str(t.delivered), str(t.registered), str(t.joined), percent(t.joined_of_registered),
+            percent(t.rates()["joined"]),
+        )  # fmt: skip
     return table
 
 

@@ -13,6 +13,8 @@ from campaign.cli.app import App, pass_app
 from campaign.cli.delivery import print_summary
 from campaign.cli.web import route_server_log
 from campaign.models import WaveStatus
+from campaign.services.dispatch import worker_name
+from campaign.services.leadership import Leadership
 from campaign.services.scheduling import Fired
 from campaign.web.server import WebServer
 from scheduler.display import configure_output, counted, fields, log
@@ -29,10 +31,13 @@ def serve_command(app: App, once: bool) -> None:
     With web.enabled (the default) it also runs the web service, as `campaign web` does (not with --once).
     On a terminal a status line shows what comes next and what was delivered; otherwise each wave fired or
     missed and each delivery summary is a log line on stderr. One service per SQLite database: a second one
-    is refused.
+    is refused. On PostgreSQL any number may run: one leads and fires the waves, the others stand by (they
+    deliver and serve the web) and take over within seconds when it dies; `--once` is refused while another leads.
     """
     db = app.database()
     with ServiceLock(db), contextlib.ExitStack() as stack:
+        leadership = Leadership(db, app.settings, worker_name())
+        stack.callback(leadership.release)  # the lock given back, the registry row stopped, however it ends
         # Listening before anything is sent: a port in use stops the service here, with one line.
         web = stack.enter_context(WebServer(app)) if app.settings.web.enabled and not once else None
         servers = stack.enter_context(app.smtp_servers())
@@ -40,7 +45,10 @@ def serve_command(app: App, once: bool) -> None:
         if web is not None:
             route_server_log()
             log.info(fields("web listening", url=web.url))
-        service = SchedulerService(app, status=status)
+        leadership.start(wait=not once)  # after the output is set up: it logs whether it leads or stands by
+        if once:
+            leadership.refuse_unless_leading()
+        service = SchedulerService(app, status=status, leadership=leadership)
         if once:
             report, summary = service.run_once(servers, handle_signals=True)
             for fired in report.fired:

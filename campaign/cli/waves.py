@@ -46,7 +46,7 @@ def _wave_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--at", "at", help="When: an offset from the event start (-7d, -1h, +1d), an instant "
                          "(2026-06-19T09:00+02:00) or 'launch'."),
             click.option("--audience", help="all, registered, not-registered, opened, not-opened, clicked, "
-                         "not-clicked (default: all)."),
+                         "not-clicked, attended, not-attended, invited (default: all)."),
             click.option("--window", help="Send window in each recipient's local time ('mon-fri 09:00-17:00'); "
                          "'none' for none (default: waves.window)."),
             click.option("--subject", help="Subject, instead of the template's."),

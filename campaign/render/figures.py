@@ -4,7 +4,8 @@ Contract: one spelling of a figure in every report format that shows one to a pe
 ``campaign report``, its HTML file, the dashboard): :func:`percent` gives ``42%``, with one decimal under 10%
 (``0.4%``: a bounce rate's size matters there), and ``–`` for a rate over nothing (None); :func:`duration` gives
 ``45s``, ``12m``, ``3h 05m``, ``2d 4h``, and ``–`` for None. Machine formats (CSV, JSON) keep the raw numbers.
-:data:`FUNNEL_REGISTERED_NOTES` is the one wording of what a funnel's "registered" counts.
+:data:`FUNNEL_REGISTERED_NOTES` is the one wording of what a funnel's "registered" counts, :data:`FUNNEL_JOINED_NOTE`
+of what its "joined" counts.
 """
 
 from __future__ import annotations
@@ -42,4 +43,9 @@ FUNNEL_REGISTERED_NOTES = {
     FunnelRegistrations.ANY: "Registered: every registration, a click on Register included (nothing has come from "
     "the webinar platform yet: import its registrants, or connect its webhook).",
 }
-"""What the funnel's last step counts, as every report format says it under the funnel."""
+"""What the funnel's registered step counts, as every report format says it under the funnel."""
+
+FUNNEL_JOINED_NOTE = (
+    "Joined: recipients the event's attendee report (imported) lists as attendees; hosts and panelists are not counted."
+)
+"""What the funnel's joined step counts (shown once an attendee report is imported)."""

@@ -37,7 +37,7 @@ from markupsafe import Markup
 
 from campaign.models import FunnelRegistrations, MessageStatus, RegistrationSource
 from campaign.render import charts
-from campaign.render.figures import FUNNEL_REGISTERED_NOTES, NONE, duration, percent
+from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES, NONE, duration, percent
 
 _SCRIPTS = ("uPlot.iife.min.js", "charts.js")
 _STYLES = ("uPlot.min.css", "charts.css", "report.css")
@@ -85,6 +85,7 @@ MEASURES = (
     *(Measure(f"Registered: {s.value}", ("registered", s.value)) for s in RegistrationSource),
     Measure("Registered: confirmed", ("registered", "confirmed")),
     Measure("Unsubscribed", ("unsubscribed",), "unsubscribed", in_breakdown=True),
+    Measure("Joined the event", ("joined",), "joined", in_breakdown=True),
 )
 """Every count of a tally, in the JSON document's order: the rows of the per-wave table; those ``in_breakdown``
 are the columns of the breakdown table (each group's engagement, as the terminal table shows it)."""
@@ -95,7 +96,9 @@ _STEPS = {
     "opened": "Opened",
     "clicked_register": "Clicked Register",
     "registered": "Registered",
+    "joined": "Joined",
 }
+_JOINED = ("joined",)
 
 
 def report_html(document: Mapping[str, Any]) -> str:
@@ -108,6 +111,9 @@ def report_html(document: Mapping[str, Any]) -> str:
         {label: [row[key] for row in rows] for key, label in _HOURLY.items()},
     )
     page = _page()
+    # Joined is a count only once the event's attendee report is imported: until then its rows would be zeros.
+    attendance = bool(document.get("attendees"))
+    measures = [m for m in MEASURES if attendance or m.path != _JOINED]
     return (
         _environment()
         .get_template("report.html")
@@ -115,10 +121,11 @@ def report_html(document: Mapping[str, Any]) -> str:
             doc=document,
             chart=chart,
             hourly_labels=_HOURLY,
-            measures=MEASURES,
-            breakdown_measures=[m for m in MEASURES if m.in_breakdown],
+            measures=measures,
+            breakdown_measures=[m for m in measures if m.in_breakdown],
             steps=_STEPS,
             funnel_note=FUNNEL_REGISTERED_NOTES[FunnelRegistrations(document.get("funnel_registered", "any"))],
+            joined_note=FUNNEL_JOINED_NOTE if attendance else None,
             local_peaks=_local_peaks(document.get("local_hours") or []),
             scripts=page.scripts,
             style=page.style,

@@ -54,6 +54,7 @@ _BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\w+)?
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 _SUPER = re.compile(r"{{-?\s*super\(\)\s*-?}}")
 _NESTED = re.compile(r"{%-?\s*block\b")
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,12 @@ class TemplateSet:
 
     def resolve(self, name: str, part: str, locale: str | None) -> str:
         """The file name that serves ``part`` of ``name`` in ``locale``."""
+        # A name comes from staff (a wave's template, typed in a form): a path, a line break or a name longer than
+        # a file's would look outside the directories or fail in the file system, so it is refused first.
+        if not _TEMPLATE_NAME.fullmatch(name):
+            raise TemplateError(
+                "a template's name is letters, digits, '-' and '_' (at most 100), the start of its file names"
+            )
         # A campaign's own directory wins as a whole: its default beats a locale variant of the shared set.
         for directory in self.directories:
             for candidate in candidate_names(name, part, locale):

@@ -1,11 +1,27 @@
-"""Delivery policy: retry backoff, giving up, rate limiting and the failure-rate breaker. Pure: every
-function takes the time it needs as an argument, so each rule is tested without a clock or a network."""
+"""Delivery policy: what a failed attempt means, retry backoff, deadlines and giving up, rate limiting and the
+failure-rate breaker. Pure: every function takes the time it needs as an argument, so each rule is tested without
+a clock, a database or a network.
+
+Contract (the delivery worker, :mod:`campaign.services.dispatch_failures`, only applies these verdicts):
+
+* :func:`judge_failure`: a 5xx at RCPT (:class:`~campaign.exceptions.RecipientRefusedError`) bounces the message;
+  any other permanent error fails it; neither counts against its campaign. A transient error (4xx, a dropped
+  connection, a timeout) counts against the campaign's breaker and defers the message to the retry policy's next
+  attempt, or expires it when that would fall past its lifetime or its deadline.
+* :func:`message_deadline`: after this instant a message is useless (its wave's expiry, else its kind's default).
+* :class:`FailureBreaker` (:meth:`FailureBreaker.configured`) trips when most recent attempts failed;
+  :func:`pause_reason` is what the paused campaign then says.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from campaign.exceptions import DeliveryError, PermanentDeliveryError, RecipientRefusedError
+from campaign.models import MessageStatus, WaveKind
+from campaign.rules.timing import default_expiry
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +98,12 @@ class FailureBreaker:
     def __post_init__(self) -> None:
         self._results = deque(maxlen=self.window)
 
+    @classmethod
+    def configured(cls, window: int, threshold: float) -> FailureBreaker:
+        """The breaker of ``[delivery]``'s ``breaker_window`` and ``breaker_threshold``: it judges no sooner than
+        after 20 attempts (or the whole window, if smaller), so a few early failures do not pause a campaign."""
+        return cls(window=window, threshold=threshold, minimum=min(20, window))
+
     def record(self, ok: bool) -> bool:
         """Record an attempt; returns True when the breaker trips."""
         self._results.append(ok)
@@ -92,3 +114,60 @@ class FailureBreaker:
     def failure_rate(self) -> float:
         """Failures over the recent window (0 when empty)."""
         return self._results.count(False) / len(self._results) if self._results else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FailureVerdict:
+    """What a failed attempt does to its message: its new ``status`` (with ``next_attempt_at`` when deferred),
+    the server's ``reply`` and the ``error`` recorded, and whether it counts against its campaign's breaker."""
+
+    status: MessageStatus
+    reply: str | None
+    error: str
+    next_attempt_at: datetime | None = None
+    counts_against_campaign: bool = False
+
+
+def smtp_reply(error: DeliveryError) -> str | None:
+    """The server's answer as recorded (``"451 try later"``), or None when there was none (a dropped connection)."""
+    return f"{error.code} {error.reply}" if error.code else None
+
+
+def judge_failure(
+    error: DeliveryError,
+    policy: RetryPolicy,
+    *,
+    attempts: int,
+    now: datetime,
+    queued_at: datetime,
+    deadline: datetime | None,
+    message_id: int = 0,
+) -> FailureVerdict:
+    """The verdict on a message whose ``attempts``-th attempt failed with ``error`` at ``now``; see the module doc."""
+    reply = smtp_reply(error)
+    if isinstance(error, RecipientRefusedError):
+        return FailureVerdict(MessageStatus.BOUNCED, reply, str(error))
+    if isinstance(error, PermanentDeliveryError):
+        return FailureVerdict(MessageStatus.FAILED, reply, str(error))
+    # Anything else is transient (TransientDeliveryError; the sender wraps unexpected errors as one).
+    next_at = policy.next_attempt(
+        attempts=attempts, now=now, queued_at=queued_at, deadline=deadline, message_id=message_id
+    )
+    if next_at is None:
+        return FailureVerdict(MessageStatus.EXPIRED, reply, f"gave up: {error}", counts_against_campaign=True)
+    return FailureVerdict(MessageStatus.DEFERRED, reply, str(error), next_at, counts_against_campaign=True)
+
+
+def message_deadline(
+    expires_at: datetime | None, kind: WaveKind, event_starts_at: datetime, event_ends_at: datetime
+) -> datetime:
+    """After this instant a message of its wave is useless: the expiry the wave fired with, else (a wave fired
+    before waves recorded one) its kind's default, by the one rule (:func:`campaign.rules.timing.default_expiry`)."""
+    if expires_at is not None:
+        return expires_at
+    return default_expiry(kind, event_starts_at, event_ends_at)
+
+
+def pause_reason(failure_rate: float, error: DeliveryError) -> str:
+    """The status reason of a campaign its breaker paused."""
+    return f"paused automatically: {failure_rate:.0%} of recent attempts failed; last error: {error}"

@@ -193,8 +193,13 @@ def _speakers(value: Any) -> list[dict[str, str | None]]:
         speaker = _table(item, where, _SPEAKER_KEYS)
         speakers.append(
             {
-                "name": _text(speaker, "name", required=True, where=f"{where}."),
-                "role": _text(speaker, "role", required=False, where=f"{where}."),
+                # Limited as the organiser's name is: a speaker's name goes into every message and calendar entry.
+                "name": _limited(
+                    _text(speaker, "name", required=True, where=f"{where}."), f"{where}.name", MAX_NAME_LENGTH
+                ),
+                "role": _limited(
+                    _text(speaker, "role", required=False, where=f"{where}."), f"{where}.role", MAX_NAME_LENGTH
+                ),
             }
         )
     return speakers

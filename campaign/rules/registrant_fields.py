@@ -56,11 +56,17 @@ _APPROVED = frozenset(("", "approved", "registered"))
 
 def parse_registration_time(raw: str, zone: str) -> datetime:
     """The UTC instant a registration time names, read in ``zone`` when it has no offset; see the module doc."""
+    return parse_platform_time(raw, zone, "registration time")
+
+
+def parse_platform_time(raw: str, zone: str, what: str) -> datetime:
+    """The UTC instant a time in a platform's export names (as :func:`parse_registration_time` reads them: a
+    join time too), read in ``zone`` when it has no offset; a :class:`FieldError` names it ``what``."""
     text = " ".join(raw.split())
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        value = _english(text.lower(), raw)
+        value = _english(text.lower(), raw, what)
     if value.tzinfo is None:
         # The platform writes wall-clock times; in a DST change's repeated hour the first is taken: the time is
         # for the record, and an hour either way misleads nobody.
@@ -68,13 +74,13 @@ def parse_registration_time(raw: str, zone: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _english(text: str, raw: str) -> datetime:
+def _english(text: str, raw: str, what: str) -> datetime:
     for pattern in _FORMATS:
         if (match := pattern.fullmatch(text)) is not None:
             break
     else:
         raise FieldError(
-            "registration time",
+            what,
             f"{raw.strip()!r} is not a date and time like 2030-06-10 09:15:22 or Jun 10, 2030 09:15",
         )
     parts = match.groupdict()
@@ -96,7 +102,7 @@ def _english(text: str, raw: str) -> datetime:
     except ValueError:
         # Day first (13/10/2030) is the likely mistake: say which order is read.
         order = " (dates with slashes are month/day/year)" if "/" in text else ""
-        raise FieldError("registration time", f"{raw.strip()!r} is not a real date and time{order}") from None
+        raise FieldError(what, f"{raw.strip()!r} is not a real date and time{order}") from None
 
 
 def registration_status(raw: str) -> str | None:

@@ -129,6 +129,26 @@ CAMPAIGN_MOVE = RoutePath("campaign-move", "/campaigns/{campaign}/status")
 """The confirmation of a pause, resume or cancel (GET, ``?to=``), and the move (POST, field ``to``)."""
 CAMPAIGN_TEST_SEND = RoutePath("campaign-test-send", "/campaigns/{campaign}/test-send")
 """Send one rendered message of a campaign, marked [TEST], to a staff address (POST; as ``campaign test-send``)."""
+CAMPAIGN_TEMPLATES = RoutePath("campaign-templates", "/campaigns/{campaign}/templates")
+"""The template editor's list: the files of each template the campaign's waves use (``?kind=&ext=&locale=``: a new
+locale variant)."""
+CAMPAIGN_TEMPLATE_EDIT = RoutePath("campaign-template-edit", "/campaigns/{campaign}/templates/{file}")
+"""One template file of a campaign (``file``: ``KIND[.locale].(html|txt|subject)``): its editor with the preview
+(GET), the preview without JavaScript or the save (POST, ``action``)."""
+CAMPAIGN_TEMPLATE_PREVIEW = RoutePath("campaign-template-preview", "/campaigns/{campaign}/templates/{file}/preview")
+"""The draft of a template file rendered as a contact: the editor's preview fragment (POST; htmx asks as staff type)."""
+CAMPAIGN_TEMPLATE_FRAME = RoutePath("campaign-template-frame", "/campaigns/{campaign}/templates/{file}/frames/{frame}")
+"""A draft preview's HTML, for its sandboxed frame only (its own policy)."""
+CAMPAIGN_TEMPLATE_REVERT = RoutePath("campaign-template-revert", "/campaigns/{campaign}/templates/{file}/revert")
+"""Remove the campaign's own copy of a template file, so the default serves again (POST)."""
+CAMPAIGN_WAVE_NEW = RoutePath("campaign-wave-new", "/campaigns/{campaign}/waves/new")
+"""The form of a new wave of a campaign (GET) and its adding (POST; as ``campaign waves add``)."""
+CAMPAIGN_WAVE_EDIT = RoutePath("campaign-wave-edit", "/campaigns/{campaign}/waves/{wave}/edit")
+"""A wave's form (``wave``: its name; GET) and its change (POST; as ``campaign waves edit``): pending waves only."""
+CAMPAIGN_WAVE_REMOVE = RoutePath("campaign-wave-remove", "/campaigns/{campaign}/waves/{wave}/remove")
+"""The confirmation of a wave's removal (GET) and the removal (POST; as ``campaign waves remove``)."""
+CAMPAIGN_WAVES_STATUS = RoutePath("campaign-waves-status", "/campaigns/{campaign}/waves/status")
+"""A campaign's messages counted by wave and status: an HTML fragment the campaign's page polls while sending."""
 SETTINGS = RoutePath("settings", "/settings")
 """The settings staff may see, read-only: sender, relay or capture, public URL, database, service running."""
 USERS = RoutePath("users", "/users")
@@ -174,6 +194,15 @@ ROUTES: tuple[RoutePath, ...] = (
     CAMPAIGN_LAUNCH,
     CAMPAIGN_MOVE,
     CAMPAIGN_TEST_SEND,
+    CAMPAIGN_TEMPLATES,
+    CAMPAIGN_TEMPLATE_EDIT,
+    CAMPAIGN_TEMPLATE_PREVIEW,
+    CAMPAIGN_TEMPLATE_FRAME,
+    CAMPAIGN_TEMPLATE_REVERT,
+    CAMPAIGN_WAVE_NEW,
+    CAMPAIGN_WAVE_EDIT,
+    CAMPAIGN_WAVE_REMOVE,
+    CAMPAIGN_WAVES_STATUS,
     SETTINGS,
     USERS,
     USER_DISABLE,
@@ -199,6 +228,11 @@ STAFF_PAGES: tuple[RoutePath, ...] = (
     CAMPAIGN_MANAGE,
     CAMPAIGN_LAUNCH,
     CAMPAIGN_MOVE,
+    CAMPAIGN_WAVE_NEW,
+    CAMPAIGN_WAVE_EDIT,
+    CAMPAIGN_WAVE_REMOVE,
+    CAMPAIGN_TEMPLATES,
+    CAMPAIGN_TEMPLATE_EDIT,
     SETTINGS,
     USERS,
 )

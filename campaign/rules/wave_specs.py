@@ -12,7 +12,8 @@ Contract: ``NAME KIND TIMING AUDIENCE [WINDOW]``, e.g. ``reminder-1d reminder -1
 * WINDOW (optional): a send window (:func:`campaign.rules.timing.parse_window`: ``mon-fri 09:00-17:00``,
   ``09:00-17:00``).
 
-:func:`parse_wave_spec` raises ValidationError (a ValueError) naming the part that is wrong;
+:func:`parse_wave_spec` raises ValidationError (a ValueError) naming the part that is wrong, a
+:class:`WaveOptionError` when it is one part (``option`` says which, for a form to show the error beside it);
 :func:`format_wave_spec` is its inverse (canonical form: ``parse(format(spec)) == spec``). The TIMING parts are
 public for ``campaign waves``: :func:`parse_instant_or_offset` (also what ``--expires`` takes) and
 :func:`format_timing`.
@@ -43,6 +44,16 @@ _INSTANT = re.compile(r"\d{4}-")
 _Choice = TypeVar("_Choice", WaveKind, Audience)
 
 
+class WaveOptionError(ValidationError):
+    """One part of a wave is wrong; ``option`` names it as ``campaign waves add`` does (``name``, ``kind``, ``at``
+    for the TIMING, ``audience``, ``window``, and in :mod:`campaign.services.waves` ``expires``, ``template``,
+    ``subject``). The message is the whole one-line refusal, as a plain ValidationError's."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 @dataclass(frozen=True, slots=True)
 class WaveSpec:
     """One wave as written: at most one of ``offset`` (from the event start) and ``send_at`` (an instant, UTC);
@@ -66,9 +77,10 @@ class WaveSpec:
 def parse_wave_name(text: str) -> str:
     """A wave name as given, or ValidationError saying what a name may contain."""
     if _NAME.fullmatch(text) is None:
-        raise ValidationError(
+        raise WaveOptionError(
+            "name",
             f"wave name {text!r} must be 1 to {WAVE_NAME_MAX} characters of a-z, 0-9 and '-', "
-            "starting with a letter or digit"
+            "starting with a letter or digit",
         )
     return text
 
@@ -84,7 +96,7 @@ def parse_wave_spec(text: str) -> WaveSpec:
     try:
         window_spec = parse_window(" ".join(window)) if window else None
     except ValidationError as exc:
-        raise ValidationError(f"wave {name}: {exc}") from None
+        raise WaveOptionError("window", f"wave {name}: {exc}") from None
     return WaveSpec(
         name=name,
         kind=_parse_choice(WaveKind, kind, name, "kind"),
@@ -146,7 +158,10 @@ def _parse_timing(text: str, name: str) -> tuple[timedelta | None, datetime | No
     """(offset, None), (None, instant in UTC) or (None, None) for ``launch``."""
     if text.lower() == LAUNCH:
         return None, None
-    when = parse_instant_or_offset(text, f"wave {name}: timing", alternatives=f", or {LAUNCH!r}")
+    try:
+        when = parse_instant_or_offset(text, f"wave {name}: timing", alternatives=f", or {LAUNCH!r}")
+    except ValidationError as exc:
+        raise WaveOptionError("at", str(exc)) from None
     return (None, when) if isinstance(when, datetime) else (when, None)
 
 
@@ -156,4 +171,4 @@ def _parse_choice(choices: type[_Choice], text: str, name: str, part: str) -> _C
         return choices(text.lower())
     except ValueError:
         allowed = ", ".join(choice.value for choice in choices)
-        raise ValidationError(f"wave {name}: {part} {text!r} is not one of {allowed}") from None
+        raise WaveOptionError(part, f"wave {name}: {part} {text!r} is not one of {allowed}") from None

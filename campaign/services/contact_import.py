@@ -321,6 +321,7 @@ class RejectsWriter:
         self._source = source
         self._fh: TextIO | None = None
         self._writer: CsvWriter | None = None
+        self._header: list[str] | None = None  # the file's header the rows below it are of
         # A rejects file from an earlier run would describe rows that may since have been fixed.
         try:
             self.path.unlink(missing_ok=True)
@@ -342,15 +343,20 @@ class RejectsWriter:
             with suppress(OSError):
                 self.path.unlink(missing_ok=True)
 
-    def write(self, line: int, reason: str, cells: list[str]) -> None:
-        """Append one rejected row."""
+    def write(self, line: int, reason: str, cells: list[str], header: list[str] | None = None) -> None:
+        """Append one rejected row, of the file's ``header`` (default: the source's now). A file in sections
+        (:attr:`~campaign.sources.csv_contacts.HeaderSpec.sections`) has a header per section: when a row's differs
+        from the one above, it is written again, so that every row is under its own."""
         if self.error is not None:
             return
+        header = self._source.header_names if header is None else header
         try:
             if self._writer is None:
                 self._fh = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
                 self._writer = CsvWriter(self._fh, delimiter=self._source.delimiter)
-                self._writer.row(["line", "reason", *self._source.header_names])
+            if header != self._header:
+                self._writer.row(["line", "reason", *header])
+                self._header = header
             self._writer.row([line, reason, *cells])
         except OSError as exc:
             self.error = f"cannot write the {self.what} {self.path}: {exc.strerror or exc}"

@@ -25,6 +25,7 @@ from campaign.secrets import signing_key
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import ImportReport, import_contacts
 from campaign.services.database import init_database
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
 from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.events import add_event, read_event_file
@@ -93,6 +94,10 @@ class DemoResult:
     delivery: DispatchSummary
     mailbox: Path
     preview: Preview
+    campaign_id: int
+    """The demo campaign's id: its page's address (``campaign demo`` prints how to open it in the browser)."""
+    data_dir: Path
+    """The demo's own folder: its database, signing key, mailbox and previews."""
     registered: int = 0
     waves: list[WaveRun] = field(default_factory=list)
 
@@ -159,14 +164,15 @@ async def run_demo(settings: Settings, samples: Path, today: date | None = None)
         clock = DemoClock(launched_at)
         delivery = DispatchSummary()
         with smtp_servers(settings) as servers:
+            request = DeliveryRequest(db, settings, key, servers, campaign_ref=name)
 
             async def deliver_until(until: datetime | None) -> None:
                 """Deliver what is due now, then move the clock to each later instant a message is due, up to
                 ``until`` (a wave's firing), and deliver there: as a waiting ``campaign send`` would."""
-                delivery.merge(await send_due(db, settings, key, servers, campaign_ref=name, clock=clock))
+                delivery.merge(await send_due(request, clock=clock))
                 while (due := _next_due(db, campaign.id, clock.now)) is not None and (until is None or due <= until):
                     clock.now = due
-                    delivery.merge(await send_due(db, settings, key, servers, campaign_ref=name, clock=clock))
+                    delivery.merge(await send_due(request, clock=clock))
 
             await deliver_until(_next_fire(db))
             registered = _register(db, name, max(clock.now, launched_at + REGISTERED_AFTER))
@@ -189,6 +195,8 @@ async def run_demo(settings: Settings, samples: Path, today: date | None = None)
             delivery=delivery,
             mailbox=settings.resolve(settings.smtp.mailbox),
             preview=preview,
+            campaign_id=campaign.id,
+            data_dir=demo_dir(settings),
             registered=registered,
             waves=_wave_runs(db, name, fired_at),
         )

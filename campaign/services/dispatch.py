@@ -19,13 +19,17 @@ Guarantees:
   SIGTERM) stops at once: the messages not yet on the wire are released as above, those being sent are
   abandoned to their leases (counted in :attr:`DispatchSummary.abandoned`), as if the process had died.
 
-This module is the claim loop (claims under a lease, the lease's renewal, each wave's renderer, stopping) and
-its entry points (:func:`send_due`, :func:`due_count`). Its parts: the senders and SMTP delivery
+This module is the claim loop (claims under a lease, each wave's renderer, stopping) and its entry points
+(:func:`send_due`, given a :class:`~campaign.services.delivery_request.DeliveryRequest`, and :func:`due_count`).
+Its parts: the heartbeat that renews the leases and the worker's row in
+the ``workers`` registry (:mod:`~campaign.services.heartbeat`), the senders and SMTP delivery
 (:mod:`~campaign.services.dispatch_sender`), what a failure does to its message and its campaign
-(:mod:`~campaign.services.dispatch_failures`), the group commit of results (:mod:`~campaign.services.dispatch_results`),
+(:mod:`~campaign.services.dispatch_failures`, applying the pure rules of :mod:`campaign.rules.delivery`), the
+campaign's pause and completion (:mod:`~campaign.services.lifecycle`, through its one checked transition), the
+group commit of results (:mod:`~campaign.services.dispatch_results`),
 what they hand each other (:mod:`~campaign.services.dispatch_jobs`), the stop signals
 (:mod:`~campaign.services.dispatch_stop`), what a run reports (:mod:`~campaign.services.dispatch_summary`), and
-waiting for SQLite's write lock without stalling the senders (:mod:`~campaign.services.async_write`).
+waiting for SQLite's write lock without stalling the senders (:mod:`~campaign.store.async_write`).
 """
 
 from __future__ import annotations
@@ -33,26 +37,26 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from campaign.config import Settings
-from campaign.mail.smtp import SmtpServer
 from campaign.models import Contact, MessageStatus, Wave
 from campaign.render.personalise import WaveRenderer
-from campaign.rules.timing import default_expiry
-from campaign.services.async_write import in_write
+from campaign.rules.delivery import message_deadline
 from campaign.services.campaigns import get_campaign
+from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch_failures import Failures
 from campaign.services.dispatch_jobs import Clock, Job, Result, utc_now
-from campaign.services.dispatch_results import Progress, ResultRecorder, write_results
+from campaign.services.dispatch_results import ResultRecorder, write_results
 from campaign.services.dispatch_sender import Senders
 from campaign.services.dispatch_stop import StopSignals
 from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.events import event_revision
+from campaign.services.heartbeat import Heartbeat
 from campaign.services.installation import installation_id
 from campaign.services.lifecycle import finish_campaigns
 from campaign.services.links import StoredLinkBook
@@ -60,8 +64,10 @@ from campaign.services.rendering import wave_renderer
 from campaign.store import campaigns as campaign_store
 from campaign.store import contacts as contact_store
 from campaign.store import outbox
+from campaign.store.async_write import in_write
 from campaign.store.engine import Database
 from campaign.store.outbox import Claim
+from campaign.store.workers import ALIVE, WORKER, Counts
 
 # SQLite file the delivery worker reads through a memory map: its claims and commits re-read pages that
 # another worker's commits invalidated, and mapped pages make that cheaper (bench/send.py: about 8% more
@@ -79,14 +85,8 @@ class Dispatcher:
 
     def __init__(
         self,
-        db: Database,
-        settings: Settings,
-        key: bytes,
-        servers: Sequence[SmtpServer],
+        request: DeliveryRequest,
         *,
-        campaign_ref: str | None = None,
-        wait: bool = False,
-        progress: Progress | None = None,
         owner: str | None = None,
         stop: asyncio.Event | None = None,
         abort: asyncio.Event | None = None,
@@ -97,11 +97,12 @@ class Dispatcher:
         worker), and :meth:`run` returns. ``abort``, once set, ends it at once: the same, but the messages
         being sent are abandoned to their leases instead of awaited (see the module doc). ``clock`` is asked
         the time for every outbox decision (see :data:`Clock`); the rate limits keep real time."""
+        db, settings = request.db, request.settings
         self.db = db
         self.settings = settings
-        self.key = key
-        self.campaign_id = get_campaign(db, campaign_ref).campaign.id if campaign_ref else None
-        self.wait = wait
+        self.key = request.key
+        self.campaign_id = get_campaign(db, request.campaign_ref).campaign.id if request.campaign_ref else None
+        self.wait = request.wait
         self.owner = owner or worker_name()
         self.signals = StopSignals(stop, abort)
         self.clock = clock
@@ -113,15 +114,21 @@ class Dispatcher:
         # The batch writer is looked up at each commit, not bound now, so that it can be replaced on a live
         # dispatcher (a test makes a commit fail so).
         self.results = ResultRecorder(
-            db, lambda conn, batch: self._write(conn, batch), self.summary, progress, self.concurrency
+            db, lambda conn, batch: self._write(conn, batch), self.summary, request.progress, self.concurrency
         )
-        self.sending = Senders(servers, settings, clock, self.signals, self.failures, self.results)
+        self.heartbeat = Heartbeat(
+            db, settings, name=self.owner, role=WORKER, state=ALIVE, counts=self._counts, lease_clock=clock
+        )
+        self.sending = Senders(
+            request.servers, settings, clock, self.signals, self.failures, self.results, self.heartbeat.lease_held
+        )
 
     async def run(self) -> DispatchSummary:
         """Deliver everything due; returns what was done."""
         queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+        self.heartbeat.start()
         flusher = asyncio.create_task(self.results.keep_flushing())
-        heartbeat = asyncio.create_task(self._heartbeat())
+        heartbeat = asyncio.create_task(self.heartbeat.keep_beating())
         senders = [asyncio.create_task(self.sending.run(queue)) for _ in range(self.concurrency)]
         aborter = asyncio.create_task(self._abort_on_request(queue, senders))
         workers = [flusher, heartbeat, *senders]
@@ -181,6 +188,7 @@ class Dispatcher:
             await asyncio.wait([flusher])  # a flush it had begun is back among the pending results
             if self.results.broken is None:
                 await self.results.flush()
+            self.heartbeat.finish()
             for outcome in outcomes:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
                     raise outcome
@@ -200,6 +208,7 @@ class Dispatcher:
     async def _claim(self) -> list[Job]:
         now = self.clock()
         d = self.settings.delivery
+        claimed_at = time.monotonic()  # before the claim: its leases start no earlier
 
         def lease(conn: Connection) -> tuple[Claim, dict[int, Contact], dict[int, Wave]]:
             claim = outbox.claim(
@@ -227,6 +236,7 @@ class Dispatcher:
         claimed = claim.messages
         if not claimed:
             return []
+        self.summary.claimed += len(claimed)
         # Claims only return campaigns that are sending: one paused earlier has been resumed since.
         self.failures.resumed(wave.campaign_id for wave in waves.values())
         self._forget_stale_renderers(waves.values())
@@ -235,7 +245,15 @@ class Dispatcher:
             wave = waves[message.wave_id]
             renderer = self._renderer(wave)
             jobs.append(
-                Job(message, contacts[message.contact_id], wave, wave.campaign_id, renderer, _deadline(wave, renderer))
+                Job(
+                    message,
+                    contacts[message.contact_id],
+                    wave,
+                    wave.campaign_id,
+                    renderer,
+                    message_deadline(wave.expires_at, wave.kind, renderer.event.starts_at, renderer.event.ends_at),
+                    claimed_at,
+                )
             )
         return jobs
 
@@ -267,22 +285,23 @@ class Dispatcher:
             self.renderers[wave.id] = renderer
         return renderer
 
-    async def _heartbeat(self) -> None:
-        """Renew this worker's leases every third of the lease time, so that a batch slowed by a slow relay or
-        a rate limit is never taken back (and sent twice) while this worker still holds it."""
-        lease = self.settings.delivery.lease_seconds
-        while True:
-            await asyncio.sleep(lease / 3)
-            now = self.clock()
-            with self.db.write() as conn:
-                outbox.renew(conn, self.owner, now + timedelta(seconds=lease), now)
+    def _counts(self) -> Counts:
+        """What this run did so far, for its heartbeat (the registry's counts)."""
+        counts = self.summary.counts
+        failed = sum(counts.get(s.value, 0) for s in _FAILED)
+        return Counts(self.summary.claimed, counts.get(MessageStatus.SENT.value, 0), failed, self.summary.lost)
 
-    def _write(self, conn: Connection, batch: list[Result]) -> None:
-        """Record a batch of results, in the recorder's transaction."""
+    def _write(self, conn: Connection, batch: list[Result]) -> set[int]:
+        """Record a batch of results, in the recorder's transaction; returns the ids of those not recorded (their
+        lease was lost)."""
         now = self.clock()
         # A campaign paused (or cancelled) by staff meanwhile: its messages still in hand go back unsent.
         self.failures.hold_back_not_sending(conn, {r.job.campaign_id for r in batch})
-        write_results(conn, batch, self.owner, now)
+        return write_results(conn, batch, self.owner, now)
+
+
+_FAILED = (MessageStatus.DEFERRED, MessageStatus.BOUNCED, MessageStatus.FAILED, MessageStatus.EXPIRED)
+"""The results a worker's registry row counts as failed attempts."""
 
 
 def _drain(queue: asyncio.Queue[Job | None]) -> list[Job]:
@@ -296,43 +315,21 @@ def _drain(queue: asyncio.Queue[Job | None]) -> list[Job]:
     return jobs
 
 
-def _deadline(wave: Wave, renderer: WaveRenderer) -> datetime:
-    """After this instant the message is useless: the expiry the wave fired with, else (a wave fired before
-    waves recorded one) its kind's default, by the one rule (:func:`campaign.rules.timing.default_expiry`)."""
-    if wave.expires_at is not None:
-        return wave.expires_at
-    return default_expiry(wave.kind, renderer.event.starts_at, renderer.event.ends_at)
-
-
 async def send_due(
-    db: Database,
-    settings: Settings,
-    key: bytes,
-    servers: Sequence[SmtpServer],
+    request: DeliveryRequest,
     *,
-    campaign_ref: str | None = None,
-    wait: bool = False,
-    progress: Progress | None = None,
     stop: asyncio.Event | None = None,
     abort: asyncio.Event | None = None,
     clock: Clock = utc_now,
+    owner: str | None = None,
 ) -> DispatchSummary:
-    """Run one :class:`Dispatcher` to completion (or until ``stop`` or ``abort`` is set: see :class:`Dispatcher`),
-    on connections of its own (see :data:`DELIVERY_MMAP_BYTES`), deciding by ``clock`` (see :data:`Clock`)."""
+    """Run one :class:`Dispatcher` on ``request`` to completion (or until ``stop`` or ``abort`` is set: see
+    :class:`Dispatcher`), on connections of its own (see :data:`DELIVERY_MMAP_BYTES`), deciding by ``clock`` (see
+    :data:`Clock`); ``owner``: its lease owner and registry name (default: :func:`worker_name`)."""
+    db = request.db
     delivery_db = db.variant(mmap_bytes=DELIVERY_MMAP_BYTES) if db.is_sqlite and not db.in_memory else db
     try:
-        dispatcher = Dispatcher(
-            delivery_db,
-            settings,
-            key,
-            servers,
-            campaign_ref=campaign_ref,
-            wait=wait,
-            progress=progress,
-            stop=stop,
-            abort=abort,
-            clock=clock,
-        )
+        dispatcher = Dispatcher(request.on(delivery_db), stop=stop, abort=abort, clock=clock, owner=owner)
         return await dispatcher.run()
     finally:
         if delivery_db is not db:

@@ -1,15 +1,18 @@
 """What a failed delivery attempt does: its message's result, and its campaign's breaker.
 
-Contract:
+Contract: the policy is decided by the pure rules of :mod:`campaign.rules.delivery` (:func:`judge_failure`: bounce,
+fail, defer with backoff or expire; the breaker; the pause reason) with the ``[delivery]`` settings and the run's
+clock; this module applies it to one run's state and the database:
 
-* A 5xx at RCPT (:class:`~campaign.exceptions.RecipientRefusedError`) bounces the message (its address is
-  suppressed as the result is recorded); any other permanent error fails it. Neither counts against the
-  campaign: they say something about one recipient or one message, not about the server.
+* A 5xx at RCPT bounces the message (its address is suppressed as the result is recorded); any other permanent
+  error fails it. Neither counts against the campaign: they say something about one recipient or one message, not
+  about the server.
 * A transient error (a 4xx, a dropped connection, a timeout) defers the message to the next attempt of the
   ``[delivery]`` retry policy, or expires it when its lifetime ends or the event has started. It counts against
   its campaign's breaker, as each message sent counts for it.
 * When most recent attempts of a campaign failed (the breaker trips) the campaign pauses itself, with the reason
-  in its status, and the run's summary names it. A paused campaign is held back: its messages still in this
+  in its status (:func:`campaign.services.lifecycle.pause_sending`: only if it is still sending), and the run's
+  summary names it. A paused campaign is held back: its messages still in this
   worker's hands go back unsent. It is held back too once staff paused or cancelled it (seen when results are
   recorded); when a claim returns its messages again it was resumed, and its breaker starts afresh.
 """
@@ -22,11 +25,12 @@ from datetime import timedelta
 from sqlalchemy import Connection
 
 from campaign.config import Settings
-from campaign.exceptions import DeliveryError, PermanentDeliveryError, RecipientRefusedError, TransientDeliveryError
-from campaign.models import CampaignStatus, MessageStatus
-from campaign.rules.delivery import FailureBreaker, RetryPolicy
+from campaign.exceptions import DeliveryError
+from campaign.models import CampaignStatus
+from campaign.rules.delivery import FailureBreaker, RetryPolicy, judge_failure, pause_reason
 from campaign.services.dispatch_jobs import Clock, Job, Result
 from campaign.services.dispatch_summary import DispatchSummary, PausedCampaign
+from campaign.services.lifecycle import pause_sending
 from campaign.store import campaigns as campaign_store
 from campaign.store.engine import Database
 
@@ -60,25 +64,23 @@ class Failures:
 
     def failed(self, job: Job, exc: DeliveryError) -> Result:
         """The result of ``job`` after ``exc``; a transient error counts against its campaign, and may pause it."""
-        reply = f"{exc.code} {exc.reply}" if exc.code else None
-        if isinstance(exc, RecipientRefusedError):
-            return Result(job, MessageStatus.BOUNCED, reply=reply, error=str(exc))
-        if isinstance(exc, PermanentDeliveryError):
-            return Result(job, MessageStatus.FAILED, reply=reply, error=str(exc))
-        assert isinstance(exc, TransientDeliveryError)
-        breaker = self._breaker(job.campaign_id)
-        if breaker.record(False) and job.campaign_id not in self.paused:
-            self._pause(job.campaign_id, breaker, exc)
-        next_at = self.retry.next_attempt(
-            attempts=job.message.attempts,
+        message = job.message
+        verdict = judge_failure(
+            exc,
+            self.retry,
+            attempts=message.attempts,
             now=self.clock(),
-            queued_at=job.message.queued_at,
+            queued_at=message.queued_at,
             deadline=job.deadline,
-            message_id=job.message.id,
+            message_id=message.id,
         )
-        if next_at is None:
-            return Result(job, MessageStatus.EXPIRED, reply=reply, error=f"gave up: {exc}")
-        return Result(job, MessageStatus.DEFERRED, reply=reply, error=str(exc), next_attempt_at=next_at)
+        if verdict.counts_against_campaign:
+            breaker = self._breaker(job.campaign_id)
+            if breaker.record(False) and job.campaign_id not in self.paused:
+                self._pause(job.campaign_id, breaker, exc)
+        return Result(
+            job, verdict.status, reply=verdict.reply, error=verdict.error, next_attempt_at=verdict.next_attempt_at
+        )
 
     def resumed(self, campaign_ids: Iterable[int]) -> None:
         """Campaigns a claim returned messages of: sending again, so no longer held back (breaker afresh)."""
@@ -98,17 +100,13 @@ class Failures:
         breaker = self.breakers.get(campaign_id)
         if breaker is None:
             d = self.settings.delivery
-            breaker = FailureBreaker(
-                window=d.breaker_window, threshold=d.breaker_threshold, minimum=min(20, d.breaker_window)
-            )
+            breaker = FailureBreaker.configured(d.breaker_window, d.breaker_threshold)
             self.breakers[campaign_id] = breaker
         return breaker
 
     def _pause(self, campaign_id: int, breaker: FailureBreaker, exc: DeliveryError) -> None:
         self.paused.add(campaign_id)
-        reason = f"paused automatically: {breaker.failure_rate:.0%} of recent attempts failed; last error: {exc}"
-        with self.db.write() as conn:
-            campaign = campaign_store.find(conn, str(campaign_id))
-            if campaign is not None and campaign.status is CampaignStatus.SENDING:
-                campaign_store.set_status(conn, campaign_id, CampaignStatus.PAUSED, reason, self.clock())
-                self.summary.paused[campaign_id] = PausedCampaign(campaign_id, campaign.name, reason)
+        reason = pause_reason(breaker.failure_rate, exc)
+        name = pause_sending(self.db, campaign_id, reason, self.clock())
+        if name is not None:
+            self.summary.paused[campaign_id] = PausedCampaign(campaign_id, name, reason)

@@ -40,6 +40,7 @@ class Job:
     campaign_id: int
     renderer: WaveRenderer
     deadline: datetime | None
+    claimed_at: float = 0.0  # when it was claimed, on this process's monotonic clock (its lease's start)
 
 
 @dataclass(slots=True)

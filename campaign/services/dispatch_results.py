@@ -12,13 +12,17 @@ Contract:
   of waiting forever, and the run stops; the leases it held expire for the next worker. A commit cancelled
   while it waits for the write lock keeps its results for the last one.
 * :func:`write_results` is what recording means in the outbox: the sent marked sent, the given back released,
-  the others marked with their status, reply, error and next attempt, the bounced addresses suppressed.
+  the others marked with their status, reply, error and next attempt, the bounced addresses suppressed. Only
+  messages still in this worker's hands (``sending`` under its lease) are recorded: a worker that lost a lease
+  (stopped past it, while another worker took the message) records nothing for that message. Such results are
+  counted in the summary's ``lost`` (not as sent or failed) and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -26,11 +30,11 @@ from sqlalchemy import Connection
 
 from campaign.models import MessageStatus, SuppressionReason
 from campaign.rules.contact_fields import email_key
-from campaign.services.async_write import in_write
 from campaign.services.dispatch_jobs import Job, Result
 from campaign.services.dispatch_summary import DispatchSummary
 from campaign.store import outbox
 from campaign.store import suppressions as suppression_store
+from campaign.store.async_write import in_write
 from campaign.store.engine import Database
 
 _GROUP_COMMIT_WAIT = 0.010  # seconds a result may wait for others to be committed with it
@@ -38,9 +42,11 @@ _GROUP_COMMIT_WAIT = 0.010  # seconds a result may wait for others to be committ
 Progress = Callable[[str], None]
 """Called with the final status of each message as it is recorded."""
 
-BatchWriter = Callable[[Connection, list[Result]], None]
+BatchWriter = Callable[[Connection, list[Result]], set[int]]
 """Records a batch of results in the transaction it is given (:func:`write_results`, with the run's owner and
-time)."""
+time); returns the ids of the messages whose result was not recorded because the lease was lost."""
+
+log = logging.getLogger(__name__)
 
 
 class ResultRecorder:
@@ -104,7 +110,7 @@ class ResultRecorder:
         if not batch:
             return
         try:
-            await in_write(self.db, lambda conn: self.write(conn, batch))
+            lost = await in_write(self.db, lambda conn: self.write(conn, batch)) or set()
         except asyncio.CancelledError:
             self._pending[:0] = batch  # stopped while waiting for the write lock: the last flush records these
             raise
@@ -117,14 +123,23 @@ class ResultRecorder:
                     result.recorded.set_exception(exc)
             self._pending = []
             raise
+        if lost:
+            self.summary.lost += len(lost)
+            log.warning(
+                "%d result(s) not recorded: their messages are no longer this worker's (lease lost or cancelled)",
+                len(lost),
+            )
         for result in batch:
-            self.report(result.status)
+            if result.job.message.id not in lost:
+                self.report(result.status)
             if result.recorded is not None and not result.recorded.done():
                 result.recorded.set_result(None)
 
 
-def write_results(conn: Connection, batch: list[Result], owner: str, now: datetime) -> None:
-    """Record ``batch`` in the outbox at ``now``; the messages given back are released from ``owner``'s lease."""
+def write_results(conn: Connection, batch: list[Result], owner: str, now: datetime) -> set[int]:
+    """Record ``batch`` in the outbox at ``now``, for the messages still in ``owner``'s hands (see the module doc);
+    the messages given back are released from its lease. Returns the ids of the messages whose result was not
+    recorded (those given back not counted: releasing one already taken back changes nothing)."""
     sent = [(r.job.message.id, r.message_id, r.reply) for r in batch if r.status is MessageStatus.SENT]
     released = [r.job.message.id for r in batch if r.status is MessageStatus.QUEUED]
     unsent = [
@@ -139,10 +154,12 @@ def write_results(conn: Connection, batch: list[Result], owner: str, now: dateti
         if r.status not in (MessageStatus.SENT, MessageStatus.QUEUED)
     ]
     bounced = [r for r in batch if r.status is MessageStatus.BOUNCED]
-    outbox.mark_sent(conn, sent, now)
-    outbox.mark_unsent(conn, unsent, now)
+    lost = outbox.mark_sent(conn, sent, owner, now) | outbox.mark_unsent(conn, unsent, owner, now)
     outbox.release(conn, released, owner, now)
     for r in bounced:
+        if r.job.message.id in lost:
+            continue  # only a bounce recorded here suppresses the address: a lost message is its new owner's
         suppression_store.add(
             conn, email_key(r.job.contact.email), SuppressionReason.BOUNCED, r.error, r.job.message.id, now
         )
+    return lost

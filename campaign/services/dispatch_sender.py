@@ -3,9 +3,10 @@
 Contract:
 
 * A job is sent only if the run is not stopping (else it is given back), its campaign is not held back (given
-  back, "campaign paused") and its deadline has not passed (expired); then within the ``[delivery]`` rate
-  limits (per second, per hour, per recipient domain). A stop that comes while a sender waits for the rate limit cuts
-  the wait short, and the job is given back.
+  back, "campaign paused"), its lease is surely still the run's (else given back: a no-op if another worker took
+  it; see :mod:`campaign.services.heartbeat`) and its deadline has not passed (expired); then within the
+  ``[delivery]`` rate limits (per second, per hour, per recipient domain). A stop that comes while a sender
+  waits for the rate limit cuts the wait short, and the job is given back.
 * The message is built for the server it goes to: unencoded UTF-8 where it offers 8BITMIME. A message that
   cannot be built (a template error for one contact) fails alone. What a delivery error does is decided by
   :mod:`campaign.services.dispatch_failures`; any other error while sending is taken as transient: the
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from campaign.config import Settings
 from campaign.exceptions import DeliveryError, TemplateError, TransientDeliveryError
@@ -48,14 +49,18 @@ class Senders:
         signals: StopSignals,
         failures: Failures,
         results: ResultRecorder,
+        lease_held: Callable[[float], bool] = lambda _claimed_at: True,
     ) -> None:
-        """``clock`` dates the messages and decides their deadlines; the rate limits keep real time."""
+        """``clock`` dates the messages and decides their deadlines; the rate limits keep real time.
+        ``lease_held`` says whether the lease of a job claimed at a (monotonic) instant is surely still the run's
+        (its heartbeat's word)."""
         self.chooser = ServerChooser(servers)
         self.settings = settings
         self.clock = clock
         self.signals = signals
         self.failures = failures
         self.results = results
+        self.lease_held = lease_held
         self.on_the_wire: set[int] = set()  # the messages a sender has begun to transmit
         d = settings.delivery
         self.buckets = [
@@ -103,6 +108,10 @@ class Senders:
         if self.signals.stopping():
             # The stop came while this sender waited for the rate limit (seconds, at a low rate): the message
             # goes back rather than holding the stop up.
+            return Result(job, MessageStatus.QUEUED)
+        if not self.lease_held(job.claimed_at):
+            # This worker was stopped (or cut off from the database) past its lease: another may be sending this
+            # message now. Given back (a no-op if it was taken), never sent from here.
             return Result(job, MessageStatus.QUEUED)
         try:
             # Built for the server it goes to: unencoded UTF-8 where it offers 8BITMIME (a quarter smaller).

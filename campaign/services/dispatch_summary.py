@@ -29,6 +29,8 @@ class DispatchSummary:
     paused: dict[int, PausedCampaign] = field(default_factory=dict)
     finished: list[str] = field(default_factory=list)
     abandoned: int = 0  # messages on the wire when the run was aborted: left leased, their outcome unknown
+    claimed: int = 0  # messages claimed (leased) by the run
+    lost: int = 0  # results not recorded: the run had lost the message's lease (see dispatch_results)
 
     def add(self, status: str, count: int = 1) -> None:
         """Count recorded results."""
@@ -42,3 +44,5 @@ class DispatchSummary:
             self.paused.setdefault(campaign_id, paused)
         self.finished.extend(f for f in other.finished if f not in self.finished)
         self.abandoned += other.abandoned
+        self.claimed += other.claimed
+        self.lost += other.lost

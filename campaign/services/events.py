@@ -54,6 +54,7 @@ from campaign.rules.wave_specs import WaveSpec
 from campaign.services.campaigns import CampaignDetails, wave_values
 from campaign.services.rendering import template_set
 from campaign.services.scheduling import fire_due, planned_instant, wave_expiry, zone_schedules
+from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import outbox
@@ -219,7 +220,8 @@ def cancel_event(db: Database, settings: Settings, ref: str, now: datetime | Non
             raise ValidationError(f"event {event.slug} is already cancelled")
         for campaign in _campaigns_of(conn, event):
             if campaign.status is CampaignStatus.DRAFT:
-                campaign_store.set_status(conn, campaign.id, CampaignStatus.CANCELLED, "event cancelled", now)
+                why, draft = "event cancelled", {CampaignStatus.DRAFT}
+                transition(conn, campaign.id, CampaignStatus.CANCELLED, now=now, reason=why, only_from=draft)
                 notices[campaign.id] = CampaignNotice(campaign.name, None, note="draft: cancelled, nothing sent")
                 continue
             if campaign.status not in LAUNCHED:
@@ -307,7 +309,8 @@ def _add_notice_wave(
         values["event_before"] = campaign_store.event_before_json(before)
     wave_id = campaign_store.insert_wave(conn, values, now)
     if campaign.status is CampaignStatus.SENT:
-        campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, reason, now)
+        reopen = {CampaignStatus.SENT}
+        transition(conn, campaign.id, CampaignStatus.SENDING, now=now, reason=reason, only_from=reopen, strict=False)
     return wave_id
 
 

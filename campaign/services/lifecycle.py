@@ -1,8 +1,12 @@
-"""The campaign lifecycle: launch, pause, resume, cancel, retry.
+"""The campaign lifecycle: launch, pause, resume, cancel, retry, and what a delivery run settles (completion,
+the breaker's pause).
 
-Every move is checked against :data:`campaign.models.CAMPAIGN_TRANSITIONS`; an invalid one is a clear
-:class:`ValidationError`. Launch runs the same checks as ``campaign check`` and refuses on any error, so a
-template mistake is found before the first message, never mid-send.
+Contract: every status move goes through the one checked transition,
+:func:`campaign.services.transitions.transition`: allowed by :data:`campaign.models.CAMPAIGN_TRANSITIONS` and made
+as a conditional ``UPDATE`` (so two processes never disagree); an invalid one is a clear :class:`ValidationError`.
+Launch runs the same checks as ``campaign check`` and refuses on any error, so a template mistake is found before
+the first message, never mid-send. Completion (:func:`finish_campaigns`) is ``sending → sent`` only while nothing
+is left to send, decided in the same statement: two idle workers never both mark a campaign sent.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from campaign.models import (
 from campaign.services.campaigns import CampaignDetails, get_campaign
 from campaign.services.rendering import CheckReport, check_campaign
 from campaign.services.scheduling import Fired, fire_due
+from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
 from campaign.store import reports as report_store
@@ -64,7 +69,7 @@ def launch(db: Database, settings: Settings, key: bytes, ref: str) -> LaunchResu
         raise CheckFailedError(report)
     now = datetime.now(UTC)
     with db.write() as conn:
-        campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, None, now)
+        transition(conn, details.campaign.id, CampaignStatus.SENDING, now=now, only_from={CampaignStatus.DRAFT})
     # The waves due at launch (the invitation, and any whose time has passed) fire as the scheduler fires every
     # wave, exactly once: a crash right here leaves them pending, for the scheduler to fire.
     fired = fire_due(db, settings, now, campaign_id=details.campaign.id)
@@ -93,7 +98,9 @@ def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = No
         # First, so that a wave whose messages all ended meanwhile (a run that paused, a retry) is done, not
         # left enqueued, nor cancelled below with nothing of it cancelled.
         settle_waves(conn, details.campaign.id)
-        campaign_store.set_status(conn, details.campaign.id, target, reason, now)
+        # Resume is paused → sending only; the table's other ways into sending are launch's and retry's.
+        only_from = {CampaignStatus.PAUSED} if target is CampaignStatus.SENDING else None
+        transition(conn, details.campaign.id, target, now=now, reason=reason, only_from=only_from)
         if target is CampaignStatus.CANCELLED:
             # Rows in a worker's hands too: a 250 still marks them sent, anything else leaves them cancelled.
             unfinished = sorted(s.value for s in UNFINISHED_MESSAGES)
@@ -113,8 +120,18 @@ def retry_failed(db: Database, ref: str) -> int:
         again = sorted(s.value for s in GIVEN_UP_MESSAGES)
         count = outbox.set_status_where(conn, details.campaign.id, again, MessageStatus.QUEUED.value, now)
         settle_waves(conn, details.campaign.id)
-        if count and details.campaign.status is CampaignStatus.SENT:
-            campaign_store.set_status(conn, details.campaign.id, CampaignStatus.SENDING, "retrying", now)
+        if count:
+            # A sent campaign is sending again; a sending or paused one stays as it is.
+            reopen = {CampaignStatus.SENT}
+            transition(
+                conn,
+                details.campaign.id,
+                CampaignStatus.SENDING,
+                now=now,
+                reason="retrying",
+                only_from=reopen,
+                strict=False,
+            )
     return count
 
 
@@ -156,10 +173,30 @@ def finish_campaigns(db: Database, now: datetime, campaign_id: int | None = None
             waiting = any(w.status is WaveStatus.PENDING for w in campaign_store.waves_of(conn, campaign.id))
             # Every message belongs to a wave: no wave with a message left means no message left. Not a count,
             # which would read every message scheduled for later each time a worker finds nothing due.
-            if not waiting and not unfinished:
-                campaign_store.set_status(conn, campaign.id, CampaignStatus.SENT, None, now)
+            # Checked again by the move itself (one conditional UPDATE): another worker may have sent the last
+            # message, or finished the campaign, since this transaction began.
+            if not waiting and not unfinished and _finish(conn, campaign.id, now):
                 finished.append(campaign.name)
     return finished
+
+
+def _finish(conn: Connection, campaign_id: int, now: datetime) -> bool:
+    """``sending → sent``, if nothing is left to send; whether it moved."""
+    sending = {CampaignStatus.SENDING}
+    return transition(conn, campaign_id, CampaignStatus.SENT, now=now, only_from=sending, finished=True, strict=False)
+
+
+def pause_sending(db: Database, campaign_id: int, reason: str, now: datetime) -> str | None:
+    """Pause a campaign that is sending (the delivery worker's breaker); returns its name, or None when it was not
+    sending any more (paused, cancelled or finished meanwhile, by staff or another worker)."""
+    with db.write() as conn:
+        sending = {CampaignStatus.SENDING}
+        if not transition(
+            conn, campaign_id, CampaignStatus.PAUSED, now=now, reason=reason, only_from=sending, strict=False
+        ):
+            return None
+        campaign = campaign_store.find(conn, str(campaign_id))
+        return campaign.name if campaign is not None else None
 
 
 def settle_waves(conn: Connection, campaign_id: int) -> set[int]:

@@ -59,12 +59,14 @@ def wave_renderer(
     *,
     stamp: datetime | None = None,
     book: LinkBook | None = None,
+    templates: TemplateSet | None = None,
 ) -> WaveRenderer:
     """A renderer for one wave of a campaign, configured from settings; ``installation`` is the database's
     :func:`~campaign.services.installation.installation_id` (read once by the caller, not per message).
     ``stamp`` is the calendar's DTSTAMP: the sender's clock (the delivery worker's), else the real one.
     ``book`` stores the wave's link destinations for the click endpoint (:class:`~campaign.services.links.
-    StoredLinkBook`, when sending); without one, links are numbered and stored nowhere (previews, checks)."""
+    StoredLinkBook`, when sending); without one, links are numbered and stored nowhere (previews, checks).
+    ``templates``: another set than the campaign's (the template editor's unsaved draft over it)."""
     # load_settings admitted only PUBLISH or REQUEST (config.CALENDAR_METHODS). A cancellation is a CANCEL shaped
     # like the invitations it cancels: after REQUESTs, per recipient with them as ATTENDEE, for the calendar
     # client holding their entry matches it by UID and attendee (RFC 5546 3.2.5); after PUBLISH, once per wave
@@ -74,7 +76,7 @@ def wave_renderer(
     mail = settings.mail
     campaign = details.campaign
     return WaveRenderer(
-        templates=template_set(settings, details),
+        templates=templates or template_set(settings, details),
         template_name=wave.template,
         event=details.event,
         sender=Sender(
@@ -210,6 +212,17 @@ def check_campaign(db: Database, settings: Settings, key: bytes, campaign_ref: s
             report.contacts = _check_wave(renderer, wave, contacts, report)
         except TemplateError as exc:
             report.errors.append(f"wave {wave.name}: {exc}")
+    return report
+
+
+def check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact], campaign: str) -> CheckReport:
+    """:func:`check_campaign`'s checks of one wave for ``contacts`` only (the template editor checks a draft
+    against a sample of the audience before it is saved)."""
+    report = CheckReport(campaign)
+    try:
+        report.contacts = _check_wave(renderer, wave, contacts, report)
+    except TemplateError as exc:
+        report.errors.append(f"wave {wave.name}: {exc}")
     return report
 
 

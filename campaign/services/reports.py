@@ -16,6 +16,9 @@ Contract:
   Register records a registration (the intent), so while nothing else is known "registered" counts them all;
   once the platform's registrations are (its export imported, or its webhook) it counts only those it confirmed
   (:class:`~campaign.models.FunnelRegistrations`), and the step is no longer the click counted twice.
+  Once the event's attendee report is imported (``campaign attendees import``: :attr:`CampaignReport.attendees`),
+  the funnel gains its last step, ``joined``: the wave's recipients who attended (its rate over the step before
+  is over registered).
 * The hourly series is in ``zone`` (default: the organiser's): each hour is a local hour there, labelled by its
   start with its UTC offset, so the two 02:00 hours of a night when clocks go back are two rows, and a zone half
   an hour off UTC (Asia/Kolkata) gets hours that start on its own hour. Hours without activity are left out.
@@ -54,8 +57,10 @@ from campaign.services.campaigns import find_campaign
 from campaign.services.tracking import REGISTER_LINK
 from campaign.sources.csv_contacts import attribute_name
 from campaign.sources.csv_writer import CsvWriter
+from campaign.store import attendances as attendance_store
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
+from campaign.store import report_cube
 from campaign.store import reports as report_store
 from campaign.store.engine import Database
 from campaign.store.reports import QUARTER_HOUR, TOTAL, WAVES, By, Scope
@@ -94,6 +99,8 @@ class Tally:
     unsubscribed: int = 0
     registered_confirmed: int = 0
     """Of ``registered``, those the webinar platform confirmed (its export imported, or its webhook)."""
+    joined: int = 0
+    """Recipients who joined the event, as its attendee report (imported) says: 0 while none is."""
 
     @property
     def targeted(self) -> int:
@@ -111,6 +118,12 @@ class Tally:
         delivery and bounce rates."""
         return sum(self.statuses[s] for s in _ATTEMPTED)
 
+    @property
+    def joined_of_registered(self) -> float | None:
+        """Recipients who joined over those who registered (None when none registered): how many who meant to
+        come did."""
+        return rate(self.joined, self.registered)
+
     def rates(self) -> dict[str, float | None]:
         """Each rate over its base (None when the base is 0): ``delivered``, ``deferred``, ``bounced``,
         ``failed`` over attempted; ``suppressed`` over targeted; opens, clicks, registrations and unsubscribes
@@ -126,6 +139,7 @@ class Tally:
             **{name: rate(n, self.attempted) for name, n in over_attempted.items()},
             "suppressed": rate(s[MessageStatus.SUPPRESSED], self.targeted),
             **{name: rate(n, self.delivered) for name, n in self._engagement().items()},
+            "joined": rate(self.joined, self.delivered),
         }
 
     def _engagement(self) -> dict[str, int]:
@@ -153,7 +167,10 @@ class Tally:
             "registered_confirmed": self.registered_confirmed,
             "unsubscribed": unsubscribed,
         }
-        return counts | {f"rate_{name}": _rounded(r) for name, r in self.rates().items()}
+        rates = {f"rate_{name}": _rounded(r) for name, r in self.rates().items()}
+        # joined came later: its two columns go last, so the columns before keep their places.
+        rate_joined = rates.pop("rate_joined")
+        return counts | rates | {"joined": self.joined, "rate_joined": rate_joined}
 
 
 def rate(count: int, base: int) -> float | None:
@@ -175,6 +192,14 @@ class GroupLine:
 
     key: str | None
     tally: Tally
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownLines:
+    """One breakdown of a report (``zone``, ``attr:job_title``): a line per value, largest groups first."""
+
+    by: str
+    rows: tuple[GroupLine, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,10 +292,16 @@ class CampaignReport:
     to_registration: Delays
     undelivered: tuple[Undelivered, ...]
     breakdown: tuple[GroupLine, ...] | None = None
+    """The first breakdown asked for (``filters.by``): its rows."""
     local_hours: tuple[ZoneHours, ...] | None = None
     """With ``local_hours=True``: people's activity by their own zone and local hour of the day."""
     funnel_registered: FunnelRegistrations = FunnelRegistrations.ANY
-    """Which registrations the funnel's last step counts."""
+    """Which registrations the funnel's registered step counts."""
+    attendees: int = 0
+    """Contacts who joined the event (its attendee report imported), recipients or not: 0 while none is known, and
+    the funnel then ends at registered."""
+    breakdowns: tuple[BreakdownLines, ...] = ()
+    """Every breakdown asked for, in the order asked (the first is :attr:`breakdown`)."""
 
     @property
     def undelivered_total(self) -> int:
@@ -345,16 +376,19 @@ def campaign_report(
     wave: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    by: str | None = None,
+    by: str | Sequence[str] | None = None,
     zone: str | None = None,
     undelivered: int = UNDELIVERED_SHOWN,
     local_hours: bool = False,
     now: datetime | None = None,
 ) -> CampaignReport:
     """The report of campaign ``ref`` (name or id), read in one snapshot; see the module doc for the filters.
-    With ``local_hours``, also people's activity by their own zone and local hour (:class:`ZoneHours`).
+    With ``local_hours``, also people's activity by their own zone and local hour (:class:`ZoneHours`). ``by``
+    is one breakdown or several (``["zone", "country"]``): several cost about one, counted in one pass
+    (:mod:`campaign.store.report_cube`); ``filters.by`` and ``breakdown`` are the first's.
     Raises :class:`NotFoundError` (campaign, wave) and :class:`ValidationError` (a filter)."""
-    breakdown = parse_breakdown(by) if by else None
+    asked = [by] if isinstance(by, str) else list(by or ())
+    breakdowns = [parse_breakdown(b) for b in asked if b]
     with db.read() as conn:
         report_store.snapshot(conn)
         campaign = find_campaign(conn, ref)
@@ -365,7 +399,7 @@ def campaign_report(
             wave=wave,
             since=parse_moment(since, shown_zone, "--since") if since else None,
             until=parse_moment(until, shown_zone, "--until") if until else None,
-            by=_breakdown_name(breakdown),
+            by=_breakdown_name(breakdowns[0]) if breakdowns else None,
         )
         if filters.since and filters.until and filters.until <= filters.since:
             raise ValidationError("--until must be later than --since")
@@ -384,13 +418,12 @@ def campaign_report(
                 LinkLine(names[c.wave_id], c.link_index, c.name, c.url, c.human, c.machine, c.clicks)
                 for c in report_store.links_clicked(conn)
             )
-            groups = None
-            if breakdown is not None:
-                tallies = _tallies(conn, scope, By(breakdown=breakdown[0], attribute=breakdown[1]))
-                ordered = sorted(tallies.items(), key=lambda kv: (-kv[1].targeted, kv[0] is None, str(kv[0])))
-                groups = tuple(GroupLine(None if key is None else str(key), tally) for key, tally in ordered)
+            tables = _breakdowns(conn, scope, breakdowns)
             funnel_line = _funnel_wave(lines)
-            totals = _sum(per_wave.values(), _registered(conn, TOTAL).get(None))
+            totals = _sum(
+                per_wave.values(), _registered(conn, TOTAL).get(None), report_store.joined(conn, scope, TOTAL)
+            )
+            attendees = attendance_store.attendee_count(conn, event.id)
             # Once the platform's registrations are known, a click on Register is only the intent to register.
             funnel_registered = (
                 FunnelRegistrations.CONFIRMED if totals.registered_confirmed else FunnelRegistrations.ANY
@@ -403,14 +436,16 @@ def campaign_report(
                 totals=totals,
                 waves=lines,
                 funnel_wave=funnel_line.wave.name if funnel_line else None,
-                funnel=_funnel(funnel_line.tally, funnel_registered) if funnel_line else (),
+                funnel=_funnel(funnel_line.tally, funnel_registered, attendees > 0) if funnel_line else (),
                 funnel_registered=funnel_registered,
+                attendees=attendees,
                 links=links,
                 hourly=_local_hours(report_store.quarter_hours(conn), ZoneInfo(shown_zone)),
                 to_open=to_open,
                 to_registration=to_registration,
                 undelivered=tuple(report_store.undelivered(conn, scope, undelivered)),
-                breakdown=groups,
+                breakdown=tables[0].rows if tables else None,
+                breakdowns=tables,
                 local_hours=_zone_hours(conn, event.timezone) if local_hours else None,
             )
 
@@ -426,7 +461,9 @@ def campaign_lines(db: Database) -> list[CampaignLine]:
             scope = Scope(event.id, tuple(w.id for w in waves), REGISTER_LINK)
             with _prepared(conn, scope):
                 per_wave = _tallies(conn, scope, WAVES)
-                tally = _sum(per_wave.values(), _registered(conn, TOTAL).get(None))
+                tally = _sum(
+                    per_wave.values(), _registered(conn, TOTAL).get(None), report_store.joined(conn, scope, TOTAL)
+                )
             lines.append(CampaignLine(campaign, event, tally))
         return lines
 
@@ -455,12 +492,53 @@ def _registered(conn: Connection, by: By) -> dict[Any, report_store.Registered]:
 
 
 def _tallies(conn: Connection, scope: Scope, by: By) -> dict[Any, Tally]:
-    """A tally per group: the messages by status, what their recipients did, who registered."""
+    """A tally per group: the messages by status, what their recipients did, who registered, who joined."""
+    return _tallied(
+        report_store.message_counts(conn, scope, by),
+        report_store.engagement(conn, by),
+        report_store.registered(conn, by),
+        report_store.joined(conn, scope, by),
+    )
+
+
+def _breakdowns(
+    conn: Connection, scope: Scope, breakdowns: Sequence[tuple[Breakdown, str | None]]
+) -> tuple[BreakdownLines, ...]:
+    """Each breakdown's lines, largest groups first: every breakdown counted at once (one pass over the messages,
+    one over what their recipients did; :mod:`campaign.store.report_cube`), then tallied apart."""
+    if not breakdowns:
+        return ()
+    fields = report_cube.Fields(tuple(By(breakdown=kind, attribute=attribute) for kind, attribute in breakdowns))
+    each = zip(
+        breakdowns,
+        report_cube.message_counts(conn, scope, fields),
+        report_cube.engagement(conn, fields),
+        report_cube.registered(conn, fields),
+        report_cube.joined(conn, scope, fields),
+        strict=True,
+    )
+    tables = []
+    for breakdown, counts, acted, registered, attended in each:
+        tallies = _tallied(counts, acted, registered, attended)
+        ordered = sorted(tallies.items(), key=lambda kv: (-kv[1].targeted, kv[0] is None, str(kv[0])))
+        rows = tuple(GroupLine(None if key is None else str(key), tally) for key, tally in ordered)
+        tables.append(BreakdownLines(_breakdown_name(breakdown) or "", rows))
+    return tuple(tables)
+
+
+def _tallied(
+    counts: Iterable[tuple[Any, str, int]],
+    engagement: Iterable[report_store.Engagement],
+    registered: Iterable[report_store.Registered],
+    attended: Mapping[Any, int],
+) -> dict[Any, Tally]:
+    """A tally per group (every group with messages) from its counts: messages by status, what their recipients
+    did, who registered, who joined."""
     statuses: dict[Any, dict[MessageStatus, int]] = {}
-    for key, status, count in report_store.message_counts(conn, scope, by):
+    for key, status, count in counts:
         statuses.setdefault(key, dict.fromkeys(MessageStatus, 0))[MessageStatus(status)] = count
-    acted = {e.key: e for e in report_store.engagement(conn, by)}
-    joined = _registered(conn, by)
+    acted = {e.key: e for e in engagement}
+    joined = {r.key: r for r in registered}
     tallies = {}
     for key, by_status in statuses.items():
         e = acted.get(key) or report_store.Engagement(key)
@@ -476,13 +554,15 @@ def _tallies(conn: Connection, scope: Scope, by: By) -> dict[Any, Tally]:
             registered_by_source=dict(r.by_source or {}),
             unsubscribed=e.unsubscribed,
             registered_confirmed=r.confirmed,
+            joined=attended.get(key, 0),
         )
     return tallies
 
 
-def _sum(tallies: Iterable[Tally], registered: report_store.Registered | None) -> Tally:
-    """The tally of several waves: counts of messages add up (each message is of one wave); registrations do
-    not (one person gets several waves), so they are ``registered``, counted over the whole scope."""
+def _sum(tallies: Iterable[Tally], registered: report_store.Registered | None, joined: Mapping[Any, int]) -> Tally:
+    """The tally of several waves: counts of messages add up (each message is of one wave); registrations and
+    attendances do not (one person gets several waves), so they are ``registered`` and ``joined`` (by
+    :data:`TOTAL`'s key), counted over the whole scope."""
     found = list(tallies)
     return Tally(
         {s: sum(t.statuses[s] for t in found) for s in MessageStatus},
@@ -495,6 +575,7 @@ def _sum(tallies: Iterable[Tally], registered: report_store.Registered | None) -
         registered_by_source=dict(registered.by_source or {}) if registered else {},
         unsubscribed=sum(t.unsubscribed for t in found),
         registered_confirmed=registered.confirmed if registered else 0,
+        joined=joined.get(None, 0),
     )
 
 
@@ -505,15 +586,18 @@ def _funnel_wave(lines: Sequence[WaveLine]) -> WaveLine | None:
     return next((line for line in lines if line.wave.kind is WaveKind.INVITATION), lines[0] if lines else None)
 
 
-def _funnel(tally: Tally, registered: FunnelRegistrations) -> tuple[FunnelStep, ...]:
-    """delivered → opened (by the person) → clicked Register → registered (after the message), in recipients of
-    one wave; ``registered`` says which registrations the last step counts."""
+def _funnel(tally: Tally, registered: FunnelRegistrations, attendance: bool) -> tuple[FunnelStep, ...]:
+    """delivered → opened (by the person) → clicked Register → registered (after the message) → joined (once the
+    event's attendance is imported: ``attendance``), in recipients of one wave; ``registered`` says which
+    registrations the registered step counts."""
     steps = [
         ("delivered", tally.delivered),
         ("opened", tally.human_opened),
         ("clicked_register", tally.register_clicked),
         ("registered", tally.registered_confirmed if registered is FunnelRegistrations.CONFIRMED else tally.registered),
     ]
+    if attendance:
+        steps.append(("joined", tally.joined))
     return tuple(
         FunnelStep(name, count, rate(count, tally.delivered), rate(count, steps[i - 1][1]) if i else None)
         for i, (name, count) in enumerate(steps)
@@ -581,6 +665,7 @@ def tally_document(tally: Tally) -> dict[str, Any]:
         },
         "unsubscribed": tally.unsubscribed,
         "rates": {name: _rounded(r) for name, r in tally.rates().items()},
+        "joined": tally.joined,
     }
 
 
@@ -686,6 +771,7 @@ def report_document(report: CampaignReport) -> dict[str, Any]:
             for z in report.local_hours
         ],
         "funnel_registered": report.funnel_registered.value,
+        "attendees": report.attendees,
     }
 
 

@@ -34,6 +34,7 @@ from campaign.rules.timing import (
     own_instant,
     parse_window,
 )
+from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import outbox
@@ -278,9 +279,11 @@ def _top_up(db: Database, stale: DueWave, now: datetime) -> Fired | None:
         if counts.get(MessageStatus.QUEUED.value):
             # Something to send again: a done invitation and a sent campaign reopen (as `campaign retry` does).
             campaign_store.set_waves_status(conn, [wave.id], WaveStatus.ENQUEUED, was=WaveStatus.DONE)
-            status = campaign_store.statuses(conn, [wave.campaign_id]).get(wave.campaign_id)
-            if status is CampaignStatus.SENT:
-                campaign_store.set_status(conn, wave.campaign_id, CampaignStatus.SENDING, "new list members", now)
+            reopen = {CampaignStatus.SENT}
+            transition(
+                conn, wave.campaign_id, CampaignStatus.SENDING, now=now, reason="new list members", only_from=reopen,
+                strict=False,
+            )  # fmt: skip
     return replace(_enqueued(due, counts), topped_up=True)
 
 

@@ -16,6 +16,9 @@ Contract:
 * ``campaign create`` (:func:`create_with_waves`) checks each of config.toml's default waves as ``add`` checks a
   wave (its template, that it could be sent): one that fails refuses the campaign, naming the wave and what to
   change in config.toml (or ``--waves none``).
+* A refusal about one option is a :class:`~campaign.rules.wave_specs.WaveOptionError` whose ``option`` names it
+  (a :class:`WaveOptions` field, or ``name``), so that a form shows it beside that field; a name already taken is
+  an AlreadyExistsError. KIND, AT and AUDIENCE are one word each (a space would shift the parts of the line).
 * A wave that could never be sent is refused (one line naming the options to change): one that would go out at
   or after it expires, as a reminder at ``+1d`` (a reminder expires at the event start) or ``--at -1h
   --expires -2h``. The check reads the wave as written, in the transaction that writes it.
@@ -36,11 +39,20 @@ from sqlalchemy import Connection
 from campaign.config import INVITATION_WAVE, Settings
 from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
 from campaign.models import Campaign, CampaignStatus, Event, EventStatus, WaveKind, WaveStatus
+from campaign.rules.characters import CONTROL
+from campaign.rules.contact_fields import without_format_characters
 from campaign.rules.timing import FOLLOW_UP_LIFETIME, format_offset
-from campaign.rules.wave_specs import format_timing, parse_instant_or_offset, parse_wave_spec
+from campaign.rules.wave_specs import (
+    WaveOptionError,
+    format_timing,
+    parse_instant_or_offset,
+    parse_wave_name,
+    parse_wave_spec,
+)
 from campaign.services.campaigns import CampaignDetails, find_campaign, get_campaign, wave_values, write_campaign
 from campaign.services.rendering import template_set
 from campaign.services.scheduling import planned_instant, skipped_at_launch, wave_expiry
+from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import waves as wave_store
@@ -54,6 +66,10 @@ DEFAULT_EXPIRY = "default"
 # How `waves list` marks a wave whose own time passes before the launch: it is skipped, not sent at launch.
 PASSES_BEFORE_LAUNCH = "passes before launch"
 SKIPPED_AT_LAUNCH = "skipped at launch"
+
+MAX_SUBJECT_LENGTH = 1000
+"""The longest subject a wave may be given, in characters (as a subject template file; inboxes show 78)."""
+_EXAMPLES = {"kind": "reminder", "at": "-1d", "audience": "registered"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +104,8 @@ class WaveLine:
     """:data:`PASSES_BEFORE_LAUNCH` or :data:`SKIPPED_AT_LAUNCH` (``planned`` is then the wave's own time)."""
     skipped: str | None = None
     """Why the launch skips this wave (a draft's: a launch now would), with ``note``: its own time had passed."""
+    expires_written: str = DEFAULT_EXPIRY
+    """Its expiry as ``--expires`` takes it (``-1h``, an instant, or :data:`DEFAULT_EXPIRY`), for a form to edit."""
 
     @property
     def to_come(self) -> bool:
@@ -135,6 +153,7 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
                 missed_reason=schedule.missed_reason,
                 note=note,
                 skipped=skipped,
+                expires_written=_expiry_text(schedule),
             )
         )  # fmt: skip
     return WavePlan(campaign, event, lines)
@@ -171,8 +190,10 @@ def _before_launch(
 
 def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, options: WaveOptions) -> WaveLine:
     """Add a wave to a campaign (``--kind`` and ``--at`` are required); see the module doc."""
-    if options.kind is None or options.at is None:
-        raise ValidationError(f"wave {name}: give its --kind and --at (when it goes out)")
+    if not options.kind or not options.at:
+        raise WaveOptionError(
+            "at" if options.kind else "kind", f"wave {name}: give its --kind and --at (when it goes out)"
+        )
     now = datetime.now(UTC)
     with db.write() as conn:
         campaign = find_campaign(conn, campaign_ref)
@@ -192,7 +213,8 @@ def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, opt
         _require_sendable(conn, campaign, event, name, now)
         if campaign.status is CampaignStatus.SENT:
             # The new wave is still to be sent; only a sending campaign's waves fire.
-            campaign_store.set_status(conn, campaign.id, CampaignStatus.SENDING, f"wave {name} added", now)
+            reason, sent = f"wave {name} added", {CampaignStatus.SENT}
+            transition(conn, campaign.id, CampaignStatus.SENDING, now=now, reason=reason, only_from=sent, strict=False)
     return _line(db, campaign_ref, name)
 
 
@@ -334,12 +356,27 @@ def _values(
     window = options.window
     if window is not None and window.strip().lower() in (NO_WINDOW, ""):
         window, window_default = None, ""
-    line = f"{name} {options.kind} {options.at} {options.audience or 'all'}" + (f" {window}" if window else "")
+    parse_wave_name(name)  # first: a name with a space would shift the parts of the line
+    words = {"kind": options.kind, "at": options.at, "audience": options.audience or "all"}
+    for option, word in words.items():
+        if not word or len(word.split()) != 1:
+            raise WaveOptionError(
+                option, f"wave {name}: --{option} {word!r} must be one word, e.g. {_EXAMPLES[option]}"
+            )
+    line = " ".join([name, *(str(word).strip() for word in words.values())]) + (f" {window}" if window else "")
     spec = parse_wave_spec(line)
     expires_at, expires_offset = _parse_expiry(options.expires, name)
     template = options.template or spec.kind.value
     _require_template(settings, campaign, event, template, name)
-    subject = options.subject.strip() if options.subject else None
+    # Format characters go, as from every text a person reads (rules.contact_fields.clean_text): a bidi override
+    # would make the subject an inbox shows differ from the one staff typed and checked.
+    subject = without_format_characters(options.subject).strip() if options.subject else None
+    if subject and CONTROL.search(subject):
+        raise WaveOptionError("subject", f"wave {name}: --subject must be one line, without control characters")
+    if subject and len(subject) > MAX_SUBJECT_LENGTH:
+        raise WaveOptionError(
+            "subject", f"wave {name}: --subject is {len(subject)} characters: at most {MAX_SUBJECT_LENGTH}"
+        )
     return wave_values(
         spec,
         window=window_default,
@@ -354,7 +391,10 @@ def _parse_expiry(text: str | None, name: str) -> tuple[datetime | None, timedel
     """``--expires``: an offset from the event start, an instant with a UTC offset, or ``default``."""
     if text is None or text.strip().lower() == DEFAULT_EXPIRY:
         return None, None
-    when = parse_instant_or_offset(text, f"wave {name}: --expires", alternatives=f", or {DEFAULT_EXPIRY!r}")
+    try:
+        when = parse_instant_or_offset(text, f"wave {name}: --expires", alternatives=f", or {DEFAULT_EXPIRY!r}")
+    except ValidationError as exc:
+        raise WaveOptionError("expires", str(exc)) from None
     return (when, None) if isinstance(when, datetime) else (None, when)
 
 
@@ -370,7 +410,8 @@ def _require_sendable(conn: Connection, campaign: Campaign, event: Event, name: 
         fix = f"{default}: give a later --expires, or another --kind"
     else:
         fix = "(its --expires): give a later --expires or an earlier --at"
-    raise ValidationError(f"wave {name}: {problem} {fix}")
+    # Beside the time the person chose: the wave's own (its kind's expiry was not), else its expiry.
+    raise WaveOptionError("at" if default is not None else "expires", f"wave {name}: {problem} {fix}")
 
 
 def _expiry_problem(
@@ -406,7 +447,7 @@ def _require_template(settings: Settings, campaign: Campaign, event: Event, temp
     the rest: text part, subject, every contact rendering)."""
     problem = _template_problem(settings, campaign, event, template)
     if problem is not None:
-        raise ValidationError(f"wave {name}: --template {template!r}: {problem}")
+        raise WaveOptionError("template", f"wave {name}: --template {template!r}: {problem}")
 
 
 def _template_problem(settings: Settings, campaign: Campaign, event: Event, template: str) -> str | None:

@@ -4,8 +4,9 @@ Contract: :class:`ContactCsv` opens a file, settles its encoding and delimiter, 
 fields, and then yields one :class:`CsvRecord` per data row with the line number the row starts on (as a
 text editor or spreadsheet shows it). It reads the file as a stream: memory stays bounded whatever the size.
 Its base :class:`PeopleCsv` does the same for any :class:`HeaderSpec` (which fields, whether other columns
-are attributes, whether a report's title rows may come before the header): the registrant exports of
-:mod:`campaign.sources.csv_registrants` are read by the same code.
+are attributes, whether a report's title rows may come before the header, whether the file is in sections each
+with its own header): the registrant exports of :mod:`campaign.sources.csv_registrants` and the attendee reports
+of :mod:`campaign.sources.csv_attendees` (Zoom's, in sections) are read by the same code.
 
 Handled: UTF-8 with or without BOM; Windows-1252/Latin-1 when asked (``encoding``); CRLF; comma, semicolon
 or tab delimiters (sniffed from the header line: Excel in much of Europe writes semicolons); quoted fields
@@ -18,7 +19,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Self
@@ -49,17 +50,33 @@ class HeaderSpec:
     digits only); one of them must be ``email``. ``attributes``: whether any other column becomes a custom
     attribute (else it is ignored, and may repeat). ``preamble``: 0 when the first non-blank line is the header;
     else the header is the first line with an email column among the first ``preamble`` lines (a report's
-    title rows come before it).
+    title rows come before it). ``sections``: for a report in sections (Zoom's attendee report: "Host Details",
+    "Panelist Details", "Attendee Details" ..., each a title row then its own header and rows), the section
+    titles (as :func:`header_key` spells them) and whether each section's rows are read; a section's header is
+    the row after its title. Rows before the first title are read; rows of a section not read are skipped.
     """
 
     aliases: dict[str, tuple[str, ...]]
     attributes: bool = True
     preamble: int = 0
+    sections: Mapping[str, bool] | None = None
 
     def field_of(self, header: str) -> str | None:
         """The field a header cell means, or None."""
-        key = re.sub(r"[^0-9a-z]", "", header.strip().lstrip("\ufeff").lower())
+        key = header_key(header)
         return next((name for name, aliases in self.aliases.items() if key in aliases), None)
+
+    def section_of(self, cells: list[str]) -> bool | None:
+        """For a section title row (one non-blank cell, first, naming a section of :attr:`sections`), whether its
+        section is read; None for any other row."""
+        if self.sections is None or not cells or not cells[0].strip() or any(c.strip() for c in cells[1:]):
+            return None
+        return self.sections.get(header_key(cells[0]))
+
+
+def header_key(header: str) -> str:
+    """How header cells and section titles are compared: lower-case, letters and digits only."""
+    return re.sub(r"[^0-9a-z]", "", header.strip().lstrip("\ufeff").lower())
 
 
 CONTACT_HEADER = HeaderSpec(FIELD_ALIASES)
@@ -132,10 +149,9 @@ class PeopleCsv:
         # strict: a quote that is never closed is an error at the row it opens on, not a name that silently
         # swallows every row after it.
         reader = csv.reader(self._lines, delimiter=self.delimiter, strict=True)
-        width = len(self.columns)
-        # (cell index, name) of the columns that fill a field and of those that become attributes, in order.
-        field_columns = [(i, c.field) for i, c in enumerate(self.columns) if c.field is not None]
-        attribute_columns = [(i, c.attribute) for i, c in enumerate(self.columns) if c.field is None and c.attribute]
+        width, field_columns, attribute_columns = _layout(self.columns)
+        sectioned = self.spec.sections is not None
+        reading, header_next = True, False  # in a section whose rows are read; its header is the next row
         first_data_line = self._first_data_line
         previous_end = first_data_line - 1
         while True:
@@ -153,6 +169,22 @@ class PeopleCsv:
             # Blank when every cell is: the same as their concatenation being blank, and cheaper to ask.
             if not "".join(cells).strip():
                 continue
+            if sectioned:
+                if (read := self.spec.section_of(cells)) is not None:
+                    reading = header_next = read
+                    continue
+                if not reading:
+                    continue
+                if header_next:
+                    header_next = False
+                    try:
+                        self.columns = map_header(cells, self.path, self.spec)
+                    except ImportFileError as exc:
+                        reading = False  # its rows cannot be read: said once, at its header
+                        yield CsvProblem(start, f"section header: {exc}", cells)
+                        continue
+                    width, field_columns, attribute_columns = _layout(self.columns)
+                    continue
             if count > width and any(cell.strip() for cell in cells[width:]):
                 yield CsvProblem(start, f"{count} fields but the header has {width}", cells)
                 continue
@@ -234,6 +266,7 @@ class PeopleCsv:
     def _read_header(self, delimiter: str | None) -> tuple[str, int, str, list[str]]:
         """The header line, its line number, the delimiter and the header cells (see :class:`HeaderSpec`)."""
         widest: list[str] = []
+        reading = True  # in a section whose rows are read (see HeaderSpec.sections)
         for number, text in enumerate(self._lines, 1):
             if not text.strip():
                 continue
@@ -249,6 +282,11 @@ class PeopleCsv:
                 if not self.spec.preamble:
                     raise ImportFileError(f"{self.path}: line {number}: the header cannot be read: {exc}") from None
                 cells = []  # a title row with a quoted line break: not the header
+            if (read := self.spec.section_of(cells)) is not None:
+                reading = read
+                continue
+            if not reading:
+                continue
             if not self.spec.preamble or any(self.spec.field_of(cell) == "email" for cell in cells):
                 return text, number, sep, cells
             widest = max(widest, cells, key=len)
@@ -273,6 +311,14 @@ class Column:
     header: str
     field: str | None
     attribute: str
+
+
+def _layout(columns: list[Column]) -> tuple[int, list[tuple[int, str]], list[tuple[int, str]]]:
+    """A header's width, and the (cell index, name) of its columns that fill a field and of those that become
+    attributes, in order."""
+    fields = [(i, c.field) for i, c in enumerate(columns) if c.field is not None]
+    attributes = [(i, c.attribute) for i, c in enumerate(columns) if c.field is None and c.attribute]
+    return len(columns), fields, attributes
 
 
 def sniff_delimiter(header: str) -> str:

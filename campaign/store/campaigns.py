@@ -104,11 +104,38 @@ def waves_of(conn: Connection, campaign_id: int) -> list[Wave]:
     return [to_wave(r) for r in conn.execute(stmt)]
 
 
-def set_status(conn: Connection, campaign_id: int, status: CampaignStatus, reason: str | None, now: datetime) -> None:
-    """Set a campaign's status and the reason shown beside it."""
+def change_status(
+    conn: Connection,
+    campaign_id: int,
+    status: CampaignStatus,
+    reason: str | None,
+    now: datetime,
+    *,
+    was: Collection[CampaignStatus],
+    finished: bool = False,
+) -> bool:
+    """Set a campaign's status and the reason shown beside it, if it is still one of ``was`` (and, with
+    ``finished``, has no pending wave and no message left unfinished); returns whether it moved.
+
+    One conditional ``UPDATE``: two processes deciding at once cannot both move it, nor move it from a status
+    another one changed since they read it. Only :func:`campaign.services.transitions.transition` calls this
+    (it checks the move against the lifecycle's table first)."""
     values: dict[str, Any] = {"status": status.value, "status_reason": reason, "updated_at": now}
     if status is CampaignStatus.SENDING:
         values["launched_at"] = func.coalesce(campaigns.c.launched_at, now)
+    stmt = update(campaigns).where(campaigns.c.id == campaign_id, campaigns.c.status.in_([s.value for s in was]))
+    if finished:
+        pending = exists().where(waves.c.campaign_id == campaigns.c.id, waves.c.status == WaveStatus.PENDING.value)
+        unfinished = exists().where(
+            waves.c.campaign_id == campaigns.c.id, messages.c.wave_id == waves.c.id, messages.c.status.in_(UNFINISHED)
+        )
+        stmt = stmt.where(~pending, ~unfinished)
+    return bool(conn.execute(stmt.values(values)).rowcount)
+
+
+def set_template_dir(conn: Connection, campaign_id: int, template_dir: str | None, now: datetime) -> None:
+    """Set (or clear, with None) the campaign's own template directory."""
+    values = {"template_dir": template_dir, "updated_at": now}
     conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(values))
 
 

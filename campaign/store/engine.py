@@ -113,7 +113,7 @@ class Database:
 
         ``wait=False``: on SQLite, raise :class:`WriteLockBusyError` at once, before anything is done, when
         another connection holds the write lock, instead of waiting up to the busy timeout (a caller with an
-        event loop then waits by yielding to it: see :mod:`campaign.services.async_write`).
+        event loop then waits by yielding to it: see :mod:`campaign.store.async_write`).
         """
         with self._connect() as conn:
             conn.execution_options(**{_IMMEDIATE: True, _NO_WAIT: not wait})

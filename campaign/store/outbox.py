@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Table,
     Text,
     and_,
     bindparam,
@@ -45,6 +46,7 @@ from campaign.models import (
 from campaign.store.dialect import insert_ignoring_conflicts, json_rows
 from campaign.store.tables import (
     UTCDateTime,
+    attendances,
     campaigns,
     contacts,
     due_at,
@@ -114,32 +116,42 @@ _AUDIENCE_EVENTS: dict[Audience, tuple[tuple[str, ...], bool]] = {
     Audience.NOT_CLICKED: (_CLICKED, False),
 }
 
+# The audiences of rows naming the campaign's event and a contact: registrations (any source), attendances.
+_AUDIENCE_ROWS: dict[Audience, tuple[Table, bool]] = {
+    Audience.REGISTERED: (registrations, True),
+    Audience.NOT_REGISTERED: (registrations, False),
+    Audience.ATTENDED: (attendances, True),
+    Audience.NOT_ATTENDED: (attendances, False),
+}
+
 EVENT_UNSUBSCRIBED = "unsubscribed from this event"
 """The ``last_error`` of a message not sent because its address asked for no more mail about its event."""
 
 
 def audience_condition(audience: Audience, campaign_id: int) -> Any:
     """The condition on ``list_members.contact_id`` that selects ``audience``: for ``registered``, a
-        registration of that contact for the campaign's event, from any source, with or without a message (see
-        :mod:`campaign.store.registrations`); for ``opened`` (``clicked``), an ``open`` (``click``) tracking event on
-        a message of this campaign to that contact, by a person (machines do not count; a person's click counts as an
-    open too); for the ``not-`` audiences,
-        none; for ``invited``, an invitation of this campaign sent or being sent to that contact. None for ``all``."""
+    registration of that contact for the campaign's event, from any source, with or without a message (see
+    :mod:`campaign.store.registrations`); for ``attended``, an attendance of that contact at the campaign's event
+    (its attendee report imported, :mod:`campaign.store.attendances`); for ``opened`` (``clicked``), an ``open``
+    (``click``) tracking event on a message of this campaign to that contact, by a person (machines do not
+    count; a person's click counts as an open too); for the ``not-`` audiences, none; for ``invited``, an
+    invitation of this campaign sent or being sent to that contact. None for ``all``."""
     if audience is Audience.ALL:
         return None
     if audience is Audience.INVITED:
         return list_members.c.contact_id.in_(_invited(campaign_id))
-    if audience in (Audience.REGISTERED, Audience.NOT_REGISTERED):
-        # A probe of the unique (event, contact, source) index per member, its first two columns: NOT EXISTS,
+    if audience in _AUDIENCE_ROWS:
+        table, present = _AUDIENCE_ROWS[audience]
+        # A probe of the unique (event, contact[, source]) index per member, its first two columns: NOT EXISTS,
         # not NOT IN, as PostgreSQL plans NOT IN over a subquery too big for its memory as a scan per row.
-        registered = exists(
+        found = exists(
             # A column of the index, not *: the probe then reads the index alone, never the table.
-            select(registrations.c.contact_id).where(
-                registrations.c.event_id == _event_of(campaign_id),
-                registrations.c.contact_id == list_members.c.contact_id,
+            select(table.c.contact_id).where(
+                table.c.event_id == _event_of(campaign_id),
+                table.c.contact_id == list_members.c.contact_id,
             )
         )
-        return registered if audience is Audience.REGISTERED else ~registered
+        return found if present else ~found
     kinds, present = _AUDIENCE_EVENTS[audience]
     sent = messages.alias("acted_on")
     acted = (
@@ -492,7 +504,19 @@ def _mark_sent(dialect_name: str) -> Any:
     sent = json_rows(dialect_name, "rows", [("id", BigInteger()), ("message_id", Text()), ("smtp_reply", Text())])
     return (
         update(messages)
-        .where(messages.c.id == sent.c.id)
+        # Only rows still in this worker's hands: one whose lease it lost (another worker took it) keeps what the
+        # other records. A message cancelled while on the wire (the cancel took it out of every worker's hands)
+        # that got its 250 is sent all the same: the report says what recipients received.
+        .where(
+            messages.c.id == sent.c.id,
+            or_(
+                and_(
+                    messages.c.status == MessageStatus.SENDING.value,
+                    messages.c.lease_owner == bindparam("owner"),
+                ),
+                and_(messages.c.status == MessageStatus.CANCELLED.value, messages.c.lease_owner.is_(None)),
+            ),
+        )
         .values(
             status=MessageStatus.SENT.value,
             message_id=sent.c.message_id,
@@ -504,13 +528,19 @@ def _mark_sent(dialect_name: str) -> Any:
             next_attempt_at=None,
             updated_at=bindparam("now", type_=UTCDateTime()),
         )
+        .returning(messages.c.id)
     )
 
 
 _MARK_UNSENT = (
     update(messages)
-    # Only rows still in hand: one cancelled (or sent by another worker) meanwhile keeps its status.
-    .where(messages.c.id == bindparam("b_id"), messages.c.status == MessageStatus.SENDING.value)
+    # Only rows still in this worker's hands: one cancelled, or taken by another worker after this one lost its
+    # lease, keeps its status.
+    .where(
+        messages.c.id == bindparam("b_id"),
+        messages.c.status == MessageStatus.SENDING.value,
+        messages.c.lease_owner == bindparam("b_owner"),
+    )
     .values(
         status=bindparam("status"),
         next_attempt_at=bindparam("next_attempt_at"),
@@ -523,30 +553,39 @@ _MARK_UNSENT = (
 )
 
 
-def mark_sent(conn: Connection, results: Sequence[tuple[int, str | None, str | None]], now: datetime) -> None:
-    """Record 250s: each result is (message row id, Message-ID, SMTP reply). Never undoes a ``sent``.
+def mark_sent(
+    conn: Connection, results: Sequence[tuple[int, str | None, str | None]], owner: str, now: datetime
+) -> set[int]:
+    """Record 250s: each result is (message row id, Message-ID, SMTP reply). Only rows still ``sending`` under
+    ``owner``'s lease change (never a ``sent`` undone, never another worker's), and rows cancelled while on the
+    wire; returns the ids of the others.
 
     The results travel as one JSON parameter: per-row parameters cost more than the update (bench/send.py).
     """
-    if results:
-        conn.execute(_mark_sent(conn.dialect.name), {"rows": json.dumps(results), "now": now})
+    if not results:
+        return set()
+    params = {"rows": json.dumps(results), "now": now, "owner": owner}
+    marked = set(conn.scalars(_mark_sent(conn.dialect.name), params))
+    return {result[0] for result in results} - marked
 
 
-def mark_unsent(conn: Connection, results: Sequence[dict[str, Any]], now: datetime) -> None:
+def mark_unsent(conn: Connection, results: Sequence[dict[str, Any]], owner: str, now: datetime) -> set[int]:
     """Record failures: each result has ``b_id``, ``status`` (deferred, bounced, failed, expired),
-    ``next_attempt_at``, ``smtp_reply``, ``last_error``. Only rows still ``sending`` change."""
-    if results:
-        conn.execute(_MARK_UNSENT, [{**r, "b_now": now} for r in results])
-
-
-def renew(conn: Connection, owner: str, lease_until: datetime, now: datetime) -> int:
-    """Extend every lease ``owner`` holds (its heartbeat), so a slow batch is not taken back while in hand."""
-    stmt = (
-        update(messages)
-        .where(messages.c.lease_owner == owner, messages.c.status == MessageStatus.SENDING.value)
-        .values(lease_expires_at=lease_until, updated_at=now)
+    ``next_attempt_at``, ``smtp_reply``, ``last_error``. Only rows still ``sending`` under ``owner``'s lease
+    change; returns the ids of the others."""
+    if not results:
+        return set()
+    params = [{**r, "b_now": now, "b_owner": owner} for r in results]
+    marked: int = conn.execute(_MARK_UNSENT, params, execution_options={"preserve_rowcount": True}).rowcount
+    if marked == len(results):
+        return set()
+    # Rare (a lease lost): which ones, told by what this statement wrote, its status and time with no lease.
+    ids = [r["b_id"] for r in results]
+    written = select(messages.c.id, messages.c.status).where(
+        messages.c.id.in_(ids), messages.c.lease_owner.is_(None), messages.c.updated_at == now
     )
-    return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+    done = {(row.id, row.status) for row in conn.execute(written)}
+    return {r["b_id"] for r in results if (r["b_id"], r["status"]) not in done}
 
 
 def release(conn: Connection, ids: Iterable[int], owner: str, now: datetime) -> int:

@@ -15,6 +15,8 @@ Contract:
 * A recipient *registered* when a registration of theirs for the campaign's event (any source) dates from their
   first delivered message in scope or later: what the campaign may claim. For one wave, from that wave's message.
   Sources are counted apart (one contact may be known by two).
+* A recipient *joined* when a message in scope was delivered to them and the event's attendee report, imported,
+  says they attended (:func:`joined`; the event comes after its invitations, so no order is asked).
 * One report is one read transaction: :func:`snapshot` first (on PostgreSQL the statements then see one
   snapshot, as SQLite's read transaction does anyway), then :func:`prepare`, which works out once what each
   message's recipient did (one pass over the tracking events, grouped by message through their index) and who
@@ -67,6 +69,7 @@ from campaign.store.outbox import PENDING
 from campaign.store.tables import (
     BigId,
     UTCDateTime,
+    attendances,
     contacts,
     due_at,
     links,
@@ -453,6 +456,28 @@ def registered(conn: Connection, by: By) -> list[Registered]:
         Registered(row.key, row.total, {s: int(row._mapping[s.value] or 0) for s in sources}, int(row.confirmed or 0))
         for row in conn.execute(stmt)
     ]
+
+
+def joined(conn: Connection, scope: Scope, by: By) -> dict[Any, int]:
+    """Recipients of the scope's delivered messages who joined the event (an attendance of theirs, from the
+    platform's attendee report), by group: each contact once per group; for each wave, those who got it. From the
+    event's attendances (an index range), each contact's messages found by contact: its cost follows the
+    attendees, not the messages. Groups without any are absent."""
+    source: Any = attendances.join(messages, messages.c.contact_id == attendances.c.contact_id)
+    if by.breakdown is not None:
+        source = source.join(contacts, contacts.c.id == attendances.c.contact_id)
+    stmt = (
+        select(func.count(distinct(attendances.c.contact_id)))
+        .select_from(source)
+        # On SQLite the waves are kept off ix_messages_due (unary +), or the planner reads every sent message of
+        # the campaign (0.15 s at a million, without a single attendee) rather than starting from the attendances.
+        .where(
+            attendances.c.event_id == scope.event_id,
+            messages.c.status == _SENT,
+            *_scoped(scope, indexed=conn.dialect.name != "sqlite"),
+        )
+    )
+    return {row.key: int(row[0]) for row in conn.execute(_grouped(stmt, by, _key(by)))}
 
 
 def links_clicked(conn: Connection) -> list[LinkClicks]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -297,6 +298,24 @@ class RegistrationRow(Base):
     created_at: Mapped[datetime]
 
 
+class AttendanceRow(Base):
+    """A contact who joined an event, from the webinar platform's attendee report (``campaign attendees
+    import``): when they first joined, how many minutes they stayed in all, and what kind of file said so. One
+    row per event and contact (a rejoin is the same attendance); audiences ``attended`` and ``not-attended``
+    and the report's ``joined`` read it."""
+
+    __tablename__ = "attendances"
+    __table_args__ = (UniqueConstraint("event_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    joined_at: Mapped[datetime | None]
+    minutes: Mapped[int | None]
+    source: Mapped[str] = mapped_column(String(20))
+    imported_at: Mapped[datetime]
+
+
 class EventUnsubscribeRow(Base):
     """An address that asked for no more mail about one event ("from this event only"); the ``suppressions``
     table holds those who asked for no more mail at all."""
@@ -395,6 +414,32 @@ class ReportSnapshotRow(Base):
     body: Mapped[str] = mapped_column(Text)
 
 
+class WorkerRow(Base):
+    """A process that delivers (``role`` ``worker``) or schedules (``role`` ``scheduler``): the registry behind
+    ``campaign workers`` and the scheduler leader ``campaign status`` names. ``name`` is the process's lease owner
+    (host, pid, a random suffix). A live process renews ``heartbeat_at`` (and, a worker, its messages' leases) every
+    ``delivery.heartbeat_seconds``; a row whose heartbeat is older than ``delivery.lease_seconds`` is ``gone``.
+    ``state``: a worker is ``alive``, ``stopped`` or ``gone``; a scheduler is ``leader``, ``standby``, ``stopped``
+    or ``gone``. The counts are since the process started (``lost``: results not recorded because the lease was lost);
+    ``in_hand``: messages leased at the last heartbeat; ``rate``: messages sent a second, recently."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    claimed: Mapped[int] = mapped_column(BigInteger, default=0)
+    sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    lost: Mapped[int] = mapped_column(BigInteger, default=0)
+    in_hand: Mapped[int] = mapped_column(Integer, default=0)
+    rate: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 metadata = Base.metadata
 
 # The tables as Core objects, typed, for the store's SQL.
@@ -408,6 +453,7 @@ messages = cast(Table, MessageRow.__table__)
 tracking_events = cast(Table, TrackingEventRow.__table__)
 links = cast(Table, LinkRow.__table__)
 registrations = cast(Table, RegistrationRow.__table__)
+attendances = cast(Table, AttendanceRow.__table__)
 event_unsubscribes = cast(Table, EventUnsubscribeRow.__table__)
 suppressions = cast(Table, SuppressionRow.__table__)
 installation = cast(Table, InstallationRow.__table__)
@@ -415,6 +461,7 @@ users = cast(Table, UserRow.__table__)
 sessions = cast(Table, SessionRow.__table__)
 audit_log = cast(Table, AuditLogRow.__table__)
 report_snapshots = cast(Table, ReportSnapshotRow.__table__)
+workers = cast(Table, WorkerRow.__table__)
 
 due_at = func.coalesce(messages.c.lease_expires_at, messages.c.next_attempt_at, messages.c.scheduled_at)
 """When a message is due: a ``sending`` one when its lease expires (only those hold a lease); a queued or

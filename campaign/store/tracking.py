@@ -54,7 +54,8 @@ def _insert_events(dialect_name: str) -> Any:
 
 
 def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert tracking events (``tracking_events`` columns); returns how many.
+    """Insert tracking events (``tracking_events`` columns; ``link_index``, ``machine_reason``, ``ip`` and
+    ``user_agent`` may be left out: NULL); returns how many.
 
     One statement and one JSON parameter for the batch, as :func:`insert_opens`: binding each row's eight
     parameters was most of the cost of writing a click (``bench/tracking.py``).
@@ -67,11 +68,11 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
             [
                 r["message_id"],
                 r["kind"],
-                r["link_index"],
+                r.get("link_index"),
                 r["is_machine"],
-                r["machine_reason"],
-                r["ip"],
-                r["user_agent"],
+                r.get("machine_reason"),
+                r.get("ip"),
+                r.get("user_agent"),
                 stored(r["occurred_at"]),
                 n,
             ]

@@ -52,7 +52,16 @@ from campaign.rules.routes import (
     CAMPAIGN_PAGE,
     CAMPAIGN_PREVIEW_HTML,
     CAMPAIGN_RETRY,
+    CAMPAIGN_TEMPLATE_EDIT,
+    CAMPAIGN_TEMPLATE_FRAME,
+    CAMPAIGN_TEMPLATE_PREVIEW,
+    CAMPAIGN_TEMPLATE_REVERT,
+    CAMPAIGN_TEMPLATES,
     CAMPAIGN_TEST_SEND,
+    CAMPAIGN_WAVE_EDIT,
+    CAMPAIGN_WAVE_NEW,
+    CAMPAIGN_WAVE_REMOVE,
+    CAMPAIGN_WAVES_STATUS,
     CLICK,
     CONTACT_PAGE,
     CONTACT_SUPPRESS,
@@ -115,9 +124,11 @@ from campaign.web.events import EventsData, cancel_event_page, edit_event, event
 from campaign.web.hooks import RegistrationHook
 from campaign.web.mailbox import mailbox_html, mailbox_message, mailbox_page
 from campaign.web.settings_page import AdminData, settings_page
+from campaign.web.templates_editor import DraftFrames, edit_page, frame, preview_fragment, revert, templates_page
 from campaign.web.tracking import TrackingEndpoints, TrackingFastPath
 from campaign.web.unsubscribe import UnsubscribeEndpoint
 from campaign.web.users import disable, new_password, users_page
+from campaign.web.waves import edit_wave_page, new_wave, remove_wave_page, waves_status
 
 log = logging.getLogger("campaign.web")
 
@@ -211,6 +222,15 @@ def create_app(context: AppContext) -> Starlette:
             route(CAMPAIGN_LAUNCH, launch_page, methods=("GET", "POST")),
             route(CAMPAIGN_MOVE, move_page, methods=("GET", "POST")),
             route(CAMPAIGN_TEST_SEND, test_send_action, methods=("POST",)),
+            route(CAMPAIGN_WAVE_NEW, new_wave, methods=("GET", "POST")),
+            route(CAMPAIGN_WAVE_EDIT, edit_wave_page, methods=("GET", "POST")),
+            route(CAMPAIGN_WAVE_REMOVE, remove_wave_page, methods=("GET", "POST")),
+            route(CAMPAIGN_WAVES_STATUS, waves_status),
+            route(CAMPAIGN_TEMPLATES, templates_page),
+            route(CAMPAIGN_TEMPLATE_EDIT, edit_page, methods=("GET", "POST")),
+            route(CAMPAIGN_TEMPLATE_PREVIEW, preview_fragment, methods=("POST",)),
+            route(CAMPAIGN_TEMPLATE_FRAME, frame),
+            route(CAMPAIGN_TEMPLATE_REVERT, revert, methods=("POST",)),
             route(STATIC, staff.pages.static),
         ],
         # The tracking fast path first: it answers the pixel and clicks with the security headers built in.
@@ -226,6 +246,7 @@ def create_app(context: AppContext) -> Starlette:
     app.state.contacts = ContactsData(db, context.settings)
     app.state.campaigns = CampaignsData(db, context.settings, context.signing_keys().current)
     app.state.admin = AdminData(db, context.settings)  # the settings and users pages
+    app.state.draft_frames = DraftFrames()  # the template editor's previews
     return app
 
 

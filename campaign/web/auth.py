@@ -114,9 +114,10 @@ class StaffAccess:
     async def csrf_ok(self, request: Request, staff: Staff) -> bool:
         """Whether the unsafe ``request`` carries ``staff``'s CSRF token (header, or form field)."""
         given = request.headers.get(CSRF_HEADER)
+        # Read within the limit first, then kept where Starlette's request.form() and body() read it from; with the
+        # token in the header too, or an endpoint's own request.form() would read a body of any size.
+        request._body = await read_body(request, MAX_FORM_BODY)
         if given is None:
-            # Read within the limit first, then kept where Starlette's request.form() and body() read it from.
-            request._body = await read_body(request, MAX_FORM_BODY)
             form = await request.form()
             field = form.get(CSRF_FIELD)
             given = field if isinstance(field, str) else ""

@@ -9,7 +9,8 @@ goes through the service the command line uses and is written to the audit log, 
   with the default waves (:func:`campaign.services.waves.create_with_waves`). A refusal is one line beside the
   field it is about (400), the form keeps what was typed; audited ``campaign-created``, then 303 to its page.
 * **A campaign's page** (:data:`~campaign.rules.routes.CAMPAIGN_MANAGE`): its waves with their planned times
-  (:func:`campaign.services.waves.list_waves`), the launch checks inline (the same
+  (:func:`campaign.services.waves.list_waves`) on a time axis and in a table, with their live counts and the
+  links to add, edit and remove them (:mod:`campaign.web.waves`), the launch checks inline (the same
   :func:`~campaign.services.rendering.check_campaign` a launch runs: template, line and contacts), the preview as
   any contact of the audience (``?email=``: subject, text part, and the HTML in an ``<iframe sandbox="">``
   loading :data:`~campaign.rules.routes.CAMPAIGN_PREVIEW_HTML`, served under the capture mailbox's
@@ -63,6 +64,7 @@ from campaign.web.auth import require, staff_access
 from campaign.web.dashboard import problem
 from campaign.web.mailbox import CAPTURED_HTML_POLICY, FRAMING_PAGE_POLICY
 from campaign.web.pages import NO_STORE
+from campaign.web.wave_views import POLL_SECONDS, wave_status, wave_timeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +112,19 @@ CAMPAIGN_ACTIONS = frozenset(
         AuditAction.CAMPAIGN_RESUMED,
         AuditAction.CAMPAIGN_CANCELLED,
         AuditAction.CAMPAIGN_TEST_SENT,
+        AuditAction.CAMPAIGN_TEMPLATE_SAVED,
+        AuditAction.CAMPAIGN_TEMPLATE_REVERTED,
+        AuditAction.CAMPAIGN_WAVE_ADDED,
+        AuditAction.CAMPAIGN_WAVE_EDITED,
+        AuditAction.CAMPAIGN_WAVE_REMOVED,
         AuditAction.RETRY_FAILED,
         AuditAction.RETRY_DEFERRED,
     }
 )
 """What a campaign's page shows of the audit log (entries whose target is its name)."""
+LIVE_PAGE_POLICY = f"script-src 'self'; connect-src 'self'; {FRAMING_PAGE_POLICY}"
+"""A campaign's page: the preview frame, and ``static/live.js`` fetching the waves' counts from this site (no
+inline script, nothing from elsewhere)."""
 FIELDS = ("name", "event", "list")
 """The new-campaign form's fields."""
 MAX_FIELD = 500
@@ -209,7 +219,7 @@ async def _page(
         "campaign_manage.html",
         staff=staff,
         status=400 if preview_error or test_error else 200,
-        headers={"Content-Security-Policy": FRAMING_PAGE_POLICY},
+        headers={"Content-Security-Policy": LIVE_PAGE_POLICY},
         **values,
         email=address,
         preview=preview,
@@ -364,9 +374,13 @@ def _page_values(data: CampaignsData, ref: str, checks: bool) -> dict[str, Any]:
     large one, and the launch confirmation runs them anyway."""
     details = get_campaign(data.db, ref)
     campaign_id = str(details.campaign.id)
+    plan = list_waves(data.db, campaign_id)
     return {
         "details": details,
-        "plan": list_waves(data.db, campaign_id),
+        "plan": plan,
+        "timeline": wave_timeline(plan),
+        "wave_status": wave_status(data.db, campaign_id),
+        "poll_seconds": POLL_SECONDS,
         "zones": preview_zones(data.db, data.settings, campaign_id),
         "check": check_campaign(data.db, data.settings, data.key, campaign_id) if checks else None,
         "audience": audience_sample(data.db, campaign_id),

@@ -5,9 +5,10 @@ out, through the templates ``dashboard.html`` and ``campaign.html``.
 
 * ``/dashboard``: each campaign with its status, audience (its list's size), messages sent, the rates of opens by
   people and of registrations (over delivered), and its next wave; a link to its page.
-* A campaign's page (:data:`~campaign.rules.routes.CAMPAIGN_PAGE`, the campaign's id in the path): the funnel,
-  delivery and engagement per wave, activity per hour (a chart drawn by the vendored uPlot above the table of the
-  same numbers: the table is what works without script; this page alone has
+* A campaign's page (:data:`~campaign.rules.routes.CAMPAIGN_PAGE`, the campaign's id in the path): the funnel
+  (ending in joined once the event's attendee report is imported), delivery and engagement per wave (and
+  joined), activity per hour (a chart drawn by the vendored uPlot above the table of the same numbers: the
+  table is what works without script; this page alone has
   :data:`~campaign.web.pages.CHART_PAGE_POLICY`, which allows this site's scripts), people's activity by their own
   zone and local hour of the day (when to send next time; :mod:`campaign.services.local_hours`), clicks per link,
   the times to open and to register, and the latest recipients who did not get a message with the server's reply.
@@ -47,7 +48,7 @@ from campaign.config import Settings
 from campaign.exceptions import NotFoundError, ValidationError
 from campaign.models import AuditAction, CampaignStatus, Permission
 from campaign.render import charts
-from campaign.render.figures import FUNNEL_REGISTERED_NOTES
+from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES
 from campaign.rules.access import may
 from campaign.rules.routes import CAMPAIGN_PAGE
 from campaign.services import audit
@@ -220,6 +221,7 @@ async def campaign_page(request: Request, staff: Staff) -> Response:
         zones_together=together,
         bucket_hours=BUCKET_HOURS,
         funnel_notes=FUNNEL_REGISTERED_NOTES,
+        joined_note=FUNNEL_JOINED_NOTE,
         can_act=may(staff.role, Permission.ACT_ON_CAMPAIGNS),
         retried=_retried(query.get("retried"), query.get("count")),
         mailbox_shown=data.mailbox_shown,

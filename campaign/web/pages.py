@@ -13,11 +13,14 @@
 * ``/static/{name}`` serves the files of this package's ``static/`` folder and the chart files
   (:func:`campaign.render.charts.assets`: uPlot, ``charts.js``, ``charts.css``), read once at start-up; any other
   name is the 404 page. Nothing is fetched from elsewhere. Templates may import the chart macros
-  (``{% from "charts.html" import chart, bar %}``).
+  (``{% from "charts.html" import chart, bar %}``). ``static(name)`` in a template is the file's address with its
+  content's hash (``?v=``), which is cached for a year (an hour without it): htmx (vendored from npm,
+  ``static/VENDORED.md``) is loaded that way, by the pages that use it only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 from datetime import datetime
 from importlib import resources
@@ -51,6 +54,7 @@ NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 """Headers of every staff answer, redirects included."""
 
 _STATIC_CACHE = "public, max-age=3600"
+_VERSIONED_CACHE = "public, max-age=31536000, immutable"
 
 
 class StaffPages:
@@ -65,7 +69,9 @@ class StaffPages:
             undefined=StrictUndefined,
             auto_reload=False,
         )
-        self.templates.globals.update(url=self.url, routes=routes, may=may, Permission=Permission)
+        self.templates.globals.update(
+            url=self.url, static=self.static_url, routes=routes, may=may, Permission=Permission
+        )
         self.templates.filters.update(percent=percent, duration=duration, local=local_time)
         files = {
             entry.name: entry.read_bytes()
@@ -76,6 +82,7 @@ class StaffPages:
             name: (body, mimetypes.guess_type(name)[0] or "application/octet-stream")
             for name, body in {**files, **charts.assets()}.items()
         }
+        self._versions = {name: hashlib.sha256(body).hexdigest()[:16] for name, (body, _) in self._static.items()}
 
     def url(self, route: RoutePath, **values: str) -> str:
         """The address of ``route`` as a browser asks for it: under the published path prefix."""
@@ -98,13 +105,23 @@ class StaffPages:
             headers={**NO_STORE, "Content-Security-Policy": PAGE_POLICY, **(headers or {})},
         )
 
+    def static_url(self, name: str) -> str:
+        """The address of the static file ``name`` with its content's hash (``?v=``): cached for a year, since
+        another content is another address."""
+        return f"{self.url(routes.STATIC, name=name)}?v={self._versions[name]}"
+
     async def static(self, request: Request) -> Response:
-        """``/static/{name}``: a file shipped in the package, or 404."""
-        found = self._static.get(request.path_params["name"])
+        """``/static/{name}``: a file shipped in the package, or 404; cached for a year when asked for by
+        :meth:`static_url`'s address (the current hash), else for an hour."""
+        name = request.path_params["name"]
+        found = self._static.get(name)
         if found is None:
             raise HTTPException(404)
         body, media_type = found
-        return Response(body, media_type=media_type, headers={"Cache-Control": _STATIC_CACHE})
+        versioned = request.query_params.get("v") == self._versions[name]
+        return Response(
+            body, media_type=media_type, headers={"Cache-Control": _VERSIONED_CACHE if versioned else _STATIC_CACHE}
+        )
 
 
 def local_time(moment: datetime | None, zone: str, form: str = "%Y-%m-%d %H:%M %Z") -> str:

@@ -1,4 +1,7 @@
-"""Write transactions awaited without stalling the event loop (the delivery worker's claims and commits).
+"""Write transactions awaited without stalling the event loop: storage mechanics beside :mod:`.engine`.
+
+Used by the delivery worker's claims and result commits and by its heartbeat (:mod:`campaign.services`), which
+run in one event loop with many SMTP senders.
 
 Contract: :func:`in_write` runs ``work`` in one write transaction and returns what it returns. SQLite has one
 write lock; while another connection holds it, this waits by yielding to the event loop between attempts

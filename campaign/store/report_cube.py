@@ -1,0 +1,187 @@
+"""SQL for a report's breakdowns, every one asked for in one pass: the counts of :mod:`campaign.store.reports`
+grouped by all the contact fields at once (a "cube"), then added up field by field.
+
+Contract:
+
+* Each query groups by every field asked for (a contact's zone, country, organisation, locale, custom
+  attributes) together, in one pass over its rows: the messages once (each beside its contact's fields), what
+  each message's recipient did (:data:`~campaign.store.reports.FACTS`) once, who registered
+  (:data:`~campaign.store.reports.PEOPLE`) once, however many breakdowns the report shows. Its rows are the
+  combinations of values the contacts have (thousands, not one per message).
+* A group of one field is the sum of the combinations holding its value. That is exact for every count here: a
+  message counts in one combination, and so does a person (a contact has one value of each field), so a count of
+  people (registered, joined) never counts one person in two combinations of the same group. The adding up is
+  the database's too, over those aggregated rows (kept in a temporary table), never over messages.
+* The numbers are those the functions of the same names in :mod:`campaign.store.reports` give one field at a
+  time, with the same keys (the same SQL expression of each field). :func:`engagement` and :func:`registered`
+  read :func:`~campaign.store.reports.prepare`'s tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    case,
+    distinct,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+)
+
+from campaign.models import CONFIRMED_SOURCES, RegistrationSource
+
+# The same expressions and columns the one-field queries use: the keys and numbers are theirs.
+from campaign.store.reports import _FLAGS, _SENT, FACTS, PEOPLE, By, Engagement, Registered, Scope, _key, _scoped
+from campaign.store.tables import attendances, contacts, messages
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """The breakdowns asked for (each a :class:`~campaign.store.reports.By` naming a contact field), and the
+    distinct SQL expressions they group by (``attr:Job Title`` and ``attr:job_title`` are one)."""
+
+    wanted: tuple[By, ...]
+
+    @property
+    def distinct(self) -> tuple[By, ...]:
+        """Each field once, in the order first asked for."""
+        return tuple(dict.fromkeys(self.wanted))
+
+    def columns(self) -> list[Any]:
+        """The grouping expressions of :attr:`distinct`, labelled ``k0``, ``k1`` ...: they need ``contacts``."""
+        return [_key(by).label(f"k{i}") for i, by in enumerate(self.distinct)]
+
+    def positions(self) -> list[int]:
+        """For each field wanted, the position of its expression among :meth:`columns`."""
+        order = {by: i for i, by in enumerate(self.distinct)}
+        return [order[by] for by in self.wanted]
+
+
+def _cube(
+    conn: Connection, stmt: Any, contact_id: Any, fields: Fields, extra: Sequence[Any] = ()
+) -> list[dict[tuple[Any, ...], list[int]]]:
+    """``stmt`` (integer aggregates that add up over disjoint sets of contacts, selected from a source holding
+    ``contact_id``) grouped by every field at once and by ``extra``; then, for each field wanted, its groups:
+    (the field's value, *the extra values) → the aggregates added up over the combinations with that value.
+
+    With one field the grouping is the answer. With several, the combinations go into a temporary table and each
+    field's groups are added up from it by the database: the combinations are as many as the contacts at worst
+    (an organisation of its own each), too many to add up in Python."""
+    keys = fields.columns()
+    # On SQLite, unary + keeps the planner from reading every contact in the order of an index on a field (to
+    # group without sorting) and looking each up in the source: the source's rows are fewer, each finds its contact.
+    if conn.dialect.name == "sqlite":
+        contact_id = literal_column(f"+{contact_id.table.name}.{contact_id.name}")
+    extras = [e.label(f"e{i}") for i, e in enumerate(extra)]
+    values = [c.label(f"v{i}") for i, c in enumerate(stmt.selected_columns)]
+    grouped = (
+        stmt.join(contacts, contacts.c.id == contact_id)
+        .with_only_columns(*keys, *extras, *values)
+        .group_by(*(c.element for c in (*keys, *extras)))
+    )
+    if len(keys) == 1:
+        return [_groups(conn.execute(grouped), len(extras))] * len(fields.wanted)
+    cube = Table(
+        "report_cube",
+        MetaData(),
+        *(Column(c.name, String()) for c in (*keys, *extras)),
+        *(Column(c.name, BigInteger()) for c in values),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    cube.drop(conn, checkfirst=True)
+    cube.create(conn)
+    conn.execute(insert(cube).from_select([c.name for c in cube.columns], grouped))
+    each = []
+    for key in keys:
+        by = [cube.c[key.name], *(cube.c[e.name] for e in extras)]
+        rolled = select(*by, *(func.sum(cube.c[v.name]) for v in values)).group_by(*by)
+        each.append(_groups(conn.execute(rolled), len(extras)))
+    cube.drop(conn)
+    return [each[at] for at in fields.positions()]
+
+
+def _groups(rows: Iterable[Any], extras: int) -> dict[tuple[Any, ...], list[int]]:
+    """Rows of (a field's value, *``extras`` values, *aggregates) as (value, *extra values) → aggregates."""
+    width = 1 + extras
+    return {tuple(row[:width]): [int(n or 0) for n in row[width:]] for row in rows}
+
+
+def message_counts(conn: Connection, scope: Scope, fields: Fields) -> list[list[tuple[Any, str, int]]]:
+    """For each field wanted, the scope's messages counted by its value and status, as (key, status, count): one
+    pass over the messages whatever the number of fields. They are counted by contact and status first (narrow
+    rows, quick to sort), so the contacts' fields are read, and the wide rows of every field sorted, once per
+    contact rather than once per message (a third less work with two waves, more with more)."""
+    per_contact = (
+        select(messages.c.contact_id, messages.c.status, func.count().label("n"))
+        .where(*_scoped(scope))
+        .group_by(messages.c.contact_id, messages.c.status)
+        .subquery("per_contact")
+    )
+    stmt = select(func.sum(per_contact.c.n)).select_from(per_contact)
+    return [
+        [(key, status, counts[0]) for (key, status), counts in found.items()]
+        for found in _cube(conn, stmt, per_contact.c.contact_id, fields, [per_contact.c.status])
+    ]
+
+
+def engagement(conn: Connection, fields: Fields) -> list[list[Engagement]]:
+    """For each field wanted, what the recipients of the scope's messages did, by its value. Reads
+    :func:`~campaign.store.reports.prepare`'s tables."""
+    stmt = select(*(func.sum(FACTS.c[c]) for c in _FLAGS)).select_from(FACTS)
+    return [
+        [Engagement(key, *counts) for (key,), counts in found.items()]
+        for found in _cube(conn, stmt, FACTS.c.contact_id, fields)
+    ]
+
+
+def registered(conn: Connection, fields: Fields) -> list[list[Registered]]:
+    """For each field wanted, recipients who registered after their first message in scope, by its value. Reads
+    :func:`~campaign.store.reports.prepare`'s tables."""
+    sources = list(RegistrationSource)
+    confirmed = [s.value for s in CONFIRMED_SOURCES]
+    stmt = select(
+        func.count(),
+        *(func.sum(PEOPLE.c[s.value]) for s in sources),
+        func.sum(case((or_(*(PEOPLE.c[s] == 1 for s in confirmed)), 1), else_=0)),
+    ).select_from(PEOPLE)
+    return [
+        [_registered(key, sources, counts) for (key,), counts in found.items()]
+        for found in _cube(conn, stmt, PEOPLE.c.contact_id, fields)
+    ]
+
+
+def _registered(key: Any, sources: Iterable[RegistrationSource], counts: list[int]) -> Registered:
+    total, *by_source, confirmed = counts
+    return Registered(key, total, dict(zip(sources, by_source, strict=True)), confirmed)
+
+
+def joined(conn: Connection, scope: Scope, fields: Fields) -> list[dict[Any, int]]:
+    """For each field wanted, recipients of the scope's delivered messages who joined the event, by its value
+    (as :func:`~campaign.store.reports.joined` counts them: each contact once). Groups without any are absent."""
+    stmt = (
+        select(func.count(distinct(attendances.c.contact_id)))
+        .select_from(attendances.join(messages, messages.c.contact_id == attendances.c.contact_id))
+        # On SQLite the scope's waves are kept off ix_messages_due (unary +): from the event's attendances (an
+        # index range), each contact's messages found by contact, not every sent message of the campaign read.
+        .where(
+            attendances.c.event_id == scope.event_id,
+            messages.c.status == _SENT,
+            *_scoped(scope, indexed=conn.dialect.name != "sqlite"),
+        )
+    )
+    return [
+        {key: counts[0] for (key,), counts in found.items()}
+        for found in _cube(conn, stmt, attendances.c.contact_id, fields)
+    ]
