@@ -10,7 +10,15 @@ from __future__ import annotations
 
 
 class CampaignError(Exception):
-    """Base class of every error campaign raises on purpose."""
+    """Base class of every error campaign raises on purpose.
+
+    ``field`` names the input the error is about when there is one (``event``, ``list``, ``name``...): a form
+    shows the message beside that field, where a command line only prints it. None when it is about no one input.
+    """
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        self.field = field
 
 
 class ConfigError(CampaignError, ValueError):

@@ -26,9 +26,10 @@ from campaign.rules.hosts import LABEL
 class FieldError(ValidationError):
     """One field of one record is invalid."""
 
+    field: str  # always named here
+
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
+        super().__init__(f"{field}: {reason}", field=field)
         self.reason = reason
 
 

@@ -50,7 +50,7 @@ class WaveOptionError(ValidationError):
     ``subject``). The message is the whole one-line refusal, as a plain ValidationError's."""
 
     def __init__(self, option: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, field=option)
         self.option = option
 
 

@@ -112,16 +112,19 @@ def write_campaign(
         raise ValidationError(f"template directory {template_dir} does not exist")
     event = event_store.find(conn, event_ref)
     if event is None:
-        raise NotFoundError(f"no event {event_ref!r} (see `campaign events list`)")
+        raise NotFoundError(f"no event {event_ref!r} (see `campaign events list`)", field="event")
     contact_list = list_store.find(conn, list_name)
     if contact_list is None:
-        raise NotFoundError(f"no list {list_name!r} (see `campaign lists`)")
+        raise NotFoundError(f"no list {list_name!r} (see `campaign lists`)", field="list")
     # The default is cut to fit (an event slug and a list name may both be long); a name given is refused.
     name = clean_text(name) or f"{event.slug}-{contact_list.name}"[:MAX_NAME_LENGTH]
-    refuse_long_name(name, what="the campaign name")
-    refuse_all_digit_name(name, what="campaign name", thing="a campaign", fix="give a name with a letter in it")
+    try:
+        refuse_long_name(name, what="the campaign name")
+        refuse_all_digit_name(name, what="campaign name", thing="a campaign", fix="give a name with a letter in it")
+    except ValidationError as exc:
+        raise ValidationError(str(exc), field="name") from None
     if campaign_store.find(conn, name) is not None:
-        raise AlreadyExistsError(f"a campaign named {name!r} already exists")
+        raise AlreadyExistsError(f"a campaign named {name!r} already exists", field="name")
     campaign_id = campaign_store.insert_campaign(
         conn,
         {

@@ -172,7 +172,7 @@ async def new_campaign(request: Request, staff: Staff) -> Response:
     try:
         details = await run_in_threadpool(_create, data, values)
     except (NotFoundError, AlreadyExistsError, ValidationError) as exc:
-        form.errors[_field_of(str(exc))] = str(exc)
+        form.errors[exc.field if exc.field in FIELDS else "form"] = str(exc)
         return await _form_page(request, staff, form, status=400)
     await _audit(request, data, staff, AuditAction.CAMPAIGN_CREATED, details.campaign.name, {
         "event": details.event.slug, "list": details.campaign.list_name,
@@ -385,17 +385,6 @@ def _page_values(data: CampaignsData, ref: str, checks: bool) -> dict[str, Any]:
         "check": check_campaign(data.db, data.settings, data.key, campaign_id) if checks else None,
         "audience": audience_sample(data.db, campaign_id),
     }
-
-
-def _field_of(message: str) -> str:
-    """The form field a service's refusal is about: its message names what it refuses."""
-    if message.startswith("no event"):
-        return "event"
-    if message.startswith("no list"):
-        return "list"
-    if "campaign name" in message or "a campaign named" in message:
-        return "name"
-    return "form"
 
 
 def _text(value: object) -> str:

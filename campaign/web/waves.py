@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
+from campaign.exceptions import AlreadyExistsError, CampaignError, NotFoundError, ValidationError
 from campaign.models import Audience, AuditAction, Event, Permission, WaveKind, WaveStatus
 from campaign.rules.contact_fields import FieldError
 from campaign.rules.event_fields import local_to_utc, wall_clock
@@ -255,10 +255,10 @@ def _form(
     )
 
 
-def _field_of(exc: Exception) -> str:
+def _field_of(exc: CampaignError) -> str:
     """The field a service's refusal is about: the option it names, the name for one taken, else the form."""
-    if isinstance(exc, WaveOptionError) and exc.option in _OPTIONS:
-        return exc.option
+    if exc.field in _OPTIONS:
+        return exc.field
     if isinstance(exc, AlreadyExistsError):
         return "name"
     return "form"
