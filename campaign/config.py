@@ -281,6 +281,8 @@ class DeliverySettings:
     lifetime_hours: float = field(default=120.0, metadata=_range(0, None))
     breaker_window: int = field(default=50, metadata=_range(1, None))
     breaker_threshold: float = field(default=0.8, metadata=_range(0.01, 1))
+    group_commit_ms: float = field(default=100.0, metadata=_range(0, 10_000))
+    group_commit_max: int = field(default=500, metadata=_range(1, None))
 
     @property
     def beat_seconds(self) -> float:

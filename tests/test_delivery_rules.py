@@ -1,5 +1,5 @@
-"""Delivery policy rules: retry backoff and giving up, the token bucket, the failure breaker, the verdict on a failed
-attempt and a message's deadline (pure, no clock)."""
+"""Delivery policy rules: retry backoff and giving up, the failure breaker, the verdict on a failed attempt and a
+message's deadline (pure, no clock)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from campaign.rules.delivery import (
     FailureBreaker,
     FailureVerdict,
     RetryPolicy,
-    TokenBucket,
     judge_failure,
     message_deadline,
     pause_reason,
@@ -151,45 +150,6 @@ def test_next_attempt_boundaries() -> None:
     assert policy.next_attempt(attempts=1, now=NOW, queued_at=past, deadline=None) is None
     # A deadline already passed.
     assert policy.next_attempt(attempts=1, now=NOW, queued_at=NOW, deadline=NOW - timedelta(hours=1)) is None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# TokenBucket
-# ---------------------------------------------------------------------------------------------------------
-
-
-@given(
-    rate=st.floats(min_value=0.1, max_value=1_000),
-    per=st.sampled_from([1.0, 60.0, 3600.0]),
-    burst=st.floats(min_value=1.0, max_value=50.0),
-    gaps=st.lists(st.floats(min_value=0.0, max_value=5.0), min_size=1, max_size=60),
-)
-def test_token_bucket_never_allows_more_than_rate_times_t_plus_burst(
-    rate: float, per: float, burst: float, gaps: list[float]
-) -> None:
-    # Each caller asks at time `asked` and goes when told to (asked + wait), as the dispatcher does.
-    bucket = TokenBucket(rate, per, burst)
-    asked, uses = 0.0, []
-    for gap in gaps:
-        asked += gap
-        wait = bucket.take(asked)
-        assert wait >= 0.0
-        uses.append(asked + wait)
-    uses.sort()
-    per_second = rate / per
-    for i in range(len(uses)):
-        for j in range(i, len(uses)):
-            window = uses[j] - uses[i]
-            assert j - i + 1 <= per_second * window + burst + 1e-6, (i, j, window)
-
-
-def test_token_bucket_burst_then_steady_rate() -> None:
-    bucket = TokenBucket(rate=10, per=1.0, burst=3)
-    waits = [bucket.take(100.0) for _ in range(6)]
-    assert waits[:3] == [0.0, 0.0, 0.0]
-    assert waits[3:] == pytest.approx([0.1, 0.2, 0.3])
-    # After a long quiet spell the bucket is full again, but never fuller than the burst.
-    assert [bucket.take(1_000.0) for _ in range(4)] == pytest.approx([0.0, 0.0, 0.0, 0.1])
 
 
 # ---------------------------------------------------------------------------------------------------------

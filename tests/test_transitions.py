@@ -95,11 +95,13 @@ def test_a_move_from_a_status_changed_since_it_was_read_is_refused(db: Database,
     campaign_id = get_campaign(db, "c").campaign.id
     assert get_campaign(db, "c").campaign.status is CampaignStatus.SENDING  # what the worker read
     force_status(db, "c", CampaignStatus.CANCELLED)
-    assert pause_sending(db, campaign_id, "breaker", NOW) is None
+    with db.write() as conn:
+        assert pause_sending(conn, campaign_id, "breaker", NOW) is None
     assert campaign_status(db, "c") is CampaignStatus.CANCELLED
 
     force_status(db, "c", CampaignStatus.SENDING)
-    assert pause_sending(db, campaign_id, "breaker", NOW) == "c"
+    with db.write() as conn:
+        assert pause_sending(conn, campaign_id, "breaker", NOW) == "c"
     assert get_campaign(db, "c").campaign.status_reason == "breaker"
 
 

@@ -20,24 +20,28 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from campaign.cli import cli
 from campaign.config import Settings, load_settings
-from campaign.models import MessageStatus, WaveKind, WaveStatus
+from campaign.models import MessageStatus, SuppressionReason, WaveKind, WaveStatus
+from campaign.rules.contact_fields import email_key
 from campaign.services.campaigns import get_campaign
 from campaign.services.database import init_database
 from campaign.services.dispatch_jobs import Job, Result
-from campaign.services.dispatch_results import write_results
+from campaign.services.dispatch_results import ResultRecorder, write_results
+from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.heartbeat import RateMeter
 from campaign.services.leadership import Leadership, lock_key
 from campaign.services.lifecycle import launch
 from campaign.services.workers import leader, registry
 from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
+from campaign.store import suppressions as suppression_store
 from campaign.store import workers as worker_store
 from campaign.store.engine import Database
 from campaign.store.tables import messages
@@ -47,6 +51,7 @@ from tests.test_delivery import (
     Sink,
     base_settings,
     cli_environment,
+    outbox_rows,
     pipelining_smtp,  # noqa: F401 (a fixture)
     prepare,
     relay_config,
@@ -155,7 +160,7 @@ def cli_output(config: Path, *args: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Four workers, one killed: everything delivered, duplicates bounded by its concurrency
+# Four workers, one killed: everything delivered, duplicates bounded by its concurrency and its group commit
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -165,7 +170,9 @@ def test_workers_share_the_queue_and_a_killed_ones_messages_go_out_within_second
     pipelining_smtp: Sink,  # noqa: F811 (the fixture)
 ) -> None:
     smtp, total, concurrency, lease = pipelining_smtp, 3000, 4, 4
-    config = scale_config(tmp_path, pg_db, smtp, concurrency=concurrency, lease=lease)
+    # Results wait up to a group commit while senders go on: at most this many handed over but not committed.
+    group = 30
+    config = scale_config(tmp_path, pg_db, smtp, concurrency=concurrency, lease=lease, group_commit_max=group)
     emails = prepare(pg_db, tmp_path, total)
     launch(pg_db, settings_for(config), KEY, "c")
     names = [f"worker-{n}" for n in range(4)]
@@ -201,7 +208,7 @@ def test_workers_share_the_queue_and_a_killed_ones_messages_go_out_within_second
     received = smtp.handler.received()
     assert set(received) == set(emails), "every message delivered"
     duplicates = sum(n - 1 for n in received.values())
-    assert duplicates <= concurrency, f"{duplicates} duplicates: more than the killed worker's connections"
+    assert duplicates <= concurrency + group, f"{duplicates} duplicates: more than the killed worker's in flight"
     assert held, "the killed worker held messages when it died"
     assert recovered_in < 30, recovered_in
     # Each surviving worker recorded its share and marked itself stopped; the counts add up to what was recorded.
@@ -293,6 +300,91 @@ def test_a_lost_lease_leaves_the_row_as_its_new_owner_recorded_it(db: Database, 
             == set()
         )
     assert rows_of(db)[jobs[0].message.id][0] == "sent"
+
+
+def test_on_postgresql_a_claim_is_one_statement_abandoned_first_the_suppressed_set_aside(
+    pg_db: Database, tmp_path: Path
+) -> None:
+    """One round trip a batch: the abandoned leases, the due messages and the suppression check in one UPDATE (a
+    second only for a batch that holds suppressed addresses); abandoned messages come first, suppressed addresses
+    are set aside uncounted, the rest leased."""
+    emails = prepare(pg_db, tmp_path, 6)
+    launch(pg_db, base_settings(tmp_path), KEY, "c")
+    now = datetime.now(UTC)
+    with pg_db.write() as conn:
+        dead = outbox.claim(conn, owner="dead", now=now, lease_until=now + timedelta(seconds=1), limit=2).messages
+        suppression_store.add(conn, email_key(emails[5]), SuppressionReason.UNSUBSCRIBED, "link", None, now)
+    statements: list[list[str]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements[-1].append(statement)
+
+    later = now + timedelta(seconds=2)  # the dead worker's leases lapsed
+    claims = []
+    event.listen(pg_db.engine, "before_cursor_execute", capture)
+    try:
+        for limit in (3, 10):  # the second takes the rest
+            statements.append([])
+            with pg_db.write() as conn:
+                lease_until = later + timedelta(seconds=30)
+                claims.append(outbox.claim(conn, owner="live", now=later, lease_until=lease_until, limit=limit))
+    finally:
+        event.remove(pg_db.engine, "before_cursor_execute", capture)
+    claim, rest = claims
+    assert {m.id for m in dead} <= {m.id for m in claim.messages}, "the abandoned messages first"
+    assert len(claim.messages) + claim.suppressed == 3
+    assert claim.suppressed + rest.suppressed == 1, "the suppressed one is never leased"
+    assert len(claim.messages) + len(rest.messages) == 5
+    assert [len(s) for s in statements] == [1 + c.suppressed for c in claims], statements
+    rows = rows_of(pg_db)
+    for message in [*claim.messages, *rest.messages]:
+        status, attempts, owner = rows[message.id][:3]
+        assert (status, owner) == ("sending", "live")
+        assert attempts == (2 if message.id in {m.id for m in dead} else 1)
+    row = outbox_rows(pg_db, "c")[emails[5]]
+    assert (row.status, row.last_error, row.attempts) == ("suppressed", "unsubscribed", 0)
+    assert rows[row.id][2] is None, "no lease left on it"
+
+
+def test_on_postgresql_senders_go_on_before_the_group_commit_at_most_group_max_waiting(
+    pg_db: Database, tmp_path: Path
+) -> None:
+    """The crash bound of the group commit: a result handed over returns at once (not yet committed) while fewer
+    than ``group_max`` wait; the one that fills the group waits for, and gets, the commit of all of them."""
+    prepare(pg_db, tmp_path, 3)
+    launch(pg_db, base_settings(tmp_path), KEY, "c")
+    now = datetime.now(UTC)
+    with pg_db.write() as conn:
+        taken = outbox.claim(conn, owner="w", now=now, lease_until=now + timedelta(seconds=30), limit=3).messages
+    details = get_campaign(pg_db, "c")
+    jobs = [Job(m, None, details.waves[0], details.campaign.id, None, None) for m in taken]  # type: ignore[arg-type]
+    summary = DispatchSummary()
+    recorder = ResultRecorder(
+        pg_db,
+        lambda conn, batch: write_results(conn, batch, "w", now),
+        summary,
+        None,
+        senders=3,
+        window_ms=60_000.0,  # a long window: only a full group commits
+        group_max=3,
+    )
+
+    async def scenario() -> tuple[list[object], list[object]]:
+        flusher = asyncio.create_task(recorder.keep_flushing())
+        try:
+            for job in jobs[:2]:
+                await asyncio.wait_for(recorder.record(Result(job, MessageStatus.SENT, reply="250 ok")), 1)
+            await asyncio.sleep(0.05)
+            waiting = [rows_of(pg_db)[j.message.id][0] for j in jobs]
+            await asyncio.wait_for(recorder.record(Result(jobs[2], MessageStatus.SENT, reply="250 ok")), 5)
+            return waiting, [rows_of(pg_db)[j.message.id][0] for j in jobs]
+        finally:
+            flusher.cancel()
+
+    waiting, committed = asyncio.run(scenario())
+    assert waiting == ["sending"] * 3, "two results handed over, none committed: the senders went on"
+    assert committed == ["sent"] * 3, "the third filled the group and returned once all three were committed"
+    assert summary.counts == {"sent": 3}
 
 
 def test_a_heartbeat_renews_the_row_and_only_the_leases_still_held_in_one_step(db: Database, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
-"""Delivery policy: what a failed attempt means, retry backoff, deadlines and giving up, rate limiting and the
-failure-rate breaker. Pure: every function takes the time it needs as an argument, so each rule is tested without
-a clock, a database or a network.
+"""Delivery policy: what a failed attempt means, retry backoff, deadlines and giving up, and the failure-rate
+breaker (the rate limits are token buckets in the database: :mod:`campaign.services.rate_limits`). Pure: every
+function takes the time it needs as an argument, so each rule is tested without a clock, a database or a network.
 
 Contract (the delivery worker, :mod:`campaign.services.dispatch_failures`, only applies these verdicts):
 
@@ -61,28 +61,6 @@ class RetryPolicy:
 
 
 @dataclass(slots=True)
-class TokenBucket:
-    """At most ``rate`` events per ``per`` seconds on average, in bursts of up to ``burst``."""
-
-    rate: float
-    per: float = 1.0
-    burst: float = 1.0
-    _tokens: float = field(init=False)
-    _stamp: float | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        self._tokens = self.burst
-
-    def take(self, now: float) -> float:
-        """Take one token at monotonic time ``now``; returns how long to wait before using it (0: go now)."""
-        if self._stamp is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate / self.per)
-        self._stamp = now
-        self._tokens -= 1
-        return 0.0 if self._tokens >= 0 else -self._tokens * self.per / self.rate
-
-
-@dataclass(slots=True)
 class FailureBreaker:
     """Trips when the failure rate over the last ``window`` attempts reaches ``threshold``.
 
@@ -107,8 +85,16 @@ class FailureBreaker:
     def record(self, ok: bool) -> bool:
         """Record an attempt; returns True when the breaker trips."""
         self._results.append(ok)
-        failures = self._results.count(False)
-        return len(self._results) >= self.minimum and failures / len(self._results) >= self.threshold
+        return self.judges(self._results.count(False), len(self._results))
+
+    def judges(self, failures: int, attempts: int) -> bool:
+        """Whether ``failures`` among ``attempts`` recent attempts trip this breaker (any view of them: this
+        process's, or every worker's as the outbox records them)."""
+        return attempts >= self.minimum and failures / attempts >= self.threshold
+
+    def forget(self) -> None:
+        """Start afresh: the attempts recorded so far no longer count."""
+        self._results.clear()
 
     @property
     def failure_rate(self) -> float:

@@ -2,11 +2,14 @@
 
 Guarantees:
 
-* A message becomes ``sent`` only after the server's 250, and each sender records its result durably
+* A message becomes ``sent`` only after the server's 250. On SQLite each sender records its result durably
   before it takes the next message (results are committed in groups, so this costs one transaction per
-  group, not per message). If the process dies at any moment, at most one message per SMTP connection was
-  sent but not recorded: duplicates are bounded by the configured concurrency. Everything else it held is
-  simply leased, and sent by the next worker once the lease expires: nothing is lost.
+  group, not per message): if the process dies at any moment, at most one message per SMTP connection was
+  sent but not recorded, so duplicates are bounded by the configured concurrency. On PostgreSQL a sender goes
+  on while its result waits up to ``delivery.group_commit_ms`` for the group's commit, at most
+  ``delivery.group_commit_max`` results waiting: duplicates after a crash are bounded by the concurrency plus
+  that (see :mod:`~campaign.services.dispatch_results`). Everything else it held is simply leased, and sent by
+  the next worker once the lease expires: nothing is lost.
 * 4xx replies, dropped connections and timeouts defer the message with exponential backoff; it expires when
   its lifetime ends or the event has started. 5xx at RCPT bounces it and suppresses the address; 5xx at
   DATA fails it. A template error for one contact fails that message and never blocks the rest.
@@ -35,6 +38,7 @@ waiting for SQLite's write lock without stalling the senders (:mod:`~campaign.st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -60,6 +64,7 @@ from campaign.services.heartbeat import Heartbeat
 from campaign.services.installation import installation_id
 from campaign.services.lifecycle import finish_campaigns
 from campaign.services.links import StoredLinkBook
+from campaign.services.rate_limits import RateLimits
 from campaign.services.rendering import wave_renderer
 from campaign.store import campaigns as campaign_store
 from campaign.store import contacts as contact_store
@@ -73,6 +78,15 @@ from campaign.store.workers import ALIVE, WORKER, Counts
 # another worker's commits invalidated, and mapped pages make that cheaper (bench/send.py: about 8% more
 # messages a second).
 DELIVERY_MMAP_BYTES = 256 << 20
+
+
+def _store_links(job: Job) -> None:
+    """Render ``job``'s message once, for nothing but the links it stores (in a worker thread, fresh renderers
+    only): storing a new link destination is a write, and on SQLite a write waits for the lock another process
+    holds. Here it waits off the event loop; the senders' builds then find every link of the wave known and never
+    write (a link that only some contacts' messages have is still stored by their build)."""
+    with contextlib.suppress(Exception):  # the real build reports what is wrong with a message
+        job.renderer.build(job.contact, "<links@campaign.invalid>", job.message.id, date=utc_now(), eight_bit=True)
 
 
 def worker_name() -> str:
@@ -110,17 +124,32 @@ class Dispatcher:
         self.renderers: dict[int, WaveRenderer] = {}
         self.revisions: dict[int, tuple[int, datetime] | None] = {}  # of each cached renderer's event
         self.summary = DispatchSummary()
-        self.failures = Failures(db, settings, clock, self.summary)
+        self.failures = Failures(settings, clock, self.summary)
+        # On PostgreSQL senders go on while their results wait for the group's commit (see dispatch_results).
+        d = settings.delivery
         # The batch writer is looked up at each commit, not bound now, so that it can be replaced on a live
         # dispatcher (a test makes a commit fail so).
         self.results = ResultRecorder(
-            db, lambda conn, batch: self._write(conn, batch), self.summary, request.progress, self.concurrency
+            db,
+            lambda conn, batch: self._write(conn, batch),
+            self.summary,
+            request.progress,
+            self.concurrency,
+            window_ms=0.0 if db.is_sqlite else d.group_commit_ms,
+            group_max=d.group_commit_max,
         )
         self.heartbeat = Heartbeat(
             db, settings, name=self.owner, role=WORKER, state=ALIVE, counts=self._counts, lease_clock=clock
         )
         self.sending = Senders(
-            request.servers, settings, clock, self.signals, self.failures, self.results, self.heartbeat.lease_held
+            request.servers,
+            settings,
+            clock,
+            self.signals,
+            self.failures,
+            self.results,
+            RateLimits(db, settings, self.signals),
+            self.heartbeat.lease_held,
         )
 
     async def run(self) -> DispatchSummary:
@@ -240,6 +269,7 @@ class Dispatcher:
         # Claims only return campaigns that are sending: one paused earlier has been resumed since.
         self.failures.resumed(wave.campaign_id for wave in waves.values())
         self._forget_stale_renderers(waves.values())
+        new_renderers = {wave_id for wave_id in waves if wave_id not in self.renderers}
         jobs = []
         for message in claimed:
             wave = waves[message.wave_id]
@@ -255,6 +285,8 @@ class Dispatcher:
                     claimed_at,
                 )
             )
+        for wave_id in new_renderers:
+            await asyncio.to_thread(_store_links, next(job for job in jobs if job.wave.id == wave_id))
         return jobs
 
     def _forget_stale_renderers(self, waves: Iterable[Wave]) -> None:
@@ -297,7 +329,10 @@ class Dispatcher:
         now = self.clock()
         # A campaign paused (or cancelled) by staff meanwhile: its messages still in hand go back unsent.
         self.failures.hold_back_not_sending(conn, {r.job.campaign_id for r in batch})
-        return write_results(conn, batch, self.owner, now)
+        lost = write_results(conn, batch, self.owner, now)
+        # A breaker that tripped in this worker: the campaign's recorded attempts, this batch's among them, decide.
+        self.failures.decide_tripped(conn)
+        return lost
 
 
 _FAILED = (MessageStatus.DEFERRED, MessageStatus.BOUNCED, MessageStatus.FAILED, MessageStatus.EXPIRED)

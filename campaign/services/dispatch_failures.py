@@ -12,9 +12,16 @@ clock; this module applies it to one run's state and the database:
   its campaign's breaker, as each message sent counts for it.
 * When most recent attempts of a campaign failed (the breaker trips) the campaign pauses itself, with the reason
   in its status (:func:`campaign.services.lifecycle.pause_sending`: only if it is still sending), and the run's
-  summary names it. A paused campaign is held back: its messages still in this
-  worker's hands go back unsent. It is held back too once staff paused or cancelled it (seen when results are
-  recorded); when a claim returns its messages again it was resumed, and its breaker starts afresh.
+  summary names it. The decision is the fleet's, not one worker's: when this worker's own recent attempts trip its
+  breaker, the campaign's recent attempts as the outbox records them, every worker's together, are counted (one
+  statement, :mod:`campaign.store.recent_attempts`) and decide. If they are enough to judge (the breaker's
+  minimum) and do not trip it (other workers deliver: the fault is this worker's path to the relay, not the
+  campaign's), this worker's breaker starts afresh and the campaign sends on; with fewer (results still wait
+  in group commits), the next failure asks again. So two workers never disagree about a campaign, and one
+  worker's broken network never pauses a campaign the others are delivering.
+* A paused campaign is held back: its messages still in this worker's hands go back unsent. It is held back too
+  once staff paused or cancelled it (seen when results are recorded); when a claim returns its messages again it
+  was resumed, and its breaker starts afresh.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from campaign.services.dispatch_jobs import Clock, Job, Result
 from campaign.services.dispatch_summary import DispatchSummary, PausedCampaign
 from campaign.services.lifecycle import pause_sending
 from campaign.store import campaigns as campaign_store
-from campaign.store.engine import Database
+from campaign.store import recent_attempts
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -48,15 +55,16 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 class Failures:
     """One run's judgement of failed attempts, its breakers and the campaigns it holds back; see the module doc."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock, summary: DispatchSummary) -> None:
-        """Campaigns that pause themselves are written to ``db`` and named in ``summary``."""
-        self.db = db
+    def __init__(self, settings: Settings, clock: Clock, summary: DispatchSummary) -> None:
+        """Campaigns that pause themselves are paused in the recorder's transaction (:meth:`decide_tripped`) and
+        named in ``summary``."""
         self.settings = settings
         self.clock = clock
         self.summary = summary
         self.retry = retry_policy(settings)
         self.breakers: dict[int, FailureBreaker] = {}
         self.paused: set[int] = set()  # the campaigns held back
+        self.tripped: dict[int, DeliveryError] = {}  # campaigns whose breaker tripped here, with the last error
 
     def succeeded(self, campaign_id: int) -> None:
         """Count a message sent for its campaign."""
@@ -77,10 +85,19 @@ class Failures:
         if verdict.counts_against_campaign:
             breaker = self._breaker(job.campaign_id)
             if breaker.record(False) and job.campaign_id not in self.paused:
-                self._pause(job.campaign_id, breaker, exc)
+                self.tripped[job.campaign_id] = exc  # decided as this result is recorded: decide_tripped
         return Result(
             job, verdict.status, reply=verdict.reply, error=verdict.error, next_attempt_at=verdict.next_attempt_at
         )
+
+    def decide_tripped(self, conn: Connection) -> None:
+        """In the recorder's transaction, once its batch of results is written: for each campaign whose breaker
+        tripped here since, the campaign's recent attempts, every worker's and this batch's, decide whether it
+        pauses (see the module doc). One statement per such campaign; none at all while no breaker trips."""
+        tripped, self.tripped = self.tripped, {}
+        for campaign_id, exc in tripped.items():
+            if campaign_id not in self.paused:
+                self._decide(conn, campaign_id, self._breaker(campaign_id), exc)
 
     def resumed(self, campaign_ids: Iterable[int]) -> None:
         """Campaigns a claim returned messages of: sending again, so no longer held back (breaker afresh)."""
@@ -104,9 +121,22 @@ class Failures:
             self.breakers[campaign_id] = breaker
         return breaker
 
-    def _pause(self, campaign_id: int, breaker: FailureBreaker, exc: DeliveryError) -> None:
+    def _decide(self, conn: Connection, campaign_id: int, breaker: FailureBreaker, exc: DeliveryError) -> None:
+        now = self.clock()
+        failures, attempts = recent_attempts.recent_outcomes(
+            conn, campaign_id, window=breaker.window, since=now - RECENT_ATTEMPTS
+        )
+        if attempts < breaker.minimum:
+            return  # too few recorded to judge (its results lost with a lease?): the next failure asks again
+        if not breaker.judges(failures, attempts):
+            breaker.forget()  # the others deliver: this worker's view starts afresh
+            return
         self.paused.add(campaign_id)
-        reason = pause_reason(breaker.failure_rate, exc)
-        name = pause_sending(self.db, campaign_id, reason, self.clock())
+        reason = pause_reason(failures / attempts, exc)
+        name = pause_sending(conn, campaign_id, reason, now)
         if name is not None:
             self.summary.paused[campaign_id] = PausedCampaign(campaign_id, name, reason)
+
+
+RECENT_ATTEMPTS = timedelta(minutes=15)
+"""Attempts recorded longer ago than this are not recent (an outage of yesterday says nothing about now)."""

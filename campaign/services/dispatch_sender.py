@@ -5,13 +5,16 @@ Contract:
 * A job is sent only if the run is not stopping (else it is given back), its campaign is not held back (given
   back, "campaign paused"), its lease is surely still the run's (else given back: a no-op if another worker took
   it; see :mod:`campaign.services.heartbeat`) and its deadline has not passed (expired); then within the
-  ``[delivery]`` rate limits (per second, per hour, per recipient domain). A stop that comes while a sender
+  ``[delivery]`` rate limits (per second, per hour, per recipient domain), shared by every worker through the
+  database (:mod:`campaign.services.rate_limits`). A stop that comes while a sender
   waits for the rate limit cuts the wait short, and the job is given back.
 * The message is built for the server it goes to: unencoded UTF-8 where it offers 8BITMIME. A message that
   cannot be built (a template error for one contact) fails alone. What a delivery error does is decided by
   :mod:`campaign.services.dispatch_failures`; any other error while sending is taken as transient: the
   message is retried later, and the sender carries on.
-* A sender takes its next job only once the last one's result is recorded.
+* A sender takes its next job only once the last one's result is handed to the recorder: committed, on SQLite;
+  on PostgreSQL gathered into a group commit whose size is bounded
+  (:mod:`campaign.services.dispatch_results` states the bound, and what a crash may then send twice).
 * A sender cancelled (the run aborted) gives back the job in its hands unless it is on the wire; those on the
   wire stay in :attr:`Senders.on_the_wire`, left to their leases. Its connection then says QUIT, for half a
   second at most.
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Sequence
 
 from campaign.config import Settings
@@ -29,11 +31,11 @@ from campaign.exceptions import DeliveryError, TemplateError, TransientDeliveryE
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 from campaign.models import MessageStatus
 from campaign.render.identifiers import message_id_for
-from campaign.rules.delivery import TokenBucket
 from campaign.services.dispatch_failures import Failures
 from campaign.services.dispatch_jobs import Clock, Job, Result
 from campaign.services.dispatch_results import ResultRecorder
 from campaign.services.dispatch_stop import StopSignals
+from campaign.services.rate_limits import RateLimits
 
 _ABORT_QUIT_SECONDS = 0.5  # an aborted sender says QUIT this long at most: the process is leaving
 
@@ -49,9 +51,10 @@ class Senders:
         signals: StopSignals,
         failures: Failures,
         results: ResultRecorder,
+        limits: RateLimits,
         lease_held: Callable[[float], bool] = lambda _claimed_at: True,
     ) -> None:
-        """``clock`` dates the messages and decides their deadlines; the rate limits keep real time.
+        """``clock`` dates the messages and decides their deadlines; the rate ``limits`` keep real time.
         ``lease_held`` says whether the lease of a job claimed at a (monotonic) instant is surely still the run's
         (its heartbeat's word)."""
         self.chooser = ServerChooser(servers)
@@ -61,13 +64,8 @@ class Senders:
         self.failures = failures
         self.results = results
         self.lease_held = lease_held
+        self.limits = limits
         self.on_the_wire: set[int] = set()  # the messages a sender has begun to transmit
-        d = settings.delivery
-        self.buckets = [
-            TokenBucket(d.rate_per_second, 1.0, max(1.0, d.rate_per_second)) if d.rate_per_second > 0 else None,
-            TokenBucket(d.rate_per_hour, 3600.0, max(1.0, d.rate_per_hour / 60)) if d.rate_per_hour > 0 else None,
-        ]
-        self.domain_buckets: dict[str, TokenBucket] = {}
 
     async def run(self, queue: asyncio.Queue[Job | None]) -> None:
         """One sender: deliver the jobs of ``queue`` and record their results, until it hands out None."""
@@ -99,13 +97,16 @@ class Senders:
         if self.signals.stopping():  # taken from the queue as the stop came: given back, not begun
             return Result(job, MessageStatus.QUEUED)
         now = self.clock()
+        if job.campaign_id in self.failures.tripped:
+            # This worker's breaker tripped for the campaign: the results handed over are committed now, which
+            # decides it from every worker's recorded attempts (Failures.decide_tripped), before another goes out.
+            await self.results.flush()
         if job.campaign_id in self.failures.paused:
             return Result(job, MessageStatus.QUEUED, error="campaign paused")
         if job.deadline is not None and now >= job.deadline:
             return Result(job, MessageStatus.EXPIRED, error="the event has started")
         message_id = message_id_for(f"c{job.campaign_id}.w{job.wave.id}.m{job.message.id}", job.renderer.sender)
-        await self._respect_limits(job.contact.email)
-        if self.signals.stopping():
+        if not await self.limits.wait_turn(job.contact.email) or self.signals.stopping():
             # The stop came while this sender waited for the rate limit (seconds, at a low rate): the message
             # goes back rather than holding the stop up.
             return Result(job, MessageStatus.QUEUED)
@@ -139,15 +140,3 @@ class Senders:
                 self.on_the_wire.discard(job.message.id)
         self.failures.succeeded(job.campaign_id)
         return Result(job, MessageStatus.SENT, message_id=message_id, reply=f"250 {reply}")
-
-    async def _respect_limits(self, address: str) -> None:
-        now = time.monotonic()
-        waits = [bucket.take(now) for bucket in self.buckets if bucket is not None]
-        per_domain = self.settings.delivery.per_domain_per_second
-        if per_domain > 0:
-            domain = address.rpartition("@")[2].lower()
-            bucket = self.domain_buckets.setdefault(domain, TokenBucket(per_domain, 1.0, max(1.0, per_domain)))
-            waits.append(bucket.take(now))
-        wait = max(waits, default=0.0)
-        if wait > 0:
-            await self.signals.sleep(wait)  # a stop need not wait for the limiter (see _deliver)

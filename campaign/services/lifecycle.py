@@ -186,17 +186,17 @@ def _finish(conn: Connection, campaign_id: int, now: datetime) -> bool:
     return transition(conn, campaign_id, CampaignStatus.SENT, now=now, only_from=sending, finished=True, strict=False)
 
 
-def pause_sending(db: Database, campaign_id: int, reason: str, now: datetime) -> str | None:
-    """Pause a campaign that is sending (the delivery worker's breaker); returns its name, or None when it was not
-    sending any more (paused, cancelled or finished meanwhile, by staff or another worker)."""
-    with db.write() as conn:
-        sending = {CampaignStatus.SENDING}
-        if not transition(
-            conn, campaign_id, CampaignStatus.PAUSED, now=now, reason=reason, only_from=sending, strict=False
-        ):
-            return None
-        campaign = campaign_store.find(conn, str(campaign_id))
-        return campaign.name if campaign is not None else None
+def pause_sending(conn: Connection, campaign_id: int, reason: str, now: datetime) -> str | None:
+    """Pause a campaign that is sending (the delivery worker's breaker), in ``conn``'s transaction; returns its
+    name, or None when it was not sending any more (paused, cancelled or finished meanwhile, by staff or another
+    worker)."""
+    sending = {CampaignStatus.SENDING}
+    if not transition(
+        conn, campaign_id, CampaignStatus.PAUSED, now=now, reason=reason, only_from=sending, strict=False
+    ):
+        return None
+    campaign = campaign_store.find(conn, str(campaign_id))
+    return campaign.name if campaign is not None else None
 
 
 def settle_waves(conn: Connection, campaign_id: int) -> set[int]:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     exists,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
     update,
 )
 
@@ -421,7 +423,12 @@ def claim(
     campaign), or that asked since for no more mail about the campaign's event, is not returned: it becomes
     ``suppressed`` with the reason in ``last_error``, its attempt not counted, and :attr:`Claim.suppressed`
     counts it. The claim itself looks, so no caller can send one by forgetting to.
+
+    On PostgreSQL all of this is one statement (see :func:`_claim_in_one`); on SQLite, three in the caller's
+    transaction (a round trip there costs a function call, and SQLite takes no row locks to skip).
     """
+    if conn.dialect.name == "postgresql":
+        return _claim_in_one(conn, owner, now, lease_until, limit, campaign_id)
     claimed = _lease(conn, _abandoned(now, campaign_id), owner, now, lease_until, limit)
     if len(claimed) < limit:
         claimed += _lease(conn, _pending(now, campaign_id), owner, now, lease_until, limit - len(claimed))
@@ -458,20 +465,62 @@ def _lease(
     return [ClaimedMessage(*row) for row in conn.execute(stmt)]
 
 
-@cache
-def _suppress_claimed(dialect_name: str) -> Any:
-    """Of the messages just leased (``ids``), those whose address is suppressed now, or asked for no more mail
-    about their campaign's event, become ``suppressed`` with the reason, their lease and attempt given back;
-    returns their ids. Built once per backend: it runs with every claim."""
-    claimed = json_rows(dialect_name, "ids", [("id", BigInteger())])
+def _claim_in_one(
+    conn: Connection, owner: str, now: datetime, lease_until: datetime, limit: int, campaign_id: int | None
+) -> Claim:
+    """:func:`claim` in one statement (PostgreSQL), a second only when some are suppressed: up to ``limit`` rows,
+    abandoned ones first, locked ``FOR UPDATE SKIP LOCKED`` by two index-range subqueries (each its own, as in
+    :func:`claim`, for the planners' sake) under one ``LIMIT``, which reads the second only as far as the first
+    falls short; one ``UPDATE`` leases them all and returns each one's suppression reason, looked up beside it
+    (so once a row); those with one are then set aside by :func:`_suppress_claimed` as on SQLite. One round
+    trip a batch instead of three."""
+
+    def due(condition: Any) -> Any:
+        chosen = select(messages.c.id).where(condition).limit(limit)
+        return select(chosen.with_for_update(skip_locked=True).subquery().c.id)
+
+    chosen = union_all(due(_abandoned(now, campaign_id)), due(_pending(now, campaign_id))).limit(limit).subquery()
+    stmt = (
+        update(messages)
+        # = ANY(ARRAY(...)), not IN or a join: the chosen ids are collected first, then looked up by primary key
+        # (as IN or a join, PostgreSQL hashed the whole table to find 200 rows of a 20,000-row queue).
+        .where(messages.c.id == any_(func.array(select(chosen.c.id).scalar_subquery())))
+        .values(
+            status=MessageStatus.SENDING.value,
+            lease_owner=owner,
+            lease_expires_at=lease_until,
+            attempts=messages.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            messages.c.id,
+            messages.c.wave_id,
+            messages.c.contact_id,
+            messages.c.attempts,
+            messages.c.scheduled_at,
+            _suppression_reason(messages.c.contact_id, messages.c.wave_id).label("reason"),
+        )
+    )
+    rows = conn.execute(stmt).all()
+    held = [row.id for row in rows if row.reason is not None]
+    if held:
+        ids = json.dumps([[i] for i in held])
+        conn.execute(_suppress_claimed(conn.dialect.name), {"ids": ids, "now": now})
+    claimed = sorted((ClaimedMessage(*row[:5]) for row in rows if row.reason is None), key=lambda m: m.id)
+    return Claim(claimed, len(held))
+
+
+def _suppression_reason(contact_id: Any, wave_id: Any) -> Any:
+    """Why the message of ``contact_id`` in ``wave_id`` (columns) may not be sent now, or NULL: its address is
+    suppressed (the suppression's reason), or asked for no more mail about the wave's event
+    (:data:`EVENT_UNSUBSCRIBED`). Primary-key look-ups of the contact, wave and campaign, and probes of the
+    suppressions' key and the unique (event, address) index."""
     suppressed = (
         select(suppressions.c.reason)
         .join(contacts, contacts.c.email_key == suppressions.c.email_key)
-        .where(contacts.c.id == messages.c.contact_id)
+        .where(contacts.c.id == contact_id)
         .scalar_subquery()
     )
-    # Primary-key look-ups of the message's contact, wave and campaign, then a probe of the unique (event,
-    # address) index: the same cost per message as the suppression's.
     event_recipient = contacts.alias("event_recipient")
     opted_out = (
         select(literal(EVENT_UNSUBSCRIBED))
@@ -479,10 +528,19 @@ def _suppress_claimed(dialect_name: str) -> Any:
         .join(event_recipient, event_recipient.c.email_key == event_unsubscribes.c.email_key)
         .join(campaigns, campaigns.c.event_id == event_unsubscribes.c.event_id)
         .join(waves, waves.c.campaign_id == campaigns.c.id)
-        .where(event_recipient.c.id == messages.c.contact_id, waves.c.id == messages.c.wave_id)
+        .where(event_recipient.c.id == contact_id, waves.c.id == wave_id)
         .scalar_subquery()
     )
-    reason = func.coalesce(suppressed, opted_out)
+    return func.coalesce(suppressed, opted_out)
+
+
+@cache
+def _suppress_claimed(dialect_name: str) -> Any:
+    """Of the messages just leased (``ids``), those whose address is suppressed now, or asked for no more mail
+    about their campaign's event, become ``suppressed`` with the reason, their lease and attempt given back;
+    returns their ids. Built once per backend: it runs with every claim."""
+    claimed = json_rows(dialect_name, "ids", [("id", BigInteger())])
+    reason = _suppression_reason(messages.c.contact_id, messages.c.wave_id)
     return (
         update(messages)
         .where(messages.c.id.in_(select(claimed.c.id)), reason.is_not(None))

@@ -440,6 +440,19 @@ class WorkerRow(Base):
     rate: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class RateLimitRow(Base):
+    """A token bucket of the ``[delivery]`` rate limits, shared by every delivery worker: ``name`` is ``second``,
+    ``hour`` or ``domain:<recipient domain>``; ``tokens`` left at ``refilled_at`` (seconds since the epoch, on the
+    taking worker's clock); ``granted``: what the last take gave (read back by the same statement)."""
+
+    __tablename__ = "rate_limits"
+
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[float] = mapped_column(Float)
+    granted: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 metadata = Base.metadata
 
 # The tables as Core objects, typed, for the store's SQL.
@@ -462,6 +475,7 @@ sessions = cast(Table, SessionRow.__table__)
 audit_log = cast(Table, AuditLogRow.__table__)
 report_snapshots = cast(Table, ReportSnapshotRow.__table__)
 workers = cast(Table, WorkerRow.__table__)
+rate_limits = cast(Table, RateLimitRow.__table__)
 
 due_at = func.coalesce(messages.c.lease_expires_at, messages.c.next_attempt_at, messages.c.scheduled_at)
 """When a message is due: a ``sending`` one when its lease expires (only those hold a lease); a queued or

@@ -1,0 +1,188 @@
+"""The ``[delivery]`` rate limits, shared by every worker through the database (``rate_limits``).
+
+Real parts: the bucket's one statement on both backends, and real ``campaign worker`` processes on a real PostgreSQL
+database (skipped only when no server is reachable, never with ``CAMPAIGN_TEST_REQUIRE_POSTGRES=1``) sending to a
+real aiosmtpd server on port 0 that notes when each message arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from campaign.mail.capture import _FreePortController
+from campaign.services.campaigns import create_campaign
+from campaign.services.contact_import import import_contacts
+from campaign.services.dispatch_stop import StopSignals
+from campaign.services.lifecycle import launch
+from campaign.services.rate_limits import RateLimits
+from campaign.store import rate_limits as rate_store
+from campaign.store.engine import Database
+from tests.test_delivery import ACCEPTED, KEY, FaultySmtp, Sink, add_future_event, base_settings, statuses, tuned
+from tests.test_workers import pg_db, processes, scale_config, settings_for, wait_for  # noqa: F401 (pg_db: a fixture)
+
+# ---------------------------------------------------------------------------------------------------------
+# The bucket: one statement grants what is available
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_take_grants_what_the_bucket_holds_refilled_for_the_time_elapsed(db: Database) -> None:
+    def take(want: float, now: float) -> rate_store.Grant:
+        with db.write() as conn:
+            return rate_store.take(conn, "second", rate=10, capacity=10, want=want, now=now)
+
+    assert take(4, 100.0) == rate_store.Grant(4.0, 6.0)  # a new bucket starts full
+    assert take(8, 100.0) == rate_store.Grant(6.0, 0.0)  # what is left, not what was asked
+    assert take(8, 100.25) == rate_store.Grant(2.5, 0.0)  # a quarter of a second at 10 a second
+    assert take(8, 99.0) == rate_store.Grant(0.0, 0.0)  # a clock behind refills nothing (and nothing twice)
+    assert take(8, 100.35).granted == pytest.approx(1.0)  # refilled from 100.25, not from 99
+    assert take(3, 200.0) == rate_store.Grant(3.0, 7.0)  # idle: refilled up to the capacity only
+
+
+def test_workers_in_one_process_share_the_bucket_at_the_limit(db: Database, tmp_path: Path) -> None:
+    # Two workers' limiters on one database: together 20 a second, whatever each would do alone.
+    settings = tuned(base_settings(tmp_path), rate_per_second=20.0)
+    limiters = [RateLimits(db, settings, StopSignals()) for _ in range(2)]
+    sent: list[float] = []
+
+    async def sender(limits: RateLimits) -> None:
+        while len(sent) < 50:
+            assert await limits.wait_turn("someone@example.org")
+            sent.append(time.monotonic())
+
+    async def run() -> None:
+        await asyncio.gather(*(sender(limits) for limits in limiters for _ in range(3)))
+
+    asyncio.run(run())
+    steady = sent[22:50]  # after the first second's burst (the bucket starts full)
+    rate = (len(steady) - 1) / (steady[-1] - steady[0])
+    assert 19.0 <= rate <= 21.0, rate
+
+
+def test_a_stop_cuts_a_wait_for_the_limit_short(db: Database, tmp_path: Path) -> None:
+    settings = tuned(base_settings(tmp_path), rate_per_second=0.2)
+
+    async def run() -> tuple[bool, bool, float]:
+        stop = asyncio.Event()
+        limits = RateLimits(db, settings, StopSignals(stop))
+        first = await limits.wait_turn("a@example.org")  # the bucket's one token
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        started = time.monotonic()
+        second = await limits.wait_turn("a@example.org")  # 5 s away, unless stopped
+        return first, second, time.monotonic() - started
+
+    first, second, waited = asyncio.run(run())
+    assert first
+    assert not second
+    assert waited < 1.5, waited
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Four `campaign worker` processes on PostgreSQL: the rate the SMTP server sees
+# ---------------------------------------------------------------------------------------------------------
+
+
+class TimedSmtp(FaultySmtp):
+    """The faulty server, noting when each message was accepted (monotonic) and for whom."""
+
+    def __init__(self) -> None:
+        super().__init__(pipelining=True)
+        self.arrivals: list[tuple[float, str]] = []
+        self.arrivals_lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply: str = await super().handle_DATA(server, session, envelope)
+        if reply == ACCEPTED:
+            with self.arrivals_lock:
+                self.arrivals.append((time.monotonic(), envelope.rcpt_tos[0].lower()))
+        return reply
+
+
+@pytest.fixture
+def timed_smtp() -> Iterator[Sink]:
+    handler = TimedSmtp()
+    controller = _FreePortController(handler, hostname="127.0.0.1", port=0, server_hostname="timed")
+    controller.start()
+    try:
+        yield Sink(handler, int(controller.port))
+    finally:
+        controller.stop()
+
+
+def queue_campaign(db: Database, tmp_path: Path, domains: list[str], count: int) -> list[str]:
+    """``count`` contacts spread over ``domains`` in turn, an event and a draft campaign ``c``; the addresses."""
+    emails = [f"guest{i:04d}@{domains[i % len(domains)]}" for i in range(count)]
+    path = tmp_path / "contacts.csv"
+    path.write_text("email,name\n" + "".join(f"{e},Guest {i}\n" for i, e in enumerate(emails)), encoding="utf-8")
+    import_contacts(db, path, "guests")
+    add_future_event(db, "event-c")
+    create_campaign(db, event_ref="event-c", list_name="guests", name="c")
+    return emails
+
+
+def steady_rate(times: list[float], skip: int) -> float:
+    """Messages a second from the ``skip``-th arrival on (past the full bucket's first burst and the workers'
+    start): the least-squares slope of arrivals counted against time, which the few tokens a worker holds in hand
+    at either end of the window sway less than the first and last arrivals alone would."""
+    steady = sorted(times)[skip:]
+    mean_t, mean_n = sum(steady) / len(steady), (len(steady) - 1) / 2
+    covariance = sum((t - mean_t) * (n - mean_n) for n, t in enumerate(steady))
+    return covariance / sum((t - mean_t) ** 2 for t in steady)
+
+
+def run_workers(db: Database, tmp_path: Path, smtp: Sink, total: int, **delivery: object) -> None:
+    """Four `campaign worker` processes (concurrency 4 each) until campaign ``c``'s ``total`` messages are sent."""
+    config = scale_config(tmp_path, db, smtp, concurrency=4, lease=10, **delivery)
+    launch(db, settings_for(config), KEY, "c")
+    with processes() as start:
+        workers = [start(config, "worker", "--name", f"worker-{n}") for n in range(4)]
+        wait_for(lambda: statuses(db, "c") == {"sent": total}, 60, "every message sent")
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            _out, err = worker.communicate(timeout=30)
+            assert worker.returncode == 0, err
+            assert "Traceback" not in err
+
+
+def test_four_workers_together_send_at_the_per_second_limit(
+    pg_db: Database,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+    timed_smtp: Sink,
+) -> None:
+    limit, total = 50.0, 400
+    queue_campaign(pg_db, tmp_path, ["example.org"], total)
+    started = time.monotonic()
+    run_workers(pg_db, tmp_path, timed_smtp, total, rate_per_second=limit)
+    handler = timed_smtp.handler
+    assert isinstance(handler, TimedSmtp)
+    times = [at for at, _ in handler.arrivals]
+    assert len(times) == total
+    rate = steady_rate(times, skip=int(2 * limit))
+    assert abs(rate - limit) <= 0.05 * limit, f"{rate:.2f} messages a second against a limit of {limit}"
+    print(f"\n4 workers, limit {limit}/s: {rate:.2f}/s at the server, {time.monotonic() - started:.1f} s in all")
+
+
+def test_four_workers_together_hold_the_per_domain_limit(
+    pg_db: Database,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+    timed_smtp: Sink,
+) -> None:
+    limit, domains, total = 10.0, ["one.example", "two.example"], 180
+    queue_campaign(pg_db, tmp_path, domains, total)
+    run_workers(pg_db, tmp_path, timed_smtp, total, per_domain_per_second=limit)
+    handler = timed_smtp.handler
+    assert isinstance(handler, TimedSmtp)
+    for domain in domains:
+        times = [at for at, rcpt in handler.arrivals if rcpt.endswith(f"@{domain}")]
+        assert len(times) == total // len(domains)
+        rate = steady_rate(times, skip=int(2 * limit))
+        assert abs(rate - limit) <= 0.05 * limit, f"{domain}: {rate:.2f} messages a second against {limit}"
+        print(f"\n4 workers, {domain} limited to {limit}/s: {rate:.2f}/s at the server")
