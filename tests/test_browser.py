@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.selenium_manager import SeleniumManager
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -42,6 +43,8 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REQUIRE_BROWSER = os.environ.get("CAMPAIGN_TEST_REQUIRE_BROWSER") == "1"
 ADDRESS = "guest000@example.org"
 WAIT_SECONDS = 10
+# What a wait on a page that reloads or redraws itself looks again after: the element went with the old page.
+RELOADING = (StaleElementReferenceException, NoSuchElementException)
 
 
 def refuse_selenium_manager(*_args: Any) -> dict[str, str]:

@@ -1095,7 +1095,10 @@ def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
     received = smtp.handler.received()
     assert set(received) == set(emails)
     assert {e: n for e, n in received.items() if n > 1} == {}
-    assert summary.counts == {"sent": 50}
+    # On a loaded machine a heartbeat can come late for a 1 s lease: the sender then gives a message back
+    # (counted as "queued") rather than risk sending one it may no longer own, and sends it once reclaimed.
+    # Whatever was given back, every message went out once and nothing else happened to any.
+    assert {status: n for status, n in summary.counts.items() if status != "queued"} == {"sent": 50}
     assert statuses(db, "c") == {"sent": 50}
 
 
