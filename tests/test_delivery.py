@@ -49,6 +49,7 @@ from campaign.store import suppressions as suppression_store
 from campaign.store.engine import Database
 from campaign.store.tables import campaigns, contacts, messages, suppressions, waves
 from tests.conftest import DATA
+from tests.smtp_sink import LeanSmtp
 
 ROOT = DATA.parent
 TEMPLATES = ROOT / "templates" / "email"
@@ -1027,7 +1028,7 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_duplicates_at_most_what_w
     assert campaign_status(db, "c") is CampaignStatus.SENT
 
 
-def relay_config(tmp_path: Path, db: Database, smtp: Sink, *, concurrency: int, extra: str = "") -> Path:
+def relay_config(tmp_path: Path, db: Database, smtp: Sink | LeanSmtp, *, concurrency: int, extra: str = "") -> Path:
     """A config.toml that relays to ``smtp`` and uses ``db``."""
     url = db.url.render_as_string(hide_password=False)
     config = tmp_path / "config.toml"

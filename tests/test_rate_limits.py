@@ -16,15 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from campaign.mail.capture import _FreePortController
 from campaign.services.campaigns import create_campaign
 from campaign.services.contact_import import import_contacts
 from campaign.services.dispatch_stop import StopSignals
+from campaign.services.heartbeat import Heartbeat
 from campaign.services.lifecycle import launch
-from campaign.services.rate_limits import RateLimits
+from campaign.services.rate_limits import RateLimits, domain_idle_seconds, forget_idle_domains
 from campaign.store import rate_limits as rate_store
+from campaign.store import workers as worker_store
 from campaign.store.engine import Database
+from campaign.store.tables import rate_limits
 from tests.test_delivery import ACCEPTED, KEY, FaultySmtp, Sink, add_future_event, base_settings, statuses, tuned
 from tests.test_workers import pg_db, processes, scale_config, settings_for, wait_for  # noqa: F401 (pg_db: a fixture)
 
@@ -82,6 +86,58 @@ def test_a_stop_cuts_a_wait_for_the_limit_short(db: Database, tmp_path: Path) ->
     assert first
     assert not second
     assert waited < 1.5, waited
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Idle domain buckets are forgotten, a bounded number at a time, by the heartbeat's sweep
+# ---------------------------------------------------------------------------------------------------------
+
+
+def bucket_names(db: Database) -> set[str]:
+    with db.read() as conn:
+        return set(conn.scalars(select(rate_limits.c.name)))
+
+
+def test_idle_domain_buckets_are_forgotten_a_bounded_number_at_a_time_the_global_ones_never(db: Database) -> None:
+    def take(name: str, now: float) -> rate_store.Grant:
+        with db.write() as conn:
+            return rate_store.take(conn, name, rate=2, capacity=2, want=1, now=now)
+
+    for name in ("second", "hour", *(f"domain:old{n}.example" for n in range(5))):
+        take(name, 1000.0)
+    take("domain:recent.example", 1000.0)
+    take("domain:recent.example", 5000.0)  # taken again lately: refilled then
+    with db.write() as conn:
+        assert rate_store.forget_idle_domains(conn, idle_before=4000.0, limit=3) == 3
+    assert len(bucket_names(db)) == 5
+    with db.write() as conn:
+        assert rate_store.forget_idle_domains(conn, idle_before=4000.0, limit=3) == 2
+        assert rate_store.forget_idle_domains(conn, idle_before=4000.0, limit=3) == 0
+    assert bucket_names(db) == {"second", "hour", "domain:recent.example"}
+    # A forgotten bucket comes back full at its next take, as it would have been after that long idle.
+    assert take("domain:old0.example", 5001.0) == rate_store.Grant(1.0, 1.0)
+
+
+def test_the_heartbeat_sweep_forgets_domain_buckets_idle_an_hour_or_as_long_as_one_takes_to_fill(
+    db: Database, tmp_path: Path
+) -> None:
+    now = time.time()
+    settings = tuned(base_settings(tmp_path), per_domain_per_second=5.0)
+    ages = {"domain:idle.example": 3700.0, "domain:lately.example": 3500.0, "second": 90_000.0}
+    with db.write() as conn:
+        for name, age in ages.items():
+            rate_store.take(conn, name, rate=5, capacity=5, want=1, now=now - age)
+    heart = Heartbeat(db, settings, name="w", role=worker_store.WORKER, state=worker_store.ALIVE)
+    heart.start()
+    asyncio.run(heart.beat())  # the first beat sweeps
+    assert bucket_names(db) == {"domain:lately.example", "second"}
+    # A limit so low that a bucket takes longer than the hour to fill: only buckets idle that long are forgotten.
+    slow = tuned(base_settings(tmp_path), per_domain_per_second=1 / 7200)
+    assert domain_idle_seconds(slow) == 7200.0
+    with db.write() as conn:
+        assert forget_idle_domains(conn, slow, now + 3600) == 0  # idle 7100 s: not yet full at that rate
+        assert forget_idle_domains(conn, slow, now + 3800) == 1
+    assert bucket_names(db) == {"second"}
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -11,14 +11,19 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from markupsafe import escape
 
+from campaign.config import load_settings
 from campaign.models import AuditAction, Role
 from campaign.rules.access import MIN_PASSWORD_LENGTH
 from campaign.services.users import list_users
+from campaign.services.workers import leader as leader_of
+from campaign.services.workers import registry, running_workers
+from campaign.store import workers as worker_store
 from campaign.store.engine import Database
 from campaign.web.auth import CSRF_REFUSED, WRONG_LOGIN
 from scheduler.lock import ServiceLock
@@ -111,6 +116,65 @@ def test_settings_show_sender_relays_url_database_and_service_but_no_secret(site
     with ServiceLock(site.db):
         again = html.unescape(ann.get("/settings").body)
     assert re.search(r'data-running="yes">\s*running \(process \d+\)', again)
+
+
+@pytest.fixture
+def any_site(db: Database, tmp_path: Path) -> Iterator[Site]:
+    """The site on each backend (the registry is read the same way from SQLite and PostgreSQL)."""
+    yield from make_site(db, tmp_path)
+
+
+def test_settings_name_the_scheduler_leader_and_the_workers_alive_as_campaign_workers_judges_them(
+    any_site: Site,
+) -> None:
+    now = datetime.now(UTC)
+    rows = [  # name, role, state, pid, heartbeat age (seconds); the lease is 30 s
+        ("sched-a", worker_store.SCHEDULER, worker_store.LEADER, 101, 1),
+        ("sched-b", worker_store.SCHEDULER, worker_store.STANDBY, 102, 1),
+        ("sched-dead", worker_store.SCHEDULER, worker_store.LEADER, 103, 3600),  # said leader, stopped beating
+        ("w-1", worker_store.WORKER, worker_store.ALIVE, 201, 2),
+        (HOSTILE, worker_store.WORKER, worker_store.ALIVE, 202, 12),
+        ("w-stale", worker_store.WORKER, worker_store.ALIVE, 203, 3600),
+        ("w-stopped", worker_store.WORKER, worker_store.STOPPED, 204, 5),
+    ]
+    with any_site.db.write() as conn:
+        for name, role, state, pid, age in rows:
+            at = now - timedelta(seconds=age)
+            worker_store.register(conn, name=name, role=role, host="mail-1", pid=pid, state=state, now=at)
+        worker_store.beat(conn, "w-1", state=worker_store.ALIVE, now=now - timedelta(seconds=2),
+                          counts=worker_store.Counts(claimed=9, sent=7, failed=0, lost=0, rate=3.5))  # fmt: skip
+    page = logged_in(any_site, "ann").get("/settings")
+    assert page.status == 200, page.body
+    assert HOSTILE not in page.body  # a worker's name is whatever --name said: escaped
+    text = html.unescape(page.body)
+    leader = re.search(r'<dd id="leader" data-leader="([^"]*)">([^<]*)</dd>', text)
+    assert leader, text
+    assert leader.group(1) == "sched-a"
+    assert re.fullmatch(r"sched-a \(process 101 on mail-1\), heartbeat (\d+\.\d) s ago", leader.group(2)), leader
+    assert 0.5 <= float(re.findall(r"heartbeat (\S+) s ago", leader.group(2))[0]) < 30
+    assert re.search(r'data-running="yes">\s*running \(process 101\)', text)  # on PostgreSQL too: the leader says
+    # Read from the page as sent (escaped), so that a hostile name cannot fake the markup read.
+    shown = {html.unescape(name): row for name, row in re.findall(r'<tr data-worker="([^"]*)">(.*?)</tr>', page.body)}
+    assert list(shown) == [HOSTILE, "w-1"], "alive workers only (by start), not the stale, stopped or schedulers"
+    assert '<dd id="workers-alive">2</dd>' in text
+    cells = {name: [html.unescape(c) for c in re.findall(r"<td[^>]*>([^<]*)</td>", row)] for name, row in shown.items()}
+    assert cells["w-1"][:3] == ["w-1", "mail-1", "201"]
+    assert cells["w-1"][4:] == ["0", "7", "3.5"]  # in hand, sent, msg/s from its last beat
+    ages = {name: float(row[3].removesuffix(" s ago")) for name, row in cells.items()}
+    assert 1.5 <= ages["w-1"] < 30, ages
+    assert 11.5 <= ages[HOSTILE] < 30, ages
+    # The same judgement as `campaign workers` and `campaign status`: one registry read, one rule.
+    states = registry(any_site.db, load_settings(any_site.config, environ={}))
+    assert [s.record.name for s in running_workers(states)] == list(shown)
+    found = leader_of(states)
+    assert found is not None
+    assert found.record.name == "sched-a"
+
+    # The leader gone: none leads, and the page says so.
+    with any_site.db.write() as conn:
+        worker_store.set_state(conn, "sched-a", worker_store.STOPPED, now)
+    text = html.unescape(logged_in(any_site, "ann").get("/settings").body)
+    assert '<dd id="leader" data-leader="">none leads now' in text
 
 
 def test_settings_are_for_staff_and_admins_and_the_nav_offers_only_what_a_role_may_open(site: Site) -> None:

@@ -3,7 +3,8 @@ never recorded, one scheduler leader with a standby that takes over.
 
 Real parts throughout: a real PostgreSQL database (skipped only when no server is reachable, never with
 ``CAMPAIGN_TEST_REQUIRE_POSTGRES=1``), real ``campaign worker`` and ``campaign serve`` processes, killed with
-``kill -9`` or stopped with ``SIGSTOP``, and a real aiosmtpd server on port 0 (tests/test_delivery.py).
+``kill -9`` or stopped with ``SIGSTOP``, and a real SMTP server on port 0: aiosmtpd (tests/test_delivery.py), or
+at 20,000 messages the lean one of tests/smtp_sink.py.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from campaign.cli import cli
 from campaign.config import Settings, load_settings
@@ -46,6 +47,7 @@ from campaign.store import workers as worker_store
 from campaign.store.engine import Database
 from campaign.store.tables import messages
 from tests.conftest import _reset_pg_schema
+from tests.smtp_sink import LeanSmtp
 from tests.test_delivery import (
     KEY,
     Sink,
@@ -75,7 +77,9 @@ def pg_db(pg_server: str) -> Iterator[Database]:
         db.dispose()
 
 
-def scale_config(tmp_path: Path, db: Database, smtp: Sink, *, concurrency: int, lease: int, **more: object) -> Path:
+def scale_config(
+    tmp_path: Path, db: Database, smtp: Sink | LeanSmtp, *, concurrency: int, lease: int, **more: object
+) -> Path:
     """A relay config for ``db`` with a short lease and fast heartbeats (a dead worker's messages due in seconds)."""
     delivery = {"lease_seconds": lease, "heartbeat_seconds": 0.3, "poll_seconds": 0.1, "batch_size": 25, **more}
     extra = "[delivery]\n" + "".join(f"{key} = {value}\n" for key, value in delivery.items())
@@ -164,29 +168,58 @@ def cli_output(config: Path, *args: str) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def lean_smtp() -> Iterator[LeanSmtp]:
+    """The lean SMTP server of tests/smtp_sink.py (aiosmtpd costs as much CPU as the workers at this size)."""
+    server = LeanSmtp().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def status_counts(db: Database, ids: set[int] | None = None) -> Counter[str]:
+    """Outbox rows by status (of ``ids`` only, if given): one GROUP BY, cheap to poll at 20,000 rows where
+    :func:`statuses` builds every row in Python and would hold the test process's GIL from the SMTP server."""
+    stmt = select(messages.c.status, func.count()).group_by(messages.c.status)
+    if ids is not None:
+        stmt = stmt.where(messages.c.id.in_(ids))
+    with db.read() as conn:
+        return Counter({row[0]: row[1] for row in conn.execute(stmt)})
+
+
 def test_workers_share_the_queue_and_a_killed_ones_messages_go_out_within_seconds(
-    pg_db: Database,
-    tmp_path: Path,
-    pipelining_smtp: Sink,  # noqa: F811 (the fixture)
+    pg_db: Database, tmp_path: Path, lean_smtp: LeanSmtp
 ) -> None:
-    smtp, total, concurrency, lease = pipelining_smtp, 3000, 4, 4
+    # The issue's size. Measured on this 2-core machine shared with other runs (load average 6 to 9): the test's
+    # call 23-41 s (--durations), all sent 22-38 s after the workers' start (their start-up, ~1 s of CPU each,
+    # overlapping the contacts' import and the launch, ~3 s), i.e. 530-900 msg/s; the killed worker's messages
+    # sent ~4 s after the kill (its 4 s lease). The workers' own CPU (~0.55 s per 1,000 messages) is most of it;
+    # the lean SMTP server costs ~0.05 s per 1,000 (aiosmtpd ~0.5 s), and prepare+launch ~3 s at this size.
+    smtp, total, concurrency, lease = lean_smtp, 20_000, 4, 4
     # Results wait up to a group commit while senders go on: at most this many handed over but not committed.
     group = 30
     config = scale_config(tmp_path, pg_db, smtp, concurrency=concurrency, lease=lease, group_commit_max=group)
-    emails = prepare(pg_db, tmp_path, total)
-    launch(pg_db, settings_for(config), KEY, "c")
     names = [f"worker-{n}" for n in range(4)]
     started = time.monotonic()
     with processes() as start:
+        # Workers run before the campaign launches, as they do in production: their start-up (importing campaign,
+        # ~1 s of CPU each) overlaps the import and the launch instead of adding to them.
         workers = {name: start(config, "worker", "--name", name) for name in names}
-        wait_for(lambda: len(smtp.handler.delivered) >= total // 4, 40, "a quarter delivered")
+        emails = prepare(pg_db, tmp_path, total)
+        launch(pg_db, settings_for(config), KEY, "c")
+        wait_for(lambda: len(smtp.delivered) >= total // 4, 60, "a quarter delivered")
         victim = max(names, key=lambda n: len(held_by(pg_db, n)))  # the one with most in hand: a real loss
         workers[victim].kill()  # kill -9: no goodbye, leases left behind
         workers[victim].wait()
         killed_at = time.monotonic()
         held = held_by(pg_db, victim)
-        wait_for(lambda: statuses(pg_db, "c") == {"sent": total}, 40, "every message sent")
+        assert held, "the killed worker held messages when it died"
+        # Its messages are due again once its lease expires, and are claimed before the rest (abandoned first).
+        wait_for(lambda: status_counts(pg_db, held) == {"sent": len(held)}, 30, "the killed worker's messages sent")
         recovered_in = time.monotonic() - killed_at
+        wait_for(lambda: status_counts(pg_db) == {"sent": total}, 60, "every message sent")
+        sent_in = time.monotonic() - started
         # The registry: the three alive, the dead one stale (or already marked gone by a live one's heartbeat).
         listing = cli_output(config, "workers", "--all")
         for name in names:
@@ -205,17 +238,20 @@ def test_workers_share_the_queue_and_a_killed_ones_messages_go_out_within_second
                 assert f"worker started worker={name}" in err
     elapsed = time.monotonic() - started
 
-    received = smtp.handler.received()
+    received = smtp.received()
     assert set(received) == set(emails), "every message delivered"
     duplicates = sum(n - 1 for n in received.values())
     assert duplicates <= concurrency + group, f"{duplicates} duplicates: more than the killed worker's in flight"
-    assert held, "the killed worker held messages when it died"
-    assert recovered_in < 30, recovered_in
-    # Each surviving worker recorded its share and marked itself stopped; the counts add up to what was recorded.
+    assert recovered_in < lease + 10, recovered_in
+    # Each surviving worker marked itself stopped with its final counts; the rest of the sent rows are the killed
+    # one's, of which its row shows what its last beat knew (up to a beat's worth behind, never ahead).
     rows = [worker_row(pg_db, name) for name in names if name != victim]
     assert all(r.state == "stopped" for r in rows)
-    assert sum(r.sent for r in rows) + worker_row(pg_db, victim).sent >= total - len(held)
-    print(f"\n{total} messages, 4 workers, one killed: {elapsed:.1f} s, recovered in {recovered_in:.1f} s, "
+    by_victim = total - sum(r.sent for r in rows)
+    assert 0 < worker_row(pg_db, victim).sent <= by_victim
+    print(f"\n{total} messages, 4 workers, one killed: all sent {sent_in:.1f} s after the workers started "
+          f"(with the import and launch; {total / sent_in:.0f} msg/s), "
+          f"{elapsed:.1f} s with the stops; its messages sent {recovered_in:.1f} s after the kill, "
           f"{duplicates} duplicates, {len(held)} held by the killed worker")  # fmt: skip
 
 

@@ -12,8 +12,9 @@ Contract:
   again at the next: a worker does not stop for it. If beats keep failing its leases expire and other workers take
   its messages; this one then records nothing for them.
 * About once a lease, a beat also marks ``gone`` the rows of processes whose heartbeat is older than a lease (they
-  died; their leases have expired, so their messages are due again already) and forgets rows stopped or gone a
-  day ago.
+  died; their leases have expired, so their messages are due again already), forgets rows stopped or gone a
+  day ago, and forgets the per-domain rate-limit buckets idle for an hour or more
+  (:func:`campaign.services.rate_limits.forget_idle_domains`: one bounded statement).
 * :meth:`Heartbeat.lease_held` says whether the lease of a message claimed at a given instant is surely still this
   worker's: a lease's time has not passed since the claim or the last successful beat, on this machine's
   monotonic clock (which runs on while the process is stopped), and no lease lapsed since the claim (a beat that
@@ -39,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campaign.config import Settings
 from campaign.exceptions import CampaignError
+from campaign.services.rate_limits import forget_idle_domains
 from campaign.store import workers as worker_store
 from campaign.store.async_write import in_write
 from campaign.store.engine import Database
@@ -100,6 +102,7 @@ class Heartbeat:
         self.state = state
         self.counts = counts
         self.lease_clock = lease_clock
+        self.settings = settings
         self.lease_seconds = settings.delivery.lease_seconds
         self.interval = settings.delivery.beat_seconds
         self.beats = 0
@@ -164,6 +167,7 @@ class Heartbeat:
             stale_before = now - timedelta(seconds=self.lease_seconds)
             if gone := worker_store.mark_gone(conn, stale_before=stale_before, forget_before=now - FORGET_AFTER):
                 log.warning("%d process(es) stopped beating for a lease's time: marked gone", gone)
+            forget_idle_domains(conn, self.settings, now.timestamp())
         return renewed
 
     def _counts(self) -> Counts | None:

@@ -15,6 +15,11 @@ Contract:
 * SQLite (one process at a time sends) takes the same path: the bucket rows cost one small write per batch,
   and a limit holds across restarts and across ``campaign send`` and ``campaign serve`` alike.
 * A stop cuts a wait short (:meth:`RateLimits.wait_turn` then returns False: the message is not sent).
+* Domain buckets not refilled for :func:`domain_idle_seconds` (an hour, or longer if a bucket takes longer to
+  fill up) are deleted by :func:`forget_idle_domains`, which every process's heartbeat runs in its sweep (about
+  once a lease; one statement, at most :data:`~campaign.store.rate_limits.FORGET_LIMIT` rows): the table holds
+  the domains sent to lately, not every domain ever sent to. A bucket that idle is full, so forgetting it grants
+  nothing its next take would not have.
 """
 
 from __future__ import annotations
@@ -34,6 +39,27 @@ from campaign.store.engine import Database
 
 BATCH_SECONDS = 0.2
 """A worker takes this many seconds' worth of a bucket's tokens at once (at least one token)."""
+DOMAIN_IDLE_SECONDS = 3600.0
+"""A domain bucket not refilled for this long (at least) is forgotten."""
+
+
+def domain_idle_seconds(settings: Settings) -> float:
+    """How long a domain bucket must have been idle to be forgotten: :data:`DOMAIN_IDLE_SECONDS`, or the time
+    the bucket takes to fill up from empty if longer (a very low ``per_domain_per_second``), so that only a full
+    bucket is ever forgotten."""
+    rate = settings.delivery.per_domain_per_second
+    return DOMAIN_IDLE_SECONDS if rate <= 0 else max(DOMAIN_IDLE_SECONDS, _domain_capacity(rate) / rate)
+
+
+def forget_idle_domains(conn: Connection, settings: Settings, now: float) -> int:
+    """Delete (a bounded number of) the domain buckets idle for :func:`domain_idle_seconds` at ``now`` (epoch
+    seconds); returns how many. Runs in the caller's write transaction (the heartbeat's sweep)."""
+    return rate_store.forget_idle_domains(conn, idle_before=now - domain_idle_seconds(settings))
+
+
+def _domain_capacity(rate: float) -> float:
+    """A domain bucket holds a second's worth, at least one token."""
+    return max(1.0, rate)
 
 
 @dataclass(slots=True)
@@ -102,7 +128,7 @@ class RateLimits:
             bucket = self.domains.get(domain)
             if bucket is None:
                 bucket = self.domains[domain] = SharedBucket(
-                    f"domain:{domain}", self.per_domain, max(1.0, self.per_domain)
+                    rate_store.DOMAIN_PREFIX + domain, self.per_domain, _domain_capacity(self.per_domain)
                 )
             buckets.append(bucket)
         return buckets

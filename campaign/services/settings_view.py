@@ -2,9 +2,13 @@
 
 Contract: :func:`settings_view` returns only values that are safe to show anyone logged in: the sender, the
 delivery mode and the relays' host and port, the public URL, the database's backend (``sqlite`` or
-``postgresql``; never its URL, which may carry a password), and whether the scheduler service runs
-(:mod:`campaign.services.service_status`). It never reads a secret (:mod:`campaign.secrets`: the signing key, the
-SMTP password, the webhook secret), nor the SMTP user name, so nothing here can leak one.
+``postgresql``; never its URL, which may carry a password), whether the scheduler service runs
+(:mod:`campaign.services.service_status`), and, from the ``workers`` registry as ``campaign status`` and
+``campaign workers`` read it (:func:`campaign.services.workers.registry`, :func:`~campaign.services.workers.leader`,
+:func:`~campaign.services.workers.running_workers`: one judgement of alive and stale for every interface), which
+process leads the scheduler and the delivery workers alive, each with its heartbeat's age (names, hosts and pids
+only). It never reads a secret (:mod:`campaign.secrets`: the signing key, the SMTP password, the webhook
+secret), nor the SMTP user name, so nothing here can leak one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 
 from campaign.config import Settings, parse_relay
 from campaign.services.service_status import running_service, service_known
+from campaign.services.workers import WorkerState, leader, registry, running_workers
 from campaign.store.engine import Database
 
 
@@ -38,10 +43,16 @@ class SettingsView:
     public_url: str
     database_backend: str
     service: ServiceState
+    leader: WorkerState | None  # the scheduler leading now (None: none leads)
+    workers: tuple[WorkerState, ...]  # the delivery workers alive, as `campaign workers` lists them
 
 
-def service_state(db: Database) -> ServiceState:
-    """Whether the scheduler service runs on ``db`` (probes its lock: cheap, and changes nothing)."""
+def service_state(db: Database, lead: WorkerState | None = None) -> ServiceState:
+    """Whether the scheduler service runs on ``db``: a leader's registry row with a fresh heartbeat says so on
+    any database (as in ``campaign status``); otherwise the service's lock is probed (cheap, and changes
+    nothing)."""
+    if lead is not None:
+        return ServiceState(True, lead.record.pid)
     if not service_known(db):
         return ServiceState(None)
     pid = running_service(db)
@@ -58,6 +69,8 @@ def settings_view(settings: Settings, db: Database) -> SettingsView:
         # Host and port only: the relays' user name and password stay out of every page.
         others = (parse_relay(entry) for entry in smtp.servers)  # admitted by load_settings, so they parse
         relays = (f"{smtp.host}:{smtp.port}", *(f"{relay.host}:{relay.port}" for relay in others))
+    processes = registry(db, settings)
+    lead = leader(processes)
     return SettingsView(
         from_address=settings.mail.from_address,
         from_name=settings.mail.from_name,
@@ -67,5 +80,7 @@ def settings_view(settings: Settings, db: Database) -> SettingsView:
         security=smtp.security,
         public_url=settings.links.public_url,
         database_backend=db.backend,
-        service=service_state(db),
+        service=service_state(db, lead),
+        leader=lead,
+        workers=tuple(running_workers(processes)),
     )

@@ -8,6 +8,11 @@ A bucket's row is made (full) by its first take.
 
 Time is seconds since the epoch, on the taking worker's clock (machines are expected to keep NTP time): a clock
 a little behind another's never refills twice (``refilled_at`` only moves forward), it only refills a little later.
+
+Per-recipient-domain buckets (``domain:<domain>``) would pile up, one row for every domain ever sent to:
+:func:`forget_idle_domains` deletes, a bounded number at a time, those not refilled for a while. Forgetting a
+bucket idle long enough to be full again changes nothing: its next take makes it anew, full, as it would have
+been. The delete re-checks its condition on the row itself, so a take that touches the row meanwhile keeps it.
 """
 
 from __future__ import annotations
@@ -15,10 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Float, bindparam, func, literal, update
+from sqlalchemy import ColumnElement, Connection, Float, bindparam, delete, func, literal, select, update
 
 from campaign.store.dialect import insert_ignoring_conflicts
 from campaign.store.tables import rate_limits
+
+DOMAIN_PREFIX = "domain:"
+"""The names of the per-recipient-domain buckets start so."""
+FORGET_LIMIT = 1000
+"""At most this many idle domain buckets deleted per :func:`forget_idle_domains` (the rest at the next one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +67,16 @@ def _take_statement(dialect: str, name: str) -> Any:
         .values(granted=granted, tokens=available - granted, refilled_at=greatest(c.refilled_at, now))
         .returning(c.granted, c.tokens)
     )
+
+
+def forget_idle_domains(conn: Connection, *, idle_before: float, limit: int = FORGET_LIMIT) -> int:
+    """Delete up to ``limit`` domain buckets last refilled before ``idle_before`` (epoch seconds; the caller makes
+    sure that is long enough for any of them to be full again); returns how many. One statement."""
+    c = rate_limits.c
+    idle = (c.name.like(DOMAIN_PREFIX + "%"), c.refilled_at < idle_before)
+    some = select(c.name).where(*idle).limit(limit).scalar_subquery()
+    # The condition again on the outer DELETE: PostgreSQL re-checks it on a row a concurrent take just refilled
+    # (and keeps that row) instead of trusting the subquery's older snapshot.
+    statement = delete(rate_limits).where(c.name.in_(some), *idle)
+    deleted: int = conn.execute(statement, execution_options={"preserve_rowcount": True}).rowcount
+    return deleted

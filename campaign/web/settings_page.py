@@ -1,9 +1,11 @@
 """``/settings``: the settings a staff member may see, read-only (staff and admins: acting on campaigns permission).
 
 What is shown is :func:`campaign.services.settings_view.settings_view`'s, which reads no secret: the sender, the
-delivery mode (capture, or relay with each relay's host and port), the public URL, the database's backend, and
-whether the scheduler service (``campaign serve``: scheduler and delivery worker) runs on this database, asked
-afresh on every request (it probes a lock file: cheap, in a worker thread). Settings change in ``config.toml`` and
+delivery mode (capture, or relay with each relay's host and port), the public URL, the database's backend,
+whether the scheduler service (``campaign serve``: scheduler and delivery worker) runs on this database, which
+process leads the scheduler and the delivery workers alive with their heartbeats' age (the ``workers`` registry,
+judged as ``campaign status`` and ``campaign workers`` judge it), asked afresh on every request (a lock-file probe
+and one read of the registry: cheap, in a worker thread). Settings change in ``config.toml`` and
 the environment, never here. An analyst gets the 403 page (:func:`~campaign.web.auth.require`).
 """
 
