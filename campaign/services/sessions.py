@@ -3,8 +3,8 @@
 Contract (:class:`Logins`, one per web app process):
 
 * **Login** checks the password against the user's argon2id hash. An unknown or disabled user costs the same:
-  the password is checked against a hash made at the first login (unknown) or their own (disabled) and refused, and every
-  refusal writes an audit entry, so neither the answer nor its time tells whether a name exists. A hash
+  the password is checked against a hash made at the first login (unknown) or their own (disabled) and refused,
+  and every refusal writes an audit entry, so neither the answer nor its time tells whether a name exists. A hash
   made with older parameters than :data:`~campaign.services.users.PASSWORDS`' is replaced at the login (the only
   moment the password is known).
 * Every login makes a **new session**: a random 256-bit token for the browser's cookie, of which only the SHA-256
