@@ -135,13 +135,13 @@ class Invitation:
 
 @pytest.fixture
 def invitation(
-    sqlite_db: Database, tmp_path: Path, pipelining_smtp: Sink, signing_key: None, landing: Landing
+    db: Database, tmp_path: Path, pipelining_smtp: Sink, signing_key: None, landing: Landing
 ) -> Iterator[Invitation]:
-    config = write_config(tmp_path, sqlite_db)
+    config = write_config(tmp_path, db)
     # The server first: the messages' links point at it, so its port must be known before they are rendered.
     with running(config) as web:
         sent = send_invitations(
-            sqlite_db,
+            db,
             tmp_path,
             pipelining_smtp,
             config,

@@ -128,11 +128,11 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def ready(sqlite_db: Database, tmp_path: Path) -> Database:
+def ready(db: Database, tmp_path: Path) -> Database:
     shutil.copy(DATA / "contacts.csv", tmp_path / "contacts.csv")
-    import_contacts(sqlite_db, tmp_path / "contacts.csv", "webinar")
-    add_event(sqlite_db, read_event_file(DATA / "events" / "ilo-migrant-workers-2020.toml"))
-    return sqlite_db
+    import_contacts(db, tmp_path / "contacts.csv", "webinar")
+    add_event(db, read_event_file(DATA / "events" / "ilo-migrant-workers-2020.toml"))
+    return db
 
 
 def _everything_under(directory: Path) -> set[Path]:

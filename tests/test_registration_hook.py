@@ -31,7 +31,7 @@ from campaign.store.engine import Database
 from campaign.store.tables import contacts, events, registrations
 from campaign.web.hooks import MAX_BODY_BYTES
 from tests.test_scheduling import add_contacts, event_values
-from tests.test_web import Reply, Running, running, sqlite_config
+from tests.test_web import Reply, Running, config_for, running
 
 SECRET = "zoom-secret-token-for-tests-0123"
 OTHER_SECRET = "another-apps-secret-token-4567"
@@ -106,21 +106,18 @@ def prepare(db: Database, tmp_path: Path) -> None:
     create_campaign(db, event_ref="talk", list_name="guests", name="c")
 
 
-def serve(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hook]:
+def config_of(tmp_path: Path, db: Database) -> Path:
+    """A config.toml on ``db`` (SQLite or PostgreSQL), its web service on any free port."""
+    return config_for(tmp_path, db.url.render_as_string(hide_password=False))
+
+
+@pytest.fixture
+def hook(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hook]:
+    """The web app serving on each backend, the endpoint's secret set."""
     prepare(db, tmp_path)
     monkeypatch.setenv(REGISTRATION_HOOK_SECRET_ENV, SECRET)
-    with running(sqlite_config(tmp_path, db)) as web:
+    with running(config_of(tmp_path, db)) as web:
         yield Hook(db, web)
-
-
-@pytest.fixture
-def hook(sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hook]:
-    yield from serve(sqlite_db, tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def hook_on_each_database(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hook]:
-    yield from serve(db, tmp_path, monkeypatch)
 
 
 def zoom_registration(
@@ -174,9 +171,8 @@ def one_line(reply: Reply) -> str:
 
 
 def test_a_signed_zoom_registration_is_recorded_once_and_the_registered_audience_sees_it(
-    hook_on_each_database: Hook, caplog: pytest.LogCaptureFixture
+    hook: Hook, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hook = hook_on_each_database
     assert hook.registered_audience() == 0
     # The platform's spelling of an address is matched to the contact.
     delivery = zoom_registration("Ann@EXAMPLE.org")
@@ -418,12 +414,12 @@ def test_only_post_is_answered(hook: Hook) -> None:
 
 
 def test_without_the_secret_the_endpoint_is_off_and_records_nothing(
-    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    prepare(sqlite_db, tmp_path)
+    prepare(db, tmp_path)
     monkeypatch.delenv(REGISTRATION_HOOK_SECRET_ENV, raising=False)
-    with caplog.at_level(logging.WARNING, "campaign.web.hooks"), running(sqlite_config(tmp_path, sqlite_db)) as web:
-        hook = Hook(sqlite_db, web)
+    with caplog.at_level(logging.WARNING, "campaign.web.hooks"), running(config_of(tmp_path, db)) as web:
+        hook = Hook(db, web)
         for secret in (SECRET, OTHER_SECRET):
             reply = hook.send(zoom_registration("ann@example.org"), secret)
             assert reply.status == 404

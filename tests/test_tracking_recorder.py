@@ -172,16 +172,19 @@ def test_purge_deletes_only_what_is_older_than_the_retention(db: Database, tmp_p
     assert len(events(db)) == 1
 
 
-def test_create_turns_tracking_off_per_campaign_and_purge_runs_from_the_command_line(tmp_path: Path) -> None:
+def test_create_turns_tracking_off_per_campaign_and_purge_runs_from_the_command_line(
+    db: Database, tmp_path: Path
+) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[database]\nurl = "sqlite:///data/c.db"\n[paths]\ndata = "data"\n')
+    url = db.url.render_as_string(hide_password=False)
+    config.write_text(f'[database]\nurl = "{url}"\n[paths]\ndata = "data"\n')
 
     def run(*args: str) -> Result:
         result = CliRunner().invoke(cli, ["--config", str(config), *args])
         assert result.exit_code == 0, result.output
         return result
 
-    run("init")
+    run("init")  # on a migrated database: the data directory and the signing key
     run("contacts", "import", str(DATA / "contacts.csv"), "--list", "webinar")
     run("events", "add", str(DATA / "events" / "ilo-migrant-workers-2020.toml"))
     private = run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "private",
@@ -189,10 +192,8 @@ def test_create_turns_tracking_off_per_campaign_and_purge_runs_from_the_command_
     assert "tracking: opens off, clicks off" in private.output
     usual = run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--waves", "none")
     assert "tracking: opens on, clicks on" in usual.output
-    db = Database(f"sqlite:///{tmp_path / 'data' / 'c.db'}")
     with db.read() as conn:
         flags = dict(conn.execute(select(campaigns.c.name, campaigns.c.track_opens)).all())
-    db.dispose()
     assert flags == {"private": False, "ilo-migrant-workers-2020-webinar": True}
     assert "Deleted 0 tracking events older than 30 days." in run("tracking", "purge", "--days", "30").output
 

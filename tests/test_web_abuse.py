@@ -1,5 +1,6 @@
 """Requests nobody well-behaved sends, through real sockets: slow ones that never finish, garbage that is not
-HTTP, and oversized headers. The server must answer everyone else at once and keep serving."""
+HTTP, and oversized headers. The server must answer everyone else at once and keep serving, on each backend (its
+``/healthz`` asks the database)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,22 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
+from pathlib import Path
 
 import pytest
 
+from campaign.store.engine import Database
 from campaign.web.protocol import MAX_HEAD_BYTES
-from tests.test_web import Running, web
-
-__all__ = ["web"]  # a fixture used here
+from tests.test_web import Running, config_for, running
 
 SLOW_CLIENTS = 50
+
+
+@pytest.fixture
+def web(db: Database, tmp_path: Path) -> Iterator[Running]:
+    """The web app serving on 127.0.0.1, any free port, on each backend."""
+    with running(config_for(tmp_path, db.url.render_as_string(hide_password=False))) as web:
+        yield web
 
 
 def connect(web: Running) -> socket.socket:
