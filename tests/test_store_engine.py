@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 
 from campaign.exceptions import StorageError, WriteLockBusyError
 from campaign.store.engine import Database
 from campaign.store.tables import lists
 
 
+# SQLite only: SQLite's connection settings (PRAGMAs).
 def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(sqlite_db: Database) -> None:
     with sqlite_db.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -37,6 +38,7 @@ def test_sqlite_database_and_directory_are_created_only_on_request(tmp_path: Pat
     db.dispose()
 
 
+# SQLite only: SQLite's WAL write lock, taken up front by BEGIN IMMEDIATE.
 def test_concurrent_read_then_write_transactions_queue_instead_of_failing(sqlite_db: Database) -> None:
     """Under WAL, two deferred read-then-write transactions deadlock into SQLITE_BUSY; BEGIN IMMEDIATE queues them."""
     now = datetime.now(UTC)
@@ -66,6 +68,7 @@ def test_concurrent_read_then_write_transactions_queue_instead_of_failing(sqlite
         assert conn.execute(select(lists.c.name)).scalar_one() == "counter" + "+" * 40
 
 
+# SQLite only: write(wait=False) concerns SQLite's one write lock (PostgreSQL has none to wait for).
 def test_a_write_that_must_not_wait_fails_at_once_while_another_holds_the_lock(sqlite_db: Database) -> None:
     now = datetime.now(UTC)
     with sqlite_db.write() as holder:
@@ -115,6 +118,7 @@ def test_unreachable_server_is_a_storage_error() -> None:
         pass
 
 
+# SQLite only: a memory map is a SQLite file's setting.
 def test_a_variant_pool_reads_through_a_memory_map_and_the_original_does_not(sqlite_db: Database) -> None:
     mapped = sqlite_db.variant(mmap_bytes=1 << 20)
     try:
@@ -130,3 +134,58 @@ def test_a_variant_pool_reads_through_a_memory_map_and_the_original_does_not(sql
             assert conn.scalar(select(lists.c.name)) == "seen by both"
     finally:
         mapped.dispose()
+
+
+# SQLite only: the second connection exists on a SQLite file only (elsewhere read_together gives one).
+def test_reads_together_see_one_snapshot_while_a_writer_keeps_committing(sqlite_db: Database) -> None:
+    """The two connections of read_together see the same commits, however close a writer's next commit falls
+    (without the write lock held around their first reads, some of the 60 tries saw two states: checked), and
+    keep seeing them while later commits land."""
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with sqlite_db.write() as conn:
+                conn.execute(insert(lists).values(name=f"l{n}", created_at=datetime.now(UTC)))
+            time.sleep(0.0005)  # as a real writer, not holding the lock every moment
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    seen: list[int] = []
+    try:
+        for _ in range(60):
+            with sqlite_db.read_together() as (first, second):
+                assert second is not None
+                counts = [c.scalar(select(func.count()).select_from(lists)) for c in (first, second)]
+                assert counts[0] == counts[1]
+                time.sleep(0.003)  # commits land meanwhile: neither connection sees them
+                assert [c.scalar(select(func.count()).select_from(lists)) for c in (first, second)] == counts
+                seen.append(counts[0] or 0)
+    finally:
+        stop.set()
+        writer.join()
+    assert len(set(seen)) > 10  # the writer did commit between the reads
+
+
+def test_reads_together_do_not_wait_for_a_writer_holding_the_lock(sqlite_db: Database) -> None:
+    with sqlite_db.write() as holder:
+        holder.execute(insert(lists).values(name="not yet", created_at=datetime.now(UTC)))
+        started = time.monotonic()
+        with sqlite_db.read_together() as (first, second):
+            assert second is None
+            assert first.scalar(select(func.count()).select_from(lists)) == 0
+        assert time.monotonic() - started < 2  # a quarter of a second, not the 10 s busy timeout
+    with sqlite_db.read_together() as (first, second):
+        assert second is not None  # free again
+
+
+def test_reads_together_on_an_in_memory_database_use_one_connection() -> None:
+    db = Database("sqlite://")
+    try:
+        with db.read_together() as (first, second):
+            assert second is None
+            assert first.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        db.dispose()

@@ -29,6 +29,8 @@ _IMMEDIATE = "campaign_sqlite_immediate"
 _NO_WAIT = "campaign_sqlite_no_wait"
 SETTING = "database.url"
 _KINDS = "use sqlite:/// or postgresql+psycopg://"
+_TOGETHER_WAIT_MS = 250
+"""How long :meth:`Database.read_together` waits for the write lock before reading on one connection."""
 
 
 class Database:
@@ -106,6 +108,43 @@ class Database:
         """A transaction for reading (a consistent snapshot); committed at the end."""
         with self._connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def read_together(self) -> Iterator[tuple[Connection, Connection | None]]:
+        """A read transaction (as :meth:`read`) and, on a SQLite file, a second one on another connection that
+        sees the very same snapshot, for work run beside the first in another thread (SQLite counts in the
+        calling process, one statement on one core: two connections use two). None instead of the second
+        elsewhere (PostgreSQL, an in-memory database): then do that work on the first.
+
+        Under WAL a read transaction's snapshot is taken at its first read. Both first reads happen while a
+        third connection holds the write lock (``BEGIN IMMEDIATE``, released at once after them), so no commit
+        can fall between them: they see the same commits. Writers wait the few hundred microseconds that takes.
+        A reader does not wait long for a writer, though: when another connection holds the write lock longer
+        than :data:`_TOGETHER_WAIT_MS` (a long import), there is no second connection (None).
+        """
+        if not self.is_sqlite or self.in_memory:
+            with self.read() as conn:
+                yield conn, None
+            return
+        with self._connect() as first, first.begin(), self._connect() as second, second.begin():
+            with self._connect() as lock:
+                raw = lock.connection.driver_connection
+                assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout = {_TOGETHER_WAIT_MS}")
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc):
+                        raise
+                    together = False
+                else:
+                    for conn in (first, second):
+                        conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()  # the snapshot is taken
+                    raw.execute("ROLLBACK")
+                    together = True
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            yield first, second if together else None
 
     @contextmanager
     def write(self, *, wait: bool = True) -> Iterator[Connection]:

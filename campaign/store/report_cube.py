@@ -12,6 +12,9 @@ Contract:
   message counts in one combination, and so does a person (a contact has one value of each field), so a count of
   people (registered, joined) never counts one person in two combinations of the same group. The adding up is
   the database's too, over those aggregated rows (kept in a temporary table), never over messages.
+* On SQLite the messages' counts go into that table row by row, each added to its combination's row
+  (``INSERT ... ON CONFLICT DO UPDATE``; :func:`_summed`): SQLite has no hash aggregate, and sorting every row
+  by five text fields was the costliest statement of a report (1.1 s of 3 at a million messages).
 * The numbers are those the functions of the same names in :mod:`campaign.store.reports` give one field at a
   time, with the same keys (the same SQL expression of each field). :func:`engagement` and :func:`registered`
   read :func:`~campaign.store.reports.prepare`'s tables.
@@ -30,14 +33,18 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     case,
     distinct,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
+    true,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from campaign.models import CONFIRMED_SOURCES, RegistrationSource
 
@@ -112,6 +119,60 @@ def _cube(
     return [each[at] for at in fields.positions()]
 
 
+# No field's value (text or a number) equals a blob: on SQLite, the key of contacts without a value in the cube.
+_NONE: Any = literal_column("X'00'")
+
+
+def _summed(
+    conn: Connection, source: Any, contact_id: Any, fields: Fields, values: Sequence[Any], extra: Sequence[Any] = ()
+) -> list[dict[tuple[Any, ...], list[int]]]:
+    """What :func:`_cube` gives for the sums of ``values`` (integers, one per row of ``source``, which holds
+    ``contact_id``), counted differently on SQLite: there each row is added into its combination's row of the
+    cube as it comes (``INSERT ... ON CONFLICT DO UPDATE``, a B-tree of the few combinations searched per row)
+    rather than every row sorted by the combination first, as a GROUP BY of SQLite does (it has no hash
+    aggregate). Measured on the breakdowns' message counts of ``bench/report.py`` (650,000 rows per contact and
+    status, five fields): 1.45 s of CPU instead of 1.9 s on a busy machine."""
+    if conn.dialect.name != "sqlite":
+        return _cube(conn, select(*(func.sum(v) for v in values)).select_from(source), contact_id, fields, extra)
+    keys = fields.columns()
+    # Unary +: each row finds its contact by key (see _cube).
+    found: Any = literal_column(f"+{contact_id.table.name}.{contact_id.name}")
+    # NULL keys would never conflict (each its own row): the key of a missing value is _NONE until the rollup.
+    by = [
+        *(func.coalesce(k.element, _NONE).label(k.name) for k in keys),
+        *(func.coalesce(e, _NONE).label(f"e{i}") for i, e in enumerate(extra)),
+    ]
+    sums = [v.label(f"v{i}") for i, v in enumerate(values)]
+    cube = Table(
+        "report_cube",
+        MetaData(),
+        *(Column(c.name, String()) for c in by),
+        *(Column(c.name, BigInteger()) for c in sums),
+        UniqueConstraint(*(c.name for c in by)),
+        prefixes=["TEMPORARY"],
+    )
+    cube.drop(conn, checkfirst=True)
+    cube.create(conn)
+    # WHERE true: SQLite's parser needs a WHERE between a join and ON CONFLICT.
+    rows = select(*by, *sums).select_from(source.join(contacts, contacts.c.id == found)).where(true())
+    upsert = sqlite_insert(cube).from_select([c.name for c in cube.columns], rows)
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[cube.c[c.name] for c in by],
+            set_={c.name: cube.c[c.name] + upsert.excluded[c.name] for c in sums},
+        )
+    )
+    each = []
+    for key in keys:
+        grouped = [cube.c[key.name], *(cube.c[f"e{i}"] for i in range(len(extra)))]
+        rolled = select(*(func.nullif(c, _NONE) for c in grouped), *(func.sum(cube.c[c.name]) for c in sums)).group_by(
+            *grouped
+        )
+        each.append(_groups(conn.execute(rolled), len(extra)))
+    cube.drop(conn)
+    return [each[at] for at in fields.positions()]
+
+
 def _groups(rows: Iterable[Any], extras: int) -> dict[tuple[Any, ...], list[int]]:
     """Rows of (a field's value, *``extras`` values, *aggregates) as (value, *extra values) → aggregates."""
     width = 1 + extras
@@ -129,20 +190,20 @@ def message_counts(conn: Connection, scope: Scope, fields: Fields) -> list[list[
         .group_by(messages.c.contact_id, messages.c.status)
         .subquery("per_contact")
     )
-    stmt = select(func.sum(per_contact.c.n)).select_from(per_contact)
     return [
         [(key, status, counts[0]) for (key, status), counts in found.items()]
-        for found in _cube(conn, stmt, per_contact.c.contact_id, fields, [per_contact.c.status])
+        for found in _summed(
+            conn, per_contact, per_contact.c.contact_id, fields, [per_contact.c.n], [per_contact.c.status]
+        )
     ]
 
 
 def engagement(conn: Connection, fields: Fields) -> list[list[Engagement]]:
     """For each field wanted, what the recipients of the scope's messages did, by its value. Reads
     :func:`~campaign.store.reports.prepare`'s tables."""
-    stmt = select(*(func.sum(FACTS.c[c]) for c in _FLAGS)).select_from(FACTS)
     return [
         [Engagement(key, *counts) for (key,), counts in found.items()]
-        for found in _cube(conn, stmt, FACTS.c.contact_id, fields)
+        for found in _summed(conn, FACTS, FACTS.c.contact_id, fields, [FACTS.c[c] for c in _FLAGS])
     ]
 
 
@@ -151,14 +212,14 @@ def registered(conn: Connection, fields: Fields) -> list[list[Registered]]:
     :func:`~campaign.store.reports.prepare`'s tables."""
     sources = list(RegistrationSource)
     confirmed = [s.value for s in CONFIRMED_SOURCES]
-    stmt = select(
-        func.count(),
-        *(func.sum(PEOPLE.c[s.value]) for s in sources),
-        func.sum(case((or_(*(PEOPLE.c[s] == 1 for s in confirmed)), 1), else_=0)),
-    ).select_from(PEOPLE)
+    values = [
+        literal(1),
+        *(PEOPLE.c[s.value] for s in sources),
+        case((or_(*(PEOPLE.c[s] == 1 for s in confirmed)), 1), else_=0),
+    ]
     return [
         [_registered(key, sources, counts) for (key,), counts in found.items()]
-        for found in _cube(conn, stmt, PEOPLE.c.contact_id, fields)
+        for found in _summed(conn, PEOPLE, PEOPLE.c.contact_id, fields, values)
     ]
 
 

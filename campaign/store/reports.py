@@ -22,7 +22,9 @@ Contract:
   message's recipient did (one pass over the tracking events, grouped by message through their index) and who
   registered after the campaign reached them (from the event's registrations, each contact's messages found by
   contact), into temporary tables of this connection, and :func:`release` at the end. The functions that say so
-  read those tables: the costly part of a report is done once, not once per table of it.
+  read those tables: the costly part of a report is done once, not once per table of it. The two halves (what
+  recipients did: :data:`FACTS`; who registered: :data:`PAIRS`, :data:`PEOPLE`) are independent: two
+  connections reading one snapshot may each prepare one half and read it (``prepare(facts=False)`` ...).
 * :func:`local_hours` puts people's first opens and registrations into the local hour of the day of each
   contact's own zone: the zones' UTC offsets over the report's activity go into one more temporary table
   (a few rows per zone, :mod:`campaign.rules.zone_offsets`), and each instant is shifted by its zone's offset
@@ -304,18 +306,26 @@ _DELAY_INDEXES = (
 )
 
 
-def prepare(conn: Connection, scope: Scope) -> None:
+def prepare(conn: Connection, scope: Scope, *, facts: bool = True, people: bool = True) -> None:
     """Fill this connection's temporary tables for ``scope`` (see the module doc); :func:`release` drops them.
-    They live in the transaction: a rollback takes them away, and on PostgreSQL so does the commit."""
+    They live in the transaction: a rollback takes them away, and on PostgreSQL so does the commit.
+
+    ``facts`` False leaves out :data:`FACTS` (what recipients did), ``people`` False :data:`PAIRS` and
+    :data:`PEOPLE` (who registered): the two halves are independent, so two connections reading one snapshot
+    can each fill and read one (:meth:`campaign.store.engine.Database.read_together`)."""
     release(conn)
     dialect = conn.dialect.name
-    for table in _TEMPORARY:
+    filled = [(FACTS, _facts(scope, dialect))] if facts else []
+    if people:
+        filled += [(PAIRS, _pairs(scope)), (PEOPLE, _people(dialect))]
+    for table, rows in filled:
         conn.execute(CreateTable(table))  # without its indexes: see _DELAY_INDEXES
-    for table, rows in ((FACTS, _facts(scope, dialect)), (PAIRS, _pairs(scope)), (PEOPLE, _people(dialect))):
         conn.execute(insert(table).from_select([c.name for c in table.columns], rows))
     if dialect == "sqlite":  # PostgreSQL has percentile_disc: see _percentiles
+        made = {table for table, _ in filled}
         for index in _DELAY_INDEXES:
-            index.create(conn)
+            if index.table in made:
+                index.create(conn)
 
 
 def release(conn: Connection) -> None:
@@ -513,17 +523,22 @@ def links_clicked(conn: Connection) -> list[LinkClicks]:
     ]
 
 
-def quarter_hours(conn: Connection) -> dict[int, dict[str, int]]:
+QUARTER_SERIES = ("opened", "clicked", "registered")
+
+
+def quarter_hours(conn: Connection, names: Sequence[str] = QUARTER_SERIES) -> dict[int, dict[str, int]]:
     """Activity by quarter hour (the number of quarter hours since 1970, UTC; see :data:`QUARTER_HOUR`): messages
     first opened and first clicked by a person, and recipients registered (their first registration counted in
-    :func:`registered`). Quarters without activity are absent. Reads :func:`prepare`'s tables."""
+    :func:`registered`); or only the series ``names`` of these (``opened`` and ``clicked`` read :data:`FACTS`,
+    ``registered`` :data:`PEOPLE`). Quarters without activity are absent. Reads :func:`prepare`'s tables."""
     series = {
         "opened": FACTS.c.opened_epoch,
         "clicked": FACTS.c.clicked_epoch,
         "registered": PEOPLE.c.registered_epoch,
     }
     result: dict[int, dict[str, int]] = {}
-    for name, epoch in series.items():
+    for name in names:
+        epoch = series[name]
         buckets = select((epoch // QUARTER_HOUR).label("quarter")).where(epoch.is_not(None)).subquery("buckets")
         stmt = select(buckets.c.quarter, func.count()).group_by(buckets.c.quarter)
         for quarter, count in conn.execute(stmt):
@@ -626,7 +641,17 @@ def delays(conn: Connection) -> tuple[Delays, Delays]:
     """How long after delivery a person first opened a message (over the messages opened), and how long after
     their first delivered message a recipient registered (over those :func:`registered` counts). Reads
     :func:`prepare`'s tables."""
-    return _percentiles(conn, FACTS.c.open_seconds), _percentiles(conn, PEOPLE.c.register_seconds)
+    return open_delays(conn), registration_delays(conn)
+
+
+def open_delays(conn: Connection) -> Delays:
+    """The first of :func:`delays`: reads :data:`FACTS` only."""
+    return _percentiles(conn, FACTS.c.open_seconds)
+
+
+def registration_delays(conn: Connection) -> Delays:
+    """The second of :func:`delays`: reads :data:`PEOPLE` only."""
+    return _percentiles(conn, PEOPLE.c.register_seconds)
 
 
 def undelivered(conn: Connection, scope: Scope, limit: int) -> list[Undelivered]:
