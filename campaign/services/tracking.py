@@ -22,7 +22,12 @@ read of their messages; writing costs the server about 15 µs of CPU an open of 
 told (10 µs when timed alone: in the server the writer thread shares the core with the event loop), and a click
 with its registration about 27 µs when timed alone, a batch of 5,000 (33 µs before the other hits and the
 registrations, like the opens, travelled as one JSON parameter a statement instead of a row of bound parameters
-each).
+each). On SQLite the store now hands the driver's ``executemany`` ready tuples (bound in C) instead of that JSON
+text, reads the batch's deliveries straight from the driver's cursor (the send time parsed with its offset), and
+an instant already in UTC is written without conversion; here the client addresses of a batch are stored once
+each and a click's burst record is a plain (not frozen) object. Timed in-process alone (batches of 5,000 on a
+database of a million messages, this machine class, interleaved runs): a click with its registration
+26.5 → 18.3 µs, an open 15.3 → 11.9 µs.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ CLASSIFYING_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
 _REMEMBERED = 100_000
 # Hits written per transaction at most.
 _BATCH = 5_000
+_UNKNOWN: Any = object()  # not worked out yet
+# How far back a click can be part of a burst with the next one (with room to spare).
+_BURST_WINDOW = timedelta(seconds=BURST_SECONDS * 2)
 
 
 # Not frozen: one is made per request, and a frozen one costs 0.8 µs more to make (1.4 against 0.6). Nothing
@@ -184,6 +192,7 @@ class HitRecorder:
         self._batches += 1
         open_rows = self._open_rows(opens, storage)
         kept: list[tuple[Hit, Delivery, dict[str, Any]]] = []
+        ips: dict[str | None, str | None] = {}
         # Bursts in this batch whose other clicks were written by an earlier one: those are flagged in the table.
         earlier: list[tuple[Hit, str]] = []
         for hit in others:
@@ -191,7 +200,7 @@ class HitRecorder:
             if known is None or (hit.kind is TrackingKind.CLICK and not known.track_clicks):
                 self.stats.ignored += 1
                 continue
-            row = self._row(hit, known.sent_at, storage)
+            row = self._row(hit, known.sent_at, storage, ips)
             if hit.kind is TrackingKind.CLICK:
                 burst, across_batches = self._burst(hit, row)
                 if burst is not None and not row["is_machine"]:
@@ -235,8 +244,20 @@ class HitRecorder:
             rows.append(row)
         return rows
 
-    def _row(self, hit: Hit, delivered_at: datetime | None, storage: IpStorage) -> dict[str, Any]:
-        """The ``tracking_events`` row of ``hit``, classified (``delivered_at``: its message's delivery)."""
+    def _row(
+        self,
+        hit: Hit,
+        delivered_at: datetime | None,
+        storage: IpStorage,
+        ips: dict[str | None, str | None] | None = None,
+    ) -> dict[str, Any]:
+        """The ``tracking_events`` row of ``hit``, classified (``delivered_at``: its message's delivery). ``ips``:
+        the stored form of the batch's client addresses worked out so far (a batch's hits come from few
+        clients: 0.1 µs a hit instead of 1.3), filled in here."""
+        if ips is None:
+            ip = stored_ip(hit.ip, storage)
+        elif (ip := ips.get(hit.ip, _UNKNOWN)) is _UNKNOWN:
+            ip = ips[hit.ip] = stored_ip(hit.ip, storage)
         reason = classify(
             hit.kind,
             method=hit.method,
@@ -252,7 +273,7 @@ class HitRecorder:
             "link_index": hit.link_index,
             "is_machine": reason is not None,
             "machine_reason": reason,
-            "ip": stored_ip(hit.ip, storage),
+            "ip": ip,
             "user_agent": hit.user_agent[:1000] if hit.user_agent else None,
             "occurred_at": hit.occurred_at,
         }
@@ -261,7 +282,7 @@ class HitRecorder:
         """Why this click is part of a scanner's burst (another link of its message within a second), or None;
         and whether a click of the burst was written by an earlier batch. The burst's clicks of this batch are
         marked here; only the message's own recent clicks are looked at."""
-        window = timedelta(seconds=BURST_SECONDS * 2)
+        window = _BURST_WINDOW
         clicks = self._clicks
         # Messages are kept in the order of their last click: those whose last click is further back than the
         # window can never be part of a burst again, and go. So only the last seconds' clicks (and their rows)
@@ -294,7 +315,8 @@ class HitRecorder:
         return reason, across_batches
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as Hit: one is made per click (0.13 µs against 0.38 frozen). Nothing changes one once made.
+@dataclass(slots=True)
 class _Click:
     """A recent click of a message: when, on which link, its row (changed while its batch is being written)
     and the number of that batch."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -83,6 +83,9 @@ def json_rows(dialect_name: str, parameter: str, columns: Sequence[tuple[str, Ty
     return select(*fields).subquery("r")
 
 
+_SQLITE_INSTANT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # SQLAlchemy's SQLite text of an instant
+
+
 def json_instants(dialect: Dialect) -> Callable[[datetime | None], Any]:
     """How an instant goes into a :func:`json_rows` parameter: as the backend stores a ``UTCDateTime`` (naive UTC
     text on SQLite; ISO 8601 with its offset, which PostgreSQL casts), since the ``SELECT`` of the rows copies
@@ -94,6 +97,10 @@ def json_instants(dialect: Dialect) -> Callable[[datetime | None], Any]:
         # SQLAlchemy's SQLite text, "YYYY-MM-DD HH:MM:SS.ffffff", which its processor formats from a dict of the
         # fields: isoformat writes the same in 0.8 µs instead of 2.4 (the tracking recorder stores one a hit).
         def stored_on_sqlite(instant: datetime | None) -> Any:
+            if instant is not None and instant.tzinfo is UTC:  # the usual case, a clock's instant: no conversion
+                # Its fields formatted (0.7 µs; isoformat of an aware instant 1.0, and a naive copy 0.9 more).
+                i = instant
+                return _SQLITE_INSTANT % (i.year, i.month, i.day, i.hour, i.minute, i.second, i.microsecond)
             utc = to_utc(instant, dialect)
             return None if utc is None else utc.isoformat(" ", "microseconds")
 
@@ -118,3 +125,14 @@ def epoch_seconds(dialect_name: str, instant: ColumnElement[Any]) -> ColumnEleme
     if _UNIXEPOCH:
         return type_coerce(func.unixepoch(instant), Integer())
     return cast(func.strftime("%s", instant), Integer())
+
+
+def sqlite_positional_sql(stmt: Any, order: Sequence[str]) -> str:
+    """The SQL of ``stmt`` (whose parameters are plain named ``bindparam``\\ s) for the SQLite driver, with
+    positional parameters in ``order`` (checked: the caller builds its tuples in that order), to be run with
+    ``exec_driver_sql``: for ``executemany`` of ready tuples, bound in C with no type processing by SQLAlchemy.
+    Values must be as SQLite stores them (:func:`json_instants` for instants)."""
+    compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="qmark"))
+    if list(compiled.positiontup or ()) != list(order):
+        raise ValueError(f"parameters in the order {compiled.positiontup}, not {list(order)}")
+    return str(compiled)
