@@ -32,7 +32,7 @@ from campaign.store.engine import Database
 from campaign.store.tables import attendances, campaigns, contacts, lists
 from tests.conftest import cli_ok
 from tests.test_dashboard import Seeded, keyed
-from tests.test_dashboard import sqlite_seeded as sqlite_seeded
+from tests.test_dashboard import seeded as seeded
 from tests.test_reports import World, seed
 from tests.test_scheduling import add_contacts, add_event_at
 from tests.test_waves import one_line_error
@@ -300,15 +300,15 @@ def expected_joined(world: World, wave_id: int | None = None) -> int:
 
 
 @pytest.fixture
-def seeded_with_attendance(sqlite_db: Database, zoom_file: Path, tmp_path: Path) -> tuple[Database, World]:
-    world = seed(sqlite_db)
-    import_everyone(sqlite_db, zoom_file, tmp_path)
-    return sqlite_db, world
+def seeded_with_attendance(db: Database, zoom_file: Path, tmp_path: Path) -> tuple[Database, World]:
+    world = seed(db)
+    import_everyone(db, zoom_file, tmp_path)
+    return db, world
 
 
-def test_before_any_attendance_the_funnel_ends_at_registered_and_joined_is_zero(sqlite_db: Database) -> None:
-    seed(sqlite_db)
-    report = campaign_report(sqlite_db, "c")
+def test_before_any_attendance_the_funnel_ends_at_registered_and_joined_is_zero(db: Database) -> None:
+    seed(db)
+    report = campaign_report(db, "c")
     assert [s.step for s in report.funnel] == ["delivered", "opened", "clicked_register", "registered"]
     assert report.attendees == 0
     assert report.totals.joined == 0
@@ -411,11 +411,11 @@ def test_the_attended_and_not_attended_audiences_select_the_attendees_and_the_ot
 
 
 def test_the_dashboard_campaign_page_shows_joined_equal_to_the_rows(
-    sqlite_seeded: Seeded, tmp_path: Path, zoom_file: Path
+    seeded: Seeded, tmp_path: Path, zoom_file: Path
 ) -> None:
-    world = sqlite_seeded.world
-    import_everyone(sqlite_seeded.db, zoom_file, tmp_path)
-    body = sqlite_seeded.client("ana").get(sqlite_seeded.page).body
+    world = seeded.world
+    import_everyone(seeded.db, zoom_file, tmp_path)
+    body = seeded.client("ana").get(seeded.page).body
     waves = {m["wave_id"] for m in world.messages}
     names = {wave_id: name for wave_id, name in world.waves.items() if wave_id in waves}
     funnel = keyed(body, "funnel")

@@ -415,11 +415,11 @@ def test_launch_then_send_delivers_each_contact_exactly_once(db: Database, tmp_p
 
 
 def test_the_worker_decides_and_records_by_the_clock_it_is_given(
-    sqlite_db: Database, tmp_path: Path, pipelining_smtp: Sink
+    db: Database, tmp_path: Path, pipelining_smtp: Sink
 ) -> None:
     """A clock passed to the worker (the demo's compressed one) is what says which messages are due, when they
     expire, and when they were sent: not the real clock."""
-    db, smtp = sqlite_db, pipelining_smtp
+    smtp = pipelining_smtp
     settings = tuned(base_settings(tmp_path))
     emails = prepare(db, tmp_path, 4, starts_in=timedelta(days=3))
     launch(db, settings, KEY, "c")
@@ -495,6 +495,7 @@ def test_enqueue_is_idempotent_and_launching_twice_is_refused(db: Database, tmp_
     assert set(outbox_rows(db, "c")) == {*emails, "late1@example.org", "late2@example.org"}
 
 
+# SQLite only: reads SQLite's EXPLAIN QUERY PLAN (PostgreSQL's one-statement claim: tests/test_workers.py).
 def test_a_claim_reads_a_range_of_the_due_index_however_long_the_queue(sqlite_db: Database, tmp_path: Path) -> None:
     """Each claim statement is planned as a search of ix_messages_due, never a scan or sort of the whole queue
     (which made every batch of a 100,000-message campaign cost as much as reading the queue)."""
@@ -580,10 +581,9 @@ def test_4xx_defers_with_backoff_then_sends(db: Database, tmp_path: Path, smtp: 
     assert campaign_status(db, "c") is CampaignStatus.SENT
 
 
-def test_a_message_deferred_for_days_is_deferred_again(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+def test_a_message_deferred_for_days_is_deferred_again(db: Database, tmp_path: Path, smtp: Sink) -> None:
     # The default policy (5 minutes doubling to 67, for 5 days) retries a message about 110 times before it
     # expires. Here one recipient's mailbox has been full for two days: 45 attempts so far.
-    db = sqlite_db
     settings = tuned(base_settings(tmp_path), concurrency=3)
     emails = prepare(db, tmp_path, 3)
     launch(db, settings, KEY, "c")
@@ -651,8 +651,7 @@ def test_connection_dropped_before_the_reply_defers_then_sends_without_loss(
     assert smtp.handler.received() == Counter(dict.fromkeys(emails, 1))
 
 
-def test_server_slower_than_the_timeout_defers_then_sends(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
-    db = sqlite_db
+def test_server_slower_than_the_timeout_defers_then_sends(db: Database, tmp_path: Path, smtp: Sink) -> None:
     settings = tuned(base_settings(tmp_path), concurrency=4, retry_initial_minutes=minutes(0.1))
     emails = prepare(db, tmp_path, 4)
     launch(db, settings, KEY, "c")
@@ -814,11 +813,10 @@ def test_merged_summaries_keep_each_campaign_that_paused_itself_once_by_its_id()
 
 
 def test_a_waiting_worker_sends_a_campaign_resumed_after_the_breaker_paused_it(
-    sqlite_db: Database, tmp_path: Path, sinks: Sinks
+    db: Database, tmp_path: Path, sinks: Sinks
 ) -> None:
     # `campaign send --wait` keeps running through the outage: once the relay is back and the campaign is
     # resumed, the same worker must deliver it.
-    db = sqlite_db
     settings = tuned(
         base_settings(tmp_path),
         concurrency=2,
@@ -863,8 +861,7 @@ def test_a_waiting_worker_sends_a_campaign_resumed_after_the_breaker_paused_it(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_messages_expire_once_the_event_has_started(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
-    db = sqlite_db
+def test_messages_expire_once_the_event_has_started(db: Database, tmp_path: Path, smtp: Sink) -> None:
     retry = 0.05  # seconds, every time (no doubling): the messages are tried until the last moment
     settings = tuned(
         base_settings(tmp_path),
@@ -878,21 +875,28 @@ def test_messages_expire_once_the_event_has_started(sqlite_db: Database, tmp_pat
     smtp.handler.plan = lambda _rcpt, _attempt: "451 4.3.0 try again later"
 
     limit = time.monotonic() + 10
+    ended: list[datetime] = []  # when each run returned
     while statuses(db, "c") != {"expired": 4}:
         assert time.monotonic() < limit, statuses(db, "c")
         send(db, settings, smtp.servers())
-        time.sleep(0.05)
+        ended.append(datetime.now(UTC))
+        time.sleep(0.05)  # each run records its deferrals before returning: all are due again after this
 
+    # Every run over before the last retry interval began (claimed) before it too, and tried every message: how
+    # many runs fit in the 2.5 s depends on the machine's load (a fixed 10 failed at 9 on a loaded machine, on
+    # either backend), that each of them tried every message does not.
+    tried = sum(1 for at in ended if at < starts_at - timedelta(seconds=retry))
+    assert tried >= 5, f"only {tried} runs before the start: the test means little"
     rows = outbox_rows(db, "c")
     for row in rows.values():
         assert row.status == "expired"
         assert row.last_error is not None
         assert row.last_error == "the event has started" or row.last_error.startswith("gave up: ")
-        assert row.attempts >= 10, "it should have been retried while there was time"
+        assert row.attempts >= tried, "it should have been retried while there was time"
         assert row.sent_at is None
         # It gave up only when the next attempt would have come after the start, not earlier.
         assert row.updated_at >= starts_at - timedelta(seconds=retry * 1.1)
-    assert min(smtp.handler.data_attempts[e] for e in emails) >= 10
+    assert min(smtp.handler.data_attempts[e] for e in emails) >= tried
     assert campaign_status(db, "c") is CampaignStatus.SENT  # nothing left to send
 
     # An expired message is final: a server that accepts now still gets nothing.
@@ -1078,12 +1082,11 @@ def test_parallel_sender_processes_share_the_queue_and_send_each_message_once(
     [pytest.param(0.05, 0.0, id="slow-relay"), pytest.param(0.0, 20.0, id="rate-limited")],
 )
 def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
-    sqlite_db: Database, tmp_path: Path, smtp: Sink, server_delay: float, rate_per_second: float
+    db: Database, tmp_path: Path, smtp: Sink, server_delay: float, rate_per_second: float
 ) -> None:
     # One live worker whose 50 messages take about 1.5 s to go out (a slow relay, or the configured rate
     # limit), longer than the 1 s lease. It holds every message it claimed until it records the result:
     # none may go out twice.
-    db = sqlite_db
     settings = tuned(base_settings(tmp_path), concurrency=2, lease_seconds=1, rate_per_second=rate_per_second)
     emails = prepare(db, tmp_path, 50)
     launch(db, settings, KEY, "c")
@@ -1110,17 +1113,17 @@ def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
 
 @pytest.mark.parametrize("eight_bit", [True, False], ids=["8bitmime", "7bit-only"])
 def test_utf8_bodies_go_unencoded_to_a_server_with_8bitmime_and_as_base64_to_one_without(
-    sqlite_db: Database, tmp_path: Path, smtp: Sink, eight_bit: bool
+    db: Database, tmp_path: Path, smtp: Sink, eight_bit: bool
 ) -> None:
     smtp.handler.eight_bit = eight_bit
     settings = tuned(base_settings(tmp_path))
     csv_path = tmp_path / "names.csv"
     csv_path.write_text("email,name,timezone\nzoe@example.org,Zoë Ñúñez,Asia/Tokyo\n", encoding="utf-8")
-    import_contacts(sqlite_db, csv_path, "guests")
-    add_future_event(sqlite_db, "event-c")
-    create_campaign(sqlite_db, event_ref="event-c", list_name="guests", name="c")
-    launch(sqlite_db, settings, KEY, "c")
-    assert send(sqlite_db, settings, smtp.servers()).counts == {"sent": 1}
+    import_contacts(db, csv_path, "guests")
+    add_future_event(db, "event-c")
+    create_campaign(db, event_ref="event-c", list_name="guests", name="c")
+    launch(db, settings, KEY, "c")
+    assert send(db, settings, smtp.servers()).counts == {"sent": 1}
     (message,) = smtp.handler.messages_for("zoe@example.org")
     assert smtp.handler.mail_options == [["BODY=8BITMIME"] if eight_bit else []]
     encodings = {part.get_content_type(): part["Content-Transfer-Encoding"] for part in message.walk()}
@@ -1156,25 +1159,23 @@ def test_an_8bit_message_is_deferred_not_sent_when_the_session_now_lacks_8bitmim
 
 
 def test_an_international_domain_goes_out_in_idna_and_a_unicode_local_part_fails_alone(
-    sqlite_db: Database, tmp_path: Path, smtp: Sink
+    db: Database, tmp_path: Path, smtp: Sink
 ) -> None:
     settings = tuned(base_settings(tmp_path))
     csv_path = tmp_path / "idn.csv"
     csv_path.write_text("email,name\nana@bücher.example.org,Ana\nbob@example.org,Bob\nmüller@example.org,M\n")
-    import_contacts(sqlite_db, csv_path, "guests")
-    add_future_event(sqlite_db, "event-c")
-    create_campaign(sqlite_db, event_ref="event-c", list_name="guests", name="c")
-    launch(sqlite_db, settings, KEY, "c")
-    summary = send(sqlite_db, settings, smtp.servers())
+    import_contacts(db, csv_path, "guests")
+    add_future_event(db, "event-c")
+    create_campaign(db, event_ref="event-c", list_name="guests", name="c")
+    launch(db, settings, KEY, "c")
+    summary = send(db, settings, smtp.servers())
     assert smtp.handler.received() == Counter({"ana@xn--bcher-kva.example.org": 1, "bob@example.org": 1})
     assert summary.counts == {"sent": 2, "failed": 1}
-    failed = [row for row in outbox_rows(sqlite_db, "c").values() if row.status == "failed"]
+    failed = [row for row in outbox_rows(db, "c").values() if row.status == "failed"]
     assert len(failed) == 1
 
 
-def test_a_server_refusing_the_session_defers_and_pauses_instead_of_failing(
-    sqlite_db: Database, tmp_path: Path
-) -> None:
+def test_a_server_refusing_the_session_defers_and_pauses_instead_of_failing(db: Database, tmp_path: Path) -> None:
     """A 554 greeting ("client host blocked") is the server's doing: no message may fail for it."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -1196,39 +1197,38 @@ def test_a_server_refusing_the_session_defers_and_pauses_instead_of_failing(
     thread.start()
     try:
         settings = tuned(base_settings(tmp_path), breaker_threshold=0.5, breaker_window=10)
-        prepare(sqlite_db, tmp_path, 12)
-        launch(sqlite_db, settings, KEY, "c")
-        summary = send(sqlite_db, settings, [SmtpServer("127.0.0.1", port, SmtpSecurity.NONE, timeout=2)])
+        prepare(db, tmp_path, 12)
+        launch(db, settings, KEY, "c")
+        summary = send(db, settings, [SmtpServer("127.0.0.1", port, SmtpSecurity.NONE, timeout=2)])
     finally:
         stop.set()
         thread.join()
         listener.close()
     assert "failed" not in summary.counts
-    assert campaign_status(sqlite_db, "c") is CampaignStatus.PAUSED
-    assert set(statuses(sqlite_db, "c")) <= {"deferred", "queued"}
+    assert campaign_status(db, "c") is CampaignStatus.PAUSED
+    assert set(statuses(db, "c")) <= {"deferred", "queued"}
 
 
-def test_cancelling_mid_send_leaves_nothing_queued(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+def test_cancelling_mid_send_leaves_nothing_queued(db: Database, tmp_path: Path, smtp: Sink) -> None:
     settings = tuned(base_settings(tmp_path), concurrency=2)
-    prepare(sqlite_db, tmp_path, 30)
-    launch(sqlite_db, settings, KEY, "c")
+    prepare(db, tmp_path, 30)
+    launch(db, settings, KEY, "c")
     smtp.handler.delay = 0.05
 
     async def run_and_cancel() -> DispatchSummary:
-        task = asyncio.create_task(
-            send_due(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
-        )
+        task = asyncio.create_task(send_due(DeliveryRequest(db, settings, KEY, smtp.servers(), campaign_ref="c")))
         await asyncio.sleep(0.4)
-        move(sqlite_db, "c", CampaignStatus.CANCELLED)
+        move(db, "c", CampaignStatus.CANCELLED)
         return await task
 
     asyncio.run(run_and_cancel())
-    counts = statuses(sqlite_db, "c")
+    counts = statuses(db, "c")
     assert set(counts) <= {"sent", "cancelled"}, counts
     assert counts["cancelled"] > 0
     assert sum(smtp.handler.received().values()) == counts["sent"]
 
 
+# SQLite only: about SQLite's file-wide write lock (PostgreSQL writers do not wait for one another so).
 def test_a_worker_waiting_for_the_write_lock_keeps_its_event_loop_running(
     sqlite_db: Database, tmp_path: Path, smtp: Sink
 ) -> None:
@@ -1264,11 +1264,11 @@ def test_a_worker_waiting_for_the_write_lock_keeps_its_event_loop_running(
     assert max(gaps) < 0.25, f"the loop stalled for {max(gaps):.2f} s"
 
 
-def test_a_failed_commit_stops_the_run_instead_of_hanging(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+def test_a_failed_commit_stops_the_run_instead_of_hanging(db: Database, tmp_path: Path, smtp: Sink) -> None:
     settings = tuned(base_settings(tmp_path), lease_seconds=3)
-    prepare(sqlite_db, tmp_path, 12)
-    launch(sqlite_db, settings, KEY, "c")
-    dispatcher = Dispatcher(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers(), campaign_ref="c"))
+    prepare(db, tmp_path, 12)
+    launch(db, settings, KEY, "c")
+    dispatcher = Dispatcher(DeliveryRequest(db, settings, KEY, smtp.servers(), campaign_ref="c"))
     original = dispatcher._write
     calls = 0
 

@@ -84,6 +84,7 @@ def test_an_address_that_left_an_event_gets_no_more_of_it_and_still_gets_the_oth
         assert message["Message-ID"] == f"<{outbox_rows(db, 'd')[address].message_id}>"
 
 
+# SQLite only: reads SQLite's EXPLAIN QUERY PLAN.
 def test_the_claim_the_materialisation_and_the_audience_look_opt_outs_and_registrations_up_in_indexes(
     sqlite_db: Database, tmp_path: Path
 ) -> None:

@@ -595,6 +595,7 @@ def test_one_bad_wave_does_not_hold_up_the_others(
     assert wave_row(db, "broken")["status"] == "pending"  # tried again at the next tick
 
 
+# SQLite only: about SQLite's one write lock (BEGIN IMMEDIATE), which PostgreSQL does not have.
 def test_an_idle_top_up_takes_no_write_lock(sqlite_db: Database, tmp_path: Path) -> None:
     # Every tick asks each fired invitation whether anyone joined its list; on SQLite, asking under BEGIN
     # IMMEDIATE would take the one write lock from the delivery worker every time.
@@ -610,6 +611,7 @@ def test_an_idle_top_up_takes_no_write_lock(sqlite_db: Database, tmp_path: Path)
         impatient.dispose()
 
 
+# SQLite only: reads SQLite's EXPLAIN QUERY PLAN.
 def test_the_top_up_finds_newcomers_through_an_index(sqlite_db: Database) -> None:
     since = datetime(2026, 6, 1, tzinfo=UTC)
     stmt = select(exists().where(list_members.c.list_id == 1, list_members.c.added_at >= since))
@@ -620,6 +622,7 @@ def test_the_top_up_finds_newcomers_through_an_index(sqlite_db: Database) -> Non
     assert "ix_list_members_list_id_added_at" in plan
 
 
+# SQLite only: reads SQLite's EXPLAIN QUERY PLAN.
 def test_firing_reads_the_zones_one_index_seek_each(sqlite_db: Database, tmp_path: Path) -> None:
     # Firing computes one instant per zone: their distinct values come from seeks in ix_contacts_timezone, not
     # from reading every member of the list (a fifth of a second for a million: bench/waves.py).
@@ -645,6 +648,7 @@ def test_firing_reads_the_zones_one_index_seek_each(sqlite_db: Database, tmp_pat
     assert all("ix_contacts_timezone" in step for step in reads), plan
 
 
+# SQLite only: reads SQLite's EXPLAIN QUERY PLAN.
 def test_firing_reads_the_list_in_order_and_looks_each_zone_up_in_an_index(sqlite_db: Database, tmp_path: Path) -> None:
     # The materialising INSERT reads the list in order and finds each recipient's zone instant in an index: not
     # by reading every zone row for every recipient, nor contacts zone by zone through ix_contacts_timezone (five

@@ -76,9 +76,8 @@ def relay(tmp_path: Path, db: Database, port: int, delivery: str = "") -> Path:
 
 
 def test_send_reports_deferred_messages_with_their_retry_time_and_retry_deferred_sends_them_now(
-    sqlite_db: Database, tmp_path: Path, smtp: Sink, kathmandu: None
+    db: Database, tmp_path: Path, smtp: Sink, kathmandu: None
 ) -> None:
-    db = sqlite_db
     config = relay(tmp_path, db, smtp.port, "retry_initial_minutes = 60\n")
     emails = prepare(db, tmp_path, 8)
     busy = set(emails[:2])
@@ -138,9 +137,8 @@ def test_send_reports_deferred_messages_with_their_retry_time_and_retry_deferred
 
 
 def test_a_campaign_that_pauses_itself_makes_send_exit_1_with_the_reason_and_what_is_left(
-    sqlite_db: Database, tmp_path: Path
+    db: Database, tmp_path: Path
 ) -> None:
-    db = sqlite_db
     config = relay(tmp_path, db, closed_port(), "breaker_window = 4\nbreaker_threshold = 0.75\n")
     prepare(db, tmp_path, 12)
     launch(db, load_settings(config, environ={}), KEY, "c")
@@ -174,12 +172,9 @@ def test_a_campaign_that_pauses_itself_makes_send_exit_1_with_the_reason_and_wha
     assert "`campaign resume c` sends them" in everyone.stdout
 
 
-def test_send_blames_only_the_campaign_that_paused_itself_whatever_the_names(
-    sqlite_db: Database, tmp_path: Path
-) -> None:
+def test_send_blames_only_the_campaign_that_paused_itself_whatever_the_names(db: Database, tmp_path: Path) -> None:
     # `a: b` pauses itself; `a` was paused by staff before the run. An entry "a: b: <reason>" must not be read as
     # campaign `a` pausing itself with the reason "b: <reason>".
-    db = sqlite_db
     config = relay(tmp_path, db, closed_port(), "breaker_window = 4\nbreaker_threshold = 0.75\n")
     settings = load_settings(config, environ={})
     prepare(db, tmp_path, 6, name="a")
@@ -202,11 +197,10 @@ def test_send_blames_only_the_campaign_that_paused_itself_whatever_the_names(
 
 
 def test_a_campaign_that_pauses_itself_on_its_last_messages_has_its_waves_done_and_nothing_waits(
-    sqlite_db: Database, tmp_path: Path
+    db: Database, tmp_path: Path
 ) -> None:
     # A lifetime of 3.6 ms: every 4xx gives up at once (expired, final), and the fourth, the last message, trips
     # the breaker. README: a wave is done once all its messages are final, whatever its campaign's status.
-    db = sqlite_db
     delivery = "breaker_window = 4\nbreaker_threshold = 0.75\nlifetime_hours = 1e-6\n"
     config = relay(tmp_path, db, closed_port(), delivery)
     prepare(db, tmp_path, 4)
@@ -258,9 +252,8 @@ def test_a_paused_campaign_with_nothing_left_says_what_resume_does(db: Database,
 
 
 def test_send_of_a_campaign_that_is_not_sending_says_why_and_what_to_run(
-    sqlite_db: Database, tmp_path: Path, smtp: Sink
+    db: Database, tmp_path: Path, smtp: Sink
 ) -> None:
-    db = sqlite_db
     config = relay(tmp_path, db, smtp.port)
     settings = load_settings(config, environ={})
     prepare(db, tmp_path, 3)
@@ -342,9 +335,8 @@ def test_progress_counts_every_state_per_wave_and_says_when_the_rest_is_due(
 
 
 def test_send_wait_for_a_paused_campaign_says_why_it_waits_then_sends_it_once_resumed(
-    sqlite_db: Database, tmp_path: Path, smtp: Sink
+    db: Database, tmp_path: Path, smtp: Sink
 ) -> None:
-    db = sqlite_db
     config = relay(tmp_path, db, smtp.port, "poll_seconds = 0.05\n")
     emails = prepare(db, tmp_path, 3)
     launch(db, load_settings(config, environ={}), KEY, "c")

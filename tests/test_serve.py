@@ -2,7 +2,8 @@
 
 The decisions are driven through :meth:`SchedulerService.tick` with instants the test chooses (no sleeping
 through real hours); the long-running paths (APScheduler's jobs, SIGTERM, two services at once) run for
-seconds against a real SQLite file and a real aiosmtpd server (see tests/test_delivery.py).
+seconds against a real database (a SQLite file, and PostgreSQL through ``db``) and a real aiosmtpd server
+(see tests/test_delivery.py). The lock tests are about SQLite's file lock (PostgreSQL's leader: tests/test_workers.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from campaign.services.context import AppContext
 from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
 from campaign.services.lifecycle import launch
+from campaign.services.workers import leader, registry
 from campaign.store import campaigns as campaign_store
 from campaign.store import suppressions as suppression_store
 from campaign.store.engine import Database
@@ -143,46 +145,46 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 
 
 def test_a_tick_fires_a_wave_at_its_instant_and_never_again(
-    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = base_settings(tmp_path)
-    prepare(sqlite_db, tmp_path, 6)
-    launch(sqlite_db, settings, KEY, "c")
-    add_wave(sqlite_db, offset=timedelta(days=-1))
-    fires_at = event_start(sqlite_db) - timedelta(days=1)
-    service = SchedulerService(context_for(settings, sqlite_db))
+    prepare(db, tmp_path, 6)
+    launch(db, settings, KEY, "c")
+    add_wave(db, offset=timedelta(days=-1))
+    fires_at = event_start(db) - timedelta(days=1)
+    service = SchedulerService(context_for(settings, db))
 
     before = service.tick(fires_at - timedelta(seconds=1))
     assert [f.wave for f in before.fired] == []
     assert before.next_wave is not None
     assert before.next_wave.fires_at == fires_at
-    assert wave_status(sqlite_db, "c", "reminder") is WaveStatus.PENDING
+    assert wave_status(db, "c", "reminder") is WaveStatus.PENDING
 
     with caplog.at_level(logging.INFO, LOGGER_NAME):
         at = service.tick(fires_at)
     assert [(f.wave, f.status, f.queued) for f in at.fired] == [("reminder", WaveStatus.ENQUEUED, 6)]
-    assert wave_status(sqlite_db, "c", "reminder") is WaveStatus.ENQUEUED
+    assert wave_status(db, "c", "reminder") is WaveStatus.ENQUEUED
     assert "wave fired campaign=c wave=reminder status=enqueued queued=6 suppressed=0 expired=0" in caplog.text
     assert at.next_wave is None
 
     # Ticking again, in this service or in a restarted one, a minute or an hour later: nothing more.
     assert service.tick(fires_at).fired == []
-    restarted = SchedulerService(context_for(settings, sqlite_db))
+    restarted = SchedulerService(context_for(settings, db))
     for later in (timedelta(minutes=1), timedelta(hours=1)):
         assert restarted.tick(fires_at + later).fired == []
-    assert wave_rows(sqlite_db, "c", "reminder") == 6
+    assert wave_rows(db, "c", "reminder") == 6
 
 
 def test_a_wave_due_while_the_service_was_down_is_sent_if_not_expired_else_missed_and_said(
-    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = base_settings(tmp_path)
-    prepare(sqlite_db, tmp_path, 4)
-    launch(sqlite_db, settings, KEY, "c")
-    start = event_start(sqlite_db)
-    add_wave(sqlite_db, "c", "reminder-1d", offset=timedelta(days=-1))
-    add_wave(sqlite_db, "c", "reminder-1h", offset=timedelta(hours=-1))
-    service = SchedulerService(context_for(settings, sqlite_db))
+    prepare(db, tmp_path, 4)
+    launch(db, settings, KEY, "c")
+    start = event_start(db)
+    add_wave(db, "c", "reminder-1d", offset=timedelta(days=-1))
+    add_wave(db, "c", "reminder-1h", offset=timedelta(hours=-1))
+    service = SchedulerService(context_for(settings, db))
 
     # Down from before the first reminder until after the event started: both reminders expired (at the start).
     with caplog.at_level(logging.INFO, LOGGER_NAME):
@@ -194,13 +196,13 @@ def test_a_wave_due_while_the_service_was_down_is_sent_if_not_expired_else_misse
     missed = [r for r in caplog.records if r.getMessage().startswith("wave missed")]
     assert len(missed) == 2
     assert all(r.levelno == logging.WARNING and "reason=" in r.getMessage() for r in missed)
-    assert wave_rows(sqlite_db, "c", "reminder-1d") == 0
+    assert wave_rows(db, "c", "reminder-1d") == 0
 
     # Down across one reminder only: the late one still goes out, before its expiry.
-    prepare(sqlite_db, tmp_path, 4, name="d")
-    launch(sqlite_db, settings, KEY, "d")
-    add_wave(sqlite_db, "d", "reminder-1d", offset=timedelta(days=-1))
-    late = event_start(sqlite_db, "d") - timedelta(hours=20)
+    prepare(db, tmp_path, 4, name="d")
+    launch(db, settings, KEY, "d")
+    add_wave(db, "d", "reminder-1d", offset=timedelta(days=-1))
+    late = event_start(db, "d") - timedelta(hours=20)
     assert [(f.wave, f.status) for f in service.tick(late).fired] == [("reminder-1d", WaveStatus.ENQUEUED)]
 
 
@@ -214,13 +216,13 @@ def join_list(db: Database, tmp_path: Path, count: int, *, suppressed: int = 0) 
 
 
 def test_an_invitation_topped_up_with_newcomers_is_logged_as_such(
-    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = base_settings(tmp_path)
-    prepare(sqlite_db, tmp_path, 3)
-    launch(sqlite_db, settings, KEY, "c")
-    service = SchedulerService(context_for(settings, sqlite_db))
-    join_list(sqlite_db, tmp_path, 3, suppressed=1)
+    prepare(db, tmp_path, 3)
+    launch(db, settings, KEY, "c")
+    service = SchedulerService(context_for(settings, db))
+    join_list(db, tmp_path, 3, suppressed=1)
     with caplog.at_level(logging.INFO, LOGGER_NAME):
         (fired,) = service.tick(datetime.now(UTC)).fired
     assert (fired.wave, fired.topped_up, fired.queued, fired.suppressed) == ("invitation", True, 2, 1)
@@ -236,18 +238,18 @@ def test_fields_are_parseable_key_value_pairs() -> None:
     assert fields("x", empty="") == 'x empty=""'
 
 
-def test_on_a_terminal_log_lines_scroll_above_the_status_line(sqlite_db: Database, tmp_path: Path) -> None:
+def test_on_a_terminal_log_lines_scroll_above_the_status_line(db: Database, tmp_path: Path) -> None:
     stream = io.StringIO()
     status = configure_output(stream, terminal=True)
     assert status is not None
     settings = base_settings(tmp_path)
-    prepare(sqlite_db, tmp_path, 2)
-    launch(sqlite_db, settings, KEY, "c")
-    add_wave(sqlite_db, offset=timedelta(hours=-1))
-    service = SchedulerService(context_for(settings, sqlite_db), status=status)
+    prepare(db, tmp_path, 2)
+    launch(db, settings, KEY, "c")
+    add_wave(db, offset=timedelta(hours=-1))
+    service = SchedulerService(context_for(settings, db), status=status)
     service.tick(datetime.now(UTC))
     assert "next: c/reminder at" in status.text
-    service.tick(event_start(sqlite_db) - timedelta(minutes=30))
+    service.tick(event_start(db) - timedelta(minutes=30))
     # The status line is erased, the log line written (after the time of day), the status line drawn again.
     erased_then_logged = stream.getvalue().split("\r\x1b[K")
     assert any(" wave fired campaign=c wave=reminder" in part for part in erased_then_logged)
@@ -259,6 +261,7 @@ def test_on_a_terminal_log_lines_scroll_above_the_status_line(sqlite_db: Databas
 # ---------------------------------------------------------------------------------------------------------
 
 
+# SQLite only: the file lock beside a SQLite database (PostgreSQL has none: any number of services run).
 def test_a_second_service_on_the_same_sqlite_database_is_refused_until_the_first_ends(sqlite_db: Database) -> None:
     path = lock_path(sqlite_db)
     assert path is not None
@@ -275,6 +278,7 @@ def test_a_second_service_on_the_same_sqlite_database_is_refused_until_the_first
         pass
 
 
+# SQLite only: the file lock beside a SQLite database (PostgreSQL has none: any number of services run).
 def test_one_lock_per_database_however_its_path_is_written(sqlite_db: Database, tmp_path: Path) -> None:
     """A symlinked directory or a ``..`` names the same file: the second service is refused all the same."""
     assert sqlite_db.file is not None
@@ -298,6 +302,7 @@ def test_one_lock_per_database_however_its_path_is_written(sqlite_db: Database, 
     assert "another `campaign serve`" in result.output
 
 
+# SQLite only: the file lock beside a SQLite database (PostgreSQL has none: any number of services run).
 def test_serve_refuses_to_start_beside_a_running_one_with_one_line(sqlite_db: Database, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{sqlite_db.url}"\n[paths]\ndata = "{tmp_path}"\n')
@@ -315,21 +320,21 @@ def test_serve_refuses_to_start_beside_a_running_one_with_one_line(sqlite_db: Da
 
 
 def test_a_stopped_worker_finishes_what_it_sends_and_gives_back_the_rest(
-    sqlite_db: Database,
+    db: Database,
     tmp_path: Path,
     pipelining_smtp: Sink,  # noqa: F811 (the fixture)
 ) -> None:
     smtp = pipelining_smtp
     settings = tuned(base_settings(tmp_path), concurrency=3, batch_size=20)
-    emails = prepare(sqlite_db, tmp_path, 60)
-    launch(sqlite_db, settings, KEY, "c")
+    emails = prepare(db, tmp_path, 60)
+    launch(db, settings, KEY, "c")
     smtp.handler.delay = 0.03
 
     async def run_then_stop() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(
             # Forever, but for stop.
-            send_due(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers(), wait=True), stop=stop)
+            send_due(DeliveryRequest(db, settings, KEY, smtp.servers(), wait=True), stop=stop)
         )
         while len(smtp.handler.delivered) < 10:
             await asyncio.sleep(0.005)
@@ -337,7 +342,7 @@ def test_a_stopped_worker_finishes_what_it_sends_and_gives_back_the_rest(
         await asyncio.wait_for(task, 10)
 
     asyncio.run(run_then_stop())
-    rows = outbox_rows(sqlite_db, "c")
+    rows = outbox_rows(db, "c")
     counts = Counter(r.status for r in rows.values())
     assert set(counts) == {"sent", "queued"}, counts  # nothing left leased to a worker that is gone
     received = smtp.handler.received()
@@ -345,7 +350,7 @@ def test_a_stopped_worker_finishes_what_it_sends_and_gives_back_the_rest(
     assert max(received.values()) == 1
     assert all(r.attempts == 0 for r in rows.values() if r.status == "queued"), "a given-back message was not tried"
 
-    asyncio.run(send_due(DeliveryRequest(sqlite_db, settings, KEY, smtp.servers())))
+    asyncio.run(send_due(DeliveryRequest(db, settings, KEY, smtp.servers())))
     assert smtp.handler.received() == Counter(emails)
 
 
@@ -355,16 +360,16 @@ def test_a_stopped_worker_finishes_what_it_sends_and_gives_back_the_rest(
 
 
 def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
-    sqlite_db: Database,
+    db: Database,
     tmp_path: Path,
     pipelining_smtp: Sink,  # noqa: F811 (the fixture)
 ) -> None:
     smtp = pipelining_smtp
     settings = tuned(base_settings(tmp_path), concurrency=2)
-    emails = prepare(sqlite_db, tmp_path, 5)
-    launch(sqlite_db, settings, KEY, "c")
+    emails = prepare(db, tmp_path, 5)
+    launch(db, settings, KEY, "c")
     fires_at = datetime.now(UTC) + timedelta(seconds=3)
-    add_wave(sqlite_db, send_at=fires_at)
+    add_wave(db, send_at=fires_at)
     ticks: list[datetime] = []  # the instant of every tick, to tell which one fired the wave
 
     def clock() -> datetime:
@@ -372,7 +377,7 @@ def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
         return ticks[-1]
 
     # The maintenance job runs once, at the start, then not for an hour: only the wave's date job can fire it.
-    service = SchedulerService(context_for(settings, sqlite_db), tick_seconds=3600, clock=clock)
+    service = SchedulerService(context_for(settings, db), tick_seconds=3600, clock=clock)
 
     async def scenario() -> None:
         task = asyncio.create_task(service.run(smtp.servers()))
@@ -383,7 +388,7 @@ def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
             await asyncio.sleep(0.02)
         assert len(ticks) == 1, ticks  # the start-up tick only, well before the wave's instant
         assert ticks[0] < fires_at - timedelta(seconds=2), ticks
-        assert wave_status(sqlite_db, "c", "reminder") is WaveStatus.PENDING  # ... which did not fire it
+        assert wave_status(db, "c", "reminder") is WaveStatus.PENDING  # ... which did not fire it
         while sum(smtp.handler.received().values()) < 2 * len(emails):
             assert not task.done(), task
             assert datetime.now(UTC) < fires_at + timedelta(seconds=20), "the reminder never went out"
@@ -393,7 +398,7 @@ def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
 
     asyncio.run(scenario())
     assert smtp.handler.received() == Counter(emails * 2)
-    assert wave_status(sqlite_db, "c", "reminder") in (WaveStatus.ENQUEUED, WaveStatus.DONE)
+    assert wave_status(db, "c", "reminder") in (WaveStatus.ENQUEUED, WaveStatus.DONE)
     # Two ticks: the start-up one, and the date job's, at the wave's instant (not an hour later).
     assert len(ticks) == 2, ticks
     assert fires_at <= ticks[1] < fires_at + timedelta(seconds=2), (ticks, fires_at)
@@ -469,32 +474,48 @@ def serving(config: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
             service.wait()
 
 
+def serving_pid(db: Database, settings: Settings) -> int | None:
+    """The pid of the ``campaign serve`` holding ``db``: on SQLite its file lock's holder, on PostgreSQL the
+    leader the registry names (any number of services may run there; one leads and fires the waves)."""
+    if db.is_sqlite:
+        return running_service(db)
+    found = leader(registry(db, settings))
+    return None if found is None else found.record.pid
+
+
+def refusal(db: Database, pid: int) -> str:
+    """The one line ``serve --once`` is refused with beside the service ``pid``, on each backend."""
+    if db.is_sqlite:
+        return (
+            f"Error: another `campaign serve` (pid {pid}) is running on {db.file}; one is enough "
+            f"(its lock: {lock_path(db)})"
+        )
+    return f"Error: another `campaign serve` leads on {db.describe()} and fires the waves; `campaign workers` shows it"
+
+
 def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(
-    sqlite_db: Database,
+    db: Database,
     tmp_path: Path,
     pipelining_smtp: Sink,  # noqa: F811 (the fixture)
 ) -> None:
     smtp = pipelining_smtp
     total = 150
-    config = relay_config(tmp_path, sqlite_db, smtp, concurrency=4, extra="[delivery]\nbatch_size = 20\n")
+    config = relay_config(tmp_path, db, smtp, concurrency=4, extra="[delivery]\nbatch_size = 20\n")
     settings = load_settings(config, environ={})
-    emails = prepare(sqlite_db, tmp_path, total)
-    launch(sqlite_db, settings, KEY, "c")
+    emails = prepare(db, tmp_path, total)
+    launch(db, settings, KEY, "c")
     smtp.handler.delay = 0.02
     with serving(config) as service:
         wait_for(lambda: len(smtp.handler.delivered) >= 1 or service.poll() is not None, 30, "sending")
         assert service.poll() is None, service.communicate()
-        assert running_service(sqlite_db) == service.pid
+        wait_for(lambda: serving_pid(db, settings) == service.pid, 30, "the service holding its lock or leading")
         # A second service is refused while the first runs (which sends slowly meanwhile, to be caught mid-send).
         smtp.handler.delay = 0.5
         second = subprocess.run(
             serve_command(config, "--once"), env=cli_environment(), capture_output=True, text=True, timeout=60
         )
         assert second.returncode == 1
-        assert second.stderr.strip().splitlines() == [
-            f"Error: another `campaign serve` (pid {service.pid}) is running on {sqlite_db.file}; one is enough "
-            f"(its lock: {lock_path(sqlite_db)})"
-        ]
+        assert second.stderr.strip().splitlines() == [refusal(db, service.pid)]
         smtp.handler.delay = 0.02
         wait_for(lambda: len(smtp.handler.delivered) >= total // 3 or service.poll() is not None, 30, "sending")
         service.send_signal(signal.SIGTERM)
@@ -504,7 +525,7 @@ def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(
     assert "INFO stopping" in stderr
     assert "Traceback" not in stderr
 
-    rows = outbox_rows(sqlite_db, "c")
+    rows = outbox_rows(db, "c")
     counts = Counter(r.status for r in rows.values())
     assert set(counts) <= {"sent", "queued"}, counts  # nothing in a stopped worker's hands
     assert 0 < counts["sent"] < total
@@ -518,22 +539,22 @@ def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(
     )
     assert again.returncode == 0, again.stderr
     assert smtp.handler.received() == Counter(emails)
-    assert statuses(sqlite_db, "c") == {"sent": total}
-    assert get_campaign(sqlite_db, "c").campaign.status is CampaignStatus.SENT
+    assert statuses(db, "c") == {"sent": total}
+    assert get_campaign(db, "c").campaign.status is CampaignStatus.SENT
 
 
 def test_serve_once_fires_what_is_due_delivers_and_exits(
-    sqlite_db: Database,
+    db: Database,
     tmp_path: Path,
     pipelining_smtp: Sink,  # noqa: F811 (the fixture)
 ) -> None:
     smtp = pipelining_smtp
-    config = relay_config(tmp_path, sqlite_db, smtp, concurrency=2)
+    config = relay_config(tmp_path, db, smtp, concurrency=2)
     settings = load_settings(config, environ={})
-    emails = prepare(sqlite_db, tmp_path, 3)
-    launch(sqlite_db, settings, KEY, "c")
-    add_wave(sqlite_db, "c", "now", send_at=datetime.now(UTC) - timedelta(minutes=1))
-    add_wave(sqlite_db, "c", "later", offset=timedelta(hours=-1))
+    emails = prepare(db, tmp_path, 3)
+    launch(db, settings, KEY, "c")
+    add_wave(db, "c", "now", send_at=datetime.now(UTC) - timedelta(minutes=1))
+    add_wave(db, "c", "later", offset=timedelta(hours=-1))
     result = CliRunner(env={"CAMPAIGN_SECRET_KEY": KEY.decode()}).invoke(
         cli, ["--config", str(config), "serve", "--once"]
     )
@@ -542,10 +563,10 @@ def test_serve_once_fires_what_is_due_delivers_and_exits(
     assert "Next wave: c/later at " in result.output
     assert "Delivery: 6 sent" in result.output
     assert smtp.handler.received() == Counter(emails * 2)
-    assert wave_status(sqlite_db, "c", "later") is WaveStatus.PENDING
+    assert wave_status(db, "c", "later") is WaveStatus.PENDING
 
     # Newcomers on the list: the invitation is topped up, and said so (one of them is suppressed).
-    join_list(sqlite_db, tmp_path, 2, suppressed=1)
+    join_list(db, tmp_path, 2, suppressed=1)
     result = CliRunner(env={"CAMPAIGN_SECRET_KEY": KEY.decode()}).invoke(
         cli, ["--config", str(config), "serve", "--once"]
     )
@@ -557,7 +578,7 @@ def test_serve_once_fires_what_is_due_delivers_and_exits(
 
 @pytest.mark.parametrize("once", [False, True], ids=["serve", "serve --once"])
 def test_sigterm_under_a_low_rate_limit_stops_within_seconds(
-    sqlite_db: Database,
+    db: Database,
     tmp_path: Path,
     pipelining_smtp: Sink,  # noqa: F811 (the fixture)
     once: bool,
@@ -567,9 +588,9 @@ def test_sigterm_under_a_low_rate_limit_stops_within_seconds(
     smtp = pipelining_smtp
     total = 20
     extra = "[delivery]\nbatch_size = 10\nrate_per_second = 0.5\n"
-    config = relay_config(tmp_path, sqlite_db, smtp, concurrency=4, extra=extra)
-    emails = prepare(sqlite_db, tmp_path, total)
-    launch(sqlite_db, load_settings(config, environ={}), KEY, "c")
+    config = relay_config(tmp_path, db, smtp, concurrency=4, extra=extra)
+    emails = prepare(db, tmp_path, total)
+    launch(db, load_settings(config, environ={}), KEY, "c")
     with serving(config, *(["--once"] if once else [])) as service:
         wait_for(lambda: len(smtp.handler.delivered) >= 1 or service.poll() is not None, 30, "sending")
         assert service.poll() is None, service.communicate()
@@ -583,7 +604,7 @@ def test_sigterm_under_a_low_rate_limit_stops_within_seconds(
     assert "Delivery:" in stdout
     assert "Traceback" not in stderr
 
-    rows = outbox_rows(sqlite_db, "c")
+    rows = outbox_rows(db, "c")
     counts = Counter(r.status for r in rows.values())
     assert set(counts) == {"sent", "queued"}, counts  # nothing left leased
     received = smtp.handler.received()
@@ -594,18 +615,16 @@ def test_sigterm_under_a_low_rate_limit_stops_within_seconds(
 
 
 def test_a_second_sigterm_stops_at_once_and_says_so(
-    sqlite_db: Database,
+    db: Database,
     tmp_path: Path,
     pipelining_smtp: Sink,  # noqa: F811 (the fixture)
 ) -> None:
     """The first SIGTERM waits for the messages on the wire (here 8 s each); the second does not: the rest are
     released, those on the wire are left to their leases, and the exit status and one line say so."""
     smtp = pipelining_smtp
-    config = relay_config(
-        tmp_path, sqlite_db, smtp, concurrency=2, extra="[delivery]\nbatch_size = 10\nlease_seconds = 300\n"
-    )
-    prepare(sqlite_db, tmp_path, 10)
-    launch(sqlite_db, load_settings(config, environ={}), KEY, "c")
+    config = relay_config(tmp_path, db, smtp, concurrency=2, extra="[delivery]\nbatch_size = 10\nlease_seconds = 300\n")
+    prepare(db, tmp_path, 10)
+    launch(db, load_settings(config, environ={}), KEY, "c")
     smtp.handler.delay = 8
     with serving(config) as service:
         wait_for(lambda: sum(smtp.handler.data_attempts.values()) >= 2 or service.poll() is not None, 30, "sending")
@@ -627,7 +646,7 @@ def test_a_second_sigterm_stops_at_once_and_says_so(
     ], stderr
     assert "WARNING stopping at once" in stderr
 
-    counts = Counter(r.status for r in outbox_rows(sqlite_db, "c").values())
+    counts = Counter(r.status for r in outbox_rows(db, "c").values())
     assert counts == {"sending": 2, "queued": 8}, counts  # the rest released; nothing sent
     assert smtp.handler.received() == Counter()
 

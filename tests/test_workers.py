@@ -569,6 +569,7 @@ def test_a_leader_that_loses_its_lock_connection_stops_instead_of_leading_withou
     assert leader(registry(pg_db, settings)) is None
 
 
+# SQLite only: leading by the file lock is SQLite's way (PostgreSQL's advisory lock: the tests above).
 def test_on_sqlite_the_service_leads_by_its_file_lock_and_status_names_it(sqlite_db: Database, tmp_path: Path) -> None:
     settings = base_settings(tmp_path)
     leadership = Leadership(sqlite_db, settings, "host:1:abc")
