@@ -277,9 +277,9 @@ def test_a_wrong_password_an_unknown_name_and_a_disabled_user_get_the_same_page(
     assert failed == [("ann", "ann"), (None, None), ("bob", "bob")]
 
 
-def test_an_unknown_name_costs_as_much_time_as_a_wrong_password(sqlite_db: Database, tmp_path: Path) -> None:
-    add_user(sqlite_db, "ann", Role.STAFF, PASSWORDS["ann"])
-    logins = Logins(sqlite_db, load_settings(staff_config(tmp_path, sqlite_db), environ={}).web)
+def test_an_unknown_name_costs_as_much_time_as_a_wrong_password(db: Database, tmp_path: Path) -> None:
+    add_user(db, "ann", Role.STAFF, PASSWORDS["ann"])
+    logins = Logins(db, load_settings(staff_config(tmp_path, db), environ={}).web)
 
     def seconds(name: str) -> float:
         times = []
@@ -566,7 +566,9 @@ def test_set_password_refuses_the_user_name_and_keeps_the_old_one(db: Database) 
 
 @pytest.fixture
 def http_site(sqlite_db: Database, tmp_path: Path) -> Iterator[Site]:
-    """As ``site``, published over plain http (a browser keeps no Secure cookie from http://127.0.0.1)."""
+    """As ``site``, published over plain http (a browser keeps no Secure cookie from http://127.0.0.1).
+    On SQLite only: what the browser adds to the HTTP tests (which run on both backends) is the page's script
+    and layout, the same on either, and a browser run costs seconds."""
     yield from make_site(sqlite_db, tmp_path, public_url="http://127.0.0.1")
 
 

@@ -151,6 +151,7 @@ def seeded(db: Database, tmp_path: Path) -> Iterator[Seeded]:
 
 @pytest.fixture
 def sqlite_seeded(sqlite_db: Database, tmp_path: Path) -> Iterator[Seeded]:
+    """The seeded site on SQLite only (http_seeded below says why its browser test is; test_attendees.py uses it)."""
     yield from make_seeded(sqlite_db, tmp_path)
 
 
@@ -393,9 +394,9 @@ def test_the_campaign_page_shows_the_funnel_waves_hours_zones_links_and_failures
     ]
 
 
-def test_one_wave_of_the_campaign_page_counts_its_messages_alone(sqlite_seeded: Seeded) -> None:
-    world = sqlite_seeded.world
-    body = sqlite_seeded.client("ana").get(f"{sqlite_seeded.page}?wave=reminder").body
+def test_one_wave_of_the_campaign_page_counts_its_messages_alone(seeded: Seeded) -> None:
+    world = seeded.world
+    body = seeded.client("ana").get(f"{seeded.page}?wave=reminder").body
     expected = expected_tally(world, wave_messages(world, "reminder"))
     delivery = keyed(body, "delivery")
     assert set(delivery) == {"reminder", None}
@@ -403,7 +404,7 @@ def test_one_wave_of_the_campaign_page_counts_its_messages_alone(sqlite_seeded: 
     assert "<h2>Funnel of reminder</h2>" in body
     assert int(keyed(body, "funnel")["registered"].cells[1]) == expected["confirmed"]
     assert '<option value="reminder" selected>reminder</option>' in body
-    assert f'href="{sqlite_seeded.page}?wave=reminder&amp;who=machines"' in body
+    assert f'href="{seeded.page}?wave=reminder&amp;who=machines"' in body
 
 
 @pytest.mark.parametrize(
@@ -415,9 +416,9 @@ def test_one_wave_of_the_campaign_page_counts_its_messages_alone(sqlite_seeded: 
     ],
 )
 def test_a_bad_address_is_a_page_with_one_line_saying_what_to_fix(
-    sqlite_seeded: Seeded, path: str, status: int, says: str
+    seeded: Seeded, path: str, status: int, says: str
 ) -> None:
-    answer = sqlite_seeded.client("ana").get(path)
+    answer = seeded.client("ana").get(path)
     assert answer.status == status
     assert '<p class="error" role="alert">' in answer.body
     assert says in answer.body
@@ -430,62 +431,62 @@ def test_a_bad_address_is_a_page_with_one_line_saying_what_to_fix(
 
 
 def test_a_visitor_not_logged_in_is_sent_to_the_login_page_from_every_dashboard_page_and_action(
-    sqlite_seeded: Seeded,
+    seeded: Seeded,
 ) -> None:
-    anonymous = sqlite_seeded.site.client()
-    for page in (sqlite_seeded.page, "/dashboard/mailbox", "/dashboard/mailbox/1-2-000003"):
+    anonymous = seeded.site.client()
+    for page in (seeded.page, "/dashboard/mailbox", "/dashboard/mailbox/1-2-000003"):
         answer = anonymous.get(page)
         assert answer.status == 303
         assert answer.headers["location"].startswith("/login?next=")
         assert "campaign" not in answer.body
-    before = sqlite_seeded.statuses()
-    answer = anonymous.post(f"{sqlite_seeded.page}/retry", {"what": "failed", "csrf_token": "x"})
+    before = seeded.statuses()
+    answer = anonymous.post(f"{seeded.page}/retry", {"what": "failed", "csrf_token": "x"})
     assert (answer.status, answer.headers["location"]) == (303, "/login")
     # After the login, the page asked for.
-    client = sqlite_seeded.site.client()
-    assert client.log_in("ana", next_page=sqlite_seeded.page).headers["location"] == sqlite_seeded.page
-    assert sqlite_seeded.statuses() == before
+    client = seeded.site.client()
+    assert client.log_in("ana", next_page=seeded.page).headers["location"] == seeded.page
+    assert seeded.statuses() == before
 
 
 def test_an_analyst_sees_no_retry_button_and_a_retry_posted_anyway_is_a_403_that_changes_nothing(
-    sqlite_seeded: Seeded,
+    seeded: Seeded,
 ) -> None:
-    analyst = sqlite_seeded.client("ana")
-    page = analyst.get(sqlite_seeded.page).body
+    analyst = seeded.client("ana")
+    page = analyst.get(seeded.page).body
     assert "Not delivered:" in page
     assert "/retry" not in page
     assert "Retry failed" not in page
     assert "Send deferred" not in page
-    before = sqlite_seeded.statuses()
+    before = seeded.statuses()
     for what in ("failed", "deferred"):
-        answer = analyst.post(f"{sqlite_seeded.page}/retry", {"what": what, "csrf_token": analyst.csrf()})
+        answer = analyst.post(f"{seeded.page}/retry", {"what": what, "csrf_token": analyst.csrf()})
         assert answer.status == 403
         assert "whose role (analyst) may not do this" in answer.body
-    assert sqlite_seeded.statuses() == before
-    assert not [a for a, *_ in sqlite_seeded.site.audit() if a.startswith("retry")]
+    assert seeded.statuses() == before
+    assert not [a for a, *_ in seeded.site.audit() if a.startswith("retry")]
 
 
-def test_a_retry_without_its_csrf_token_is_refused_and_changes_nothing(sqlite_seeded: Seeded) -> None:
-    staff = sqlite_seeded.client("ann")
-    other = sqlite_seeded.client("bob")
-    before = sqlite_seeded.statuses()
+def test_a_retry_without_its_csrf_token_is_refused_and_changes_nothing(seeded: Seeded) -> None:
+    staff = seeded.client("ann")
+    other = seeded.client("bob")
+    before = seeded.statuses()
     for form in ({"what": "failed"}, {"what": "failed", "csrf_token": other.csrf()}):
-        answer = staff.post(f"{sqlite_seeded.page}/retry", form)
+        answer = staff.post(f"{seeded.page}/retry", form)
         assert (answer.status, answer.body) == (403, CSRF_REFUSED)
-    assert sqlite_seeded.statuses() == before
+    assert seeded.statuses() == before
 
 
 def test_a_staff_form_over_the_size_limit_is_a_413_before_it_is_read_and_changes_nothing(
-    sqlite_seeded: Seeded,
+    seeded: Seeded,
 ) -> None:
-    staff = sqlite_seeded.client("ann")
-    before = sqlite_seeded.statuses()
+    staff = seeded.client("ann")
+    before = seeded.statuses()
     padding = "x" * (MAX_FORM_BODY + 1)
-    answer = staff.post(f"{sqlite_seeded.page}/retry", {"what": "failed", "csrf_token": staff.csrf(), "p": padding})
+    answer = staff.post(f"{seeded.page}/retry", {"what": "failed", "csrf_token": staff.csrf(), "p": padding})
     assert answer.status == 413
-    assert sqlite_seeded.statuses() == before
+    assert seeded.statuses() == before
     # Within the limit the same form is read, and acted on.
-    assert staff.post(f"{sqlite_seeded.page}/retry", {"what": "failed", "csrf_token": staff.csrf()}).status == 303
+    assert staff.post(f"{seeded.page}/retry", {"what": "failed", "csrf_token": staff.csrf()}).status == 303
 
 
 def test_staff_retry_failed_then_deferred_messages_and_each_retry_is_in_the_audit_log(seeded: Seeded) -> None:
@@ -525,9 +526,9 @@ def test_staff_retry_failed_then_deferred_messages_and_each_retry_is_in_the_audi
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_text_from_data_is_escaped_on_every_page(sqlite_seeded: Seeded) -> None:
-    db = sqlite_seeded.db
-    world = sqlite_seeded.world
+def test_text_from_data_is_escaped_on_every_page(seeded: Seeded) -> None:
+    db = seeded.db
+    world = seeded.world
     failed = next(m for m in world.messages if m["status"] == "bounced")
     with db.write() as conn:
         conn.execute(update(waves).where(waves.c.name == "reminder").values(name=f"reminder{HOSTILE}"))
@@ -540,21 +541,21 @@ def test_text_from_data_is_escaped_on_every_page(sqlite_seeded: Seeded) -> None:
             .values(timezone="<img src=x onerror=alert(1)>")
         )
         conn.execute(update(contacts).where(contacts.c.id == failed["contact_id"]).values(email=f"a{HOSTILE}@x.org"))
-    client = sqlite_seeded.client("ana")
-    for path in ("/dashboard", sqlite_seeded.page, f"{sqlite_seeded.page}?who=machines"):
+    client = seeded.client("ana")
+    for path in ("/dashboard", seeded.page, f"{seeded.page}?who=machines"):
         body = client.get(path).body
         assert "<script" not in CHART_TAGS.sub("", body), path  # the chart's files and data island alone
         assert "<img" not in body, path
-    body = client.get(sqlite_seeded.page).body
+    body = client.get(seeded.page).body
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in body
     assert "550 &lt;script&gt;" in body
     assert 'data-zone="&lt;img src=x onerror=alert(1)&gt;"' in body
     assert '<option value="reminder&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;">' in body
 
 
-def test_the_campaign_page_alone_runs_scripts_and_only_this_sites_chart_files(sqlite_seeded: Seeded) -> None:
-    client = sqlite_seeded.client("ana")
-    for path in (sqlite_seeded.page, f"{sqlite_seeded.page}?who=machines&zone=Asia/Kolkata"):
+def test_the_campaign_page_alone_runs_scripts_and_only_this_sites_chart_files(seeded: Seeded) -> None:
+    client = seeded.client("ana")
+    for path in (seeded.page, f"{seeded.page}?who=machines&zone=Asia/Kolkata"):
         answer = client.get(path)
         policy = dict(d.split(" ", 1) for d in answer.headers["content-security-policy"].split("; "))
         assert policy["script-src"] == "'self'"  # no inline script, nothing from elsewhere
@@ -579,14 +580,14 @@ def test_the_campaign_page_alone_runs_scripts_and_only_this_sites_chart_files(sq
         for i, label in enumerate(("Opened", "Clicked", "Registered"), 1)
     }
     assert "people&#39;s counts only" in answer.body
-    assert "people&#39;s counts only" not in client.get(sqlite_seeded.page).body
+    assert "people&#39;s counts only" not in client.get(seeded.page).body
     # Every other staff page (and the login page) still runs no script at all.
-    for path in ("/dashboard", "/dashboard/campaigns/999999", f"{sqlite_seeded.page}?zone=Mars/Olympus"):
+    for path in ("/dashboard", "/dashboard/campaigns/999999", f"{seeded.page}?zone=Mars/Olympus"):
         answer = client.get(path)
         assert answer.headers["content-security-policy"] == PAGE_POLICY, path
         assert "script-src" not in PAGE_POLICY
         assert "<script" not in answer.body, path
-    assert sqlite_seeded.site.client().get("/login").headers["content-security-policy"] == PAGE_POLICY
+    assert seeded.site.client().get("/login").headers["content-security-policy"] == PAGE_POLICY
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -619,11 +620,11 @@ def hostile_message() -> EmailMessage:
 
 
 def test_the_mailbox_lists_captured_messages_and_shows_one_escaped_with_its_html_sandboxed(
-    sqlite_seeded: Seeded,
+    seeded: Seeded,
 ) -> None:
-    directory = sqlite_seeded.site.config.parent / "data" / "mailbox"
+    directory = seeded.site.config.parent / "data" / "mailbox"
     name = capture(directory, hostile_message())
-    client = sqlite_seeded.client("ana")
+    client = seeded.client("ana")
     assert 'href="/dashboard/mailbox">Mailbox</a>' in client.get("/dashboard").body  # capture mode: in the menu
     listing = client.get("/dashboard/mailbox")
     assert listing.status == 200
@@ -666,11 +667,11 @@ def test_the_mailbox_lists_captured_messages_and_shows_one_escaped_with_its_html
         assert client.get(f"/dashboard/mailbox/{wrong}/html").status == 404
 
 
-def test_without_the_capture_server_there_is_no_mailbox(sqlite_db: Database, tmp_path: Path) -> None:
-    config = staff_config(tmp_path, sqlite_db)
+def test_without_the_capture_server_there_is_no_mailbox(db: Database, tmp_path: Path) -> None:
+    config = staff_config(tmp_path, db)
     with config.open("a") as fh:
         fh.write('[smtp]\nmode = "relay"\n')
-    add_users(sqlite_db, ana=Role.ANALYST)
+    add_users(db, ana=Role.ANALYST)
     with running(config) as web:
         client = Client(web)
         client.log_in("ana")
@@ -765,9 +766,9 @@ def test_the_cache_serves_fresh_values_refreshes_stale_ones_in_the_background_an
 
 
 def test_a_kept_report_reads_back_equal_to_the_one_counted_and_one_of_another_shape_is_not_read(
-    sqlite_seeded: Seeded,
+    seeded: Seeded,
 ) -> None:
-    db = sqlite_seeded.db
+    db = seeded.db
     report = campaign_report(db, "c", local_hours=True, zone="Asia/Kolkata")  # hours labelled at :30 UTC
     numbers = PageNumbers(report, ("invitation", "reminder"))
     kept = Snapshots(db, PageNumbers)
@@ -795,29 +796,29 @@ def test_a_kept_report_reads_back_equal_to_the_one_counted_and_one_of_another_sh
 
 
 def test_a_restarted_server_answers_the_campaign_page_from_the_kept_count_then_counts_again(
-    sqlite_seeded: Seeded,
+    seeded: Seeded,
 ) -> None:
-    first = sqlite_seeded.client("ana").get(sqlite_seeded.page).body
+    first = seeded.client("ana").get(seeded.page).body
     delivery = keyed(first, "delivery")
-    key = f"campaign-page/{sqlite_seeded.campaign_id}//"
-    with sqlite_seeded.db.write() as conn:  # kept by the first server; made an hour old
+    key = f"campaign-page/{seeded.campaign_id}//"
+    with seeded.db.write() as conn:  # kept by the first server; made an hour old
         assert conn.scalar(select(report_snapshots.c.key)) == key
         long_ago = datetime.now(UTC) - timedelta(hours=1)
         conn.execute(update(report_snapshots).values(computed_at=long_ago))
-    with running(sqlite_seeded.site.config) as web:
-        client = replace(sqlite_seeded.site, web=web).client()
+    with running(seeded.site.config) as web:
+        client = replace(seeded.site, web=web).client()
         assert client.log_in("ana").status == 303
-        kept = client.get(sqlite_seeded.page).body
+        kept = client.get(seeded.page).body
         shown = long_ago.astimezone(ZoneInfo(ZURICH)).strftime("%H:%M:%S %Z")
         assert f"As of {shown} (1h 00m ago, the last count kept)" in kept
         assert keyed(kept, "delivery") == delivery  # the same numbers, not counted again before answering
         for _ in range(100):  # ... while a new count ran in the background, which the next page shows
-            if "the last count kept" not in (fresh := client.get(sqlite_seeded.page).body):
+            if "the last count kept" not in (fresh := client.get(seeded.page).body):
                 break
             time.sleep(0.1)
         assert "counted again when over 10 seconds old" in fresh
         assert keyed(fresh, "delivery") == delivery
-    with sqlite_seeded.db.read() as conn:
+    with seeded.db.read() as conn:
         recounted = conn.scalar(select(report_snapshots.c.computed_at).where(report_snapshots.c.key == key))
     assert recounted is not None
     assert recounted > long_ago
@@ -830,7 +831,9 @@ def test_a_restarted_server_answers_the_campaign_page_from_the_kept_count_then_c
 
 @pytest.fixture
 def http_seeded(sqlite_db: Database, tmp_path: Path) -> Iterator[Seeded]:
-    """As ``sqlite_seeded``, published over plain http (a browser keeps no Secure cookie from http://127.0.0.1)."""
+    """As ``sqlite_seeded``, published over plain http (a browser keeps no Secure cookie from http://127.0.0.1).
+    On SQLite only: the pages' numbers and the retry are checked over HTTP on both backends above; the browser
+    adds the page's scripts and layout, the same on either, and costs seconds."""
     yield from make_seeded(sqlite_db, tmp_path, public_url="http://127.0.0.1")
 
 

@@ -290,18 +290,16 @@ def test_every_number_of_the_html_report_equals_a_count_of_the_inserted_rows(db:
     }
 
 
-def test_a_report_of_no_messages_is_a_page_of_zeros(sqlite_db: Database, tmp_path: Path) -> None:
-    seed(sqlite_db, people=4)
-    with sqlite_db.write() as conn:
+def test_a_report_of_no_messages_is_a_page_of_zeros(db: Database, tmp_path: Path) -> None:
+    seed(db, people=4)
+    with db.write() as conn:
         conn.execute(update(waves).where(waves.c.name == "reminder").values(name="later"))
-    _, html = write_report(sqlite_db, tmp_path, "--wave", "later", "--since", "2030-01-01")
+    _, html = write_report(db, tmp_path, "--wave", "later", "--since", "2030-01-01")
     page = parse(html)
     assert "No opens, clicks or registrations yet." in html
     assert "hourly-chart" not in html
     assert page.rows("waves")["Targeted"] == ["0", "0"]
-    result = CliRunner().invoke(
-        cli, ["--config", str(config_for(tmp_path, sqlite_db)), "report", "--all", "--format", "html"]
-    )
+    result = CliRunner().invoke(cli, ["--config", str(config_for(tmp_path, db)), "report", "--all", "--format", "html"])
     assert result.exit_code == 2
     assert "html is one campaign's report" in result.output
 
@@ -324,9 +322,9 @@ def sha256_source(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def test_data_stay_text_and_the_file_loads_nothing_but_its_own_scripts(sqlite_db: Database, tmp_path: Path) -> None:
-    hostile_world(sqlite_db)
-    _, html = write_report(sqlite_db, tmp_path, "--by", "attr:job_title")
+def test_data_stay_text_and_the_file_loads_nothing_but_its_own_scripts(db: Database, tmp_path: Path) -> None:
+    hostile_world(db)
+    _, html = write_report(db, tmp_path, "--by", "attr:job_title")
     page = parse(html)
 
     # No value became an element: the elements are the template's own, the scripts its four.
@@ -348,7 +346,7 @@ def test_data_stay_text_and_the_file_loads_nothing_but_its_own_scripts(sqlite_db
     document = page.island("report-data")
     assert document["waves"][1]["name"] == HOSTILE
     assert HOSTILE in {row["key"] for row in document["breakdown"]["rows"]}
-    report = campaign_report(sqlite_db, "c", by="attr:job_title", local_hours=True)
+    report = campaign_report(db, "c", by="attr:job_title", local_hours=True)
     assert document == {**report_document(report), "generated_at": ANY}
 
     # Nothing names another resource: no attribute that fetches or navigates, no address in any attribute, no
@@ -383,6 +381,8 @@ def console(browser: WebDriver) -> list[dict[str, Any]]:
 def test_in_a_browser_offline_the_chart_draws_without_an_error_and_print_shows_the_tables(
     browser: WebDriver, sqlite_db: Database, tmp_path: Path
 ) -> None:
+    # On SQLite only: the file's numbers are checked against both backends above; the browser runs its scripts
+    # offline, the same file either way, and costs seconds.
     hostile_world(sqlite_db)
     report, _ = write_report(sqlite_db, tmp_path, "--by", "attr:job_title")
     console(browser)  # what earlier pages logged

@@ -37,10 +37,10 @@ def test_the_json_lists_each_zones_opens_and_registrations_per_local_hour_of_the
     assert opens == sorted(opens, reverse=True)
 
 
-def test_the_table_and_the_html_file_show_the_same_local_hours(sqlite_db: Database, tmp_path: Path) -> None:
-    world = seed(sqlite_db)
+def test_the_table_and_the_html_file_show_the_same_local_hours(db: Database, tmp_path: Path) -> None:
+    world = seed(db)
     expected = expected_zone_hours(world)
-    text = cli_ok(config_for(tmp_path, sqlite_db))("report", "c")
+    text = cli_ok(config_for(tmp_path, db))("report", "c")
     assert "In people's own zone and hour of day" in text
     assert max(len(line) for line in text.splitlines()) <= 80
     kolkata = next(line.split() for line in text.splitlines() if line.split()[:1] == ["Asia/Kolkata"])
@@ -53,7 +53,7 @@ def test_the_table_and_the_html_file_show_the_same_local_hours(sqlite_db: Databa
     ]
     assert [int(n) for n in kolkata[5:]] == [sum(opened[h] for h in range(s, s + 4)) for s in range(0, 24, 4)]
 
-    _, html = write_report(sqlite_db, tmp_path)
+    _, html = write_report(db, tmp_path)
     rows = parse(html).rows("local-hours")
     assert {zone: int(cells[0]) for zone, cells in rows.items()} == {
         "(none)" if zone is None else zone: sum(o.values()) for zone, (o, _) in expected.items()

@@ -87,8 +87,12 @@ def config_for(tmp_path: Path, url: str) -> Path:
     return config
 
 
-def sqlite_config(tmp_path: Path, db: Database) -> Path:
+def db_config(tmp_path: Path, db: Database) -> Path:
+    """A config.toml on ``db`` (either backend), its web service on any free port."""
     return config_for(tmp_path, db.url.render_as_string(hide_password=False))
+
+
+sqlite_config = db_config  # the former name, which other test modules import
 
 
 @contextmanager
@@ -117,8 +121,16 @@ def running(config: Path, server: WebServer | None = None) -> Iterator[Running]:
 
 
 @pytest.fixture
-def web(sqlite_db: Database, tmp_path: Path) -> Iterator[Running]:
-    with running(sqlite_config(tmp_path, sqlite_db)) as web:
+def web(db: Database, tmp_path: Path) -> Iterator[Running]:
+    """The app on each backend."""
+    with running(db_config(tmp_path, db)) as web:
+        yield web
+
+
+@pytest.fixture
+def sqlite_web(sqlite_db: Database, tmp_path: Path) -> Iterator[Running]:
+    """The app on a SQLite file, for tests that move, replace or rewrite that file under the running server."""
+    with running(db_config(tmp_path, sqlite_db)) as web:
         yield web
 
 
@@ -132,14 +144,16 @@ def assert_security_headers(reply: Reply) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_the_index_says_what_the_server_is_and_nothing_of_its_settings(web: Running, sqlite_db: Database) -> None:
+def test_the_index_says_what_the_server_is_and_nothing_of_its_settings(web: Running, db: Database) -> None:
     reply = web.get("/")
     assert reply.status == 200
     assert reply.headers["content-type"] == "text/plain; charset=utf-8"
     assert reply.body.startswith(f"campaign {__version__}\n")
     assert "web service of campaign" in reply.body
-    assert str(sqlite_db.file) not in reply.body
-    assert "sqlite" not in reply.body
+    assert db.describe() not in reply.body
+    assert db.url.database is not None
+    assert db.url.database not in reply.body
+    assert db.backend not in reply.body
     assert "server" not in reply.headers  # the server does not advertise itself
     assert_security_headers(reply)
     head = web.get("/", method="HEAD")
@@ -158,8 +172,9 @@ def test_healthz_is_ok_while_the_database_answers(web: Running) -> None:
 
 
 def test_healthz_is_503_with_the_reason_when_the_database_file_is_gone_and_ok_when_it_is_back(
-    web: Running, sqlite_db: Database, caplog: pytest.LogCaptureFixture
+    sqlite_web: Running, sqlite_db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
+    web = sqlite_web  # SQLite itself: the database file moved away under the running server
     path = sqlite_db.file
     assert path is not None
     moved = path.with_name("elsewhere.db")
@@ -185,8 +200,9 @@ def test_healthz_is_503_with_the_reason_when_the_database_file_is_gone_and_ok_wh
 
 
 def test_healthz_is_503_when_the_database_file_was_replaced_by_something_unreadable(
-    web: Running, sqlite_db: Database
+    sqlite_web: Running, sqlite_db: Database
 ) -> None:
+    web = sqlite_web  # SQLite itself: the database file replaced under the running server
     path = sqlite_db.file
     assert path is not None
     for suffix in ("", "-wal", "-shm"):
@@ -199,7 +215,8 @@ def test_healthz_is_503_when_the_database_file_was_replaced_by_something_unreada
     )
 
 
-def test_healthz_is_503_when_the_schema_is_gone(web: Running, sqlite_db: Database) -> None:
+def test_healthz_is_503_when_the_schema_is_gone(sqlite_web: Running, sqlite_db: Database) -> None:
+    web = sqlite_web  # SQLite itself: a table dropped from the file by another connection (sqlite3)
     path = sqlite_db.file
     assert path is not None
     with closing(sqlite3.connect(path)) as conn:
@@ -261,9 +278,9 @@ def test_a_wrong_method_is_a_plain_405_saying_which_are_allowed(web: Running) ->
 
 
 def test_an_endpoint_that_fails_is_logged_and_answered_with_a_plain_500(
-    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = sqlite_config(tmp_path, sqlite_db)
+    config = db_config(tmp_path, db)
     server = WebServer(AppContext(settings_given=load_settings(config, environ={})), host="127.0.0.1", port=0)
 
     async def failing(request: Request) -> Response:
@@ -343,8 +360,8 @@ def test_the_path_table_has_the_issues_paths_each_once() -> None:
     assert len({r.template for r in routes.ROUTES}) == len(routes.ROUTES)
 
 
-def test_every_route_the_app_serves_comes_from_the_table(sqlite_db: Database, tmp_path: Path) -> None:
-    config = sqlite_config(tmp_path, sqlite_db)
+def test_every_route_the_app_serves_comes_from_the_table(db: Database, tmp_path: Path) -> None:
+    config = db_config(tmp_path, db)
     with WebServer(AppContext(settings_given=load_settings(config, environ={})), port=0) as server:
         served = {route.name: route.path for route in server.app.routes if isinstance(route, Route)}
     table = {r.name: r.template for r in routes.ROUTES}
@@ -441,9 +458,9 @@ def http_get(url: str, path: str) -> Reply:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_campaign_web_prints_its_url_serves_and_stops_on_a_signal_with_status_0(
-    sqlite_db: Database, tmp_path: Path, signum: signal.Signals
+    db: Database, tmp_path: Path, signum: signal.Signals
 ) -> None:
-    config = sqlite_config(tmp_path, sqlite_db)
+    config = db_config(tmp_path, db)
     with process(campaign(config, "web", "--host", "127.0.0.1", "--port", "0")) as web:
         assert web.stdout is not None
         assert web.stderr is not None
@@ -460,8 +477,8 @@ def test_campaign_web_prints_its_url_serves_and_stops_on_a_signal_with_status_0(
         http_get(url, "/")
 
 
-def test_campaign_web_on_a_port_in_use_says_so_in_one_line(sqlite_db: Database, tmp_path: Path) -> None:
-    config = sqlite_config(tmp_path, sqlite_db)
+def test_campaign_web_on_a_port_in_use_says_so_in_one_line(db: Database, tmp_path: Path) -> None:
+    config = db_config(tmp_path, db)
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         done = subprocess.run(
@@ -474,8 +491,8 @@ def test_campaign_web_on_a_port_in_use_says_so_in_one_line(sqlite_db: Database, 
     ]
 
 
-def test_campaign_web_refuses_a_bad_host_and_a_bad_setting(sqlite_db: Database, tmp_path: Path) -> None:
-    config = sqlite_config(tmp_path, sqlite_db)
+def test_campaign_web_refuses_a_bad_host_and_a_bad_setting(db: Database, tmp_path: Path) -> None:
+    config = db_config(tmp_path, db)
     done = subprocess.run(
         campaign(config, "web", "--host", "not a host"), env=environment(), capture_output=True, text=True
     )
@@ -488,14 +505,12 @@ def test_campaign_web_refuses_a_bad_host_and_a_bad_setting(sqlite_db: Database, 
     assert done.stderr.splitlines() == [f"Error: {bad}: 'web.port' must be between 0 and 65535, not 70000"]
 
 
-def test_campaign_web_on_a_database_without_the_schema_says_what_to_run(tmp_path: Path) -> None:
-    Database(f"sqlite:///{tmp_path / 'empty.db'}").create()
-    config = config_for(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+def test_campaign_web_on_a_database_without_the_schema_says_what_to_run(empty_db: Database, tmp_path: Path) -> None:
+    empty_db.create()
+    config = db_config(tmp_path, empty_db)
     done = subprocess.run(campaign(config, "web"), env=environment(), capture_output=True, text=True)
     assert done.returncode == 1
-    assert done.stderr.splitlines() == [
-        f"Error: sqlite:///{tmp_path / 'empty.db'} has no campaign schema yet: run `campaign init`"
-    ]
+    assert done.stderr.splitlines() == [f"Error: {empty_db.describe()} has no campaign schema yet: run `campaign init`"]
     assert done.stdout == ""
 
 
@@ -506,10 +521,8 @@ def test_a_bad_host_setting_names_the_key(tmp_path: Path) -> None:
         load_settings(config, environ={})
 
 
-def test_campaign_serve_runs_the_web_service_beside_the_scheduler_and_stops_both(
-    sqlite_db: Database, tmp_path: Path
-) -> None:
-    config = sqlite_config(tmp_path, sqlite_db)
+def test_campaign_serve_runs_the_web_service_beside_the_scheduler_and_stops_both(db: Database, tmp_path: Path) -> None:
+    config = db_config(tmp_path, db)
     with process(campaign(config, "serve")) as serve:
         assert serve.stderr is not None
         assert serve.stdout is not None
@@ -527,8 +540,8 @@ def test_campaign_serve_runs_the_web_service_beside_the_scheduler_and_stops_both
         http_get(url, "/healthz")
 
 
-def test_campaign_serve_without_the_web_service_and_with_a_port_in_use(sqlite_db: Database, tmp_path: Path) -> None:
-    url = sqlite_db.url.render_as_string(hide_password=False)
+def test_campaign_serve_without_the_web_service_and_with_a_port_in_use(db: Database, tmp_path: Path) -> None:
+    url = db.url.render_as_string(hide_password=False)
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         # The port is taken: the service stops before it starts, in one line.
@@ -562,13 +575,13 @@ def test_a_host_that_does_not_resolve_is_one_line_naming_the_setting() -> None:
 
 
 def scheduler_context(tmp_path: Path, db: Database) -> AppContext:
-    context = AppContext(settings_given=load_settings(sqlite_config(tmp_path, db), environ={}))
+    context = AppContext(settings_given=load_settings(db_config(tmp_path, db), environ={}))
     context._key = SECRET.encode()
     return context
 
 
-def test_the_scheduler_stops_its_web_server_when_it_stops(sqlite_db: Database, tmp_path: Path) -> None:
-    context = scheduler_context(tmp_path, sqlite_db)
+def test_the_scheduler_stops_its_web_server_when_it_stops(db: Database, tmp_path: Path) -> None:
+    context = scheduler_context(tmp_path, db)
     service = SchedulerService(context, tick_seconds=1)
     web = WebServer(context, host="127.0.0.1", port=0)
 
@@ -588,9 +601,9 @@ def test_the_scheduler_stops_its_web_server_when_it_stops(sqlite_db: Database, t
 
 
 def test_a_web_server_that_fails_stops_the_scheduler_and_its_error_is_raised(
-    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    context = scheduler_context(tmp_path, sqlite_db)
+    context = scheduler_context(tmp_path, db)
     service = SchedulerService(context, tick_seconds=1)
     web = WebServer(context, host="127.0.0.1", port=0)
 

@@ -48,12 +48,24 @@ def make_site(db: Database, tmp_path: Path) -> Iterator[Site]:
         yield Site(db, config, web, [])
 
 
-@pytest.fixture
-def site(sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    # Every secret the process could know, set where the app reads them: none may reach a page.
+def set_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every secret the process could know, set where the app reads them: none may reach a page."""
     monkeypatch.setenv("CAMPAIGN_SMTP_PASSWORD", SMTP_PASSWORD)
     monkeypatch.setenv("CAMPAIGN_SECRET_KEY", SECRET_KEY)
     monkeypatch.setenv("CAMPAIGN_REGISTRATION_HOOK_SECRET", HOOK_SECRET)
+
+
+@pytest.fixture
+def site(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """The site on each backend, every secret set."""
+    set_secrets(monkeypatch)
+    yield from make_site(db, tmp_path)
+
+
+@pytest.fixture
+def sqlite_site(sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """The site on a SQLite file, every secret set: for the service's lock file beside it."""
+    set_secrets(monkeypatch)
     yield from make_site(sqlite_db, tmp_path)
 
 
@@ -105,27 +117,31 @@ def test_settings_show_sender_relays_url_database_and_service_but_no_secret(site
         r'data-mode="relay">relay: messages go out through relay.example.net:2525, backup.example.net:587', text
     )
     assert "https://campaign.example.org" in text
-    assert "<dt>Database</dt><dd>sqlite</dd>" in text
-    assert re.search(r'data-running="no">\s*not running', text)
+    assert f"<dt>Database</dt><dd>{site.db.backend}</dd>" in text
+    assert site.db.describe() not in text
+    # No leader in the registry: not running on a SQLite file (its lock is free), not known on PostgreSQL.
+    if site.db.is_sqlite:
+        assert re.search(r'data-running="no">\s*not running', text)
+    else:
+        assert re.search(r'data-running="unknown">\s*not known', text)
     for secret in (SMTP_PASSWORD, SECRET_KEY, HOOK_SECRET, RELAY_USER):
         assert secret not in text
     key_file = (site.config.parent / "data" / "secret.key").read_text().strip()
     assert len(key_file) >= 32
     assert key_file not in text
-    # The service running on this database (its lock held, as `campaign serve` holds it) is seen as running.
-    with ServiceLock(site.db):
+
+
+def test_settings_show_the_service_running_while_its_lock_beside_the_sqlite_file_is_held(sqlite_site: Site) -> None:
+    # SQLite itself: the service's lock is a file beside the database (on PostgreSQL the registry tells, below).
+    ann = logged_in(sqlite_site, "ann")
+    assert re.search(r'data-running="no">\s*not running', html.unescape(ann.get("/settings").body))
+    with ServiceLock(sqlite_site.db):
         again = html.unescape(ann.get("/settings").body)
     assert re.search(r'data-running="yes">\s*running \(process \d+\)', again)
 
 
-@pytest.fixture
-def any_site(db: Database, tmp_path: Path) -> Iterator[Site]:
-    """The site on each backend (the registry is read the same way from SQLite and PostgreSQL)."""
-    yield from make_site(db, tmp_path)
-
-
 def test_settings_name_the_scheduler_leader_and_the_workers_alive_as_campaign_workers_judges_them(
-    any_site: Site,
+    site: Site,
 ) -> None:
     now = datetime.now(UTC)
     rows = [  # name, role, state, pid, heartbeat age (seconds); the lease is 30 s
@@ -137,13 +153,13 @@ def test_settings_name_the_scheduler_leader_and_the_workers_alive_as_campaign_wo
         ("w-stale", worker_store.WORKER, worker_store.ALIVE, 203, 3600),
         ("w-stopped", worker_store.WORKER, worker_store.STOPPED, 204, 5),
     ]
-    with any_site.db.write() as conn:
+    with site.db.write() as conn:
         for name, role, state, pid, age in rows:
             at = now - timedelta(seconds=age)
             worker_store.register(conn, name=name, role=role, host="mail-1", pid=pid, state=state, now=at)
         worker_store.beat(conn, "w-1", state=worker_store.ALIVE, now=now - timedelta(seconds=2),
                           counts=worker_store.Counts(claimed=9, sent=7, failed=0, lost=0, rate=3.5))  # fmt: skip
-    page = logged_in(any_site, "ann").get("/settings")
+    page = logged_in(site, "ann").get("/settings")
     assert page.status == 200, page.body
     assert HOSTILE not in page.body  # a worker's name is whatever --name said: escaped
     text = html.unescape(page.body)
@@ -164,16 +180,16 @@ def test_settings_name_the_scheduler_leader_and_the_workers_alive_as_campaign_wo
     assert 1.5 <= ages["w-1"] < 30, ages
     assert 11.5 <= ages[HOSTILE] < 30, ages
     # The same judgement as `campaign workers` and `campaign status`: one registry read, one rule.
-    states = registry(any_site.db, load_settings(any_site.config, environ={}))
+    states = registry(site.db, load_settings(site.config, environ={}))
     assert [s.record.name for s in running_workers(states)] == list(shown)
     found = leader_of(states)
     assert found is not None
     assert found.record.name == "sched-a"
 
     # The leader gone: none leads, and the page says so.
-    with any_site.db.write() as conn:
+    with site.db.write() as conn:
         worker_store.set_state(conn, "sched-a", worker_store.STOPPED, now)
-    text = html.unescape(logged_in(any_site, "ann").get("/settings").body)
+    text = html.unescape(logged_in(site, "ann").get("/settings").body)
     assert '<dd id="leader" data-leader="">none leads now' in text
 
 

@@ -45,7 +45,10 @@ NEW_USER = ("carol.diaz", "carol's own long passphrase")
 
 @pytest.fixture
 def site(sqlite_db: Database, tmp_path: Path) -> Iterator[Site]:
-    """Staff ann, admin bob; list ``guests`` of three contacts, event ``talk`` in ten days; a sender of its own."""
+    """Staff ann, admin bob; list ``guests`` of three contacts, event ``talk`` in ten days; a sender of its own.
+    On SQLite only: launching, pausing, the settings and the users pages are tested over HTTP on both backends
+    (test_web_campaigns.py, test_web_admin.py); the browser adds the pages' scripts and confirmations, the same on
+    either, and a browser run costs seconds."""
     config = staff_config(tmp_path, sqlite_db)  # https: the launch checks want https links
     with config.open("a") as fh:
         fh.write(f'[paths]\ntemplates = "{TEMPLATES}"\n')

@@ -53,9 +53,8 @@ class World:
     key: bytes
 
 
-@pytest.fixture
-def world(sqlite_db: Database, tmp_path: Path) -> Iterator[World]:
-    db = sqlite_db
+def make_world(db: Database, tmp_path: Path) -> Iterator[World]:
+    """Contacts (one suppressed), an event in ten days, staff and an analyst, the site running on ``db``."""
     add_contacts(db, tmp_path, PEOPLE)
     suppress(db, "gone@example.org")
     add_event_at(db, (datetime.now(UTC) + timedelta(days=10)).replace(second=0, microsecond=0))
@@ -67,6 +66,19 @@ def world(sqlite_db: Database, tmp_path: Path) -> Iterator[World]:
     key = AppContext(settings_given=settings).signing_key()
     with running(config) as web:
         yield World(Site(db, config, web, []), settings, key)
+
+
+@pytest.fixture
+def world(db: Database, tmp_path: Path) -> Iterator[World]:
+    """The world on each backend."""
+    yield from make_world(db, tmp_path)
+
+
+@pytest.fixture
+def sqlite_world(sqlite_db: Database, tmp_path: Path) -> Iterator[World]:
+    """The world on SQLite only, for browser tests: what a browser adds to the HTTP tests (the page's scripts and
+    layout) is the same on either backend, and a browser run costs seconds."""
+    yield from make_world(sqlite_db, tmp_path)
 
 
 def logged_in(world: World, name: str = "ann") -> Client:

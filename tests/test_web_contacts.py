@@ -95,15 +95,16 @@ def make_site(db: Database, tmp_path: Path) -> Iterator[Contacts]:
 
 
 @pytest.fixture
-def site(sqlite_db: Database, tmp_path: Path) -> Iterator[Contacts]:
-    """The site on SQLite: uploads and pages (the SQL is the same as any_site's)."""
-    yield from make_site(sqlite_db, tmp_path)
+def site(db: Database, tmp_path: Path) -> Iterator[Contacts]:
+    """The site on each backend: uploads, imports and pages (keyset pages, prefixes, history)."""
+    yield from make_site(db, tmp_path)
 
 
 @pytest.fixture
-def any_site(db: Database, tmp_path: Path) -> Iterator[Contacts]:
-    """The site on each backend: for what the SQL of the pages does (keyset pages, prefixes, history)."""
-    yield from make_site(db, tmp_path)
+def sqlite_site(sqlite_db: Database, tmp_path: Path) -> Iterator[Contacts]:
+    """The site on SQLite only, for the browser test: what it adds to the HTTP tests above (the page's script
+    and layout) is the same on either backend, and a browser run costs seconds."""
+    yield from make_site(sqlite_db, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -405,8 +406,7 @@ def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(site: Cont
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_keyset_pages_walk_every_contact_of_a_list_exactly_once(any_site: Contacts) -> None:
-    site = any_site
+def test_keyset_pages_walk_every_contact_of_a_list_exactly_once(site: Contacts) -> None:
     ann = site.client("ann")
     people = 137  # two full pages of 50 and a part
     content = "email,name,timezone\n" + "".join(
@@ -447,8 +447,7 @@ def test_keyset_pages_walk_every_contact_of_a_list_exactly_once(any_site: Contac
     assert 'class="error"' in reply.body
 
 
-def test_a_hostile_name_is_shown_escaped_and_suppressing_by_hand_is_audited(any_site: Contacts) -> None:
-    site = any_site
+def test_a_hostile_name_is_shown_escaped_and_suppressing_by_hand_is_audited(site: Contacts) -> None:
     ann = site.client("ann")
     content = f'email,name,organisation\nhostile@example.org,"{HOSTILE.replace(chr(34), chr(34) * 2)}",{HOSTILE[:8]}\n'
     finished_import(ann, upload(ann, content.encode(), list_name=HOSTILE).headers["location"])
@@ -503,8 +502,7 @@ def test_a_hostile_name_is_shown_escaped_and_suppressing_by_hand_is_audited(any_
     assert ann.get("/contacts/people/999999").status == 404
 
 
-def test_a_contacts_page_shows_its_messages_and_tracking_in_its_own_zone(any_site: Contacts) -> None:
-    site = any_site
+def test_a_contacts_page_shows_its_messages_and_tracking_in_its_own_zone(site: Contacts) -> None:
     seed(site.db, people=8)
     ann = site.client("ann")
     tracked = 0
@@ -555,7 +553,8 @@ def test_a_contacts_page_shows_its_messages_and_tracking_in_its_own_zone(any_sit
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_a_person_uploads_the_sample_in_a_browser(browser: WebDriver, site: Contacts) -> None:
+def test_a_person_uploads_the_sample_in_a_browser(browser: WebDriver, sqlite_site: Contacts) -> None:
+    site = sqlite_site
     ARTIFACTS.mkdir(exist_ok=True)
     base = f"http://{site.site.web.host}:{site.site.web.port}"
     wait = WebDriverWait(browser, WAIT_SECONDS)

@@ -63,8 +63,9 @@ def make_site(db: Database, tmp_path: Path, public_url: str = "https://campaign.
 
 
 @pytest.fixture
-def site(sqlite_db: Database, tmp_path: Path) -> Iterator[Site]:
-    yield from make_site(sqlite_db, tmp_path)
+def site(db: Database, tmp_path: Path) -> Iterator[Site]:
+    """The site on each backend."""
+    yield from make_site(db, tmp_path)
 
 
 def logged_in(site: Site, name: str = "ann") -> Client:
@@ -376,7 +377,9 @@ def test_a_cancellation_is_confirmed_with_who_will_be_told_then_sent_and_audited
 
 @pytest.fixture
 def http_site(sqlite_db: Database, tmp_path: Path) -> Iterator[Site]:
-    """As ``site``, published over plain http (a browser keeps no Secure cookie from http://127.0.0.1)."""
+    """As ``site``, published over plain http (a browser keeps no Secure cookie from http://127.0.0.1).
+    On SQLite only: what the browser adds to the HTTP tests (which run on both backends) is the page's script
+    and layout, the same on either, and a browser run costs seconds."""
     yield from make_site(sqlite_db, tmp_path, public_url="http://127.0.0.1")
 
 

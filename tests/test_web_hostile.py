@@ -25,6 +25,7 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+import html
 import http.client
 import re
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ from campaign.services.rendering import preview_contact
 from campaign.services.waves import MAX_SUBJECT_LENGTH, WaveOptions, add_wave, create_with_waves
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, lists
-from campaign.web.auth import CSRF_REFUSED
+from campaign.web.auth import CSRF_REFUSED, NUL_REFUSED, WRONG_LOGIN
 from tests.test_auth import Answer, Client, Site, staff_config
 from tests.test_dashboard import add_users
 from tests.test_delivery import TEMPLATES
@@ -173,8 +174,7 @@ class World:
 
 
 @pytest.fixture
-def world(sqlite_db: Database, tmp_path: Path) -> Iterator[World]:
-    db = sqlite_db
+def world(db: Database, tmp_path: Path) -> Iterator[World]:
     add_contacts(db, tmp_path, PEOPLE)
     add_event_at(db, (datetime.now(UTC) + timedelta(days=10)).replace(second=0, microsecond=0))
     config = staff_config(tmp_path, db)
@@ -496,6 +496,25 @@ def test_unsafe_input_in_every_field_is_refused_or_kept_and_never_served_raw(wor
     # Afterwards, every page the app serves, those of what was made included: nothing typed is served raw.
     problems += crawl(world, bob)
     assert problems == [], "\n".join(problems)
+
+
+def test_a_nul_character_in_a_query_or_a_form_is_a_400_before_anything_is_looked_up(world: World) -> None:
+    # PostgreSQL refuses NUL in any text value: a lookup by a name holding one was a 500 there (SQLite: "no such").
+    bob = world.client("bob")
+    before = world.snapshot()
+    form = {"csrf_token": bob.csrf(), "name": "nul-campaign", "event": "talk", "list": "gu\x00ests"}
+    for answer in (
+        bob.post(routes.CAMPAIGN_NEW.path(), form),
+        bob.get(world.path(routes.CONTACTS_LIST) + "?q=a%00b"),
+        bob.get(world.path(routes.CAMPAIGN_MANAGE) + "?email=x%00@example.org"),
+    ):
+        assert (answer.status, answer.body) == (400, NUL_REFUSED)
+    assert world.snapshot() == before
+    # A login name holding one is a wrong login like any other, never a server error.
+    stranger = world.site.client()
+    answer = stranger.log_in("b\x00ob", "a long passphrase indeed")
+    assert answer.status == 200
+    assert WRONG_LOGIN in html.unescape(answer.body)
 
 
 def crawl(world: World, client: Client) -> list[str]:

@@ -81,7 +81,11 @@ class Installation:
 
 
 def write_config(tmp_path: Path) -> Path:
-    """A config.toml in a folder of its own: a new SQLite file, the capture mailbox, any free port."""
+    """A config.toml in a folder of its own: a new SQLite file, the capture mailbox, any free port.
+
+    On SQLite only: the journey is the README's first run (`campaign init` making the file the default config
+    names), in a browser for a minute; each of its steps runs on both backends over HTTP in the test_web_*.py
+    files."""
     folder = tmp_path / "site"
     folder.mkdir()
     config = folder / "config.toml"

@@ -29,9 +29,9 @@ from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS, Client
 from tests.test_browser import WAIT_SECONDS, browser
 from tests.test_delivery import TEMPLATES
-from tests.test_web_campaigns import MANILA, World, text_between, world
+from tests.test_web_campaigns import MANILA, World, sqlite_world, text_between, world
 
-__all__ = ["browser", "world"]  # fixtures used here
+__all__ = ["browser", "sqlite_world", "world"]  # fixtures used here
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 STATIC = Path(__file__).resolve().parents[1] / "campaign" / "web" / "static"
@@ -312,7 +312,10 @@ def test_htmx_is_served_from_the_package_as_recorded_and_only_the_editor_loads_i
     assert "htmx.min.js" not in client.get("/dashboard").body
 
 
-def test_a_person_edits_the_subject_and_sees_the_preview_follow_in_a_browser(browser: WebDriver, world: World) -> None:
+def test_a_person_edits_the_subject_and_sees_the_preview_follow_in_a_browser(
+    browser: WebDriver, sqlite_world: World
+) -> None:
+    world = sqlite_world
     ARTIFACTS.mkdir(exist_ok=True)
     campaign_id = draft(world)
     base = f"http://{world.site.web.host}:{world.site.web.port}"

@@ -28,10 +28,10 @@ from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS
 from tests.test_browser import RELOADING, WAIT_SECONDS, browser
 from tests.test_dashboard import HOSTILE
-from tests.test_web_campaigns import World, draft, logged_in, text_between, world
+from tests.test_web_campaigns import World, draft, logged_in, sqlite_world, text_between, world
 from tests.test_web_contacts import ARTIFACTS
 
-__all__ = ["browser", "world"]  # fixtures used here
+__all__ = ["browser", "sqlite_world", "world"]  # fixtures used here
 
 ZURICH = ZoneInfo("Europe/Zurich")
 WAVE_ACTIONS = {a.value for a in (AuditAction.CAMPAIGN_WAVE_ADDED, AuditAction.CAMPAIGN_WAVE_EDITED,
@@ -294,7 +294,10 @@ def test_the_live_counts_equal_the_outbox_rows_and_say_when_to_stop(world: World
     assert 'data-live-state="paused"' in client.get(f"/campaigns/{campaign_id}/waves/status").body
 
 
-def test_a_person_adds_a_wave_sees_it_on_the_time_axis_and_watches_the_counts(browser: WebDriver, world: World) -> None:
+def test_a_person_adds_a_wave_sees_it_on_the_time_axis_and_watches_the_counts(
+    browser: WebDriver, sqlite_world: World
+) -> None:
+    world = sqlite_world
     ARTIFACTS.mkdir(exist_ok=True)
     campaign_id = draft(world)
     base = f"http://{world.site.web.host}:{world.site.web.port}"

@@ -21,6 +21,9 @@ Tracking, unsubscribe and webhook routes are public and never pass through here.
 * :func:`require` (``@require(Permission.VIEW_REPORTS)`` on an endpoint taking the request and the
   :class:`~campaign.services.sessions.Staff`): a visitor not logged in is sent to the login page (303, with ``next``
   for a GET), a user whose role lacks the permission gets the 403 page, and the endpoint runs only for the others.
+  A query parameter or form field holding a NUL character is a 400 with a one-line body before the endpoint runs:
+  no text the app keeps or looks up may hold one, and PostgreSQL refuses it in any text value (a lookup by name
+  with one was a 500 there, "no such name" on SQLite).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ MAX_FORM_BODY = 1024 * 1024
 parsed, so a form post cannot fill the server's memory. Uploads are streamed to disk instead (:mod:`.uploads`)."""
 
 CSRF_REFUSED = "403 Forbidden: this form's security token is missing or out of date; reload the page and try again.\n"
+NUL_REFUSED = "400 Bad Request: a field holds a NUL character, which no text here may hold.\n"
 WRONG_LOGIN = "Wrong user name or password."
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _UNKNOWN = object()
@@ -211,6 +215,8 @@ def require(permission: Permission) -> Callable[[StaffEndpoint], Endpoint]:
                 return csrf_refused()
             if not may(staff.role, permission):
                 return access.pages.page("forbidden.html", staff=staff, status=403, permission=permission)
+            if await _holds_nul(request):
+                return PlainTextResponse(NUL_REFUSED, status_code=400, headers=NO_STORE)
             return await endpoint(request, staff)
 
         return guarded
@@ -222,6 +228,16 @@ def staff_access(request: Request) -> StaffAccess:
     """The app's :class:`StaffAccess` (its database, pages and logins), for a staff endpoint."""
     access: StaffAccess = request.app.state.staff_access
     return access
+
+
+async def _holds_nul(request: Request) -> bool:
+    """Whether a query parameter, or a text field of the form an unsafe request's CSRF check read, holds NUL."""
+    if any("\x00" in value for _, value in request.query_params.multi_items()):
+        return True
+    if request.method in SAFE_METHODS:
+        return False
+    form = await request.form()  # parsed already (the CSRF check read the body within its limit): kept by Starlette
+    return any(isinstance(value, str) and "\x00" in value for _, value in form.multi_items())
 
 
 def csrf_refused() -> Response:
