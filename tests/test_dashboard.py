@@ -149,12 +149,6 @@ def seeded(db: Database, tmp_path: Path) -> Iterator[Seeded]:
     yield from make_seeded(db, tmp_path)
 
 
-@pytest.fixture
-def sqlite_seeded(sqlite_db: Database, tmp_path: Path) -> Iterator[Seeded]:
-    """The seeded site on SQLite only (http_seeded below says why its browser test is; test_attendees.py uses it)."""
-    yield from make_seeded(sqlite_db, tmp_path)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Reading a page's tables
 # ---------------------------------------------------------------------------------------------------------
@@ -831,7 +825,7 @@ def test_a_restarted_server_answers_the_campaign_page_from_the_kept_count_then_c
 
 @pytest.fixture
 def http_seeded(sqlite_db: Database, tmp_path: Path) -> Iterator[Seeded]:
-    """As ``sqlite_seeded``, published over plain http (a browser keeps no Secure cookie from http://127.0.0.1).
+    """As ``seeded`` on SQLite, published over plain http (a browser keeps no Secure cookie from http://127.0.0.1).
     On SQLite only: the pages' numbers and the retry are checked over HTTP on both backends above; the browser
     adds the page's scripts and layout, the same on either, and costs seconds."""
     yield from make_seeded(sqlite_db, tmp_path, public_url="http://127.0.0.1")

@@ -92,9 +92,6 @@ def db_config(tmp_path: Path, db: Database) -> Path:
     return config_for(tmp_path, db.url.render_as_string(hide_password=False))
 
 
-sqlite_config = db_config  # the former name, which other test modules import
-
-
 @contextmanager
 def running(config: Path, server: WebServer | None = None) -> Iterator[Running]:
     """The web app of ``config`` served on 127.0.0.1, port 0, until the block ends (a graceful stop)."""
