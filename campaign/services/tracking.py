@@ -330,7 +330,8 @@ class _Click:
 def purge_tracking(db: Database, settings: TrackingSettings, now: datetime, days: int | None = None) -> int:
     """Delete tracking events older than ``days`` (default ``tracking.retention_days``; 0 keeps everything);
     returns how many. Registrations, suppressions and opt-outs are kept: they are what people asked for, not
-    what they did."""
+    what they did. Reports then count what the events left say (``message_activity`` follows the deletion: the
+    database's triggers, migration 0013)."""
     days = settings.retention_days if days is None else days
     if days < 0:
         raise ValidationError(f"--days must be 0 or more, not {days}")

@@ -1,6 +1,7 @@
 """SQL for one contact's history: the messages it was sent and what it did with them (the contact's page).
 
-Both reads start from ``ix_messages_contact_id`` (a contact has a message per wave it was in, a handful), then
+Both reads start from the messages' index led by ``contact_id`` (``ix_messages_contact_id`` on SQLite, the unique
+(contact, wave) one on PostgreSQL: a contact has a message per wave it was in, a handful), then
 reach the waves and campaigns by their keys and the tracking events by ``ix_tracking_events_message_id_kind``:
 the cost is the contact's own rows, whatever the size of the outbox.
 """

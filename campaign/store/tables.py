@@ -28,11 +28,13 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    literal_column,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from campaign.models import MessageStatus
 from campaign.rules.references import MAX_NAME_LENGTH
 
 # Deterministic constraint names, so migrations name the same things on every backend.
@@ -210,13 +212,27 @@ class WaveRow(Base):
     created_at: Mapped[datetime]
 
 
+FILLFACTOR = 70
+"""How full PostgreSQL fills the pages of ``messages`` at insert, in percent (see migration 0012)."""
+
+
 class MessageRow(Base):
     """The outbox: one row per contact per wave, the unit of truth for delivery and reports."""
 
     __tablename__ = "messages"
+    # Every claim and every result writes a row version whose indexed ``status`` changed (never a HOT update),
+    # so each index of this table costs every message two entries: PostgreSQL keeps as few as serve the reads
+    # (migration 0012). One unique (contact, wave) index is both the (wave, contact) key and the contacts' look-up;
+    # the Message-ID embeds the row id, unique by construction, and nothing looks a message up by it. SQLite
+    # keeps the indexes 0001 made: changing a table constraint there means rebuilding ``messages``, which with
+    # foreign keys on deletes every row referring to it (see :data:`ONLY_ON`).
     __table_args__ = (
-        UniqueConstraint("wave_id", "contact_id"),
-        Index("ix_messages_contact_id", "contact_id"),
+        UniqueConstraint("wave_id", "contact_id").ddl_if(dialect="sqlite"),
+        Index("ix_messages_contact_id", "contact_id").ddl_if(dialect="sqlite"),
+        UniqueConstraint("message_id").ddl_if(dialect="sqlite"),
+        UniqueConstraint("contact_id", "wave_id").ddl_if(dialect="postgresql"),
+        # PostgreSQL: room on each page for a row's next version, which then stays on its page (migration 0012).
+        {"postgresql_with": {"fillfactor": FILLFACTOR}},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -229,7 +245,7 @@ class MessageRow(Base):
     next_attempt_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None]
-    message_id: Mapped[str | None] = mapped_column(String(250), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(250))
     smtp_reply: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
@@ -259,6 +275,23 @@ class TrackingEventRow(Base):
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime]
+
+
+class MessageActivityRow(Base):
+    """What a message's recipient did, one row per message with a tracking event: kept up to date by triggers on
+    ``tracking_events`` (migration 0013, which says how), read by reports instead of grouping every event."""
+
+    __tablename__ = "message_activity"
+
+    message_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    # A person's first open (or click: a click implies the open), and first click.
+    human_opened_at: Mapped[datetime | None]
+    human_clicked_at: Mapped[datetime | None]
+    machine_opened: Mapped[bool] = mapped_column(Boolean)
+    machine_clicked: Mapped[bool] = mapped_column(Boolean)
+    # A person clicked the wave's link named ``register``.
+    register_clicked: Mapped[bool] = mapped_column(Boolean)
+    unsubscribed: Mapped[bool] = mapped_column(Boolean)
 
 
 class LinkRow(Base):
@@ -464,6 +497,7 @@ campaigns = cast(Table, CampaignRow.__table__)
 waves = cast(Table, WaveRow.__table__)
 messages = cast(Table, MessageRow.__table__)
 tracking_events = cast(Table, TrackingEventRow.__table__)
+message_activity = cast(Table, MessageActivityRow.__table__)
 links = cast(Table, LinkRow.__table__)
 registrations = cast(Table, RegistrationRow.__table__)
 attendances = cast(Table, AttendanceRow.__table__)
@@ -481,7 +515,31 @@ due_at = func.coalesce(messages.c.lease_expires_at, messages.c.next_attempt_at, 
 """When a message is due: a ``sending`` one when its lease expires (only those hold a lease); a queued or
 deferred one at its next attempt, else its scheduled time."""
 
+due_indexed = messages.c.status != literal_column(f"'{MessageStatus.SENT.value}'")
+"""The rows ``ix_messages_due`` holds on PostgreSQL: all but the ``sent`` ones, so the result of a delivered
+message (the row version the hot path writes most) makes no entry in it. A query reads that index there only
+when its conditions imply this one: state it as it stands (a literal, not a parameter, so that a generic plan
+proves it too). SQLite's index holds every row (it is the reports' way to a wave's messages there)."""
+
 # Claiming reads the due messages of one wave and status in order of due time and stops at the batch size: a
 # range scan of this index, however many messages are queued or in hand (ordering the whole queue by id cost
-# time in proportion to it). Reports group by its first two columns.
-Index("ix_messages_due", messages.c.wave_id, messages.c.status, due_at)
+# time in proportion to it). Reports group by its first two columns (on PostgreSQL, only for the statuses
+# other than sent: the sent ones are counted by a scan of the table there).
+Index("ix_messages_due", messages.c.wave_id, messages.c.status, due_at, postgresql_where=due_indexed)
+
+ONLY_ON: dict[str, str] = {
+    "uq_messages_wave_id_contact_id": "sqlite",
+    "ix_messages_contact_id": "sqlite",
+    "uq_messages_message_id": "sqlite",
+    "uq_messages_contact_id_wave_id": "postgresql",
+}
+"""Indexes and constraints one backend has and the other not, by name: the backend (see :class:`MessageRow`)."""
+
+
+def on_this_backend(dialect_name: str) -> Any:
+    """An Alembic ``include_object`` hook: compares only what ``dialect_name``'s schema has (see :data:`ONLY_ON`)."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        return ONLY_ON.get(name or "", dialect_name) == dialect_name
+
+    return include

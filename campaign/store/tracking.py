@@ -5,6 +5,15 @@ The tracking recorder (:mod:`campaign.services.tracking`) writes them a batch at
 its size, and flags later the clicks a burst reveals as a scanner's; the purge deletes them after the retention
 period. The ``opened`` and ``clicked`` audiences read them (:func:`campaign.store.outbox.audience_condition`);
 ``registered`` reads registrations (:mod:`campaign.store.registrations`), which exist with or without a message.
+
+Every write here (insert, the re-flagging, the purge) also keeps ``message_activity``, each message's first
+opens and clicks by people and its machine, Register and unsubscribe flags, which reports read: not by code here
+but by the database's triggers on ``tracking_events`` (migration 0013), so any writer keeps it exact. Their price,
+measured with :func:`insert_opens` in batches of 5,000 on ``bench/report.py``'s SQLite data (a busy machine): 9 µs
+of CPU an open against 5 µs without the row trigger's upsert; on PostgreSQL one statement trigger a batch, lost in
+the noise of wall times (0.12-0.15 s against 0.10-0.20 s a batch). What it saves: 0.37 s of CPU per report (the
+per-message grouping of 300,000 events, :func:`campaign.store.reports._facts`). Deleting events works each
+touched message's row out again from the events left (the purge: 20,000 events in 0.05 s of CPU on SQLite).
 """
 
 from __future__ import annotations
