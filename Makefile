@@ -16,8 +16,13 @@ LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
 demo: install
 	$(BIN)/campaign demo
 
+# The suite in TEST_JOBS processes (pytest-xdist; each takes its own SQLite files, PostgreSQL database, servers
+# on port 0 and browser). Many tests wait on servers and subprocesses, so more processes than cores pay off:
+# TEST_JOBS=0 runs it in this one process.
+TEST_JOBS ?= 4
+
 test: install-test lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist worksteal
 
 lint: install-test
 	$(BIN)/ruff check .
