@@ -647,6 +647,21 @@ def _suppress_claimed(dialect_name: str) -> Any:
 
 
 @cache
+def _sent_values(sent: Any) -> dict[str, Any]:
+    """What a sent result writes to its message row, from ``sent``'s row (id, message_id, smtp_reply)."""
+    return {
+        "status": MessageStatus.SENT.value,
+        "message_id": sent.c.message_id,
+        "smtp_reply": sent.c.smtp_reply,
+        "sent_at": bindparam("now", type_=UTCDateTime()),
+        "last_error": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "next_attempt_at": None,
+        "updated_at": bindparam("now", type_=UTCDateTime()),
+    }
+
+
 def _mark_sent(dialect_name: str) -> Any:
     """Built once per backend: this runs on every group commit of the delivery worker."""
     if dialect_name == "postgresql":
@@ -667,17 +682,7 @@ def _mark_sent(dialect_name: str) -> Any:
                 and_(messages.c.status == MessageStatus.CANCELLED.value, messages.c.lease_owner.is_(None)),
             ),
         )
-        .values(
-            status=MessageStatus.SENT.value,
-            message_id=sent.c.message_id,
-            smtp_reply=sent.c.smtp_reply,
-            sent_at=bindparam("now", type_=UTCDateTime()),
-            last_error=None,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=None,
-            updated_at=bindparam("now", type_=UTCDateTime()),
-        )
+        .values(_sent_values(sent))
         .returning(messages.c.id)
     )
 
@@ -718,17 +723,7 @@ def _mark_sent_postgresql() -> Any:
         # of a table without statistics (a launch just made it), it scanned the whole table for every batch.
         .where(messages.c.id == any_(func.array(select(func.unnest(ids)).scalar_subquery())))
         .where(messages.c.id == sent.c.id, in_hand)
-        .values(
-            status=MessageStatus.SENT.value,
-            message_id=sent.c.message_id,
-            smtp_reply=sent.c.smtp_reply,
-            sent_at=bindparam("now", type_=UTCDateTime()),
-            last_error=None,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=None,
-            updated_at=bindparam("now", type_=UTCDateTime()),
-        )
+        .values(_sent_values(sent))
         .returning(messages.c.id)
     )
 
