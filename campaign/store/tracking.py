@@ -14,6 +14,9 @@ of CPU an open against 5 µs without the row trigger's upsert; on PostgreSQL one
 the noise of wall times (0.12-0.15 s against 0.10-0.20 s a batch). What it saves: 0.37 s of CPU per report (the
 per-message grouping of 300,000 events, :func:`campaign.store.reports._facts`). Deleting events works each
 touched message's row out again from the events left (the purge: 20,000 events in 0.05 s of CPU on SQLite).
+Migration 0014 makes SQLite's insert trigger cheaper (no aggregate; the link looked up for a person's click only):
+an open 4.3 → 3.45 µs to insert, a click 4.4 → 3.9 (2.2 to 2.45 without a trigger; driver ``executemany`` of
+5,000 new events a batch, a million messages).
 """
 
 from __future__ import annotations

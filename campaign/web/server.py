@@ -25,6 +25,7 @@ import errno
 import gc
 import signal
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
@@ -38,6 +39,19 @@ from campaign.web.protocol import HttpProtocol
 GRACE_SECONDS = 10
 """On a graceful stop, how long requests in progress may take to finish."""
 _BACKLOG = 2048  # connections the kernel queues before accept (uvicorn's default)
+# Net new tracked objects between collections of the youngest generation while serving (Python's default: 700).
+# A request's own objects die with it (reference counts); what outlives it is its hit (two objects) until the
+# recorder writes it, so at 700 the collector ran ~200 times a second under load and passed each buffered hit up
+# through every generation; at 5,000, ~40 times (bench/tracking.py, clicks: the collector's time 0.42 → 0.28 s in
+# a 10 s run, start-up's collection included).
+_YOUNG_COLLECTION = 5_000
+# How long a thread holding the GIL may keep it while another waits (Python's default: 5 ms). The recorder's writer
+# thread runs Python between its database calls; the event loop waited up to 5 ms for each turn meanwhile. At 1 ms,
+# with the threshold above: clicks' p99 9.4-10 → 7.2 ms and 35-37.5 → 31 µs of server CPU a request (the writer's
+# slices interleave with the loop's turns instead of stalling them; 10 s runs of bench/tracking.py). Its default
+# run, with the recorder's untracked burst memory and migration 0014 too: click 35.9 → 33.9 µs, p99 33.1 → 8.3 ms;
+# pixel 26.4 → 25.5 µs, p99 6.3 → 5.8 ms.
+_SWITCH_SECONDS = 0.001
 
 
 class WebServerError(CampaignError):
@@ -113,9 +127,11 @@ class WebServer:
         signals are handled (a signal before would kill the process): the moment to say the server is up."""
         # What start-up made (modules, the schema, templates: most of the heap) stays for the process's life: frozen,
         # the garbage collector no longer walks it in each full collection, pauses that made the pixel's p99 latency
-        # 105 ms instead of 17 (bench/tracking.py).
+        # 105 ms instead of 17 (bench/tracking.py). Then the collector's and the GIL's pace while serving (above).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(_YOUNG_COLLECTION, *gc.get_threshold()[1:])
+        sys.setswitchinterval(_SWITCH_SECONDS)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(self._serve_until_signalled(ready))
 
