@@ -99,40 +99,25 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         return 0
     stored = json_instants(conn.dialect)
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(
-            _sqlite_insert_events(),
-            [
-                (
-                    r["message_id"],
-                    r["kind"],
-                    r.get("link_index"),
-                    r["is_machine"],
-                    r.get("machine_reason"),
-                    r.get("ip"),
-                    r.get("user_agent"),
-                    stored(r["occurred_at"]),
-                )
-                for r in rows
-            ],
+    # Each row's values in _EVENT_COLUMNS' order, once for either backend: SQLite's driver takes the tuples as they
+    # are; PostgreSQL's JSON rows add each row's position (the ids come back in the hits' order).
+    values = [
+        (
+            r["message_id"],
+            r["kind"],
+            r.get("link_index"),
+            r["is_machine"],
+            r.get("machine_reason"),
+            r.get("ip"),
+            r.get("user_agent"),
+            stored(r["occurred_at"]),
         )
+        for r in rows
+    ]
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_sqlite_insert_events(), values)
         return len(rows)
-    payload = json.dumps(
-        [
-            [
-                r["message_id"],
-                r["kind"],
-                r.get("link_index"),
-                r["is_machine"],
-                r.get("machine_reason"),
-                r.get("ip"),
-                r.get("user_agent"),
-                stored(r["occurred_at"]),
-                n,
-            ]
-            for n, r in enumerate(rows)
-        ]
-    )
+    payload = json.dumps([[*row, n] for n, row in enumerate(values)])
     conn.execute(_insert_events(conn.dialect.name), {"rows": payload})
     return len(rows)
 
