@@ -12,7 +12,9 @@ independent of them; 28 to 31 µs once they were; 21 to 23 µs since migration 0
 44,000 to 47,600 msg/s; on a quiet machine 21 µs against 28 for the code before it, run for run). Measured per
 statement from the backend's own CPU time (/proc/<pid>/schedstat around each statement of a counted worker): the
 claim 11 to 12.5, the record of its result 6, BEGIN/COMMIT 1.9, the reads rendering needs 1.5, the status checks
-and heartbeats 0.5.
+and heartbeats 0.5. The claim then lost its probe of the event opt-outs while no address opted out of a sending
+campaign's event (see :func:`_suppression_reason_of_key`): about 1.5 µs less, 19.5 to 20.5 µs in all (0.020 s
+per 1,000 messages in three runs against 0.022 to 0.0225 for the code before, interleaved on the same machine).
 
 The plans were the first cost: right after a launch ``messages`` and ``contacts`` have no statistics, or statistics
 that say every message is ``queued``, and the claim, the contacts' read and the result update each had a plan that
@@ -587,7 +589,16 @@ def _due_in_order(campaign_id: int | None, statuses: Sequence[str], due: Any, li
 
 def _suppression_reason_of_key(email_key: Any, wave_id: Any) -> Any:
     """:func:`_suppression_reason` given the contact's ``email_key`` (a column of a contact already joined):
-    probes of the suppressions' key and the unique (event, address) index, no look-up of the contact."""
+    probes of the suppressions' key and the unique (event, address) index, no look-up of the contact.
+
+    The opt-out's probe runs only when some address opted out of the event of a campaign that is sending (one
+    ``EXISTS`` a statement, an InitPlan PostgreSQL evaluates once; ``CASE`` evaluates its result only when the
+    condition holds): without one, no claimed message can have opted out, since the claim takes messages of
+    sending campaigns only, read in the same snapshot. Skipping the probe (the message's wave and campaign by
+    primary key, then the (event, address) index) saves about 1.5 µs of server CPU a message: the whole claim
+    9.8 to 10.2 µs instead of 11.3 to 12.1 (20,000 messages, batches of 200, the backend's schedstat around each
+    claim). With 2,000 opt-outs from the event the probe runs as before, within the noise of the same figure.
+    The suppressions' probe stays for every message: one index probe, about 0.2 µs."""
     suppressed = select(suppressions.c.reason).where(suppressions.c.email_key == email_key).scalar_subquery()
     opted_out = (
         select(literal(EVENT_UNSUBSCRIBED))
@@ -597,7 +608,11 @@ def _suppression_reason_of_key(email_key: Any, wave_id: Any) -> Any:
         .where(event_unsubscribes.c.email_key == email_key, waves.c.id == wave_id)
         .scalar_subquery()
     )
-    return func.coalesce(suppressed, opted_out)
+    sending_events = select(campaigns.c.event_id).where(campaigns.c.status == CampaignStatus.SENDING.value)
+    any_opted_out = exists(
+        select(event_unsubscribes.c.id).where(event_unsubscribes.c.event_id.in_(sending_events.scalar_subquery()))
+    )
+    return func.coalesce(suppressed, case((any_opted_out, opted_out)))
 
 
 def _suppression_reason(contact_id: Any, wave_id: Any) -> Any:
