@@ -20,7 +20,11 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    JavascriptException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.selenium_manager import SeleniumManager
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -43,8 +47,22 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REQUIRE_BROWSER = os.environ.get("CAMPAIGN_TEST_REQUIRE_BROWSER") == "1"
 ADDRESS = "guest000@example.org"
 WAIT_SECONDS = 10
-# What a wait on a page that reloads or redraws itself looks again after: the element went with the old page.
-RELOADING = (StaleElementReferenceException, NoSuchElementException)
+# What a wait on a page that reloads or redraws itself looks again after: the element went with the old page,
+# or the script ran as the page unloaded.
+RELOADING = (StaleElementReferenceException, NoSuchElementException, JavascriptException)
+
+
+def read_now(driver: WebDriver, selector: str, attribute: str | None = None) -> str | None:
+    """The text (or ``attribute``) of the first element matching the CSS ``selector``, read in one script: no
+    element handle is kept between finding and reading it, which a page reloading itself meanwhile would leave
+    pointing at nothing (Chromium: "Node with given id does not belong to the document"). None: no such element."""
+    value = driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        " return e === null ? null : (arguments[1] === null ? e.textContent.trim() : e.getAttribute(arguments[1]));",
+        selector,
+        attribute,
+    )
+    return None if value is None else str(value)
 
 
 def refuse_selenium_manager(*_args: Any) -> dict[str, str]:

@@ -47,7 +47,7 @@ from campaign.store.tables import (
 )
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS, Client, Site
-from tests.test_browser import RELOADING, WAIT_SECONDS, browser
+from tests.test_browser import RELOADING, WAIT_SECONDS, browser, read_now
 from tests.test_dashboard import HOSTILE, add_users
 from tests.test_reports import seed
 from tests.test_web import config_for, running
@@ -572,7 +572,7 @@ def test_a_person_uploads_the_sample_in_a_browser(browser: WebDriver, sqlite_sit
     browser.find_element(By.CSS_SELECTOR, "form.upload button.primary").click()
     wait.until(expected_conditions.url_contains("/contacts/imports/"))
     WebDriverWait(browser, IMPORT_SECONDS, ignored_exceptions=RELOADING).until(
-        lambda driver: driver.find_element(By.ID, "import-status").get_attribute("data-status") != "running"
+        lambda driver: read_now(driver, "#import-status", "data-status") not in (None, "running")
     )
     assert browser.find_element(By.ID, "import-status").get_attribute("data-status") == "finished"
     lines = [row.get_attribute("data-line") for row in browser.find_elements(By.CSS_SELECTOR, "#rejected tbody tr")]

@@ -45,7 +45,7 @@ from campaign.services.demo import DEMO_EVENT_FILE, LEAD_TIME
 from campaign.services.events import get_event
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, list_members, lists, suppressions
-from tests.test_browser import RELOADING, WAIT_SECONDS, browser
+from tests.test_browser import RELOADING, WAIT_SECONDS, browser, read_now
 from tests.test_web import Lines, campaign, environment, process
 
 __all__ = ["browser"]  # a fixture used here
@@ -181,9 +181,8 @@ class Journey:
 
 def finished_import(journey: Journey) -> dict[str, int]:
     """The counts of the import page once its import has ended (it reloads itself each second until then)."""
-    # The page may reload between finding the element and reading it: a stale element means "look again".
     WebDriverWait(journey.driver, IMPORT_SECONDS, ignored_exceptions=RELOADING).until(
-        lambda driver: driver.find_element(By.ID, "import-status").get_attribute("data-status") != "running"
+        lambda driver: read_now(driver, "#import-status", "data-status") not in (None, "running")
     )
     assert journey.by_id("import-status").get_attribute("data-status") == "finished"
     counts = {}

@@ -26,7 +26,7 @@ from campaign.services.waves import WaveLine, list_waves
 from campaign.store.tables import messages, waves
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS
-from tests.test_browser import RELOADING, WAIT_SECONDS, browser
+from tests.test_browser import RELOADING, WAIT_SECONDS, browser, read_now
 from tests.test_dashboard import HOSTILE
 from tests.test_web_campaigns import World, draft, logged_in, sqlite_world, text_between, world
 from tests.test_web_contacts import ARTIFACTS
@@ -348,9 +348,7 @@ def test_a_person_adds_a_wave_sees_it_on_the_time_axis_and_watches_the_counts(
     cell = "#wave-status tr[data-wave-counts='invitation'] td[data-count='sent']"
     assert browser.find_element(By.CSS_SELECTOR, cell).text == "0"
     set_statuses(world, "invitation", sent=2)
-    WebDriverWait(browser, 20, ignored_exceptions=RELOADING).until(
-        lambda driver: driver.find_element(By.CSS_SELECTOR, cell).text == "2"
-    )
+    WebDriverWait(browser, 20, ignored_exceptions=RELOADING).until(lambda driver: read_now(driver, cell) == "2")
     assert browser.find_element(By.ID, "wave-status").get_attribute("data-live-updated")
     browser.execute_script("document.getElementById('wave-status-title').scrollIntoView()")
     browser.save_screenshot(str(ARTIFACTS / "campaign-waves-live.png"))
