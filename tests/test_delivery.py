@@ -1079,12 +1079,13 @@ def test_parallel_sender_processes_share_the_queue_and_send_each_message_once(
 
 @pytest.mark.parametrize(
     ("server_delay", "rate_per_second"),
-    [pytest.param(0.05, 0.0, id="slow-relay"), pytest.param(0.0, 20.0, id="rate-limited")],
+    [pytest.param(0.08, 0.0, id="slow-relay"), pytest.param(0.0, 20.0, id="rate-limited")],
 )
 def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
     db: Database, tmp_path: Path, smtp: Sink, server_delay: float, rate_per_second: float
 ) -> None:
-    # One live worker whose 50 messages take about 1.5 s to go out (a slow relay, or the configured rate
+    # One live worker whose 50 messages take 1.5 to 2 s to go out (a slow relay: 80 ms a message on each of two
+    # connections, 50 ms was too close to the lease on a fast run; or the configured rate
     # limit), longer than the 1 s lease. It holds every message it claimed until it records the result:
     # none may go out twice.
     settings = tuned(base_settings(tmp_path), concurrency=2, lease_seconds=1, rate_per_second=rate_per_second)
