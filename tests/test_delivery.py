@@ -1095,8 +1095,14 @@ def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
 
     started = time.monotonic()
     summary = send(db, settings, smtp.servers())
-
     assert time.monotonic() - started > 1.2, "the run must outlast the lease for this test to mean anything"
+    # A message given back for a late heartbeat (below) may still be queued when the run finds nothing due at
+    # that instant: the next run sends it, as `campaign serve` would.
+    for _ in range(3):
+        if statuses(db, "c") == {"sent": 50}:
+            break
+        summary.merge(send(db, settings, smtp.servers()))
+
     received = smtp.handler.received()
     assert set(received) == set(emails)
     assert {e: n for e, n in received.items() if n > 1} == {}
