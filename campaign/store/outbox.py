@@ -479,6 +479,17 @@ def claim(
     return Claim(sorted((m for m in claimed if m.id not in suppressed), key=lambda m: m.id), len(suppressed))
 
 
+def _lease_values(owner: str, now: datetime, lease_until: datetime) -> dict[str, Any]:
+    """What a claim writes to each message it leases (on either backend's claim)."""
+    return {
+        "status": MessageStatus.SENDING.value,
+        "lease_owner": owner,
+        "lease_expires_at": lease_until,
+        "attempts": messages.c.attempts + 1,
+        "updated_at": now,
+    }
+
+
 def _lease(
     conn: Connection, condition: Any, owner: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[ClaimedMessage]:
@@ -488,13 +499,7 @@ def _lease(
     stmt = (
         update(messages)
         .where(messages.c.id.in_(chosen.scalar_subquery()))
-        .values(
-            status=MessageStatus.SENDING.value,
-            lease_owner=owner,
-            lease_expires_at=lease_until,
-            attempts=messages.c.attempts + 1,
-            updated_at=now,
-        )
+        .values(_lease_values(owner, now, lease_until))
         .returning(
             messages.c.id, messages.c.wave_id, messages.c.contact_id, messages.c.attempts, messages.c.scheduled_at
         )
@@ -527,13 +532,7 @@ def _claim_in_one(
         # (as IN or a join, PostgreSQL hashed the whole table to find 200 rows of a 20,000-row queue).
         .where(messages.c.id == any_(func.array(select(chosen.c.id).scalar_subquery())))
         .where(contacts.c.id == messages.c.contact_id)
-        .values(
-            status=MessageStatus.SENDING.value,
-            lease_owner=owner,
-            lease_expires_at=lease_until,
-            attempts=messages.c.attempts + 1,
-            updated_at=now,
-        )
+        .values(_lease_values(owner, now, lease_until))
         .returning(
             messages.c.id,
             messages.c.wave_id,
