@@ -269,7 +269,7 @@ class SmtpSettings:
 class DeliverySettings:
     """The delivery worker: batches, leases, rate limits, retries and the failure breaker."""
 
-    batch_size: int = field(default=200, metadata=_range(1, None))
+    batch_size: int = field(default=1000, metadata=_range(1, None))
     lease_seconds: int = field(default=30, metadata=_range(1, None))
     heartbeat_seconds: float = field(default=5.0, metadata=_range(0.05, None))
     poll_seconds: float = field(default=2.0, metadata=_range(0.01, None))

@@ -1,5 +1,5 @@
 """Delivery policy rules: retry backoff and giving up, the failure breaker, the verdict on a failed attempt and a
-message's deadline (pure, no clock)."""
+message's deadline, the size of a claim (pure, no clock)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from campaign.rules.delivery import (
     FailureBreaker,
     FailureVerdict,
     RetryPolicy,
+    claim_size,
     judge_failure,
     message_deadline,
     pause_reason,
@@ -264,3 +265,31 @@ def test_the_configured_breaker_judges_after_twenty_attempts_or_its_window() -> 
     small = FailureBreaker.configured(5, 0.8)
     assert small.minimum == 5
     assert [small.record(False) for _ in range(5)] == [False, False, False, False, True]
+
+
+def test_a_claim_is_about_a_second_of_recent_sending_within_its_bounds() -> None:
+    # No rate yet (a first claim, or the first after an idle spell): what keeps the senders busy.
+    assert claim_size(0, 0.0, least=20, most=1000) == 20
+    assert claim_size(0, 3.0, least=20, most=1000) == 20
+    # 600 finished in the 1.5 s since the last claim: 400 a second, so 400.
+    assert claim_size(600, 1.5, least=20, most=1000) == 400
+    # Fast: capped by batch_size; slow (a throttled relay): never below what keeps the senders busy.
+    assert claim_size(9000, 1.0, least=20, most=1000) == 1000
+    assert claim_size(3, 1.0, least=20, most=1000) == 20
+    # batch_size below the senders' need wins: the operator's cap is the cap.
+    assert claim_size(0, 0.0, least=20, most=5) == 5
+    assert claim_size(500, 1.0, least=20, most=5) == 5
+
+
+@given(
+    finished=st.integers(0, 10**7),
+    seconds=st.floats(0, 1e4, allow_nan=False),
+    least=st.integers(1, 500),
+    most=st.integers(1, 5000),
+)
+def test_a_claim_size_is_never_below_one_nor_above_batch_size(
+    finished: int, seconds: float, least: int, most: int
+) -> None:
+    size = claim_size(finished, seconds, least=least, most=most)
+    assert 1 <= size <= most
+    assert size >= min(least, most)

@@ -266,17 +266,20 @@ def test_a_worker_stopped_past_its_lease_records_nothing_for_the_messages_it_los
     pipelining_smtp: Sink,  # noqa: F811 (the fixture)
 ) -> None:
     smtp, total, concurrency, lease = pipelining_smtp, 40, 4, 2
-    config = scale_config(tmp_path, pg_db, smtp, concurrency=concurrency, lease=lease, batch_size=20)
+    # Claims of 8 (batch_size, also twice the concurrency): the worker claims 8, its 4 senders take 4 and the
+    # queue the rest; with no result yet it claims 8 more, of which the queue takes 4. Then it waits on the
+    # relay's 1 s with 16 in hand, and makes no claim that SIGSTOP could catch half done.
+    config = scale_config(tmp_path, pg_db, smtp, concurrency=concurrency, lease=lease, batch_size=8)
     emails = prepare(pg_db, tmp_path, total)
     launch(pg_db, settings_for(config), KEY, "c")
     smtp.handler.delay = 1.0  # the stale worker is caught with messages on the wire
     with processes() as start:
         stale = start(config, "worker", "--name", "stale")
-        wait_for(lambda: len(held_by(pg_db, "stale")) == 20 and smtp.handler.data_attempts, 30, "a batch on the wire")
+        wait_for(lambda: len(held_by(pg_db, "stale")) == 16 and smtp.handler.data_attempts, 30, "messages on the wire")
         time.sleep(0.2)
         os.kill(stale.pid, signal.SIGSTOP)
         lost = held_by(pg_db, "stale")
-        assert len(lost) == 20
+        assert len(lost) == 16
         smtp.handler.delay = 0.0
         fresh = start(config, "worker", "--name", "fresh")
         wait_for(lambda: statuses(pg_db, "c") == {"sent": total}, 30, "the fresh worker sending everything")

@@ -11,6 +11,7 @@ Contract (the delivery worker, :mod:`campaign.services.dispatch_failures`, only 
 * :func:`message_deadline`: after this instant a message is useless (its wave's expiry, else its kind's default).
 * :class:`FailureBreaker` (:meth:`FailureBreaker.configured`) trips when most recent attempts failed;
   :func:`pause_reason` is what the paused campaign then says.
+* :func:`claim_size`: how many messages a worker claims next, about a second of its recent sending.
 """
 
 from __future__ import annotations
@@ -152,6 +153,26 @@ def message_deadline(
     if expires_at is not None:
         return expires_at
     return default_expiry(kind, event_starts_at, event_ends_at)
+
+
+CLAIM_SECONDS = 1.0
+"""A worker claims about this many seconds of its recent sending at a time (see :func:`claim_size`)."""
+
+
+def claim_size(finished: int, seconds: float, *, least: int, most: int) -> int:
+    """How many messages a worker claims next, given that it finished ``finished`` messages in the ``seconds``
+    since its previous claim: about :data:`CLAIM_SECONDS` of that rate, at least ``least`` (what keeps its
+    senders busy) and at most ``most`` (``delivery.batch_size``); ``least`` while it has no rate yet.
+
+    Why adapt: every claim and every group of results costs the database a fixed share besides its rows, so a
+    fast worker wants big batches (bench/scale.py, one PostgreSQL worker: batches of 1,000 against 200 took
+    0.028 s of server CPU per 1,000 messages instead of 0.038, and the worker 0.37 s of CPU instead of 0.46).
+    But what a worker holds and has not sent is what a crash leaves waiting for its lease, what a graceful stop
+    gives back and what other workers cannot share; a worker held to a slow relay or a rate limit takes no more
+    than a second's worth."""
+    if finished <= 0 or seconds <= 0:
+        return max(1, min(least, most))
+    return max(1, min(most, max(least, round(finished / seconds * CLAIM_SECONDS))))
 
 
 def pause_reason(failure_rate: float, error: DeliveryError) -> str:

@@ -50,7 +50,7 @@ from sqlalchemy import Connection
 
 from campaign.models import Contact, MessageStatus, Wave
 from campaign.render.personalise import WaveRenderer
-from campaign.rules.delivery import message_deadline
+from campaign.rules.delivery import claim_size, message_deadline
 from campaign.services.campaigns import get_campaign
 from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch_failures import Failures
@@ -124,6 +124,9 @@ class Dispatcher:
         self.renderers: dict[int, WaveRenderer] = {}
         self.revisions: dict[int, tuple[int, datetime] | None] = {}  # of each cached renderer's event
         self.summary = DispatchSummary()
+        # When the previous claim that found messages was made (monotonic) and how many results had been recorded
+        # then: the rate that sizes the next claim (rules.delivery.claim_size); None after a claim found none.
+        self._previous_claim: tuple[float, int] | None = None
         self.failures = Failures(settings, clock, self.summary)
         # On PostgreSQL senders go on while their results wait for the group's commit (see dispatch_results).
         d = settings.delivery
@@ -234,10 +237,19 @@ class Dispatcher:
         for sender in senders:
             sender.cancel()
 
+    def _claim_limit(self, claimed_at: float) -> int:
+        """About a second of this worker's recent sending, between what keeps its senders busy and
+        ``delivery.batch_size`` (see :func:`~campaign.rules.delivery.claim_size`)."""
+        finished = sum(self.summary.counts.values())
+        previous, self._previous_claim = self._previous_claim, (claimed_at, finished)
+        since = (finished - previous[1], claimed_at - previous[0]) if previous else (0, 0.0)
+        return claim_size(*since, least=2 * self.concurrency, most=self.settings.delivery.batch_size)
+
     async def _claim(self) -> list[Job]:
         now = self.clock()
         d = self.settings.delivery
         claimed_at = time.monotonic()  # before the claim: its leases start no earlier
+        limit = self._claim_limit(claimed_at)
 
         def lease(conn: Connection) -> tuple[Claim, dict[int, Contact], dict[int, Wave]]:
             claim = outbox.claim(
@@ -245,7 +257,7 @@ class Dispatcher:
                 owner=self.owner,
                 now=now,
                 lease_until=now + timedelta(seconds=d.lease_seconds),
-                limit=d.batch_size,
+                limit=limit,
                 campaign_id=self.campaign_id,
             )
             if not claim.messages:
@@ -268,6 +280,7 @@ class Dispatcher:
                 break
         claimed = claim.messages
         if not claimed:
+            self._previous_claim = None  # idle since: no rate to go by
             return []
         self.summary.claimed += len(claimed)
         # Claims only return campaigns that are sending: one paused earlier has been resumed since.
