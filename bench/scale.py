@@ -57,8 +57,12 @@ an ``executemany`` counts as one (psycopg 3 pipelines it). The coordination stat
 heartbeat + rate limit + completion (target <= 0.01), the status checks shown beside them; result writes are the
 work itself and are reported separately, with how many messages each carries. The projection: messages/s one
 PostgreSQL core can coordinate = 1000 / (server CPU seconds per 1,000 messages in the one-worker runs, every
-statement included: claims, results, reads; target >= 50,000). Msg/s "after start-up" (from the first look that
-saw a message sent) are shown too: each process takes about a second to import before it sends.
+statement included: claims, results, reads); what one PostgreSQL server of this machine's cores coordinates =
+cores x 1000 / (the highest server CPU per 1,000 messages of the runs with at most one worker per core, so the
+contention between workers' backends is in it; more workers than cores measure the workers crowding the shared
+cores, not the server; target >= 50,000). Both are printed; the target is the server's. Msg/s "after start-up"
+(from the first look that saw a message sent) are shown too: each process takes about a second to import before
+it sends.
 
 Prints each figure with what it means and ends with one JSON line of all figures.
 """
@@ -103,7 +107,7 @@ POLL_SECONDS = 0.1
 RUN_TIMEOUT = 300.0  # seconds a measurement may take before it is called stuck
 TARGET_PG_VS_SQLITE = 0.8
 TARGET_COORDINATION_PER_MESSAGE = 0.01
-TARGET_CORE_MSG_PER_S = 50_000
+TARGET_SERVER_MSG_PER_S = 50_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 COUNTING_FLAG = "--counting-worker"  # the child that runs `campaign worker` with a statement counter
 KINDS = ("claim", "record", "status check", "heartbeat", "rate limit", "completion", "other")
@@ -641,10 +645,18 @@ def report(
     print(
         f"PostgreSQL server CPU: {cpu_k:.3f} s per 1,000 messages with one worker (median of the timed runs; "
         f"{counted_cpu_k:.3f} s in the counting run), every statement included: one server core coordinates "
-        f"{core_rate:,.0f} msg/s at this cost (target >= {TARGET_CORE_MSG_PER_S:,}); "
+        f"{core_rate:,.0f} msg/s at this cost; "
         f"{1e6 * cpu_k / max(total_trips * per_k, 1):.0f} µs of server CPU a round trip"
     )
     cores = os.cpu_count() or 1
+    per_core_runs = [w for w in counts if w <= cores]
+    costliest = max(per_core_runs, key=lambda w: pg_cpu_k[w])
+    server_rate = cores * 1000 / pg_cpu_k[costliest] if pg_cpu_k[costliest] > 0 else float("inf")
+    print(
+        f"one PostgreSQL server of this machine's {cores} cores coordinates {server_rate:,.0f} msg/s: {cores} x "
+        f"1000 / {pg_cpu_k[costliest]:.3f} s, the server CPU per 1,000 messages with {costliest} worker(s), the "
+        f"costliest of the runs with at most one worker per core (target >= {TARGET_SERVER_MSG_PER_S:,})"
+    )
     print(
         f"this machine: {cores} cores (load average {load[0]:.2f} before, {load[1]:.2f} after); a worker takes "
         f"{client_cpu_k[1]:.3f} s of CPU per 1,000 messages and the server {cpu_k:.3f} s, so {cores} cores cap "
@@ -652,7 +664,8 @@ def report(
     )
     met_ratio = vs_sqlite >= TARGET_PG_VS_SQLITE
     met_coord = coordination_per_message <= TARGET_COORDINATION_PER_MESSAGE
-    met_core = core_rate >= TARGET_CORE_MSG_PER_S
+    met_core = core_rate >= TARGET_SERVER_MSG_PER_S
+    met_server = server_rate >= TARGET_SERVER_MSG_PER_S
     figures: dict[str, Any] = {
         "messages": n,
         "repeat": args.repeat,
@@ -680,13 +693,16 @@ def report(
         "record_statements_per_message": round(statements["record"] / n, 5),
         "counting_run_pg_server_cpu_s_per_1000": round(counted_cpu_k, 4),
         "pg_core_msg_per_s": round(core_rate),
+        "pg_server_msg_per_s": round(server_rate),
+        "pg_server_cores": cores,
         "target_pg_vs_sqlite": TARGET_PG_VS_SQLITE,
         "target_coordination_per_message": TARGET_COORDINATION_PER_MESSAGE,
-        "target_core_msg_per_s": TARGET_CORE_MSG_PER_S,
+        "target_server_msg_per_s": TARGET_SERVER_MSG_PER_S,
         "pg_vs_sqlite_met": met_ratio,
         "coordination_met": met_coord,
         "core_projection_met": met_core,
-        "target_met": met_ratio and met_coord and met_core,
+        "server_projection_met": met_server,
+        "target_met": met_ratio and met_coord and met_server,
         "sink_total": sink_total,
         "rounds": {
             **{f"pg_w{w}": [round(v) for v in rate[w]] for w in counts},

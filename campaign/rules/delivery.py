@@ -172,7 +172,8 @@ def claim_size(finished: int, seconds: float, *, least: int, most: int) -> int:
     than a second's worth."""
     if finished <= 0 or seconds <= 0:
         return max(1, min(least, most))
-    return max(1, min(most, max(least, round(finished / seconds * CLAIM_SECONDS))))
+    # Clamped as a float first: a tiny interval makes the rate infinite, which no int holds.
+    return max(1, min(most, max(least, round(min(float(most), finished / seconds * CLAIM_SECONDS)))))
 
 
 def pause_reason(failure_rate: float, error: DeliveryError) -> str:
