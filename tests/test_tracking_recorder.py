@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner, Result
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from campaign.cli import cli
 from campaign.config import TrackingSettings
@@ -170,6 +170,26 @@ def test_purge_deletes_only_what_is_older_than_the_retention(db: Database, tmp_p
     assert len(events(db)) == 2
     assert purge_tracking(db, TrackingSettings(), now, days=2) == 1
     assert len(events(db)) == 1
+
+
+def test_purge_goes_in_chunks_and_finds_old_events_written_late(db: Database, tmp_path: Path) -> None:
+    ids = sent_messages(db, tmp_path)
+    rec = recorder(db)
+    now = datetime(2027, 6, 1, tzinfo=UTC)
+    # 25 old events, then 5 recent ones, then 3 old ones written after them (a late batch): ids out of time order.
+    ages = [500 - n for n in range(25)] + [1, 2, 3, 4, 5] + [450, 451, 452]
+    for n, days_ago in enumerate(ages):
+        at = now - timedelta(days=days_ago)  # each its own user agent: no hit is a repeat of another
+        rec.record(Hit(TrackingKind.OPEN, ids["ana@example.org"], at, user_agent=f"{CHROME} {n}"))
+    asyncio.run(rec.flush())
+    assert len(events(db)) == 33
+    commits: list[None] = []
+    event.listen(db.engine, "commit", lambda _conn: commits.append(None))
+    assert purge_tracking(db, TrackingSettings(), now, chunk=10) == 28
+    # Chunks of 10: 10, 10, 8 (short: nothing older is left), each its own transaction.
+    assert len(commits) == 3
+    assert len(events(db)) == 5
+    assert purge_tracking(db, TrackingSettings(), now, chunk=10) == 0
 
 
 def test_create_turns_tracking_off_per_campaign_and_purge_runs_from_the_command_line(

@@ -327,15 +327,25 @@ class HitRecorder:
 _Click = tuple[datetime, int | None, int, int]
 
 
-def purge_tracking(db: Database, settings: TrackingSettings, now: datetime, days: int | None = None) -> int:
+def purge_tracking(
+    db: Database, settings: TrackingSettings, now: datetime, days: int | None = None, *, chunk: int = 10_000
+) -> int:
     """Delete tracking events older than ``days`` (default ``tracking.retention_days``; 0 keeps everything);
     returns how many. Registrations, suppressions and opt-outs are kept: they are what people asked for, not
     what they did. Reports then count what the events left say (``message_activity`` follows the deletion: the
-    database's triggers, migration 0013)."""
+    database's triggers, migration 0013).
+
+    In chunks of ``chunk`` events, each its own transaction: a purge of millions never holds SQLite's write lock
+    for more than one chunk, so the tracking recorder and the delivery worker write between chunks."""
     days = settings.retention_days if days is None else days
     if days < 0:
         raise ValidationError(f"--days must be 0 or more, not {days}")
     if days == 0:
         return 0
-    with db.write() as conn:
-        return tracking_store.purge(conn, now - timedelta(days=days))
+    before, deleted = now - timedelta(days=days), 0
+    while True:
+        with db.write() as conn:
+            found = tracking_store.purge_oldest(conn, before, chunk)
+        deleted += found
+        if found < chunk:
+            return deleted

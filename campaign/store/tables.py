@@ -257,10 +257,9 @@ class TrackingEventRow(Base):
     """Something a recipient did with a message: open, click, calendar download, registration, unsubscribe."""
 
     __tablename__ = "tracking_events"
-    __table_args__ = (
-        Index("ix_tracking_events_message_id_kind", "message_id", "kind"),
-        Index("ix_tracking_events_occurred_at", "occurred_at"),
-    )
+    # No index on occurred_at: only the purge would read it, and it finds old events in primary-key order
+    # (migration 0015).
+    __table_args__ = (Index("ix_tracking_events_message_id_kind", "message_id", "kind"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
