@@ -1,7 +1,7 @@
 """Enqueue benchmark: materialising a wave of 100,000 recipients into outbox rows.
 
 Measures, in the same run and on fresh SQLite databases: campaign's single ``INSERT ... SELECT``
-(:func:`campaign.store.outbox.enqueue_wave`), a Core ``executemany`` of the same rows built in Python, and
+(:func:`campaign.store.materialise.enqueue_wave`), a Core ``executemany`` of the same rows built in Python, and
 a naive ORM ``add_all`` of mapped objects. Prints seconds and rows/s for each, the ratios, and ends with one
 JSON line. Target: about a second for 100,000 recipients.
 
@@ -23,7 +23,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from campaign.services.database import init_database
-from campaign.store import outbox
+from campaign.store import materialise
 from campaign.store.engine import Database
 from campaign.store.tables import MessageRow, campaigns, contacts, events, list_members, lists, messages, waves
 
@@ -71,7 +71,7 @@ def setup(path: Path, recipients: int) -> tuple[Database, int, int]:
 def campaign_enqueue(db: Database, wave_id: int, list_id: int, recipients: int) -> None:
     now = datetime.now(UTC)
     with db.write() as conn:
-        added = outbox.enqueue_wave(conn, wave_id=wave_id, list_id=list_id, scheduled_at=now, now=now)
+        added = materialise.enqueue_wave(conn, wave_id=wave_id, list_id=list_id, scheduled_at=now, now=now)
     assert added == recipients, added
 
 

@@ -13,10 +13,10 @@ Measured, in the same run (``--repeat`` rounds, interleaved, medians):
 * ours: :func:`campaign.services.scheduling.fire_due` at the wave's instant: the compare-and-set of the wave, the
   distinct zones of the contacts (read through their zone index), each zone's first weekday 09:00-17:00 instant
   (DST-correct, once per zone), and
-  :func:`campaign.store.outbox.materialise_wave`'s ``INSERT ... SELECT`` of the not-registered members (70%: no
+  :func:`campaign.store.materialise.materialise_wave`'s ``INSERT ... SELECT`` of the not-registered members (70%: no
   registration for the event), each with its zone's ``scheduled_at``, suppressed if the address is suppressed or
   opted out of the event; plus the invitation's top-up check, as the scheduler service runs it;
-* the plain enqueue of the same rows: :func:`campaign.store.outbox.enqueue_wave` (no audience, no window, one
+* the plain enqueue of the same rows: :func:`campaign.store.materialise.enqueue_wave` (no audience, no window, one
   ``scheduled_at``) into the same wave from a list holding exactly the not-registered members;
 * for reference, the plain enqueue of the whole list (every contact).
 
@@ -47,7 +47,7 @@ from campaign.models import Audience, MessageStatus, RegistrationSource, WaveKin
 from campaign.rules.timing import format_window, parse_window
 from campaign.services.database import init_database
 from campaign.services.scheduling import fire_due
-from campaign.store import outbox
+from campaign.store import materialise
 from campaign.store.engine import Database
 from campaign.store.tables import (
     contacts,
@@ -175,7 +175,7 @@ def ours(db: Database, ids: dict[str, int]) -> int:
 def plain(list_key: str) -> Callable[[Database, dict[str, int]], int]:
     def run(db: Database, ids: dict[str, int]) -> int:
         with db.write() as conn:
-            return outbox.enqueue_wave(
+            return materialise.enqueue_wave(
                 conn, wave_id=ids["wave_id"], list_id=ids[list_key], scheduled_at=FIRES_AT, now=FIRES_AT
             )
 

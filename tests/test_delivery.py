@@ -44,7 +44,7 @@ from campaign.services.dispatch_summary import DispatchSummary, PausedCampaign
 from campaign.services.events import add_event
 from campaign.services.lifecycle import CheckFailedError, launch, move
 from campaign.services.parallel import send_parallel
-from campaign.store import outbox
+from campaign.store import materialise, outbox
 from campaign.store import suppressions as suppression_store
 from campaign.store.engine import Database
 from campaign.store.tables import campaigns, contacts, messages, suppressions, waves
@@ -481,7 +481,7 @@ def test_enqueue_is_idempotent_and_launching_twice_is_refused(db: Database, tmp_
 
     def enqueue_again() -> int:
         with db.write() as conn:
-            return outbox.enqueue_wave(
+            return materialise.enqueue_wave(
                 conn, wave_id=details.waves[0].id, list_id=details.campaign.list_id, scheduled_at=now, now=now
             )
 

@@ -15,7 +15,7 @@ from campaign.models import Audience
 from campaign.rules.contact_fields import email_key
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.lifecycle import launch
-from campaign.store import outbox
+from campaign.store import materialise, outbox
 from campaign.store.engine import Database
 from campaign.store.outbox import EVENT_UNSUBSCRIBED
 from campaign.store.tables import event_unsubscribes, list_members
@@ -127,7 +127,7 @@ def test_the_claim_the_materialisation_and_the_audience_look_opt_outs_and_regist
 
     campaign_id = get_campaign(sqlite_db, "c").campaign.id
     for audience in (Audience.REGISTERED, Audience.NOT_REGISTERED):
-        condition = outbox.audience_condition(audience, campaign_id)
+        condition = materialise.audience_condition(audience, campaign_id)
         query = select(list_members.c.contact_id).where(list_members.c.list_id == 1, condition)
         compiled = query.compile(sqlite_db.engine, compile_kwargs={"literal_binds": True})
         with sqlite_db.read() as conn:

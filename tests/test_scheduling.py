@@ -27,7 +27,7 @@ from campaign.services.lifecycle import move
 from campaign.services.scheduling import Fired, fire_due, fire_times
 from campaign.services.transitions import transition
 from campaign.services.waves import WaveOptions, add_wave
-from campaign.store import attendances, outbox, registrations
+from campaign.store import attendances, materialise, registrations
 from campaign.store import campaigns as campaign_store
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
@@ -543,16 +543,16 @@ def test_a_cancel_during_a_materialisation_strands_no_queued_message(
     # must wait for it (the campaign row is locked FOR SHARE), else it cancels the rows it can see, not these.
     settings = base_settings(tmp_path)
     due = launched_with_a_reminder(db, tmp_path, settings)
-    materialise = outbox.materialise_wave
+    materialise_now = materialise.materialise_wave
     inside = threading.Event()
 
     def materialise_slowly(*args: Any, **kwargs: Any) -> Counter[str]:
-        counts = materialise(*args, **kwargs)
+        counts = materialise_now(*args, **kwargs)
         inside.set()
         time.sleep(0.5)  # the cancel runs now, before this transaction commits
         return counts
 
-    monkeypatch.setattr(outbox, "materialise_wave", materialise_slowly)
+    monkeypatch.setattr(materialise, "materialise_wave", materialise_slowly)
     handles = [Database(db.url.render_as_string(hide_password=False)) for _ in range(2)]
     errors: list[BaseException] = []
 
@@ -618,7 +618,7 @@ def test_the_top_up_finds_newcomers_through_an_index(sqlite_db: Database) -> Non
     with sqlite_db.read() as conn:
         compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
-        assert outbox.joined_since(conn, 1, since) is False
+        assert materialise.joined_since(conn, 1, since) is False
     assert "ix_list_members_list_id_added_at" in plan
 
 
@@ -636,7 +636,7 @@ def test_firing_reads_the_zones_one_index_seek_each(sqlite_db: Database, tmp_pat
     event.listen(sqlite_db.engine, "before_cursor_execute", record)
     try:
         with sqlite_db.read() as conn:
-            zones = outbox.stored_zones(conn)
+            zones = materialise.stored_zones(conn)
     finally:
         event.remove(sqlite_db.engine, "before_cursor_execute", record)
     assert zones == ["America/Lima", "Asia/Manila", ZURICH, None]

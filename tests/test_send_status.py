@@ -24,7 +24,7 @@ from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.lifecycle import launch, move, retry_deferred
 from campaign.services.progress import Waiting, campaign_progress
 from campaign.store import campaigns as campaign_store
-from campaign.store import outbox
+from campaign.store import materialise, outbox
 from campaign.store.engine import Database
 from campaign.store.tables import messages
 from tests.test_delivery import (
@@ -313,7 +313,7 @@ def test_progress_counts_every_state_per_wave_and_says_when_the_rest_is_due(
             {"campaign_id": first_wave.campaign_id, "name": "reminder", "kind": "reminder", "template": "invitation"},
             datetime.now(UTC),
         )
-        outbox.enqueue_wave(conn, wave_id=wave_id, list_id=1, scheduled_at=later, now=datetime.now(UTC))
+        materialise.enqueue_wave(conn, wave_id=wave_id, list_id=1, scheduled_at=later, now=datetime.now(UTC))
     send(db, settings, smtp.servers())
 
     progress = campaign_progress(db, "c")

@@ -57,7 +57,7 @@ from campaign.services.scheduling import fire_due, planned_instant, wave_expiry,
 from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
-from campaign.store import outbox
+from campaign.store import materialise
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
 
@@ -357,5 +357,5 @@ def _retime_fired(conn: Connection, old: Event, new: Event, now: datetime) -> No
                 continue
             start = max(planned_instant(schedule, new.starts_at, campaign.launched_at or now), now)
             window = parse_window(schedule.window) if schedule.window else None
-            zones = outbox.stored_zones(conn) if zones is None else zones
-            outbox.retime_waiting(conn, wave.id, zone_schedules(zones, new.timezone, start, window, expiry), now)
+            zones = materialise.stored_zones(conn) if zones is None else zones
+            materialise.retime_waiting(conn, wave.id, zone_schedules(zones, new.timezone, start, window, expiry), now)

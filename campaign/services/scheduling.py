@@ -37,10 +37,10 @@ from campaign.rules.timing import (
 from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
-from campaign.store import outbox
+from campaign.store import materialise
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
-from campaign.store.outbox import ZoneSchedule
+from campaign.store.materialise import ZoneSchedule
 from campaign.store.waves import DueWave, WaveSchedule
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,8 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
         if not wave_store.mark_enqueued(conn, wave.id, expires_at=expiry, now=now):
             return None
         # Every stored zone, not the list's: read through an index, and the extra zones unused (stored_zones).
-        zones = zone_schedules(outbox.stored_zones(conn), due.organiser_zone, now, window, expiry)
-        counts = outbox.materialise_wave(
+        zones = zone_schedules(materialise.stored_zones(conn), due.organiser_zone, now, window, expiry)
+        counts = materialise.materialise_wave(
             conn,
             wave_id=wave.id,
             campaign_id=wave.campaign_id,
@@ -244,7 +244,7 @@ def _top_up(db: Database, stale: DueWave, now: datetime) -> Fired | None:
         return None
     since = wave.enqueued_at - TOP_UP_OVERLAP
     with db.read() as conn:
-        if not outbox.joined_since(conn, stale.list_id, since):
+        if not materialise.joined_since(conn, stale.list_id, since):
             return None
     with db.write() as conn:
         # Read again under the write, locked as firing does: the campaign may have been cancelled, or the wave
@@ -259,11 +259,11 @@ def _top_up(db: Database, stale: DueWave, now: datetime) -> Fired | None:
         expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
         if now >= min(expiry, due.event_start):
             return None
-        zones = outbox.audience_zones(conn, due.list_id, since)
+        zones = materialise.audience_zones(conn, due.list_id, since)
         if not zones:
             return None
         window = parse_window(due.schedule.window) if due.schedule.window else None
-        counts = outbox.materialise_wave(
+        counts = materialise.materialise_wave(
             conn,
             wave_id=wave.id,
             campaign_id=wave.campaign_id,

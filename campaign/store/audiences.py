@@ -1,7 +1,7 @@
 """SQL for who a wave's audience is now, zone by zone: what ``campaign status`` and ``campaign plan`` show.
 
 The audience is selected by the same condition a wave is materialised with
-(:func:`campaign.store.outbox.audience_condition`), so the counts shown are the rows a wave firing now would add
+(:func:`campaign.store.materialise.audience_condition`), so the counts shown are the rows a wave firing now would add
 (suppressed addresses included: they get a ``suppressed`` row).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Integer, case, func, select
 
 from campaign.models import Audience
-from campaign.store.outbox import audience_condition
+from campaign.store.materialise import audience_condition
 from campaign.store.tables import contacts, list_members
 
 

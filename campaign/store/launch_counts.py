@@ -1,6 +1,6 @@
 """SQL for what a launch confirmation states: how many members of a list would get a ``suppressed`` row.
 
-The condition is the one :func:`campaign.store.outbox.enqueue_wave` writes ``suppressed`` with: the address is in
+The condition is the one :func:`campaign.store.materialise.enqueue_wave` writes ``suppressed`` with: the address is in
 ``suppressions``, or it asked for no more mail about the campaign's event (``event_unsubscribes``). One count, in
 the database, however long the list.
 """

@@ -1,4 +1,5 @@
-"""SQL for the outbox: materialising waves into message rows, claiming them under a lease, recording results.
+"""SQL for the outbox: claiming message rows under a lease, recording results (the rows are made from waves by
+:mod:`campaign.store.materialise`).
 
 Claiming is the queue's heart. On PostgreSQL due rows are selected ``FOR UPDATE SKIP LOCKED``, so many
 workers share one queue without waiting on each other. On SQLite a claim is ``UPDATE ... WHERE id IN (SELECT
@@ -33,7 +34,6 @@ record), five index entries at about 1 µs each, the look-ups by primary key, an
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +44,6 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     String,
-    Table,
     Text,
     and_,
     any_,
@@ -68,28 +67,21 @@ from campaign.models import (
     REACHED_MESSAGES,
     UNFINISHED_MESSAGES,
     WAITING_MESSAGES,
-    Audience,
     CampaignStatus,
     Contact,
     MessageStatus,
-    TrackingKind,
-    WaveKind,
 )
 from campaign.store.contacts import CONTACT_FIELDS
-from campaign.store.dialect import insert_ignoring_conflicts, json_rows
+from campaign.store.dialect import json_rows
 from campaign.store.tables import (
     UTCDateTime,
-    attendances,
     campaigns,
     contacts,
     due_at,
     due_indexed,
     event_unsubscribes,
-    list_members,
     messages,
-    registrations,
     suppressions,
-    tracking_events,
     waves,
 )
 
@@ -111,294 +103,8 @@ class ClaimedMessage:
     queued_at: datetime
 
 
-def enqueue_wave(conn: Connection, *, wave_id: int, list_id: int, scheduled_at: datetime, now: datetime) -> int:
-    """One row per member of the list: ``queued``, or ``suppressed`` with the reason. Returns rows added.
-
-    A single INSERT ... SELECT, idempotent thanks to the (wave, contact) key: running it again adds only
-    contacts that joined the list since.
-    """
-    suppressed = suppressions.c.reason.is_not(None)
-    source = (
-        select(
-            literal(wave_id).label("wave_id"),
-            list_members.c.contact_id,
-            case((suppressed, MessageStatus.SUPPRESSED.value), else_=MessageStatus.QUEUED.value).label("status"),
-            literal(scheduled_at, type_=messages.c.scheduled_at.type).label("scheduled_at"),
-            literal(0).label("attempts"),
-            suppressions.c.reason.label("last_error"),
-            literal(now, type_=messages.c.created_at.type).label("created_at"),
-            literal(now, type_=messages.c.updated_at.type).label("updated_at"),
-        )
-        .join(contacts, contacts.c.id == list_members.c.contact_id)
-        .outerjoin(suppressions, suppressions.c.email_key == contacts.c.email_key)
-        .where(list_members.c.list_id == list_id)
-    )
-    columns = ["wave_id", "contact_id", "status", "scheduled_at", "attempts", "last_error", "created_at", "updated_at"]
-    stmt = insert_ignoring_conflicts(conn, messages).from_select(columns, source)
-    # SQLAlchemy 2.1 keeps an INSERT's row count only when asked.
-    return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
-
-
-# Which tracking event an audience looks for; the "not-" audiences are the list members without one.
-# A person's click implies they opened the message: with images blocked, no open is ever recorded.
-_OPENED = (TrackingKind.OPEN.value, TrackingKind.CLICK.value)
-_CLICKED = (TrackingKind.CLICK.value,)
-_AUDIENCE_EVENTS: dict[Audience, tuple[tuple[str, ...], bool]] = {
-    Audience.OPENED: (_OPENED, True),
-    Audience.NOT_OPENED: (_OPENED, False),
-    Audience.CLICKED: (_CLICKED, True),
-    Audience.NOT_CLICKED: (_CLICKED, False),
-}
-
-# The audiences of rows naming the campaign's event and a contact: registrations (any source), attendances.
-_AUDIENCE_ROWS: dict[Audience, tuple[Table, bool]] = {
-    Audience.REGISTERED: (registrations, True),
-    Audience.NOT_REGISTERED: (registrations, False),
-    Audience.ATTENDED: (attendances, True),
-    Audience.NOT_ATTENDED: (attendances, False),
-}
-
 EVENT_UNSUBSCRIBED = "unsubscribed from this event"
 """The ``last_error`` of a message not sent because its address asked for no more mail about its event."""
-
-
-def audience_condition(audience: Audience, campaign_id: int) -> Any:
-    """The condition on ``list_members.contact_id`` that selects ``audience``: for ``registered``, a
-    registration of that contact for the campaign's event, from any source, with or without a message (see
-    :mod:`campaign.store.registrations`); for ``attended``, an attendance of that contact at the campaign's event
-    (its attendee report imported, :mod:`campaign.store.attendances`); for ``opened`` (``clicked``), an ``open``
-    (``click``) tracking event on a message of this campaign to that contact, by a person (machines do not
-    count; a person's click counts as an open too); for the ``not-`` audiences, none; for ``invited``, an
-    invitation of this campaign sent or being sent to that contact. None for ``all``."""
-    if audience is Audience.ALL:
-        return None
-    if audience is Audience.INVITED:
-        return list_members.c.contact_id.in_(_invited(campaign_id))
-    if audience in _AUDIENCE_ROWS:
-        table, present = _AUDIENCE_ROWS[audience]
-        # A probe of the unique (event, contact[, source]) index per member, its first two columns: NOT EXISTS,
-        # not NOT IN, as PostgreSQL plans NOT IN over a subquery too big for its memory as a scan per row.
-        found = exists(
-            # A column of the index, not *: the probe then reads the index alone, never the table.
-            select(table.c.contact_id).where(
-                table.c.event_id == _event_of(campaign_id),
-                table.c.contact_id == list_members.c.contact_id,
-            )
-        )
-        return found if present else ~found
-    kinds, present = _AUDIENCE_EVENTS[audience]
-    sent = messages.alias("acted_on")
-    acted = (
-        select(sent.c.contact_id)
-        .join(tracking_events, tracking_events.c.message_id == sent.c.id)
-        .where(
-            sent.c.wave_id.in_(select(waves.c.id).where(waves.c.campaign_id == campaign_id).scalar_subquery()),
-            tracking_events.c.kind.in_(kinds),
-            # Opens and clicks by privacy proxies and link scanners say nothing about the person.
-            tracking_events.c.is_machine.is_(False),
-        )
-    )
-    column = list_members.c.contact_id
-    return column.in_(acted) if present else column.not_in(acted)
-
-
-def _event_of(campaign_id: int) -> Any:
-    """The campaign's event id, as a subquery the database evaluates once per statement."""
-    return select(campaigns.c.event_id).where(campaigns.c.id == campaign_id).scalar_subquery()
-
-
-def _invited(campaign_id: int) -> Any:
-    """Contacts whose invitation from this campaign was sent or is being sent (``invited``)."""
-    invitation = messages.alias("invitation")
-    invitations = select(waves.c.id).where(
-        waves.c.campaign_id == campaign_id, waves.c.kind == WaveKind.INVITATION.value
-    )
-    return select(invitation.c.contact_id).where(
-        invitation.c.wave_id.in_(invitations.scalar_subquery()), invitation.c.status.in_(REACHED)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneSchedule:
-    """When the recipients of one zone get a wave (None: no instant inside its window before its expiry, and
-    then ``error`` says why); ``zone`` is a contact's ``timezone`` column, None for contacts without one."""
-
-    zone: str | None
-    scheduled_at: datetime | None
-    error: str | None = None
-
-
-def materialise_wave(
-    conn: Connection,
-    *,
-    wave_id: int,
-    campaign_id: int,
-    list_id: int,
-    audience: Audience,
-    zones: Sequence[ZoneSchedule],
-    fallback_at: datetime,
-    now: datetime,
-    added_since: datetime | None = None,
-) -> Counter[str]:
-    """One row per member of the list in ``audience`` (see :func:`audience_condition`), each scheduled at its
-    zone's instant: ``queued``; ``suppressed`` with the reason for a suppressed address, or with
-    :data:`EVENT_UNSUBSCRIBED` for one that asked for no more mail about the campaign's event; ``expired`` with
-    the zone's ``error`` when its zone has no instant (its ``scheduled_at`` is then ``fallback_at``). A zone
-    missing from ``zones`` is treated so too. Returns the rows added by status.
-
-    One ``INSERT ... SELECT``, idempotent on the (wave, contact) key; the per-zone instants travel as one JSON
-    parameter joined on the contact's zone, so the database computes nothing per recipient. ``added_since``
-    limits it to members who joined the list since then (a top-up of late additions); without it, the wave has
-    no rows yet (its compare-and-set to ``enqueued`` just succeeded), so its rows are the ones added.
-    """
-    rows, zone = _zone_table(conn, zones)
-    suppressed = suppressions.c.reason.is_not(None)
-    opted_out = event_unsubscribes.c.id.is_not(None)
-    no_instant = zone.c.scheduled_at.is_(None)
-    fallback = literal(fallback_at, type_=messages.c.scheduled_at.type)
-    status = case(
-        (or_(suppressed, opted_out), MessageStatus.SUPPRESSED.value),
-        (no_instant, MessageStatus.EXPIRED.value),
-        else_=MessageStatus.QUEUED.value,
-    )
-    last_error = case(
-        (suppressed, suppressions.c.reason),
-        (opted_out, EVENT_UNSUBSCRIBED),
-        (no_instant, func.coalesce(zone.c.error, "no send instant in the recipient's zone")),
-        else_=None,
-    )
-    source = (
-        select(
-            literal(wave_id).label("wave_id"),
-            list_members.c.contact_id,
-            status.label("status"),
-            func.coalesce(zone.c.scheduled_at, fallback).label("scheduled_at"),
-            literal(0).label("attempts"),
-            last_error.label("last_error"),
-            literal(now, type_=messages.c.created_at.type).label("created_at"),
-            literal(now, type_=messages.c.updated_at.type).label("updated_at"),
-        )
-        .join(contacts, contacts.c.id == list_members.c.contact_id)
-        .outerjoin(suppressions, suppressions.c.email_key == contacts.c.email_key)
-        # Those who asked for no more mail about this event: a probe of its unique (event, address) index.
-        .outerjoin(
-            event_unsubscribes,
-            and_(
-                event_unsubscribes.c.event_id == _event_of(campaign_id),
-                event_unsubscribes.c.email_key == contacts.c.email_key,
-            ),
-        )
-        # On this expression, not the column itself: joined on the column, SQLite 3.40 reads every zone row for
-        # every recipient (five times slower at 400 zones); on the expression it looks each one up in an
-        # automatic index on the zones (tests/test_scheduling.py checks the plan).
-        .outerjoin(zone, zone.c.zone == func.coalesce(contacts.c.timezone, ""))
-        .where(list_members.c.list_id == list_id)
-    )
-    if (condition := audience_condition(audience, campaign_id)) is not None:
-        source = source.where(condition)
-    columns = ["wave_id", "contact_id", "status", "scheduled_at", "attempts", "last_error", "created_at", "updated_at"]
-    if added_since is not None:
-        # A top-up adds few rows: they come back as they are inserted.
-        source = source.where(list_members.c.added_at >= added_since)
-        stmt = insert_ignoring_conflicts(conn, messages).from_select(columns, source).returning(messages.c.status)
-        return Counter(conn.execute(stmt, {"zones": rows}).scalars())
-    stmt = insert_ignoring_conflicts(conn, messages).from_select(columns, source)
-    # SQLAlchemy 2.1 keeps an INSERT's row count only when asked.
-    added = conn.execute(stmt, {"zones": rows}, execution_options={"preserve_rowcount": True}).rowcount
-    # The few rows not queued are counted from the due index (wave, status, ...), two short ranges of it, and
-    # the queued ones are the rest: counting them there too would read an index entry per recipient again.
-    unsent = (MessageStatus.SUPPRESSED.value, MessageStatus.EXPIRED.value)
-    counted = (
-        select(messages.c.status, func.count())
-        .where(messages.c.wave_id == wave_id, messages.c.status.in_(unsent))
-        .group_by(messages.c.status)
-    )
-    counts = Counter({row[0]: row[1] for row in conn.execute(counted)})
-    if queued := added - counts.total():
-        counts[MessageStatus.QUEUED.value] = queued
-    return counts
-
-
-def retime_waiting(conn: Connection, wave_id: int, zones: Sequence[ZoneSchedule], now: datetime) -> int:
-    """Move the wave's messages that wait for their first attempt to their zone's instant in ``zones`` (the
-    event moved: a reminder queued for the old time goes at the new one); a zone without an instant keeps its
-    time (the wave's expiry, moved with the event, then decides). Returns how many messages were moved.
-
-    One ``UPDATE``; the instants travel as one JSON parameter, as in :func:`materialise_wave`."""
-    rows, zone = _zone_table(conn, zones)
-    instant = (
-        select(zone.c.scheduled_at)
-        .select_from(contacts)
-        .join(zone, zone.c.zone == func.coalesce(contacts.c.timezone, ""))
-        .where(contacts.c.id == messages.c.contact_id, zone.c.scheduled_at.is_not(None))
-        .scalar_subquery()
-    )
-    stmt = (
-        update(messages)
-        .where(
-            messages.c.wave_id == wave_id,
-            messages.c.status == MessageStatus.QUEUED.value,
-            messages.c.attempts == 0,
-            # A message in a worker's hands is being sent as it stands.
-            messages.c.lease_owner.is_(None),
-        )
-        .values(scheduled_at=func.coalesce(instant, messages.c.scheduled_at), updated_at=now)
-    )
-    moved: int = conn.execute(stmt, {"zones": rows}, execution_options={"preserve_rowcount": True}).rowcount
-    return moved
-
-
-def _zone_table(conn: Connection, zones: Sequence[ZoneSchedule]) -> tuple[str, Any]:
-    """``zones`` as the JSON parameter ``zones`` and the subquery that reads it (zone, scheduled_at, error); a
-    contact without a zone matches the zone ``""``."""
-    dialect = conn.dialect
-    to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-
-    def stored(instant: datetime | None) -> Any:
-        # Copied from the SELECT as is, no type processing on the way: the backend's own storage form.
-        if instant is None:
-            return None
-        value = to_db(instant) if to_db else instant
-        return value.isoformat() if isinstance(value, datetime) else value
-
-    rows = json.dumps([[z.zone or "", stored(z.scheduled_at), z.error] for z in zones])
-    zone = json_rows(dialect.name, "zones", [("zone", Text()), ("scheduled_at", UTCDateTime()), ("error", Text())])
-    return rows, zone
-
-
-def audience_zones(conn: Connection, list_id: int, added_since: datetime | None = None) -> list[str | None]:
-    """The distinct zones of the list's members (None for those without one): each gets its instant once."""
-    stmt = (
-        select(contacts.c.timezone)
-        .distinct()
-        .join(list_members, list_members.c.contact_id == contacts.c.id)
-        .where(list_members.c.list_id == list_id)
-    )
-    if added_since is not None:
-        stmt = stmt.where(list_members.c.added_at >= added_since)
-    return list(conn.scalars(stmt))
-
-
-def stored_zones(conn: Connection) -> list[str | None]:
-    """The distinct zones of all contacts, and None (a contact without one): a superset of any list's zones.
-
-    A firing computes one send instant per zone, so a few zones more than the list's cost nothing, whereas
-    :func:`audience_zones` for a whole list reads every member and its contact (a fifth of a second for a
-    million). This reads one index entry per zone instead: a recursive "next zone after this one" through
-    ``ix_contacts_timezone`` (a loose index scan, on SQLite and PostgreSQL alike).
-    """
-    after = select(func.min(contacts.c.timezone).label("zone")).cte("zones", recursive=True)
-    following = select(func.min(contacts.c.timezone)).where(contacts.c.timezone > after.c.zone).scalar_subquery()
-    after = after.union_all(select(following.label("zone")).where(after.c.zone.is_not(None)))
-    # None stands for the zoneless (and an empty zone, which the materialising join takes for none).
-    return [zone for zone in conn.scalars(select(after.c.zone)) if zone] + [None]
-
-
-def joined_since(conn: Connection, list_id: int, since: datetime) -> bool:
-    """Whether a member joined the list at or after ``since``: an EXISTS on an index range of
-    ``ix_list_members_list_id_added_at``, cheap enough for every tick of every fired invitation."""
-    stmt = select(exists().where(list_members.c.list_id == list_id, list_members.c.added_at >= since))
-    return bool(conn.scalar(stmt))
 
 
 def _sending_waves(campaign_id: int | None) -> Any:

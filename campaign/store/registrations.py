@@ -3,7 +3,7 @@
 A registration names an event and a contact, not a message: someone who registered on the webinar platform
 (an import, its webhook) counts as much as someone who clicked the registration link in an invitation. The
 ``registered`` and ``not-registered`` audiences read these rows for the campaign's event, whatever their source
-(:func:`campaign.store.outbox.audience_condition`), through the unique (event, contact, source) index.
+(:func:`campaign.store.materialise.audience_condition`), through the unique (event, contact, source) index.
 """
 
 from __future__ import annotations

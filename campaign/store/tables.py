@@ -88,7 +88,7 @@ class ContactRow(Base):
 
     __tablename__ = "contacts"
     # Firing a wave computes each stored zone's send instant once: their distinct values are read by skipping
-    # through this index (one seek per zone, see store.outbox.stored_zones), not by reading every contact.
+    # through this index (one seek per zone, see store.materialise.stored_zones), not by reading every contact.
     __table_args__ = (Index("ix_contacts_timezone", "timezone"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

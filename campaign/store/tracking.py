@@ -3,7 +3,7 @@ unsubscribed), by a person or a machine.
 
 The tracking recorder (:mod:`campaign.services.tracking`) writes them a batch at a time, one statement whatever
 its size, and flags later the clicks a burst reveals as a scanner's; the purge deletes them after the retention
-period. The ``opened`` and ``clicked`` audiences read them (:func:`campaign.store.outbox.audience_condition`);
+period. The ``opened`` and ``clicked`` audiences read them (:func:`campaign.store.materialise.audience_condition`);
 ``registered`` reads registrations (:mod:`campaign.store.registrations`), which exist with or without a message.
 
 Every write here (insert, the re-flagging, the purge) also keeps ``message_activity``, each message's first
