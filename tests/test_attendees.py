@@ -26,7 +26,8 @@ from campaign.rules.contact_fields import FieldError
 from campaign.services.attendee_import import DID_NOT_ATTEND, AttendeeImportReport, import_attendees
 from campaign.services.contact_import import rejects_path_for
 from campaign.services.platform_import import not_contacts_path_for
-from campaign.services.reports import campaign_report, report_document, write_report_csv
+from campaign.services.report_documents import report_document, write_report_csv
+from campaign.services.reports import campaign_report
 from campaign.store.audiences import zone_sizes
 from campaign.store.engine import Database
 from campaign.store.tables import attendances, campaigns, contacts, lists

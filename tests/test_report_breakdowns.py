@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import insert, update
 
 from campaign.models import RegistrationSource
-from campaign.services.reports import CampaignReport, Tally, campaign_report
+from campaign.services.report_model import CampaignReport, Tally
+from campaign.services.reports import campaign_report
 from campaign.store.engine import Database
 from campaign.store.tables import attendances, contacts
 from tests.test_reports import BASE, World, actual, expected_tally, in_window, seed

@@ -29,7 +29,8 @@ from campaign.cli import cli
 from campaign.models import RegistrationSource
 from campaign.render import charts
 from campaign.render.figures import duration, percent
-from campaign.services.reports import campaign_report, report_document
+from campaign.services.report_documents import report_document
+from campaign.services.reports import campaign_report
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, links, waves
 from tests.conftest import cli_ok

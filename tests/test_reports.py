@@ -28,15 +28,9 @@ from sqlalchemy import delete, event, insert, select
 from campaign.cli import cli
 from campaign.config import TrackingSettings
 from campaign.models import FunnelRegistrations, MessageStatus, RegistrationSource, TrackingKind
-from campaign.services.reports import (
-    CampaignReport,
-    Tally,
-    campaign_lines,
-    campaign_report,
-    parse_moment,
-    report_document,
-    write_report_csv,
-)
+from campaign.services.report_documents import report_document, write_report_csv
+from campaign.services.report_model import CampaignReport, Tally
+from campaign.services.reports import campaign_lines, campaign_report, parse_moment
 from campaign.services.tracking import REGISTER_LINK, Hit, HitRecorder
 from campaign.store.engine import Database
 from campaign.store.tables import (

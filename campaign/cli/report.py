@@ -29,19 +29,9 @@ from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES,
 from campaign.render.report_html import report_html
 from campaign.services.files import atomic_text_file
 from campaign.services.local_hours import BUCKET_HOURS, zone_rows
-from campaign.services.reports import (
-    UNDELIVERED_SHOWN,
-    CampaignLine,
-    CampaignReport,
-    Delays,
-    Tally,
-    campaign_lines,
-    campaign_report,
-    lines_document,
-    report_document,
-    write_lines_csv,
-    write_report_csv,
-)
+from campaign.services.report_documents import lines_document, report_document, write_lines_csv, write_report_csv
+from campaign.services.report_model import CampaignLine, CampaignReport, Delays, Tally
+from campaign.services.reports import UNDELIVERED_SHOWN, campaign_lines, campaign_report
 
 FORMATS = ("table", "csv", "json", "html")
 

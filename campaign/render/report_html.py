@@ -4,7 +4,7 @@ a browser, printed, or attached to an email.
 Contract:
 
 * :func:`report_html` lays out the report's JSON document (``campaign-report/1``, made by
-  :func:`campaign.services.reports.report_document`): the file shows the numbers the JSON holds and computes
+  :func:`campaign.services.report_documents.report_document`): the file shows the numbers the JSON holds and computes
   none but their presentation (percentages, durations, bar lengths). The document itself travels in the file, in
   the JSON data island ``report-data``, for tools that read the file back.
 * Nothing is fetched: the chart library, the chart script and the stylesheet are inlined (:mod:`.charts`), and

@@ -3,7 +3,7 @@ next time), as the dashboard, ``campaign report`` and its HTML file lay it out.
 
 Contract:
 
-* :func:`zone_rows` turns a report's :class:`~campaign.services.reports.ZoneHours` (most opens first) into the
+* :func:`zone_rows` turns a report's :class:`~campaign.services.report_model.ZoneHours` (most opens first) into the
   table's rows: the :data:`ZONES_SHOWN` zones with the most opens, then the others together as one row; and
   every zone together (the peak hours over everyone, each person on their own clock).
 * Each row has its totals, its peak hours (the earliest of equals; None without any) and its opens per
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from campaign.services.reports import ZoneHours
+from campaign.services.report_model import ZoneHours
 
 ZONES_SHOWN = 30
 """How many zones the local-hours table lists (those with the most opens); the rest are counted together."""

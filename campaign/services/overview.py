@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from campaign.services.contacts import list_lists
-from campaign.services.reports import CampaignLine, campaign_lines
+from campaign.services.report_model import CampaignLine
+from campaign.services.reports import campaign_lines
 from campaign.services.waves import WaveLine, list_waves
 from campaign.store.engine import Database
 

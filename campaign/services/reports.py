@@ -1,5 +1,6 @@
-"""Delivery and engagement reports: the model every report format is built from (the ``campaign report`` table,
-CSV and JSON; the HTML file and the dashboard), and its JSON document.
+"""Delivery and engagement reports: the report model (:mod:`campaign.services.report_model`) built from the
+database's counts, for every report format (the ``campaign report`` table, CSV and JSON, written by
+:mod:`campaign.services.report_documents`; the HTML file and the dashboard).
 
 Contract:
 
@@ -32,9 +33,6 @@ Contract:
 * The hourly series is in ``zone`` (default: the organiser's): each hour is a local hour there, labelled by its
   start with its UTC offset, so the two 02:00 hours of a night when clocks go back are two rows, and a zone half
   an hour off UTC (Asia/Kolkata) gets hours that start on its own hour. Hours without activity are left out.
-* :func:`report_document` and :func:`lines_document` give the JSON documents (``schema`` names their version;
-  keys are only ever added within one version). :func:`write_report_csv` and :func:`write_lines_csv` write the
-  tables as CSV through the one spreadsheet-safe writer (:mod:`campaign.sources.csv_writer`).
 """
 
 from __future__ import annotations
@@ -43,9 +41,9 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -57,276 +55,38 @@ from campaign.models import (
     Event,
     FunnelRegistrations,
     MessageStatus,
-    RegistrationSource,
-    Wave,
     WaveKind,
 )
 from campaign.rules.contact_fields import FieldError, parse_timezone
 from campaign.rules.event_fields import local_to_utc
 from campaign.rules.zone_offsets import OffsetSpan, offset_spans
 from campaign.services.campaigns import find_campaign
+from campaign.services.report_model import (
+    BreakdownLines,
+    CampaignLine,
+    CampaignReport,
+    FunnelStep,
+    GroupLine,
+    HourLine,
+    LinkLine,
+    ReportFilters,
+    Tally,
+    WaveLine,
+    ZoneHours,
+    rate,
+)
 from campaign.services.tracking import REGISTER_LINK
 from campaign.sources.csv_contacts import attribute_name
-from campaign.sources.csv_writer import CsvWriter
 from campaign.store import attendances as attendance_store
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import report_cube
 from campaign.store import reports as report_store
 from campaign.store.engine import Database
-from campaign.store.reports import QUARTER_HOUR, TOTAL, WAVES, By, Scope
+from campaign.store.reports import QUARTER_HOUR, TOTAL, WAVES, By, Delays, Scope
 
-# Part of the report model (its fields), so named here for those who read it.
-from campaign.store.reports import Delays as Delays
-from campaign.store.reports import Undelivered as Undelivered
-
-REPORT_SCHEMA = "campaign-report/1"
-LINES_SCHEMA = "campaign-report-all/1"
 UNDELIVERED_SHOWN = 20
 """How many of the recipients who did not get a message a report lists by default (the latest first)."""
-
-# The statuses that only an attempt gives: what bounce and delivery rates are over.
-_ATTEMPTED = (MessageStatus.SENT, MessageStatus.DEFERRED, MessageStatus.BOUNCED, MessageStatus.FAILED)
-_UNDELIVERED = (MessageStatus.DEFERRED, MessageStatus.BOUNCED, MessageStatus.FAILED, MessageStatus.EXPIRED)
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """What happened to a set of messages (a campaign's, a wave's, a group's) and what their recipients did.
-
-    ``statuses`` has every :class:`MessageStatus`, in its order; opens and clicks count messages (once each, by
-    people and by machines apart; a person's click counts as an open); ``registered`` counts recipients who
-    registered after a message reached them, ``registered_by_source`` each source apart (one person known by two
-    sources counts in both)."""
-
-    statuses: Mapping[MessageStatus, int]
-    human_opened: int = 0
-    machine_opened: int = 0
-    human_clicked: int = 0
-    machine_clicked: int = 0
-    register_clicked: int = 0
-    registered: int = 0
-    registered_by_source: Mapping[RegistrationSource, int] = field(default_factory=dict)
-    unsubscribed: int = 0
-    registered_confirmed: int = 0
-    """Of ``registered``, those the webinar platform confirmed (its export imported, or its webhook)."""
-    joined: int = 0
-    """Recipients who joined the event, as its attendee report (imported) says: 0 while none is."""
-
-    @property
-    def targeted(self) -> int:
-        """Every message: each member of each wave's audience, suppressed ones included."""
-        return sum(self.statuses.values())
-
-    @property
-    def delivered(self) -> int:
-        """Messages the receiving server accepted (``sent``): the base of engagement rates."""
-        return self.statuses[MessageStatus.SENT]
-
-    @property
-    def attempted(self) -> int:
-        """Messages handed to a server with an outcome (sent, deferred, bounced, failed): the base of the
-        delivery and bounce rates."""
-        return sum(self.statuses[s] for s in _ATTEMPTED)
-
-    @property
-    def joined_of_registered(self) -> float | None:
-        """Recipients who joined over those who registered (None when none registered): how many who meant to
-        come did."""
-        return rate(self.joined, self.registered)
-
-    def rates(self) -> dict[str, float | None]:
-        """Each rate over its base (None when the base is 0): ``delivered``, ``deferred``, ``bounced``,
-        ``failed`` over attempted; ``suppressed`` over targeted; opens, clicks, registrations and unsubscribes
-        over delivered."""
-        s = self.statuses
-        over_attempted = {
-            "delivered": s[MessageStatus.SENT],
-            "deferred": s[MessageStatus.DEFERRED],
-            "bounced": s[MessageStatus.BOUNCED],
-            "failed": s[MessageStatus.FAILED],
-        }
-        return {
-            **{name: rate(n, self.attempted) for name, n in over_attempted.items()},
-            "suppressed": rate(s[MessageStatus.SUPPRESSED], self.targeted),
-            **{name: rate(n, self.delivered) for name, n in self._engagement().items()},
-            "joined": rate(self.joined, self.delivered),
-        }
-
-    def _engagement(self) -> dict[str, int]:
-        """What recipients did, by column name, in column order: the counts whose rates are over delivered."""
-        return {
-            "opened_human": self.human_opened,
-            "opened_machine": self.machine_opened,
-            "clicked_human": self.human_clicked,
-            "clicked_machine": self.machine_clicked,
-            "clicked_register": self.register_clicked,
-            "registered": self.registered,
-            "unsubscribed": self.unsubscribed,
-        }
-
-    def columns(self) -> dict[str, int | float | None]:
-        """Every count and rate as one flat row (the CSV columns), in a fixed order."""
-        counts: dict[str, int | float | None] = {"targeted": self.targeted}
-        counts |= {status.value: n for status, n in self.statuses.items()}
-        engagement = self._engagement()
-        unsubscribed = engagement.pop("unsubscribed")  # last: the registrations by source follow the total
-        counts |= {
-            "attempted": self.attempted,
-            **engagement,
-            **{f"registered_{s.value}": self.registered_by_source.get(s, 0) for s in RegistrationSource},
-            "registered_confirmed": self.registered_confirmed,
-            "unsubscribed": unsubscribed,
-        }
-        rates = {f"rate_{name}": _rounded(r) for name, r in self.rates().items()}
-        # joined came later: its two columns go last, so the columns before keep their places.
-        rate_joined = rates.pop("rate_joined")
-        return counts | rates | {"joined": self.joined, "rate_joined": rate_joined}
-
-
-def rate(count: int, base: int) -> float | None:
-    """``count / base``, or None when the base is 0."""
-    return count / base if base else None
-
-
-@dataclass(frozen=True, slots=True)
-class WaveLine:
-    """One wave of the campaign and its tally."""
-
-    wave: Wave
-    tally: Tally
-
-
-@dataclass(frozen=True, slots=True)
-class GroupLine:
-    """One value of the breakdown (a zone, a country ...; None for contacts without one) and its tally."""
-
-    key: str | None
-    tally: Tally
-
-
-@dataclass(frozen=True, slots=True)
-class BreakdownLines:
-    """One breakdown of a report (``zone``, ``attr:job_title``): a line per value, largest groups first."""
-
-    by: str
-    rows: tuple[GroupLine, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LinkLine:
-    """One link of one wave: messages in which people clicked it, in which machines did, and people's clicks."""
-
-    wave: str
-    index: int | None
-    name: str | None
-    url: str | None
-    clicked_human: int
-    clicked_machine: int
-    clicks_human: int
-
-
-@dataclass(frozen=True, slots=True)
-class HourLine:
-    """One local hour: its start (aware, in the report's zone), messages first opened and first clicked by a person
-    in it, and recipients registered in it (the first registration :attr:`Tally.registered` counts)."""
-
-    start: datetime
-    opened: int = 0
-    clicked: int = 0
-    registered: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneHours:
-    """People's activity in one contacts' zone by local hour of the day there (hour 0 first, 24 counts each):
-    messages first opened by a person, and recipients registered (as :attr:`Tally.registered` counts them).
-    ``zone`` None is the contacts without one, whose hours are the organiser's (as their messages' times are)."""
-
-    zone: str | None
-    opened: tuple[int, ...]
-    registered: tuple[int, ...]
-
-    @property
-    def peak_open_hour(self) -> int | None:
-        """The local hour in which most messages were first opened (the earliest of equals), or None."""
-        return _peak(self.opened)
-
-    @property
-    def peak_registration_hour(self) -> int | None:
-        """The local hour in which most recipients registered (the earliest of equals), or None."""
-        return _peak(self.registered)
-
-
-def _peak(counts: Sequence[int]) -> int | None:
-    best = max(counts, default=0)
-    return counts.index(best) if best else None
-
-
-@dataclass(frozen=True, slots=True)
-class FunnelStep:
-    """One step of the funnel: recipients who got that far, the share of those delivered, and of the step before."""
-
-    step: str
-    count: int
-    of_delivered: float | None
-    of_previous: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReportFilters:
-    """What the report was asked for: one wave, a time window, a breakdown (``zone``, ``attr:job_title``) and
-    the zone of the hourly series and of times shown."""
-
-    zone: str
-    wave: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignReport:
-    """Everything ``campaign report`` shows of one campaign (see the module doc)."""
-
-    campaign: Campaign
-    event: Event
-    filters: ReportFilters
-    generated_at: datetime
-    totals: Tally
-    waves: tuple[WaveLine, ...]
-    funnel_wave: str | None
-    funnel: tuple[FunnelStep, ...]
-    links: tuple[LinkLine, ...]
-    hourly: tuple[HourLine, ...]
-    to_open: Delays
-    to_registration: Delays
-    undelivered: tuple[Undelivered, ...]
-    breakdown: tuple[GroupLine, ...] | None = None
-    """The first breakdown asked for (``filters.by``): its rows."""
-    local_hours: tuple[ZoneHours, ...] | None = None
-    """With ``local_hours=True``: people's activity by their own zone and local hour of the day."""
-    funnel_registered: FunnelRegistrations = FunnelRegistrations.ANY
-    """Which registrations the funnel's registered step counts."""
-    attendees: int = 0
-    """Contacts who joined the event (its attendee report imported), recipients or not: 0 while none is known, and
-    the funnel then ends at registered."""
-    breakdowns: tuple[BreakdownLines, ...] = ()
-    """Every breakdown asked for, in the order asked (the first is :attr:`breakdown`)."""
-
-    @property
-    def undelivered_total(self) -> int:
-        """All the messages that did not reach their recipient (the list holds the latest of them)."""
-        return sum(self.totals.statuses[s] for s in _UNDELIVERED)
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignLine:
-    """One campaign of ``campaign report --all``: the campaign, its event and its tally."""
-
-    campaign: Campaign
-    event: Event
-    tally: Tally
 
 
 def parse_breakdown(text: str) -> tuple[Breakdown, str | None]:
@@ -445,7 +205,7 @@ def campaign_report(
             if not split:
                 registered = _registrations(conn, scope, fields, own=False)
             per_wave = _tallied(counts, acted, registered.per_wave, attended)
-            lines = tuple(WaveLine(w, per_wave.get(w.id) or _empty()) for w in waves)
+            lines = tuple(WaveLine(w, per_wave.get(w.id) or Tally.empty()) for w in waves)
             tables = _breakdowns(breakdowns, groups_counted, groups_acted, registered.groups, groups_attended)
             for quarter, found in registered.quarters.items():
                 quarters.setdefault(quarter, {}).update(found)
@@ -551,10 +311,6 @@ def _event(conn: Connection, campaign: Campaign) -> Event:
     event = event_store.find(conn, str(campaign.event_id))
     assert event is not None  # a campaign's event cannot be deleted (foreign key, RESTRICT)
     return event
-
-
-def _empty() -> Tally:
-    return Tally(dict.fromkeys(MessageStatus, 0))
 
 
 def _registered(conn: Connection, by: By) -> dict[Any, report_store.Registered]:
@@ -708,174 +464,3 @@ def _local_hours(quarters: Mapping[int, Mapping[str, int]], zone: ZoneInfo) -> t
         for name, n in counts.items():
             sums[name] = sums.get(name, 0) + n
     return tuple(HourLine(hour.astimezone(zone), **hours[hour]) for hour in sorted(hours))
-
-
-# --- JSON ------------------------------------------------------------------------------------------------------
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-def _instant(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, to the second."""
-    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def tally_document(tally: Tally) -> dict[str, Any]:
-    """A tally as JSON (see README, Reports)."""
-    return {
-        "messages": {"targeted": tally.targeted, **{s.value: n for s, n in tally.statuses.items()}},
-        "attempted": tally.attempted,
-        "delivered": tally.delivered,
-        "opened": {"human": tally.human_opened, "machine": tally.machine_opened},
-        "clicked": {"human": tally.human_clicked, "machine": tally.machine_clicked, "register": tally.register_clicked},
-        "registered": {
-            "total": tally.registered,
-            **{s.value: tally.registered_by_source.get(s, 0) for s in RegistrationSource},
-            "confirmed": tally.registered_confirmed,
-        },
-        "unsubscribed": tally.unsubscribed,
-        "rates": {name: _rounded(r) for name, r in tally.rates().items()},
-        "joined": tally.joined,
-    }
-
-
-def _campaign_document(campaign: Campaign, event: Event) -> dict[str, Any]:
-    return {
-        "id": campaign.id,
-        "name": campaign.name,
-        "status": campaign.status.value,
-        "list": campaign.list_name,
-        "launched_at": _instant(campaign.launched_at),
-        "event": {
-            "slug": event.slug,
-            "title": event.title,
-            "starts_at": _instant(event.starts_at),
-            "timezone": event.timezone,
-        },
-    }
-
-
-def _delays_document(delays: Delays) -> dict[str, Any]:
-    return {"count": delays.count, "median_seconds": delays.median, "p90_seconds": delays.p90}
-
-
-def report_document(report: CampaignReport) -> dict[str, Any]:
-    """The report as a JSON document, shape ``campaign-report/1`` (see README, Reports)."""
-    f = report.filters
-    return {
-        "schema": REPORT_SCHEMA,
-        "generated_at": _instant(report.generated_at),
-        "campaign": _campaign_document(report.campaign, report.event),
-        "filters": {"wave": f.wave, "since": _instant(f.since), "until": _instant(f.until), "by": f.by, "zone": f.zone},
-        "totals": tally_document(report.totals),
-        "waves": [
-            {"name": w.wave.name, "kind": w.wave.kind.value, "status": w.wave.status.value, **tally_document(w.tally)}
-            for w in report.waves
-        ],
-        "funnel_wave": report.funnel_wave,
-        "funnel": [
-            {
-                "step": s.step,
-                "count": s.count,
-                "of_delivered": _rounded(s.of_delivered),
-                "of_previous": _rounded(s.of_previous),
-            }
-            for s in report.funnel
-        ],
-        "breakdown": None
-        if report.breakdown is None
-        else {"by": f.by, "rows": [{"key": g.key, **tally_document(g.tally)} for g in report.breakdown]},
-        "links": [
-            {
-                "wave": link.wave,
-                "index": link.index,
-                "name": link.name,
-                "url": link.url,
-                "clicked_human": link.clicked_human,
-                "clicked_machine": link.clicked_machine,
-                "clicks_human": link.clicks_human,
-            }
-            for link in report.links
-        ],
-        "hourly": {
-            "zone": f.zone,
-            "rows": [
-                {
-                    "hour": h.start.isoformat(),
-                    "opened": h.opened,
-                    "clicked": h.clicked,
-                    "registered": h.registered,
-                }
-                for h in report.hourly
-            ],
-        },
-        "timing": {
-            "to_open": _delays_document(report.to_open),
-            "to_registration": _delays_document(report.to_registration),
-        },
-        "undelivered": {
-            "total": report.undelivered_total,
-            "rows": [
-                {
-                    "email": u.email,
-                    "wave": u.wave,
-                    "status": u.status,
-                    "attempts": u.attempts,
-                    "smtp_reply": u.smtp_reply,
-                    "error": u.error,
-                    "at": _instant(u.at),
-                }
-                for u in report.undelivered
-            ],
-        },
-        "local_hours": None
-        if report.local_hours is None
-        else [
-            {
-                "zone": z.zone,
-                "opened": list(z.opened),
-                "registered": list(z.registered),
-                "peak_open_hour": z.peak_open_hour,
-                "peak_registration_hour": z.peak_registration_hour,
-            }
-            for z in report.local_hours
-        ],
-        "funnel_registered": report.funnel_registered.value,
-        "attendees": report.attendees,
-    }
-
-
-def lines_document(lines: Iterable[CampaignLine], generated_at: datetime) -> dict[str, Any]:
-    """``campaign report --all`` as a JSON document, shape ``campaign-report-all/1``."""
-    return {
-        "schema": LINES_SCHEMA,
-        "generated_at": _instant(generated_at),
-        "campaigns": [
-            {**_campaign_document(line.campaign, line.event), "totals": tally_document(line.tally)} for line in lines
-        ],
-    }
-
-
-# --- CSV -------------------------------------------------------------------------------------------------------
-
-
-def write_report_csv(report: CampaignReport, out: TextIO) -> None:
-    """The report's tallies as one CSV table: a row per wave (``section`` wave), the total, then a row per group
-    of the breakdown (``section`` the breakdown, e.g. ``zone``); every cell spreadsheet-safe."""
-    writer = CsvWriter(out)
-    writer.row(["section", "name", *report.totals.columns()])
-    for w in report.waves:
-        writer.row(["wave", w.wave.name, *w.tally.columns().values()])
-    writer.row(["total", report.campaign.name, *report.totals.columns().values()])
-    for g in report.breakdown or ():
-        writer.row([report.filters.by, g.key, *g.tally.columns().values()])
-
-
-def write_lines_csv(lines: Iterable[CampaignLine], out: TextIO) -> None:
-    """``campaign report --all`` as CSV: a row per campaign."""
-    writer = CsvWriter(out)
-    writer.row(["campaign", "status", "event", *_empty().columns()])
-    for line in lines:
-        writer.row([line.campaign.name, line.campaign.status.value, line.event.slug, *line.tally.columns().values()])

@@ -57,8 +57,9 @@ from campaign.services.lifecycle import retry_deferred, retry_failed
 from campaign.services.local_hours import BUCKET_HOURS, zone_rows
 from campaign.services.mailbox import capture_mailbox
 from campaign.services.overview import CampaignOverview, campaign_overviews
+from campaign.services.report_model import CampaignReport
 from campaign.services.report_snapshots import Snapshots
-from campaign.services.reports import CampaignReport, campaign_report
+from campaign.services.reports import campaign_report
 from campaign.services.sessions import Staff
 from campaign.store.engine import Database
 from campaign.web.auth import require, staff_access
