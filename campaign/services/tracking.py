@@ -335,17 +335,22 @@ def purge_tracking(
     what they did. Reports then count what the events left say (``message_activity`` follows the deletion: the
     database's triggers, migration 0013).
 
-    In chunks of ``chunk`` events, each its own transaction: a purge of millions never holds SQLite's write lock
-    for more than one chunk, so the tracking recorder and the delivery worker write between chunks."""
+    The events that exist when it starts are walked in ranges of ``chunk`` ids, each range its own transaction
+    (:func:`campaign.store.tracking.purge_range`): a purge of millions never holds SQLite's write lock for more
+    than one range, so the tracking recorder and the delivery worker write between them, and on PostgreSQL no
+    range reads again what an earlier one deleted."""
     days = settings.retention_days if days is None else days
     if days < 0:
         raise ValidationError(f"--days must be 0 or more, not {days}")
     if days == 0:
         return 0
     before, deleted = now - timedelta(days=days), 0
-    while True:
+    with db.read() as conn:
+        span = tracking_store.event_id_range(conn)
+    if span is None:
+        return 0
+    first, last = span
+    for start in range(first, last + 1, chunk):
         with db.write() as conn:
-            found = tracking_store.purge_oldest(conn, before, chunk)
-        deleted += found
-        if found < chunk:
-            return deleted
+            deleted += tracking_store.purge_range(conn, before, start, min(start + chunk - 1, last))
+    return deleted

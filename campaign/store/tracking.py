@@ -236,19 +236,22 @@ def flag_clicks(
     return flagged
 
 
-def purge_oldest(conn: Connection, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` of the tracking events that occurred before ``before``, the first found in primary-key
-    order; returns how many (fewer than ``limit``: none is left).
+def event_id_range(conn: Connection) -> tuple[int, int] | None:
+    """The lowest and highest tracking event id, None when there is none (the span a purge walks)."""
+    low, high = conn.execute(select(func.min(tracking_events.c.id), func.max(tracking_events.c.id))).one()
+    return None if low is None else (int(low), int(high))
 
-    No index on the time (migration 0015): events are written in the order they happen, give or take the
-    recorder's flush window, so in primary-key order the old ones come first, and the look stops once it has
-    ``limit`` of them. Found out of order (an event written late) it is still found: the order makes the look
-    short, the condition makes it right."""
-    oldest = (
-        select(tracking_events.c.id)
-        .where(tracking_events.c.occurred_at < before)
-        .order_by(tracking_events.c.id)
-        .limit(limit)
-    )
-    deleted: int = conn.execute(tracking_events.delete().where(tracking_events.c.id.in_(oldest))).rowcount
+
+def purge_range(conn: Connection, before: datetime, first_id: int, last_id: int) -> int:
+    """Delete the tracking events with an id from ``first_id`` to ``last_id`` that occurred before ``before``;
+    returns how many.
+
+    By a range of the primary key, not by the time (no index on it: migration 0015): a purge walks the ids in
+    ranges, each read once, so its work is the table's size whatever is deleted, each range a short
+    transaction, and an event written late (an old time, a high id) is found like any other."""
+    deleted: int = conn.execute(
+        tracking_events.delete().where(
+            tracking_events.c.id.between(first_id, last_id), tracking_events.c.occurred_at < before
+        )
+    ).rowcount
     return deleted
