@@ -567,7 +567,7 @@ def test_the_json_shape_is_stable(db: Database) -> None:
     doc = report_document(campaign_report(db, "c", by="zone", local_hours=True))
     assert list(doc) == [
         "schema", "generated_at", "campaign", "filters", "totals", "waves", "funnel_wave", "funnel", "breakdown",
-        "links", "hourly", "timing", "undelivered", "local_hours", "funnel_registered", "attendees",
+        "links", "hourly", "timing", "undelivered", "local_hours", "funnel_registered", "attendees", "breakdowns",
     ]  # fmt: skip
     assert list(doc["local_hours"][0]) == ["zone", "opened", "registered", "peak_open_hour", "peak_registration_hour"]
     assert doc["schema"] == "campaign-report/1"
@@ -590,6 +590,7 @@ def test_the_json_shape_is_stable(db: Database) -> None:
     assert list(doc["funnel"][0]) == ["step", "count", "of_delivered", "of_previous"]
     assert list(doc["breakdown"]) == ["by", "rows"]
     assert list(doc["breakdown"]["rows"][0]) == ["key", *tally_keys]
+    assert doc["breakdowns"] == [doc["breakdown"]]
     assert list(doc["links"][0]) == ["wave", "index", "name", "url", "clicked_human", "clicked_machine", "clicks_human"]
     assert list(doc["hourly"]) == ["zone", "rows"]
     assert list(doc["hourly"]["rows"][0]) == ["hour", "opened", "clicked", "registered"]
@@ -781,6 +782,35 @@ def test_the_command_prints_tables_csv_and_json_of_the_same_numbers(db: Database
         "other": str(len(world.contacts)),
     }
     assert "other" in run("report", "--all")
+
+
+def test_several_by_give_each_breakdown_in_every_format_in_the_order_asked(db: Database, tmp_path: Path) -> None:
+    seed(db)
+    run = cli_ok(config_for(tmp_path, db))
+    asked = ("attr:job_title", "zone", "country")
+    by = [arg for name in asked for arg in ("--by", name)]
+    alone = {name: campaign_report(db, "c", by=name).breakdown for name in asked}
+    doc = json.loads(run("report", "c", "--format", "json", *by))
+    assert [b["by"] for b in doc["breakdowns"]] == list(asked)
+    assert doc["breakdown"] == doc["breakdowns"][0]
+    assert doc["filters"]["by"] == asked[0]
+    for breakdown in doc["breakdowns"]:
+        expected = alone[breakdown["by"]]
+        assert expected is not None
+        assert [(r["key"], r["messages"]["targeted"]) for r in breakdown["rows"]] == [
+            (g.key, g.tally.targeted) for g in expected
+        ]
+    rows = list(csv.DictReader(io.StringIO(run("report", "c", "--format", "csv", *by))))
+    sections = [r["section"] for r in rows if r["section"] not in ("wave", "total")]
+    assert sections == [name for name in asked for _ in alone[name] or ()]
+    table = run("report", "c", *by)
+    assert [table.index(f"By {name}") for name in asked] == sorted(table.index(f"By {name}") for name in asked)
+    out = tmp_path / "several.html"
+    run("report", "c", "--format", "html", "-o", str(out), *by)
+    html = out.read_text(encoding="utf-8")
+    sections = [html.index(f'id="{section}"') for section in ("breakdown", "breakdown-2", "breakdown-3")]
+    assert sections == sorted(sections)
+    assert html.index("By attr:job_title") < html.index("By zone") < html.index("By country")
 
 
 @pytest.mark.parametrize(

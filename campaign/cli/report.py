@@ -40,7 +40,11 @@ FORMATS = ("table", "csv", "json", "html")
 @click.argument("campaign", required=False)
 @click.option("--all", "every", is_flag=True, help="One line per campaign instead of one campaign's report.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
-@click.option("--by", help="Break the tallies down by zone, country, organisation, locale or attr:NAME.")
+@click.option(
+    "--by",
+    multiple=True,
+    help="Break the tallies down by zone, country, organisation, locale or attr:NAME; repeat for several.",
+)
 @click.option("--wave", help="Only this wave's messages.")
 @click.option("--since", help="Only messages sent (or due) from this date or time (ISO; the --zone's wall clock).")
 @click.option("--until", help="Only messages sent (or due) before this date or time.")
@@ -62,7 +66,7 @@ def report_command(
     campaign: str | None,
     every: bool,
     fmt: str,
-    by: str | None,
+    by: tuple[str, ...],
     wave: str | None,
     since: str | None,
     until: str | None,
@@ -80,7 +84,7 @@ def report_command(
     """
     if every == (campaign is not None):
         raise click.UsageError("give a CAMPAIGN, or --all for one line per campaign")
-    if every and any(v is not None for v in (by, wave, since, until, zone)):
+    if every and (by or any(v is not None for v in (wave, since, until, zone))):
         raise click.UsageError("--all takes only --format, -o and --force")
     if every and fmt == "html":
         raise click.UsageError("--all gives --format table, csv or json; html is one campaign's report")
@@ -101,7 +105,7 @@ def report_command(
             wave=wave,
             since=since,
             until=until,
-            by=by,
+            by=list(by),
             zone=zone,
             undelivered=undelivered,
             local_hours=fmt != "csv",  # the CSV is the tallies' table alone
@@ -204,9 +208,9 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
         console.print(_joined_table(lines, report.totals))
     console.print(_delays_line("Time to first open", report.to_open))
     console.print(_delays_line("Time to registration", report.to_registration))
-    if report.breakdown is not None:
-        rows = [("(none)" if g.key is None else g.key, g.tally) for g in report.breakdown]
-        console.print(_engagement_table(f"By {f.by}", rows, None, first=str(f.by)))
+    for breakdown in report.breakdowns:
+        rows = [("(none)" if g.key is None else g.key, g.tally) for g in breakdown.rows]
+        console.print(_engagement_table(f"By {breakdown.by}", rows, None, first=breakdown.by))
     if report.links:
         table = _table("Links (messages clicked in; clicks)", ("wave", "link", "people", "machines", "clicks"))
         for link in report.links:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from campaign.models import Campaign, Event, RegistrationSource
-from campaign.services.report_model import CampaignLine, CampaignReport, Delays, Tally, rounded
+from campaign.services.report_model import CampaignLine, CampaignReport, Delays, GroupLine, Tally, rounded
 from campaign.sources.csv_writer import CsvWriter
 
 REPORT_SCHEMA = "campaign-report/1"
@@ -86,9 +86,7 @@ def report_document(report: CampaignReport) -> dict[str, Any]:
             }
             for s in report.funnel
         ],
-        "breakdown": None
-        if report.breakdown is None
-        else {"by": f.by, "rows": [{"key": g.key, **tally_document(g.tally)} for g in report.breakdown]},
+        "breakdown": None if report.breakdown is None else _breakdown_document(str(f.by), report.breakdown),
         "links": [
             {
                 "wave": link.wave,
@@ -146,7 +144,13 @@ def report_document(report: CampaignReport) -> dict[str, Any]:
         ],
         "funnel_registered": report.funnel_registered.value,
         "attendees": report.attendees,
+        # Every breakdown asked for, in the order asked ("breakdown" above is the first, kept as it was).
+        "breakdowns": [_breakdown_document(b.by, b.rows) for b in report.breakdowns],
     }
+
+
+def _breakdown_document(by: str, rows: Iterable[GroupLine]) -> dict[str, Any]:
+    return {"by": by, "rows": [{"key": g.key, **tally_document(g.tally)} for g in rows]}
 
 
 def lines_document(lines: Iterable[CampaignLine], generated_at: datetime) -> dict[str, Any]:
@@ -165,14 +169,16 @@ def lines_document(lines: Iterable[CampaignLine], generated_at: datetime) -> dic
 
 def write_report_csv(report: CampaignReport, out: TextIO) -> None:
     """The report's tallies as one CSV table: a row per wave (``section`` wave), the total, then a row per group
-    of the breakdown (``section`` the breakdown, e.g. ``zone``); every cell spreadsheet-safe."""
+    of each breakdown (``section`` the breakdown, e.g. ``zone``), in the order asked; every cell
+    spreadsheet-safe."""
     writer = CsvWriter(out)
     writer.row(["section", "name", *report.totals.columns()])
     for w in report.waves:
         writer.row(["wave", w.wave.name, *w.tally.columns().values()])
     writer.row(["total", report.campaign.name, *report.totals.columns().values()])
-    for g in report.breakdown or ():
-        writer.row([report.filters.by, g.key, *g.tally.columns().values()])
+    for breakdown in report.breakdowns:
+        for g in breakdown.rows:
+            writer.row([breakdown.by, g.key, *g.tally.columns().values()])
 
 
 def write_lines_csv(lines: Iterable[CampaignLine], out: TextIO) -> None:
