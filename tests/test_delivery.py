@@ -759,6 +759,30 @@ def test_an_address_suppressed_after_its_wave_was_queued_is_not_sent(
 # ---------------------------------------------------------------------------------------------------------
 
 
+def test_a_released_message_goes_back_to_what_it_was_before_its_claim(db: Database, tmp_path: Path) -> None:
+    # A claim leases; a worker that stops gives back what it did not begin. A message never attempted is queued
+    # again; a retry (deferred, attempted once) is deferred again with its failure, not taken for a fresh one.
+    settings = base_settings(tmp_path)
+    emails = prepare(db, tmp_path, 2)
+    launch(db, settings, KEY, "c")
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    lease = {"owner": "w", "now": now, "lease_until": now + timedelta(seconds=60)}
+    with db.write() as conn:
+        first = outbox.claim(conn, limit=1, **lease).messages[0]
+        failure = {"b_id": first.id, "status": "deferred", "next_attempt_at": now, "smtp_reply": "451 later"}
+        assert outbox.mark_unsent(conn, [{**failure, "last_error": "451 later"}], "w", now) == set()
+    with db.write() as conn:
+        both = outbox.claim(conn, limit=2, **lease).messages
+        assert sorted(m.attempts for m in both) == [1, 2]
+        assert outbox.release(conn, [m.id for m in both], "w", now) == 2
+    rows = outbox_rows(db, "c")
+    retried = next(r for r in rows.values() if r.attempts == 1)
+    fresh = next(r for email, r in rows.items() if r is not retried)
+    assert (retried.status, retried.last_error, retried.lease_expires_at) == ("deferred", "451 later", None)
+    assert (fresh.status, fresh.attempts, fresh.lease_expires_at) == ("queued", 0, None)
+    assert set(rows) == set(emails)
+
+
 def test_server_down_pauses_the_campaign_then_resume_sends_all(db: Database, tmp_path: Path, sinks: Sinks) -> None:
     settings = tuned(
         base_settings(tmp_path),

@@ -280,6 +280,16 @@ def test_a_test_send_reaches_the_staff_address_rendered_as_the_contact_chosen_an
     bad = client.post(f"/campaigns/{campaign_id}/test-send", {"csrf_token": token, "to": "not an address"})
     assert bad.status == 400
     assert text_between(bad.body, "test-to-error")
+    assert 'id="test-as-error"' not in bad.body
+    # A contact to render as that is not one: its error beside its own field, the staff address kept.
+    stranger = client.post(
+        f"/campaigns/{campaign_id}/test-send",
+        {"csrf_token": token, "to": "staff@example.org", "as": "nobody@example.org"},
+    )
+    assert stranger.status == 400
+    assert "nobody@example.org" in text_between(stranger.body, "test-as-error")
+    assert 'id="test-to-error"' not in stranger.body
+    assert 'value="staff@example.org"' in stranger.body
 
     sent = client.post(
         f"/campaigns/{campaign_id}/test-send", {"csrf_token": token, "to": "staff@example.org", "as": MANILA}

@@ -111,6 +111,16 @@ def test_editing_the_subject_saves_the_campaigns_own_copy_which_previews_and_ren
     assert no_js.status == 200
     assert text_between(no_js.body, "preview-subject") == "Plain A talk"
     assert 'value="Plain {{ event.title }}"' in no_js.body
+    # A contact outside the audience: on the page, the error beside the "Preview as" field (the preview pane
+    # does not repeat it); in the fragment htmx swaps into the pane, the pane says it.
+    stranger = {"csrf_token": client.csrf(), "text": "Plain", "email": "nobody@example.org", "action": "preview"}
+    refused = client.post(f"/campaigns/{campaign_id}/templates/invitation.subject", stranger)
+    assert refused.status == 400
+    assert "nobody@example.org" in text_between(refused.body, "email-error")
+    assert 'aria-describedby="email-error"' in refused.body
+    assert 'id="preview-error"' not in refused.body
+    pane = client.post(f"/campaigns/{campaign_id}/templates/invitation.subject/preview", stranger)
+    assert "nobody@example.org" in text_between(pane.body, "preview-error")
     assert not own_dir(world, campaign_id).exists()
 
     status, _ = save(client, campaign_id, "invitation.subject", "Join us: {{ event.title }}")

@@ -510,17 +510,21 @@ def mark_unsent(conn: Connection, results: Sequence[dict[str, Any]], owner: str,
 
 
 def release(conn: Connection, ids: Iterable[int], owner: str, now: datetime) -> int:
-    """Give back leases a stopping worker did not use (their attempt is not counted)."""
+    """Give back leases a stopping worker did not use (their attempt is not counted): a message goes back to what
+    it was before its claim, ``queued`` if it was never attempted, ``deferred`` if it was (a retry claimed and not
+    begun keeps its earlier failure, ``last_error`` included), due at once."""
     ids = list(ids)
     if not ids:
         return 0
+    # ``attempts`` counts this claim's attempt until the decrement below: more than one, an earlier one was made.
+    before = case((messages.c.attempts > 1, MessageStatus.DEFERRED.value), else_=MessageStatus.QUEUED.value)
     stmt = (
         update(messages)
         .where(
             messages.c.id.in_(ids), messages.c.lease_owner == owner, messages.c.status == MessageStatus.SENDING.value
         )
         .values(
-            status=MessageStatus.QUEUED.value,
+            status=before,
             attempts=messages.c.attempts - 1,
             lease_owner=None,
             lease_expires_at=None,

@@ -43,6 +43,7 @@ from starlette.responses import RedirectResponse, Response
 from campaign.config import Settings
 from campaign.exceptions import AlreadyExistsError, DeliveryError, NotFoundError, ValidationError
 from campaign.models import AuditAction, CampaignStatus, Permission
+from campaign.rules.contact_fields import normalise_email
 from campaign.rules.routes import CAMPAIGN_MANAGE
 from campaign.services import audit
 from campaign.services.campaign_pages import (
@@ -193,10 +194,13 @@ async def _page(
     ref: str | int,
     *,
     test_error: str | None = None,
+    test_as_error: str | None = None,
+    test_problem: str | None = None,
     test_to: str = "",
     test_as: str = "",
 ) -> Response:
-    """A campaign's page (``ref``: its id, or the path's value); with a test send's error, 400."""
+    """A campaign's page (``ref``: its id, or the path's value); with a test send's error (the staff address's,
+    the contact's to render as, or the send's), 400."""
     data = campaigns_data(request)
     address = request.query_params.get("email", "").strip()
     try:
@@ -218,7 +222,7 @@ async def _page(
     return staff_access(request).pages.page(
         "campaign_manage.html",
         staff=staff,
-        status=400 if preview_error or test_error else 200,
+        status=400 if preview_error or test_error or test_as_error or test_problem else 200,
         headers={"Content-Security-Policy": LIVE_PAGE_POLICY},
         **values,
         email=address,
@@ -228,6 +232,8 @@ async def _page(
         entries=[entry for entry in entries if entry.action in CAMPAIGN_ACTIONS],
         done=request.query_params.get("done", ""),
         test_error=test_error,
+        test_as_error=test_as_error,
+        test_problem=test_problem,
         test_to=test_to,
         test_as=test_as,
     )
@@ -326,20 +332,24 @@ async def test_send_action(request: Request, staff: Staff) -> Response:
         details = await run_in_threadpool(get_campaign, data.db, request.path_params["campaign"])
     except NotFoundError as exc:
         return problem(request, staff, 404, str(exc))
+    # Each error beside its field: the staff address checked here first, so what the send refuses after is the
+    # contact to render as (unknown, or no contact to pick), or neither field's (the relay's reply).
+    form = {"test_to": to, "test_as": as_contact}
     if not to:
-        return await _page(
-            request, staff, details.campaign.id, test_error="Give the staff address to send the test to."
-        )
+        missing = "Give the staff address to send the test to."
+        return await _page(request, staff, details.campaign.id, test_error=missing)
+    try:
+        normalise_email(to)
+    except ValidationError as exc:
+        return await _page(request, staff, details.campaign.id, test_error=str(exc), **form)
     try:
         result = await run_in_threadpool(
             send_test_message, data.db, data.settings, data.key, str(details.campaign.id), to, as_contact
         )
     except (NotFoundError, ValidationError) as exc:
-        return await _page(request, staff, details.campaign.id, test_error=str(exc), test_to=to, test_as=as_contact)
+        return await _page(request, staff, details.campaign.id, test_as_error=str(exc), **form)
     except DeliveryError as exc:
-        return await _page(
-            request, staff, details.campaign.id, test_error=f"not sent: {exc}", test_to=to, test_as=as_contact
-        )
+        return await _page(request, staff, details.campaign.id, test_problem=f"not sent: {exc}", **form)
     await _audit(request, data, staff, AuditAction.CAMPAIGN_TEST_SENT, details.campaign.name, {
         "to": result.to, "as": result.rendered_as, "reply": result.reply,
     })  # fmt: skip

@@ -159,9 +159,13 @@ async def preview_fragment(request: Request, staff: Staff) -> Response:
     text, email = _field(posted.get("text")), _field(posted.get("email")).strip()[:500]
     try:
         details = await run_in_threadpool(get_campaign, data.db, request.path_params["campaign"])
-        values = await _preview_values(request, staff, details, request.path_params["file"], text, email)
     except NotFoundError as exc:
         return problem(request, staff, 404, str(exc))
+    try:
+        values = await _preview_values(request, staff, details, request.path_params["file"], text, email)
+    except NotFoundError as exc:
+        # A contact outside the audience: the pane says so. A 200, as every fragment: htmx swaps in only those.
+        values = {"preview": None, "email_error": str(exc), "email": email}
     return staff_access(request).pages.page("_template_preview.html", staff=staff, **values)
 
 
