@@ -766,13 +766,13 @@ def test_a_released_message_goes_back_to_what_it_was_before_its_claim(db: Databa
     emails = prepare(db, tmp_path, 2)
     launch(db, settings, KEY, "c")
     now = datetime.now(UTC) + timedelta(seconds=1)
-    lease = {"owner": "w", "now": now, "lease_until": now + timedelta(seconds=60)}
+    until = now + timedelta(seconds=60)
     with db.write() as conn:
-        first = outbox.claim(conn, limit=1, **lease).messages[0]
+        first = outbox.claim(conn, owner="w", now=now, lease_until=until, limit=1).messages[0]
         failure = {"b_id": first.id, "status": "deferred", "next_attempt_at": now, "smtp_reply": "451 later"}
         assert outbox.mark_unsent(conn, [{**failure, "last_error": "451 later"}], "w", now) == set()
     with db.write() as conn:
-        both = outbox.claim(conn, limit=2, **lease).messages
+        both = outbox.claim(conn, owner="w", now=now, lease_until=until, limit=2).messages
         assert sorted(m.attempts for m in both) == [1, 2]
         assert outbox.release(conn, [m.id for m in both], "w", now) == 2
     rows = outbox_rows(db, "c")
