@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -261,16 +262,26 @@ def by_id(conn: Connection, contact_id: int) -> Contact | None:
     return to_contact(row) if row else None
 
 
+FEW_MATCHES = 2_000
+"""A search prefix with fewer contacts than this (address or name) is looked up through the search indexes;
+with more, walking the list finds a page of them sooner (see :func:`list_page`)."""
+
+
 def list_page(
     conn: Connection, list_id: int, *, prefix: str | None = None, after: int | None = None, limit: int = 50
 ) -> list[Contact]:
     """Up to ``limit`` contacts of a list in id order, those with an id above ``after`` (keyset pagination: the
     next page starts after the last id of this one, never an OFFSET that reads every row before it).
 
-    ``prefix`` keeps the contacts whose address or name starts with it (any letter case). The walk follows the
-    list's primary key (list, contact) and reaches each contact by its own: one page costs the rows it shows
-    (and, with a prefix, the members it passes over), whatever the list's size.
+    ``prefix`` keeps the contacts whose address or name starts with it (any letter case). Without one, or with
+    one that many contacts have, the walk follows the list's primary key (list, contact) and reaches each contact
+    by its own: a page costs the rows it shows and the members it passes over, and a prefix of at least
+    :data:`FEW_MATCHES` contacts is common enough that few are passed over. With a rarer prefix, the contacts that
+    have it are read from the search indexes (ix_contacts_email_search, ix_contacts_name_search: one range each)
+    and the list's members kept among them, so a prefix that matches little or nothing costs what it matches, not
+    the list's size.
     """
+    needle = prefix.lower() if prefix else None
     stmt = (
         select(contacts)
         .join(members, members.c.contact_id == contacts.c.id)
@@ -280,12 +291,26 @@ def list_page(
     )
     if after is not None:
         stmt = stmt.where(members.c.contact_id > after)
-    if prefix:
-        needle = prefix.lower()
-        stmt = stmt.where(
-            or_(
-                contacts.c.email_key.startswith(needle, autoescape=True),
-                func.lower(contacts.c.name).startswith(needle, autoescape=True),
-            )
-        )
+    if needle:
+        email_prefix = _starting(conn, contacts.c.email_key, needle)
+        name_prefix = _starting(conn, func.lower(contacts.c.name), needle)
+        stmt = stmt.where(or_(email_prefix, name_prefix))
+        having = [
+            select(contacts.c.id).where(condition).limit(FEW_MATCHES) for condition in (email_prefix, name_prefix)
+        ]
+        few = sum(conn.scalar(select(func.count()).select_from(query.subquery())) or 0 for query in having)
+        if few < FEW_MATCHES:
+            found = union(*(select(contacts.c.id).where(condition) for condition in (email_prefix, name_prefix)))
+            stmt = stmt.where(contacts.c.id.in_(select(found.subquery().c.id)))
     return [to_contact(row) for row in conn.execute(stmt)]
+
+
+def _starting(conn: Connection, column: Any, needle: str) -> Any:
+    """``column`` starts with ``needle``, as a range of an index on it: on PostgreSQL a ``LIKE 'needle%'`` (its
+    search indexes are in ``text_pattern_ops``, where a prefix is a range; the needle's ``\\``, ``%`` and ``_``
+    escaped with PostgreSQL's default escape character); on SQLite, which compares text by its bytes, the range
+    itself, from the needle up to the needle followed by the highest code point."""
+    if conn.dialect.name == "postgresql":
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(escaped + "%")
+    return and_(column >= needle, column < needle + "\U0010ffff")

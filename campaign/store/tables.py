@@ -89,6 +89,7 @@ class ContactRow(Base):
     __tablename__ = "contacts"
     # Firing a wave computes each stored zone's send instant once: their distinct values are read by skipping
     # through this index (one seek per zone, see store.materialise.stored_zones), not by reading every contact.
+    # Searching by the start of an address or a name: ix_contacts_name_search and ix_contacts_email_search, below.
     __table_args__ = (Index("ix_contacts_timezone", "timezone"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -526,7 +527,21 @@ proves it too). SQLite's index holds every row (it is the reports' way to a wave
 # other than sent: the sent ones are counted by a scan of the table there).
 Index("ix_messages_due", messages.c.wave_id, messages.c.status, due_at, postgresql_where=due_indexed)
 
+# Searching a list by the start of an address or a name reads the contacts whose key or lowercase name has that
+# prefix, not every member of the list (store.contacts.list_page; migration 0016). On PostgreSQL in
+# text_pattern_ops, whose order is the bytes': a prefix is one range of it whatever the database's collation, so
+# a LIKE 'prefix%' reads a range. SQLite compares text by its bytes already: its unique email_key index serves.
+Index(
+    "ix_contacts_name_search",
+    func.lower(contacts.c.name).label("name_lower"),
+    postgresql_ops={"name_lower": "text_pattern_ops"},
+)
+Index("ix_contacts_email_search", contacts.c.email_key, postgresql_ops={"email_key": "text_pattern_ops"}).ddl_if(
+    dialect="postgresql"
+)
+
 ONLY_ON: dict[str, str] = {
+    "ix_contacts_email_search": "postgresql",
     "uq_messages_wave_id_contact_id": "sqlite",
     "ix_messages_contact_id": "sqlite",
     "uq_messages_message_id": "sqlite",
