@@ -12,6 +12,7 @@ import email
 import email.policy
 import html
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -216,6 +217,32 @@ def test_the_launch_confirmation_states_the_database_counts_and_the_launch_is_au
     assert "Run the launch checks" in history
     assert "contacts checked" not in history
     assert "No errors: 4 contacts checked" in client.get(f"/campaigns/{campaign_id}?checks=1").body
+
+
+def test_failing_launch_checks_are_shown_inline_with_template_line_and_contacts_and_block_the_launch(
+    world: World, tmp_path: Path
+) -> None:
+    # The campaign's own templates, the subject naming an attribute no contact has: every contact fails to render.
+    own = tmp_path / "own-templates"
+    shutil.copytree(TEMPLATES, own)
+    (own / "invitation.subject").write_text("Invitation {{ contact.no_such_field.x }}\n", encoding="utf-8")
+    details = create_with_waves(
+        world.site.db, world.settings, event_ref="talk", list_name="guests", name="broken", template_dir=own
+    )
+    client = logged_in(world)
+    page = client.get(f"/campaigns/{details.campaign.id}?checks=1")
+    assert page.status == 200
+    errors = re.findall(r"<li>(.*?)</li>", page.body.split('class="check-errors"', 1)[1].split("</ul>", 1)[0], re.S)
+    [subject] = [html.unescape(e) for e in errors if "invitation.subject" in e]
+    assert "line 1" in subject
+    assert "contact(s)" in subject
+    assert any(email in subject for email in PEOPLE)
+    # The launch confirmation shows the same errors, and a launch is refused while they stand.
+    confirm = client.get(f"/campaigns/{details.campaign.id}/launch")
+    assert "invitation.subject" in confirm.body
+    refused = client.post(f"/campaigns/{details.campaign.id}/launch", {"csrf_token": client.csrf()})
+    assert refused.status != 303
+    assert get_campaign(world.site.db, "broken").campaign.status is CampaignStatus.DRAFT
 
 
 def test_pause_resume_and_cancel_each_confirm_first(world: World) -> None:
