@@ -159,6 +159,7 @@ async def preview_fragment(request: Request, staff: Staff) -> Response:
     text, email = _field(posted.get("text")), _field(posted.get("email")).strip()[:500]
     try:
         details = await run_in_threadpool(get_campaign, data.db, request.path_params["campaign"])
+        parse_name(request.path_params["file"], details)  # a file name outside the allowlist: 404, as the page
     except NotFoundError as exc:
         return problem(request, staff, 404, str(exc))
     try:
