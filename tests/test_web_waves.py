@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,14 +21,14 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy import func, select, update
 
-from campaign.models import AuditAction, CampaignStatus
+from campaign.models import AuditAction, CampaignStatus, Role
 from campaign.services.lifecycle import launch, move
 from campaign.services.waves import WaveLine, list_waves
 from campaign.store.tables import messages, waves
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS
 from tests.test_browser import RELOADING, WAIT_SECONDS, browser, read_now
-from tests.test_dashboard import HOSTILE
+from tests.test_dashboard import HOSTILE, add_users
 from tests.test_web_campaigns import World, draft, logged_in, sqlite_world, text_between, world
 from tests.test_web_contacts import ARTIFACTS
 
@@ -352,3 +353,34 @@ def test_a_person_adds_a_wave_sees_it_on_the_time_axis_and_watches_the_counts(
     assert browser.find_element(By.ID, "wave-status").get_attribute("data-live-updated")
     browser.execute_script("document.getElementById('wave-status-title').scrollIntoView()")
     browser.save_screenshot(str(ARTIFACTS / "campaign-waves-live.png"))
+
+
+def test_the_launch_template_settings_and_users_pages_fit_a_phone(sqlite_world: World, browser: WebDriver) -> None:
+    # On SQLite alone, as the other browser parts: the layout is the same on either backend.
+    world = sqlite_world
+    ARTIFACTS.mkdir(exist_ok=True)
+    add_users(world.site.db, bob=Role.ADMIN)
+    campaign_id = draft(world)
+    base = f"http://{world.site.web.host}:{world.site.web.port}"
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    browser.delete_all_cookies()
+    browser.set_window_size(390, 844)  # a phone
+    browser.get(f"{base}/settings")
+    wait.until(expected_conditions.url_contains("/login"))
+    browser.find_element(By.ID, "name").send_keys("bob")
+    browser.find_element(By.ID, "password").send_keys(PASSWORDS["bob"])
+    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
+    wait.until(expected_conditions.url_to_be(f"{base}/settings"))
+    # Each page by an element only it has: the page itself, not an error page, is what must fit.
+    pages = {
+        "launch": (f"/campaigns/{campaign_id}/launch", "audience"),
+        "template-editor": (f"/campaigns/{campaign_id}/templates/invitation.html", "editor-form"),
+        "settings": ("/settings", "service"),
+        "users": ("/users", "users"),
+    }
+    for name, (path, element) in pages.items():
+        browser.get(base + path)
+        wait.until(expected_conditions.presence_of_element_located((By.ID, element)))
+        width: Any = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], (name, width)  # nothing wider than the phone
+        browser.save_screenshot(str(ARTIFACTS / f"{name}-phone.png"))
