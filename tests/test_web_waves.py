@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from markupsafe import escape
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
@@ -23,6 +25,7 @@ from sqlalchemy import func, select, update
 
 from campaign.models import AuditAction, CampaignStatus, Role
 from campaign.services.lifecycle import launch, move
+from campaign.services.mailbox import capture_mailbox, latest_captured
 from campaign.services.waves import WaveLine, list_waves
 from campaign.store.tables import messages, waves
 from campaign.web.auth import CSRF_REFUSED
@@ -384,3 +387,41 @@ def test_the_launch_template_settings_and_users_pages_fit_a_phone(sqlite_world: 
         width: Any = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], (name, width)  # nothing wider than the phone
         browser.save_screenshot(str(ARTIFACTS / f"{name}-phone.png"))
+
+
+def _tab_to(browser: WebDriver, element_id: str, most: int = 60) -> None:
+    """Press Tab until the element with this id has the focus (a keyboard user's way there), at most ``most``."""
+    for _ in range(most):
+        if browser.switch_to.active_element.get_attribute("id") == element_id:
+            return
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+def test_a_person_logs_in_and_sends_a_test_with_the_keyboard_alone(sqlite_world: World, browser: WebDriver) -> None:
+    # On SQLite alone, as the other browser parts. No click: Tab, typing and Enter only.
+    world = sqlite_world
+    campaign_id = draft(world)
+    base = f"http://{world.site.web.host}:{world.site.web.port}"
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    browser.delete_all_cookies()
+    browser.set_window_size(1280, 1000)
+    browser.get(f"{base}/campaigns/{campaign_id}")
+    wait.until(expected_conditions.url_contains("/login"))
+    _tab_to(browser, "name")
+    ActionChains(browser).send_keys("ann").perform()
+    _tab_to(browser, "password")
+    ActionChains(browser).send_keys(PASSWORDS["ann"], Keys.ENTER).perform()
+    wait.until(expected_conditions.url_to_be(f"{base}/campaigns/{campaign_id}"))
+    _tab_to(browser, "test-to")
+    ActionChains(browser).send_keys("staff@example.org").perform()
+    _tab_to(browser, "test-as")
+    ActionChains(browser).send_keys(Keys.TAB).perform()  # the button after it: Enter presses it
+    assert browser.switch_to.active_element.tag_name == "button"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait.until(expected_conditions.url_contains("done="))
+    directory = capture_mailbox(world.settings)
+    assert directory is not None
+    [captured] = latest_captured(directory).messages
+    assert captured.to == "staff@example.org"
+    assert captured.subject.startswith("[TEST] ")
