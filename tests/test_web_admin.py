@@ -219,8 +219,14 @@ def test_an_admin_adds_a_user_who_can_then_log_in_and_the_audit_log_names_the_ad
     assert done.status == 303
     assert done.headers["location"] == "/users?done=added&user=carol"
     assert users(site)["carol"] == (Role.ANALYST, False)
-    assert "User carol added." in bob.get(done.headers["location"]).body
+    shown = bob.get(done.headers["location"]).body
+    assert "User carol added." in shown
     assert (AuditAction.USER_ADDED.value, "bob", "carol") in site.audit()
+    # The users page shows it in its history, by bob, with the role given; logins are not shown there.
+    history = shown.split('<section id="history">', 1)[1]
+    assert re.findall(r'<tr data-action="([a-z-]+)">', history) == [AuditAction.USER_ADDED.value]
+    assert "role: analyst" in history
+    assert "<td>bob</td><td>carol</td>" in history  # by bob, to carol
     carol = site.client()
     assert carol.log_in("carol", CAROL_PASSWORD).status == 303
     assert carol.get("/dashboard").status == 200

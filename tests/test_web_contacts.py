@@ -485,6 +485,10 @@ def test_a_hostile_name_is_shown_escaped_and_suppressing_by_hand_is_audited(site
         ("contact-suppressed", "ann", "hostile@example.org"),
         ("contact-unsuppressed", "ann", "hostile@example.org"),
     ]
+    # The contact's page shows what staff did to the address, newest first, and by whom.
+    history = ann.get(f"/contacts/people/{contact_id}").body.split('<section id="history">', 1)[1]
+    rows = re.findall(r'<tr data-action="([a-z-]+)"><td>[^<]*</td><td>[a-z-]+</td><td>([^<]*)</td>', history)
+    assert rows == [("contact-unsuppressed", "ann"), ("contact-suppressed", "ann")]
     # An unsubscribe is the person's: staff cannot lift it.
     with site.db.write() as conn:
         conn.execute(

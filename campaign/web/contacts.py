@@ -36,11 +36,12 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from campaign.config import Settings
 from campaign.exceptions import NotFoundError, ValidationError
-from campaign.models import Permission
+from campaign.models import AuditAction, Permission
 from campaign.rules.access import may
 from campaign.rules.contact_fields import clean_text
 from campaign.rules.references import MAX_NAME_LENGTH
 from campaign.rules.routes import CONTACT_PAGE, CONTACTS_IMPORT, CONTACTS_LIST
+from campaign.services import audit
 from campaign.services.contact_pages import contact_history, list_page, suppress_by_hand, unsuppress_by_hand
 from campaign.services.contacts import list_lists
 from campaign.services.import_jobs import ImportJobs
@@ -182,6 +183,10 @@ async def list_contacts(request: Request, staff: Staff) -> Response:
     )
 
 
+_CONTACT_ACTIONS = frozenset({AuditAction.CONTACT_SUPPRESSED.value, AuditAction.CONTACT_UNSUPPRESSED.value})
+"""The audit entries a contact's page shows."""
+
+
 @require(Permission.ACT_ON_CAMPAIGNS)
 async def contact_page(request: Request, staff: Staff) -> Response:
     """A contact's page."""
@@ -193,9 +198,13 @@ async def contact_page(request: Request, staff: Staff) -> Response:
     except NotFoundError as exc:
         return _problem(request, staff, 404, str(exc))
     done = request.query_params.get("done")
+    # What staff did to this address by hand (its target is the address; only those actions, whatever else
+    # might share the name).
+    recorded = await run_in_threadpool(audit.recent_actions, contacts_data(request).db, 50, history.contact.email)
     return staff_access(request).pages.page(
         "contact.html",
         staff=staff,
+        entries=[entry for entry in recorded if entry.action in _CONTACT_ACTIONS],
         history=history,
         zone=history.contact.timezone or "UTC",
         done=done if done in ("suppressed", "unsuppressed", "unchanged") else None,

@@ -30,9 +30,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
-from campaign.models import Permission, Role, User
+from campaign.models import AuditAction, Permission, Role, User
 from campaign.rules.access import MIN_PASSWORD_LENGTH, check_new_password, parse_user_name, user_name_key
 from campaign.rules.routes import USERS
+from campaign.services import audit
 from campaign.services.sessions import Staff
 from campaign.services.users import add_user, disable_user, list_users, set_password
 from campaign.web.auth import require, staff_access
@@ -126,16 +127,25 @@ async def new_password(request: Request, staff: Staff) -> Response:
     return await _page(request, staff, AddForm(), RowErrors(user_name_key(name), "password", refused), status=400)
 
 
+_USER_ACTIONS = frozenset(
+    action.value for action in (AuditAction.USER_ADDED, AuditAction.USER_DISABLED, AuditAction.PASSWORD_SET)
+)
+"""The audit entries the users page shows."""
+
+
 async def _page(
     request: Request, staff: Staff, add: AddForm, row_error: RowErrors | None = None, *, status: int = 200
 ) -> Response:
     """The list with the add form ``add``, and ``row_error`` beside its user's form."""
     users = await run_in_threadpool(list_users, admin_data(request).db)
+    # Who added, disabled or set the password of whom, newest first (the log holds logins too: not shown here).
+    recorded = await run_in_threadpool(audit.recent_actions, admin_data(request).db, 200)
     return staff_access(request).pages.page(
         "users.html",
         staff=staff,
         status=status,
         users=users,
+        entries=[entry for entry in recorded if entry.action in _USER_ACTIONS][:50],
         own=user_name_key(staff.name),
         key=user_name_key,
         add=add,
