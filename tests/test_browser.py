@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +25,7 @@ from selenium.common.exceptions import (
     JavascriptException,
     NoSuchElementException,
     StaleElementReferenceException,
+    WebDriverException,
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.selenium_manager import SeleniumManager
@@ -50,6 +52,24 @@ WAIT_SECONDS = 10
 # What a wait on a page that reloads or redraws itself looks again after: the element went with the old page,
 # or the script ran as the page unloaded.
 RELOADING = (StaleElementReferenceException, NoSuchElementException, JavascriptException)
+
+
+def left_page(driver: WebDriver) -> Callable[[WebDriver], bool]:
+    """A wait condition, made before a click that loads a page: true once the page open now has been replaced.
+
+    The page is marked by a property of its window, which the next document does not have: no element handle is
+    kept, which Chromium answers for, as the page goes, with "Node with given id does not belong to the
+    document", an error Selenium does not take for a stale element (seen in CI waiting on the launch)."""
+    mark = uuid.uuid4().hex
+    driver.execute_script("window.__campaignTestPage = arguments[0]", mark)
+
+    def gone(current: WebDriver) -> bool:
+        try:
+            return bool(current.execute_script("return window.__campaignTestPage !== arguments[0]", mark))
+        except WebDriverException:  # asked while the old page unloads: not gone yet, ask again
+            return False
+
+    return gone
 
 
 def read_now(driver: WebDriver, selector: str, attribute: str | None = None) -> str | None:

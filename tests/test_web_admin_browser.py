@@ -30,7 +30,7 @@ from campaign.services.users import list_users
 from campaign.services.waves import create_with_waves
 from campaign.store.engine import Database
 from tests.test_auth import PASSWORDS, Site, staff_config
-from tests.test_browser import WAIT_SECONDS, browser
+from tests.test_browser import WAIT_SECONDS, browser, left_page
 from tests.test_dashboard import add_users
 from tests.test_delivery import TEMPLATES
 from tests.test_scheduling import add_contacts, add_event_at
@@ -86,9 +86,9 @@ def log_in(driver: WebDriver, site: Site, name: str, page: routes.RoutePath, **v
 
 def click_and_wait(driver: WebDriver, wait: WebDriverWait[WebDriver], by: str, what: str) -> None:
     """Click an element that loads a page, and wait until the page it left is gone."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    gone = left_page(driver)
     driver.find_element(by, what).click()
-    wait.until(expected_conditions.staleness_of(page))
+    wait.until(gone)
 
 
 def shot(driver: WebDriver, name: str) -> None:

@@ -33,7 +33,7 @@ from campaign.store.engine import Database
 from campaign.store.tables import events as events_table
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import Answer, Client, Site, staff_config
-from tests.test_browser import WAIT_SECONDS, browser
+from tests.test_browser import WAIT_SECONDS, browser, left_page
 from tests.test_dashboard import ARTIFACTS, HOSTILE, add_users
 from tests.test_delivery import TEMPLATES
 from tests.test_event_changes import invited_campaign
@@ -409,9 +409,9 @@ def test_a_person_fixes_a_dst_gap_in_the_form_and_adds_the_event_at_phone_width(
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", error)
     browser.save_screenshot(str(ARTIFACTS / "event-form-error.png"))
     assert browser.find_element(By.ID, "title").get_attribute("value") == "A talk at night"
-    shown = browser.find_element(By.ID, "start")
+    gone = left_page(browser)
     browser.find_element(By.CSS_SELECTOR, 'button[value="up-2"]').click()  # Grace first
-    wait.until(expected_conditions.staleness_of(shown))
+    wait.until(gone)
     start = browser.find_element(By.ID, "start")
     assert start.get_attribute("value") == "2026-03-29T02:30"
     start.clear()

@@ -45,7 +45,7 @@ from campaign.services.demo import DEMO_EVENT_FILE, LEAD_TIME
 from campaign.services.events import get_event
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, list_members, lists, suppressions
-from tests.test_browser import RELOADING, WAIT_SECONDS, browser, read_now
+from tests.test_browser import RELOADING, WAIT_SECONDS, browser, left_page, read_now
 from tests.test_web import Lines, campaign, environment, process
 
 __all__ = ["browser"]  # a fixture used here
@@ -169,9 +169,9 @@ class Journey:
         form = self.driver.find_element(By.CSS_SELECTOR, f'form[action$="{action}"]')
         # The form's main button (an event form's first one is a hidden default for the Enter key).
         button = (form.find_elements(By.CSS_SELECTOR, "button.primary") or form.find_elements(By.TAG_NAME, "button"))[0]
-        page = self.driver.find_element(By.TAG_NAME, "html")
+        gone = left_page(self.driver)
         button.click()
-        self.wait.until(expected_conditions.staleness_of(page))
+        self.wait.until(gone)
 
     def shot(self, step: str) -> None:
         self.shots += 1
@@ -264,9 +264,9 @@ def fill_event_form(journey: Journey, values: dict[str, str | list[tuple[str, st
             typed += 1
         if typed == len(speakers):
             return
-        page = driver.find_element(By.TAG_NAME, "html")
+        gone = left_page(driver)
         driver.find_element(By.CSS_SELECTOR, 'button[name="action"][value="add-row"]').click()
-        journey.wait.until(expected_conditions.staleness_of(page))
+        journey.wait.until(gone)
 
 
 def session_line(starts_at: datetime, ends_at: datetime, zone: str, locale: str) -> str:
