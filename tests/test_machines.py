@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from campaign.models import TrackingKind
 from campaign.rules.ip_privacy import IpStorage, stored_ip
-from campaign.rules.machines import BURST_SECONDS, SCANNER_SECONDS, burst_reason, classify
+from campaign.rules.machines import BURST_SECONDS, SCANNER_SECONDS, burst_reason, classify, delivery_reason
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 CHROME = (
@@ -91,6 +91,16 @@ def test_a_click_sooner_after_delivery_than_a_person_can_is_a_scanner() -> None:
     # An open right after delivery is a reader with the message on screen (Apple's proxy is told apart above).
     assert hit(TrackingKind.OPEN, delivered_at=just_sent) is None
     assert hit(delivered_at=None) is None
+
+
+def test_the_delivery_time_rule_alone_is_the_one_classify_applies_last() -> None:
+    # A caller classifying a client once for many hits applies the timing rule to each hit itself.
+    just_sent = NOW - timedelta(seconds=SCANNER_SECONDS - 1)
+    assert delivery_reason(just_sent, NOW) == hit(delivered_at=just_sent) == f"within {SCANNER_SECONDS} s of delivery"
+    assert delivery_reason(NOW - timedelta(seconds=SCANNER_SECONDS), NOW) is None
+    assert delivery_reason(None, NOW) is None
+    assert delivery_reason(NOW + timedelta(seconds=1), NOW) is None  # sent "after" the click: clocks disagree
+    assert hit(delivered_at=None, method="HEAD") == "HEAD request (link checker)"
 
 
 def test_every_link_hit_within_a_second_is_a_burst() -> None:

@@ -23,6 +23,22 @@ def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(sqlite_db: D
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
 
 
+def test_a_write_may_skip_foreign_key_checks_for_its_own_transaction_only(sqlite_db: Database) -> None:
+    with sqlite_db.write() as conn:
+        conn.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("CREATE TABLE child (parent_id INTEGER REFERENCES parent (id))"))
+    with sqlite_db.write(foreign_keys=False) as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+        conn.execute(text("INSERT INTO child VALUES (7)"))  # taken: not checked
+    with pytest.raises(RuntimeError), sqlite_db.write(foreign_keys=False) as conn:
+        raise RuntimeError("rolled back")
+    # The pooled connection checks them again, after a commit and after a rollback alike.
+    with pytest.raises(Exception, match="FOREIGN KEY"), sqlite_db.write() as conn:
+        conn.execute(text("INSERT INTO child VALUES (8)"))
+    with sqlite_db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM child").scalar() == 1
+
+
 def test_sqlite_database_and_directory_are_created_only_on_request(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'deep' / 'er' / 'x.db'}")
     with pytest.raises(StorageError, match="does not exist: run `campaign init`"), db.write():

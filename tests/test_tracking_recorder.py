@@ -117,6 +117,54 @@ def test_a_persons_registration_click_registers_them_and_a_scanners_does_not(db:
     assert [tuple(r) for r in registered] == [(ana_contact, "link")]
 
 
+def test_one_clients_clicks_are_each_judged_by_their_own_delivery_time_and_method(db: Database, tmp_path: Path) -> None:
+    # A batch's hits of one client share its classification, worked out once; the delivery time and the method
+    # still decide for each click.
+    ids = sent_messages(db, tmp_path)
+    ana, bo = ids["ana@example.org"], ids["bo@example.org"]
+    with db.write() as conn:
+        conn.execute(update(messages).where(messages.c.id == bo).values(sent_at=LATER - timedelta(seconds=3)))
+    rec = recorder(db)
+    client = {"user_agent": CHROME, "ip": "203.0.113.77"}
+    rec.record(Hit(TrackingKind.CLICK, ana, LATER, link_index=1, link_name=REGISTER_LINK, **client))  # type: ignore[arg-type]
+    rec.record(Hit(TrackingKind.CLICK, bo, LATER, link_index=1, link_name=REGISTER_LINK, **client))  # type: ignore[arg-type]
+    later = LATER + timedelta(seconds=5)  # not a burst with ana's first click
+    rec.record(Hit(TrackingKind.CLICK, ana, later, method="HEAD", link_index=2, **client))  # type: ignore[arg-type]
+    rec.record(Hit(TrackingKind.CALENDAR, bo, LATER, **client))  # type: ignore[arg-type]
+    asyncio.run(rec.flush())
+    assert events(db) == [
+        (ana, "click", 1, False, None, "203.0.113.0"),
+        (bo, "click", 1, True, "within 10 s of delivery", "203.0.113.0"),
+        (ana, "click", 2, True, "HEAD request (link checker)", "203.0.113.0"),
+        (bo, "calendar", None, True, "within 10 s of delivery", "203.0.113.0"),
+    ]
+    with db.read() as conn:
+        registered = conn.execute(select(registrations.c.message_id)).scalars().all()
+    assert registered == [ana]
+    assert (rec.stats.recorded, rec.stats.machine, rec.stats.registrations) == (4, 3, 1)
+
+
+def test_hits_of_messages_deleted_before_their_batch_is_written_are_left_out(db: Database, tmp_path: Path) -> None:
+    # The batch's messages are read in its write transaction, which then writes without checking foreign keys
+    # again: a message gone by then is not referred to, and the connection checks foreign keys afterwards.
+    ids = sent_messages(db, tmp_path)
+    ana, bo = ids["ana@example.org"], ids["bo@example.org"]
+    rec = recorder(db)
+    for message in (ana, bo):
+        rec.record(Hit(TrackingKind.OPEN, message, LATER, user_agent=CHROME))
+        rec.record(Hit(TrackingKind.CLICK, message, LATER, link_index=1, link_name=REGISTER_LINK, user_agent=CHROME))
+    with db.write() as conn:
+        conn.execute(messages.delete().where(messages.c.id == bo))
+    asyncio.run(rec.flush())
+    assert [(m, kind) for m, kind, *_ in events(db)] == [(ana, "open"), (ana, "click")]
+    assert (rec.stats.recorded, rec.stats.ignored) == (2, 2)
+    with db.read() as conn:
+        assert conn.execute(select(registrations.c.message_id)).scalars().all() == [ana]
+        if db.is_sqlite:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+
+
 def test_opens_and_clicks_of_a_campaign_that_does_not_track_them_are_not_recorded(db: Database, tmp_path: Path) -> None:
     ids = sent_messages(db, tmp_path)
     with db.write() as conn:

@@ -111,13 +111,22 @@ def classify(
             return "Apple Mail Privacy Protection"
     if machine is not None:
         return machine
-    if (
-        kind is not TrackingKind.OPEN
-        and delivered_at is not None
-        and timedelta(0) <= now - delivered_at < timedelta(seconds=SCANNER_SECONDS)
-    ):
-        return f"within {SCANNER_SECONDS} s of delivery"
+    return None if kind is TrackingKind.OPEN else delivery_reason(delivered_at, now)
+
+
+def delivery_reason(delivered_at: datetime | None, now: datetime) -> str | None:
+    """Why a click (or any hit but an open) at ``now`` is a machine's for its timing alone: it came within
+    :data:`SCANNER_SECONDS` of its message's delivery (``delivered_at``; None: unknown, no reason). The last rule
+    :func:`classify` applies: a caller that classified a client once for many hits (``delivered_at`` None) applies
+    it to each hit whose client gave no reason."""
+    if delivered_at is not None and _NO_TIME <= now - delivered_at < _SCANNER_TIME:
+        return _SCANNER_REASON
     return None
+
+
+_NO_TIME = timedelta(0)
+_SCANNER_TIME = timedelta(seconds=SCANNER_SECONDS)
+_SCANNER_REASON = f"within {SCANNER_SECONDS} s of delivery"
 
 
 # Few user agents make most hits (each mail client's, each proxy's): what one says is worked out once. With the

@@ -86,43 +86,60 @@ def _sqlite_insert_events() -> str:
     return sqlite_positional_sql(insert(tracking_events).values({n: bindparam(n) for n in names}), names)
 
 
+EVENT_COLUMNS = tuple(name for name, _ in _EVENT_COLUMNS)
+"""The order of the values of a row :func:`insert_event_rows` takes."""
+
+
 def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Insert tracking events (``tracking_events`` columns; ``link_index``, ``machine_reason``, ``ip`` and
-    ``user_agent`` may be left out: NULL); returns how many.
+    ``user_agent`` may be left out: NULL); returns how many. As :func:`insert_event_rows`, for a few rows by name."""
+    return insert_event_rows(
+        conn,
+        [
+            [
+                r["message_id"],
+                r["kind"],
+                r.get("link_index"),
+                r["is_machine"],
+                r.get("machine_reason"),
+                r.get("ip"),
+                r.get("user_agent"),
+                r["occurred_at"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def insert_event_rows(conn: Connection, rows: Sequence[list[Any]]) -> int:
+    """Insert tracking events, each a list of its values in :data:`EVENT_COLUMNS`' order, the last (``occurred_at``)
+    an aware instant; returns how many. The lists are given away: each one's instant is replaced by its stored
+    form, in place (a row of eight values made again a hit would cost more than the instant's conversion).
 
     On PostgreSQL one statement and one JSON parameter for the batch, as :func:`insert_opens`: binding each
     row's eight parameters through SQLAlchemy was most of the cost of writing a click (``bench/tracking.py``).
-    On SQLite the driver's ``executemany`` of ready tuples, which binds them in C: 2.7 µs a row against 5 to 7.7
-    for the JSON parameter (its text made, then taken apart again by ``json_extract`` a column; a batch of
-    5,000 timed on this machine class).
+    On SQLite the driver's ``executemany`` of the rows as they are (lists), which binds them in C: 2.7 µs a row against
+    5 to 7.7 for the JSON parameter (its text made, then taken apart again by ``json_extract`` a column; a batch
+    of 5,000 timed on this machine class).
     """
     if not rows:
         return 0
     stored = json_instants(conn.dialect)
-    # Each row's values in _EVENT_COLUMNS' order, once for either backend: SQLite's driver takes the tuples as they
-    # are; PostgreSQL's JSON rows add each row's position (the ids come back in the hits' order).
-    values = [
-        (
-            r["message_id"],
-            r["kind"],
-            r.get("link_index"),
-            r["is_machine"],
-            r.get("machine_reason"),
-            r.get("ip"),
-            r.get("user_agent"),
-            stored(r["occurred_at"]),
-        )
-        for r in rows
-    ]
+    for row in rows:
+        row[-1] = stored(row[-1])
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(_sqlite_insert_events(), values)
+        # The driver itself: SQLAlchemy's exec_driver_sql takes tuples only, and the rows are lists.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.executemany(_sqlite_insert_events(), rows)
         return len(rows)
-    payload = json.dumps([[*row, n] for n, row in enumerate(values)])
+    # PostgreSQL's JSON rows add each row's position: the ids come back in the hits' order.
+    payload = json.dumps([[*row, n] for n, row in enumerate(rows)])
     conn.execute(_insert_events(conn.dialect.name), {"rows": payload})
     return len(rows)
 
 
-_OPEN_COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
+_OPEN_JSON_COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
     ("message_id", BigInteger()),
     ("is_machine", Boolean()),
     ("machine_reason", String()),
@@ -135,20 +152,24 @@ _OPEN_COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
 @cache
 def _insert_opens(dialect_name: str) -> Any:
     """Built once per backend: the recorder runs it with every flush."""
-    rows = json_rows(dialect_name, "rows", [*_OPEN_COLUMNS, ("n", Integer())])
+    rows = json_rows(dialect_name, "rows", [*_OPEN_JSON_COLUMNS, ("n", Integer())])
     kept = (
-        select(*(rows.c[name] for name, _ in _OPEN_COLUMNS), literal(TrackingKind.OPEN.value))
+        select(*(rows.c[name] for name, _ in _OPEN_JSON_COLUMNS), literal(TrackingKind.OPEN.value))
         .join(messages, messages.c.id == rows.c.message_id)
         .join(waves, waves.c.id == messages.c.wave_id)
         .join(campaigns, campaigns.c.id == waves.c.campaign_id)
         .where(campaigns.c.track_opens)
         .order_by(rows.c.n)  # ids in the order of the hits (a join may produce them in another)
     )
-    columns = [name for name, _ in _OPEN_COLUMNS] + ["kind"]
+    columns = [name for name, _ in _OPEN_JSON_COLUMNS] + ["kind"]
     return insert(tracking_events).from_select(columns, kept).returning(tracking_events.c.is_machine)
 
 
-_OPEN_PARAMETERS = ["is_machine", "machine_reason", "ip", "user_agent", "occurred_at", "message_id"]
+OPEN_COLUMNS = ("is_machine", "machine_reason", "ip", "user_agent", "occurred_at", "message_id")
+"""The order of the values of an open :func:`insert_opens` takes (the message last: SQLite's statement finds it
+after the values)."""
+_OPEN_INSTANT = OPEN_COLUMNS.index("occurred_at")
+_OPEN_MACHINE = OPEN_COLUMNS.index("is_machine")
 
 
 @cache
@@ -158,59 +179,52 @@ def _sqlite_insert_open() -> str:
     found = (
         select(
             messages.c.id,
-            *(bindparam(name) for name in _OPEN_PARAMETERS[:-1]),
+            *(bindparam(name) for name in OPEN_COLUMNS[:-1]),
             literal_column(f"'{TrackingKind.OPEN.value}'"),
         )
         .join(waves, waves.c.id == messages.c.wave_id)
         .join(campaigns, campaigns.c.id == waves.c.campaign_id)
         .where(messages.c.id == bindparam("message_id"), campaigns.c.track_opens)
     )
-    columns = ["message_id", *_OPEN_PARAMETERS[:-1], "kind"]
-    return sqlite_positional_sql(insert(tracking_events).from_select(columns, found), _OPEN_PARAMETERS)
+    columns = ["message_id", *OPEN_COLUMNS[:-1], "kind"]
+    return sqlite_positional_sql(insert(tracking_events).from_select(columns, found), list(OPEN_COLUMNS))
 
 
-def insert_opens(conn: Connection, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
-    """Insert opens (``tracking_events`` columns but kind and link) of the messages that exist and whose campaign
-    tracks opens; the others are left out. Returns how many were inserted, and how many of them by machines.
+def insert_opens(conn: Connection, rows: Sequence[list[Any]]) -> tuple[int, int]:
+    """Insert opens of the messages that exist and whose campaign tracks opens; the others are left out. Each row
+    is a list of its values in :data:`OPEN_COLUMNS`' order, the instant aware; the lists are given away, as
+    :func:`insert_event_rows` takes them (each one's instant replaced by its stored form). Returns how many were
+    inserted, and how many of them by machines.
 
     No read of the messages first (opens are most hits): each open is inserted from a select of its message that
     keeps it only when the message exists and its campaign tracks opens. On PostgreSQL one statement and one
     JSON parameter for the batch: a batch is written in 11 µs an open instead of 15 by reading their messages
-    and inserting row by row. On SQLite that select a row, run by the driver's ``executemany`` of ready tuples
-    (bound in C), then one count of the rows added (ids above the highest before, in this write transaction):
-    4.5 to 6.3 µs an open against 6 to 7 for the JSON parameter (batches of 5,000, timed on this machine class).
+    and inserting row by row. On SQLite that select a row, run by the driver's ``executemany`` of the rows as
+    they are (bound in C), then one count of the rows added (ids above the highest before, in this write
+    transaction): 4.5 to 6.3 µs an open against 6 to 7 for the JSON parameter (batches of 5,000, timed on this
+    machine class).
     """
     if not rows:
         return 0, 0
     stored = json_instants(conn.dialect)
+    for row in rows:
+        row[_OPEN_INSTANT] = stored(row[_OPEN_INSTANT])
     if conn.dialect.name == "sqlite":
         # Ids grow (this write transaction holds the lock): what was added is above the highest before.
         last = conn.scalar(select(func.coalesce(func.max(tracking_events.c.id), 0)))
-        inserted = conn.exec_driver_sql(
-            _sqlite_insert_open(),
-            [(r["is_machine"], r["machine_reason"], r["ip"], r["user_agent"], stored(r["occurred_at"]), r["message_id"])
-             for r in rows],
-        ).rowcount  # fmt: skip
+        # The driver itself: SQLAlchemy's exec_driver_sql takes tuples only, and the rows are lists.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        inserted = driver.executemany(_sqlite_insert_open(), rows).rowcount
         if inserted == len(rows):
-            return inserted, sum(1 for r in rows if r["is_machine"])
+            return inserted, sum(1 for r in rows if r[_OPEN_MACHINE])
         added, machines = conn.execute(
             select(func.count(), func.count().filter(tracking_events.c.is_machine)).where(tracking_events.c.id > last)
         ).one()
         return int(added), int(machines)
-    payload = json.dumps(
-        [
-            [
-                r["message_id"],
-                r["is_machine"],
-                r["machine_reason"],
-                r["ip"],
-                r["user_agent"],
-                stored(r["occurred_at"]),
-                n,
-            ]
-            for n, r in enumerate(rows)
-        ]
-    )
+    # The JSON rows in _OPEN_JSON_COLUMNS' order, each with its position (the ids come back in the hits' order).
+    order = [OPEN_COLUMNS.index(name) for name, _ in _OPEN_JSON_COLUMNS]
+    payload = json.dumps([[*(r[i] for i in order), n] for n, r in enumerate(rows)])
     machine = [flag for (flag,) in conn.execute(_insert_opens(conn.dialect.name), {"rows": payload})]
     return len(machine), sum(machine)
 
