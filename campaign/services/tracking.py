@@ -55,6 +55,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from campaign.config import TrackingSettings
@@ -88,6 +89,11 @@ _REASON = tracking_store.EVENT_COLUMNS.index("machine_reason")
 _BURST_WINDOW = timedelta(seconds=BURST_SECONDS * 2)
 
 
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+"""The classifying headers of a hit whose request has none (most): one shared empty mapping, not a dictionary a
+hit, which the garbage collector would track while the hit waits to be written."""
+
+
 # Not frozen: one is made per request, and a frozen one costs 0.8 µs more to make (1.4 against 0.6). Nothing
 # changes a hit once made.
 @dataclass(slots=True)
@@ -102,7 +108,7 @@ class Hit:
     link_name: str | None = None
     user_agent: str | None = None
     ip: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
 
 
 @dataclass
@@ -136,24 +142,26 @@ class HitRecorder:
     def record(self, hit: Hit) -> bool:
         """Take a hit to be written; False when it is a repeat or the buffer is full (never waits)."""
         # Of strings and numbers only (the kind's value, not the enum member): the garbage collector stops
-        # tracking such a tuple, so the many remembered keys cost its collections nothing.
-        key = (hit.message_id, hit.kind.value, hit.link_index, hit.ip, hit.user_agent)
-        last = self._seen.get(key)
+        # tracking such a tuple, so the many remembered keys cost its collections nothing. The value read as
+        # _value_, the attribute behind Enum's value property (0.08 µs against 0.25: this runs every request).
+        key = (hit.message_id, hit.kind._value_, hit.link_index, hit.ip, hit.user_agent)
+        seen, buffer = self._seen, self._buffer
+        last = seen.get(key)
         if last is not None and hit.occurred_at - last < timedelta(seconds=self.settings.repeat_seconds):
             self.stats.repeats += 1
             return False
-        if len(self._buffer) >= self.settings.queue_size:
+        if len(buffer) >= self.settings.queue_size:
             self.stats.dropped += 1
             if self.stats.dropped in (1, 10, 100, 1000) or self.stats.dropped % 10_000 == 0:
                 log.warning("tracking: %d hits dropped so far: the database does not keep up", self.stats.dropped)
             return False
-        self._seen[key] = hit.occurred_at
+        seen[key] = hit.occurred_at
         if last is not None:  # a new key is at the end already
-            self._seen.move_to_end(key)
-        if len(self._seen) > _REMEMBERED:
-            self._seen.popitem(last=False)
-        self._buffer.append(hit)
-        if len(self._buffer) >= _BATCH and self._wake is not None:
+            seen.move_to_end(key)
+        if len(seen) > _REMEMBERED:
+            seen.popitem(last=False)
+        buffer.append(hit)
+        if len(buffer) >= _BATCH and self._wake is not None:
             self._wake.set()
         return True
 

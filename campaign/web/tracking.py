@@ -56,7 +56,7 @@ from campaign.rules.routes import CLICK, OPEN, RoutePath
 from campaign.services.calendars import message_calendar
 from campaign.services.installation import installation_id
 from campaign.services.links import Destination, DestinationFinder, wave_destinations
-from campaign.services.tracking import CLASSIFYING_HEADERS, Hit, HitRecorder
+from campaign.services.tracking import CLASSIFYING_HEADERS, NO_HEADERS, Hit, HitRecorder
 from campaign.store.engine import Database
 from campaign.tokens import InvalidTokenError, SigningKeys, TokenClaims, TokenVerifier
 
@@ -240,24 +240,28 @@ class TrackingEndpoints:
     def _hit(self, scope: Scope, claims: TokenClaims, link_name: str | None = None) -> Hit:
         # The first value of each header, as Starlette's Headers.get reads it (names are lower case in ASGI).
         user_agent = None
-        headers: dict[str, str] = {}
+        headers: dict[str, str] | None = None  # most requests carry no classifying header: none made for them
         for name, value in scope["headers"]:
             if name == b"user-agent":
                 if user_agent is None:
                     user_agent = value.decode("latin-1")
-            elif (classifying := _CLASSIFYING.get(name)) is not None and classifying not in headers:
-                headers[classifying] = value.decode("latin-1")
+            elif (classifying := _CLASSIFYING.get(name)) is not None:
+                if headers is None:
+                    headers = {}
+                if classifying not in headers:
+                    headers[classifying] = value.decode("latin-1")
         client = scope.get("client")
+        # Positional, in Hit's order: a request's hit is made faster so than by keywords.
         return Hit(
-            kind=claims.purpose,
-            message_id=claims.message_id,
-            occurred_at=self.recorder.clock(),
-            method=scope["method"],
-            link_index=claims.link_index if claims.purpose is TrackingKind.CLICK else None,
-            link_name=link_name,
-            user_agent=user_agent,
-            ip=client[0] if client else None,
-            headers=headers,
+            claims.purpose,
+            claims.message_id,
+            self.recorder.clock(),
+            scope["method"],
+            claims.link_index if claims.purpose is TrackingKind.CLICK else None,
+            link_name,
+            user_agent,
+            client[0] if client else None,
+            NO_HEADERS if headers is None else headers,
         )
 
 
