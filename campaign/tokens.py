@@ -31,7 +31,7 @@ import re
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from campaign.exceptions import ValidationError
 from campaign.models import TrackingKind
@@ -60,8 +60,8 @@ _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
-@dataclass(frozen=True, slots=True)
-class TokenClaims:
+# A named tuple, not a frozen dataclass: the web service makes one a request (0.5 µs against 1.2).
+class TokenClaims(NamedTuple):
     """What a valid token says."""
 
     purpose: TrackingKind
