@@ -353,13 +353,19 @@ def nginx(nginx_path: str, pin: list[str], folder: Path, measure: Measure) -> Ru
         )
     )
     command = [*pin, nginx_path, "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")]
+    return serving(command, port, measure, signal.SIGQUIT)  # nginx's graceful stop
+
+
+def serving(command: list[str], port: int, measure: Measure, stop: signal.Signals) -> Run:
+    """``measure`` of the server that ``command`` starts, listening on ``port``, once it answers the pixel's path;
+    then the server stopped with ``stop``."""
     proc = subprocess.Popen(command, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_url(url + "/o/warm.gif")
         return measure(url, proc.pid)
     finally:
-        proc.send_signal(signal.SIGQUIT)  # nginx's graceful stop
+        proc.send_signal(stop)
         proc.wait(30)
 
 
@@ -392,14 +398,7 @@ def plain_starlette(pin: list[str], folder: Path, measure: Measure) -> Run:
     command = [*pin, sys.executable, "-m", "uvicorn", "plain_app:app", "--app-dir", str(folder), "--host",
                "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
                "--no-server-header", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(command, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_url(url + "/o/warm.gif")
-        return measure(url, proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+    return serving(command, port, measure, signal.SIGTERM)
 
 
 def ours(pin: list[str], folder: Path, db_path: Path, measure: Measure, messages: int) -> Run:
