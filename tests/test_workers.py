@@ -29,7 +29,7 @@ from sqlalchemy import event, func, select
 
 from campaign.cli import cli
 from campaign.config import Settings, load_settings
-from campaign.models import MessageStatus, SuppressionReason, WaveKind, WaveStatus
+from campaign.models import MessageStatus, SuppressionReason, WaveStatus
 from campaign.rules.contact_fields import email_key
 from campaign.services.campaigns import get_campaign
 from campaign.services.database import init_database
@@ -40,7 +40,6 @@ from campaign.services.heartbeat import RateMeter
 from campaign.services.leadership import Leadership, lock_key
 from campaign.services.lifecycle import launch
 from campaign.services.workers import leader, registry
-from campaign.store import campaigns as campaign_store
 from campaign.store import outbox
 from campaign.store import suppressions as suppression_store
 from campaign.store import workers as worker_store
@@ -59,6 +58,7 @@ from tests.test_delivery import (
     relay_config,
     statuses,
 )
+from tests.test_serve import add_wave
 
 # ---------------------------------------------------------------------------------------------------------
 # Set-up
@@ -454,25 +454,6 @@ def test_a_heartbeat_renews_the_row_and_only_the_leases_still_held_in_one_step(d
 # ---------------------------------------------------------------------------------------------------------
 
 
-def add_wave_at(db: Database, name: str, send_at: datetime) -> int:
-    campaign_id = get_campaign(db, "c").campaign.id
-    with db.write() as conn:
-        return campaign_store.insert_wave(
-            conn,
-            {
-                "campaign_id": campaign_id,
-                "name": name,
-                "kind": WaveKind.REMINDER.value,
-                "template": "reminder",
-                "audience": "all",
-                "status": WaveStatus.PENDING.value,
-                "send_at": send_at,
-                "offset_seconds": None,
-            },
-            datetime.now(UTC),
-        )
-
-
 def test_the_standby_takes_over_within_seconds_and_a_wave_fires_exactly_once(
     pg_db: Database,
     tmp_path: Path,
@@ -482,7 +463,7 @@ def test_the_standby_takes_over_within_seconds_and_a_wave_fires_exactly_once(
     config = scale_config(tmp_path, pg_db, smtp, concurrency=2, lease=3)
     settings = settings_for(config)
     emails = prepare(pg_db, tmp_path, total)
-    add_wave_at(pg_db, "later", datetime.now(UTC) + timedelta(days=1))  # keeps the campaign sending meanwhile
+    add_wave(pg_db, "c", "later", send_at=datetime.now(UTC) + timedelta(days=1))  # keeps the campaign sending meanwhile
     launch(pg_db, settings, KEY, "c")
 
     def lead() -> str | None:
@@ -507,7 +488,7 @@ def test_the_standby_takes_over_within_seconds_and_a_wave_fires_exactly_once(
         takeover = time.monotonic() - killed_at
         assert schedulers()[first.pid] == "gone"  # the dead leader's row, marked by the new one
         wave = "after-takeover"
-        add_wave_at(pg_db, wave, datetime.now(UTC) + timedelta(seconds=1.5))
+        add_wave(pg_db, "c", wave, send_at=datetime.now(UTC) + timedelta(seconds=1.5))
         wait_for(
             lambda: Counter(row[0] for row in rows_of(pg_db).values()) == {"sent": total * 2},
             30,
