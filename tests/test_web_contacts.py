@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 
 from campaign.config import load_settings
 from campaign.models import AuditAction, Role
+from campaign.rules import routes
 from campaign.services.import_jobs import ImportJobs
 from campaign.store.engine import Database
 from campaign.store.tables import (
@@ -258,6 +259,12 @@ def test_staff_upload_the_sample_and_the_file_with_errors_and_download_its_rejec
         entries = conn.execute(select(audit_log.c.action, audit_log.c.target).order_by(audit_log.c.id)).all()
     imported = [tuple(e) for e in entries if e[0] == AuditAction.CONTACTS_IMPORTED.value]
     assert imported == [("contacts-imported", "invitees")] * 2
+    # The list's page shows both files, newest first, who imported them and what came of each.
+    history = ann.get(routes.CONTACTS_LIST.path(list=str(list_id))).body.split('id="history"', 1)[1]
+    newest, oldest = history.split('<tr data-action="contacts-imported">')[1:]
+    # (The details' order is the database's: PostgreSQL's JSON sorts the keys.)
+    assert all(f in newest for f in ("<td>ann</td>", "file: with-errors.csv", "rejected: 6"))
+    assert all(f in oldest for f in ("<td>ann</td>", "file: contacts.csv", "new: 41", "updated: 0", "rejected: 0"))
 
 
 def test_an_import_waiting_or_under_way_shows_its_progress_and_refreshes_itself(site: Contacts) -> None:

@@ -9,7 +9,7 @@ Entries are only ever added.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +35,11 @@ def record(
         )
 
 
-def recent_actions(db: Database, limit: int = 50, target: str | None = None) -> list[AuditEntry]:
-    """The newest ``limit`` entries, of one ``target`` (a campaign's name...) when given, newest first."""
+def recent_actions(
+    db: Database, limit: int = 50, target: str | None = None, actions: Collection[AuditAction] | None = None
+) -> list[AuditEntry]:
+    """The newest ``limit`` entries, of one ``target`` (a campaign's name...) and of these ``actions`` when given
+    (a page about one kind of thing shows its own actions: another kind's target may share the name), newest
+    first."""
     with db.read() as conn:
-        return audit_store.recent(conn, limit, target)
+        return audit_store.recent(conn, limit, target, None if actions is None else [a.value for a in actions])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +25,11 @@ def insert_entry(
     conn.execute(insert(audit_log).values(at=at, user_id=user_id, action=action, target=target, details=dict(details)))
 
 
-def recent(conn: Connection, limit: int, target: str | None = None) -> list[AuditEntry]:
-    """The newest ``limit`` entries (of one target, when given), newest first, with the user's name."""
+def recent(
+    conn: Connection, limit: int, target: str | None = None, actions: Collection[str] | None = None
+) -> list[AuditEntry]:
+    """The newest ``limit`` entries (of one target, and of these actions, when given), newest first, with the
+    user's name."""
     stmt = (
         select(audit_log, users.c.name.label("user_name"))
         .outerjoin(users, users.c.id == audit_log.c.user_id)
@@ -35,6 +38,8 @@ def recent(conn: Connection, limit: int, target: str | None = None) -> list[Audi
     )
     if target is not None:
         stmt = stmt.where(audit_log.c.target == target)
+    if actions is not None:
+        stmt = stmt.where(audit_log.c.action.in_(sorted(actions)))
     return [
         AuditEntry(
             id=row.id,

@@ -218,7 +218,7 @@ async def _page(
         except (NotFoundError, ValidationError) as exc:
             preview_error = str(exc)
     details: CampaignDetails = values["details"]
-    entries = await run_in_threadpool(audit.recent_actions, data.db, 50, details.campaign.name)
+    entries = await run_in_threadpool(audit.recent_actions, data.db, 50, details.campaign.name, CAMPAIGN_ACTIONS)
     return staff_access(request).pages.page(
         "campaign_manage.html",
         staff=staff,
@@ -229,7 +229,7 @@ async def _page(
         preview=preview,
         preview_error=preview_error,
         moves=[(name, MOVES[name]) for name in ALLOWED_MOVES.get(details.campaign.status, ())],
-        entries=[entry for entry in entries if entry.action in CAMPAIGN_ACTIONS],
+        entries=entries,
         done=request.query_params.get("done", ""),
         test_error=test_error,
         test_as_error=test_as_error,

@@ -17,7 +17,8 @@ templates ``contacts.html``, ``contacts_import.html``, ``contacts_list.html`` an
   ``<meta http-equiv="refresh">``: no script) until the import ends; then the counts, the flagged contacts (no
   zone), the rejected rows with line and reason, and :data:`~campaign.rules.routes.CONTACTS_REJECTS` to download.
 * :data:`~campaign.rules.routes.CONTACTS_LIST`: a list's contacts, ``q`` an address or name prefix, ``after``
-  the last id of the previous page (keyset pagination: a "next page" link, never an offset).
+  the last id of the previous page (keyset pagination: a "next page" link, never an offset); below them the
+  files imported into the list through these pages (when, by whom, counts: the audit log).
 * :data:`~campaign.rules.routes.CONTACT_PAGE`: a contact's fields, lists, messages (times in the contact's own
   zone, or UTC when it has none) and tracking history, and the buttons suppressing or lifting the suppression
   (``POST``, CSRF-checked and audited by :mod:`campaign.services.contact_pages`).
@@ -174,17 +175,29 @@ async def list_contacts(request: Request, staff: Staff) -> Response:
         )
     except NotFoundError as exc:
         return _problem(request, staff, 404, str(exc))
+    # The files imported into the list through these pages, by whom (the audit log: its target is the list's name).
+    db = contacts_data(request).db
+    entries = await run_in_threadpool(audit.recent_actions, db, 20, page.contact_list.name, _IMPORT_ACTIONS)
     base = staff_access(request).pages.url(CONTACTS_LIST, list=str(list_id))
     next_url = None
     if page.next_after is not None:
         next_url = base + "?" + urlencode({k: v for k, v in (("q", prefix), ("after", str(page.next_after))) if v})
     return staff_access(request).pages.page(
-        "contacts_list.html", staff=staff, page=page, prefix=prefix, next_url=next_url, first_url=base, after=after
+        "contacts_list.html",
+        staff=staff,
+        page=page,
+        prefix=prefix,
+        next_url=next_url,
+        first_url=base,
+        after=after,
+        entries=entries,
     )
 
 
-_CONTACT_ACTIONS = frozenset({AuditAction.CONTACT_SUPPRESSED.value, AuditAction.CONTACT_UNSUPPRESSED.value})
+_CONTACT_ACTIONS = frozenset({AuditAction.CONTACT_SUPPRESSED, AuditAction.CONTACT_UNSUPPRESSED})
 """The audit entries a contact's page shows."""
+_IMPORT_ACTIONS = frozenset({AuditAction.CONTACTS_IMPORTED})
+"""The audit entries a list's page shows."""
 
 
 @require(Permission.ACT_ON_CAMPAIGNS)
@@ -200,11 +213,12 @@ async def contact_page(request: Request, staff: Staff) -> Response:
     done = request.query_params.get("done")
     # What staff did to this address by hand (its target is the address; only those actions, whatever else
     # might share the name).
-    recorded = await run_in_threadpool(audit.recent_actions, contacts_data(request).db, 50, history.contact.email)
+    db = contacts_data(request).db
+    entries = await run_in_threadpool(audit.recent_actions, db, 50, history.contact.email, _CONTACT_ACTIONS)
     return staff_access(request).pages.page(
         "contact.html",
         staff=staff,
-        entries=[entry for entry in recorded if entry.action in _CONTACT_ACTIONS],
+        entries=entries,
         history=history,
         zone=history.contact.timezone or "UTC",
         done=done if done in ("suppressed", "unsuppressed", "unchanged") else None,

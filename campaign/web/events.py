@@ -465,7 +465,7 @@ def _zones_at(moment: datetime) -> list[ZoneChoice]:
 
 def _history(db: Database, event: Event) -> list[AuditEntry]:
     """The event's entries of the audit log (a campaign may share its name with the slug: not its entries)."""
-    return [e for e in audit.recent_actions(db, 50, target=event.slug) if e.action in EVENT_ACTIONS][:20]
+    return audit.recent_actions(db, 20, target=event.slug, actions=EVENT_ACTIONS)
 
 
 def _change_details(change: EventChange) -> dict[str, Any]:

@@ -127,9 +127,7 @@ async def new_password(request: Request, staff: Staff) -> Response:
     return await _page(request, staff, AddForm(), RowErrors(user_name_key(name), "password", refused), status=400)
 
 
-_USER_ACTIONS = frozenset(
-    action.value for action in (AuditAction.USER_ADDED, AuditAction.USER_DISABLED, AuditAction.PASSWORD_SET)
-)
+_USER_ACTIONS = frozenset((AuditAction.USER_ADDED, AuditAction.USER_DISABLED, AuditAction.PASSWORD_SET))
 """The audit entries the users page shows."""
 
 
@@ -139,13 +137,13 @@ async def _page(
     """The list with the add form ``add``, and ``row_error`` beside its user's form."""
     users = await run_in_threadpool(list_users, admin_data(request).db)
     # Who added, disabled or set the password of whom, newest first (the log holds logins too: not shown here).
-    recorded = await run_in_threadpool(audit.recent_actions, admin_data(request).db, 200)
+    entries = await run_in_threadpool(audit.recent_actions, admin_data(request).db, 50, None, _USER_ACTIONS)
     return staff_access(request).pages.page(
         "users.html",
         staff=staff,
         status=status,
         users=users,
-        entries=[entry for entry in recorded if entry.action in _USER_ACTIONS][:50],
+        entries=entries,
         own=user_name_key(staff.name),
         key=user_name_key,
         add=add,
