@@ -183,23 +183,25 @@ class TokenVerifier:
     """
 
     def __init__(self, keys: SigningKeys) -> None:
-        self._states: dict[TrackingKind, tuple[tuple[Any, Any], ...]] = {}
+        # By the purpose's value: an enum member's hash is a call into Python (Enum.__hash__), its value's is not.
+        self._states: dict[str, tuple[tuple[Any, Any], ...]] = {}
         for kind, prefix in _PURPOSE_PREFIXES.items():
             pairs = []
             for key in keys:
                 block = _padded(key)
                 inner = hashlib.sha256(block.translate(_IPAD) + prefix)
                 pairs.append((inner, hashlib.sha256(block.translate(_OPAD))))
-            self._states[kind] = tuple(pairs)
+            self._states[kind.value] = tuple(pairs)
 
     def __repr__(self) -> str:
         return "TokenVerifier(<keys hidden>)"
 
     def verify(self, purpose: TrackingKind, token: str) -> TokenClaims:
         """The claims of ``token`` signed for ``purpose``; :class:`InvalidTokenError` otherwise (see :func:`verify`)."""
-        _purpose_prefix(purpose)  # refuses a purpose that is no TrackingKind, as verify does
+        if not isinstance(purpose, TrackingKind):
+            _purpose_prefix(purpose)  # refuses a purpose that is no TrackingKind, as verify does
         payload, mac = _split(token)
-        for inner_state, outer_state in self._states[purpose]:
+        for inner_state, outer_state in self._states[purpose._value_]:
             inner = inner_state.copy()
             inner.update(payload)
             outer = outer_state.copy()

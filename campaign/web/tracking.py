@@ -73,6 +73,7 @@ NO_CACHE = {
 CACHED_DESTINATIONS = 50_000
 """Link destinations kept in memory (each a message's link: a few hundred bytes)."""
 
+_AGENTS_REMEMBERED = 10_000  # distinct user agents kept decoded (forgotten all at once past it)
 _CALENDAR_HEADERS = {**NO_CACHE, "Content-Disposition": 'attachment; filename="invite.ics"'}
 _GET_OR_HEAD = ("GET", "HEAD")
 # The raw (lower-case) names of the request headers a hit keeps for classification.
@@ -117,6 +118,7 @@ class TrackingEndpoints:
         self._redirects: dict[Destination, _Redirect] = {}
         self._pixel_headers = _raw(Response(PIXEL, media_type="image/gif", headers=NO_CACHE), self.headers)
         self._installation: str | None = None
+        self._agents: dict[bytes, str] = {}  # user agents seen lately, as received: see _agent
         self._open_affixes = _affixes(OPEN)
         self._click_affixes = _affixes(CLICK)
 
@@ -231,6 +233,15 @@ class TrackingEndpoints:
             self._installation = installation_id(self.db)
         return message_calendar(self.db, self.settings, self._installation, message_id, datetime.now(UTC))
 
+    def _agent(self, raw: bytes) -> str:
+        """A user agent not seen lately, decoded and remembered: most hits come from a few clients (each mail
+        provider's proxy, the common browsers), so their hits share one string each, instead of each hit
+        holding its own copy of 100-odd bytes until the recorder writes it (and having it hashed again there)."""
+        if len(self._agents) >= _AGENTS_REMEMBERED:
+            self._agents.clear()
+        agent = self._agents[raw] = raw.decode("latin-1")
+        return agent
+
     def _claims(self, token: str, purpose: TrackingKind) -> TokenClaims | None:
         try:
             return self.verifier.verify(purpose, token)
@@ -243,8 +254,8 @@ class TrackingEndpoints:
         headers: dict[str, str] | None = None  # most requests carry no classifying header: none made for them
         for name, value in scope["headers"]:
             if name == b"user-agent":
-                if user_agent is None:
-                    user_agent = value.decode("latin-1")
+                if user_agent is None and (user_agent := self._agents.get(value)) is None:
+                    user_agent = self._agent(value)
             elif (classifying := _CLASSIFYING.get(name)) is not None:
                 if headers is None:
                     headers = {}
