@@ -125,12 +125,12 @@ def test_one_clients_clicks_are_each_judged_by_their_own_delivery_time_and_metho
     with db.write() as conn:
         conn.execute(update(messages).where(messages.c.id == bo).values(sent_at=LATER - timedelta(seconds=3)))
     rec = recorder(db)
-    client = {"user_agent": CHROME, "ip": "203.0.113.77"}
-    rec.record(Hit(TrackingKind.CLICK, ana, LATER, link_index=1, link_name=REGISTER_LINK, **client))  # type: ignore[arg-type]
-    rec.record(Hit(TrackingKind.CLICK, bo, LATER, link_index=1, link_name=REGISTER_LINK, **client))  # type: ignore[arg-type]
+    agent, address = CHROME, "203.0.113.77"  # one client
+    rec.record(Hit(TrackingKind.CLICK, ana, LATER, "GET", 1, REGISTER_LINK, agent, address))
+    rec.record(Hit(TrackingKind.CLICK, bo, LATER, "GET", 1, REGISTER_LINK, agent, address))
     later = LATER + timedelta(seconds=5)  # not a burst with ana's first click
-    rec.record(Hit(TrackingKind.CLICK, ana, later, method="HEAD", link_index=2, **client))  # type: ignore[arg-type]
-    rec.record(Hit(TrackingKind.CALENDAR, bo, LATER, **client))  # type: ignore[arg-type]
+    rec.record(Hit(TrackingKind.CLICK, ana, later, "HEAD", 2, None, agent, address))
+    rec.record(Hit(TrackingKind.CALENDAR, bo, LATER, user_agent=agent, ip=address))
     asyncio.run(rec.flush())
     assert events(db) == [
         (ana, "click", 1, False, None, "203.0.113.0"),

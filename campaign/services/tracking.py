@@ -81,7 +81,6 @@ CLASSIFYING_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
 _REMEMBERED = 100_000
 # Hits written per transaction at most.
 _BATCH = 5_000
-_UNKNOWN: Any = object()  # not worked out yet
 # Where a row of tracking_events (campaign.store.tracking.EVENT_COLUMNS) holds whether and why a machine made it.
 _MACHINE = tracking_store.EVENT_COLUMNS.index("is_machine")
 _REASON = tracking_store.EVENT_COLUMNS.index("machine_reason")
@@ -260,7 +259,7 @@ class HitRecorder:
         As an open's, a hit's classification by its client (method, user agent, headers, IP), its stored IP and
         user agent are worked out once a batch for each client (a batch's hits come from few), and then the
         delivery time's rule (:func:`~campaign.rules.machines.delivery_reason`) and bursts are applied to each
-        hit alone: 1.3 µs a click against 3.6 for a dictionary and a whole classification each."""
+        hit alone (the module doc has the measurement)."""
         rows: list[list[Any]] = []
         kept: list[tuple[Hit, Delivery]] = []
         earlier: list[tuple[Hit, str]] = []
