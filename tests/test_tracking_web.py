@@ -29,11 +29,12 @@ from campaign.models import TrackingKind
 from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
 from campaign.services.lifecycle import launch
+from campaign.services.tracking import HitRecorder
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, links, messages, registrations, tracking_events
 from campaign.store.tables import events as event_rows
-from campaign.tokens import SigningKeys, sign, verify
-from campaign.web.tracking import PIXEL
+from campaign.tokens import SigningKeys, TokenClaims, sign, verify
+from campaign.web.tracking import PIXEL, TrackingEndpoints
 from tests.test_delivery import TEMPLATES, Sink, pipelining_smtp, prepare
 from tests.test_tracking_recorder import events
 from tests.test_web import assert_security_headers, running
@@ -663,3 +664,27 @@ def test_a_pixel_request_the_server_parses_itself_is_recorded_as_one_parsed_by_h
         "UA body",
         "UA café",
     ]
+
+
+def test_hits_of_one_user_agent_share_its_text_and_long_or_countless_agents_are_not_kept(
+    db: Database, tmp_path: Path
+) -> None:
+    # A hit's user agent is decoded once per distinct agent and shared; the memory of agents is bounded in count
+    # and in size, whatever clients send (a head may be 32 KiB).
+    settings = load_settings(write_config(tmp_path, db))
+    endpoints = TrackingEndpoints(db, settings, SigningKeys(b"k" * 32), HitRecorder(db, settings.tracking))
+    claims = TokenClaims(TrackingKind.OPEN, 1)
+
+    def agent_of(raw: bytes) -> str | None:
+        scope = {"method": "GET", "headers": [(b"host", b"x"), (b"user-agent", raw)], "client": ("192.0.2.1", 9)}
+        return endpoints._hit(scope, claims).user_agent
+
+    first, second = agent_of(b"Mozilla/5.0 (X11) Firefox/133.0"), agent_of(b"Mozilla/5.0 (X11) Firefox/133.0")
+    assert first == "Mozilla/5.0 (X11) Firefox/133.0"
+    assert first is second
+    huge = "é".encode("latin-1") * 20_000
+    assert agent_of(huge) == "é" * 20_000  # recorded (the recorder keeps the first 1,000 characters)
+    assert huge not in endpoints._agents
+    for n in range(10_050):
+        agent_of(b"agent %d" % n)
+    assert 0 < len(endpoints._agents) <= 10_000

@@ -73,7 +73,8 @@ NO_CACHE = {
 CACHED_DESTINATIONS = 50_000
 """Link destinations kept in memory (each a message's link: a few hundred bytes)."""
 
-_AGENTS_REMEMBERED = 10_000  # distinct user agents kept decoded (forgotten all at once past it)
+_AGENTS_REMEMBERED = 10_000  # distinct user agents kept decoded (forgotten all at once past it)...
+_AGENT_REMEMBERED_BYTES = 512  # ...of at most this length (browsers' are 100-200 bytes): at most ~10 MB in all
 _CALENDAR_HEADERS = {**NO_CACHE, "Content-Disposition": 'attachment; filename="invite.ics"'}
 _GET_OR_HEAD = ("GET", "HEAD")
 # The raw (lower-case) names of the request headers a hit keeps for classification.
@@ -237,9 +238,11 @@ class TrackingEndpoints:
         """A user agent not seen lately, decoded and remembered: most hits come from a few clients (each mail
         provider's proxy, the common browsers), so their hits share one string each, instead of each hit
         holding its own copy of 100-odd bytes until the recorder writes it (and having it hashed again there)."""
-        if len(self._agents) >= _AGENTS_REMEMBERED:
-            self._agents.clear()
-        agent = self._agents[raw] = raw.decode("latin-1")
+        agent = raw.decode("latin-1")
+        if len(raw) <= _AGENT_REMEMBERED_BYTES:  # a head may be 32 KiB: anyone could fill the memory otherwise
+            if len(self._agents) >= _AGENTS_REMEMBERED:
+                self._agents.clear()
+            self._agents[raw] = agent
         return agent
 
     def _claims(self, token: str, purpose: TrackingKind) -> TokenClaims | None:
