@@ -72,6 +72,20 @@ def left_page(driver: WebDriver) -> Callable[[WebDriver], bool]:
     return gone
 
 
+def log_in_on_the_way(
+    browser: WebDriver, wait: WebDriverWait[WebDriver], url: str, user: str, password: str, size: tuple[int, int]
+) -> None:
+    """A fresh browser at ``size`` asks for ``url``, is sent to the login page, logs in as ``user`` and is back."""
+    browser.delete_all_cookies()
+    browser.set_window_size(*size)
+    browser.get(url)
+    wait.until(expected_conditions.url_contains("/login"))
+    browser.find_element(By.ID, "name").send_keys(user)
+    browser.find_element(By.ID, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
+    wait.until(expected_conditions.url_to_be(url))
+
+
 def read_now(driver: WebDriver, selector: str, attribute: str | None = None) -> str | None:
     """The text (or ``attribute``) of the first element matching the CSS ``selector``, read in one script: no
     element handle is kept between finding and reading it, which a page reloading itself meanwhile would leave

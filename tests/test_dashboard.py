@@ -51,7 +51,7 @@ from campaign.web.report_cache import ReportCache
 from tests import test_reports
 from tests.conftest import cli_ok
 from tests.test_auth import PASSWORDS, Client, Site, staff_config
-from tests.test_browser import WAIT_SECONDS, browser
+from tests.test_browser import WAIT_SECONDS, browser, log_in_on_the_way
 from tests.test_delivery import TEMPLATES, prepare
 from tests.test_report_html import console
 from tests.test_reports import BASE, LINK_NAMES, ZURICH, World, expected_tally, first_opens, first_registrations, seed
@@ -838,15 +838,8 @@ def test_a_person_reads_the_campaign_page_retries_and_views_a_captured_invitatio
     site, world = http_seeded.site, http_seeded.world
     base = f"http://{site.web.host}:{site.web.port}"
     wait = WebDriverWait(browser, WAIT_SECONDS)
-    browser.delete_all_cookies()
-    browser.set_window_size(1280, 1000)
     console(browser)  # what earlier pages logged
-    browser.get(f"{base}{http_seeded.page}")
-    wait.until(expected_conditions.url_contains("/login"))
-    browser.find_element(By.ID, "name").send_keys("ann")
-    browser.find_element(By.ID, "password").send_keys(PASSWORDS["ann"])
-    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
-    wait.until(expected_conditions.url_to_be(f"{base}{http_seeded.page}"))
+    log_in_on_the_way(browser, wait, f"{base}{http_seeded.page}", "ann", PASSWORDS["ann"], (1280, 1000))
 
     # The funnel and the waves, read off the page, against the rows in the database.
     invitation = expected_tally(world, wave_messages(world, "invitation"))

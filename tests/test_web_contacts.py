@@ -48,7 +48,7 @@ from campaign.store.tables import (
 )
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS, Client, Site
-from tests.test_browser import RELOADING, WAIT_SECONDS, browser, read_now
+from tests.test_browser import RELOADING, WAIT_SECONDS, browser, log_in_on_the_way, read_now
 from tests.test_dashboard import HOSTILE, add_users
 from tests.test_reports import seed
 from tests.test_web import config_for, running
@@ -572,14 +572,7 @@ def test_a_person_uploads_the_sample_in_a_browser(browser: WebDriver, sqlite_sit
     ARTIFACTS.mkdir(exist_ok=True)
     base = f"http://{site.site.web.host}:{site.site.web.port}"
     wait = WebDriverWait(browser, WAIT_SECONDS)
-    browser.delete_all_cookies()
-    browser.set_window_size(1280, 1000)
-    browser.get(f"{base}/contacts")
-    wait.until(expected_conditions.url_contains("/login"))
-    browser.find_element(By.ID, "name").send_keys("ann")
-    browser.find_element(By.ID, "password").send_keys(PASSWORDS["ann"])
-    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
-    wait.until(expected_conditions.url_to_be(f"{base}/contacts"))
+    log_in_on_the_way(browser, wait, f"{base}/contacts", "ann", PASSWORDS["ann"], (1280, 1000))
     browser.find_element(By.ID, "list").send_keys("Invitees")
     browser.find_element(By.ID, "file").send_keys(str(WITH_ERRORS))
     browser.save_screenshot(str(ARTIFACTS / "contacts-upload.png"))

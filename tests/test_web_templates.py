@@ -27,7 +27,7 @@ from campaign.services.rendering import preview_contact
 from campaign.services.waves import create_with_waves
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS, Client
-from tests.test_browser import WAIT_SECONDS, browser
+from tests.test_browser import WAIT_SECONDS, browser, log_in_on_the_way
 from tests.test_delivery import TEMPLATES
 from tests.test_web_campaigns import MANILA, World, sqlite_world, text_between, world
 
@@ -330,15 +330,8 @@ def test_a_person_edits_the_subject_and_sees_the_preview_follow_in_a_browser(
     campaign_id = draft(world)
     base = f"http://{world.site.web.host}:{world.site.web.port}"
     wait = WebDriverWait(browser, WAIT_SECONDS)
-    browser.delete_all_cookies()
-    browser.set_window_size(1280, 1000)
     editor = f"{base}/campaigns/{campaign_id}/templates/invitation.subject"
-    browser.get(editor)
-    wait.until(lambda b: "/login" in b.current_url)
-    browser.find_element(By.ID, "name").send_keys("ann")
-    browser.find_element(By.ID, "password").send_keys(PASSWORDS["ann"])
-    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
-    wait.until(lambda b: b.current_url == editor)
+    log_in_on_the_way(browser, wait, editor, "ann", PASSWORDS["ann"], (1280, 1000))
     wait.until(lambda b: b.execute_script("return typeof htmx === 'object'"))
     field = browser.find_element(By.ID, "text")
     field.clear()

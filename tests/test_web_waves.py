@@ -30,7 +30,7 @@ from campaign.services.waves import WaveLine, list_waves
 from campaign.store.tables import messages, waves
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS
-from tests.test_browser import RELOADING, WAIT_SECONDS, browser, read_now
+from tests.test_browser import RELOADING, WAIT_SECONDS, browser, log_in_on_the_way, read_now
 from tests.test_dashboard import HOSTILE, add_users
 from tests.test_web_campaigns import World, draft, logged_in, sqlite_world, text_between, world
 from tests.test_web_contacts import ARTIFACTS
@@ -298,20 +298,6 @@ def test_the_live_counts_equal_the_outbox_rows_and_say_when_to_stop(world: World
     assert 'data-live-state="paused"' in client.get(f"/campaigns/{campaign_id}/waves/status").body
 
 
-def _log_in_on_the_way(
-    browser: WebDriver, wait: WebDriverWait[WebDriver], url: str, user: str, size: tuple[int, int]
-) -> None:
-    """A fresh browser at ``size`` asks for ``url``, is sent to the login page, logs in as ``user`` and is back."""
-    browser.delete_all_cookies()
-    browser.set_window_size(*size)
-    browser.get(url)
-    wait.until(expected_conditions.url_contains("/login"))
-    browser.find_element(By.ID, "name").send_keys(user)
-    browser.find_element(By.ID, "password").send_keys(PASSWORDS[user])
-    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
-    wait.until(expected_conditions.url_to_be(url))
-
-
 def test_a_person_adds_a_wave_sees_it_on_the_time_axis_and_watches_the_counts(
     browser: WebDriver, sqlite_world: World
 ) -> None:
@@ -320,7 +306,7 @@ def test_a_person_adds_a_wave_sees_it_on_the_time_axis_and_watches_the_counts(
     campaign_id = draft(world)
     base = f"http://{world.site.web.host}:{world.site.web.port}"
     wait = WebDriverWait(browser, WAIT_SECONDS)
-    _log_in_on_the_way(browser, wait, f"{base}/campaigns/{campaign_id}", "ann", (1280, 1000))
+    log_in_on_the_way(browser, wait, f"{base}/campaigns/{campaign_id}", "ann", PASSWORDS["ann"], (1280, 1000))
     browser.find_element(By.ID, "add-wave").click()
     wait.until(expected_conditions.url_contains("/waves/new"))
     browser.find_element(By.ID, "name").send_keys("three-hours")
@@ -373,7 +359,7 @@ def test_the_launch_template_settings_and_users_pages_fit_a_phone(sqlite_world: 
     campaign_id = draft(world)
     base = f"http://{world.site.web.host}:{world.site.web.port}"
     wait = WebDriverWait(browser, WAIT_SECONDS)
-    _log_in_on_the_way(browser, wait, f"{base}/settings", "bob", (390, 844))  # a phone
+    log_in_on_the_way(browser, wait, f"{base}/settings", "bob", PASSWORDS["bob"], (390, 844))  # a phone
     # Each page by an element only it has: the page itself, not an error page, is what must fit.
     pages = {
         "launch": (f"/campaigns/{campaign_id}/launch", "audience"),
