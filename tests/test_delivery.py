@@ -1144,6 +1144,32 @@ def test_a_batch_that_outlasts_its_lease_is_not_sent_twice(
     assert statuses(db, "c") == {"sent": 50}
 
 
+def test_a_claim_that_finds_its_own_lapsed_messages_again_sends_each_once(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    """The leases of messages still waiting in this worker's queue lapse (here the worker's clock jumps past
+    them once the first message is on the wire; on a loaded machine, a late heartbeat): its next claim finds
+    them due again, under its own name. Each stays one job, sent once (a CI run once saw a message twice)."""
+    settings = tuned(base_settings(tmp_path), concurrency=1, lease_seconds=60)
+    emails = prepare(db, tmp_path, 12)
+    launch(db, settings, KEY, "c")
+    jumped = [timedelta(0)]
+
+    def jump_on_first_message(_rcpt: str, _attempt: int) -> str | None:
+        jumped[0] = timedelta(minutes=2)  # past every lease taken so far; no heartbeat comes in 5 s
+        return None
+
+    smtp.handler.plan = jump_on_first_message
+    smtp.handler.delay = 0.05  # the claim loop claims again while the first messages wait in the queue
+    request = DeliveryRequest(db, settings, KEY, smtp.servers(), campaign_ref="c")
+    summary = asyncio.run(send_due(request, clock=lambda: datetime.now(UTC) + jumped[0]))
+
+    assert smtp.handler.received() == Counter(emails)
+    assert summary.counts == {"sent": 12}
+    assert summary.claimed == 12
+    assert statuses(db, "c") == {"sent": 12}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Review findings: international domains, a refused session, cancelling mid-send, a failed commit
 # ---------------------------------------------------------------------------------------------------------

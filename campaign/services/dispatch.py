@@ -124,6 +124,10 @@ class Dispatcher:
         self.renderers: dict[int, WaveRenderer] = {}
         self.revisions: dict[int, tuple[int, datetime] | None] = {}  # of each cached renderer's event
         self.summary = DispatchSummary()
+        # The messages this run claimed whose result is not recorded yet. A lease can lapse while its message
+        # waits in the queue (a heartbeat late on a loaded machine) and this run's next claim then finds it due
+        # again: it must not become a second job of the same message, both sent (seen once in CI).
+        self.in_hand: set[int] = set()
         # When the previous claim that found messages was made (monotonic) and how many results had been recorded
         # then: the rate that sizes the next claim (rules.delivery.claim_size); None after a claim found none.
         self._previous_claim: tuple[float, int] | None = None
@@ -275,18 +279,22 @@ class Dispatcher:
                 # Addresses suppressed since their wave was queued: the claim recorded them; they are reported
                 # like any result, so a progress display still reaches its total.
                 self.results.report(MessageStatus.SUPPRESSED, claim.suppressed)
-            # A batch that held only such messages says nothing about what is still due: claim again.
-            if claim.messages or not claim.suppressed:
+            # A message found again is still this run's job (the claim renewed its lease): that job alone sends
+            # it, or gives it back if its lease is no longer surely held (Heartbeat.lease_held).
+            claimed = [message for message in claim.messages if message.id not in self.in_hand]
+            # A batch that held only suppressed messages, or only messages in hand (renewed now: the next claim
+            # passes them by), says nothing about what is still due: claim again.
+            if claimed or not (claim.suppressed or claim.messages):
                 break
-        claimed = claim.messages
         if not claimed:
             self._previous_claim = None  # idle since: no rate to go by
             return []
+        self.in_hand.update(message.id for message in claimed)
         self.summary.claimed += len(claimed)
         # Claims only return campaigns that are sending: one paused earlier has been resumed since.
         self.failures.resumed(wave.campaign_id for wave in waves.values())
         self._forget_stale_renderers(waves.values())
-        new_renderers = {wave_id for wave_id in waves if wave_id not in self.renderers}
+        new_renderers = {message.wave_id for message in claimed if message.wave_id not in self.renderers}
         jobs = []
         for message in claimed:
             wave = waves[message.wave_id]
@@ -347,6 +355,8 @@ class Dispatcher:
         # A campaign paused (or cancelled) by staff meanwhile: its messages still in hand go back unsent.
         self.failures.hold_back_not_sending(conn, {r.job.campaign_id for r in batch})
         lost = write_results(conn, batch, self.owner, now)
+        # In the same synchronous stretch as the commit: no claim can run between the two.
+        self.in_hand.difference_update(result.job.message.id for result in batch)
         # A breaker that tripped in this worker: the campaign's recorded attempts, this batch's among them, decide.
         self.failures.decide_tripped(conn)
         return lost

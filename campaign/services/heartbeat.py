@@ -108,7 +108,7 @@ class Heartbeat:
         self.beats = 0
         self.failed_beats = 0
         self.renewed_at = time.monotonic()  # when the last successful beat (or the start) began
-        self.lapsed_at = float("-inf")  # when the last beat began that came after the leases had lapsed
+        self.lapsed_at = float("-inf")  # when the last beat that may have come after the leases lapsed wrote
         self._meter = RateMeter()
 
     def start(self) -> None:
@@ -138,8 +138,11 @@ class Heartbeat:
             self.failed_beats += 1
             log.warning("heartbeat of %s failed (tried again in %.1f s): %s", self.name, self.interval, exc)
             return 0
-        if began >= self.renewed_at + self.lease_seconds:
-            self.lapsed_at = began
+        # The renewal took effect when its write did, after any wait for SQLite's write lock (another process
+        # holding it): whether the leases may have lapsed first is judged by when the write returned.
+        wrote = time.monotonic()
+        if wrote >= self.renewed_at + self.lease_seconds:
+            self.lapsed_at = wrote
             log.warning(
                 "%s beat after its leases lapsed: what it claimed before is no longer surely its own", self.name
             )
