@@ -36,6 +36,15 @@ from campaign.store.tables import UTCDateTime
 _UNIXEPOCH = sqlite3.sqlite_version_info >= (3, 38)
 
 
+def sqlite_driver(conn: Connection) -> sqlite3.Connection:
+    """The driver's own connection under a SQLite ``conn``, in its transaction: for the tracking recorder's
+    statements, whose rows it binds in C (``executemany`` of lists, which SQLAlchemy's ``exec_driver_sql`` does
+    not take) and whose results it reads without SQLAlchemy's row objects."""
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
 def upserting_insert(conn: Connection, table: Table) -> Any:
     """The connection's backend's ``INSERT``, the one that has ``on_conflict_do_nothing|update``."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

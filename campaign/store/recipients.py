@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, select
 
-from campaign.store.dialect import sqlite_positional_sql
+from campaign.store.dialect import sqlite_driver, sqlite_positional_sql
 from campaign.store.tables import campaigns, contacts, events, messages, waves
 
 
@@ -115,9 +115,7 @@ def deliveries(conn: Connection, message_ids: Collection[int]) -> dict[int, Deli
         return {}
     if conn.dialect.name == "sqlite":
         # Straight from the driver's cursor: SQLAlchemy's Row a message cost more than the rest of the read.
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        rows = driver.execute(_sqlite_deliveries(), (json.dumps(list(message_ids)),))
+        rows = sqlite_driver(conn).execute(_sqlite_deliveries(), (json.dumps(list(message_ids)),))
         return {
             message_id: Delivery(
                 contact_id,

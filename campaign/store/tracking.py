@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from campaign.models import MessageStatus, TrackingKind
-from campaign.store.dialect import json_instants, json_rows, sqlite_positional_sql
+from campaign.store.dialect import json_instants, json_rows, sqlite_driver, sqlite_positional_sql
 from campaign.store.tables import UTCDateTime, campaigns, messages, tracking_events, waves
 
 
@@ -128,10 +128,7 @@ def insert_event_rows(conn: Connection, rows: Sequence[list[Any]]) -> int:
     for row in rows:
         row[-1] = stored(row[-1])
     if conn.dialect.name == "sqlite":
-        # The driver itself: SQLAlchemy's exec_driver_sql takes tuples only, and the rows are lists.
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        driver.executemany(_sqlite_insert_events(), rows)
+        sqlite_driver(conn).executemany(_sqlite_insert_events(), rows)
         return len(rows)
     # PostgreSQL's JSON rows add each row's position: the ids come back in the hits' order.
     payload = json.dumps([[*row, n] for n, row in enumerate(rows)])
@@ -212,10 +209,7 @@ def insert_opens(conn: Connection, rows: Sequence[list[Any]]) -> tuple[int, int]
     if conn.dialect.name == "sqlite":
         # Ids grow (this write transaction holds the lock): what was added is above the highest before.
         last = conn.scalar(select(func.coalesce(func.max(tracking_events.c.id), 0)))
-        # The driver itself: SQLAlchemy's exec_driver_sql takes tuples only, and the rows are lists.
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        inserted = driver.executemany(_sqlite_insert_open(), rows).rowcount
+        inserted = sqlite_driver(conn).executemany(_sqlite_insert_open(), rows).rowcount
         if inserted == len(rows):
             return inserted, sum(1 for r in rows if r[_OPEN_MACHINE])
         added, machines = conn.execute(
