@@ -9,7 +9,10 @@ Guarantees:
   on while its result waits up to ``delivery.group_commit_ms`` for the group's commit, at most
   ``delivery.group_commit_max`` results waiting: duplicates after a crash are bounded by the concurrency plus
   that (see :mod:`~campaign.services.dispatch_results`). Everything else it held is simply leased, and sent by
-  the next worker once the lease expires: nothing is lost.
+  the next worker once the lease expires: nothing is lost. A run never holds two jobs of one message: a claim
+  that finds again one of its own (its lease lapsed while it waited in the queue, a heartbeat late on a loaded
+  machine) leaves it to the job that has it, which sends it, or gives it back if its lease is no longer surely
+  held.
 * 4xx replies, dropped connections and timeouts defer the message with exponential backoff; it expires when
   its lifetime ends or the event has started. 5xx at RCPT bounces it and suppresses the address; 5xx at
   DATA fails it. A template error for one contact fails that message and never blocks the rest.
