@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.utils
+import json
 import re
 import shutil
 import sqlite3
@@ -142,6 +143,15 @@ def test_import_of_nothing_exits_1_but_partial_import_exits_0(config: Path, tmp_
     assert result.exit_code == 0
     assert "Rejected line 2" in result.output
     assert "partial.rejects.csv" in result.output
+    # Both in the audit log, by the command line (no user), as an import through the pages is: the list's page
+    # shows them.
+    with closing(sqlite3.connect(config.parent / "data" / "c.db")) as conn:
+        entries = conn.execute("SELECT action, user_id, target, details FROM audit_log ORDER BY id").fetchall()
+    assert [(action, user, target) for action, user, target, _ in entries] == [("contacts-imported", None, "x")] * 2
+    assert [json.loads(details) for *_, details in entries] == [
+        {"file": "empty.csv", "new": 0, "updated": 0, "rejected": 0},
+        {"file": "partial.csv", "new": 1, "updated": 0, "rejected": 1},
+    ]
 
 
 def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:

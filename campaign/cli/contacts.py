@@ -11,6 +11,8 @@ import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import table
+from campaign.models import AuditAction
+from campaign.services import audit
 from campaign.services.contact_import import ImportReport, RowIssue, import_contacts
 from campaign.services.contacts import (
     contact_details,
@@ -58,6 +60,15 @@ def contacts_import(app: App, file: Path, list_name: str, encoding: str | None, 
             )
     else:
         report = import_contacts(db, file, list_name, encoding=encoding, delimiter=sep, batch_size=batch_size)
+    # In the audit log as an import through the pages is (no user: the command line), so the list's page shows
+    # every file that went into it.
+    audit.record(
+        db,
+        AuditAction.CONTACTS_IMPORTED,
+        user_id=None,
+        target=report.list_name,
+        details={"file": file.name, "new": report.new, "updated": report.updated, "rejected": report.rejected},
+    )
     print_report(report)
     if report.imported == 0:
         raise click.ClickException(f"nothing imported from {file}")
