@@ -880,8 +880,14 @@ def test_a_person_reads_the_campaign_page_retries_and_views_a_captured_invitatio
 
     # At phone width nothing is wider than the screen: wide tables scroll on their own.
     browser.set_window_size(375, 740)
-    width: Any = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1]
+    # The hourly chart is drawn again at the new width by its resize handler, which runs at the window's next
+    # frame: until then its canvas keeps the old width (1008 px, seen once in CI).
+
+    def fits(b: WebDriver) -> bool:
+        width: Any = b.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        return bool(width[1] < 400 and width[0] <= width[1])  # resized, and nothing wider than the window
+
+    wait.until(fits, "at phone width the page stays wider than the screen")
     browser.save_screenshot(str(ARTIFACTS / "dashboard-campaign-phone.png"))
     browser.set_window_size(1280, 1000)
 
