@@ -27,19 +27,21 @@ from typing import Any
 
 import pytest
 from ical.calendar_stream import IcsCalendarStream
-from sqlalchemy import event, select, update
+from sqlalchemy import Connection, event, select, text, update
+from sqlalchemy.exc import StatementError
 
 from campaign.config import Settings, load_settings
 from campaign.exceptions import TransientDeliveryError, ValidationError
 from campaign.mail.capture import _FreePortController
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
-from campaign.models import CampaignStatus, SmtpSecurity, SuppressionReason
+from campaign.models import CampaignStatus, MessageStatus, SmtpSecurity, SuppressionReason
 from campaign.rules.contact_fields import email_key
 from campaign.rules.event_fields import parse_event_document
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
 from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import Dispatcher, send_due
+from campaign.services.dispatch_jobs import Job, Result
 from campaign.services.dispatch_summary import DispatchSummary, PausedCampaign
 from campaign.services.events import add_event
 from campaign.services.lifecycle import CheckFailedError, launch, move
@@ -1168,6 +1170,65 @@ def test_a_claim_that_finds_its_own_lapsed_messages_again_sends_each_once(
     assert summary.counts == {"sent": 12}
     assert summary.claimed == 12
     assert statuses(db, "c") == {"sent": 12}
+
+
+def jumping_dispatcher(db: Database, tmp_path: Path, smtp: Sink) -> tuple[Dispatcher, list[timedelta]]:
+    """A dispatcher of 4 launched messages (one sender, 60 s leases) whose clock moves on by what the list holds."""
+    settings = tuned(base_settings(tmp_path), concurrency=1, lease_seconds=60)
+    prepare(db, tmp_path, 4)
+    launch(db, settings, KEY, "c")
+    jumped = [timedelta(0)]
+    request = DeliveryRequest(db, settings, KEY, smtp.servers(), campaign_ref="c")
+    return Dispatcher(request, clock=lambda: datetime.now(UTC) + jumped[0]), jumped
+
+
+def test_a_message_found_again_in_hand_then_given_back_is_queued_with_no_attempt_counted(
+    db: Database, tmp_path: Path, smtp: Sink
+) -> None:
+    dispatcher, jumped = jumping_dispatcher(db, tmp_path, smtp)
+
+    async def scenario() -> None:
+        jobs = await dispatcher._claim()
+        jumped[0] = timedelta(minutes=2)  # their leases lapse while they wait
+        others = await dispatcher._claim()  # the other messages; those found again in hand make no second job
+        assert {job.message.id for job in jobs}.isdisjoint(job.message.id for job in others)
+        dispatcher.results.release([*jobs, *others])  # given back unsent (their leases no longer surely held)
+        await dispatcher.results.flush()
+
+    asyncio.run(scenario())
+    assert {(row.status, row.attempts) for row in outbox_rows(db, "c").values()} == {("queued", 0)}
+
+
+@pytest.mark.parametrize("failing", ["a statement", "the commit"])
+def test_a_failed_commit_leaves_its_messages_in_hand_so_no_claim_sends_them_again(
+    db: Database, tmp_path: Path, smtp: Sink, failing: str
+) -> None:
+    """A sent message whose result could not be committed is still ``sending`` under the run's lease: a claim
+    the run makes before its stop lands (its lease lapsed meanwhile) must not make it a job again."""
+    dispatcher, jumped = jumping_dispatcher(db, tmp_path, smtp)
+    write = dispatcher.results.write
+
+    def write_then_fail(conn: Connection, batch: list[Result]) -> set[int]:
+        lost = write(conn, batch)
+        if failing == "the commit":
+            raise RuntimeError("COMMIT failed")  # as the commit at the end of the transaction failing
+        conn.execute(text("SELECT no_such_column FROM messages"))  # a statement after the results, failing
+        return lost
+
+    dispatcher.results.write = write_then_fail
+
+    async def scenario() -> tuple[Job, list[Job]]:
+        first, *_ = await dispatcher._claim()
+        dispatcher.results._pending.append(Result(first, MessageStatus.SENT, message_id="<m@x>", reply="250 ok"))
+        with pytest.raises((RuntimeError, StatementError)):
+            await dispatcher.results.flush()
+        assert dispatcher.results.broken is not None
+        jumped[0] = timedelta(minutes=2)
+        return first, await dispatcher._claim()
+
+    first, again = asyncio.run(scenario())
+    assert first.message.id not in {job.message.id for job in again}
+    assert outbox_rows(db, "c")[first.contact.email].status == "sending"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -31,38 +31,43 @@ def heartbeat(db: Database, tmp_path: Path, lease_seconds: int) -> Heartbeat:
     return heart
 
 
-def test_a_lease_is_held_until_a_lease_less_a_beat_has_passed_without_a_beat(db: Database, tmp_path: Path) -> None:
-    heart = heartbeat(db, tmp_path, lease_seconds=1)
-    assert heart.interval == 1 / 3
+def test_a_lease_is_held_while_beats_come_in_time_and_not_after_a_late_one(db: Database, tmp_path: Path) -> None:
+    heart = heartbeat(db, tmp_path, lease_seconds=3)
+    assert heart.interval == 1.0
     claimed = time.monotonic()
     assert heart.lease_held(claimed)
-    time.sleep(0.75)  # past the lease less one beat's time (what another machine's clock may run ahead by)
-    assert not heart.lease_held(claimed)
-    asyncio.run(heart.beat())  # in time: the lease was renewed before it lapsed
+    time.sleep(0.5)
+    asyncio.run(heart.beat())  # in time: well before the lease less one beat's time
     assert heart.lease_held(claimed)
+    time.sleep(2.1)  # since that beat: past the lease less one beat (what another machine's clock may run ahead by)
+    assert not heart.lease_held(claimed)
+    asyncio.run(heart.beat())  # too late: what was claimed before is no longer surely this worker's
+    assert heart.failed_beats == 0
+    assert not heart.lease_held(claimed)
+    assert heart.lease_held(time.monotonic())
 
 
 def test_a_beat_that_waited_past_the_lease_for_the_write_lock_leaves_earlier_claims_unheld(
     sqlite_db: Database, tmp_path: Path
 ) -> None:
-    """A beat began late but within the lease, then waited for SQLite's write lock (another process held it)
-    until past it: its renewal was written after the leases may have lapsed and other workers taken them. What was
-    claimed before is no longer held (given back, never sent from here), even once later beats come in time;
-    later claims are."""
+    """A beat began in time, then waited for SQLite's write lock (another process held it) until past the lease
+    less one beat's time: its renewal was written after the leases may have lapsed and other workers taken them.
+    What was claimed before is no longer held (given back, never sent from here), even once later beats come in
+    time; later claims are."""
     heart = heartbeat(sqlite_db, tmp_path, lease_seconds=1)
     claimed = time.monotonic()
     other = Database(sqlite_db.url.render_as_string(hide_password=False))
 
     async def late_beat_waiting_for_the_lock() -> None:
         with other.write():
-            await asyncio.sleep(0.8)
-            beat = asyncio.create_task(heart.beat())  # begins before the lease's end, waits for the lock
+            await asyncio.sleep(0.4)
+            beat = asyncio.create_task(heart.beat())  # begins in time (0.67 s: the lease less a beat), waits
             await asyncio.sleep(0.5)
         await beat
 
     try:
         asyncio.run(late_beat_waiting_for_the_lock())
-        assert not heart.lease_held(claimed)  # judged by its start, it would be held for 0.67 s more
+        assert not heart.lease_held(claimed)  # judged by its start, it would be held until 1.07 s
         asyncio.run(heart.beat())  # a beat in time, after
     finally:
         other.dispose()

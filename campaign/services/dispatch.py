@@ -147,6 +147,8 @@ class Dispatcher:
             self.concurrency,
             window_ms=0.0 if db.is_sqlite else d.group_commit_ms,
             group_max=d.group_commit_max,
+            # Only once committed: a batch whose commit failed leaves its messages in hand (the run stops).
+            committed=lambda batch: self.in_hand.difference_update(r.job.message.id for r in batch),
         )
         self.heartbeat = Heartbeat(
             db, settings, name=self.owner, role=WORKER, state=ALIVE, counts=self._counts, lease_clock=clock
@@ -267,6 +269,9 @@ class Dispatcher:
                 limit=limit,
                 campaign_id=self.campaign_id,
             )
+            if found_again := [m.id for m in claim.messages if m.id in self.in_hand]:
+                # Still this run's jobs (below): the claim renewed their leases, but no attempt was made.
+                outbox.uncount_attempts(conn, found_again)
             if not claim.messages:
                 return claim, {}, {}
             # On PostgreSQL the claim returns its contacts (a read after it scanned the whole table while the
@@ -282,8 +287,9 @@ class Dispatcher:
                 # Addresses suppressed since their wave was queued: the claim recorded them; they are reported
                 # like any result, so a progress display still reaches its total.
                 self.results.report(MessageStatus.SUPPRESSED, claim.suppressed)
-            # A message found again is still this run's job (the claim renewed its lease): that job alone sends
-            # it, or gives it back if its lease is no longer surely held (Heartbeat.lease_held).
+            # A message found again is still this run's job (the claim renewed its lease): that job sends it, or
+            # gives it back if its lease is no longer surely held (Heartbeat.lease_held). (Had its address been
+            # suppressed meanwhile, the claim marked it so, and the job's result is not recorded: as before.)
             claimed = [message for message in claim.messages if message.id not in self.in_hand]
             # A batch that held only suppressed messages, or only messages in hand (renewed now: the next claim
             # passes them by), says nothing about what is still due: claim again.
@@ -358,8 +364,6 @@ class Dispatcher:
         # A campaign paused (or cancelled) by staff meanwhile: its messages still in hand go back unsent.
         self.failures.hold_back_not_sending(conn, {r.job.campaign_id for r in batch})
         lost = write_results(conn, batch, self.owner, now)
-        # In the same synchronous stretch as the commit: no claim can run between the two.
-        self.in_hand.difference_update(result.job.message.id for result in batch)
         # A breaker that tripped in this worker: the campaign's recorded attempts, this batch's among them, decide.
         self.failures.decide_tripped(conn)
         return lost

@@ -69,12 +69,15 @@ class ResultRecorder:
         *,
         window_ms: float = 0.0,
         group_max: int = 0,
+        committed: Callable[[list[Result]], None] | None = None,
     ) -> None:
         """``write`` records each batch; ``senders`` is how many report results (it sizes a group). A
         ``window_ms`` above 0 (PostgreSQL: see the module doc) lets senders go on before their results are
-        committed, at most ``group_max`` of them waiting."""
+        committed, at most ``group_max`` of them waiting. ``committed`` is told of each batch once its
+        transaction has committed, before anything else of the event loop runs."""
         self.db = db
         self.write = write
+        self.committed = committed
         self.summary = summary
         self.progress = progress
         self.broken: BaseException | None = None  # a failed commit: no result can be recorded any more
@@ -149,6 +152,8 @@ class ResultRecorder:
                     result.recorded.set_exception(exc)
             self._pending = []
             raise
+        if self.committed is not None:
+            self.committed(batch)
         if lost:
             self.summary.lost += len(lost)
             log.warning(

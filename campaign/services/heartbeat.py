@@ -139,9 +139,10 @@ class Heartbeat:
             log.warning("heartbeat of %s failed (tried again in %.1f s): %s", self.name, self.interval, exc)
             return 0
         # The renewal took effect when its write did, after any wait for SQLite's write lock (another process
-        # holding it): whether the leases may have lapsed first is judged by when the write returned.
+        # holding it): whether the leases may have lapsed first is judged by when the write returned, with the
+        # margin lease_held allows for another machine's clock running ahead.
         wrote = time.monotonic()
-        if wrote >= self.renewed_at + self.lease_seconds:
+        if wrote >= self.renewed_at + self.lease_seconds - self.interval:
             self.lapsed_at = wrote
             log.warning(
                 "%s beat after its leases lapsed: what it claimed before is no longer surely its own", self.name

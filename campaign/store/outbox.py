@@ -509,6 +509,12 @@ def mark_unsent(conn: Connection, results: Sequence[dict[str, Any]], owner: str,
     return {r["b_id"] for r in results if (r["b_id"], r["status"]) not in done}
 
 
+def uncount_attempts(conn: Connection, ids: Iterable[int]) -> None:
+    """Take back the attempt a claim counted for messages it found again in the hands of the worker that had
+    claimed them (their leases lapsed while they waited): the claim renewed their leases, no attempt was made."""
+    conn.execute(update(messages).where(messages.c.id.in_(list(ids))).values(attempts=messages.c.attempts - 1))
+
+
 def release(conn: Connection, ids: Iterable[int], owner: str, now: datetime) -> int:
     """Give back leases a stopping worker did not use (their attempt is not counted): a message goes back to what
     it was before its claim, ``queued`` if it was never attempted, ``deferred`` if it was (a retry claimed and not
