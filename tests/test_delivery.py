@@ -562,9 +562,11 @@ def test_4xx_defers_with_backoff_then_sends(db: Database, tmp_path: Path, smtp: 
     assert smtp.handler.received() == Counter()
     assert campaign_status(db, "c") is CampaignStatus.SENDING
 
-    # Not due yet: a second run at once sends nothing and tries nothing. Its clock is the moment the first run
-    # recorded the deferrals: on a loaded machine the real one may pass the short backoff before the run claims.
-    at_once = max(r.updated_at for r in rows.values())
+    # Not due yet: a second run before the earliest retry time sends nothing and tries nothing. Its clock is set
+    # just before it: on a loaded machine the real one may pass the short backoff before the run claims, and the
+    # first run's failures may be spread over more than the backoff (so the time the last was recorded may be
+    # past the first one's retry time).
+    at_once = min(r.next_attempt_at for r in rows.values() if r.next_attempt_at) - timedelta(milliseconds=1)
     request = DeliveryRequest(db, settings, KEY, smtp.servers(), campaign_ref="c")
     assert asyncio.run(send_due(request, clock=lambda: at_once)).counts == {}
     assert set(smtp.handler.data_attempts.values()) == {1}
