@@ -127,7 +127,7 @@ class Dispatcher:
         self.renderers: dict[int, WaveRenderer] = {}
         self.revisions: dict[int, tuple[int, datetime] | None] = {}  # of each cached renderer's event
         self.summary = DispatchSummary()
-        # The messages this run claimed whose result is not recorded yet. A lease can lapse while its message
+        # The messages this run claimed whose result is not committed yet. A lease can lapse while its message
         # waits in the queue (a heartbeat late on a loaded machine) and this run's next claim then finds it due
         # again: it must not become a second job of the same message, both sent (seen once in CI).
         self.in_hand: set[int] = set()

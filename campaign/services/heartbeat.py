@@ -145,7 +145,8 @@ class Heartbeat:
         if wrote >= self.renewed_at + self.lease_seconds - self.interval:
             self.lapsed_at = wrote
             log.warning(
-                "%s beat after its leases lapsed: what it claimed before is no longer surely its own", self.name
+                "%s beat late (its leases may have lapsed): what it claimed before is no longer surely its own",
+                self.name,
             )
         self.renewed_at = began
         return renewed
