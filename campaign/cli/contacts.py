@@ -67,7 +67,7 @@ def contacts_import(app: App, file: Path, list_name: str, encoding: str | None, 
         AuditAction.CONTACTS_IMPORTED,
         user_id=None,
         target=report.list_name,
-        details={"file": file.name, "new": report.new, "updated": report.updated, "rejected": report.rejected},
+        details=report.audit_details(file.name),
     )
     print_report(report)
     if report.imported == 0:

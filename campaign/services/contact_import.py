@@ -94,6 +94,11 @@ class ImportReport:
         """Data rows read."""
         return self.imported + self.rejected
 
+    def audit_details(self, file_name: str) -> dict[str, Any]:
+        """What the audit log keeps of this import (``contacts-imported``, through the pages or the command
+        line): the file's name and what came of it."""
+        return {"file": file_name, "new": self.new, "updated": self.updated, "rejected": self.rejected}
+
     def reject(self, line: int, reason: str, email: str | None = None) -> None:
         """Count a rejected row, keeping the first few for the summary."""
         self.rejected += 1

@@ -74,7 +74,7 @@ from campaign.store import contacts as contact_store
 from campaign.store import outbox
 from campaign.store.async_write import in_write
 from campaign.store.engine import Database
-from campaign.store.outbox import Claim
+from campaign.store.outbox import Claim, ClaimedMessage
 from campaign.store.workers import ALIVE, WORKER, Counts
 
 # SQLite file the delivery worker reads through a memory map: its claims and commits re-read pages that
@@ -260,7 +260,7 @@ class Dispatcher:
         claimed_at = time.monotonic()  # before the claim: its leases start no earlier
         limit = self._claim_limit(claimed_at)
 
-        def lease(conn: Connection) -> tuple[Claim, dict[int, Contact], dict[int, Wave]]:
+        def lease(conn: Connection) -> tuple[Claim, list[ClaimedMessage], dict[int, Contact], dict[int, Wave]]:
             claim = outbox.claim(
                 conn,
                 owner=self.owner,
@@ -269,28 +269,28 @@ class Dispatcher:
                 limit=limit,
                 campaign_id=self.campaign_id,
             )
-            if found_again := [m.id for m in claim.messages if m.id in self.in_hand]:
-                # Still this run's jobs (below): the claim renewed their leases, but no attempt was made.
-                outbox.uncount_attempts(conn, found_again)
-            if not claim.messages:
-                return claim, {}, {}
+            # A message found again is still this run's job (the claim renewed its lease, but no attempt was
+            # made): that job sends it, or gives it back if its lease is no longer surely held
+            # (Heartbeat.lease_held). (Had its address been suppressed meanwhile, the claim marked it so, and the
+            # job's result is not recorded: as before.)
+            claimed = [m for m in claim.messages if m.id not in self.in_hand]
+            if len(claimed) < len(claim.messages):
+                outbox.uncount_attempts(conn, [m.id for m in claim.messages if m.id in self.in_hand])
+            if not claimed:
+                return claim, claimed, {}, {}
             # On PostgreSQL the claim returns its contacts (a read after it scanned the whole table while the
             # contacts had no statistics: 12 µs of server CPU a message, bench/scale.py); on SQLite, read here.
             contacts = claim.contacts
             if contacts is None:
-                contacts = contact_store.by_ids(conn, sorted({m.contact_id for m in claim.messages}))
-            return claim, contacts, campaign_store.waves_by_id(conn, sorted({m.wave_id for m in claim.messages}))
+                contacts = contact_store.by_ids(conn, sorted({m.contact_id for m in claimed}))
+            return claim, claimed, contacts, campaign_store.waves_by_id(conn, sorted({m.wave_id for m in claimed}))
 
         while True:
-            claim, contacts, waves = await in_write(self.db, lease)
+            claim, claimed, contacts, waves = await in_write(self.db, lease)
             if claim.suppressed:
                 # Addresses suppressed since their wave was queued: the claim recorded them; they are reported
                 # like any result, so a progress display still reaches its total.
                 self.results.report(MessageStatus.SUPPRESSED, claim.suppressed)
-            # A message found again is still this run's job (the claim renewed its lease): that job sends it, or
-            # gives it back if its lease is no longer surely held (Heartbeat.lease_held). (Had its address been
-            # suppressed meanwhile, the claim marked it so, and the job's result is not recorded: as before.)
-            claimed = [message for message in claim.messages if message.id not in self.in_hand]
             # A batch that held only suppressed messages, or only messages in hand (renewed now: the next claim
             # passes them by), says nothing about what is still due: claim again.
             if claimed or not (claim.suppressed or claim.messages):
@@ -303,7 +303,7 @@ class Dispatcher:
         # Claims only return campaigns that are sending: one paused earlier has been resumed since.
         self.failures.resumed(wave.campaign_id for wave in waves.values())
         self._forget_stale_renderers(waves.values())
-        new_renderers = {message.wave_id for message in claimed if message.wave_id not in self.renderers}
+        new_renderers = {wave_id for wave_id in waves if wave_id not in self.renderers}
         jobs = []
         for message in claimed:
             wave = waves[message.wave_id]

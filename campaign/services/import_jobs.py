@@ -149,13 +149,7 @@ class ImportJobs:
                 AuditAction.CONTACTS_IMPORTED,
                 user_id=job.user_id,
                 target=job.list_name,
-                details={
-                    "file": job.file_name,
-                    "new": report.new,
-                    "updated": report.updated,
-                    "rejected": report.rejected,
-                    "address": address,
-                },
+                details={**report.audit_details(job.file_name), "address": address},
             )
         except CampaignError as exc:
             job.error = str(exc).replace(str(job.path), job.file_name)

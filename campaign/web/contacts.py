@@ -18,7 +18,8 @@ templates ``contacts.html``, ``contacts_import.html``, ``contacts_list.html`` an
   zone), the rejected rows with line and reason, and :data:`~campaign.rules.routes.CONTACTS_REJECTS` to download.
 * :data:`~campaign.rules.routes.CONTACTS_LIST`: a list's contacts, ``q`` an address or name prefix, ``after``
   the last id of the previous page (keyset pagination: a "next page" link, never an offset); below them the
-  files imported into the list through these pages (when, by whom, counts: the audit log).
+  files imported into the list, through these pages or ``campaign contacts import`` (when, by whom, counts: the
+  audit log).
 * :data:`~campaign.rules.routes.CONTACT_PAGE`: a contact's fields, lists, messages (times in the contact's own
   zone, or UTC when it has none) and tracking history, and the buttons suppressing or lifting the suppression
   (``POST``, CSRF-checked and audited by :mod:`campaign.services.contact_pages`).
@@ -175,7 +176,7 @@ async def list_contacts(request: Request, staff: Staff) -> Response:
         )
     except NotFoundError as exc:
         return _problem(request, staff, 404, str(exc))
-    # The files imported into the list through these pages, by whom (the audit log: its target is the list's name).
+    # The files imported into the list, by whom (the audit log: its target is the list's name).
     db = contacts_data(request).db
     entries = await run_in_threadpool(audit.recent_actions, db, 20, page.contact_list.name, _IMPORT_ACTIONS)
     base = staff_access(request).pages.url(CONTACTS_LIST, list=str(list_id))
