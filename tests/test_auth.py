@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import re
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.cookies import Morsel, SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import pytest
@@ -34,7 +35,7 @@ from campaign.cli import cli
 from campaign.config import load_settings
 from campaign.models import AuditAction, Permission, Role
 from campaign.services.context import AppContext
-from campaign.services.sessions import Logins, Staff
+from campaign.services.sessions import BUSY_RETRY, PASSWORD_CHECKS, Logins, Staff
 from campaign.services.users import add_user, disable_user, set_password
 from campaign.store.engine import Database
 from campaign.store.tables import audit_log, sessions, users
@@ -139,13 +140,18 @@ class Site:
             return sorted(conn.execute(select(sessions.c.id, sessions.c.user_id)).all())
 
     def audit(self) -> list[tuple[str, str | None, str | None]]:
-        stmt = (
-            select(audit_log.c.action, users.c.name, audit_log.c.target)
-            .outerjoin(users, users.c.id == audit_log.c.user_id)
-            .order_by(audit_log.c.id)
-        )
-        with self.db.read() as conn:
-            return [tuple(row) for row in conn.execute(stmt)]
+        return audit_entries(self.db)
+
+
+def audit_entries(db: Database) -> list[tuple[str, str | None, str | None]]:
+    """The audit log: action, user name, target, oldest first."""
+    stmt = (
+        select(audit_log.c.action, users.c.name, audit_log.c.target)
+        .outerjoin(users, users.c.id == audit_log.c.user_id)
+        .order_by(audit_log.c.id)
+    )
+    with db.read() as conn:
+        return [tuple(row) for row in conn.execute(stmt)]
 
 
 def staff_config(tmp_path: Path, db: Database, public_url: str = "https://campaign.example.org") -> Path:
@@ -447,6 +453,82 @@ def test_failed_logins_from_one_address_are_throttled_across_names(site: Site) -
     for n in range(4 * ATTEMPTS):
         assert client.log_in(f"guess{n}", "not the passphrase").status == 200
     assert client.log_in("ann").status == 429
+
+
+class GatedHasher(PasswordHasher):
+    """argon2-cffi's hasher whose checks wait for ``go`` once begun (``begun`` counts them): to hold checks open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.begun = threading.Semaphore(0)
+        self.go = threading.Event()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.begun.release()
+        assert self.go.wait(60)
+        return super().verify(hash, password)
+
+
+def test_a_login_beyond_the_password_checks_under_way_is_refused_at_once_and_not_counted(
+    db: Database, tmp_path: Path
+) -> None:
+    # Each check holds 64 MiB: wrong passwords sent in parallel must not each get one (a review took a server to
+    # 2.4 GB so). The checks in progress are held open; one more login is refused at once, uncounted.
+    for name, role in ROLES.items():
+        add_user(db, name, role, PASSWORDS[name])
+    hasher = GatedHasher()
+    logins = Logins(db, load_settings(staff_config(tmp_path, db), environ={}).web, hasher=hasher)
+    results: list[Any] = []
+    checking = [
+        threading.Thread(
+            target=lambda n=name: results.append(logins.login(n, "wrong!", "192.0.2.1", datetime.now(UTC)))
+        )
+        for name in ("ann", "bob")
+    ][:PASSWORD_CHECKS]
+    for thread in checking:
+        thread.start()
+    for _ in checking:
+        assert hasher.begun.acquire(timeout=60)
+    refused = logins.login("ana", PASSWORDS["ana"], "192.0.2.2", datetime.now(UTC))
+    assert (refused.staff, refused.retry_after, refused.busy_for) == (None, None, BUSY_RETRY)
+    hasher.go.set()
+    for thread in checking:
+        thread.join(60)
+    assert [r.staff for r in results] == [None] * PASSWORD_CHECKS
+    # The refused attempt was not a failure: not audited, and ana logs in at her next try.
+    failed = [target for action, _, target in audit_entries(db) if action == AuditAction.LOGIN_FAILED]
+    assert sorted(str(name) for name in failed) == ["ann", "bob"][:PASSWORD_CHECKS]
+    assert logins.login("ana", PASSWORDS["ana"], "192.0.2.2", datetime.now(UTC)).staff is not None
+
+
+def test_logins_sent_all_at_once_beyond_the_checks_under_way_get_503_and_retry_after(site: Site) -> None:
+    clients = [site.client() for _ in range(6)]
+    forms = []
+    for n, client in enumerate(clients):
+        page = client.get("/login")
+        forms.append({"csrf_token": page.hidden("csrf_token"), "next": "", "name": f"guess{n}", "password": "no"})
+    start = threading.Barrier(len(clients))
+    answers: list[Answer] = []
+
+    def post(client: Client, form: dict[str, str]) -> None:
+        start.wait(30)
+        answers.append(client.post("/login", form))
+
+    threads = [threading.Thread(target=post, args=pair) for pair in zip(clients, forms, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    busy = [a for a in answers if a.status == 503]
+    checked = [a for a in answers if a.status == 200]
+    assert len(busy) + len(checked) == len(clients)
+    assert busy, [a.status for a in answers]
+    assert all(a.headers["retry-after"] == "2" for a in busy)
+    assert all("The server is checking other logins just now. Try again in a few seconds." in a.body for a in busy)
+    # Only the attempts checked count: fewer than the address's allowance (4 x 2), so the right password works.
+    failed = [target for action, _, target in site.audit() if action == AuditAction.LOGIN_FAILED]
+    assert len(failed) == len(checked)
+    assert site.client().log_in("ann").status == 303
 
 
 NEXT_PAGES = {

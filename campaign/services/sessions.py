@@ -21,6 +21,11 @@ Contract (:class:`Logins`, one per web app process):
   process's memory (:class:`~campaign.rules.throttle.FailureThrottle`): a restart forgets them, and two web
   processes count apart. An attempt counts as failed before its password is checked, so attempts made in
   parallel cannot slip past the limit.
+* **At most** :data:`PASSWORD_CHECKS` **passwords are checked at once** in a process: an argon2id check holds
+  64 MiB and a core for a good fraction of a second, and the web app runs logins in its thread pool (40 threads),
+  so wrong passwords sent in parallel from a few addresses, each within its throttle allowance, took the server
+  to 2.4 GB and its other pages to 5.6 s (a review's reproduction). An attempt beyond the cap is refused at once,
+  before it counts as failed, with :attr:`LoginResult.busy_for` (the page answers 503 and asks to try again).
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ from campaign.store.engine import Database
 
 ADDRESS_FACTOR = 4
 """A client address may fail this many times as often as a user name."""
+PASSWORD_CHECKS = 2
+"""Passwords checked at once in a process at most (each check holds 64 MiB: argon2-cffi's default memory cost)."""
+BUSY_RETRY = timedelta(seconds=2)
+"""What a login refused because :data:`PASSWORD_CHECKS` are under way is told to wait (a check takes 0.1-0.4 s)."""
 TOUCH_EVERY = timedelta(minutes=1)
 """A session's last use is written when it is at least this old (or a tenth of the idle time, if shorter): the
 idle timeout is counted in minutes, so a write per page would buy nothing."""
@@ -69,11 +78,13 @@ class Staff:
 @dataclass(frozen=True, slots=True)
 class LoginResult:
     """What a login attempt came to: a session (``staff`` and the cookie's ``token``), a refusal (all None), or
-    no attempt at all because of the throttle (``retry_after``: when to try again)."""
+    no attempt at all: because of the throttle (``retry_after``: when to try again), or because as many passwords
+    as a process checks at once are being checked (``busy_for``: when to try again; not counted as failed)."""
 
     staff: Staff | None = None
     token: str | None = None
     retry_after: timedelta | None = None
+    busy_for: timedelta | None = None
 
 
 class Logins:
@@ -89,6 +100,7 @@ class Logins:
         self._by_name = FailureThrottle(settings.login_attempts, window)
         self._by_address = FailureThrottle(settings.login_attempts * ADDRESS_FACTOR, window)
         self._lock = threading.Lock()
+        self._checks = threading.BoundedSemaphore(PASSWORD_CHECKS)
 
     @functools.cached_property
     def _unknown_hash(self) -> str:
@@ -105,8 +117,20 @@ class Logins:
             waits = [t.blocked_for(k, now) for t, k in ((self._by_name, name_key), (self._by_address, address_key))]
             if any(waits):
                 return LoginResult(retry_after=max(wait for wait in waits if wait))
+            # Not waited for: a thread waiting here would hold one of the web app's pool, which its other pages need.
+            if not self._checks.acquire(blocking=False):
+                return LoginResult(busy_for=BUSY_RETRY)
             self._by_name.fail(name_key, now)
             self._by_address.fail(address_key, now)
+        try:
+            return self._check(name, password, name_key, address_key, address, now)
+        finally:
+            self._checks.release()
+
+    def _check(
+        self, name: str, password: str, name_key: str, address_key: str, address: str | None, now: datetime
+    ) -> LoginResult:
+        """The attempt, counted as failed already: its password checked, and a session opened if it is right."""
         unknown_hash = self._unknown_hash  # made now if this is the process's first login (see the property)
         found = None
         # No user's name holds a NUL (names refuse controls), and PostgreSQL refuses one in any text value: such a

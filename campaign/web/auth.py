@@ -149,6 +149,10 @@ class StaffAccess:
             error = f"Too many failed logins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
             retry = str(math.ceil(result.retry_after.total_seconds()))
             return self._form(request, destination, name=name, error=error, status=429, headers={"Retry-After": retry})
+        if result.busy_for is not None:
+            error = "The server is checking other logins just now. Try again in a few seconds."
+            retry = str(math.ceil(result.busy_for.total_seconds()))
+            return self._form(request, destination, name=name, error=error, status=503, headers={"Retry-After": retry})
         if result.staff is None or result.token is None:
             return self._form(request, destination, name=name, error=WRONG_LOGIN)
         # The session this browser had (another user's, say) ends: one browser, one session.
