@@ -4,6 +4,7 @@ HTTP, and oversized headers. The server must answer everyone else at once and ke
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from campaign.store.engine import Database
+from campaign.web import protocol
 from campaign.web.protocol import MAX_HEAD_BYTES
 from tests.test_web import Running, config_for, running
 
@@ -121,3 +123,45 @@ def test_a_head_just_under_the_limit_is_served(web: Running) -> None:
         head = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Filler: "
         sock.sendall(head + b"a" * (MAX_HEAD_BYTES - len(head) - 4) + b"\r\n\r\n")
         assert read_reply(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_head_after_a_body_in_the_same_packet_is_held_to_the_limit_too(web: Running) -> None:
+    # The parser is fed a body's last bytes and what follows them at once: a head there was not counted as it
+    # arrived (a review sent 60 KB so and got a 200).
+    with closing(connect(web)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n"
+        sock.sendall(b"abcde" + big)
+        reply = read_reply(sock)
+    # The second request refused, never served (the first one's answer may or may not precede the refusal, which
+    # closes the connection).
+    assert b"HTTP/1.1 431 " in reply, reply[:300]
+    assert reply.count(b"HTTP/1.1 200 ") <= 1, reply[:300]
+    assert web.get("/").status == 200
+
+
+def test_a_connection_that_sends_nothing_or_a_head_a_byte_at_a_time_is_closed_with_408(
+    web: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slowloris held connections for ever (a review kept 237 of 256 file descriptors so): a head now has
+    # HEAD_TIMEOUT_SECONDS (15 s; 1 s here) from its connection's start or its first byte.
+    monkeypatch.setattr(protocol, "HEAD_TIMEOUT_SECONDS", 1.0)
+    with closing(connect(web)) as silent, closing(connect(web)) as trickling:
+        started = time.monotonic()
+        trickling.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        trickling.settimeout(0.25)
+        reply = b""
+        while not reply and time.monotonic() - started < 5:
+            trickling.sendall(b"a")
+            with contextlib.suppress(TimeoutError):
+                reply = trickling.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408 "), reply[:200]
+        assert 0.9 < time.monotonic() - started < 4
+        assert read_reply(silent).startswith(b"HTTP/1.1 408 ")
+        assert silent.recv(1) == b""  # and closed
+    # Everyone else is served as before, on connections that keep sending whole requests.
+    with closing(connect(web)) as busy:
+        for _ in range(3):
+            busy.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert busy.recv(65536).startswith(b"HTTP/1.1 200 ")
+            time.sleep(0.5)

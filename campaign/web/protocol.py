@@ -50,10 +50,19 @@ MAX_HEAD_BYTES = 32 * 1024
 """The longest request line and headers taken (nginx's default buffers hold as much); longer is a 431."""
 LINGER_SECONDS = 2.0
 """After refusing a head, how long what the client still sends is read and dropped before the connection closes."""
+HEAD_TIMEOUT_SECONDS = 15.0
+"""How long a request's head (request line and headers) may take to arrive, from its first byte, or from the
+connection's start for its first request (nginx's ``client_header_timeout``, whose default is 60 s); then 408 and
+the connection closes. A client sends a head in one packet: only a stalled or malicious one (a slowloris) is cut."""
 _HEAD_TOO_LARGE_BODY = b"431 Request Header Fields Too Large\n"
 _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_TOO_LARGE_BODY), _HEAD_TOO_LARGE_BODY)
+)
+_HEAD_TIMED_OUT_BODY = b"408 Request Timeout\n"
+_HEAD_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_TIMED_OUT_BODY), _HEAD_TIMED_OUT_BODY)
 )
 _PIXEL_METHODS = (b"GET", b"HEAD")
 # A whole simple head, as a client fetching an image or following a link sends it: GET or HEAD of a plain path (no
@@ -137,7 +146,12 @@ class HttpProtocol(HttpToolsProtocol):
 
     httptools puts no bound on a head: it gathers each header whole before handing it on, so one client sending
     an endless header would hold as much memory as it sends. The bytes are counted as they arrive, before the
-    parser sees them.
+    parser sees them; and a head that begins in the same read as the end of the body before it (which the parser
+    is fed whole) is counted as the parser hands its URL and headers on.
+
+    Nor does uvicorn put a bound on the time a head takes: a connection that sends nothing, or a head a byte at a
+    time, was held open for ever (a slowloris keeps a server's connections so). A head has
+    :data:`HEAD_TIMEOUT_SECONDS` to arrive; then 408, and the connection closes.
     """
 
     _head_bytes = 0
@@ -145,6 +159,11 @@ class HttpProtocol(HttpToolsProtocol):
     _heads = 0  # heads received whole on this connection
     _between = True  # the parser is between requests: no byte of the next one fed to it yet
     _simple = False  # whether the pixel and clicks may be answered here at all (see connection_made)
+    _parsed_head = 0  # bytes of the URL and headers the parser handed on for the head being received
+    _head_too_large = False  # the parser's hand-over showed a head past the limit (see send_400_response)
+    # When the head being received began (its first byte, or the connection's start for its first request),
+    # None when none is: the timer below closes a connection whose head takes too long.
+    _head_began: float | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """The connection, its writes held to the end of each turn of the loop."""
@@ -158,6 +177,9 @@ class HttpProtocol(HttpToolsProtocol):
         )
         self._simple = self._tracking is not None and not self.root_path and self.limit_concurrency is None
         super().connection_made(cast(asyncio.Transport, self._coalescing))
+        # Its first head is due from now: a connection that sends nothing is closed too.
+        self._head_began = self.loop.time()
+        self._arm(HEAD_TIMEOUT_SECONDS)
 
     def data_received(self, data: bytes) -> None:
         """Answer a whole simple pixel or click request here (:meth:`_answer_simple`), or feed the parser, unless
@@ -228,19 +250,53 @@ class HttpProtocol(HttpToolsProtocol):
         else:
             return False
         self._heads += 1
+        self._head_began = None
         self._coalescing.write_now(answer)
         self.on_response_complete()
         return True
 
     def on_message_begin(self) -> None:
-        """A request's first bytes reached the parser."""
+        """A request's first bytes reached the parser: its head is due within the timeout."""
         self._between = False
+        self._parsed_head = 0
+        if self._head_began is None:
+            self._head_began = self.loop.time()
+            if self.timeout_keep_alive_task is None:
+                self._arm(HEAD_TIMEOUT_SECONDS)
         super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        """A piece of the request target, counted towards the head's limit."""
+        self._count_parsed(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """A header, counted towards the head's limit (with its colon, blank and line end)."""
+        self._count_parsed(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_parsed(self, size: int) -> None:
+        # Bytes fed while a body was being read are not counted as they arrive (see data_received): a head in the
+        # same read as the end of that body is bounded here. Raised in a parser callback, this ends the parsing,
+        # and uvicorn answers what it takes for a malformed request (send_400_response, which says 431 instead).
+        self._parsed_head += size
+        if self._parsed_head > MAX_HEAD_BYTES:
+            self._head_too_large = True
+            raise ValueError("request head too large")
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request the parser refused: a 431 for a head past the limit (see
+        :meth:`_count_parsed`)."""
+        if self._head_too_large:
+            self._refuse_head()
+            return
+        super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         """The head is whole: what follows is the body, which the app bounds itself."""
         self._in_head = False
         self._heads += 1
+        self._head_began = None
         if not self._take_tracking():
             super().on_headers_complete()
 
@@ -303,7 +359,8 @@ class HttpProtocol(HttpToolsProtocol):
         return built[2] if head else built[1]
 
     # The keep-alive timeout (uvicorn's: a connection idle that long after an answer is closed), kept with one timer
-    # a connection, not one a request (see the module doc): when the connection went idle, None while busy.
+    # a connection, not one a request (see the module doc): when the connection went idle, None while busy. The same
+    # timer keeps the head timeout (_head_began).
     _idle_since: float | None = None
 
     def _unset_keepalive_if_required(self) -> None:
@@ -320,20 +377,38 @@ class HttpProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self._idle_since = self.loop.time()
-        if self.timeout_keep_alive_task is None:
-            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+        self._idle_since = idle = self.loop.time()
+        # Armed if none is, or sooner if the one armed is due later (the first answer: the head's, from the start).
+        if (task := self.timeout_keep_alive_task) is None or self._timer_due > idle + self.timeout_keep_alive:
+            if task is not None:
+                task.cancel()
+            self._arm(self.timeout_keep_alive)
 
     def _keep_alive_due(self) -> None:
-        # Busy: the next answer arms the timer again. Idle, but not for the whole timeout: wait for the rest.
+        # A head being received: closed once it has taken the head timeout, else wait for the rest of it. Busy
+        # otherwise: the next answer arms the timer again. Idle, but not for the whole timeout: wait for the rest.
         self.timeout_keep_alive_task = None
+        if self._head_began is not None:
+            rest = self._head_began + HEAD_TIMEOUT_SECONDS - self.loop.time()
+            if rest > 0:
+                self._arm(rest)
+            elif not self._raw.is_closing():
+                self.transport.write(_HEAD_TIMED_OUT)
+                self.transport.close()
+            return
         if self._idle_since is None:
             return
         rest = self._idle_since + self.timeout_keep_alive - self.loop.time()
         if rest > 0:
-            self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
+            self._arm(rest)
         else:
             self.timeout_keep_alive_handler()
+
+    _timer_due = 0.0  # when the timer armed is due (the loop's time)
+
+    def _arm(self, delay: float) -> None:
+        self._timer_due = self.loop.time() + delay
+        self.timeout_keep_alive_task = self.loop.call_later(delay, self._keep_alive_due)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """uvicorn's, and the keep-alive timer stopped."""
