@@ -86,7 +86,17 @@ SMTP_SECURITIES: tuple[SmtpSecurity, ...] = tuple(SmtpSecurity)
 CALENDAR_METHODS: tuple[CalendarMethod, ...] = tuple(m for m in CalendarMethod if m is not CalendarMethod.CANCEL)
 
 
-def _range(minimum: float, maximum: float | None = None) -> dict[str, float | None]:
+# No setting means anything near these: bounds that keep every count and duration well inside what the databases
+# and date arithmetic take (a larger value passed the check, and was a traceback where it was used).
+_LARGEST = 10**9
+_YEAR_SECONDS = 366 * 24 * 3600
+_YEAR_MINUTES = 366 * 24 * 60
+_CENTURY_HOURS = 100 * 366 * 24
+MAX_RETENTION_DAYS = 36_525
+"""The longest tracking retention (100 years): ``tracking.retention_days`` and ``campaign tracking purge --days``."""
+
+
+def _range(minimum: float, maximum: float = _LARGEST) -> dict[str, float | None]:
     """Field metadata: the values a numeric setting may take (checked at load, naming the key)."""
     return {"minimum": minimum, "maximum": maximum}
 
@@ -203,7 +213,7 @@ class DatabaseSettings:
     """Where the store lives: SQLite by default, PostgreSQL for many workers."""
 
     url: str = "sqlite:///data/campaign.db"
-    busy_timeout_ms: int = field(default=10_000, metadata=_range(0, None))
+    busy_timeout_ms: int = field(default=10_000, metadata=_range(0, 2**31 - 1))
     echo: bool = False
 
 
@@ -219,7 +229,7 @@ class PathSettings:
 class ContactSettings:
     """Contact import behaviour."""
 
-    import_batch_size: int = field(default=20_000, metadata=_range(1, None))
+    import_batch_size: int = field(default=20_000, metadata=_range(1))
 
 
 @dataclass(frozen=True)
@@ -258,10 +268,10 @@ class SmtpSettings:
     port: int = field(default=587, metadata=_range(1, 65535))
     security: str = field(default="starttls", metadata=_one_of(SMTP_SECURITIES))
     username: str = ""
-    timeout_seconds: float = field(default=30.0, metadata=_range(0.1, None))
-    weight: int = field(default=1, metadata=_range(0, None))
+    timeout_seconds: float = field(default=30.0, metadata=_range(0.1, _YEAR_SECONDS))
+    weight: int = field(default=1, metadata=_range(0))
     servers: tuple[str, ...] = field(default=(), metadata=_checked(_relays))
-    concurrency: int = field(default=10, metadata=_range(1, None))
+    concurrency: int = field(default=10, metadata=_range(1))
     mailbox: str = "data/mailbox"
 
 
@@ -269,20 +279,20 @@ class SmtpSettings:
 class DeliverySettings:
     """The delivery worker: batches, leases, rate limits, retries and the failure breaker."""
 
-    batch_size: int = field(default=1000, metadata=_range(1, None))
-    lease_seconds: int = field(default=30, metadata=_range(1, None))
-    heartbeat_seconds: float = field(default=5.0, metadata=_range(0.05, None))
-    poll_seconds: float = field(default=2.0, metadata=_range(0.01, None))
-    rate_per_second: float = field(default=0.0, metadata=_range(0, None))
-    rate_per_hour: float = field(default=0.0, metadata=_range(0, None))
-    per_domain_per_second: float = field(default=0.0, metadata=_range(0, None))
-    retry_initial_minutes: float = field(default=5.0, metadata=_range(0, None))
-    retry_max_minutes: float = field(default=67.0, metadata=_range(0, None))
-    lifetime_hours: float = field(default=120.0, metadata=_range(0, None))
-    breaker_window: int = field(default=50, metadata=_range(1, None))
+    batch_size: int = field(default=1000, metadata=_range(1))
+    lease_seconds: int = field(default=30, metadata=_range(1, _YEAR_SECONDS))
+    heartbeat_seconds: float = field(default=5.0, metadata=_range(0.05, _YEAR_SECONDS))
+    poll_seconds: float = field(default=2.0, metadata=_range(0.01, _YEAR_SECONDS))
+    rate_per_second: float = field(default=0.0, metadata=_range(0))
+    rate_per_hour: float = field(default=0.0, metadata=_range(0))
+    per_domain_per_second: float = field(default=0.0, metadata=_range(0))
+    retry_initial_minutes: float = field(default=5.0, metadata=_range(0, _YEAR_MINUTES))
+    retry_max_minutes: float = field(default=67.0, metadata=_range(0, _YEAR_MINUTES))
+    lifetime_hours: float = field(default=120.0, metadata=_range(0, _CENTURY_HOURS))
+    breaker_window: int = field(default=50, metadata=_range(1))
     breaker_threshold: float = field(default=0.8, metadata=_range(0.01, 1))
     group_commit_ms: float = field(default=100.0, metadata=_range(0, 10_000))
-    group_commit_max: int = field(default=500, metadata=_range(1, None))
+    group_commit_max: int = field(default=500, metadata=_range(1))
 
     @property
     def beat_seconds(self) -> float:
@@ -342,7 +352,7 @@ class SchedulerSettings:
 
     # Between two waves' own jobs, the maintenance tick catches up after downtime, picks up waves added while
     # the service runs, tops up invitations for late list members and marks waves and campaigns done.
-    tick_seconds: float = field(default=60.0, metadata=_range(1, None))
+    tick_seconds: float = field(default=60.0, metadata=_range(1, _YEAR_SECONDS))
 
 
 def check_listen_host(value: str) -> str:
@@ -367,19 +377,19 @@ class WebSettings:
     # 0: any free port (the command prints the one it got).
     port: int = field(default=8080, metadata=_range(0, 65535))
     # Staff sessions end after this many minutes without a request...
-    session_idle_minutes: int = field(default=60, metadata=_range(1, None))
+    session_idle_minutes: int = field(default=60, metadata=_range(1, _YEAR_MINUTES))
     # ... and this many hours after the login in any case.
-    session_max_hours: float = field(default=12.0, metadata=_range(0.1, None))
+    session_max_hours: float = field(default=12.0, metadata=_range(0.1, _CENTURY_HOURS))
     # Failed logins allowed per user name within login_window_minutes before further attempts are refused (429);
     # a client address is allowed four times as many (people behind one office network share an address).
-    login_attempts: int = field(default=5, metadata=_range(1, None))
-    login_window_minutes: int = field(default=15, metadata=_range(1, None))
+    login_attempts: int = field(default=5, metadata=_range(1))
+    login_window_minutes: int = field(default=15, metadata=_range(1, _YEAR_MINUTES))
     # The reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are believed: from
     # them, the client is the one the header names. Empty: the headers are ignored, whoever sends them.
     trusted_proxies: tuple[str, ...] = field(default=(), metadata=_checked(_networks))
     # The largest contacts CSV the staff pages accept, in megabytes (MB of 1,000,000 bytes); a larger upload is
     # refused and its partial file removed. Uploads are streamed to the data folder, never held in memory.
-    max_upload_mb: int = field(default=100, metadata=_range(1, None))
+    max_upload_mb: int = field(default=100, metadata=_range(1))
 
 
 @dataclass(frozen=True)
@@ -392,11 +402,11 @@ class TrackingSettings:
     flush_seconds: float = field(default=1.0, metadata=_range(0.01, 60))
     # Hits waiting to be written; past this, new ones are dropped and counted (a stalled database must not make
     # the pixel slow, nor the process run out of memory).
-    queue_size: int = field(default=50_000, metadata=_range(1, None))
+    queue_size: int = field(default=50_000, metadata=_range(1))
     # The same hit (message, kind, link, client) repeated within this many seconds is recorded once.
-    repeat_seconds: float = field(default=10.0, metadata=_range(0, None))
+    repeat_seconds: float = field(default=10.0, metadata=_range(0, _YEAR_SECONDS))
     # Tracking events older than this are deleted by `campaign tracking purge` (0: kept for ever).
-    retention_days: int = field(default=395, metadata=_range(0, None))
+    retention_days: int = field(default=395, metadata=_range(0, MAX_RETENTION_DAYS))
 
 
 @dataclass(frozen=True)
@@ -475,6 +485,27 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file at ``path``, or one line saying why it cannot be read. UTF-8, as TOML says; a byte order mark
+    at its start (which some Windows editors write) is taken as UTF-8's."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Load settings from ``path`` (or the nearest ``config.toml``) and the environment.
 
@@ -485,13 +516,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         path = find_config()
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: configuration file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raw = _read_toml(path)
     source = str(path) if path is not None else "defaults"
     root = path.resolve().parent if path is not None else Path.cwd()
 
@@ -577,7 +602,10 @@ def _check_value(value: Any, metadata: Mapping[str, Any], what: str) -> Any:
         raise ConfigError(f"{what} must be a finite number, not {value}")
     minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        if maximum is None or maximum == _LARGEST:  # no bound of its own: say the one crossed
+            bounds = f"at least {minimum}" if minimum is not None and value < minimum else f"at most {maximum}"
+        else:
+            bounds = f"between {minimum} and {maximum}"
         raise ConfigError(f"{what} must be {bounds}, not {value}")
     if (choices := metadata.get("choices")) is not None:
         for choice in choices:

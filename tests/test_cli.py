@@ -132,6 +132,40 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(config: Path) -> None
     assert type(debug.exception).__name__ == "NotFoundError"
 
 
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tracking", "purge", "--days", HUGE],
+        ["tracking", "purge", "--days", "1000000"],
+        ["contacts", "list", "--limit", HUGE],
+        ["contacts", "list", "--offset", HUGE],
+        ["report", "--all", "--undelivered", HUGE],
+        ["mailbox", "--limit", HUGE],
+        ["send", "--processes", "65"],
+    ],
+)
+def test_numbers_too_large_for_an_option_are_a_usage_error_not_a_traceback(config: Path, args: list[str]) -> None:
+    # Each was a traceback (an overflow in date arithmetic or in the SQLite driver), or, for --processes, as many
+    # processes as asked for.
+    run(config, "init")
+    result = run(config, *args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for" in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, OverflowError)
+
+
+def test_the_largest_counts_an_option_takes_mean_all(config: Path) -> None:
+    run(config, "init")
+    most = str(2**63 - 1)
+    assert run(config, "contacts", "list", "--limit", most).exit_code == 0
+    assert run(config, "contacts", "list", "--offset", most).exit_code == 0
+    assert run(config, "tracking", "purge", "--days", "36525").exit_code == 0
+
+
 def test_import_of_nothing_exits_1_but_partial_import_exits_0(config: Path, tmp_path: Path) -> None:
     run(config, "init")
     header_only = tmp_path / "empty.csv"

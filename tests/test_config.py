@@ -100,6 +100,16 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml", environ={})
 
 
+def test_a_file_not_in_utf8_is_one_line_and_a_byte_order_mark_is_taken(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('[mail]\nfrom_name = "Équipe"\n'.encode("latin-1"))  # a Windows editor's "ANSI"
+    with pytest.raises(ConfigError, match=r"latin\.toml: not UTF-8 text \(byte 0xc9 at offset 20\): save it as UTF-8"):
+        load_settings(latin, environ={})
+    marked = tmp_path / "marked.toml"
+    marked.write_bytes(b"\xef\xbb\xbf[web]\nport = 8081\n")
+    assert load_settings(marked, environ={}).web.port == 8081
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
@@ -168,6 +178,11 @@ def test_secrets_are_git_ignored() -> None:
         ("[delivery]\nbreaker_threshold = 1.5\n", "'delivery.breaker_threshold' must be between 0.01 and 1"),
         ("[smtp]\nport = 70000\n", "'smtp.port' must be between 1 and 65535"),
         ("[smtp]\nconcurrency = 0\n", "'smtp.concurrency' must be at least 1"),
+        # Values that passed the check and then were a traceback where they were used (date arithmetic, SQLite).
+        ("[tracking]\nretention_days = 1000000\n", "'tracking.retention_days' must be between 0 and 36525"),
+        ("[delivery]\nlifetime_hours = 1e12\n", "'delivery.lifetime_hours' must be between 0 and 878400"),
+        ("[tracking]\nrepeat_seconds = 1e30\n", "'tracking.repeat_seconds' must be between 0 and 31622400"),
+        ("[tracking]\nqueue_size = 99999999999999999999\n", "'tracking.queue_size' must be at most 1000000000"),
     ],
 )
 def test_numbers_out_of_range_are_errors(tmp_path: Path, text: str, message: str) -> None:

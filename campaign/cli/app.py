@@ -19,3 +19,9 @@ class App(AppContext):
 
 pass_app = click.make_pass_decorator(App)
 """Decorator giving a command the :class:`App`."""
+
+COUNT = click.IntRange(0, 2**63 - 1)
+"""A count option (how many to show, to skip): up to the largest integer the databases store (a larger one was a
+traceback from the driver); more than there is means all."""
+POSITIVE_COUNT = click.IntRange(1, 2**63 - 1)
+"""A count option of at least one."""

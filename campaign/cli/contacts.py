@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from campaign.cli.app import App, pass_app
+from campaign.cli.app import COUNT, POSITIVE_COUNT, App, pass_app
 from campaign.cli.output import table
 from campaign.models import AuditAction
 from campaign.services import audit
@@ -105,8 +105,8 @@ def print_issues(title: str, issues: Sequence[RowIssue], total: int) -> None:
 @click.option("--list", "list_name", help="Only contacts in this list.")
 @click.option("--search", help="Only contacts whose address, name or organisation contains this text.")
 @click.option("--no-timezone", is_flag=True, help="Only contacts without a time zone (flagged at import).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="How many to show.")
-@click.option("--offset", type=click.IntRange(min=0), default=0, help="How many to skip.")
+@click.option("--limit", type=POSITIVE_COUNT, default=50, show_default=True, help="How many to show.")
+@click.option("--offset", type=COUNT, default=0, help="How many to skip.")
 @pass_app
 def contacts_list(
     app: App, list_name: str | None, search: str | None, no_timezone: bool, limit: int, offset: int

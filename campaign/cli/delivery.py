@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from campaign.cli.app import App, pass_app
+from campaign.cli.app import POSITIVE_COUNT, App, pass_app
 from campaign.cli.output import table
 from campaign.cli.status import print_campaign
 from campaign.mail.capture import mailbox
@@ -23,7 +23,7 @@ from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import due_count, send_due
 from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.lifecycle import CheckFailedError, launch, move, retry_deferred, retry_failed
-from campaign.services.parallel import send_parallel
+from campaign.services.parallel import MAX_PROCESSES, send_parallel
 from campaign.services.progress import CampaignProgress, campaign_progress, progress_after_send
 from campaign.services.sending import send_test
 from campaign.services.transport import smtp_servers
@@ -133,7 +133,11 @@ def test_send_command(app: App, campaign: str, to: str, as_contact: str | None) 
 @click.option("--campaign", "campaign", help="Only this campaign (default: every campaign that is sending).")
 @click.option("--wait", is_flag=True, help="Keep running: wait for retries and newly queued messages.")
 @click.option(
-    "--processes", type=click.IntRange(min=1), default=1, show_default=True, help="Sender processes sharing the queue."
+    "--processes",
+    type=click.IntRange(1, MAX_PROCESSES),
+    default=1,
+    show_default=True,
+    help=f"Sender processes sharing the queue (at most {MAX_PROCESSES}).",
 )
 @pass_app
 def send_command(app: App, campaign: str | None, wait: bool, processes: int) -> None:
@@ -212,7 +216,7 @@ def _paused_itself(summary: DispatchSummary, campaign_id: int) -> str | None:
 @click.command("mailbox")
 @click.option("--show", "show", type=int, help="Print message number N (from the list).")
 @click.option("--open", "open_n", type=int, help="Open message number N's HTML part in a browser.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="How many of the latest.")
+@click.option("--limit", type=POSITIVE_COUNT, default=50, show_default=True, help="How many of the latest.")
 @pass_app
 def mailbox_command(app: App, show: int | None, open_n: int | None, limit: int) -> None:
     """List the messages captured by the built-in SMTP server (to, subject, time), or print or open one."""

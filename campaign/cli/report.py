@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from campaign.cli.app import App, pass_app
+from campaign.cli.app import COUNT, App, pass_app
 from campaign.cli.status import instant
 from campaign.models import MessageStatus
 from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES, duration, percent
@@ -53,7 +53,7 @@ FORMATS = ("table", "csv", "json", "html")
 )
 @click.option(
     "--undelivered",
-    type=click.IntRange(min=0),
+    type=COUNT,
     default=UNDELIVERED_SHOWN,
     show_default=True,
     help="How many recipients who did not get a message to list (latest first).",

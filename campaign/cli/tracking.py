@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from campaign.cli.app import App, pass_app
+from campaign.config import MAX_RETENTION_DAYS
 from campaign.services.tracking import purge_tracking
 
 
@@ -18,7 +19,7 @@ def tracking_group() -> None:
 @tracking_group.command("purge")
 @click.option(
     "--days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_RETENTION_DAYS),
     default=None,
     help="Delete events older than this many days (default: tracking.retention_days; 0 deletes nothing).",
 )

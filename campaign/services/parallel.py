@@ -33,6 +33,10 @@ def _worker_process(
         db.dispose()
 
 
+MAX_PROCESSES = 64
+"""The most sender processes one command runs (each is a Python process with its own connections)."""
+
+
 def send_parallel(request: DeliveryRequest, processes: int) -> DispatchSummary:
     """Run ``processes`` sender processes on ``request``'s queue; the claims keep them from sending anything twice.
 
