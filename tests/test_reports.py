@@ -784,6 +784,37 @@ def test_the_command_prints_tables_csv_and_json_of_the_same_numbers(db: Database
     assert "other" in run("report", "--all")
 
 
+def test_the_campaigns_table_keeps_every_column_when_it_cannot_fit_80(db: Database, tmp_path: Path) -> None:
+    # Eight columns of counts with their rates, beside a long name folded to 20 characters, are wider than 80:
+    # Rich squeezed the last one (the bounces) to nothing in a pipe or a file. Wider, then, with every column.
+    seed(db)
+    with db.write() as conn:
+        conn.execute(
+            campaigns.update()
+            .where(campaigns.c.name == "other")
+            .values(name="spring-webinar-for-migrant-workers-europe")
+        )
+    run = cli_ok(config_for(tmp_path, db))
+    table = run("report", "--all")
+    header = next(line for line in table.splitlines() if line.lstrip().startswith("campaign"))
+    assert header.split() == [
+        "campaign",
+        "status",
+        "targeted",
+        "delivered",
+        "opened",
+        "clicked",
+        "registered",
+        "bounced",
+    ]
+    assert len(header) > 80
+    bounced = {
+        r["campaign"]: r["bounced"] for r in csv.DictReader(io.StringIO(run("report", "--all", "--format", "csv")))
+    }
+    row = next(line for line in table.splitlines() if line.lstrip().startswith("c "))
+    assert row.split()[-1] == bounced["c"]
+
+
 def test_several_by_give_each_breakdown_in_every_format_in_the_order_asked(db: Database, tmp_path: Path) -> None:
     seed(db)
     run = cli_ok(config_for(tmp_path, db))

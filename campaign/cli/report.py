@@ -1,9 +1,9 @@
 """``campaign report``: a campaign's delivery and engagement report as terminal tables, CSV, JSON or an HTML file.
 
 The numbers are :mod:`campaign.services.reports`'s; this module only lays them out. Tables are drawn by rich
-to fit 80 columns (wider on a wider terminal); every value that comes from data (names, attributes, server
-replies) is shown as plain text, never as markup or terminal control codes. The HTML file is the JSON
-document laid out by :mod:`campaign.render.report_html`.
+to fit 80 columns (wider on a wider terminal, or when their numbers cannot fit: :func:`_print_table`); every value
+that comes from data (names, attributes, server replies) is shown as plain text, never as markup or terminal
+control codes. The HTML file is the JSON document laid out by :mod:`campaign.render.report_html`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import TextIO
 
 import click
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -149,6 +151,25 @@ def _console(out: TextIO) -> Console:
     return Console(file=out, width=width, highlight=False, emoji=False, markup=False)
 
 
+def _print_table(console: Console, table: Table) -> None:
+    """Print ``table`` in the console's width, or wider when its numbers (never wrapped) do not fit with its first
+    column (names) folded to its minimum: Rich would squeeze the last columns to nothing, silently (the campaigns
+    table lost its bounces in 80 columns so)."""
+    natural = [
+        max(cell_len(str(column.header)), *(cell_len(str(cell)) for cell in column.cells)) for column in table.columns
+    ]
+    whole = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    first = table.columns[0]
+    folded = min(natural[0], first.min_width or natural[0])
+    needed = whole - natural[0] + folded  # what the table takes with its names folded as far as they go
+    width = console.width
+    console.width = max(width, needed)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def _plain(value: object) -> Text:
     """Data as a table cell: plain text (no markup), control characters (escape sequences) as spaces."""
     text = "" if value is None else str(value)
@@ -221,14 +242,14 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
                 str(link.clicked_machine),
                 str(link.clicks_human),
             )
-        console.print(table)
+        _print_table(console, table)
     if report.hourly:
         table = _table(f"Per hour in {f.zone}", ("hour", "opened", "clicked", "registered"))
         for hour in report.hourly:
             table.add_row(
                 hour.start.strftime("%Y-%m-%d %H:%M %z"), str(hour.opened), str(hour.clicked), str(hour.registered)
             )
-        console.print(table)
+        _print_table(console, table)
     _print_local_hours(report, console)
     if report.undelivered_total:
         shown = len(report.undelivered)
@@ -238,7 +259,7 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
         table = _table(title, ("recipient", "wave", "status", "reply"))
         for u in report.undelivered:
             table.add_row(_plain(u.email), _plain(u.wave), u.status, _plain(u.smtp_reply or u.error or ""))
-        console.print(table)
+        _print_table(console, table)
 
 
 def _print_local_hours(report: CampaignReport, console: Console) -> None:
@@ -266,7 +287,7 @@ def _print_local_hours(report: CampaignReport, console: Console) -> None:
             _hour(r.peak_registration_hour),
             *map(str, r.buckets),
         )
-    console.print(table)
+    _print_table(console, table)
 
 
 def _hour(hour: int | None) -> str:
@@ -357,4 +378,4 @@ def _print_lines(lines: Sequence[CampaignLine], out: TextIO) -> None:
             _with_rate(t.registered, r["registered"]),
             str(t.statuses[MessageStatus.BOUNCED]),
         )
-    console.print(table)
+    _print_table(console, table)
