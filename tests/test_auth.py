@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import re
+import select as io_select
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -553,14 +557,60 @@ def test_a_login_leads_only_to_a_staff_page(site: Site) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def typed_on_a_terminal(config: Path, args: list[str], lines: list[str]) -> tuple[int, str]:
+    """Run ``campaign --config CONFIG ARGS`` on a terminal of its own (a pseudo-terminal, in a new session, so that
+    it is the only terminal the command can find) and type ``lines``, each when the command has asked for one;
+    return its exit status and all it wrote."""
+    primary, secondary = os.openpty()
+    command = [sys.executable, "-m", "campaign", "--config", str(config), *args]
+    proc = subprocess.Popen(command, stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True)
+    os.close(secondary)
+    output = b""
+    try:
+        for line in [*lines, None]:
+            asked = output.count(b": ")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (line is None or output.count(b": ") == asked):
+                ready, _, _ = io_select.select([primary], [], [], 0.1)
+                if ready:
+                    try:
+                        chunk = os.read(primary, 4096)
+                    except OSError:  # the command ended and closed its terminal
+                        chunk = b""
+                    if not chunk:
+                        break
+                    output += chunk
+                elif line is None and proc.poll() is not None:
+                    break
+            if line is not None:
+                os.write(primary, line.encode() + b"\n")
+        return proc.wait(30), output.decode(errors="replace")
+    finally:
+        os.close(primary)
+
+
+def test_without_a_terminal_a_password_must_come_from_standard_input(db: Database, tmp_path: Path) -> None:
+    # Piped into the prompt, getpass warned that it could not hide the input and echoed it, and the second line
+    # was taken as the confirmation, or "Aborted!": one line instead, saying what to do.
+    result = CliRunner().invoke(
+        cli, ["--config", str(staff_config(tmp_path, db)), "users", "add", "zed", "--role", "staff"], input="x\n"
+    )
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: no terminal to ask for the password on: give it on the first line of standard input with "
+        "--password-stdin\n"
+    )
+
+
 def test_users_are_added_listed_given_a_password_and_disabled_on_the_command_line(db: Database, tmp_path: Path) -> None:
     config = staff_config(tmp_path, db)
     run = cli_ok(config)
     assert run("users", "list") == "No users yet: add one with `campaign users add NAME --role admin`\n"
     secret = "a passphrase typed twice"
-    out = run("users", "add", "Carol", "--role", "admin", input=f"{secret}\n{secret}\n")
+    status, out = typed_on_a_terminal(config, ["users", "add", "Carol", "--role", "admin"], [secret, secret])
+    assert status == 0, out
     assert "Added user Carol (admin)" in out
-    assert secret not in out
+    assert secret not in out  # not echoed
     assert run("users", "add", "dan", "--role", "analyst", "--password-stdin", input="dan's piped passphrase\n") == (
         "Added user dan (analyst)\n"
     )

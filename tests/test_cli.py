@@ -158,6 +158,16 @@ def test_numbers_too_large_for_an_option_are_a_usage_error_not_a_traceback(confi
     assert not isinstance(result.exception, OverflowError)
 
 
+def test_report_says_to_give_a_campaign_or_all_not_both(config: Path) -> None:
+    run(config, "init")
+    both = run(config, "report", "--all", "talk")
+    assert both.exit_code == 2
+    assert "give a CAMPAIGN or --all (one line per campaign), not both" in both.output
+    neither = run(config, "report")
+    assert neither.exit_code == 2
+    assert "give a CAMPAIGN, or --all for one line per campaign" in neither.output
+
+
 def test_the_largest_counts_an_option_takes_mean_all(config: Path) -> None:
     run(config, "init")
     most = str(2**63 - 1)

@@ -84,7 +84,9 @@ def report_command(
     activity by their own zone and hour of day; time to open and to register; the recipients who did not get it,
     with the server's reply.
     """
-    if every == (campaign is not None):
+    if every and campaign is not None:
+        raise click.UsageError("give a CAMPAIGN or --all (one line per campaign), not both")
+    if not every and campaign is None:
         raise click.UsageError("give a CAMPAIGN, or --all for one line per campaign")
     if every and (by or any(v is not None for v in (wave, since, until, zone))):
         raise click.UsageError("--all takes only --format, -o and --force")

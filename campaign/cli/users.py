@@ -93,4 +93,8 @@ def _password(from_stdin: bool) -> str:
         if not line:
             raise ValidationError("--password-stdin: standard input holds no password (one line is read)")
         return line
+    if not sys.stdin.isatty():  # piped: the prompt could hide nothing, and would take two lines for one password
+        raise ValidationError(
+            "no terminal to ask for the password on: give it on the first line of standard input with --password-stdin"
+        )
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
