@@ -165,3 +165,13 @@ def test_a_connection_that_sends_nothing_or_a_head_a_byte_at_a_time_is_closed_wi
             busy.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert busy.recv(65536).startswith(b"HTTP/1.1 200 ")
             time.sleep(0.5)
+
+
+@pytest.mark.parametrize("path", ["/login/", "/healthz/", "/dashboard/", "/c/x/", "/u/x/"])
+def test_a_path_with_a_slash_added_is_not_redirected_to_the_host_the_request_names(web: Running, path: str) -> None:
+    # Starlette redirected /login/ to http://{Host}/login: a cache or proxy passing Host on would serve that.
+    with closing(connect(web)) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: evil.example.com\r\nConnection: close\r\n\r\n".encode())
+        reply = read_reply(sock)
+    assert reply.startswith(b"HTTP/1.1 404 "), reply[:200]
+    assert b"evil.example.com" not in reply

@@ -238,6 +238,10 @@ def create_app(context: AppContext) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    # A path with a slash added (/login/) is a 404, not Starlette's redirect to the same path without it, which it
+    # builds from the request's Host header: a cache or proxy passing any Host on would serve a redirect to
+    # anyone's site; and no link of ours ends in a slash.
+    app.router.redirect_slashes = False
     app.state.recorder = recorder
     app.state.tracking = tracking  # the server answers the pixel with it (campaign.web.server)
     app.state.staff_access = staff
