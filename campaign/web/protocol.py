@@ -177,9 +177,13 @@ class HttpProtocol(HttpToolsProtocol):
         )
         self._simple = self._tracking is not None and not self.root_path and self.limit_concurrency is None
         super().connection_made(cast(asyncio.Transport, self._coalescing))
-        # Its first head is due from now: a connection that sends nothing is closed too.
+        # Its first head is due from now: a connection that sends nothing is closed too. The timer is first due as
+        # an idle connection's would be: one answered by then is judged as idle (no timer armed again at its first
+        # answer); one still waiting for its head has the rest of the head timeout.
         self._head_began = self.loop.time()
-        self._arm(HEAD_TIMEOUT_SECONDS)
+        self.timeout_keep_alive_task = self.loop.call_later(
+            min(HEAD_TIMEOUT_SECONDS, self.timeout_keep_alive), self._keep_alive_due
+        )
 
     def data_received(self, data: bytes) -> None:
         """Answer a whole simple pixel or click request here (:meth:`_answer_simple`), or feed the parser, unless
@@ -262,7 +266,7 @@ class HttpProtocol(HttpToolsProtocol):
         if self._head_began is None:
             self._head_began = self.loop.time()
             if self.timeout_keep_alive_task is None:
-                self._arm(HEAD_TIMEOUT_SECONDS)
+                self.timeout_keep_alive_task = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._keep_alive_due)
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -377,12 +381,9 @@ class HttpProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self._idle_since = idle = self.loop.time()
-        # Armed if none is, or sooner if the one armed is due later (the first answer: the head's, from the start).
-        if (task := self.timeout_keep_alive_task) is None or self._timer_due > idle + self.timeout_keep_alive:
-            if task is not None:
-                task.cancel()
-            self._arm(self.timeout_keep_alive)
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
 
     def _keep_alive_due(self) -> None:
         # A head being received: closed once it has taken the head timeout, else wait for the rest of it. Busy
@@ -391,7 +392,7 @@ class HttpProtocol(HttpToolsProtocol):
         if self._head_began is not None:
             rest = self._head_began + HEAD_TIMEOUT_SECONDS - self.loop.time()
             if rest > 0:
-                self._arm(rest)
+                self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
             elif not self._raw.is_closing():
                 self.transport.write(_HEAD_TIMED_OUT)
                 self.transport.close()
@@ -400,15 +401,9 @@ class HttpProtocol(HttpToolsProtocol):
             return
         rest = self._idle_since + self.timeout_keep_alive - self.loop.time()
         if rest > 0:
-            self._arm(rest)
+            self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
         else:
             self.timeout_keep_alive_handler()
-
-    _timer_due = 0.0  # when the timer armed is due (the loop's time)
-
-    def _arm(self, delay: float) -> None:
-        self._timer_due = self.loop.time() + delay
-        self.timeout_keep_alive_task = self.loop.call_later(delay, self._keep_alive_due)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """uvicorn's, and the keep-alive timer stopped."""
