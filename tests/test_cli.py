@@ -158,6 +158,17 @@ def test_numbers_too_large_for_an_option_are_a_usage_error_not_a_traceback(confi
     assert not isinstance(result.exception, OverflowError)
 
 
+def test_a_list_is_found_by_the_name_it_was_imported_under_line_breaks_and_all(config: Path) -> None:
+    # An import cleans the name it is given (a line break is a space); a lookup by the same words found nothing.
+    run(config, "init")
+    imported = run(config, "contacts", "import", str(DATA / "contacts.csv"), "--list", "spring\nwebinar")
+    assert "into list 'spring webinar'" in imported.output
+    for name in ("spring\nwebinar", "spring webinar", " spring webinar "):
+        listed = run(config, "contacts", "list", "--list", name)
+        assert listed.exit_code == 0, listed.output
+        assert "@" in listed.output
+
+
 def test_report_says_to_give_a_campaign_or_all_not_both(config: Path) -> None:
     run(config, "init")
     both = run(config, "report", "--all", "talk")

@@ -304,7 +304,10 @@ def test_the_command_line_imports_reports_and_lists(talk: Database, tmp_path: Pa
         (["registrants", "import", "nope", str(path)], ("no event 'nope'",)),
         (["registrants", "import", "talk", str(tmp_path / "missing.csv")], ("missing.csv: cannot open",)),
         (["registrants", "import", "talk", str(write_csv("Name\nAnn\n", name="x.csv"))], ("no email column",)),
-        (["registrants", "import", "talk", str(path), "--timezone", "Nowhere"], ("'Nowhere' is not an IANA",)),
+        (
+            ["registrants", "import", "talk", str(path), "--timezone", "Nowhere"],
+            ("--timezone: 'Nowhere' is not an IANA",),
+        ),
         (["registrants", "list", "nope"], ("no event 'nope'",)),
     ):
         one_line_error(runner.invoke(cli, ["--config", str(config), *args]), *fragments)

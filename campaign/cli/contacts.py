@@ -77,7 +77,8 @@ def contacts_import(app: App, file: Path, list_name: str, encoding: str | None, 
 def print_report(report: ImportReport) -> None:
     """Print an import's counts, its first rejected and flagged rows, and where the rejects file is."""
     click.echo(
-        f"{report.path}: {report.rows} rows into list {report.list_name!r}: {report.new} new, "
+        f"{report.path}: {report.rows} row{'s' if report.rows != 1 else ''} into list {report.list_name!r}: "
+        f"{report.new} new, "
         f"{report.updated} updated, {report.unchanged} unchanged, {report.duplicates} duplicates merged, "
         f"{report.rejected} rejected, {report.flagged} flagged"
     )

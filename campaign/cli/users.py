@@ -25,7 +25,7 @@ _PASSWORD_STDIN = click.option(
 
 @click.group("users")
 def users_group() -> None:
-    """Add, list and disable the staff who log in to the web pages."""
+    """Add, list and disable the staff who log in to the web pages, and set their passwords."""
 
 
 @users_group.command("add")

@@ -46,13 +46,13 @@ def _wave_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--at", "at", help="When: an offset from the event start (-7d, -1h, +1d), an instant "
                          "(2026-06-19T09:00+02:00) or 'launch'."),
             click.option("--audience", help="all, registered, not-registered, opened, not-opened, clicked, "
-                         "not-clicked, attended, not-attended, invited (default: all)."),
+                         "not-clicked, attended, not-attended, invited (adding: all by default)."),
             click.option("--window", help="Send window in each recipient's local time ('mon-fri 09:00-17:00'); "
-                         "'none' for none (default: waves.window)."),
+                         "'none' for none (adding: waves.window by default)."),
             click.option("--subject", help="Subject, instead of the template's."),
             click.option("--expires", help="Not sent after: an offset from the event start, an instant, or "
                          "'default' (the event start; for a follow-up 14 days after its end)."),
-            click.option("--template", help="Template name (default: the kind, templates/email/KIND.*)."),
+            click.option("--template", help="Template name (adding: the kind by default, templates/email/KIND.*)."),
         ]
     ):  # fmt: skip
         command = option(command)

@@ -113,7 +113,7 @@ def write_campaign(
     event = event_store.find(conn, event_ref)
     if event is None:
         raise NotFoundError(f"no event {event_ref!r} (see `campaign events list`)", field="event")
-    contact_list = list_store.find(conn, list_name)
+    contact_list = list_store.find(conn, clean_text(list_name) or list_name)  # as an import names it
     if contact_list is None:
         raise NotFoundError(f"no list {list_name!r} (see `campaign lists`)", field="list")
     # The default is cut to fit (an event slug and a list name may both be long); a name given is refused.

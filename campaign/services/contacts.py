@@ -9,7 +9,7 @@ from typing import TextIO
 
 from campaign.exceptions import NotFoundError
 from campaign.models import Contact, ContactList
-from campaign.rules.contact_fields import email_key
+from campaign.rules.contact_fields import clean_text, email_key
 from campaign.services.files import atomic_text_file
 from campaign.sources.csv_writer import CsvWriter
 from campaign.store import contacts as contact_store
@@ -30,9 +30,10 @@ class ContactDetails:
 
 
 def get_list(db: Database, name: str) -> ContactList:
-    """The list called ``name``; raises :class:`NotFoundError`."""
+    """The list called ``name`` (cleaned as an import cleans the name it is given: a line break is a space);
+    raises :class:`NotFoundError`."""
     with db.read() as conn:
-        found = list_store.find(conn, name)
+        found = list_store.find(conn, clean_text(name) or name)
     if found is None:
         raise NotFoundError(f"no list {name!r} (see `campaign lists`)")
     return found

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from campaign.exceptions import ValidationError
 from campaign.models import Event
-from campaign.rules.contact_fields import parse_timezone
+from campaign.rules.contact_fields import FieldError, parse_timezone
 from campaign.rules.paths import file_name
 from campaign.services.contact_import import RejectsWriter, RowIssue, rejects_path_for
 from campaign.services.events import get_event
@@ -38,7 +39,12 @@ def import_context(db: Database, event_ref: str, zone: str | None, now: datetime
     default the event organiser's, as the platforms write the account's local time), and the import's time.
     Raises :class:`NotFoundError` for an unknown event, :class:`ValidationError` for an unknown zone."""
     event = get_event(db, event_ref)
-    return event, parse_timezone(zone) if zone else event.timezone, now or datetime.now(UTC)
+    if not zone:
+        return event, event.timezone, now or datetime.now(UTC)
+    try:
+        return event, parse_timezone(zone), now or datetime.now(UTC)
+    except FieldError as exc:  # named as the command line names it (the only caller that gives a zone)
+        raise ValidationError(f"--timezone: {exc.reason}") from None
 
 
 def not_contacts_path_for(path: Path) -> Path:
