@@ -169,6 +169,14 @@ def test_a_list_is_found_by_the_name_it_was_imported_under_line_breaks_and_all(c
         assert "@" in listed.output
 
 
+def test_report_all_without_campaigns_is_an_empty_table(config: Path) -> None:
+    run(config, "init")
+    result = run(config, "report", "--all")
+    assert result.exit_code == 0, result.output
+    assert "campaign" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_report_says_to_give_a_campaign_or_all_not_both(config: Path) -> None:
     run(config, "init")
     both = run(config, "report", "--all", "talk")

@@ -154,11 +154,12 @@ def _console(out: TextIO) -> Console:
 
 
 def _print_table(console: Console, table: Table) -> None:
-    """Print ``table`` in the console's width, or wider when its numbers (never wrapped) do not fit with its first
-    column (names) folded to its minimum: Rich would squeeze the last columns to nothing, silently (the campaigns
-    table lost its bounces in 80 columns so)."""
+    """Print ``table`` (of :func:`_table`'s numbers: no free text but in its first column) in the console's width,
+    or wider when its numbers (never wrapped) do not fit with its first column (names) folded to its minimum: Rich
+    would squeeze the last columns to nothing, silently (the campaigns table lost its bounces in 80 columns so).
+    A table with free text elsewhere (links, replies) is printed as Rich fits it, its text cut short."""
     natural = [
-        max(cell_len(str(column.header)), *(cell_len(str(cell)) for cell in column.cells)) for column in table.columns
+        max([cell_len(str(column.header)), *(cell_len(str(cell)) for cell in column.cells)]) for column in table.columns
     ]
     whole = Measurement.get(console, console.options.update(width=10_000), table).maximum
     first = table.columns[0]
@@ -216,24 +217,24 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
         scope.append(f"until {f.until:%Y-%m-%d %H:%M} UTC")
     console.print(_plain(f"{', '.join(scope)} · hours in {f.zone}"))
     lines = [(w.wave.name, w.tally) for w in report.waves]
-    console.print(_delivery_table(lines, report.totals))
-    console.print(_engagement_table("Engagement (messages; rates over delivered)", lines, report.totals))
+    _print_table(console, _delivery_table(lines, report.totals))
+    _print_table(console, _engagement_table("Engagement (messages; rates over delivered)", lines, report.totals))
     if report.funnel_wave is not None:
         funnel = _table(f"Funnel of {report.funnel_wave}", ("step", "recipients", "of delivered", "of previous"))
         for step in report.funnel:
             funnel.add_row(
                 step.step.replace("_", " "), str(step.count), percent(step.of_delivered), percent(step.of_previous)
             )
-        console.print(funnel)
+        _print_table(console, funnel)
         console.print(_plain(FUNNEL_REGISTERED_NOTES[report.funnel_registered]))
     if report.attendees:
         console.print(_plain(FUNNEL_JOINED_NOTE))
-        console.print(_joined_table(lines, report.totals))
+        _print_table(console, _joined_table(lines, report.totals))
     console.print(_delays_line("Time to first open", report.to_open))
     console.print(_delays_line("Time to registration", report.to_registration))
     for breakdown in report.breakdowns:
         rows = [("(none)" if g.key is None else g.key, g.tally) for g in breakdown.rows]
-        console.print(_engagement_table(f"By {breakdown.by}", rows, None, first=breakdown.by))
+        _print_table(console, _engagement_table(f"By {breakdown.by}", rows, None, first=breakdown.by))
     if report.links:
         table = _table("Links (messages clicked in; clicks)", ("wave", "link", "people", "machines", "clicks"))
         for link in report.links:
@@ -244,7 +245,7 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
                 str(link.clicked_machine),
                 str(link.clicks_human),
             )
-        _print_table(console, table)
+        console.print(table)  # link names and addresses: text, cut to fit
     if report.hourly:
         table = _table(f"Per hour in {f.zone}", ("hour", "opened", "clicked", "registered"))
         for hour in report.hourly:
@@ -261,7 +262,7 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
         table = _table(title, ("recipient", "wave", "status", "reply"))
         for u in report.undelivered:
             table.add_row(_plain(u.email), _plain(u.wave), u.status, _plain(u.smtp_reply or u.error or ""))
-        _print_table(console, table)
+        console.print(table)  # servers' replies: text, cut to fit
 
 
 def _print_local_hours(report: CampaignReport, console: Console) -> None:
