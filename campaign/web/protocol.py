@@ -91,6 +91,7 @@ class CoalescingTransport:
         self._transport = transport
         self._loop = loop
         self._held: list[bytes] = []
+        self._ended = False  # write_eof was called: nothing more may be written
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Hold ``data`` until the end of this turn of the loop."""
@@ -106,7 +107,7 @@ class CoalescingTransport:
     def write_now(self, data: bytes) -> None:
         """Send what is held and ``data`` now: a whole answer, nothing else to wait for (no callback a turn)."""
         self._flush()
-        if not self._transport.is_closing():
+        if not self._transport.is_closing() and not self._ended:
             self._transport.write(data)
 
     def get_write_buffer_size(self) -> int:
@@ -114,8 +115,9 @@ class CoalescingTransport:
         return self._transport.get_write_buffer_size() + sum(len(data) for data in self._held)
 
     def write_eof(self) -> None:
-        """Send what is held, then end the writing side."""
+        """Send what is held, then end the writing side: later writes (an answer the app still sends) are dropped."""
         self._flush()
+        self._ended = True
         self._transport.write_eof()
 
     def close(self) -> None:
@@ -133,7 +135,7 @@ class CoalescingTransport:
             return
         data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
         self._held.clear()
-        if not self._transport.is_closing():  # the peer went away meanwhile: nobody to send it to
+        if not self._transport.is_closing() and not self._ended:  # the peer went away, or writing ended meanwhile
             self._transport.write(data)
 
     def __getattr__(self, name: str) -> Any:
@@ -159,6 +161,7 @@ class HttpProtocol(HttpToolsProtocol):
     _heads = 0  # heads received whole on this connection
     _between = True  # the parser is between requests: no byte of the next one fed to it yet
     _simple = False  # whether the pixel and clicks may be answered here at all (see connection_made)
+    _refused = False  # a head was refused (431): the connection is closing, what arrives is dropped
     _parsed_head = 0  # bytes of the URL and headers the parser handed on for the head being received
     _head_too_large = False  # the parser's hand-over showed a head past the limit (see send_400_response)
     # When the head being received began (its first byte, or the connection's start for its first request),
@@ -188,6 +191,8 @@ class HttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         """Answer a whole simple pixel or click request here (:meth:`_answer_simple`), or feed the parser, unless
         the head being received has grown past the limit."""
+        if self._refused:
+            return
         if (
             self._between
             and self._simple
@@ -220,7 +225,12 @@ class HttpProtocol(HttpToolsProtocol):
     def _refuse_head(self) -> None:
         # A lingering close, as nginx does: answer, stop writing, and drop what still arrives for a moment
         # before closing. Closing at once, with the client's bytes unread, would make the kernel reset the
-        # connection, and the client would lose the answer.
+        # connection, and the client would lose the answer. Once: what arrives afterwards is dropped unparsed.
+        if self._refused:
+            return
+        self._refused = True
+        self._head_began = None
+        self._in_head, self._head_bytes = True, MAX_HEAD_BYTES + 1
         self.transport.write(_HEAD_TOO_LARGE)
         self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
@@ -275,8 +285,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """A header, counted towards the head's limit (with its colon, blank and line end)."""
-        self._count_parsed(len(name) + len(value) + 4)
+        """A header, counted towards the head's limit (with its colon and line end: the least it took)."""
+        self._count_parsed(len(name) + len(value) + 3)
         super().on_header(name, value)
 
     def _count_parsed(self, size: int) -> None:
@@ -376,6 +386,8 @@ class HttpProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self._raw.is_closing():
             return
+        if self._head_began is not None:  # a pipelined head waited, unread, while this was answered: from now
+            self._head_began = self.loop.time()
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
@@ -386,9 +398,12 @@ class HttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
 
     def _keep_alive_due(self) -> None:
-        # A head being received: closed once it has taken the head timeout, else wait for the rest of it. Busy
-        # otherwise: the next answer arms the timer again. Idle, but not for the whole timeout: wait for the rest.
+        # A head being received: closed once it has taken the head timeout, else wait for the rest of it (a head
+        # waiting behind a request being answered is not being received: it is not read meanwhile). Busy otherwise:
+        # the next answer arms the timer again. Idle, but not for the whole timeout: wait for the rest.
         self.timeout_keep_alive_task = None
+        if self._refused or (self.cycle is not None and not self.cycle.response_complete):
+            return  # closing; or a request is being answered, whose answer arms the timer again
         if self._head_began is not None:
             rest = self._head_began + HEAD_TIMEOUT_SECONDS - self.loop.time()
             if rest > 0:
