@@ -99,6 +99,9 @@ def test_a_full_session(config: Path, tmp_path: Path) -> None:
     assert shown.exit_code == 0
     assert "Asia/Manila" in shown.output
     assert "webinar" in shown.output
+    # Times as every command shows them: seconds, no fraction, the zone named (this machine's, then UTC).
+    since = next(line for line in shown.output.splitlines() if line.startswith("added:"))
+    assert re.fullmatch(r"added:\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+( \(.*UTC\))?", since), since
 
     out = tmp_path / "export.csv"
     exported = run(config, "contacts", "export", "--list", "webinar", "-o", str(out))
@@ -106,7 +109,9 @@ def test_a_full_session(config: Path, tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 42
     assert "job_title" in out.read_text().splitlines()[0]
 
-    assert "webinar  41" in run(config, "lists").output
+    all_lists = run(config, "lists").output
+    assert "webinar  41" in all_lists
+    assert "+00:00" not in all_lists  # the time as instant() shows it, not a raw timestamp
 
     added = run(config, "events", "add", str(DATA / "events" / "ilo-migrant-workers-2020.toml"))
     assert added.exit_code == 0, added.output

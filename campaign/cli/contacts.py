@@ -11,6 +11,7 @@ import click
 
 from campaign.cli.app import COUNT, POSITIVE_COUNT, App, pass_app
 from campaign.cli.output import table
+from campaign.cli.status import instant
 from campaign.models import AuditAction
 from campaign.services import audit
 from campaign.services.contact_import import ImportReport, RowIssue, import_contacts
@@ -139,8 +140,8 @@ def contacts_show(app: App, email: str) -> None:
         ("attributes", json.dumps(dict(c.attributes), ensure_ascii=False) if c.attributes else None),
         ("lists", ", ".join(details.lists) or None),
         ("suppressed", details.suppressed),
-        ("added", c.created_at),
-        ("updated", c.updated_at),
+        ("added", c.created_at and instant(c.created_at)),
+        ("updated", c.updated_at and instant(c.updated_at)),
     ):
         if value is not None:
             click.echo(f"{label + ':':<14}{value}")
@@ -173,4 +174,7 @@ def contacts_export(app: App, list_name: str | None, output: Path | None, force:
 @pass_app
 def lists_command(app: App) -> None:
     """Show contact lists and their sizes."""
-    table(("list", "contacts", "created"), [(cl.name, cl.size, cl.created_at) for cl in list_lists(app.database())])
+    table(
+        ("list", "contacts", "created"),
+        [(cl.name, cl.size, cl.created_at and instant(cl.created_at)) for cl in list_lists(app.database())],
+    )
