@@ -59,10 +59,13 @@ _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_TOO_LARGE_BODY), _HEAD_TOO_LARGE_BODY)
 )
-_HEAD_TIMED_OUT_BODY = b"408 Request Timeout\n"
-_HEAD_TIMED_OUT = (
+BODY_IDLE_SECONDS = 30.0
+"""How long a request's body may go without a byte arriving (nginx's ``client_body_timeout``, 60 s by default); then
+408, and the connection closes. A slow upload that keeps sending is never cut."""
+_TIMED_OUT_BODY = b"408 Request Timeout\n"
+_TIMED_OUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_TIMED_OUT_BODY), _HEAD_TIMED_OUT_BODY)
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TIMED_OUT_BODY), _TIMED_OUT_BODY)
 )
 _PIXEL_METHODS = (b"GET", b"HEAD")
 # A whole simple head, as a client fetching an image or following a link sends it: GET or HEAD of a plain path (no
@@ -152,8 +155,9 @@ class HttpProtocol(HttpToolsProtocol):
     is fed whole) is counted as the parser hands its URL and headers on.
 
     Nor does uvicorn put a bound on the time a head takes: a connection that sends nothing, or a head a byte at a
-    time, was held open for ever (a slowloris keeps a server's connections so). A head has
-    :data:`HEAD_TIMEOUT_SECONDS` to arrive; then 408, and the connection closes.
+    time, was held open for ever (a slowloris keeps a server's connections so); nor a body that stops arriving. A
+    head has :data:`HEAD_TIMEOUT_SECONDS` to arrive, and a body may go :data:`BODY_IDLE_SECONDS` without a byte;
+    then 408, and the connection closes.
     """
 
     _head_bytes = 0
@@ -202,6 +206,7 @@ class HttpProtocol(HttpToolsProtocol):
         ):
             return
         if not self._in_head:
+            self._body_data_at = self.loop.time()  # the body progresses (see _keep_alive_due)
             super().data_received(data)
             return
         room = MAX_HEAD_BYTES - self._head_bytes
@@ -307,10 +312,12 @@ class HttpProtocol(HttpToolsProtocol):
         super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
-        """The head is whole: what follows is the body, which the app bounds itself."""
+        """The head is whole: what follows is the body, which the app bounds itself (its time: see
+        :data:`BODY_IDLE_SECONDS`)."""
         self._in_head = False
         self._heads += 1
         self._head_began = None
+        self._body_data_at = self.loop.time()
         if not self._take_tracking():
             super().on_headers_complete()
 
@@ -376,6 +383,7 @@ class HttpProtocol(HttpToolsProtocol):
     # a connection, not one a request (see the module doc): when the connection went idle, None while busy. The same
     # timer keeps the head timeout (_head_began).
     _idle_since: float | None = None
+    _body_data_at = 0.0  # when the body being received last progressed (the loop's time)
 
     def _unset_keepalive_if_required(self) -> None:
         """Data arrived: the connection is busy (its timer, if armed, finds it so and lapses)."""
@@ -392,6 +400,8 @@ class HttpProtocol(HttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
+            if self.timeout_keep_alive_task is None:  # for the pipelined request's body (see _keep_alive_due)
+                self.timeout_keep_alive_task = self.loop.call_later(BODY_IDLE_SECONDS, self._keep_alive_due)
             return
         self._idle_since = self.loop.time()
         if self.timeout_keep_alive_task is None:
@@ -402,14 +412,25 @@ class HttpProtocol(HttpToolsProtocol):
         # waiting behind a request being answered is not being received: it is not read meanwhile). Busy otherwise:
         # the next answer arms the timer again. Idle, but not for the whole timeout: wait for the rest.
         self.timeout_keep_alive_task = None
-        if self._refused or (self.cycle is not None and not self.cycle.response_complete):
-            return  # closing; or a request is being answered, whose answer arms the timer again
+        if self._refused:
+            return  # closing
+        if (cycle := self.cycle) is not None and not cycle.response_complete:
+            # A request being answered, whose answer arms the timer again; while its body is being received, the
+            # body must keep arriving.
+            if cycle.more_body and not self._in_head:
+                rest = self._body_data_at + BODY_IDLE_SECONDS - self.loop.time()
+                if rest > 0:
+                    self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
+                elif not self._raw.is_closing():
+                    self.transport.write(_TIMED_OUT)
+                    self.transport.close()
+            return
         if self._head_began is not None:
             rest = self._head_began + HEAD_TIMEOUT_SECONDS - self.loop.time()
             if rest > 0:
                 self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
             elif not self._raw.is_closing():
-                self.transport.write(_HEAD_TIMED_OUT)
+                self.transport.write(_TIMED_OUT)
                 self.transport.close()
             return
         if self._idle_since is None:
