@@ -408,30 +408,19 @@ class HttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
 
     def _keep_alive_due(self) -> None:
-        # A head being received: closed once it has taken the head timeout, else wait for the rest of it (a head
-        # waiting behind a request being answered is not being received: it is not read meanwhile). Busy otherwise:
-        # the next answer arms the timer again. Idle, but not for the whole timeout: wait for the rest.
+        # Closing: nothing. A request being answered: its answer arms the timer again, and while its body is being
+        # received the body must keep arriving. A head being received (not one waiting, unread, behind a request
+        # being answered): closed once it has taken the head timeout. Idle: closed after the keep-alive timeout.
+        # Otherwise the timer waits for the rest.
         self.timeout_keep_alive_task = None
         if self._refused:
-            return  # closing
+            return
         if (cycle := self.cycle) is not None and not cycle.response_complete:
-            # A request being answered, whose answer arms the timer again; while its body is being received, the
-            # body must keep arriving.
             if cycle.more_body and not self._in_head:
-                rest = self._body_data_at + BODY_IDLE_SECONDS - self.loop.time()
-                if rest > 0:
-                    self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
-                elif not self._raw.is_closing():
-                    self.transport.write(_TIMED_OUT)
-                    self.transport.close()
+                self._wait_or_time_out(self._body_data_at, BODY_IDLE_SECONDS)
             return
         if self._head_began is not None:
-            rest = self._head_began + HEAD_TIMEOUT_SECONDS - self.loop.time()
-            if rest > 0:
-                self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
-            elif not self._raw.is_closing():
-                self.transport.write(_TIMED_OUT)
-                self.transport.close()
+            self._wait_or_time_out(self._head_began, HEAD_TIMEOUT_SECONDS)
             return
         if self._idle_since is None:
             return
@@ -440,6 +429,15 @@ class HttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
         else:
             self.timeout_keep_alive_handler()
+
+    def _wait_or_time_out(self, since: float, seconds: float) -> None:
+        """The timer armed for the rest of ``seconds`` from ``since``; past them, 408 and the connection closes."""
+        rest = since + seconds - self.loop.time()
+        if rest > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(rest, self._keep_alive_due)
+        elif not self._raw.is_closing():
+            self.transport.write(_TIMED_OUT)
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """uvicorn's, and the keep-alive timer stopped."""
