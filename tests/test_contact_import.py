@@ -123,6 +123,17 @@ def test_latin1_file_with_its_encoding(db: Database, write_csv: WriteCsv) -> Non
     assert _contact(db, "ines@example.org").name == "Inês Müller-Ñandú"
 
 
+def test_a_binary_file_is_refused_as_not_text_not_with_advice_on_encodings(db: Database, tmp_path: Path) -> None:
+    # A spreadsheet's own format (a zip archive, as .xlsx is) imported by mistake: the advice to try cp1252, given
+    # to any file that is not UTF-8, did not apply.
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xa4\xc1\x8b\xfb" + bytes(range(256)) * 4)
+    with pytest.raises(ImportFileError, match=r"contacts\.csv: not a text file \(it holds NUL bytes") as exc:
+        import_contacts(db, path, "list")
+    assert "cp1252" not in str(exc.value)
+    assert list_lists(db) == []
+
+
 def test_windows_1252_file_without_encoding_is_refused_naming_the_first_bad_line(
     db: Database, write_csv: WriteCsv
 ) -> None:

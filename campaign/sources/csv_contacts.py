@@ -237,6 +237,11 @@ class PeopleCsv:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
                 bad_line = line + chunk[: max(exc.start - carried, 0)].count(b"\n")
+                if b"\x00" in chunk:  # no text encoding of a CSV holds NUL bytes (UTF-16 is found before)
+                    raise ImportFileError(
+                        f"{self.path}: not a text file (it holds NUL bytes: a spreadsheet's own format, an archive?);"
+                        " save it as CSV UTF-8 and import again"
+                    ) from None
                 advice = (
                     "if the file was saved as Windows-1252 or Latin-1 (Excel on Windows), import it with "
                     "--encoding cp1252"
