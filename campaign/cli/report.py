@@ -158,13 +158,10 @@ def _print_table(console: Console, table: Table) -> None:
     or wider when its numbers (never wrapped) do not fit with its first column (names) folded to its minimum: Rich
     would squeeze the last columns to nothing, silently (the campaigns table lost its bounces in 80 columns so).
     A table with free text elsewhere (links, replies) is printed as Rich fits it, its text cut short."""
-    natural = [
-        max([cell_len(str(column.header)), *(cell_len(str(cell)) for cell in column.cells)]) for column in table.columns
-    ]
-    whole = Measurement.get(console, console.options.update(width=10_000), table).maximum
     first = table.columns[0]
-    folded = min(natural[0], first.min_width or natural[0])
-    needed = whole - natural[0] + folded  # what the table takes with its names folded as far as they go
+    names = max([cell_len(str(first.header)), *(cell_len(str(cell)) for cell in first.cells)])
+    whole = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    needed = whole - names + min(names, first.min_width or names)  # with its names folded as far as they go
     width = console.width
     console.width = max(width, needed)
     try:

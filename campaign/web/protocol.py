@@ -196,7 +196,7 @@ class HttpProtocol(HttpToolsProtocol):
         """Answer a whole simple pixel or click request here (:meth:`_answer_simple`), or feed the parser, unless
         the head being received has grown past the limit."""
         if self._refused:
-            return
+            return  # what the client still sends after a refused head is dropped, unparsed, until the close
         if (
             self._between
             and self._simple
@@ -210,8 +210,6 @@ class HttpProtocol(HttpToolsProtocol):
             super().data_received(data)
             return
         room = MAX_HEAD_BYTES - self._head_bytes
-        if room < 0:
-            return  # refused: what the client still sends is dropped, unparsed, until the connection closes
         if len(data) <= room:
             self._head_bytes += len(data)
             super().data_received(data)
@@ -224,7 +222,6 @@ class HttpProtocol(HttpToolsProtocol):
         if self._heads != heads:
             self.data_received(data[room:])
         elif not self.transport.is_closing():
-            self._head_bytes = MAX_HEAD_BYTES + 1
             self._refuse_head()
 
     def _refuse_head(self) -> None:
@@ -235,7 +232,6 @@ class HttpProtocol(HttpToolsProtocol):
             return
         self._refused = True
         self._head_began = None
-        self._in_head, self._head_bytes = True, MAX_HEAD_BYTES + 1
         self.transport.write(_HEAD_TOO_LARGE)
         self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
