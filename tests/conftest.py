@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -184,6 +185,16 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 def sqlite_db(_migrated_sqlite_file: Path, tmp_path: Path) -> Iterator[Database]:
     """A database with the current schema in a new SQLite file (for tests about SQLite itself)."""
     yield from _fresh_sqlite(_migrated_sqlite_file, tmp_path)
+
+
+@pytest.fixture
+def kathmandu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This machine's local zone is Asia/Kathmandu (UTC+05:45), so local time and UTC differ visibly."""
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

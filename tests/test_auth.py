@@ -644,6 +644,21 @@ def test_users_are_added_listed_given_a_password_and_disabled_on_the_command_lin
     assert actions[-2:] == [(AuditAction.USER_DISABLED, "Carol"), (AuditAction.LOGIN_FAILED, "Carol")]
 
 
+def test_users_list_gives_times_on_this_machines_clock_and_in_utc(
+    db: Database, tmp_path: Path, kathmandu: None
+) -> None:
+    # It gave them in UTC only, where the other commands give this machine's time first.
+    add_user(db, "erin", Role.STAFF, "erin's long passphrase")
+    disable_user(db, "erin")
+    with db.read() as conn:
+        added, disabled = conn.execute(select(users.c.created_at, users.c.disabled_at)).one()
+    local, in_utc = added.astimezone(), added.astimezone(UTC)
+    utc = f"{in_utc:%H:%M:%S}" if local.date() == in_utc.date() else f"{in_utc:%Y-%m-%d %H:%M:%S}"
+    line = " ".join(cli_ok(staff_config(tmp_path, db))("users", "list").splitlines()[2].split())
+    assert f"{local:%Y-%m-%d %H:%M:%S} +0545 ({utc} UTC)" in line
+    assert f"disabled {disabled.astimezone():%Y-%m-%d %H:%M:%S} +0545" in line
+
+
 @pytest.mark.parametrize(
     "args",
     [

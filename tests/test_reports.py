@@ -950,3 +950,13 @@ def test_a_real_campaign_sent_and_clicked_end_to_end(tmp_path: Path) -> None:
     assert report.to_registration.count == 15
     assert report.to_open.count == 1
     assert report.to_open.median == 3600
+
+
+def test_the_time_window_is_shown_on_the_clock_it_was_given_in(db: Database, tmp_path: Path) -> None:
+    # It was shown in UTC (2026-05-31 18:30 for a --since of 2026-06-01 in Kolkata): not the day asked for.
+    seed(db, people=4)
+    table = cli_ok(config_for(tmp_path, db))(
+        "report", "c", "--zone", "Asia/Kolkata", "--since", "2026-06-01", "--until", "2026-06-02T09:30"
+    )
+    words = " ".join(table.split())  # the line is folded at 80 columns
+    assert "all waves, from 2026-06-01 00:00 IST, until 2026-06-02 09:30 IST · hours in Asia/Kolkata" in words

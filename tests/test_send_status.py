@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from select import select as wait_readable
@@ -50,16 +49,6 @@ TRY_LATER = "451 4.3.0 try again later"
 
 # One pipelining server, under the name these tests use.
 smtp = pipelining_smtp
-
-
-@pytest.fixture
-def kathmandu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This machine's local zone is Asia/Kathmandu (UTC+05:45), so local time and UTC differ visibly."""
-    monkeypatch.setenv("TZ", "Asia/Kathmandu")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.fixture(autouse=True)

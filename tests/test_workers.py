@@ -163,6 +163,19 @@ def cli_output(config: Path, *args: str) -> str:
     return result.output
 
 
+def test_workers_gives_each_start_on_this_machines_clock_and_in_utc(
+    sqlite_db: Database, tmp_path: Path, kathmandu: None
+) -> None:
+    # It gave the start in UTC only, where the other commands give this machine's time first.
+    started = datetime(2026, 3, 1, 20, 30, 5, tzinfo=UTC)  # 02:15:05 the next day in Kathmandu
+    with sqlite_db.write() as conn:
+        worker_store.register(conn, name="w1", role="worker", host="h", pid=1, state="running", now=started)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_db.url.render_as_string(hide_password=False)}"\n')
+    listing = cli_output(config, "workers", "--all")
+    assert "2026-03-02 02:15:05 +0545 (2026-03-01 20:30:05 UTC)" in " ".join(listing.split()), listing
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Four workers, one killed: everything delivered, duplicates bounded by its concurrency and its group commit
 # ---------------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaign.cli.app import COUNT, App, pass_app
+from campaign.cli.output import local_time
 from campaign.cli.status import instant
 from campaign.models import MessageStatus
 from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES, duration, percent
@@ -208,10 +209,11 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
     console.print(Text.assemble("Campaign ", _plain(c.name), f" ({c.status.value}) · list ", _plain(c.list_name)))
     console.print(Text.assemble("Event ", _plain(e.slug), f" · {instant(e.starts_at)}"))
     scope = [f"wave {f.wave}" if f.wave else "all waves"]
+    # On the zone's clock, as --since and --until were given.
     if f.since:
-        scope.append(f"from {f.since:%Y-%m-%d %H:%M} UTC")
+        scope.append(f"from {local_time(f.since, f.zone)}")
     if f.until:
-        scope.append(f"until {f.until:%Y-%m-%d %H:%M} UTC")
+        scope.append(f"until {local_time(f.until, f.zone)}")
     console.print(_plain(f"{', '.join(scope)} · hours in {f.zone}"))
     lines = [(w.wave.name, w.tally) for w in report.waves]
     _print_table(console, _delivery_table(lines, report.totals))

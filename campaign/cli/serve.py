@@ -11,6 +11,7 @@ import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.delivery import print_summary
+from campaign.cli.status import instant
 from campaign.cli.web import route_server_log
 from campaign.models import WaveStatus
 from campaign.services.dispatch import worker_name
@@ -54,9 +55,7 @@ def serve_command(app: App, once: bool) -> None:
             for fired in report.fired:
                 click.echo(fired_line(fired))
             if (next_wave := report.next_wave) is not None:
-                click.echo(
-                    f"Next wave: {next_wave.campaign}/{next_wave.wave} at {next_wave.fires_at:%Y-%m-%d %H:%M} UTC"
-                )
+                click.echo(f"Next wave: {next_wave.campaign}/{next_wave.wave} at {instant(next_wave.fires_at)}")
         else:
             summary = asyncio.run(service.run(servers, handle_signals=True, companions=[web] if web else []))
     print_summary(summary)

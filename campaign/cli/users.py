@@ -12,6 +12,7 @@ import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import table
+from campaign.cli.status import instant
 from campaign.exceptions import ValidationError
 from campaign.models import Role
 from campaign.services.users import add_user, disable_user, list_users, set_password
@@ -59,8 +60,8 @@ def users_list(app: App) -> None:
             [
                 u.name,
                 u.role,
-                f"{u.created_at:%Y-%m-%d %H:%M} UTC",
-                "active" if u.disabled_at is None else f"disabled {u.disabled_at:%Y-%m-%d %H:%M} UTC",
+                instant(u.created_at),
+                "active" if u.disabled_at is None else f"disabled {instant(u.disabled_at)}",
             ]
             for u in users
         ],

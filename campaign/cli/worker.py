@@ -9,6 +9,7 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.delivery import print_summary
 from campaign.cli.output import table
+from campaign.cli.status import instant
 from campaign.services.transport import smtp_servers
 from campaign.services.workers import STALE, WorkerState, registry, running_workers
 from scheduler.display import configure_output
@@ -53,5 +54,5 @@ def _row(s: WorkerState) -> tuple[object, ...]:
     r = s.record
     return (
         r.name, r.role, s.state, f"{s.age_seconds:.1f} s ago", r.in_hand, r.claimed, r.sent, r.failed, r.lost,
-        f"{r.rate:.1f}", f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC",
+        f"{r.rate:.1f}", instant(r.started_at),
     )  # fmt: skip
