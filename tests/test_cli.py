@@ -280,6 +280,27 @@ def test_demo_runs_in_its_own_fresh_database_and_can_run_again(tmp_path: Path) -
     assert not (tmp_path / "data" / "campaign.db").exists()
 
 
+def test_the_demo_outside_the_project_says_where_to_run_it_and_writes_nothing(tmp_path: Path) -> None:
+    # Run in another folder (no config.toml: relative paths are the working directory's), it made its database,
+    # then failed on the first sample file without saying what to do.
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    result = run(config, "demo")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: the demo's sample file {tmp_path / 'data' / 'contacts.csv'} is not there (paths.data): run it in "
+        "the project's folder (where its config.toml is), or give --config PROJECT/config.toml\n"
+    )
+    shutil.copytree(DATA, tmp_path / "data", ignore=shutil.ignore_patterns("demo"))
+    result = run(config, "demo")
+    assert result.exit_code == 1
+    assert f"Error: the templates' folder {tmp_path / 'templates' / 'email'} is not there (paths.templates)" in (
+        result.output
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "data"]
+    assert not (tmp_path / "data" / "demo").exists()
+
+
 def assert_each_wave_reached_its_audience(demo_dir: Path, captured: list[Path]) -> None:
     """The mailbox holds one message of each wave to each contact of its audience, and no other: the
     registered contacts (those with a registration) get the reminders, the others the last chance."""

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from campaign.config import Settings
+from campaign.exceptions import NotFoundError
 from campaign.models import Audience, Event, MessageStatus, RegistrationSource, WaveKind, WaveStatus
 from campaign.rules.event_fields import move_to_date, wall_clock
 from campaign.secrets import signing_key
@@ -118,6 +119,19 @@ def demo_settings(settings: Settings) -> Settings:
     )
 
 
+def check_demo_inputs(settings: Settings, samples: Path) -> None:
+    """:class:`NotFoundError`, before anything is written, when a sample file is not in ``samples`` or the
+    templates' folder is not where ``paths.templates`` says: run elsewhere than in the project's folder (without
+    its ``config.toml``, relative paths are the working directory's), the demo made its database and then failed
+    on the first file."""
+    advice = "run it in the project's folder (where its config.toml is), or give --config PROJECT/config.toml"
+    for name in (DEMO_CONTACTS, DEMO_CONTACTS_WITH_ERRORS, DEMO_EVENT_FILE):
+        if not (samples / name).is_file():
+            raise NotFoundError(f"the demo's sample file {samples / name} is not there (paths.data): {advice}")
+    if not settings.templates_dir.is_dir():
+        raise NotFoundError(f"the templates' folder {settings.templates_dir} is not there (paths.templates): {advice}")
+
+
 def reset_demo(settings: Settings) -> Database:
     """Remove the previous demo's files and create its database afresh."""
     shutil.rmtree(demo_dir(settings), ignore_errors=True)
@@ -131,6 +145,7 @@ async def run_demo(settings: Settings, samples: Path, today: date | None = None)
 
     The token-signing key is ``CAMPAIGN_SECRET_KEY`` or the demo's own, generated afresh in ``data/demo/``.
     """
+    check_demo_inputs(settings, samples)
     settings = demo_settings(settings)
     db = reset_demo(settings)
     try:
