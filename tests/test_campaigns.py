@@ -163,10 +163,13 @@ def test_check_finds_template_problems(
 
 def test_cli_preview_and_check(tmp_path: Path) -> None:
     config, run = cli_project(tmp_path)
+    assert run("list") == "No campaigns yet: create one with `campaign create --event EVENT --list LIST`\n"
     assert "Created campaign ilo-migrant-workers-2020-webinar" in run(
         "create", "--event", "ilo-migrant-workers-2020", "--list", "webinar"
     )
-    assert "ilo-migrant-workers-2020-webinar" in run("list")
+    listed = run("list")
+    assert "ilo-migrant-workers-2020-webinar" in listed
+    assert re.search(r"draft .* \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", listed), listed  # not a raw timestamp
     assert "invitation" in run("show", "ilo-migrant-workers-2020-webinar")
     zones = run("preview", "ilo-migrant-workers-2020-webinar", "--zones")
     assert f"Nepal Time: Friday, June {FRIDAY.day}, {YEAR}, 5:15 – 6:45 PM" in zones

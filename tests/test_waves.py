@@ -187,6 +187,22 @@ def test_a_default_wave_without_its_template_stops_create_unless_the_campaign_ha
     assert "waves: invitation, nudge\n" in out
 
 
+def test_a_campaign_whose_invitation_has_no_template_is_not_created(setup: Path, tmp_path: Path) -> None:
+    """paths.templates pointing nowhere (a config moved, run from another folder): create with the default waves
+    advised --waves none, which then made a draft that could never launch, and nothing changes a campaign's
+    template directory afterwards. Now refused either way, naming what to change."""
+    setup.write_text(setup.read_text().replace(str(TEMPLATES), str(tmp_path / "nowhere")))
+    for waves in ("default", "none"):
+        one_line_error(
+            run(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", waves),
+            "the invitation's template 'invitation'", str(tmp_path / "nowhere"), "--template", "paths.templates",
+        )  # fmt: skip
+    one_line_error(run(setup, "show", "c"), "no campaign 'c'")  # nothing was created
+    out = ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none",
+             "--template", str(TEMPLATES))  # fmt: skip
+    assert "waves: invitation\n" in out
+
+
 def test_a_wave_that_can_never_be_sent_is_refused(setup: Path, tmp_path: Path) -> None:
     """A reminder expires at the event start: one timed after it, or expiring before its own time, never goes."""
     ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")

@@ -10,7 +10,7 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.events import when
 from campaign.cli.output import table
-from campaign.cli.status import state_counts, waiting_lines
+from campaign.cli.status import instant, state_counts, waiting_lines
 from campaign.services.campaigns import get_campaign, list_campaigns
 from campaign.services.progress import campaign_progress
 from campaign.services.rendering import check_campaign, preview_contact, preview_zones
@@ -79,7 +79,10 @@ def create_command(
 @pass_app
 def list_command(app: App) -> None:
     """List campaigns, newest first."""
-    rows = [(c.id, c.name, c.status, c.list_name, c.created_at) for c in list_campaigns(app.database())]
+    rows = [(c.id, c.name, c.status, c.list_name, instant(c.created_at)) for c in list_campaigns(app.database())]
+    if not rows:
+        click.echo("No campaigns yet: create one with `campaign create --event EVENT --list LIST`")
+        return
     table(("id", "name", "status", "list", "created"), rows)
 
 

@@ -295,9 +295,24 @@ def create_with_waves(
         )
         campaign = find_campaign(conn, str(campaign_id))
         event = _event(conn, campaign)
+        _require_invitation_template(conn, settings, campaign, event)
         for spec in specs:
             _require_default_sendable(conn, settings, campaign, event, spec.name, now)
     return get_campaign(db, str(campaign_id))
+
+
+def _require_invitation_template(conn: Connection, settings: Settings, campaign: Campaign, event: Event) -> None:
+    """Refuse the campaign just written (it then rolls back) when its invitation's template cannot be found: a
+    draft made so could never be launched, and nothing changes a campaign's template directory afterwards."""
+    schedule = wave_store.find_schedule(conn, campaign.id, INVITATION_WAVE)
+    assert schedule is not None  # written in this transaction
+    template = schedule.wave.template
+    problem = _template_problem(settings, campaign, event, template)
+    if problem is not None:
+        raise ValidationError(
+            f"the invitation's template {template!r}: {problem}; give the campaign a --template directory that has "
+            "it, or set paths.templates in config.toml (relative to that file's folder)"
+        )
 
 
 def _require_default_sendable(
