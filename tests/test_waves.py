@@ -192,9 +192,9 @@ def test_a_campaign_whose_invitation_has_no_template_is_not_created(setup: Path,
     advised --waves none, which then made a draft that could never launch, and nothing changes a campaign's
     template directory afterwards. Now refused either way, naming what to change."""
     setup.write_text(setup.read_text().replace(str(TEMPLATES), str(tmp_path / "nowhere")))
-    for waves in ("default", "none"):
+    for given in ("default", "none"):
         one_line_error(
-            run(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", waves),
+            run(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", given),
             "the invitation's template 'invitation'", str(tmp_path / "nowhere"), "--template", "paths.templates",
         )  # fmt: skip
     one_line_error(run(setup, "show", "c"), "no campaign 'c'")  # nothing was created

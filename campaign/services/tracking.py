@@ -222,14 +222,19 @@ class HitRecorder:
             rows, registrations, earlier = self._other_rows(others, facts, storage)
             opened, machine_opens = tracking_store.insert_opens(conn, open_rows)
             tracking_store.insert_event_rows(conn, rows)
+            withdrawn = 0
             for hit, burst in earlier:
                 since = hit.occurred_at - timedelta(seconds=BURST_SECONDS)
-                tracking_store.flag_clicks(conn, hit.message_id, hit.link_index, since, hit.occurred_at, burst)
+                if tracking_store.flag_clicks(conn, hit.message_id, hit.link_index, since, hit.occurred_at, burst):
+                    # A Register click among those flagged registered its contact when its own batch was written.
+                    withdrawn += registration_store.withdraw_machine_clicks(
+                        conn, hit.message_id, since, hit.occurred_at
+                    )
             added = registration_store.record(conn, registrations, self.clock())
         self.stats.ignored += len(opens) - opened
         self.stats.recorded += opened + len(rows)
         self.stats.machine += machine_opens + sum(1 for row in rows if row[_MACHINE])
-        self.stats.registrations += added
+        self.stats.registrations += added - withdrawn
         return opened + len(rows)
 
     def _open_rows(self, opens: list[Hit], storage: IpStorage) -> list[list[Any]]:

@@ -18,9 +18,9 @@ from sqlalchemy import BigInteger, Connection, String, bindparam, func, select, 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeEngine
 
-from campaign.models import RegistrationSource
+from campaign.models import RegistrationSource, TrackingKind
 from campaign.store.dialect import insert_ignoring_conflicts, json_instants, json_rows, sqlite_positional_sql
-from campaign.store.tables import UTCDateTime, registrations
+from campaign.store.tables import UTCDateTime, campaigns, messages, registrations, tracking_events, waves
 
 
 # A named tuple, not a frozen dataclass: the tracking recorder makes one a person's click on a registration link,
@@ -85,6 +85,41 @@ def _insert(conn: Connection) -> Any:
     source = select(*(rows.c[name] for name, _ in _COLUMNS), bindparam("now", type_=UTCDateTime())).where(true())
     columns = [*(name for name, _ in _COLUMNS), "created_at"]
     return insert_ignoring_conflicts(conn, registrations).from_select(columns, source).returning(registrations.c.id)
+
+
+def withdraw_machine_clicks(conn: Connection, message_id: int, since: datetime, until: datetime) -> int:
+    """Delete the registrations by link that clicks on the message between ``since`` and ``until`` made and that
+    are now known to be a machine's (a burst a later batch revealed: :func:`campaign.store.tracking.flag_clicks`);
+    returns how many. A registration by link has the instant of the click that made it, so that click's row is
+    the one at its instant; one that an earlier click made (the first of an event, contact and source stands)
+    has another instant and stays. Found by the unique (event, contact, source) index, the message's event and
+    contact looked up."""
+    message = messages.alias("m")
+    event_id = (
+        select(campaigns.c.event_id)
+        .join(waves, waves.c.campaign_id == campaigns.c.id)
+        .join(message, message.c.wave_id == waves.c.id)
+        .where(message.c.id == message_id)
+        .scalar_subquery()
+    )
+    contact_id = select(messages.c.contact_id).where(messages.c.id == message_id).scalar_subquery()
+    machine_clicks = select(tracking_events.c.occurred_at).where(
+        tracking_events.c.message_id == message_id,
+        tracking_events.c.kind == TrackingKind.CLICK.value,
+        tracking_events.c.is_machine.is_(True),
+        tracking_events.c.occurred_at >= since,
+        tracking_events.c.occurred_at <= until,
+    )
+    withdrawn: int = conn.execute(
+        registrations.delete().where(
+            registrations.c.event_id == event_id,
+            registrations.c.contact_id == contact_id,
+            registrations.c.source == RegistrationSource.LINK.value,
+            registrations.c.message_id == message_id,
+            registrations.c.registered_at.in_(machine_clicks),
+        )
+    ).rowcount
+    return withdrawn
 
 
 def registered_contacts(conn: Connection, event_id: int) -> list[int]:
