@@ -78,6 +78,9 @@ def doc(**changes: Any) -> dict[str, Any]:
         ({"venue": "Geneva"}, "venue: unknown key"),
         ({"start": datetime(2026, 3, 29, 2, 30), "end": datetime(2026, 3, 29, 4)}, "does not exist in Europe/Zurich"),
         ({"start": datetime(2026, 10, 25, 2, 30), "end": datetime(2026, 10, 25, 4)}, "happens twice"),
+        # An overflow converting to UTC (a traceback) before; and a reminder's offset would overflow near the end.
+        ({"start": datetime(1, 1, 1, 0, 30)}, "start: 0001-01-01 is out of range: the year must be 1900 to 2999"),
+        ({"end": "9999-12-31T23:30-01:00"}, "end: 9999-12-31 is out of range"),
         ({"speakers": [{"name": "A", "title": "x"}]}, "speakers[1]"),
         ({"organiser": {"name": "O", "email": "not-an-address"}}, "email"),
         ({"language": "xx-QQ"}, "locale"),

@@ -860,6 +860,9 @@ def test_several_by_give_each_breakdown_in_every_format_in_the_order_asked(db: D
         (["c", "--by", "attr:"], "name the custom attribute"),
         (["c", "--zone", "Mars/Base"], "--zone 'Mars/Base' is not an IANA time zone"),
         (["c", "--since", "yesterday"], "--since 'yesterday' is not a date or time"),
+        # A traceback (an overflow converting to UTC) before.
+        (["c", "--since", "0001-01-01"], "--since: 0001-01-01 is out of range: the year must be 1900 to 2999"),
+        (["c", "--until", "9999-12-31T23:59-01:00"], "--until: 9999-12-31 is out of range"),
         (["c", "--since", "2026-06-02", "--until", "2026-06-01"], "--until must be later than --since"),
         (["c", "-o", "/nonexistent/dir/r.csv"], "does not exist"),
     ],

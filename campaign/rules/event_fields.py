@@ -25,6 +25,8 @@ _KEYS = {
 }  # fmt: skip
 _ORGANISER_KEYS = ("name", "email")
 _SPEAKER_KEYS = ("name", "role")
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+"""The years a time given as a wall clock or with an offset may have (an event's, a report's window)."""
 MAX_SLUG_LENGTH = 100
 """The longest event slug, in characters (ASCII, so bytes too)."""
 MAX_TITLE_LENGTH = 500
@@ -98,6 +100,11 @@ def local_to_utc(value: Any, zone: str, field: str) -> datetime:
         raise FieldError(field, "needs a time of day, not only a date")
     if not isinstance(value, datetime):
         raise FieldError(field, "is required (a date and time like 2020-06-26T13:30)")
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        # Near the ends of what a datetime holds, a conversion to UTC, or a reminder's offset, overflows.
+        raise FieldError(
+            field, f"{value.date().isoformat()} is out of range: the year must be {EARLIEST_YEAR} to {LATEST_YEAR}"
+        )
     if value.tzinfo is not None:
         return value.astimezone(UTC)
     tz = ZoneInfo(zone)

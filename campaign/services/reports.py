@@ -115,13 +115,12 @@ def parse_moment(text: str, zone: str, what: str) -> datetime:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
             day = date.fromisoformat(raw)
-            return local_to_utc(datetime(day.year, day.month, day.day), zone, what)
-        moment = datetime.fromisoformat(raw)
+            moment = datetime(day.year, day.month, day.day)
+        else:
+            moment = datetime.fromisoformat(raw)
     except ValueError:
         raise ValidationError(f"{what} {raw!r} is not a date or time like 2026-06-19 or 2026-06-19T09:00") from None
-    if moment.tzinfo is not None:
-        return moment.astimezone(UTC)
-    return local_to_utc(moment, zone, what)
+    return local_to_utc(moment, zone, what)  # an instant with an offset too: its year is checked there
 
 
 def _breakdown_name(breakdown: tuple[Breakdown, str | None] | None) -> str | None:
