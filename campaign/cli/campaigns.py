@@ -79,7 +79,10 @@ def create_command(
 @pass_app
 def list_command(app: App) -> None:
     """List campaigns, newest first."""
-    rows = [(c.id, c.name, c.status, c.list_name, instant(c.created_at)) for c in list_campaigns(app.database())]
+    rows = [
+        (c.id, c.name, c.status, c.list_name, instant(c.created_at) if c.created_at else "")
+        for c in list_campaigns(app.database())
+    ]
     if not rows:
         click.echo("No campaigns yet: create one with `campaign create --event EVENT --list LIST`")
         return
