@@ -398,3 +398,30 @@ def test_a_fired_reminder_still_waiting_goes_at_the_new_time_in_each_zones_windo
     assert after["manila@example.org"][:2] == ("queued", moved - timedelta(days=1) + timedelta(hours=7))
     assert after["zurich@example.org"][:2] == ("sent", fired_at)  # sent is sent
     assert wave_row(db, "reminder-1d")["expires_at"] == moved
+
+
+@pytest.mark.parametrize("days", [15, -5], ids=["postponed", "brought-forward"])
+def test_a_done_invitations_expiry_follows_the_moved_event(db: Database, tmp_path: Path, days: int) -> None:
+    # Its expiry stayed at the old start: once that passed, a postponed event's newcomers were never invited,
+    # and an event brought forward had them invited after its new start (a review's reproduction).
+    settings = base_settings(tmp_path)
+    launched = datetime.now(UTC)
+    start = (launched + timedelta(days=10)).replace(second=0, microsecond=0)
+    campaign_with(db, tmp_path, start, [], {"p0@example.org": ZURICH})
+    launch_at(db, settings, launched)
+    with db.write() as conn:  # as if the invitation went out
+        conn.execute(update(messages).values(status=MessageStatus.SENT.value))
+        conn.execute(update(waves).values(status=WaveStatus.DONE.value))
+    moved = start + timedelta(days=days)
+    update_event(db, settings, "talk", talk(moved), now=launched + timedelta(minutes=1))
+    assert wave_row(db, "invitation")["status"] == "done"
+    assert wave_row(db, "invitation")["expires_at"] == moved
+    add_contacts(db, tmp_path, {"late@example.org": ZURICH})
+    between = min(start, moved) + timedelta(hours=1)  # after the old start when postponed, the new one if forward
+    fired = [(f.wave, f.queued) for f in fire_due(db, settings, between) if f.topped_up]
+    if days > 0:
+        assert fired == [("invitation", 1)]
+        assert recipients(db, "invitation")["late@example.org"][0] == "queued"
+    else:
+        assert fired == []
+        assert "late@example.org" not in recipients(db, "invitation")

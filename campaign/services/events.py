@@ -53,7 +53,7 @@ from campaign.rules.timing import parse_window
 from campaign.rules.wave_specs import WaveSpec
 from campaign.services.campaigns import CampaignDetails, wave_values
 from campaign.services.rendering import template_set
-from campaign.services.scheduling import fire_due, planned_instant, wave_expiry, zone_schedules
+from campaign.services.scheduling import FIRED, fire_due, planned_instant, wave_expiry, zone_schedules
 from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
@@ -339,20 +339,27 @@ def _retime_fired(conn: Connection, old: Event, new: Event, now: datetime) -> No
     """Fired waves follow the moved event: an expiry that came from the old time (not an instant given on
     purpose) takes the new one's, and the messages of a wave timed from the event that still wait for their
     first attempt go at the wave's new time, in each zone's send window (a "-1d" reminder queued for Tuesday's
-    office hours goes on Thursday's when the session moves two days later). Messages already sent stay sent."""
+    office hours goes on Thursday's when the session moves two days later). Messages already sent stay sent.
+
+    A done wave's expiry follows too: it decides whether a contact who joins the list later still gets the wave
+    (the invitation, while the event has not started), and how long a message given another try by
+    ``campaign retry`` may be sent. Kept at the old start, a postponed event's newcomers were not invited once
+    the old start passed, and an event brought forward had them invited after its new start."""
     if (old.starts_at, old.ends_at) == (new.starts_at, new.ends_at):
         return
     zones: list[str | None] | None = None
     for campaign in _campaigns_of(conn, old):
         for schedule in wave_store.schedules_of(conn, campaign.id):
             wave = schedule.wave
-            if wave.status is not WaveStatus.ENQUEUED or wave.expires_at is None:
+            if wave.status not in FIRED or wave.expires_at is None:
                 continue
             expiry = wave.expires_at
             derived = dataclasses.replace(schedule, wave=dataclasses.replace(wave, expires_at=None))
             if expiry == wave_expiry(derived, old.starts_at, old.ends_at):
                 expiry = wave_expiry(derived, new.starts_at, new.ends_at)
-                wave_store.update_wave(conn, wave.id, {"expires_at": expiry}, was=(WaveStatus.ENQUEUED,))
+                wave_store.update_wave(conn, wave.id, {"expires_at": expiry}, was=(wave.status,))
+            if wave.status is not WaveStatus.ENQUEUED:  # a done wave has no message waiting
+                continue
             if wave.offset is None:  # at launch or at an instant given: the event's time does not move it
                 continue
             start = max(planned_instant(schedule, new.starts_at, campaign.launched_at or now), now)
