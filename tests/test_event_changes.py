@@ -26,7 +26,7 @@ from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import Dispatcher
 from campaign.services.events import cancel_event, get_event, update_event
 from campaign.services.installation import installation_id
-from campaign.services.lifecycle import finish_campaigns
+from campaign.services.lifecycle import finish_campaigns, retry_failed
 from campaign.services.rendering import wave_renderer
 from campaign.services.scheduling import fire_due, fire_times
 from campaign.services.transitions import transition
@@ -425,3 +425,18 @@ def test_a_done_invitations_expiry_follows_the_moved_event(db: Database, tmp_pat
     else:
         assert fired == []
         assert "late@example.org" not in recipients(db, "invitation")
+
+
+def test_a_retry_after_the_event_is_cancelled_retries_only_the_cancellation_notice(
+    db: Database, tmp_path: Path
+) -> None:
+    # `campaign retry --failed` queued a given-up invitation again after the cancellation: the worker then sent
+    # an invitation to a cancelled event after its cancellation notice (a review's reproduction).
+    settings = base_settings(tmp_path)
+    invited_campaign(db, tmp_path)
+    set_status(db, "invitation", QUEUED, MessageStatus.EXPIRED)  # outside its send window, say
+    cancel_event(db, settings, "talk")
+    set_status(db, "cancellation", INVITED[0], MessageStatus.FAILED)
+    assert retry_failed(db, "c") == 1
+    assert recipients(db, "invitation")[QUEUED][0] == MessageStatus.EXPIRED.value
+    assert recipients(db, "cancellation")[INVITED[0]][0] == MessageStatus.QUEUED.value

@@ -22,7 +22,9 @@ from campaign.models import (
     GIVEN_UP_MESSAGES,
     UNFINISHED_MESSAGES,
     CampaignStatus,
+    EventStatus,
     MessageStatus,
+    WaveKind,
     WaveStatus,
     check_campaign_transition,
     check_wave_transition,
@@ -112,13 +114,15 @@ def move(db: Database, ref: str, target: CampaignStatus, reason: str | None = No
 def retry_failed(db: Database, ref: str) -> int:
     """Queue the campaign's failed and expired messages again, on purpose; returns how many.
 
-    Their waves, if done, are enqueued again, and a sent campaign is sending again.
+    Their waves, if done, are enqueued again, and a sent campaign is sending again. Once the event is cancelled,
+    only the cancellation notice's are: the invitations and reminders of a cancelled event are never sent.
     """
     details = _retryable(db, ref)
     now = datetime.now(UTC)
+    only = [WaveKind.CANCELLATION] if details.event.status is EventStatus.CANCELLED else None
     with db.write() as conn:
         again = sorted(s.value for s in GIVEN_UP_MESSAGES)
-        count = outbox.set_status_where(conn, details.campaign.id, again, MessageStatus.QUEUED.value, now)
+        count = outbox.set_status_where(conn, details.campaign.id, again, MessageStatus.QUEUED.value, now, kinds=only)
         settle_waves(conn, details.campaign.id)
         if count:
             # A sent campaign is sending again; a sending or paused one stays as it is.

@@ -70,6 +70,7 @@ from campaign.models import (
     CampaignStatus,
     Contact,
     MessageStatus,
+    WaveKind,
 )
 from campaign.store.contacts import CONTACT_FIELDS
 from campaign.store.dialect import json_rows
@@ -541,10 +542,19 @@ def release(conn: Connection, ids: Iterable[int], owner: str, now: datetime) -> 
 
 
 def set_status_where(
-    conn: Connection, campaign_id: int, from_statuses: Sequence[str], to_status: str, now: datetime
+    conn: Connection,
+    campaign_id: int,
+    from_statuses: Sequence[str],
+    to_status: str,
+    now: datetime,
+    *,
+    kinds: Sequence[WaveKind] | None = None,
 ) -> int:
-    """Move the campaign's messages in ``from_statuses`` to ``to_status`` (retry, cancel); returns how many."""
-    wave_ids = select(waves.c.id).where(waves.c.campaign_id == campaign_id).scalar_subquery()
+    """Move the campaign's messages in ``from_statuses`` to ``to_status`` (retry, cancel), only those of waves of
+    ``kinds`` when given; returns how many."""
+    wave_ids = select(waves.c.id).where(waves.c.campaign_id == campaign_id)
+    if kinds is not None:
+        wave_ids = wave_ids.where(waves.c.kind.in_([k.value for k in kinds]))
     values: dict[str, Any] = {"status": to_status, "updated_at": now, "lease_owner": None, "lease_expires_at": None}
     if to_status == MessageStatus.QUEUED.value:
         values.update(next_attempt_at=None, scheduled_at=now)
