@@ -66,7 +66,7 @@ from campaign.rules.hosts import HOST_EXAMPLES, is_relay_host
 from campaign.rules.ip_privacy import IpStorage
 from campaign.rules.timing import format_window, parse_window
 from campaign.rules.urls import parse_http_url
-from campaign.rules.wave_specs import WaveSpec, parse_wave_spec
+from campaign.rules.wave_specs import WaveSpec, parse_wave_spec, refuse_event_notice
 from campaign.secrets import (
     PREVIOUS_SECRET_KEY_ENV,
     REGISTRATION_HOOK_SECRET_ENV,
@@ -317,6 +317,7 @@ def _wave_specs(entries: tuple[str, ...]) -> tuple[str, ...]:
     for entry in entries:
         try:
             spec = parse_wave_spec(entry)
+            refuse_event_notice(spec.kind, spec.name)
         except ValueError as exc:
             raise ValueError(f"entry {entry!r} is not a wave: {exc}") from None
         if spec.name == INVITATION_WAVE or spec.name in names:

@@ -203,6 +203,22 @@ def test_a_campaign_whose_invitation_has_no_template_is_not_created(setup: Path,
     assert "waves: invitation\n" in out
 
 
+def test_the_events_own_notices_are_not_added_by_hand(setup: Path) -> None:
+    """A cancellation added by hand went out as METHOD:CANCEL for an event still on, taking it out of every
+    recipient's calendar (a review's reproduction); an update by hand says the event changed when it did not."""
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    for kind, command in (("cancellation", "cancel"), ("update", "update")):
+        one_line_error(
+            run(setup, "waves", "add", "c", "news", "--kind", kind, "--at", "launch"),
+            f"wave news: a {kind} wave is made by `campaign events {command}`", "reminder",
+        )  # fmt: skip
+    ok(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "-1d")
+    one_line_error(run(setup, "waves", "edit", "c", "nudge", "--kind", "cancellation"), "`campaign events cancel`")
+    assert "reminder" in ok(setup, "waves", "list", "c").split("nudge", 1)[1].split("\n", 1)[0]
+    setup.write_text(setup.read_text() + '[waves]\ndefault = ["oops cancellation -1d all"]\n')
+    one_line_error(run(setup, "lists"), "'waves.default'", "`campaign events cancel`")
+
+
 def test_a_wave_that_can_never_be_sent_is_refused(setup: Path, tmp_path: Path) -> None:
     """A reminder expires at the event start: one timed after it, or expiring before its own time, never goes."""
     ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")

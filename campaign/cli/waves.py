@@ -42,7 +42,8 @@ def _wave_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options ``add`` and ``edit`` share."""
     for option in reversed(
         [
-            click.option("--kind", help="invitation, reminder, last-chance, follow-up, update or cancellation."),
+            click.option("--kind", help="invitation, reminder, last-chance or follow-up (update and cancellation "
+                         "waves come from `campaign events update` and `events cancel`)."),
             click.option("--at", "at", help="When: an offset from the event start (-7d, -1h, +1d), an instant "
                          "(2026-06-19T09:00+02:00) or 'launch'."),
             click.option("--audience", help="all, registered, not-registered, opened, not-opened, clicked, "

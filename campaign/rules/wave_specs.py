@@ -74,6 +74,25 @@ class WaveSpec:
             raise ValidationError(f"wave {self.name}: the instant {self.send_at.isoformat()} needs a UTC offset")
 
 
+EVENT_NOTICES = {WaveKind.UPDATE: "update", WaveKind.CANCELLATION: "cancel"}
+"""The kinds of wave only a change of the event makes, with the ``campaign events`` command that makes each: their
+messages tell calendars the event moved or was cancelled (a cancellation's ``METHOD:CANCEL`` takes the entry out
+of every recipient's calendar), so a wave of these kinds added by hand, the event unchanged, would say what is
+not so."""
+HAND_KINDS = tuple(kind for kind in WaveKind if kind not in EVENT_NOTICES)
+"""The kinds of wave staff add, to a campaign or to config.toml's default waves."""
+
+
+def refuse_event_notice(kind: WaveKind, name: str) -> None:
+    """:class:`WaveOptionError` for a wave of an :data:`EVENT_NOTICES` kind given by hand."""
+    if kind in EVENT_NOTICES:
+        raise WaveOptionError(
+            "kind",
+            f"wave {name}: a {kind.value} wave is made by `campaign events {EVENT_NOTICES[kind]}`, which changes the "
+            f"event too; give one of {', '.join(k.value for k in HAND_KINDS)}",
+        )
+
+
 def parse_wave_name(text: str) -> str:
     """A wave name as given, or ValidationError saying what a name may contain."""
     if _NAME.fullmatch(text) is None:

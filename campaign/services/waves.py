@@ -48,6 +48,7 @@ from campaign.rules.wave_specs import (
     parse_instant_or_offset,
     parse_wave_name,
     parse_wave_spec,
+    refuse_event_notice,
 )
 from campaign.services.campaigns import CampaignDetails, find_campaign, get_campaign, wave_values, write_campaign
 from campaign.services.rendering import template_set
@@ -207,6 +208,7 @@ def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, opt
         if event.status is EventStatus.CANCELLED:
             raise ValidationError(f"event {event.slug} of campaign {campaign.name} is cancelled: no wave can be added")
         values = _values(settings, campaign, event, name, options, window_default=settings.waves.window)
+        refuse_event_notice(WaveKind(str(values["kind"])), name)
         campaign_store.insert_wave(
             conn, {**values, "campaign_id": campaign.id, "status": WaveStatus.PENDING.value}, now
         )
@@ -238,6 +240,8 @@ def edit_wave(db: Database, settings: Settings, campaign_ref: str, name: str, op
             template=options.template or (None if wave.template == wave.kind.value else wave.template),
         )
         values = _values(settings, campaign, event, name, merged, window_default="")
+        if options.kind and values["kind"] != wave.kind.value:
+            refuse_event_notice(WaveKind(str(values["kind"])), name)
         if not wave_store.update_wave(conn, wave.id, values, was=(WaveStatus.PENDING,)):
             raise ValidationError(
                 f"wave {name} of campaign {campaign.name} fired meanwhile: it can no longer be edited"

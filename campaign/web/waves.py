@@ -35,7 +35,7 @@ from campaign.models import Audience, AuditAction, Event, Permission, WaveKind, 
 from campaign.rules.contact_fields import FieldError
 from campaign.rules.event_fields import local_to_utc, wall_clock
 from campaign.rules.routes import CAMPAIGN_MANAGE
-from campaign.rules.wave_specs import LAUNCH, WaveOptionError
+from campaign.rules.wave_specs import EVENT_NOTICES, HAND_KINDS, LAUNCH, WaveOptionError
 from campaign.services import audit
 from campaign.services.sessions import Staff
 from campaign.services.waves import (
@@ -250,7 +250,8 @@ def _form(
         plan=plan,
         form=form,
         line=line,
-        kinds=[kind.value for kind in WaveKind],
+        # A wave of the event's own notices (updates, the cancellation) is edited as what it is; none is added.
+        kinds=[kind.value for kind in HAND_KINDS] + ([line.kind.value] if line and line.kind in EVENT_NOTICES else []),
         audiences=[audience.value for audience in Audience],
     )
 
