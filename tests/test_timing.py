@@ -93,6 +93,9 @@ def test_parse_offset(text: str, expected: timedelta) -> None:
         ("7d", r"offset '7d' needs a sign: -7d \(before the event start\) or \+7d \(after\)"),
         ("-367d", "offset '-367d' is more than 366 days from the event start"),
         ("-9999999d", "more than 366 days"),
+        # Digits of other scripts were taken as numbers (-٣d stored as -3d): ASCII digits only.
+        ("-\u0663d", "must be an offset like"),
+        ("-\uff11d", "must be an offset like"),
     ],
 )
 def test_parse_offset_refuses(text: str, message: str) -> None:
@@ -186,6 +189,7 @@ def test_parse_window(text: str, expected: SendWindow, canonical: str | None) ->
         ("9-17", "'9' is not a time"),
         ("09:60-17:00", "'09:60' is not a time"),
         ("09:00-1700", "'1700' is not a time"),
+        ("\uff10\uff19:\uff10\uff10-17:00", "is not a time"),  # full-width digits
     ],
 )
 def test_parse_window_refuses(text: str, message: str) -> None:

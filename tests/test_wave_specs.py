@@ -198,6 +198,10 @@ def test_parse_instant_or_offset(text: str, expected: timedelta | datetime) -> N
         ("1d", "wave x: --expires offset '1d' needs a sign"),
         ("2026-06-19T09:00", "wave x: --expires '2026-06-19T09:00' needs a UTC offset"),
         ("2026-13-01T09:00Z", "wave x: --expires '2026-13-01T09:00Z' is not an instant like"),
+        # Accepted before, and then `waves list`, `status` and `plan` overflowed (tracebacks), or the parse did.
+        ("0001-01-01T00:00Z", "wave x: --expires '0001-01-01T00:00Z' is out of range: the year must be 1900 to 2999"),
+        ("0001-01-01T00:00+01:00", "is out of range"),
+        ("9999-12-31T23:59-01:00", "is out of range"),
     ],
 )
 def test_parse_instant_or_offset_names_what_is_wrong(text: str, message: str) -> None:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from campaign.exceptions import ValidationError
 from campaign.rules import paths
 from campaign.rules.contact_fields import FieldError, clean_text, normalise_email, parse_locale, parse_timezone
+from campaign.rules.timing import EARLIEST_YEAR, LATEST_YEAR
 from campaign.rules.urls import parse_http_url
 
 _KEYS = {
@@ -25,8 +26,6 @@ _KEYS = {
 }  # fmt: skip
 _ORGANISER_KEYS = ("name", "email")
 _SPEAKER_KEYS = ("name", "role")
-EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
-"""The years a time given as a wall clock or with an offset may have (an event's, a report's window)."""
 MAX_SLUG_LENGTH = 100
 """The longest event slug, in characters (ASCII, so bytes too)."""
 MAX_TITLE_LENGTH = 500

@@ -34,6 +34,10 @@ FOLLOW_UP_LIFETIME = timedelta(days=14)
 # The farthest a wave may be from its event: beyond this an offset is a typo (and would overflow dates).
 MAX_OFFSET = timedelta(days=366)
 
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+"""The years an instant a person gives may have (an event's start and end, a wave's time or expiry, a report's
+window): near the ends of what a datetime holds, a conversion to UTC or a wave's offset would overflow."""
+
 OFFSET_FORM = "must be an offset like -7d, -1h, +1d or +0"
 WINDOW_FORM = "must look like 'mon-fri 09:00-17:00' or '09:00-17:00' (every day)"
 
@@ -44,13 +48,13 @@ DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # so the window excludes only 23:59:59.999999, and every reader can compare wall-clock times plainly.
 END_OF_DAY = time.max
 
-_OFFSET = re.compile(r"([+-]?)(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
+_OFFSET = re.compile(r"([+-]?)(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?", re.ASCII)
 _OFFSET_UNITS: tuple[tuple[str, timedelta], ...] = (
     ("d", timedelta(days=1)),
     ("h", timedelta(hours=1)),
     ("m", timedelta(minutes=1)),
 )
-_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+_TIME = re.compile(r"(\d{1,2}):(\d{2})", re.ASCII)  # ASCII digits: \d alone takes any script's
 _MICROSECOND = timedelta(microseconds=1)
 # A UTC offset is less than a day, so every instant whose local date is D lies after D 00:00 UTC minus a day.
 _MAX_UTC_OFFSET = timedelta(days=1)

@@ -28,7 +28,15 @@ from typing import TypeVar
 
 from campaign.exceptions import ValidationError
 from campaign.models import Audience, WaveKind
-from campaign.rules.timing import SendWindow, format_offset, format_window, parse_offset, parse_window
+from campaign.rules.timing import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    SendWindow,
+    format_offset,
+    format_window,
+    parse_offset,
+    parse_window,
+)
 
 WAVE_NAME_MAX = 100
 """The longest wave name (the ``waves.name`` column)."""
@@ -40,7 +48,7 @@ SPEC_FORM = "NAME KIND TIMING AUDIENCE [WINDOW]"
 SPEC_EXAMPLE = "reminder-1d reminder -1d registered mon-fri 09:00-17:00"
 
 _NAME = re.compile(rf"[a-z0-9][a-z0-9-]{{0,{WAVE_NAME_MAX - 1}}}")
-_INSTANT = re.compile(r"\d{4}-")
+_INSTANT = re.compile(r"\d{4}-", re.ASCII)
 _Choice = TypeVar("_Choice", WaveKind, Audience)
 
 
@@ -161,6 +169,8 @@ def parse_instant_or_offset(text: str, what: str, *, alternatives: str = "") -> 
             raise ValidationError(f"{what} {text!r} is not an instant like 2026-06-19T09:00+02:00") from None
         if instant.utcoffset() is None:
             raise ValidationError(f"{what} {text!r} needs a UTC offset, like {text}+02:00 or {text}Z")
+        if not EARLIEST_YEAR <= instant.year <= LATEST_YEAR:
+            raise ValidationError(f"{what} {text!r} is out of range: the year must be {EARLIEST_YEAR} to {LATEST_YEAR}")
         return instant.astimezone(UTC)
     try:
         return parse_offset(text)
