@@ -392,6 +392,8 @@ class Wave:
     created_at: datetime | None = None
     # An update notice's event as it was before the update (None for every other wave).
     event_before: EventBefore | None = None
+    # When its time was last decided: its creation, an edit of its timing, its event moving.
+    planned_at: datetime | None = None
 
     @property
     def offset(self) -> timedelta | None:

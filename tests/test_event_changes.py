@@ -30,7 +30,7 @@ from campaign.services.lifecycle import finish_campaigns, retry_failed
 from campaign.services.rendering import wave_renderer
 from campaign.services.scheduling import fire_due, fire_times
 from campaign.services.transitions import transition
-from campaign.services.waves import WaveOptions, add_wave
+from campaign.services.waves import WaveOptions, add_wave, edit_wave
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, messages, suppressions, waves
 from tests.test_delivery import KEY, Sink, base_settings, pipelining_smtp, send
@@ -440,3 +440,24 @@ def test_a_retry_after_the_event_is_cancelled_retries_only_the_cancellation_noti
     assert retry_failed(db, "c") == 1
     assert recipients(db, "invitation")[QUEUED][0] == MessageStatus.EXPIRED.value
     assert recipients(db, "cancellation")[INVITED[0]][0] == MessageStatus.QUEUED.value
+
+
+def test_a_wave_moved_after_the_launch_to_a_time_already_passed_fires_it_is_not_skipped(
+    db: Database, tmp_path: Path
+) -> None:
+    # The launch skips a wave planned before it whose time had passed; it read the wave's creation time, so a
+    # wave moved after the launch to a past time (an edit, its event moved earlier) was marked missed "its time
+    # had passed when the campaign was launched", which was not so (a review's reproduction), where a wave added
+    # with that time fires at once.
+    settings = base_settings(tmp_path)
+    start = (datetime.now(UTC) + timedelta(days=10)).replace(second=0, microsecond=0)
+    campaign_with(db, tmp_path, start, ["early reminder -5d all", "mid reminder -3d all", "old reminder -12d all"],
+                  {"p0@example.org": ZURICH})  # fmt: skip
+    fired = {f.wave: f for f in launch_at(db, settings, datetime.now(UTC))}
+    assert fired["old"].status is WaveStatus.MISSED  # planned before the launch, its time passed: skipped
+    edit_wave(db, settings, "c", "mid", WaveOptions(at="-11d"))  # a day before the launch
+    assert {f.wave: f.status for f in fire_due(db, settings, datetime.now(UTC))} == {"mid": WaveStatus.ENQUEUED}
+    # The event brought forward six days: early (-5d) now falls a day before the launch.
+    update_event(db, settings, "talk", talk(start - timedelta(days=6)), now=datetime.now(UTC))
+    assert wave_row(db, "early")["status"] == WaveStatus.ENQUEUED.value
+    assert list(recipients(db, "early")) == ["p0@example.org"]

@@ -180,6 +180,9 @@ def update_event(
         if not event_store.update_event(conn, event.id, columns, sequence=sequence, now=now):
             raise ValidationError(f"event {event.slug} was cancelled meanwhile: it can no longer be updated")
         _retime_fired(conn, event, updated, now)
+        if (event.starts_at, event.ends_at) != (updated.starts_at, updated.ends_at):
+            # Their time moved with the event, after the launch of some: not a time the launch skipped.
+            wave_store.replan_event_timed(conn, [c.id for c in _campaigns_of(conn, event)], now)
         for campaign in _campaigns_of(conn, event):
             if campaign.status not in LAUNCHED:
                 if rescheduling:

@@ -106,10 +106,13 @@ def planned_instant(schedule: WaveSchedule, event_start: datetime, launched_at: 
 
 def skipped_at_launch(schedule: WaveSchedule, event_start: datetime, launched_at: datetime) -> datetime | None:
     """The wave's own instant when the launch skips it, else None: it was planned before the launch (it existed
-    then) and its own time had passed by then. A campaign launched three days before the event must not send its
-    "-7d last chance" with the invitation; a wave added after the launch with a past time fires at once."""
+    then, and neither an edit of its timing nor its event moving has changed its time since) and its own time had
+    passed by then. A campaign launched three days before the event must not send its "-7d last chance" with the
+    invitation; a wave added after the launch with a past time fires at once, and so does one moved there after
+    the launch (by an edit, or its event moving earlier)."""
     wave = schedule.wave
-    if wave.created_at is None or wave.created_at > launched_at:
+    planned = wave.planned_at or wave.created_at
+    if planned is None or planned > launched_at:
         return None
     own = own_instant(event_start, wave.offset, wave.send_at)
     return own if own is not None and own < launched_at else None

@@ -242,6 +242,8 @@ def edit_wave(db: Database, settings: Settings, campaign_ref: str, name: str, op
         values = _values(settings, campaign, event, name, merged, window_default="")
         if options.kind and values["kind"] != wave.kind.value:
             refuse_event_notice(WaveKind(str(values["kind"])), name)
+        if (values["offset_seconds"], values["send_at"]) != (wave.offset_seconds, wave.send_at):
+            values["planned_at"] = datetime.now(UTC)  # a time decided now, not one the launch skipped
         if not wave_store.update_wave(conn, wave.id, values, was=(WaveStatus.PENDING,)):
             raise ValidationError(
                 f"wave {name} of campaign {campaign.name} fired meanwhile: it can no longer be edited"

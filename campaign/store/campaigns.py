@@ -73,7 +73,8 @@ def insert_campaign(conn: Connection, values: Mapping[str, Any], now: datetime) 
 
 def insert_wave(conn: Connection, values: Mapping[str, Any], now: datetime) -> int:
     """Insert a wave; returns its id."""
-    wave_id: int = conn.execute(insert(waves).values(**values, created_at=now).returning(waves.c.id)).scalar_one()
+    stmt = insert(waves).values(**values, created_at=now, planned_at=now).returning(waves.c.id)
+    wave_id: int = conn.execute(stmt).scalar_one()
     return wave_id
 
 

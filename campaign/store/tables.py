@@ -211,6 +211,9 @@ class WaveRow(Base):
     # the notice says changed. NULL for every other wave.
     event_before: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # When its time was last decided: its creation, an edit of its timing, its event moving (migration 0017). The
+    # launch skips a wave planned before it whose own time had passed then (services.scheduling.skipped_at_launch).
+    planned_at: Mapped[datetime | None]
 
 
 FILLFACTOR = 70

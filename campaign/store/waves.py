@@ -147,6 +147,21 @@ def update_wave(conn: Connection, wave_id: int, values: Mapping[str, Any], *, wa
     return bool(conn.execute(stmt).rowcount == 1)
 
 
+def replan_event_timed(conn: Connection, campaign_ids: Collection[int], now: datetime) -> int:
+    """Mark the pending waves of these campaigns that are timed from their event (an offset) as planned at ``now``:
+    their event moved, and their time with it. Returns how many."""
+    stmt = (
+        update(waves)
+        .where(
+            waves.c.campaign_id.in_(list(campaign_ids)),
+            waves.c.status == WaveStatus.PENDING.value,
+            waves.c.offset_seconds.is_not(None),
+        )
+        .values(planned_at=now)
+    )
+    return int(conn.execute(stmt).rowcount)
+
+
 def delete_wave(conn: Connection, wave_id: int, *, was: Collection[WaveStatus]) -> bool:
     """Delete a wave if its status is still one of ``was`` (a wave with messages never is: it fired)."""
     stmt = delete(waves).where(waves.c.id == wave_id, waves.c.status.in_([s.value for s in was]))
