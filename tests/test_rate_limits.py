@@ -24,7 +24,7 @@ from campaign.services.contact_import import import_contacts
 from campaign.services.dispatch_stop import StopSignals
 from campaign.services.heartbeat import Heartbeat
 from campaign.services.lifecycle import launch
-from campaign.services.rate_limits import RateLimits, domain_idle_seconds, forget_idle_domains
+from campaign.services.rate_limits import BATCH_SECONDS, RateLimits, domain_idle_seconds, forget_idle_domains
 from campaign.store import rate_limits as rate_store
 from campaign.store import workers as worker_store
 from campaign.store.engine import Database
@@ -195,6 +195,24 @@ def steady_rate(times: list[float], skip: int) -> float:
     return covariance / sum((t - mean_t) ** 2 for t in steady)
 
 
+def most_beyond_the_rate(times: list[float], rate: float) -> float:
+    """The most that any stretch of the arrivals holds beyond ``rate`` a second over its length: the largest
+    ``count - rate * (last - first)`` over every run of consecutive arrivals. A token bucket refilled at ``rate``
+    lets no stretch hold more than its capacity and the tokens taken ahead into workers' hands beyond the rate,
+    however the senders are scheduled: a stall only lengthens a stretch."""
+    ordered = sorted(times)
+    return max(
+        j - i + 1 - rate * (ordered[j] - ordered[i]) for i in range(len(ordered)) for j in range(i, len(ordered))
+    )
+
+
+def bucket_slack(rate: float, workers: int = 4) -> float:
+    """What may go beyond the rate in a stretch (:func:`most_beyond_the_rate`): the bucket's second's worth, each
+    worker's allowance in hand (:mod:`campaign.services.rate_limits`: a fifth of a second's worth, at least one)
+    and the stretch's first arrival."""
+    return max(1.0, rate) + workers * max(1.0, rate * BATCH_SECONDS) + 1
+
+
 def run_workers(db: Database, tmp_path: Path, smtp: Sink, total: int, **delivery: object) -> None:
     """Four `campaign worker` processes (concurrency 4 each) until campaign ``c``'s ``total`` messages are sent."""
     config = scale_config(tmp_path, db, smtp, concurrency=4, lease=10, **delivery)
@@ -224,9 +242,12 @@ def test_four_workers_together_send_at_the_per_second_limit(
     times = [at for at, _ in handler.arrivals]
     assert len(times) == total
     rate = steady_rate(times, skip=int(2 * limit))
-    # Never more than 5% over the limit; under it by at most 10%: on a machine whose cores the suite's other
-    # processes share, the workers wake late and fall short (47.2/s seen), which no limiter could make up.
-    assert -0.10 * limit <= rate - limit <= 0.05 * limit, f"{rate:.2f} messages a second against a limit of {limit}"
+    # Never more in any stretch of the run than the bucket allows beyond the limit (a slope was held to 5% over:
+    # after a stall on a loaded machine the tokens refilled meanwhile go at once, which is the bucket working,
+    # 55.3/s seen); under the limit by at most 10%: on a machine whose cores the suite's other processes share, the
+    # workers wake late and fall short (47.2/s seen), which no limiter could make up.
+    assert most_beyond_the_rate(times, limit) <= bucket_slack(limit)
+    assert rate >= 0.9 * limit, f"{rate:.2f} messages a second against a limit of {limit}"
     print(f"\n4 workers, limit {limit}/s: {rate:.2f}/s at the server, {time.monotonic() - started:.1f} s in all")
 
 
@@ -244,6 +265,7 @@ def test_four_workers_together_hold_the_per_domain_limit(
         times = [at for at, rcpt in handler.arrivals if rcpt.endswith(f"@{domain}")]
         assert len(times) == total // len(domains)
         rate = steady_rate(times, skip=int(2 * limit))
-        # As above: at most 5% over, at most 10% under (late wake-ups on a shared machine).
-        assert -0.10 * limit <= rate - limit <= 0.05 * limit, f"{domain}: {rate:.2f} messages a second against {limit}"
+        # As above: never beyond what the bucket allows, at most 10% under (late wake-ups on a shared machine).
+        assert most_beyond_the_rate(times, limit) <= bucket_slack(limit), domain
+        assert rate >= 0.9 * limit, f"{domain}: {rate:.2f} messages a second against {limit}"
         print(f"\n4 workers, {domain} limited to {limit}/s: {rate:.2f}/s at the server")
