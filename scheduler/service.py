@@ -315,8 +315,9 @@ class SchedulerService:
         beside = [asyncio.create_task(companion.serve()) for companion in companions]
         try:
             await asyncio.wait([worker, *beside], return_when=asyncio.FIRST_COMPLETED)
-            if not worker.done():
-                # A companion ended by itself (its error, if any, is raised below): the service stops with it.
+            if not worker.done() and not self._stop.is_set():
+                # A companion ended by itself (its error, if any, is raised below): the service stops with it. One
+                # that ends on a stop asked for (SIGTERM) is done before the worker, which finishes its sends.
                 log.error(fields("stopping: a service beside the scheduler ended"))
                 self.request_stop()
             summary = await worker
