@@ -461,3 +461,26 @@ def test_a_wave_moved_after_the_launch_to_a_time_already_passed_fires_it_is_not_
     update_event(db, settings, "talk", talk(start - timedelta(days=6)), now=datetime.now(UTC))
     assert wave_row(db, "early")["status"] == WaveStatus.ENQUEUED.value
     assert list(recipients(db, "early")) == ["p0@example.org"]
+
+
+def test_two_updates_before_the_first_notice_goes_send_one_notice_from_what_recipients_knew(
+    db: Database, tmp_path: Path
+) -> None:
+    # A paused campaign's update notice waits; a second update added another: on resume two "Moved" notices went,
+    # the second saying the event had been at the first update's time, which nobody was told of (a review's
+    # reproduction). Now the unsent notice is replaced by one from what recipients last knew.
+    settings = base_settings(tmp_path)
+    _, start = invited_campaign(db, tmp_path)
+    with db.write() as conn:
+        transition(conn, get_campaign(db, "c").campaign.id, CampaignStatus.PAUSED, now=datetime.now(UTC))
+    update_event(db, settings, "talk", talk(start + timedelta(days=1)))
+    change = update_event(db, settings, "talk", talk(start + timedelta(days=2)))
+    (notice,) = [w for w in get_campaign(db, "c").waves if w.kind.value == "update"]
+    assert notice.status is WaveStatus.PENDING
+    assert notice.event_before is not None
+    assert (notice.event_before.starts_at, notice.event_before.changed) == (start, ("starts_at", "ends_at"))
+    assert change.campaigns[0].wave == notice.name
+    # Moved back to where recipients last knew it: no notice at all.
+    change = update_event(db, settings, "talk", talk(start))
+    assert [w for w in get_campaign(db, "c").waves if w.kind.value == "update"] == []
+    assert "no notice" in change.campaigns[0].note

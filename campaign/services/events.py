@@ -193,8 +193,13 @@ def update_event(
                     )
                 continue
             if rescheduling:
+                told = _withdraw_unsent_update(conn, campaign, updated)
+                if told is not None and not told.changed:
+                    note = "back as recipients last knew it (the earlier notice was not sent yet): no notice"
+                    notices[campaign.id] = CampaignNotice(campaign.name, None, note=note)
+                    continue
                 name = _free_name(conn, campaign, f"{UPDATE_WAVE}-{sequence}")
-                _add_notice_wave(conn, campaign, name, WaveKind.UPDATE, now, "event updated", before=before)
+                _add_notice_wave(conn, campaign, name, WaveKind.UPDATE, now, "event updated", before=told or before)
                 notices[campaign.id] = CampaignNotice(campaign.name, name)
     fired = _fire(db, settings, now, notices)
     return EventChange(_event(db, event.id), changed, fired)
@@ -315,6 +320,24 @@ def _add_notice_wave(
         reopen = {CampaignStatus.SENT}
         transition(conn, campaign.id, CampaignStatus.SENDING, now=now, reason=reason, only_from=reopen, strict=False)
     return wave_id
+
+
+def _withdraw_unsent_update(conn: Connection, campaign: Campaign, updated: Event) -> EventBefore | None:
+    """Remove the campaign's update notices not sent yet (a paused campaign's: nothing fired them) and return what
+    the first of them says recipients were last told, with what differs from ``updated``; None when there is none.
+    One notice then tells them of the two changes, from what they knew: two went out, the second saying the event
+    had been at a time nobody was told of."""
+    pending = [
+        schedule.wave
+        for schedule in wave_store.schedules_of(conn, campaign.id)
+        if schedule.wave.kind is WaveKind.UPDATE and schedule.wave.status is WaveStatus.PENDING
+    ]
+    withdrawn = [w for w in pending if wave_store.delete_wave(conn, w.id, was=(WaveStatus.PENDING,))]
+    told = next((w.event_before for w in withdrawn if w.event_before is not None), None)
+    if told is None:
+        return None
+    changed = tuple(name for name in RESCHEDULING_FIELDS if getattr(told, name) != getattr(updated, name))
+    return dataclasses.replace(told, changed=changed)
 
 
 def _fire(db: Database, settings: Settings, now: datetime, notices: dict[int, CampaignNotice]) -> list[CampaignNotice]:
