@@ -95,7 +95,12 @@ def email_key(email: str) -> str:
 
 @cache
 def _zones_by_lower_name() -> dict[str, str]:
-    return {name.lower(): name for name in zoneinfo.available_timezones()}
+    return {name.lower(): name for name in zoneinfo.available_timezones() if name not in _NOT_ZONES}
+
+
+# Keys the time zone database of some machines lists that name no place's time: "localtime" is the machine's own
+# zone (a contact or a report in it would follow wherever the server runs), "Factory" a placeholder ("-00").
+_NOT_ZONES = frozenset({"localtime", "Factory"})
 
 
 def parse_timezone(raw: str) -> str:
