@@ -162,7 +162,7 @@ def expected_cells(e: dict[str, Any]) -> dict[str, int]:
     return {
         "Targeted": sum(s.values()),
         **{"Delivered (sent)" if k == "sent" else k.capitalize(): n for k, n in s.items()},
-        "Attempted": s["sent"] + s["deferred"] + s["bounced"] + s["failed"],
+        "Attempted": s["sent"] + s["deferred"] + s["bounced"] + s["failed"] + e["expired_after_attempts"],
         "Opened by people": e["human_opened"],
         "Opened by machines": e["machine_opened"],
         "Clicked by people": e["human_clicked"],

@@ -40,6 +40,7 @@ def tally_document(tally: Tally) -> dict[str, Any]:
         "unsubscribed": tally.unsubscribed,
         "rates": {name: rounded(r) for name, r in tally.rates().items()},
         "joined": tally.joined,
+        "expired_after_attempts": tally.expired_after_attempts,  # of the expired, those counted as attempted
     }
 
 

@@ -43,6 +43,8 @@ class Tally:
     """Of ``registered``, those the webinar platform confirmed (its export imported, or its webhook)."""
     joined: int = 0
     """Recipients who joined the event, as its attendee report (imported) says: 0 while none is."""
+    expired_after_attempts: int = 0
+    """Of the ``expired`` messages, those that had been tried (deferred, then their lifetime ended): attempted."""
 
     @classmethod
     def empty(cls) -> Tally:
@@ -61,9 +63,10 @@ class Tally:
 
     @property
     def attempted(self) -> int:
-        """Messages handed to a server with an outcome (sent, deferred, bounced, failed): the base of the
-        delivery and bounce rates."""
-        return sum(self.statuses[s] for s in _ATTEMPTED)
+        """Messages handed to a server with an outcome (sent, deferred, bounced, failed, and expired after an
+        attempt): the base of the delivery and bounce rates. An expired message that had been deferred counts: a
+        message given up on must not raise the delivery rate by leaving its base."""
+        return sum(self.statuses[s] for s in _ATTEMPTED) + self.expired_after_attempts
 
     @property
     def joined_of_registered(self) -> float | None:
@@ -117,7 +120,16 @@ class Tally:
         rates = {f"rate_{name}": rounded(r) for name, r in self.rates().items()}
         # joined came later: its two columns go last, so the columns before keep their places.
         rate_joined = rates.pop("rate_joined")
-        return counts | rates | {"joined": self.joined, "rate_joined": rate_joined}
+        # So did the expired ones that count among the attempted: after them.
+        return (
+            counts
+            | rates
+            | {
+                "joined": self.joined,
+                "rate_joined": rate_joined,
+                "expired_after_attempts": self.expired_after_attempts,
+            }
+        )
 
 
 def rounded(value: float | None) -> float | None:

@@ -37,7 +37,7 @@ from campaign.store import report_snapshots as snapshot_store
 from campaign.store.engine import Database
 from campaign.store.report_snapshots import StoredSnapshot
 
-SHAPE = "campaign-report-snapshot/1"
+SHAPE = "campaign-report-snapshot/2"
 """The version of the kept JSON: change it when a dataclass kept changes, and older rows are no longer read."""
 KEPT_FOR = timedelta(days=7)
 """How long a snapshot nobody refreshes is kept."""

@@ -362,8 +362,14 @@ def _tallied(
     """A tally per group (every group with messages) from its counts: messages by status, what their recipients
     did, who registered, who joined."""
     statuses: dict[Any, dict[MessageStatus, int]] = {}
+    tried: dict[Any, int] = {}  # the expired messages that had been attempted, counted among the expired too
     for key, status, count in counts:
-        statuses.setdefault(key, dict.fromkeys(MessageStatus, 0))[MessageStatus(status)] = count
+        by_status = statuses.setdefault(key, dict.fromkeys(MessageStatus, 0))
+        if status == report_store.EXPIRED_AFTER_ATTEMPTS:
+            tried[key] = tried.get(key, 0) + count
+            by_status[MessageStatus.EXPIRED] += count
+        else:
+            by_status[MessageStatus(status)] += count
     acted = {e.key: e for e in engagement}
     joined = {r.key: r for r in registered}
     tallies = {}
@@ -382,6 +388,7 @@ def _tallied(
             unsubscribed=e.unsubscribed,
             registered_confirmed=r.confirmed,
             joined=attended.get(key, 0),
+            expired_after_attempts=tried.get(key, 0),
         )
     return tallies
 
@@ -403,6 +410,7 @@ def _sum(tallies: Iterable[Tally], registered: report_store.Registered | None, j
         unsubscribed=sum(t.unsubscribed for t in found),
         registered_confirmed=registered.confirmed if registered else 0,
         joined=joined.get(None, 0),
+        expired_after_attempts=sum(t.expired_after_attempts for t in found),
     )
 
 

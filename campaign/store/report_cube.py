@@ -55,7 +55,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from campaign.models import CONFIRMED_SOURCES, RegistrationSource
 
 # The same expressions and columns the one-field queries use: the keys and numbers are theirs.
-from campaign.store.reports import _FLAGS, _SENT, FACTS, PEOPLE, By, Engagement, Registered, Scope, _key, _scoped
+from campaign.store.reports import (
+    _FLAGS,
+    _SENT,
+    COUNTED_STATUS,
+    FACTS,
+    PEOPLE,
+    By,
+    Engagement,
+    Registered,
+    Scope,
+    _key,
+    _scoped,
+)
 from campaign.store.tables import attendances, contacts, messages
 
 
@@ -186,14 +198,16 @@ def _groups(rows: Iterable[Any], extras: int) -> dict[tuple[Any, ...], list[int]
 
 
 def message_counts(conn: Connection, scope: Scope, fields: Fields) -> list[list[tuple[Any, str, int]]]:
-    """For each field wanted, the scope's messages counted by its value and status, as (key, status, count): one
+    """For each field wanted, the scope's messages counted by its value and status (as
+    :func:`campaign.store.reports.message_counts` counts it), as (key, status, count): one
     pass over the messages whatever the number of fields. They are counted by contact and status first (narrow
     rows, quick to sort), so the contacts' fields are read, and the wide rows of every field sorted, once per
     contact rather than once per message (a third less work with two waves, more with more)."""
+    status = COUNTED_STATUS.label("status")
     per_contact = (
-        select(messages.c.contact_id, messages.c.status, func.count().label("n"))
+        select(messages.c.contact_id, status, func.count().label("n"))
         .where(*_scoped(scope))
-        .group_by(messages.c.contact_id, messages.c.status)
+        .group_by(messages.c.contact_id, status)
         .subquery("per_contact")
     )
     return [

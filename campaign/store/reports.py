@@ -88,6 +88,15 @@ QUARTER_HOUR = 900
 (Asia/Kolkata +05:30, Asia/Kathmandu +05:45), so each bucket lies in one local hour of any zone."""
 
 _SENT = MessageStatus.SENT.value
+EXPIRED_AFTER_ATTEMPTS = "expired-after-attempts"
+"""How :func:`message_counts` counts an ``expired`` message that had been tried (deferred, then its lifetime ended):
+it was handed to a server, so it counts among the messages attempted, where an expired one never tried (its
+send window never opened before it expired) does not."""
+COUNTED_STATUS = case(
+    (and_(messages.c.status == MessageStatus.EXPIRED.value, messages.c.attempts > 0), EXPIRED_AFTER_ATTEMPTS),
+    else_=messages.c.status,
+)
+"""A message's status as reports count it: its ``status``, and :data:`EXPIRED_AFTER_ATTEMPTS` apart."""
 _UNDELIVERED = tuple(
     s.value for s in (MessageStatus.DEFERRED, MessageStatus.BOUNCED, MessageStatus.FAILED, MessageStatus.EXPIRED)
 )
@@ -232,13 +241,14 @@ def _grouped(stmt: Any, by: By, key: Any) -> Any:
 
 
 def message_counts(conn: Connection, scope: Scope, by: By) -> list[tuple[Any, str, int]]:
-    """The scope's messages counted by group and status, as (key, status, count)."""
+    """The scope's messages counted by group and status (:data:`COUNTED_STATUS`), as (key, status, count)."""
     key = _key(by)
     source: Any = messages
     if by.breakdown is not None:
         source = messages.join(contacts, contacts.c.id == messages.c.contact_id)
-    stmt = select(messages.c.status, func.count()).select_from(source).where(*_scoped(scope))
-    stmt = _grouped(stmt, by, key).group_by(messages.c.status)
+    status = COUNTED_STATUS.label("status")
+    stmt = select(status, func.count()).select_from(source).where(*_scoped(scope))
+    stmt = _grouped(stmt, by, key).group_by(status)
     return [(row.key, row.status, row[1]) for row in conn.execute(stmt)]
 
 
