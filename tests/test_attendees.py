@@ -353,12 +353,12 @@ def test_joined_in_the_report_table_json_csv_and_html_equals_a_count_of_the_rows
         "of_previous": round(per_wave["invitation"] / registered, 4),
     }
 
-    # CSV: the two new columns last.
+    # CSV: the two new columns after the earlier ones (and before expired_after_attempts, which came after them).
     out = io.StringIO()
     write_report_csv(report, out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     header = next(csv.reader(io.StringIO(out.getvalue())))
-    assert header[-2:] == ["joined", "rate_joined"]
+    assert header[-3:] == ["joined", "rate_joined", "expired_after_attempts"]
     assert {r["name"]: int(r["joined"]) for r in rows} == {**per_wave, "c": total}
 
     # HTML: the funnel's Joined row and the per-wave row.
