@@ -26,11 +26,12 @@ from campaign.services.events import add_event
 from campaign.services.lifecycle import move
 from campaign.services.scheduling import Fired, fire_due, fire_times
 from campaign.services.transitions import transition
-from campaign.services.waves import WaveOptions, add_wave
+from campaign.services.waves import WAITS_FOR_ATTENDANCE, WaveOptions, add_wave, list_waves
 from campaign.store import attendances, materialise, registrations
 from campaign.store import campaigns as campaign_store
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
+from campaign.store.tables import attendances as attendance_rows
 from campaign.store.tables import (
     campaigns,
     contacts,
@@ -700,3 +701,40 @@ def test_a_firing_counts_what_it_added_by_status(db: Database, tmp_path: Path) -
         "suppressed": 1,
         "expired": 1,
     }
+
+
+def test_a_wave_to_attendees_or_not_waits_for_the_attendee_report(db: Database, tmp_path: Path) -> None:
+    # Fired at its time before any attendee report was imported, a not-attended follow-up ("sorry we missed you")
+    # went to everyone, those who joined too, and an attended one to nobody, done for good (a review's reproduction).
+    settings = base_settings(tmp_path)
+    start = datetime.now(UTC) + timedelta(days=3)
+    specs = ["sorry follow-up +2h not-attended", "thanks follow-up +2h attended"]
+    campaign_with(db, tmp_path, start, specs, PEOPLE)
+    launch_at(db, settings, datetime.now(UTC))
+    after = start + timedelta(hours=3)
+    assert fire_due(db, settings, after) == []  # no report yet: both wait, past their time
+    assert wave_row(db, "sorry")["status"] == wave_row(db, "thanks")["status"] == "pending"
+    waits = {line.name: line.waits for line in list_waves(db, "c").waves}
+    assert waits == {"invitation": None, "sorry": WAITS_FOR_ATTENDANCE, "thanks": WAITS_FOR_ATTENDANCE}
+    with db.write() as conn:
+        event_id = conn.scalar(select(events.c.id))
+        joined = conn.scalar(select(contacts.c.id).where(contacts.c.email == "p0@example.org"))
+        conn.execute(
+            insert(attendance_rows).values(event_id=event_id, contact_id=joined, source="zoom", imported_at=after)
+        )
+    fired = {f.wave: f for f in fire_due(db, settings, after + timedelta(minutes=1))}
+    assert (fired["thanks"].status, fired["thanks"].queued) == (WaveStatus.ENQUEUED, 1)
+    assert (fired["sorry"].status, fired["sorry"].queued) == (WaveStatus.ENQUEUED, len(PEOPLE) - 1)
+    assert "p0@example.org" not in recipients(db, "sorry")
+
+
+def test_a_wave_to_attendees_without_a_report_before_it_expires_is_missed_saying_so(
+    db: Database, tmp_path: Path
+) -> None:
+    settings = base_settings(tmp_path)
+    start = datetime.now(UTC) + timedelta(days=3)
+    campaign_with(db, tmp_path, start, ["sorry follow-up +2h not-attended"], PEOPLE)
+    launch_at(db, settings, datetime.now(UTC))
+    (fired,) = fire_due(db, settings, start + timedelta(days=15))  # a follow-up expires 14 days after the end
+    assert fired.status is WaveStatus.MISSED
+    assert "no attendee report of its event was imported before it expired" in str(fired.reason)

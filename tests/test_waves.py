@@ -219,6 +219,14 @@ def test_the_events_own_notices_are_not_added_by_hand(setup: Path) -> None:
     one_line_error(run(setup, "lists"), "'waves.default'", "`campaign events cancel`")
 
 
+def test_waves_list_says_a_wave_to_attendees_waits_for_the_attendee_report(setup: Path) -> None:
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    ok(setup, "waves", "add", "c", "sorry", "--kind", "follow-up", "--at", "+2h", "--audience", "not-attended")
+    listed = " ".join(ok(setup, "waves", "list", "c").split())
+    assert "pending (waits for the attendee report: `campaign attendees import`)" in listed
+    assert listed.count("waits for") == 1  # not the invitation
+
+
 def test_a_wave_that_can_never_be_sent_is_refused(setup: Path, tmp_path: Path) -> None:
     """A reminder expires at the event start: one timed after it, or expiring before its own time, never goes."""
     ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")

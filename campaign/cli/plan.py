@@ -10,6 +10,7 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import local_time, table
 from campaign.cli.status import state_counts, waiting_lines
+from campaign.cli.waves import status_text
 from campaign.config import Settings
 from campaign.services.plan import PlannedWave, WaveState, campaign_plan, campaign_status
 from campaign.services.service_status import running_service
@@ -74,7 +75,7 @@ def _status_row(w: WaveState, zone: str) -> tuple[object, ...]:
     return (
         line.name, line.kind, local_time(line.planned, zone) if line.planned else "", _utc(line.planned),
         line.audience, w.audience_size, state_counts(w.counts) if w.counts else "", next_send, _utc(line.expires),
-        _skipped_status(line) if line.skipped else line.status,
+        _skipped_status(line) if line.skipped else status_text(line),
     )  # fmt: skip
 
 

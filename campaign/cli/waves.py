@@ -9,7 +9,15 @@ import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import local_time, table
-from campaign.services.waves import WaveLine, WaveOptions, add_wave, edit_wave, list_waves, remove_wave
+from campaign.services.waves import (
+    WAITS_FOR_ATTENDANCE,
+    WaveLine,
+    WaveOptions,
+    add_wave,
+    edit_wave,
+    list_waves,
+    remove_wave,
+)
 
 
 @click.group("waves")
@@ -30,7 +38,7 @@ def list_command(app: App, campaign: str) -> None:
     rows = [
         (
             w.name, w.kind, w.timing, _planned(w, zone), _utc(w.planned),
-            w.audience, w.window or "", _utc(w.expires), w.status, w.missed_reason or "",
+            w.audience, w.window or "", _utc(w.expires), status_text(w), w.missed_reason or "",
         )
         for w in plan.waves
     ]  # fmt: skip
@@ -90,6 +98,13 @@ def remove_command(app: App, campaign: str, name: str) -> None:
     """Remove a CAMPAIGN's wave NAME that has not fired yet (the invitation only from a draft)."""
     remove_wave(app.database(), campaign, name)
     click.echo(f"Removed wave {name} of {campaign}")
+
+
+def status_text(line: WaveLine) -> str:
+    """``pending``, or ``pending (waits for the attendee report: campaign attendees import)``."""
+    if line.waits == WAITS_FOR_ATTENDANCE:
+        return f"{line.status} (waits for {line.waits}: `campaign attendees import`)"
+    return str(line.status)
 
 
 def _describe(line: WaveLine) -> str:

@@ -12,6 +12,9 @@ Contract:
   a wave planned before the launch whose own time had passed by then (a campaign launched three days before the
   event does not send its "-7d" last chance with the invitation); one added after the launch fires at once. Safe
   to call from several processes at once and again after a crash: nothing is materialised twice.
+* A wave to those who attended the event, or did not (:data:`ATTENDANCE_AUDIENCES`), waits past its time for
+  the event's attendee report: fired before one is imported, it would reach everyone or no one. It fires once a
+  report is imported, or is missed, saying why, if none is before it expires.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from datetime import datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import Connection
+
 from campaign.config import Settings
-from campaign.models import CampaignStatus, EventStatus, MessageStatus, WaveKind, WaveStatus
+from campaign.models import Audience, CampaignStatus, EventStatus, MessageStatus, WaveKind, WaveStatus
 from campaign.rules.timing import (
     SendWindow,
     default_expiry,
@@ -35,6 +40,7 @@ from campaign.rules.timing import (
     parse_window,
 )
 from campaign.services.transitions import transition
+from campaign.store import attendances as attendance_store
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import materialise
@@ -51,6 +57,10 @@ FIRING = (CampaignStatus.SENDING.value,)
 # An invitation is topped up with list members who joined after it fired, while the event has not started; a
 # campaign that became `sent` in between is sending again for them.
 TOPPING_UP = (CampaignStatus.SENDING.value, CampaignStatus.SENT.value)
+# Audiences that only an attendee report (`campaign attendees import`) can tell: a wave to one of them waits for
+# the report, past its time if need be (a follow-up at +2h fired before any import went to everyone as not-attended,
+# and to nobody as attended), and is missed if none comes before it expires.
+ATTENDANCE_AUDIENCES = frozenset({Audience.ATTENDED, Audience.NOT_ATTENDED})
 # The waves that fired: an invitation in one of these is topped up.
 FIRED = (WaveStatus.ENQUEUED, WaveStatus.DONE)
 # Members added up to this long before the invitation fired are looked at again by each top-up: a list member
@@ -195,7 +205,14 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
         wave = due.schedule.wave
         expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
         reason = _passed_before_launch(due)
-        if expiry <= now and _fires_at(due) >= expiry:
+        if reason is None and wave.audience in ATTENDANCE_AUDIENCES and not _attendance_known(conn, campaign_id):
+            if expiry > now:
+                return None  # it waits for the attendee report: fired now, it would reach everyone or no one
+            reason = (
+                f"no attendee report of its event was imported before it expired at {_utc(expiry)}: who attended "
+                "is not known (`campaign attendees import`)"
+            )
+        elif expiry <= now and _fires_at(due) >= expiry:
             # No scheduler could have sent it (an event moved earlier, an edit behind `campaign waves`' back).
             reason = f"it expired before it was due: due at {_utc(_fires_at(due))}, it expired at {_utc(expiry)}"
         elif expiry <= now:
@@ -223,6 +240,12 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
             now=now,
         )
     return _enqueued(due, counts)
+
+
+def _attendance_known(conn: Connection, campaign_id: int) -> bool:
+    """Whether an attendee report of the campaign's event has been imported (an attendance of it is stored)."""
+    event = event_store.of_campaign(conn, campaign_id)
+    return event is not None and attendance_store.attendee_count(conn, event.id) > 0
 
 
 def _passed_before_launch(due: DueWave) -> str | None:

@@ -52,8 +52,9 @@ from campaign.rules.wave_specs import (
 )
 from campaign.services.campaigns import CampaignDetails, find_campaign, get_campaign, wave_values, write_campaign
 from campaign.services.rendering import template_set
-from campaign.services.scheduling import planned_instant, skipped_at_launch, wave_expiry
+from campaign.services.scheduling import ATTENDANCE_AUDIENCES, planned_instant, skipped_at_launch, wave_expiry
 from campaign.services.transitions import transition
+from campaign.store import attendances as attendance_store
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import waves as wave_store
@@ -65,6 +66,8 @@ NO_WINDOW = "none"
 DEFAULT_EXPIRY = "default"
 
 # How `waves list` marks a wave whose own time passes before the launch: it is skipped, not sent at launch.
+WAITS_FOR_ATTENDANCE = "the attendee report"
+"""What a wave to attendees (or to those who did not attend) waits for until one is imported."""
 PASSES_BEFORE_LAUNCH = "passes before launch"
 SKIPPED_AT_LAUNCH = "skipped at launch"
 
@@ -107,6 +110,9 @@ class WaveLine:
     """Why the launch skips this wave (a draft's: a launch now would), with ``note``: its own time had passed."""
     expires_written: str = DEFAULT_EXPIRY
     """Its expiry as ``--expires`` takes it (``-1h``, an instant, or :data:`DEFAULT_EXPIRY`), for a form to edit."""
+    waits: str | None = None
+    """What a pending wave waits for besides its time: :data:`WAITS_FOR_ATTENDANCE` (a wave to those who attended,
+    or did not, before any attendee report is imported: :data:`campaign.services.scheduling.ATTENDANCE_AUDIENCES`)."""
 
     @property
     def to_come(self) -> bool:
@@ -131,6 +137,7 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
         campaign = find_campaign(conn, campaign_ref)
         event = _event(conn, campaign)
         schedules = wave_store.schedules_of(conn, campaign.id)
+        attendance_known = attendance_store.attendee_count(conn, event.id) > 0
     launched = campaign.launched_at or now
     lines = []
     for schedule in schedules:
@@ -155,6 +162,9 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
                 note=note,
                 skipped=skipped,
                 expires_written=_expiry_text(schedule),
+                waits=WAITS_FOR_ATTENDANCE
+                if wave.status is WaveStatus.PENDING and wave.audience in ATTENDANCE_AUDIENCES and not attendance_known
+                else None,
             )
         )  # fmt: skip
     return WavePlan(campaign, event, lines)
