@@ -317,12 +317,17 @@ def create_with_waves(
     return get_campaign(db, str(campaign_id))
 
 
+def _written(conn: Connection, campaign: Campaign, name: str) -> WaveSchedule:
+    """The campaign's wave ``name``, written in this transaction."""
+    schedule = wave_store.find_schedule(conn, campaign.id, name)
+    assert schedule is not None  # written in this transaction
+    return schedule
+
+
 def _require_invitation_template(conn: Connection, settings: Settings, campaign: Campaign, event: Event) -> None:
     """Refuse the campaign just written (it then rolls back) when its invitation's template cannot be found: a
     draft made so could never be launched, and nothing changes a campaign's template directory afterwards."""
-    schedule = wave_store.find_schedule(conn, campaign.id, INVITATION_WAVE)
-    assert schedule is not None  # written in this transaction
-    template = schedule.wave.template
+    template = _written(conn, campaign, INVITATION_WAVE).wave.template
     problem = _template_problem(settings, campaign, event, template)
     if problem is not None:
         raise ValidationError(
@@ -336,8 +341,7 @@ def _require_default_sendable(
 ) -> None:
     """Refuse the default wave ``name`` just written (the campaign then rolls back) as ``add`` refuses a wave,
     saying what to change where a default wave is written: config.toml, or ``--waves none`` to go without."""
-    schedule = wave_store.find_schedule(conn, campaign.id, name)
-    assert schedule is not None  # written in this transaction
+    schedule = _written(conn, campaign, name)
     template = schedule.wave.template
     problem = _template_problem(settings, campaign, event, template)
     if problem is not None:
