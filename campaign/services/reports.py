@@ -362,14 +362,12 @@ def _tallied(
     """A tally per group (every group with messages) from its counts: messages by status, what their recipients
     did, who registered, who joined."""
     statuses: dict[Any, dict[MessageStatus, int]] = {}
-    tried: dict[Any, int] = {}  # the expired messages that had been attempted, counted among the expired too
+    tried: dict[Any, int] = {}  # of the expired messages, those that had been attempted
     for key, status, count in counts:
-        by_status = statuses.setdefault(key, dict.fromkeys(MessageStatus, 0))
         if status == report_store.EXPIRED_AFTER_ATTEMPTS:
             tried[key] = tried.get(key, 0) + count
-            by_status[MessageStatus.EXPIRED] += count
         else:
-            by_status[MessageStatus(status)] += count
+            statuses.setdefault(key, dict.fromkeys(MessageStatus, 0))[MessageStatus(status)] = count
     acted = {e.key: e for e in engagement}
     joined = {r.key: r for r in registered}
     tallies = {}
