@@ -52,7 +52,7 @@ from campaign.services.dispatch import send_due
 from campaign.services.dispatch_summary import DispatchSummary
 from campaign.services.leadership import Leadership
 from campaign.services.lifecycle import finish_campaigns
-from campaign.services.scheduling import Fired, FireTime, fire_due, fire_times
+from campaign.services.scheduling import Dropped, Fired, FireTime, drop_left_audiences, fire_due, fire_times
 from scheduler.display import StatusLine, counted, fields, log
 
 
@@ -93,6 +93,8 @@ class TickReport:
     fired: list[Fired] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     upcoming: list[FireTime] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    """Waves whose messages not sent yet it cancelled: their contacts left the audience (registered since ...)."""
 
     @property
     def next_wave(self) -> FireTime | None:
@@ -138,8 +140,9 @@ class SchedulerService:
     def _decide(self, now: datetime) -> TickReport:
         db, settings = self.context.database(check_schema=False), self.context.settings
         fired = fire_due(db, settings, now)
+        dropped = drop_left_audiences(db, now)
         finished = finish_campaigns(db, now)
-        return TickReport(now, fired, finished, fire_times(db))
+        return TickReport(now, fired, finished, fire_times(db), dropped)
 
     def _report(self, report: TickReport) -> None:
         for fired in report.fired:
@@ -154,6 +157,8 @@ class SchedulerService:
                     log.info(
                         fields("wave fired", campaign=fired.campaign, wave=fired.wave, status=fired.status, **counts)
                     )
+        for drop in report.dropped:
+            log.info(fields("left the audience", campaign=drop.campaign, wave=drop.wave, cancelled=drop.cancelled))
         for name in report.finished:
             log.info(fields("campaign sent", campaign=name))
         self._report_delivery()

@@ -24,7 +24,7 @@ from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
 from campaign.services.events import add_event
 from campaign.services.lifecycle import move
-from campaign.services.scheduling import Fired, fire_due, fire_times
+from campaign.services.scheduling import Fired, drop_left_audiences, fire_due, fire_times
 from campaign.services.transitions import transition
 from campaign.services.waves import WAITS_FOR_ATTENDANCE, WaveOptions, add_wave, list_waves
 from campaign.store import attendances, materialise, registrations
@@ -738,3 +738,41 @@ def test_a_wave_to_attendees_without_a_report_before_it_expires_is_missed_saying
     (fired,) = fire_due(db, settings, start + timedelta(days=15))  # a follow-up expires 14 days after the end
     assert fired.status is WaveStatus.MISSED
     assert "no attendee report of its event was imported before it expired" in str(fired.reason)
+
+
+def test_a_contact_who_left_a_not_audience_before_their_message_went_is_not_sent_it(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A "last chance to register" fired Friday 18:00, held for Monday's office hours, reached on Monday someone who
+    # had registered on Saturday (a review's reproduction): a wave's audience was only looked at when it fired.
+    from scheduler.service import SchedulerService
+    from tests.test_serve import context_for
+
+    settings = base_settings(tmp_path)
+    start = (datetime.now(UTC) + timedelta(days=10)).replace(hour=12, minute=0, second=0, microsecond=0)
+    specs = ["last last-chance -7d not-registered", "nudge reminder -7d not-opened", "all-of-them reminder -7d all"]
+    campaign_with(db, tmp_path, start, specs, PEOPLE, window="09:00-10:00")  # 13:00 in Zurich: tomorrow 09:00
+    launch_at(db, settings, datetime.now(UTC))
+    fired_at = start - timedelta(days=7)
+    fire_due(db, settings, fired_at)
+    assert {status for status, _, _ in recipients(db, "last").values()} == {"queued"}
+    register(db, "p1@example.org", "talk", RegistrationSource.IMPORT, None)
+    with db.write() as conn:  # p2 opens their invitation, as a person
+        p2 = conn.scalar(select(contacts.c.id).where(contacts.c.email == "p2@example.org"))
+        invitation = conn.scalar(select(messages.c.id).where(messages.c.contact_id == p2).order_by(messages.c.id))
+        conn.execute(update(messages).where(messages.c.id == invitation).values(status="sent", sent_at=fired_at))
+        conn.execute(
+            insert(tracking_events).values(
+                message_id=invitation, kind="open", is_machine=False, occurred_at=fired_at + timedelta(hours=1)
+            )
+        )
+    with caplog.at_level(logging.INFO):
+        report = SchedulerService(context_for(settings, db)).tick(fired_at + timedelta(hours=2))
+    assert sorted((d.wave, d.cancelled) for d in report.dropped) == [("last", 1), ("nudge", 1)]
+    assert "left the audience campaign=c wave=last cancelled=1" in caplog.text
+    reason = "not sent: no longer not-registered, registered since the wave fired"
+    assert recipients(db, "last")["p1@example.org"] == ("cancelled", start - timedelta(days=6, hours=4), reason)
+    assert recipients(db, "nudge")["p2@example.org"][0] == "cancelled"
+    assert Counter(s for s, _, _ in recipients(db, "last").values()) == {"queued": len(PEOPLE) - 1, "cancelled": 1}
+    assert Counter(s for s, _, _ in recipients(db, "all-of-them").values()) == {"queued": len(PEOPLE)}
+    assert drop_left_audiences(db, fired_at + timedelta(hours=3)) == []  # once

@@ -97,6 +97,47 @@ class Fired:
     """An invitation that fired before, topped up with list members who joined since (not a second firing)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """What :func:`drop_left_audiences` did with one wave: how many of its messages not sent yet it cancelled."""
+
+    campaign: str
+    wave: str
+    cancelled: int
+
+
+# The audiences a contact leaves for good, with what took them out (a message's reason). A wave to one of them fires
+# with who is in it then; by the time a message goes (a send window can hold it for a weekend), its contact may
+# have left: "the last chance to register" must not reach someone who registered on Saturday.
+LEFT_AUDIENCE = {
+    Audience.NOT_REGISTERED: "registered since the wave fired",
+    Audience.NOT_OPENED: "opened a message of the campaign since the wave fired",
+    Audience.NOT_CLICKED: "clicked a link of the campaign since the wave fired",
+    Audience.NOT_ATTENDED: "attended, the attendee report imported since the wave fired says",
+}
+
+
+def drop_left_audiences(db: Database, now: datetime, *, campaign_id: int | None = None) -> list[Dropped]:
+    """Cancel the messages not sent yet (queued, deferred) of the fired waves of sending campaigns whose contacts
+    left the wave's audience since (:data:`LEFT_AUDIENCE`), each with the reason; returns what was done, wave by
+    wave (those with none cancelled left out). The scheduler does it every tick, one statement a wave."""
+    with db.read() as conn:
+        fired = [
+            d
+            for d in wave_store.waves_in(conn, (WaveStatus.ENQUEUED,), FIRING, campaign_id)
+            if d.schedule.wave.audience in LEFT_AUDIENCE
+        ]
+    dropped = []
+    for due in fired:
+        wave = due.schedule.wave
+        reason = f"not sent: no longer {wave.audience.value}, {LEFT_AUDIENCE[wave.audience]}"
+        with db.write() as conn:
+            cancelled = materialise.drop_left_audience(conn, wave.id, wave.campaign_id, wave.audience, reason, now)
+        if cancelled:
+            dropped.append(Dropped(due.campaign, wave.name, cancelled))
+    return dropped
+
+
 def wave_expiry(schedule: WaveSchedule, event_start: datetime, event_end: datetime) -> datetime:
     """When a wave stops being worth sending: its own instant, else the event start plus its expiry offset, else
     its kind's default (:func:`campaign.rules.timing.default_expiry`)."""

@@ -96,18 +96,21 @@ _AUDIENCE_ROWS: dict[Audience, tuple[Table, bool]] = {
 }
 
 
-def audience_condition(audience: Audience, campaign_id: int) -> Any:
+def audience_condition(audience: Audience, campaign_id: int, contact: Any = None) -> Any:
     """The condition on ``list_members.contact_id`` that selects ``audience``: for ``registered``, a
     registration of that contact for the campaign's event, from any source, with or without a message (see
     :mod:`campaign.store.registrations`); for ``attended``, an attendance of that contact at the campaign's event
     (its attendee report imported, :mod:`campaign.store.attendances`); for ``opened`` (``clicked``), an ``open``
     (``click``) tracking event on a message of this campaign to that contact, by a person (machines do not
     count; a person's click counts as an open too); for the ``not-`` audiences, none; for ``invited``, an
-    invitation of this campaign sent or being sent to that contact. None for ``all``."""
+    invitation of this campaign sent or being sent to that contact. None for ``all``. ``contact``: the column
+    of the contact instead (a message's, :func:`drop_left_audience`)."""
+    if contact is None:
+        contact = list_members.c.contact_id
     if audience is Audience.ALL:
         return None
     if audience is Audience.INVITED:
-        return list_members.c.contact_id.in_(_invited(campaign_id))
+        return contact.in_(_invited(campaign_id))
     if audience in _AUDIENCE_ROWS:
         table, present = _AUDIENCE_ROWS[audience]
         # A probe of the unique (event, contact[, source]) index per member, its first two columns: NOT EXISTS,
@@ -116,7 +119,7 @@ def audience_condition(audience: Audience, campaign_id: int) -> Any:
             # A column of the index, not *: the probe then reads the index alone, never the table.
             select(table.c.contact_id).where(
                 table.c.event_id == _event_of(campaign_id),
-                table.c.contact_id == list_members.c.contact_id,
+                table.c.contact_id == contact,
             )
         )
         return found if present else ~found
@@ -132,8 +135,26 @@ def audience_condition(audience: Audience, campaign_id: int) -> Any:
             tracking_events.c.is_machine.is_(False),
         )
     )
-    column = list_members.c.contact_id
-    return column.in_(acted) if present else column.not_in(acted)
+    return contact.in_(acted) if present else contact.not_in(acted)
+
+
+def drop_left_audience(
+    conn: Connection, wave_id: int, campaign_id: int, audience: Audience, reason: str, now: datetime
+) -> int:
+    """Cancel, with ``reason``, the wave's messages not sent yet (queued or deferred: none a worker holds) whose
+    contact is no longer in ``audience`` (:func:`audience_condition`, the contact being the message's); returns
+    how many. For the ``not-`` audiences, which a contact leaves for good (a registration, an open, a click, an
+    attendance); not for the others, which a purge of old tracking events or a withdrawn registration would empty."""
+    condition = audience_condition(audience, campaign_id, messages.c.contact_id)
+    if condition is None:
+        return 0
+    waiting = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
+    stmt = (
+        update(messages)
+        .where(messages.c.wave_id == wave_id, messages.c.status.in_(waiting), ~condition)
+        .values(status=MessageStatus.CANCELLED.value, last_error=reason, next_attempt_at=None, updated_at=now)
+    )
+    return int(conn.execute(stmt).rowcount)
 
 
 def _event_of(campaign_id: int) -> Any:
