@@ -120,7 +120,8 @@ LEFT_AUDIENCE = {
 def drop_left_audiences(db: Database, now: datetime, *, campaign_id: int | None = None) -> list[Dropped]:
     """Cancel the messages not sent yet (queued, deferred) of the fired waves of sending campaigns whose contacts
     left the wave's audience since (:data:`LEFT_AUDIENCE`), each with the reason; returns what was done, wave by
-    wave (those with none cancelled left out). The scheduler does it every tick, one statement a wave."""
+    wave (those with none cancelled left out). The scheduler does it every tick: a read a wave, and a write only
+    for one with messages to cancel."""
     with db.read() as conn:
         fired = [
             d
@@ -130,6 +131,9 @@ def drop_left_audiences(db: Database, now: datetime, *, campaign_id: int | None 
     dropped = []
     for due in fired:
         wave = due.schedule.wave
+        with db.read() as conn:
+            if not materialise.any_left_audience(conn, wave.id, wave.campaign_id, wave.audience):
+                continue
         reason = f"not sent: no longer {wave.audience.value}, {LEFT_AUDIENCE[wave.audience]}"
         with db.write() as conn:
             cancelled = materialise.drop_left_audience(conn, wave.id, wave.campaign_id, wave.audience, reason, now)

@@ -145,16 +145,26 @@ def drop_left_audience(
     contact is no longer in ``audience`` (:func:`audience_condition`, the contact being the message's); returns
     how many. For the ``not-`` audiences, which a contact leaves for good (a registration, an open, a click, an
     attendance); not for the others, which a purge of old tracking events or a withdrawn registration would empty."""
-    condition = audience_condition(audience, campaign_id, messages.c.contact_id)
-    if condition is None:
-        return 0
-    waiting = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
     stmt = (
         update(messages)
-        .where(messages.c.wave_id == wave_id, messages.c.status.in_(waiting), ~condition)
+        .where(*_left_audience(wave_id, campaign_id, audience))
         .values(status=MessageStatus.CANCELLED.value, last_error=reason, next_attempt_at=None, updated_at=now)
     )
     return int(conn.execute(stmt).rowcount)
+
+
+def any_left_audience(conn: Connection, wave_id: int, campaign_id: int, audience: Audience) -> bool:
+    """Whether :func:`drop_left_audience` would cancel a message of the wave: asked in a read transaction first,
+    since the usual answer is no, and on SQLite a write transaction would take the database's one write lock."""
+    return conn.scalar(select(exists().where(*_left_audience(wave_id, campaign_id, audience)))) is True
+
+
+def _left_audience(wave_id: int, campaign_id: int, audience: Audience) -> list[Any]:
+    """The wave's messages not sent yet whose contact is no longer in ``audience`` (a ``not-`` one)."""
+    condition = audience_condition(audience, campaign_id, messages.c.contact_id)
+    assert condition is not None, "every audience but all has a condition"
+    waiting = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
+    return [messages.c.wave_id == wave_id, messages.c.status.in_(waiting), ~condition]
 
 
 def _event_of(campaign_id: int) -> Any:
