@@ -337,6 +337,8 @@ class Event:
     calendar_uid: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # When its attendee report was last imported whole; None: none yet (waves to who attended, or not, wait).
+    attendance_reported_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

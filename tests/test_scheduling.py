@@ -20,6 +20,8 @@ from campaign.models import Audience, CampaignStatus, MessageStatus, Registratio
 from campaign.rules.event_fields import parse_event_document
 from campaign.rules.timing import parse_offset, parse_window
 from campaign.rules.wave_specs import WaveSpec, parse_wave_spec
+from campaign.services import attendee_import
+from campaign.services.attendee_import import import_attendees
 from campaign.services.campaigns import create_campaign, get_campaign
 from campaign.services.contact_import import import_contacts
 from campaign.services.events import add_event
@@ -31,7 +33,6 @@ from campaign.store import attendances, materialise, registrations
 from campaign.store import campaigns as campaign_store
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
-from campaign.store.tables import attendances as attendance_rows
 from campaign.store.tables import (
     campaigns,
     contacts,
@@ -703,7 +704,9 @@ def test_a_firing_counts_what_it_added_by_status(db: Database, tmp_path: Path) -
     }
 
 
-def test_a_wave_to_attendees_or_not_waits_for_the_attendee_report(db: Database, tmp_path: Path) -> None:
+def test_a_wave_to_attendees_or_not_waits_for_the_attendee_report(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Fired at its time before any attendee report was imported, a not-attended follow-up ("sorry we missed you")
     # went to everyone, those who joined too, and an attended one to nobody, done for good (a review's reproduction).
     settings = base_settings(tmp_path)
@@ -716,12 +719,19 @@ def test_a_wave_to_attendees_or_not_waits_for_the_attendee_report(db: Database, 
     assert wave_row(db, "sorry")["status"] == wave_row(db, "thanks")["status"] == "pending"
     waits = {line.name: line.waits for line in list_waves(db, "c").waves}
     assert waits == {"invitation": None, "sorry": WAITS_FOR_ATTENDANCE, "thanks": WAITS_FOR_ATTENDANCE}
-    with db.write() as conn:
-        event_id = conn.scalar(select(events.c.id))
-        joined = conn.scalar(select(contacts.c.id).where(contacts.c.email == "p0@example.org"))
-        conn.execute(
-            insert(attendance_rows).values(event_id=event_id, contact_id=joined, source="zoom", imported_at=after)
-        )
+    report = tmp_path / "attendees.csv"
+    report.write_text("email,attended\np0@example.org,yes\n" + "".join(f"p{i}@example.org,no\n" for i in (1, 2, 3)))
+    # The scheduler ticks between the report's batches (one row each here): nothing fires on a part of it.
+    ticked: list[list[Fired]] = []
+    real_record = attendee_import._record
+
+    def record_then_tick(*args: Any) -> None:
+        real_record(*args)
+        ticked.append(fire_due(db, settings, after + timedelta(seconds=30)))
+
+    monkeypatch.setattr(attendee_import, "_record", record_then_tick)
+    import_attendees(db, "talk", report, batch_size=1)
+    assert ticked == [[]]  # one batch: the one attendee; the three who did not come are skipped rows
     fired = {f.wave: f for f in fire_due(db, settings, after + timedelta(minutes=1))}
     assert (fired["thanks"].status, fired["thanks"].queued) == (WaveStatus.ENQUEUED, 1)
     assert (fired["sorry"].status, fired["sorry"].queued) == (WaveStatus.ENQUEUED, len(PEOPLE) - 1)
@@ -776,3 +786,16 @@ def test_a_contact_who_left_a_not_audience_before_their_message_went_is_not_sent
     assert Counter(s for s, _, _ in recipients(db, "last").values()) == {"queued": len(PEOPLE) - 1, "cancelled": 1}
     assert Counter(s for s, _, _ in recipients(db, "all-of-them").values()) == {"queued": len(PEOPLE)}
     assert drop_left_audiences(db, fired_at + timedelta(hours=3)) == []  # once
+
+
+def test_a_report_where_nobody_attended_lets_a_not_attended_wave_reach_everyone(db: Database, tmp_path: Path) -> None:
+    # Judged by an attendance being stored, such a report kept the wave waiting, then missed "no report imported".
+    settings = base_settings(tmp_path)
+    start = datetime.now(UTC) + timedelta(days=3)
+    campaign_with(db, tmp_path, start, ["sorry follow-up +2h not-attended"], PEOPLE)
+    launch_at(db, settings, datetime.now(UTC))
+    report = tmp_path / "attendees.csv"
+    report.write_text("email,attended\n" + "".join(f"{address},no\n" for address in PEOPLE))
+    import_attendees(db, "talk", report)
+    (fired,) = fire_due(db, settings, start + timedelta(hours=3))
+    assert (fired.wave, fired.status, fired.queued) == ("sorry", WaveStatus.ENQUEUED, len(PEOPLE))

@@ -35,6 +35,7 @@ from campaign.services.platform_import import PlatformImportReport, import_conte
 from campaign.sources.csv_attendees import AttendeeCsv
 from campaign.sources.csv_contacts import CsvProblem, CsvRecord
 from campaign.store import attendances, contacts
+from campaign.store import events as event_store
 from campaign.store.attendances import Attendance
 from campaign.store.engine import Database
 
@@ -124,6 +125,11 @@ def import_attendees(
         found = list(people.values())
         for start in range(0, len(found), batch_size):
             _record(db, event, found[start : start + batch_size], kind, now, report, strangers)
+        if found or report.skipped:
+            # Whole now (it is written in batches): the waves to who attended, or not, may go. A file of rejects
+            # only is no report; one where nobody attended (every row "No") is.
+            with db.write() as conn:
+                event_store.mark_attendance_reported(conn, event.id, now)
     return report
 
 

@@ -40,7 +40,6 @@ from campaign.rules.timing import (
     parse_window,
 )
 from campaign.services.transitions import transition
-from campaign.store import attendances as attendance_store
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import materialise
@@ -288,9 +287,10 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
 
 
 def _attendance_known(conn: Connection, campaign_id: int) -> bool:
-    """Whether an attendee report of the campaign's event has been imported (an attendance of it is stored)."""
+    """Whether an attendee report of the campaign's event has been imported whole (not an attendance stored: a
+    report where nobody attended has none, and one is written in batches)."""
     event = event_store.of_campaign(conn, campaign_id)
-    return event is not None and attendance_store.attendee_count(conn, event.id) > 0
+    return event is not None and event.attendance_reported_at is not None
 
 
 def _passed_before_launch(due: DueWave) -> str | None:

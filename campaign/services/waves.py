@@ -54,7 +54,6 @@ from campaign.services.campaigns import CampaignDetails, find_campaign, get_camp
 from campaign.services.rendering import template_set
 from campaign.services.scheduling import ATTENDANCE_AUDIENCES, planned_instant, skipped_at_launch, wave_expiry
 from campaign.services.transitions import transition
-from campaign.store import attendances as attendance_store
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
 from campaign.store import waves as wave_store
@@ -137,7 +136,6 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
         campaign = find_campaign(conn, campaign_ref)
         event = _event(conn, campaign)
         schedules = wave_store.schedules_of(conn, campaign.id)
-        attendance_known = attendance_store.attendee_count(conn, event.id) > 0
     launched = campaign.launched_at or now
     lines = []
     for schedule in schedules:
@@ -146,6 +144,7 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
         # A wave that fired shows when it did; a pending, missed or cancelled one when it was due; one skipped
         # at launch its own time, not the launch it would otherwise seem to go out with.
         planned = own if note else (wave.enqueued_at or planned_instant(schedule, event.starts_at, launched))
+        waiting = wave.status is WaveStatus.PENDING and wave.audience in ATTENDANCE_AUDIENCES
         lines.append(
             WaveLine(
                 name=wave.name,
@@ -162,9 +161,7 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
                 note=note,
                 skipped=skipped,
                 expires_written=_expiry_text(schedule),
-                waits=WAITS_FOR_ATTENDANCE
-                if wave.status is WaveStatus.PENDING and wave.audience in ATTENDANCE_AUDIENCES and not attendance_known
-                else None,
+                waits=WAITS_FOR_ATTENDANCE if waiting and event.attendance_reported_at is None else None,
             )
         )  # fmt: skip
     return WavePlan(campaign, event, lines)

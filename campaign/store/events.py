@@ -59,6 +59,11 @@ def mark_cancelled(conn: Connection, event_id: int, *, sequence: int, now: datet
     return bool(conn.execute(stmt).rowcount == 1)
 
 
+def mark_attendance_reported(conn: Connection, event_id: int, now: datetime) -> None:
+    """Record that the event's attendee report was imported whole at ``now``."""
+    conn.execute(update(events).where(events.c.id == event_id).values(attendance_reported_at=now))
+
+
 def of_campaign(conn: Connection, campaign_id: int) -> Event | None:
     """The event of a campaign (None: no such campaign)."""
     stmt = select(events).join(campaigns, campaigns.c.event_id == events.c.id).where(campaigns.c.id == campaign_id)

@@ -157,6 +157,8 @@ class EventRow(Base):
     calendar_uid: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # When its attendee report was last imported whole (migration 0018): waves to who attended, or not, wait for it.
+    attendance_reported_at: Mapped[datetime | None]
 
 
 class CampaignRow(Base):
