@@ -484,3 +484,13 @@ def test_two_updates_before_the_first_notice_goes_send_one_notice_from_what_reci
     change = update_event(db, settings, "talk", talk(start))
     assert [w for w in get_campaign(db, "c").waves if w.kind.value == "update"] == []
     assert "no notice" in change.campaigns[0].note
+
+
+def test_no_campaign_is_created_for_a_cancelled_event(db: Database, tmp_path: Path) -> None:
+    # A campaign made after the cancellation was launched and sent everyone an ordinary invitation (a review's
+    # reproduction through the pages): the cancellation had cancelled only the drafts that existed then.
+    settings = base_settings(tmp_path)
+    invited_campaign(db, tmp_path)
+    cancel_event(db, settings, "talk")
+    with pytest.raises(ValidationError, match="event talk is cancelled: no campaign can invite to it"):
+        create_campaign(db, event_ref="talk", list_name="guests", name="late")

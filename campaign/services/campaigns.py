@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from campaign.config import INVITATION_WAVE
 from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
-from campaign.models import Audience, Campaign, CampaignStatus, Event, Wave, WaveKind, WaveStatus
+from campaign.models import Audience, Campaign, CampaignStatus, Event, EventStatus, Wave, WaveKind, WaveStatus
 from campaign.rules.contact_fields import clean_text
 from campaign.rules.references import MAX_NAME_LENGTH, refuse_all_digit_name, refuse_long_name
 from campaign.rules.timing import format_window
@@ -113,6 +113,9 @@ def write_campaign(
     event = event_store.find(conn, event_ref)
     if event is None:
         raise NotFoundError(f"no event {event_ref!r} (see `campaign events list`)", field="event")
+    if event.status is EventStatus.CANCELLED:
+        # Its drafts were cancelled with it; a new one would invite people to what is not happening.
+        raise ValidationError(f"event {event.slug} is cancelled: no campaign can invite to it", field="event")
     contact_list = list_store.find(conn, clean_text(list_name) or list_name)  # as an import names it
     if contact_list is None:
         raise NotFoundError(f"no list {list_name!r} (see `campaign lists`)", field="list")

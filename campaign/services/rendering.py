@@ -18,7 +18,7 @@ from pathlib import Path
 
 from campaign.config import Settings
 from campaign.exceptions import NotFoundError, TemplateError
-from campaign.models import Contact, Wave, WaveKind
+from campaign.models import Contact, EventStatus, Wave, WaveKind
 from campaign.render.calendar import CalendarMethod
 from campaign.render.filters import FILTERS
 from campaign.render.identifiers import message_id_for
@@ -199,6 +199,8 @@ def check_campaign(db: Database, settings: Settings, key: bytes, campaign_ref: s
     """Check every wave of a campaign against its whole audience; see the module doc."""
     details = get_campaign(db, campaign_ref)
     report = CheckReport(details.campaign.name)
+    if details.event.status is EventStatus.CANCELLED:
+        report.errors.append(f"event {details.event.slug} is cancelled: nobody is invited to a cancelled event")
     if details.event.starts_at <= datetime.now(UTC):
         started = f"{details.event.starts_at:%Y-%m-%d %H:%M} UTC"
         report.errors.append(f"the event started at {started}: inviting to it now is useless")

@@ -42,7 +42,7 @@ from starlette.responses import RedirectResponse, Response
 
 from campaign.config import Settings
 from campaign.exceptions import AlreadyExistsError, DeliveryError, NotFoundError, ValidationError
-from campaign.models import AuditAction, CampaignStatus, Permission
+from campaign.models import AuditAction, CampaignStatus, EventStatus, Permission
 from campaign.rules.contact_fields import normalise_email
 from campaign.rules.routes import CAMPAIGN_MANAGE
 from campaign.services import audit
@@ -365,7 +365,8 @@ async def _form_page(request: Request, staff: Staff, form: CampaignForm, status:
         staff=staff,
         status=status,
         form=form,
-        events=[event for event in events if event.starts_at > datetime.now(UTC)] or events,
+        # Events to come, not cancelled: a campaign for one that is not happening is refused.
+        events=[e for e in events if e.starts_at > datetime.now(UTC) and e.status is EventStatus.SCHEDULED] or events,
         lists=lists,
         waves=[spec.name for spec in data.settings.waves.specs],
     )
