@@ -29,6 +29,7 @@ from campaign.rules.contact_fields import (
 from campaign.services.contact_import import import_contacts
 from campaign.services.contacts import find_contacts
 from campaign.services.database import init_database
+from campaign.sources.csv_writer import from_spreadsheet_safe
 from campaign.store.engine import Database
 
 # --- normalise_email: examples -------------------------------------------------------------------------------
@@ -46,7 +47,6 @@ from campaign.store.engine import Database
         ("a@123.example", "a@123.example"),
         ("user@xn--bcher-kva.example", "user@bücher.example"),  # IDNA domains come back in Unicode
         ("user@BÜCHER.example", "user@bücher.example"),
-        ("josé@example.com", "josé@example.com"),  # internationalised local part
     ],
 )
 def test_normalise_email_accepts_and_normalises(raw: str, expected: str) -> None:
@@ -79,6 +79,10 @@ def test_normalise_email_accepts_and_normalises(raw: str, expected: str) -> None
         "a@EXAMPLE.TEST",
         "a@" + "l" * 64 + ".example.com",  # a label longer than 63
         "a@" + ".".join(["d" * 60] * 5) + ".com",  # longer than 254 in all
+        # Characters outside ASCII before the @ need SMTPUTF8, which delivery does not speak: accepted, the
+        # contact's preview and launch were a 500 and its messages failed (a web review's reproduction).
+        "josé@example.com",
+        "Ünïcødé@example.org",
         "l" * 50 + "@" + ".".join(["d" * 50] * 4) + ".com",  # 50 + 1 + 207 = 258 > 254
         "Display Name <a@example.com>",
         '"quoted"@example.com',
@@ -179,7 +183,8 @@ def _outcome(normalise: Callable[[str], str], address: str) -> tuple[str, str | 
 
 
 def _reference(address: str) -> str:
-    return validate_email(address, check_deliverability=False).normalized
+    # Without SMTPUTF8, which delivery does not speak: no characters outside ASCII before the @.
+    return validate_email(address, check_deliverability=False, allow_smtputf8=False).normalized
 
 
 @settings(max_examples=400, deadline=None)
@@ -241,6 +246,7 @@ def _address_lists(draw: st.DrawFn) -> list[str]:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=_address_lists(), batch_size=st.integers(1, 5))
+@example(rows=["'-@example.org"], batch_size=1)  # found by a run: the import reads it as an export's -@example.org
 def test_importing_case_variants_yields_one_contact_per_email_key(
     tmp_path_factory: pytest.TempPathFactory, rows: list[str], batch_size: int
 ) -> None:
@@ -250,7 +256,8 @@ def test_importing_case_variants_yields_one_contact_per_email_key(
         writer = csv.writer(fh)
         writer.writerow(["email"])
         writer.writerows([address] for address in rows)
-    expected = {email_key(normalise_email(address)) for address in rows}
+    # As the import reads a cell: an export's quote before a formula character (''-@x'') taken off first.
+    expected = {email_key(normalise_email(from_spreadsheet_safe(address))) for address in rows}
     db = Database(f"sqlite:///{directory / 'campaign.db'}")
     try:
         init_database(db)

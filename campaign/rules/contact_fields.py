@@ -69,7 +69,10 @@ def normalise_email(raw: str) -> str:
                 local = local.lower()
             return f"{local}@{domain}"
     try:
-        return validate_email(text, check_deliverability=False).normalized
+        # Not SMTPUTF8: an address with characters outside ASCII before the @ reaches a mail server only with it,
+        # which delivery does not speak (the To header and the envelope are ASCII; a Unicode domain goes in its
+        # IDNA form). Accepted, such a contact made every preview, check and message of it fail.
+        return validate_email(text, check_deliverability=False, allow_smtputf8=False).normalized
     except EmailNotValidError as exc:
         raise FieldError("email", f"{text!r} is not a valid address: {exc}") from None
 
