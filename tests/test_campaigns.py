@@ -169,7 +169,8 @@ def test_cli_preview_and_check(tmp_path: Path) -> None:
     )
     listed = run("list")
     assert "ilo-migrant-workers-2020-webinar" in listed
-    assert re.search(r"draft .* \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", listed), listed  # not a raw timestamp
+    # Not a raw timestamp: this machine's time, and UTC beside it unless that is this machine's zone.
+    assert re.search(r"draft .* \d{4}-\d\d-\d\d \d\d:\d\d:\d\d (UTC|\S+ \(.*UTC\))\n", listed), listed
     assert "invitation" in run("show", "ilo-migrant-workers-2020-webinar")
     zones = run("preview", "ilo-migrant-workers-2020-webinar", "--zones")
     assert f"Nepal Time: Friday, June {FRIDAY.day}, {YEAR}, 5:15 – 6:45 PM" in zones

@@ -406,8 +406,8 @@ def test_a_done_invitations_expiry_follows_the_moved_event(db: Database, tmp_pat
     # and an event brought forward had them invited after its new start (a review's reproduction).
     settings = base_settings(tmp_path)
     launched = datetime.now(UTC)
-    start = (launched + timedelta(days=10)).replace(second=0, microsecond=0)
-    campaign_with(db, tmp_path, start, [], {"p0@example.org": ZURICH})
+    start = (launched + timedelta(days=10)).replace(hour=12, minute=0, second=0, microsecond=0)  # 13:00 in Zurich
+    campaign_with(db, tmp_path, start, [], {"p0@example.org": ZURICH}, window="09:00-10:00")
     launch_at(db, settings, launched)
     with db.write() as conn:  # as if the invitation went out
         conn.execute(update(messages).values(status=MessageStatus.SENT.value))
@@ -417,14 +417,14 @@ def test_a_done_invitations_expiry_follows_the_moved_event(db: Database, tmp_pat
     assert wave_row(db, "invitation")["status"] == "done"
     assert wave_row(db, "invitation")["expires_at"] == moved
     add_contacts(db, tmp_path, {"late@example.org": ZURICH})
-    between = min(start, moved) + timedelta(hours=1)  # after the old start when postponed, the new one if forward
-    fired = [(f.wave, f.queued) for f in fire_due(db, settings, between) if f.topped_up]
-    if days > 0:
+    if days > 0:  # after the old start: the newcomer is still invited, in the next morning's window
+        fired = [(f.wave, f.queued) for f in fire_due(db, settings, start + timedelta(hours=1)) if f.topped_up]
         assert fired == [("invitation", 1)]
-        assert recipients(db, "invitation")["late@example.org"][0] == "queued"
-    else:
-        assert fired == []
-        assert "late@example.org" not in recipients(db, "invitation")
+        assert recipients(db, "invitation")["late@example.org"][:2] == ("queued", start + timedelta(hours=20))
+    else:  # two hours before the new start, past its day's window: the next one is after it, so not invited
+        fire_due(db, settings, moved - timedelta(hours=2))
+        status, at, _ = recipients(db, "invitation").get("late@example.org", ("absent", None, None))
+        assert status != "queued", f"invited for {at}, after the session began at {moved}"
 
 
 def test_a_retry_after_the_event_is_cancelled_retries_only_the_cancellation_notice(

@@ -247,7 +247,9 @@ def test_four_workers_together_send_at_the_per_second_limit(
     # 55.3/s seen); under the limit by at most 10%: on a machine whose cores the suite's other processes share, the
     # workers wake late and fall short (47.2/s seen), which no limiter could make up.
     assert most_beyond_the_rate(times, limit) <= bucket_slack(limit)
-    assert rate >= 0.9 * limit, f"{rate:.2f} messages a second against a limit of {limit}"
+    # ...and a slope within 15% of it: the bucket's allowance is a large share of a short run, so that alone lets a
+    # limiter 25% too fast pass (a review); 10.5% over is the most a loaded machine showed.
+    assert 0.9 * limit <= rate <= 1.15 * limit, f"{rate:.2f} messages a second against a limit of {limit}"
     print(f"\n4 workers, limit {limit}/s: {rate:.2f}/s at the server, {time.monotonic() - started:.1f} s in all")
 
 
@@ -267,5 +269,5 @@ def test_four_workers_together_hold_the_per_domain_limit(
         rate = steady_rate(times, skip=int(2 * limit))
         # As above: never beyond what the bucket allows, at most 10% under (late wake-ups on a shared machine).
         assert most_beyond_the_rate(times, limit) <= bucket_slack(limit), domain
-        assert rate >= 0.9 * limit, f"{domain}: {rate:.2f} messages a second against {limit}"
+        assert 0.9 * limit <= rate <= 1.15 * limit, f"{domain}: {rate:.2f} messages a second against {limit}"
         print(f"\n4 workers, {domain} limited to {limit}/s: {rate:.2f}/s at the server")

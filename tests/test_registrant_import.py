@@ -344,6 +344,9 @@ def test_registration_times_in_the_spellings_of_the_platforms(text: str, expecte
         ("Juin 10, 2030 10:00", "is not a real date and time"),
         ("Jun 10, 2030 13:00 PM", "is not a real date and time"),
         ("25/06/2030 10:00", "is not a real date and time (dates with slashes are month/day/year)"),
+        # A traceback (the conversion to UTC overflowed) that stopped the whole import.
+        ("0001-01-01 00:00:00", "is out of range: the year must be 1900 to 2999"),
+        ("9999-12-31T23:30:00-05:00", "is out of range"),
     ],
 )
 def test_times_that_are_no_time_are_refused_naming_the_value(text: str, reason: str) -> None:

@@ -357,6 +357,7 @@ def test_the_generic_format_records_one_registrant_or_a_list(hook: Hook) -> None
         ({"event": "talk"}, "email: missing"),
         ({"event": "talk", "email": "not an address"}, "email: 'not an address' is not a valid address"),
         ({"event": "talk", "email": "ann@example.org", "registered_at": "2030-05-02 10:15"}, "needs its UTC offset"),
+        ({"event": "talk", "email": "ann@example.org", "registered_at": "9999-12-31T23:30:00-05:00"}, "out of range"),
         ({"event": "talk", "email": "ann@example.org", "registered_at": "tomorrow"}, "must be an ISO 8601 time"),
         ({"event": "talk", "registrants": [{"email": "ann@example.org"}, {}]}, "registrants[1].email: missing"),
         ({"event": "talk", "registrants": "ann@example.org"}, "registrants: must be a list of objects"),

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from campaign.rules.contact_fields import FieldError
+from campaign.rules.timing import EARLIEST_YEAR, LATEST_YEAR
 
 _MONTHS = {
     name: number
@@ -67,6 +68,9 @@ def parse_platform_time(raw: str, zone: str, what: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         value = _english(text.lower(), raw, what)
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        # Near the ends of what a datetime holds, the conversion to UTC overflows: the whole import stopped.
+        raise FieldError(what, f"{raw.strip()!r} is out of range: the year must be {EARLIEST_YEAR} to {LATEST_YEAR}")
     if value.tzinfo is None:
         # The platform writes wall-clock times; in a DST change's repeated hour the first is taken: the time is
         # for the record, and an hour either way misleads nobody.

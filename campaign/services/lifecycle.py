@@ -34,6 +34,7 @@ from campaign.services.rendering import CheckReport, check_campaign
 from campaign.services.scheduling import Fired, fire_due
 from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
+from campaign.store import events as event_store
 from campaign.store import outbox
 from campaign.store import reports as report_store
 from campaign.store.engine import Database
@@ -119,8 +120,10 @@ def retry_failed(db: Database, ref: str) -> int:
     """
     details = _retryable(db, ref)
     now = datetime.now(UTC)
-    only = [WaveKind.CANCELLATION] if details.event.status is EventStatus.CANCELLED else None
     with db.write() as conn:
+        # The event as this write finds it: one cancelled since the read above has its invitations left alone.
+        event = event_store.of_campaign(conn, details.campaign.id)
+        only = [WaveKind.CANCELLATION] if event is None or event.status is EventStatus.CANCELLED else None
         again = sorted(s.value for s in GIVEN_UP_MESSAGES)
         count = outbox.set_status_where(conn, details.campaign.id, again, MessageStatus.QUEUED.value, now, kinds=only)
         settle_waves(conn, details.campaign.id)
