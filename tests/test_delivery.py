@@ -1285,21 +1285,23 @@ def test_an_8bit_message_is_deferred_not_sent_when_the_session_now_lacks_8bitmim
     assert smtp.handler.mail_options == [[]]
 
 
-def test_an_international_domain_goes_out_in_idna_and_a_unicode_local_part_fails_alone(
+def test_an_international_domain_goes_out_in_idna_and_a_unicode_local_part_is_refused_at_import(
     db: Database, tmp_path: Path, smtp: Sink
 ) -> None:
+    # A Unicode local part needs SMTPUTF8, which delivery does not speak: it was imported and then failed at send
+    # (and made its previews and the launch a 500 in the pages); now its row is refused, with the reason.
     settings = tuned(base_settings(tmp_path))
     csv_path = tmp_path / "idn.csv"
     csv_path.write_text("email,name\nana@bücher.example.org,Ana\nbob@example.org,Bob\nmüller@example.org,M\n")
-    import_contacts(db, csv_path, "guests")
+    report = import_contacts(db, csv_path, "guests")
+    assert [(r.line, r.email) for r in report.rejections] == [(4, "müller@example.org")]
+    assert "characters before the @-sign are not supported" in report.rejections[0].reason
     add_future_event(db, "event-c")
     create_campaign(db, event_ref="event-c", list_name="guests", name="c")
     launch(db, settings, KEY, "c")
     summary = send(db, settings, smtp.servers())
     assert smtp.handler.received() == Counter({"ana@xn--bcher-kva.example.org": 1, "bob@example.org": 1})
-    assert summary.counts == {"sent": 2, "failed": 1}
-    failed = [row for row in outbox_rows(db, "c").values() if row.status == "failed"]
-    assert len(failed) == 1
+    assert summary.counts == {"sent": 2}
 
 
 def test_a_server_refusing_the_session_defers_and_pauses_instead_of_failing(db: Database, tmp_path: Path) -> None:

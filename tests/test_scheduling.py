@@ -31,6 +31,7 @@ from campaign.services.transitions import transition
 from campaign.services.waves import WAITS_FOR_ATTENDANCE, WaveOptions, add_wave, list_waves
 from campaign.store import attendances, materialise, registrations
 from campaign.store import campaigns as campaign_store
+from campaign.store import events as event_store
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
 from campaign.store.tables import (
@@ -301,6 +302,7 @@ def attend(db: Database, email: str, event_slug: str) -> None:
         event_id = conn.execute(select(events.c.id).where(events.c.slug == event_slug)).scalar_one()
         at = datetime(2026, 6, 20, 12, 5, tzinfo=UTC)
         assert attendances.record(conn, [attendances.Attendance(event_id, contact_id, at, 30, "zoom")], at).added == 1
+        event_store.mark_attendance_reported(conn, event_id, at)  # as the import's end does
 
 
 def test_audiences_select_exactly_the_right_contacts(db: Database, tmp_path: Path) -> None:
