@@ -316,6 +316,19 @@ def test_sandbox_blocks_attribute_escapes(source: str) -> None:
         templates.string(source).render(context)
 
 
+@pytest.mark.parametrize(
+    "source",
+    # A draft of 'x' * 100000000 made the live preview answer 100 MB and its save hold a request for over a
+    # minute (a web review): repetitions are capped as range() is, and powers.
+    ["{{ 'x' * 100000000 }}", "{{ 100001 * '-' }}", "{{ [event] * 1000000 }}", "{{ 9 ** 99999999 }}"],
+)
+def test_sandbox_caps_what_an_operator_makes(source: str) -> None:
+    templates = TemplateSet([DEFAULT_TEMPLATES], FILTERS)
+    with pytest.raises(SecurityError):
+        templates.string(source).render({"event": {"title": "Webinar"}})
+    assert templates.string("{{ '-' * 40 }}{{ 2 ** 10 }}").render({}) == "-" * 40 + "1024"
+
+
 def test_sandbox_blocks_escapes_in_file_templates(tmp_path: Path) -> None:
     directory = write(tmp_path / "t", kind(html_body="<p>{{ ''.__class__.__mro__ }}</p>"))
     templates = TemplateSet([directory], FILTERS)
