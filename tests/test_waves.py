@@ -219,6 +219,18 @@ def test_the_events_own_notices_are_not_added_by_hand(setup: Path) -> None:
     one_line_error(run(setup, "lists"), "'waves.default'", "`campaign events cancel`")
 
 
+def test_a_wave_to_who_attended_before_the_event_ends_is_refused(setup: Path) -> None:
+    # Accepted, it could only wait for a report that cannot exist yet, then be missed (a web review).
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
+    for audience in ("attended", "not-attended"):
+        one_line_error(
+            run(setup, "waves", "add", "c", "early", "--kind", "reminder", "--at", "-1d", "--audience", audience),
+            f"wave early: who is {audience} is known only after the event ends", "(+1d)",
+        )  # fmt: skip
+    ok(setup, "waves", "add", "c", "thanks", "--kind", "follow-up", "--at", "+1d", "--audience", "attended")
+    one_line_error(run(setup, "waves", "edit", "c", "thanks", "--at", "-1h"), "known only after the event ends")
+
+
 def test_waves_list_says_a_wave_to_attendees_waits_for_the_attendee_report(setup: Path) -> None:
     ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "none")
     ok(setup, "waves", "add", "c", "sorry", "--kind", "follow-up", "--at", "+2h", "--audience", "not-attended")

@@ -346,6 +346,11 @@ def _require_default_sendable(
             f"default wave {name}: template {template!r}: {problem}; give the campaign a --template directory "
             "that has it, change the wave in [waves] default in config.toml, or create the campaign with --waves none"
         )
+    if (problem := _attendance_problem(conn, campaign, event, name, now)) is not None:
+        raise ValidationError(
+            f"default wave {name}: {problem}: change it in [waves] default in config.toml, or create the campaign "
+            "with --waves none"
+        )
     found = _expiry_problem(conn, campaign, event, name, now)
     if found is not None:
         problem, _ = found
@@ -432,7 +437,10 @@ def _parse_expiry(text: str | None, name: str) -> tuple[datetime | None, timedel
 
 def _require_sendable(conn: Connection, campaign: Campaign, event: Event, name: str, now: datetime) -> None:
     """Refuse the wave ``name`` as just written (the caller's transaction then rolls back) when it would go out
-    at or after it expires: it could never be sent, and would only be marked missed later."""
+    at or after it expires: it could never be sent, and would only be marked missed later; or when it is to those
+    who attended, or did not, before the event has ended (:func:`_attendance_problem`)."""
+    if (problem := _attendance_problem(conn, campaign, event, name, now)) is not None:
+        raise WaveOptionError("audience", f"wave {name}: {problem}: time it after the end (+1d), or another audience")
     found = _expiry_problem(conn, campaign, event, name, now)
     if found is None:
         return
@@ -444,6 +452,20 @@ def _require_sendable(conn: Connection, campaign: Campaign, event: Event, name: 
         fix = "(its --expires): give a later --expires or an earlier --at"
     # Beside the time the person chose: the wave's own (its kind's expiry was not), else its expiry.
     raise WaveOptionError("at" if default is not None else "expires", f"wave {name}: {problem} {fix}")
+
+
+def _attendance_problem(conn: Connection, campaign: Campaign, event: Event, name: str, now: datetime) -> str | None:
+    """Why the wave ``name`` as written cannot go to its audience: one of those who attended the event, or did not,
+    before the event has ended (no attendee report can say who then: it would wait for one until it expired, then
+    be missed); None otherwise."""
+    schedule = _written(conn, campaign, name)
+    audience = schedule.wave.audience
+    if audience not in ATTENDANCE_AUDIENCES:
+        return None
+    goes = max(planned_instant(schedule, event.starts_at, campaign.launched_at or now), now)
+    if goes >= event.ends_at:
+        return None
+    return f"who is {audience.value} is known only after the event ends ({_utc(event.ends_at)})"
 
 
 def _expiry_problem(

@@ -40,6 +40,7 @@ from campaign.services import audit
 from campaign.services.sessions import Staff
 from campaign.services.waves import (
     DEFAULT_EXPIRY,
+    MAX_SUBJECT_LENGTH,
     WaveLine,
     WaveOptions,
     WavePlan,
@@ -58,8 +59,10 @@ FIELDS = ("name", "kind", "template", "subject", "timing", "offset", "local", "a
 """The form's inputs; an error is keyed by a :class:`WaveOptions` field (``at``: the timing), ``name`` or ``form``."""
 TIMINGS = ("offset", "local", "launch")
 """The ``timing`` choices: an offset from the event start, a wall-clock time in the event's zone, at launch."""
-MAX_FIELD = 500
-"""The longest value a field is read with (a longer one is cut, then refused by the rules)."""
+MAX_FIELD = 2 * MAX_SUBJECT_LENGTH
+"""The longest value a field is read with: longer than any rule lets a field be (the subject's is the longest), so
+a longer value is refused by its rule, never cut to one the rule takes (a 1,015-character subject was cut to 500
+and saved so: its end lost without a word)."""
 _OPTIONS = frozenset({"name", "kind", "at", "audience", "window", "subject", "expires", "template"})
 
 
