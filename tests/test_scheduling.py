@@ -782,7 +782,7 @@ def test_a_contact_who_left_a_not_audience_before_their_message_went_is_not_sent
         report = SchedulerService(context_for(settings, db)).tick(fired_at + timedelta(hours=2))
     assert sorted((d.wave, d.cancelled) for d in report.dropped) == [("last", 1), ("nudge", 1)]
     assert "left the audience campaign=c wave=last cancelled=1" in caplog.text
-    reason = "not sent: no longer not-registered, registered since the wave fired"
+    reason = "not sent: registered since the wave fired, so no longer in its audience (not-registered)"
     assert recipients(db, "last")["p1@example.org"] == ("cancelled", start - timedelta(days=6, hours=4), reason)
     assert recipients(db, "nudge")["p2@example.org"][0] == "cancelled"
     assert Counter(s for s, _, _ in recipients(db, "last").values()) == {"queued": len(PEOPLE) - 1, "cancelled": 1}

@@ -133,7 +133,7 @@ def drop_left_audiences(db: Database, now: datetime, *, campaign_id: int | None 
         with db.read() as conn:
             if not materialise.any_left_audience(conn, wave.id, wave.campaign_id, wave.audience):
                 continue
-        reason = f"not sent: no longer {wave.audience.value}, {LEFT_AUDIENCE[wave.audience]}"
+        reason = f"not sent: {LEFT_AUDIENCE[wave.audience]}, so no longer in its audience ({wave.audience.value})"
         with db.write() as conn:
             cancelled = materialise.drop_left_audience(conn, wave.id, wave.campaign_id, wave.audience, reason, now)
         if cancelled:
