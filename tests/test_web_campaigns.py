@@ -248,6 +248,7 @@ def test_failing_launch_checks_are_shown_inline_with_template_line_and_contacts_
 def test_pause_resume_and_cancel_each_confirm_first(world: World) -> None:
     campaign_id = draft(world)
     client = logged_in(world)
+    assert ">draft<" in client.get("/dashboard").body  # the dashboard's numbers are kept now...
     confirm = client.get(f"/campaigns/{campaign_id}/status?to=cancel")
     assert confirm.status == 200
     assert 'name="to" value="cancel"' in confirm.body
@@ -257,6 +258,10 @@ def test_pause_resume_and_cancel_each_confirm_first(world: World) -> None:
     assert done.status == 303
     assert get_campaign(world.site.db, "c").campaign.status is CampaignStatus.CANCELLED
     assert audit_actions(world) == [(AuditAction.CAMPAIGN_CANCELLED.value, "ann", "c")]
+    # ...and an action forgets them: it showed the status before the action (a web review).
+    listed = client.get("/dashboard").body
+    assert ">cancelled<" in listed
+    assert ">draft<" not in listed
 
 
 def test_an_analyst_gets_403_on_every_campaign_page_and_action_and_nothing_changes(world: World) -> None:

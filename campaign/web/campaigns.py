@@ -62,7 +62,7 @@ from campaign.services.sessions import Staff
 from campaign.services.waves import create_with_waves, list_waves
 from campaign.store.engine import Database
 from campaign.web.auth import require, staff_access
-from campaign.web.dashboard import problem
+from campaign.web.dashboard import dashboard_data, problem
 from campaign.web.mailbox import CAPTURED_HTML_POLICY, FRAMING_PAGE_POLICY
 from campaign.web.pages import NO_STORE
 from campaign.web.wave_views import POLL_SECONDS, wave_status, wave_timeline
@@ -409,6 +409,9 @@ async def _audit(
     await run_in_threadpool(
         audit.record, data.db, action, user_id=staff.user_id, target=target, details={**details, "address": address}
     )
+    # An action on a campaign (created, launched, paused ...) changes what the dashboard shows: its kept numbers go,
+    # as after a retry (the dashboard showed "sending" after a pause, "draft" after the launch: a web review).
+    await dashboard_data(request).cache.clear()
 
 
 def _to_page(request: Request, campaign_id: int, done: str | None = None) -> Response:
