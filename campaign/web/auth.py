@@ -45,6 +45,7 @@ from campaign.config import Settings
 from campaign.models import Permission
 from campaign.rules.access import may
 from campaign.rules.routes import DASHBOARD, LOGIN, staff_destination
+from campaign.services.mailbox import capture_mailbox
 from campaign.services.sessions import Logins, Staff
 from campaign.store.engine import Database
 from campaign.web.pages import NO_STORE, StaffPages
@@ -77,7 +78,8 @@ class StaffAccess:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.logins = Logins(db, settings.web)
-        self.pages = StaffPages(settings.links.public_url)
+        # In capture mode every page's menu leads to the mailbox (a test send's page says to look there).
+        self.pages = StaffPages(settings.links.public_url, mailbox_shown=capture_mailbox(settings) is not None)
         self.secure = settings.links.public_url.lower().startswith("https:")
         prefix = "__Host-" if self.secure else ""
         self.session_cookie = f"{prefix}campaign-session"

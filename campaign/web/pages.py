@@ -60,7 +60,7 @@ _VERSIONED_CACHE = "public, max-age=31536000, immutable"
 class StaffPages:
     """Renders staff pages and serves the static files, for the service published at ``public_url``."""
 
-    def __init__(self, public_url: str) -> None:
+    def __init__(self, public_url: str, *, mailbox_shown: bool = False) -> None:
         self.prefix = urlsplit(public_url).path.rstrip("/")
         """The path the service is published under ('' at the root of its host)."""
         self.templates = Environment(
@@ -70,7 +70,12 @@ class StaffPages:
             auto_reload=False,
         )
         self.templates.globals.update(
-            url=self.url, static=self.static_url, routes=routes, may=may, Permission=Permission
+            url=self.url,
+            static=self.static_url,
+            routes=routes,
+            may=may,
+            Permission=Permission,
+            mailbox_shown=mailbox_shown,
         )
         self.templates.filters.update(percent=percent, duration=duration, local=local_time)
         files = {
