@@ -620,8 +620,8 @@ def test_the_mailbox_lists_captured_messages_and_shows_one_escaped_with_its_html
     name = capture(directory, hostile_message())
     client = seeded.client("ana")
     # Capture mode: in the menu of every page (it was on the dashboard's and the mailbox's only: a web review).
-    for page in ("/dashboard", "/settings", "/contacts", "/users"):
-        assert 'href="/dashboard/mailbox">Mailbox</a>' in seeded.client("ann").get(page).body, page
+    for path in ("/dashboard", "/settings", "/contacts", "/users"):
+        assert 'href="/dashboard/mailbox">Mailbox</a>' in seeded.client("ann").get(path).body, path
     assert 'href="/dashboard/mailbox">Mailbox</a>' in client.get("/dashboard").body
     listing = client.get("/dashboard/mailbox")
     assert listing.status == 200
