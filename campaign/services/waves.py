@@ -346,14 +346,13 @@ def _require_default_sendable(
             f"default wave {name}: template {template!r}: {problem}; give the campaign a --template directory "
             "that has it, change the wave in [waves] default in config.toml, or create the campaign with --waves none"
         )
-    if (problem := _attendance_problem(conn, campaign, event, name, now)) is not None:
+    goes = _goes_at(schedule, campaign, event, now)
+    if (problem := _attendance_problem(schedule, event, goes)) is not None:
         raise ValidationError(
             f"default wave {name}: {problem}: change it in [waves] default in config.toml, or create the campaign "
             "with --waves none"
         )
-    found = _expiry_problem(conn, campaign, event, name, now)
-    if found is not None:
-        problem, _ = found
+    if (problem := _expiry_problem(schedule, event, goes)) is not None:
         default = _kind_expiry(schedule)
         why = f" {default}" if default is not None else ""
         raise ValidationError(
@@ -439,12 +438,13 @@ def _require_sendable(conn: Connection, campaign: Campaign, event: Event, name: 
     """Refuse the wave ``name`` as just written (the caller's transaction then rolls back) when it would go out
     at or after it expires: it could never be sent, and would only be marked missed later; or when it is to those
     who attended, or did not, before the event has ended (:func:`_attendance_problem`)."""
-    if (problem := _attendance_problem(conn, campaign, event, name, now)) is not None:
+    schedule = _written(conn, campaign, name)
+    goes = _goes_at(schedule, campaign, event, now)
+    if (problem := _attendance_problem(schedule, event, goes)) is not None:
         raise WaveOptionError("audience", f"wave {name}: {problem}: time it after the end (+1d), or another audience")
-    found = _expiry_problem(conn, campaign, event, name, now)
-    if found is None:
+    problem = _expiry_problem(schedule, event, goes)
+    if problem is None:
         return
-    problem, schedule = found
     default = _kind_expiry(schedule)
     if default is not None:
         fix = f"{default}: give a later --expires, or another --kind"
@@ -454,32 +454,28 @@ def _require_sendable(conn: Connection, campaign: Campaign, event: Event, name: 
     raise WaveOptionError("at" if default is not None else "expires", f"wave {name}: {problem} {fix}")
 
 
-def _attendance_problem(conn: Connection, campaign: Campaign, event: Event, name: str, now: datetime) -> str | None:
-    """Why the wave ``name`` as written cannot go to its audience: one of those who attended the event, or did not,
-    before the event has ended (no attendee report can say who then: it would wait for one until it expired, then
-    be missed); None otherwise."""
-    schedule = _written(conn, campaign, name)
+def _goes_at(schedule: WaveSchedule, campaign: Campaign, event: Event, now: datetime) -> datetime:
+    """When the wave as written goes out: at its own time, at launch, or (its time passed, added after the launch)
+    at once."""
+    return max(planned_instant(schedule, event.starts_at, campaign.launched_at or now), now)
+
+
+def _attendance_problem(schedule: WaveSchedule, event: Event, goes: datetime) -> str | None:
+    """Why the wave, going out at ``goes``, cannot go to its audience: one of those who attended the event, or did
+    not, before the event has ended (no attendee report can say who then: it would wait for one until it expired,
+    then be missed); None otherwise."""
     audience = schedule.wave.audience
-    if audience not in ATTENDANCE_AUDIENCES:
-        return None
-    goes = max(planned_instant(schedule, event.starts_at, campaign.launched_at or now), now)
-    if goes >= event.ends_at:
+    if audience not in ATTENDANCE_AUDIENCES or goes >= event.ends_at:
         return None
     return f"who is {audience.value} is known only after the event ends ({_utc(event.ends_at)})"
 
 
-def _expiry_problem(
-    conn: Connection, campaign: Campaign, event: Event, name: str, now: datetime
-) -> tuple[str, WaveSchedule] | None:
-    """(why, schedule) when the wave ``name`` as written would go out at or after it expires; None when not."""
-    schedule = wave_store.find_schedule(conn, campaign.id, name)
-    assert schedule is not None  # written in this transaction
-    # It goes out at its own time, at launch, or (its time passed, added after the launch) at once.
-    goes = max(planned_instant(schedule, event.starts_at, campaign.launched_at or now), now)
+def _expiry_problem(schedule: WaveSchedule, event: Event, goes: datetime) -> str | None:
+    """Why the wave, going out at ``goes``, could never be sent: at or after it expires; None when not."""
     expiry = wave_expiry(schedule, event.starts_at, event.ends_at)
     if goes < expiry:
         return None
-    return f"it would go out at {_utc(goes)}, at or after it expires at {_utc(expiry)}", schedule
+    return f"it would go out at {_utc(goes)}, at or after it expires at {_utc(expiry)}"
 
 
 def _kind_expiry(schedule: WaveSchedule) -> str | None:
