@@ -55,7 +55,6 @@ from campaign.services import audit
 from campaign.services.campaigns import get_campaign
 from campaign.services.lifecycle import retry_deferred, retry_failed
 from campaign.services.local_hours import BUCKET_HOURS, zone_rows
-from campaign.services.mailbox import capture_mailbox
 from campaign.services.overview import CampaignOverview, campaign_overviews
 from campaign.services.report_model import CampaignReport
 from campaign.services.report_snapshots import Snapshots
@@ -145,11 +144,6 @@ class DashboardData:
         self.settings = settings
         self.cache = ReportCache(tier=KeptPages(db))
 
-    @property
-    def mailbox_shown(self) -> bool:
-        """Whether messages go to the capture server, whose mailbox the dashboard then shows."""
-        return capture_mailbox(self.settings) is not None
-
 
 def dashboard_data(request: Request) -> DashboardData:
     """The app's :class:`DashboardData`."""
@@ -171,7 +165,6 @@ async def dashboard(request: Request, staff: Staff) -> Response:
         staff=staff,
         overviews=cached.value.campaigns,
         **_counted(data.cache, cached),
-        mailbox_shown=data.mailbox_shown,
     )
 
 
@@ -225,7 +218,6 @@ async def campaign_page(request: Request, staff: Staff) -> Response:
         joined_note=FUNNEL_JOINED_NOTE,
         can_act=may(staff.role, Permission.ACT_ON_CAMPAIGNS),
         retried=_retried(query.get("retried"), query.get("count")),
-        mailbox_shown=data.mailbox_shown,
     )
 
 

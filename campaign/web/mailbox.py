@@ -46,7 +46,7 @@ async def mailbox_page(request: Request, staff: Staff) -> Response:
     if directory is None:
         return problem(request, staff, 404, NOT_CAPTURING)
     captured = await run_in_threadpool(latest_captured, directory)
-    return staff_access(request).pages.page("mailbox.html", staff=staff, captured=captured, mailbox_shown=True)
+    return staff_access(request).pages.page("mailbox.html", staff=staff, captured=captured)
 
 
 @require(Permission.VIEW_REPORTS)
@@ -63,7 +63,6 @@ async def mailbox_message(request: Request, staff: Staff) -> Response:
         "mailbox_message.html",
         staff=staff,
         message=message,
-        mailbox_shown=True,
         headers={"Content-Security-Policy": FRAMING_PAGE_POLICY},
     )
 
