@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection
 
 from campaign.config import Settings
-from campaign.models import Audience, CampaignStatus, EventStatus, MessageStatus, WaveKind, WaveStatus
+from campaign.models import Audience, CampaignStatus, Event, EventStatus, MessageStatus, Wave, WaveKind, WaveStatus
 from campaign.rules.timing import (
     SendWindow,
     default_expiry,
@@ -249,7 +249,8 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
         wave = due.schedule.wave
         expiry = wave_expiry(due.schedule, due.event_start, due.event_end)
         reason = _passed_before_launch(due)
-        if reason is None and wave.audience in ATTENDANCE_AUDIENCES and not _attendance_known(conn, campaign_id):
+        # The audience first: only an attendance wave needs its event read.
+        if reason is None and wave.audience in ATTENDANCE_AUDIENCES and _waits_for_report(conn, wave, campaign_id):
             if expiry > now:
                 return None  # it waits for the attendee report: fired now, it would reach everyone or no one
             reason = (
@@ -286,11 +287,16 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
     return _enqueued(due, counts)
 
 
-def _attendance_known(conn: Connection, campaign_id: int) -> bool:
-    """Whether an attendee report of the campaign's event has been imported whole (not an attendance stored: a
-    report where nobody attended has none, and one is written in batches)."""
+def waits_for_attendance(wave: Wave, event: Event) -> bool:
+    """Whether ``wave`` waits for ``event``'s attendee report: it is to those who attended, or did not, and no
+    report has been imported whole (not: no attendance stored; a report where nobody attended has none, and one
+    is written in batches)."""
+    return wave.audience in ATTENDANCE_AUDIENCES and event.attendance_reported_at is None
+
+
+def _waits_for_report(conn: Connection, wave: Wave, campaign_id: int) -> bool:
     event = event_store.of_campaign(conn, campaign_id)
-    return event is not None and event.attendance_reported_at is not None
+    return event is not None and waits_for_attendance(wave, event)
 
 
 def _passed_before_launch(due: DueWave) -> str | None:

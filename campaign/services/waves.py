@@ -52,7 +52,13 @@ from campaign.rules.wave_specs import (
 )
 from campaign.services.campaigns import CampaignDetails, find_campaign, get_campaign, wave_values, write_campaign
 from campaign.services.rendering import template_set
-from campaign.services.scheduling import ATTENDANCE_AUDIENCES, planned_instant, skipped_at_launch, wave_expiry
+from campaign.services.scheduling import (
+    ATTENDANCE_AUDIENCES,
+    planned_instant,
+    skipped_at_launch,
+    waits_for_attendance,
+    wave_expiry,
+)
 from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
@@ -144,7 +150,6 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
         # A wave that fired shows when it did; a pending, missed or cancelled one when it was due; one skipped
         # at launch its own time, not the launch it would otherwise seem to go out with.
         planned = own if note else (wave.enqueued_at or planned_instant(schedule, event.starts_at, launched))
-        waiting = wave.status is WaveStatus.PENDING and wave.audience in ATTENDANCE_AUDIENCES
         lines.append(
             WaveLine(
                 name=wave.name,
@@ -161,7 +166,9 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
                 note=note,
                 skipped=skipped,
                 expires_written=_expiry_text(schedule),
-                waits=WAITS_FOR_ATTENDANCE if waiting and event.attendance_reported_at is None else None,
+                waits=WAITS_FOR_ATTENDANCE
+                if wave.status is WaveStatus.PENDING and waits_for_attendance(wave, event)
+                else None,
             )
         )  # fmt: skip
     return WavePlan(campaign, event, lines)
