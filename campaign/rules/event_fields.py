@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from campaign.exceptions import ValidationError
 from campaign.rules import paths
 from campaign.rules.contact_fields import FieldError, clean_text, normalise_email, parse_locale, parse_timezone
-from campaign.rules.timing import EARLIEST_YEAR, LATEST_YEAR
+from campaign.rules.timing import out_of_years
 from campaign.rules.urls import parse_http_url
 
 _KEYS = {
@@ -99,11 +99,9 @@ def local_to_utc(value: Any, zone: str, field: str) -> datetime:
         raise FieldError(field, "needs a time of day, not only a date")
     if not isinstance(value, datetime):
         raise FieldError(field, "is required (a date and time like 2020-06-26T13:30)")
-    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+    if (why := out_of_years(value)) is not None:
         # Near the ends of what a datetime holds, a conversion to UTC, or a reminder's offset, overflows.
-        raise FieldError(
-            field, f"{value.date().isoformat()} is out of range: the year must be {EARLIEST_YEAR} to {LATEST_YEAR}"
-        )
+        raise FieldError(field, f"{value.date().isoformat()} {why}")
     if value.tzinfo is not None:
         return value.astimezone(UTC)
     tz = ZoneInfo(zone)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from campaign.rules.contact_fields import FieldError
-from campaign.rules.timing import EARLIEST_YEAR, LATEST_YEAR
+from campaign.rules.timing import out_of_years
 
 _MONTHS = {
     name: number
@@ -68,9 +68,9 @@ def parse_platform_time(raw: str, zone: str, what: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         value = _english(text.lower(), raw, what)
-    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+    if (why := out_of_years(value)) is not None:
         # Near the ends of what a datetime holds, the conversion to UTC overflows: the whole import stopped.
-        raise FieldError(what, f"{raw.strip()!r} is out of range: the year must be {EARLIEST_YEAR} to {LATEST_YEAR}")
+        raise FieldError(what, f"{raw.strip()!r} {why}")
     if value.tzinfo is None:
         # The platform writes wall-clock times; in a DST change's repeated hour the first is taken: the time is
         # for the record, and an hour either way misleads nobody.

@@ -36,7 +36,17 @@ MAX_OFFSET = timedelta(days=366)
 
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 """The years an instant a person gives may have (an event's start and end, a wave's time or expiry, a report's
-window): near the ends of what a datetime holds, a conversion to UTC or a wave's offset would overflow."""
+window, a platform's times): near the ends of what a datetime holds, a conversion to UTC or a wave's offset would
+overflow."""
+
+
+def out_of_years(moment: datetime) -> str | None:
+    """``is out of range: the year must be 1900 to 2999`` when ``moment``'s year is outside
+    :data:`EARLIEST_YEAR` to :data:`LATEST_YEAR`, for the caller to put after the value; None when inside."""
+    if EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        return None
+    return f"is out of range: the year must be {EARLIEST_YEAR} to {LATEST_YEAR}"
+
 
 OFFSET_FORM = "must be an offset like -7d, -1h, +1d or +0"
 WINDOW_FORM = "must look like 'mon-fri 09:00-17:00' or '09:00-17:00' (every day)"

@@ -29,11 +29,10 @@ from typing import TypeVar
 from campaign.exceptions import ValidationError
 from campaign.models import Audience, WaveKind
 from campaign.rules.timing import (
-    EARLIEST_YEAR,
-    LATEST_YEAR,
     SendWindow,
     format_offset,
     format_window,
+    out_of_years,
     parse_offset,
     parse_window,
 )
@@ -169,8 +168,8 @@ def parse_instant_or_offset(text: str, what: str, *, alternatives: str = "") -> 
             raise ValidationError(f"{what} {text!r} is not an instant like 2026-06-19T09:00+02:00") from None
         if instant.utcoffset() is None:
             raise ValidationError(f"{what} {text!r} needs a UTC offset, like {text}+02:00 or {text}Z")
-        if not EARLIEST_YEAR <= instant.year <= LATEST_YEAR:
-            raise ValidationError(f"{what} {text!r} is out of range: the year must be {EARLIEST_YEAR} to {LATEST_YEAR}")
+        if (why := out_of_years(instant)) is not None:
+            raise ValidationError(f"{what} {text!r} {why}")
         return instant.astimezone(UTC)
     try:
         return parse_offset(text)

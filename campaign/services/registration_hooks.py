@@ -39,7 +39,7 @@ from campaign.exceptions import NotFoundError, ValidationError
 from campaign.models import Event, RegistrationSource
 from campaign.rules.contact_fields import FieldError, normalise_email
 from campaign.rules.registrant_fields import registration_status
-from campaign.rules.timing import EARLIEST_YEAR, LATEST_YEAR
+from campaign.rules.timing import out_of_years
 from campaign.services.registrations import Registrant, record_registrants
 from campaign.store import events as event_store
 from campaign.store.engine import Database
@@ -216,10 +216,8 @@ def _iso_time(value: Any, field: str, now: datetime) -> datetime:
         )
     if parsed.tzinfo is None:
         raise ValidationError(f"{field}: {_shown(value)} needs its UTC offset (+02:00, Z)")
-    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:  # near a datetime's ends the conversion overflows
-        raise ValidationError(
-            f"{field}: {_shown(value)} is out of range: the year must be {EARLIEST_YEAR} to {LATEST_YEAR}"
-        )
+    if (why := out_of_years(parsed)) is not None:  # near a datetime's ends the conversion overflows
+        raise ValidationError(f"{field}: {_shown(value)} {why}")
     return parsed.astimezone(UTC)
 
 
