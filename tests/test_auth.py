@@ -22,6 +22,7 @@ from http.cookies import Morsel, SimpleCookie
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 from argon2 import PasswordHasher
@@ -44,7 +45,7 @@ from campaign.services.users import add_user, disable_user, set_password
 from campaign.store.engine import Database
 from campaign.store.tables import audit_log, sessions, users
 from campaign.web.auth import CSRF_REFUSED, require
-from campaign.web.pages import PAGE_POLICY
+from campaign.web.pages import SCRIPT_PAGE_POLICY
 from campaign.web.server import WebServer
 from tests.conftest import cli_ok
 from tests.test_browser import WAIT_SECONDS, browser
@@ -117,11 +118,14 @@ class Client:
     def post(self, path: str, form: dict[str, str]) -> Answer:
         return self.request("POST", path, form)
 
-    def log_in(self, name: str, password: str | None = None, next_page: str = "") -> Answer:
-        """Fill in the login form as a person does: the page first (its token), then the post."""
+    def log_in(self, name: str, password: str | None = None, next_page: str = "", zone: str | None = None) -> Answer:
+        """Fill in the login form as a person does: the page first (its token), then the post; ``zone``: what the
+        form's script would have filled in (None: a browser without scripts)."""
         page = self.get("/login" + (f"?{urlencode({'next': next_page})}" if next_page else ""))
         assert page.status == 200, page
         form = {"csrf_token": page.hidden("csrf_token"), "next": page.hidden("next"), "name": name}
+        if zone is not None:
+            form["zone"] = zone
         return self.post("/login", {**form, "password": PASSWORDS.get(name, "") if password is None else password})
 
     def csrf(self) -> str:
@@ -209,13 +213,16 @@ def test_a_visitor_not_logged_in_is_sent_to_the_login_page_which_returns_to_the_
     page = client.get("/login?next=%2Fdashboard")
     assert page.status == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
-    assert page.headers["content-security-policy"] == PAGE_POLICY
+    # Its one script, from this site, fills in the browser's time zone (static/zone.js).
+    assert page.headers["content-security-policy"] == SCRIPT_PAGE_POLICY
+    assert re.search(r'<script src="/static/zone\.js\?v=\w+" defer></script>', page.body)
+    assert page.hidden("zone") == ""
     assert page.headers["cache-control"] == "no-store"
     assert '<form method="post" action="/login">' in page.body
     assert page.hidden("next") == "/dashboard"
     assert page.hidden("csrf_token") == client.cookies[HTTPS_LOGIN]
     assert '<link rel="stylesheet" href="/static/staff.css">' in page.body
-    assert "<script" not in page.body
+    assert page.body.count("<script") == 1  # no other, and none inline
     assert client.log_in("ann", next_page="/dashboard").headers["location"] == "/dashboard"
     # Tracking and health stay public.
     assert site.client().get("/healthz").status == 200
@@ -257,6 +264,35 @@ def test_logging_in_sets_a_new_secure_http_only_same_site_host_cookie_whose_hash
     assert 'ann <span class="role">(staff)</span>' in page.body
     # The user name is in any letter case.
     assert site.client().log_in("ANN", PASSWORDS["ann"]).status == 303
+
+
+@pytest.mark.parametrize(
+    ("given", "zone", "name"),
+    [
+        ("asia/manila", "Asia/Manila", "Philippine Standard Time"),
+        ("Europe/Berlin", "Europe/Berlin", "Central European"),  # summer or standard, by the date of the run
+        (None, None, "Coordinated Universal Time"),  # a browser without scripts
+        ("localtime", None, "Coordinated Universal Time"),  # the server's own zone is no one's
+        ("Mars/Olympus_Mons", None, "Coordinated Universal Time"),
+        ("Asia/Manila" * 20, None, "Coordinated Universal Time"),
+    ],
+)
+def test_the_pages_give_what_happened_on_the_clock_of_the_browser_that_logged_in(
+    site: Site, given: str | None, zone: str | None, name: str
+) -> None:
+    client = site.client()
+    assert client.log_in("ann", zone=given).status == 303
+    with site.db.read() as conn:
+        assert conn.execute(select(sessions.c.timezone)).scalars().all() == [zone]
+    before = datetime.now(UTC)
+    page = client.get("/dashboard")
+    found = re.search(r"As of (\d\d):(\d\d):(\d\d) ([^:<]+?)[:(]", page.body)
+    assert found, page.body
+    assert found.group(4).startswith(name)
+    # The time is now on that clock (within the minute the page took).
+    local = before.astimezone(ZoneInfo(zone or "UTC"))
+    shown = local.replace(hour=int(found.group(1)), minute=int(found.group(2)), second=int(found.group(3)))
+    assert abs((shown - local).total_seconds()) < 60
 
 
 def test_over_plain_http_the_cookie_has_no_prefix_and_is_not_secure(db: Database, tmp_path: Path) -> None:
@@ -723,6 +759,8 @@ def test_a_person_logs_in_through_the_form_at_phone_width_and_out_again(browser:
     base = f"http://{http_site.web.host}:{http_site.web.port}"
     browser.delete_all_cookies()
     browser.set_window_size(375, 740)
+    # A browser in Manila: the page's script says so with the login, and the pages' times are on its clock.
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Manila"})
     browser.get(f"{base}/dashboard")
     assert browser.current_url == f"{base}/login?next=%2Fdashboard"
     width: Any = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
@@ -737,6 +775,8 @@ def test_a_person_logs_in_through_the_form_at_phone_width_and_out_again(browser:
     browser.find_element(By.CSS_SELECTOR, "button.primary").click()
     wait.until(expected_conditions.url_to_be(f"{base}/dashboard"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Campaigns"
+    assert "Philippine Standard Time" in browser.find_element(By.CSS_SELECTOR, ".as-of").text
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ""})
     assert browser.find_element(By.CSS_SELECTOR, "tbody td").text == "c"
     # The stylesheet applied (the header's colour), loaded from the app under its policy.
     assert browser.find_element(By.TAG_NAME, "header").value_of_css_property("background-color") == (

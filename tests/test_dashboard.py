@@ -46,7 +46,7 @@ from campaign.store.tables import campaigns, contacts, messages, report_snapshot
 from campaign.web.auth import CSRF_REFUSED, MAX_FORM_BODY
 from campaign.web.dashboard import PageNumbers
 from campaign.web.mailbox import CAPTURED_HTML_POLICY
-from campaign.web.pages import CHART_PAGE_POLICY, PAGE_POLICY
+from campaign.web.pages import PAGE_POLICY, SCRIPT_PAGE_POLICY, local_time
 from campaign.web.report_cache import ReportCache
 from tests import test_reports
 from tests.conftest import cli_ok
@@ -264,10 +264,11 @@ def test_the_dashboard_shows_each_campaigns_counts_equal_to_the_rows_inserted(se
     assert row.cells[:3] == ["c", "sending", "guests 48"]
     assert row.cells[4] == f"{everything['human_opened']} {percent(everything['human_opened'] / sent)}"
     assert row.cells[5] == f"{everything['registered']} {percent(everything['registered'] / sent)}"
-    assert row.cells[6] == f"{LATER_WAVE} 2026-06-06 09:00 CEST"  # BASE + 5 days, in the organiser's zone
+    # BASE + 5 days, in the organiser's zone
+    assert row.cells[6] == f"{LATER_WAVE} 2026-06-06 09:00 Central European Summer Time"
     assert f'href="/dashboard/campaigns/{seeded.campaign_id}"' in body
     assert len(rows) == 2  # and "other"
-    assert re.search(r"As of \d\d:\d\d:\d\d UTC", body)
+    assert re.search(r"As of \d\d:\d\d:\d\d Coordinated Universal Time", body)  # logged in without a zone
 
 
 def test_the_campaign_page_shows_the_funnel_waves_hours_zones_links_and_failures_of_the_rows_inserted(
@@ -277,7 +278,7 @@ def test_the_campaign_page_shows_the_funnel_waves_hours_zones_links_and_failures
     client = seeded.client("ana")
     answer = client.get(seeded.page)
     assert answer.status == 200
-    assert answer.headers["content-security-policy"] == CHART_PAGE_POLICY
+    assert answer.headers["content-security-policy"] == SCRIPT_PAGE_POLICY
     assert answer.headers["cache-control"] == "no-store"
     body = answer.body
     per_wave = {name: expected_tally(world, wave_messages(world, name)) for name in [*world.waves.values(), LATER_WAVE]}
@@ -575,13 +576,17 @@ def test_the_campaign_page_alone_runs_scripts_and_only_this_sites_chart_files(se
     }
     assert "people&#39;s counts only" in answer.body
     assert "people&#39;s counts only" not in client.get(seeded.page).body
-    # Every other staff page (and the login page) still runs no script at all.
+    # Every other staff page still runs no script at all; the login page only its own (the browser's zone).
     for path in ("/dashboard", "/dashboard/campaigns/999999", f"{seeded.page}?zone=Mars/Olympus"):
         answer = client.get(path)
         assert answer.headers["content-security-policy"] == PAGE_POLICY, path
         assert "script-src" not in PAGE_POLICY
         assert "<script" not in answer.body, path
-    assert seeded.site.client().get("/login").headers["content-security-policy"] == PAGE_POLICY
+    login = seeded.site.client().get("/login")
+    assert login.headers["content-security-policy"] == SCRIPT_PAGE_POLICY
+    scripts = re.findall(r"<script[^>]*>", login.body)
+    assert len(scripts) == 1
+    assert re.fullmatch(r'<script src="/static/zone\.js\?v=\w+" defer>', scripts[0]), scripts
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -806,7 +811,7 @@ def test_a_restarted_server_answers_the_campaign_page_from_the_kept_count_then_c
         client = replace(seeded.site, web=web).client()
         assert client.log_in("ana").status == 303
         kept = client.get(seeded.page).body
-        shown = long_ago.astimezone(ZoneInfo(ZURICH)).strftime("%H:%M:%S %Z")
+        shown = local_time(long_ago, ZURICH, "%H:%M:%S %Z")  # "... Central European Standard Time"
         assert f"As of {shown} (1h 00m ago, the last count kept)" in kept
         assert keyed(kept, "delivery") == delivery  # the same numbers, not counted again before answering
         for _ in range(100):  # ... while a new count ran in the background, which the next page shows

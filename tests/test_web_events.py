@@ -174,7 +174,7 @@ def test_the_sample_event_made_through_the_form_is_the_event_the_command_line_re
     assert listed.status == 200
     row = re.search(r'<tr data-event="ilo-migrant-workers-2020">(.*?)</tr>', listed.body, re.S)
     assert row
-    assert "2020-06-26 13:30 CEST" in row.group(1)
+    assert "2020-06-26 13:30 Central European Summer Time" in row.group(1)
     assert "scheduled" in row.group(1)
     talk_row = re.search(r'<tr data-event="talk">(.*?)</tr>', listed.body, re.S)
     assert talk_row

@@ -79,8 +79,20 @@ def zone_name(instant: datetime, zone: str, locale: str | None = None) -> str:
     return _zone_name(instant.astimezone(ZoneInfo(zone)), zone, locale_of(locale))
 
 
-def _zone_name(local: datetime, zone: str, loc: Locale) -> str:
-    variant = "daylight" if local.dst() else "standard"
+@cache
+def generic_zone_name(zone: str, locale: str | None = None) -> str:
+    """The CLDR name of ``zone`` whatever the season ("Central European Time", "Philippine Time"), for a heading
+    over times of both seasons; the standard name where CLDR has no generic one ("Coordinated Universal Time")."""
+    loc = locale_of(locale)
+    local = datetime(2000, 1, 15, 12, tzinfo=ZoneInfo(zone))
+    return _zone_name(local, zone, loc, "generic") or _zone_name(local, zone, loc, "standard") or ""
+
+
+def _zone_name(local: datetime, zone: str, loc: Locale, variant: str | None = None) -> str:
+    """The zone's long name of ``variant`` (default: summer or standard at ``local``), or the location or GMT
+    format; "" when a ``variant`` asked for is not in CLDR."""
+    asked = variant is not None
+    variant = variant or ("daylight" if local.dst() else "standard")
     ids = _cldr_ids(zone)
     for cldr_id in ids:
         name = loc.time_zones.get(cldr_id, {}).get("long", {}).get(variant)
@@ -93,6 +105,8 @@ def _zone_name(local: datetime, zone: str, loc: Locale) -> str:
             name = loc.meta_zones.get(metazone, {}).get("long", {}).get(variant)
             if name and name != _NO_INHERITANCE:
                 return str(name)
+    if asked and variant != "standard":
+        return ""
     return _location_name(ids, loc) or str(get_timezone_gmt(local, width="long", locale=loc))
 
 

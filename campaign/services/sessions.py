@@ -43,6 +43,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from campaign.config import WebSettings
 from campaign.models import AuditAction, Role, User
 from campaign.rules.access import session_is_live, user_name_key
+from campaign.rules.contact_fields import FieldError, parse_timezone
 from campaign.rules.throttle import FailureThrottle
 from campaign.services.users import PASSWORDS
 from campaign.store import audit as audit_store
@@ -62,6 +63,8 @@ idle timeout is counted in minutes, so a write per page would buy nothing."""
 _TOKEN_BYTES = 32
 # A user name longer than this is no user's (names have at most 64 characters): the throttle keys stay short.
 _MAX_KEY = 100
+# No IANA zone name is longer (the longest, America/Argentina/ComodRivadavia, has 32 characters).
+_MAX_ZONE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,8 @@ class Staff:
     role: Role
     session_id: str
     csrf_token: str
+    zone: str = "UTC"
+    """The clock of the times the pages show: the IANA zone the browser said it was in at login, else UTC."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +114,12 @@ class Logins:
         at start: a hash is 0.1 to 0.4 s of CPU, which every start of the web app would otherwise pay."""
         return self.hasher.hash(secrets.token_urlsafe(_TOKEN_BYTES))
 
-    def login(self, name: str, password: str, address: str | None, now: datetime) -> LoginResult:
-        """Log ``name`` in with ``password`` from the client ``address`` (for the throttle and the audit log)."""
+    def login(
+        self, name: str, password: str, address: str | None, now: datetime, zone: str | None = None
+    ) -> LoginResult:
+        """Log ``name`` in with ``password`` from the client ``address`` (for the throttle and the audit log), from a
+        browser in the time zone ``zone`` (an IANA name, as the login form's script reads it; anything else, or
+        None, is UTC): the session's pages show their times there."""
         name_key = "name:" + user_name_key(name)[:_MAX_KEY]
         address_key = f"address:{address}"
         with self._lock:
@@ -123,12 +132,19 @@ class Logins:
             self._by_name.fail(name_key, now)
             self._by_address.fail(address_key, now)
         try:
-            return self._check(name, password, name_key, address_key, address, now)
+            return self._check(name, password, name_key, address_key, address, now, _zone_or_none(zone))
         finally:
             self._checks.release()
 
     def _check(
-        self, name: str, password: str, name_key: str, address_key: str, address: str | None, now: datetime
+        self,
+        name: str,
+        password: str,
+        name_key: str,
+        address_key: str,
+        address: str | None,
+        now: datetime,
+        zone: str | None,
     ) -> LoginResult:
         """The attempt, counted as failed already: its password checked, and a session opened if it is right."""
         unknown_hash = self._unknown_hash  # made now if this is the process's first login (see the property)
@@ -146,7 +162,7 @@ class Logins:
         with self._lock:
             self._by_name.clear(name_key)
             self._by_address.forgive(address_key, now)
-        return LoginResult(*self._open_session(user, password, stored, address, now))
+        return LoginResult(*self._open_session(user, password, stored, address, now, zone))
 
     def session(self, token: str, now: datetime) -> Staff | None:
         """The logged-in user of the session whose cookie holds ``token``, or None (no such session, ended, or its
@@ -165,7 +181,8 @@ class Logins:
         if now - found.last_seen_at >= min(TOUCH_EVERY, self.idle / 10):
             with self.db.write() as conn:
                 session_store.touch(conn, session_id, now)
-        return Staff(found.user_id, found.user_name, found.role, session_id, found.csrf_secret)
+        zone = found.timezone or "UTC"
+        return Staff(found.user_id, found.user_name, found.role, session_id, found.csrf_secret, zone)
 
     def logout(self, staff: Staff, address: str | None, now: datetime) -> None:
         """End ``staff``'s session: its cookie opens nothing afterwards."""
@@ -183,17 +200,20 @@ class Logins:
             return False
 
     def _open_session(
-        self, user: User, password: str, stored: str, address: str | None, now: datetime
+        self, user: User, password: str, stored: str, address: str | None, now: datetime, zone: str | None
     ) -> tuple[Staff, str]:
         token = secrets.token_urlsafe(_TOKEN_BYTES)
-        staff = Staff(user.id, user.name, user.role, _session_id(token), secrets.token_urlsafe(_TOKEN_BYTES))
+        csrf = secrets.token_urlsafe(_TOKEN_BYTES)
+        staff = Staff(user.id, user.name, user.role, _session_id(token), csrf, zone or "UTC")
         # Hashed before the transaction: the hash takes a good fraction of a second.
         rehashed = self.hasher.hash(password) if self.hasher.check_needs_rehash(stored) else None
         with self.db.write() as conn:
             if rehashed is not None:
                 user_store.set_password_hash(conn, user.id, rehashed)
             session_store.delete_expired(conn, now - self.idle, now)
-            session_store.insert_session(conn, staff.session_id, user.id, staff.csrf_token, now, now + self.lifetime)
+            session_store.insert_session(
+                conn, staff.session_id, user.id, staff.csrf_token, now, now + self.lifetime, zone
+            )
             audit_store.insert_entry(
                 conn, now, AuditAction.LOGIN.value, user_id=user.id, target=user.name, details={"address": address}
             )
@@ -215,3 +235,14 @@ class Logins:
 def _session_id(token: str) -> str:
     """What a session is stored under: the SHA-256 of its token (a 256-bit random token needs no slow hash)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _zone_or_none(given: str | None) -> str | None:
+    """The IANA zone a login form said its browser is in, in its canonical spelling; None for none or anything
+    else (a browser without scripts sends nothing; the field is the client's to fill, so it is checked)."""
+    if not given or len(given) > _MAX_ZONE:
+        return None
+    try:
+        return parse_timezone(given)
+    except FieldError:
+        return None

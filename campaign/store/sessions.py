@@ -25,12 +25,20 @@ class SessionRecord:
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
+    timezone: str | None = None
 
 
 def insert_session(
-    conn: Connection, session_id: str, user_id: int, csrf_secret: str, now: datetime, expires_at: datetime
+    conn: Connection,
+    session_id: str,
+    user_id: int,
+    csrf_secret: str,
+    now: datetime,
+    expires_at: datetime,
+    timezone: str | None = None,
 ) -> None:
-    """Store a new session, begun ``now`` and ending at ``expires_at`` at the latest."""
+    """Store a new session, begun ``now`` and ending at ``expires_at`` at the latest, its pages' times shown in
+    ``timezone`` (None: UTC)."""
     conn.execute(
         insert(sessions).values(
             id=session_id,
@@ -39,6 +47,7 @@ def insert_session(
             created_at=now,
             last_seen_at=now,
             expires_at=expires_at,
+            timezone=timezone,
         )
     )
 
@@ -63,6 +72,7 @@ def find(conn: Connection, session_id: str) -> SessionRecord | None:
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
         expires_at=row.expires_at,
+        timezone=row.timezone,
     )
 
 

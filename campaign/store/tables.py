@@ -422,6 +422,9 @@ class SessionRow(Base):
     last_seen_at: Mapped[datetime]
     # The absolute end (login plus web.session_max_hours); the idle end is last_seen_at plus the idle time.
     expires_at: Mapped[datetime]
+    # The IANA zone of the browser that logged in (the login form says it), the clock of the staff pages' times;
+    # None: UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditLogRow(Base):

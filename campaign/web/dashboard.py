@@ -9,7 +9,7 @@ out, through the templates ``dashboard.html`` and ``campaign.html``.
   (ending in joined once the event's attendee report is imported), delivery and engagement per wave (and
   joined), activity per hour (a chart drawn by the vendored uPlot above the table of the same numbers: the
   table is what works without script; this page alone has
-  :data:`~campaign.web.pages.CHART_PAGE_POLICY`, which allows this site's scripts), people's activity by their own
+  :data:`~campaign.web.pages.SCRIPT_PAGE_POLICY`, which allows this site's scripts), people's activity by their own
   zone and local hour of the day (when to send next time; :mod:`campaign.services.local_hours`), clicks per link,
   the times to open and to register, and the latest recipients who did not get a message with the server's reply.
   Query parameters, all optional: ``wave`` (one wave's messages), ``zone`` (the IANA zone of the hourly series;
@@ -62,7 +62,7 @@ from campaign.services.reports import campaign_report
 from campaign.services.sessions import Staff
 from campaign.store.engine import Database
 from campaign.web.auth import require, staff_access
-from campaign.web.pages import CHART_PAGE_POLICY, NO_STORE
+from campaign.web.pages import NO_STORE, SCRIPT_PAGE_POLICY
 from campaign.web.report_cache import Cached, ReportCache
 
 MACHINES = "machines"
@@ -199,7 +199,7 @@ async def campaign_page(request: Request, staff: Staff) -> Response:
     return pages.page(
         "campaign.html",
         staff=staff,
-        headers={"Content-Security-Policy": CHART_PAGE_POLICY},
+        headers={"Content-Security-Policy": SCRIPT_PAGE_POLICY},
         hourly_chart=chart,
         report=report,
         wave_names=wave_names,

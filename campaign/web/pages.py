@@ -3,11 +3,15 @@
 * Pages are Jinja2 templates of this package (``templates/``), autoescaped, each extending ``base.html`` (the
   header with the user and the logout button, then the page). They work without JavaScript and at phone width.
   Figures are written as in every report (filters ``percent`` and ``duration``, :mod:`campaign.render.figures`);
-  instants in a zone with ``local`` (:func:`local_time`). ``may(staff.role, Permission.X)`` says what to offer.
+  instants in a zone with ``local`` (:func:`local_time`, the zone's CLDR name): an event's times on its
+  organiser's clock, what happened (the audit log, "as of") on the staff member's, ``staff.zone`` (the browser's
+  at login, else UTC), under ``zone_label(zone)`` in a table's heading. ``may(staff.role, Permission.X)`` says
+  what to offer.
 * Every page is ``Cache-Control: no-store`` (what staff see stays out of caches) and carries
   :data:`PAGE_POLICY`: styles and images from this site only, forms posting to this site only, no script, no
-  framing. A page that draws charts passes :data:`CHART_PAGE_POLICY` in its ``headers`` instead, which adds
-  ``script-src 'self'`` for the chart files; its template fills ``base.html``'s ``head`` block with them.
+  framing. A page with scripts (the charts, the login form's clock) passes :data:`SCRIPT_PAGE_POLICY` in its
+  ``headers`` instead, which adds ``script-src 'self'`` for this site's files; its template fills ``base.html``'s
+  ``head`` block with them.
 * Links and redirects are built from the route table under the path of ``links.public_url`` (:meth:`url`), so
   the pages work when a proxy serves the service below a path (``https://example.org/campaign/``).
 * ``/static/{name}`` serves the files of this package's ``static/`` folder and the chart files
@@ -36,6 +40,7 @@ from starlette.responses import HTMLResponse, Response
 from campaign.models import Permission
 from campaign.render import charts
 from campaign.render.figures import NONE, duration, percent
+from campaign.render.localtime import generic_zone_name, zone_name
 from campaign.rules import routes
 from campaign.rules.access import may
 from campaign.rules.routes import RoutePath
@@ -46,9 +51,9 @@ PAGE_POLICY = (
 )
 """The Content-Security-Policy of staff pages."""
 
-CHART_PAGE_POLICY = "script-src 'self'; " + PAGE_POLICY
-"""The policy of a page that draws charts: :data:`PAGE_POLICY`, and the scripts this site serves (uPlot and
-``charts.js`` from ``/static/``); no inline script, nothing from elsewhere."""
+SCRIPT_PAGE_POLICY = "script-src 'self'; " + PAGE_POLICY
+"""The policy of a page with scripts: :data:`PAGE_POLICY`, and the scripts this site serves (``/static/``); no
+inline script, nothing from elsewhere."""
 
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 """Headers of every staff answer, redirects included."""
@@ -78,6 +83,8 @@ class StaffPages:
             mailbox_shown=mailbox_shown,
         )
         self.templates.filters.update(percent=percent, duration=duration, local=local_time)
+        # A heading over times of a zone ("When (Central European Time)"), whatever their season.
+        self.templates.globals["zone_label"] = generic_zone_name
         files = {
             entry.name: entry.read_bytes()
             for entry in resources.files("campaign.web").joinpath("static").iterdir()
@@ -130,6 +137,12 @@ class StaffPages:
 
 
 def local_time(moment: datetime | None, zone: str, form: str = "%Y-%m-%d %H:%M %Z") -> str:
-    """``moment`` on the wall clock of ``zone`` (an IANA name), ``2026-06-19 09:00 CEST``; the figure for none
-    when None."""
-    return NONE if moment is None else moment.astimezone(ZoneInfo(zone)).strftime(form)
+    """``moment`` on the wall clock of ``zone`` (an IANA name) in the strftime ``form``, whose ``%Z`` is the zone's
+    CLDR name then: ``2026-06-19 09:00 Central European Summer Time`` (not strftime's abbreviation: Manila's and
+    the Pacific's are both "PST", India's and Israel's "IST"); the figure for none when None."""
+    if moment is None:
+        return NONE
+    local = moment.astimezone(ZoneInfo(zone))
+    if "%Z" in form:
+        form = form.replace("%Z", zone_name(local, zone).replace("%", "%%"))
+    return local.strftime(form)
