@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import logging
 import os
 import signal
 import socket
@@ -1395,6 +1396,41 @@ def test_a_worker_waiting_for_the_write_lock_keeps_its_event_loop_running(
     assert smtp.handler.received() == Counter(emails)
     assert len(gaps) > 20
     assert max(gaps) < 0.25, f"the loop stalled for {max(gaps):.2f} s"
+
+
+# SQLite only: SQLite's one write lock, held by another process.
+def test_a_worker_outwaits_a_write_lock_held_longer_than_the_busy_timeout(
+    sqlite_db: Database, tmp_path: Path, smtp: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holding the lock for longer than database.busy_timeout_ms (a large import, a wave of a
+    million fired) delays the worker; it used to stop it, and with it campaign serve and its web service."""
+    settings = tuned(base_settings(tmp_path), concurrency=4)
+    emails = prepare(sqlite_db, tmp_path, 40)
+    launch(sqlite_db, settings, KEY, "c")
+    url = sqlite_db.url.render_as_string(hide_password=False)
+    impatient, other = Database(url, busy_timeout_ms=100), Database(url)
+
+    async def scenario() -> DispatchSummary:
+        worker = asyncio.create_task(
+            send_due(DeliveryRequest(impatient, settings, KEY, smtp.servers(), campaign_ref="c"))
+        )
+        deadline = time.monotonic() + 10
+        while not smtp.handler.received() and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        with other.write():  # ten busy timeouts and more
+            await asyncio.sleep(1.2)
+            assert not worker.done()
+        return await worker
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="campaign.store.async_write"):
+            summary = asyncio.run(scenario())
+    finally:
+        impatient.dispose()
+        other.dispose()
+    assert summary.counts == {"sent": 40}
+    assert smtp.handler.received() == Counter(emails)
+    assert "held the database's write lock for" in caplog.text
 
 
 def test_a_failed_commit_stops_the_run_instead_of_hanging(db: Database, tmp_path: Path, smtp: Sink) -> None:

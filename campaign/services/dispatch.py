@@ -72,7 +72,7 @@ from campaign.services.rendering import wave_renderer
 from campaign.store import campaigns as campaign_store
 from campaign.store import contacts as contact_store
 from campaign.store import outbox
-from campaign.store.async_write import in_write
+from campaign.store.async_write import in_write_patiently
 from campaign.store.engine import Database
 from campaign.store.outbox import Claim, ClaimedMessage
 from campaign.store.workers import ALIVE, WORKER, Counts
@@ -286,7 +286,7 @@ class Dispatcher:
             return claim, claimed, contacts, campaign_store.waves_by_id(conn, sorted({m.wave_id for m in claimed}))
 
         while True:
-            claim, claimed, contacts, waves = await in_write(self.db, lease)
+            claim, claimed, contacts, waves = await in_write_patiently(self.db, lease, "claim messages")
             if claim.suppressed:
                 # Addresses suppressed since their wave was queued: the claim recorded them; they are reported
                 # like any result, so a progress display still reaches its total.

@@ -41,7 +41,7 @@ from campaign.services.dispatch_jobs import Job, Result
 from campaign.services.dispatch_summary import DispatchSummary
 from campaign.store import outbox
 from campaign.store import suppressions as suppression_store
-from campaign.store.async_write import in_write
+from campaign.store.async_write import in_write_patiently
 from campaign.store.engine import Database
 
 _GROUP_COMMIT_WAIT = 0.010  # seconds a result may wait for others to be committed with it (senders waiting)
@@ -139,7 +139,7 @@ class ResultRecorder:
         if not batch:
             return
         try:
-            lost = await in_write(self.db, lambda conn: self.write(conn, batch)) or set()
+            lost = await in_write_patiently(self.db, lambda conn: self.write(conn, batch), "record results") or set()
         except asyncio.CancelledError:
             self._pending[:0] = batch  # stopped while waiting for the write lock: the last flush records these
             raise

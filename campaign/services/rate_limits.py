@@ -34,7 +34,7 @@ from sqlalchemy import Connection
 from campaign.config import Settings
 from campaign.services.dispatch_stop import StopSignals
 from campaign.store import rate_limits as rate_store
-from campaign.store.async_write import in_write
+from campaign.store.async_write import in_write_patiently
 from campaign.store.engine import Database
 
 BATCH_SECONDS = 0.2
@@ -89,7 +89,7 @@ class SharedBucket:
                     await signals.sleep(wait)
                     continue
                 want = self.batch - self.allowance
-                grant = await in_write(db, self._take(want))
+                grant = await in_write_patiently(db, self._take(want), "take from the sending rate's allowance")
                 self.allowance += grant.granted
                 if grant.granted < want:
                     # Drained: the fleet is at the limit. What is missing accrues in at least this long; asking

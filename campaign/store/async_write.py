@@ -7,11 +7,16 @@ Contract: :func:`in_write` runs ``work`` in one write transaction and returns wh
 write lock; while another connection holds it, this waits by yielding to the event loop between attempts
 (0.2 ms, doubling up to 2 ms), not inside SQLite, and raises :class:`~campaign.exceptions.WriteLockBusyError`
 once the database's busy timeout has passed. An attempt fails before ``work`` starts, so ``work`` runs once.
+:func:`in_write_patiently` never gives up on the lock: it logs a warning each busy timeout and waits on, for the
+delivery worker's claims and commits, whose failure would stop the worker (and with it ``campaign serve``, its
+web service included) while another process merely holds the lock long (a large import, a wave of a million
+fired, a backup taking the lock).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -20,6 +25,8 @@ from sqlalchemy import Connection
 
 from campaign.exceptions import WriteLockBusyError
 from campaign.store.engine import Database
+
+log = logging.getLogger(__name__)
 
 _LOCK_POLL_FIRST, _LOCK_POLL_MAX = 0.0002, 0.002  # seconds between attempts at SQLite's write lock
 _T = TypeVar("_T")
@@ -44,3 +51,20 @@ async def in_write(db: Database, work: Callable[[Connection], _T]) -> _T:
                 raise
         await asyncio.sleep(pause)
         pause = min(2 * pause, _LOCK_POLL_MAX)
+
+
+async def in_write_patiently(db: Database, work: Callable[[Connection], _T], what: str) -> _T:
+    """As :func:`in_write`, waiting for the write lock as long as another connection holds it: each busy timeout
+    passed is a warning naming ``what`` waits (``"record delivery results"``), never an error. A cancellation
+    (the run stopping) ends the wait, as it ends :func:`in_write`'s."""
+    waited = 0.0
+    while True:
+        try:
+            return await in_write(db, work)
+        except WriteLockBusyError:
+            waited += db.busy_timeout_ms / 1000
+            log.warning(
+                "another connection has held the database's write lock for %.0f s or more: still waiting to %s",
+                waited,
+                what,
+            )
