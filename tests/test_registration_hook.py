@@ -363,6 +363,10 @@ def test_the_generic_format_records_one_registrant_or_a_list(hook: Hook) -> None
         ({"event": "talk", "registrants": "ann@example.org"}, "registrants: must be a list of objects"),
         ({"event": "talk", "email": "a@example.org", "registrants": []}, "give either email or registrants"),
         (zoom_registration("ann@example.org", webinar="WN_abc"), "payload.object.id: the webinar's number is missing"),
+        # Signed, but a year no report can show (9999 made every report of the event fail, kept until deleted).
+        (zoom_registration("ann@example.org", at=datetime(9999, 12, 31, tzinfo=UTC)), "event_ts: 253402214400000"),
+        (zoom_registration("ann@example.org", at=datetime(9999, 12, 31, tzinfo=UTC)), "the year must be 1900 to"),
+        (zoom_registration("ann@example.org", at=datetime(1, 1, 1, tzinfo=UTC)), "(0001-01-01) is out of range"),
         ({"event": "webinar.registration_created", "payload": {}}, "payload.object: must be an object"),
     ],
 )

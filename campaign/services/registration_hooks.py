@@ -196,9 +196,14 @@ def _zoom_time(value: Any, now: datetime) -> datetime:
         return now
     if isinstance(value, int) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(value / 1000, UTC)
+            moment = datetime.fromtimestamp(value / 1000, UTC)
         except (OverflowError, ValueError, OSError):
             pass
+        else:
+            # As an ISO time's: a year 9999 stored made every report of the event fail (its local hours overflow).
+            if (why := out_of_years(moment)) is not None:
+                raise ValidationError(f"event_ts: {value} ({moment.date().isoformat()}) {why}")
+            return moment
     raise ValidationError(f"event_ts: must be a time in milliseconds since 1970, not {_shown(value)}")
 
 
