@@ -329,6 +329,54 @@ def test_sandbox_caps_what_an_operator_makes(source: str) -> None:
     assert templates.string("{{ '-' * 40 }}{{ 2 ** 10 }}").render({}) == "-" * 40 + "1024"
 
 
+@pytest.mark.parametrize(
+    "source",
+    # An attacker review: each of these made a 20 MB answer of the live preview, and 10**9 would take the server's
+    # memory. Each is refused before the text is made (a width of 10**12 would otherwise raise MemoryError or
+    # take the machine's memory first), or, made of parts each allowed, when it passes the bound.
+    [
+        "{{ 'x'.ljust(10 ** 12) }}",
+        "{{ 'x'.rjust(2000000) }}",
+        "{{ 'x'.center(10 ** 12) }}",
+        "{{ '7'.zfill(10 ** 12) }}",
+        "{{ ('\t' * 1000).expandtabs(10 ** 9) }}",
+        "{{ '%1000000000000s' % 'x' }}",
+        "{{ '%.*f' % (10 ** 12, 1.5) }}",
+        "{{ '%*s' % (10 ** 12, 'x') }}",
+        "{{ '{:>1000000000000}'.format('x') }}",
+        "{{ '{:>{w}}'.format('x', w=10 ** 12) }}",
+        "{{ '{:>{}}'.format('x', 10 ** 12) }}",
+        "{{ 'x' | center(10 ** 12) }}",
+        "{{ 'a\nb' | indent(10 ** 12) }}",
+        "{{ '%1000000000000s' | format('x') }}",
+        "{{ ('a' * 100000) | replace('a', 'b' * 100000) }}",
+        "{{ ('a' * 100000).replace('a', 'b' * 100000) }}",
+        "{{ ('-' * 100000).join(['x'] * 100000) }}",
+        "{{ (['x' * 100000] * 100000) | join('') }}",
+        "{% set ns = namespace(s='x' * 100000) %}{% for _ in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "{% for _ in range(100000) %}{% for _ in range(100) %}{{ 'x' * 100 }}{% endfor %}{% endfor %}",
+    ],
+)
+def test_sandbox_bounds_the_text_a_template_makes(source: str) -> None:
+    templates = TemplateSet([DEFAULT_TEMPLATES], FILTERS)
+    with pytest.raises(SecurityError, match="is not allowed"):
+        templates.string(source).render({"event": {"title": "Webinar"}})
+
+
+def test_the_bounds_leave_ordinary_formatting_alone() -> None:
+    templates = TemplateSet([DEFAULT_TEMPLATES], FILTERS)
+    source = (
+        "{{ 'Call +41 22 7996111 about %s, ref %08d' % ('x', 42) }}|{{ '{:>6}|{:.2f}'.format('ab', 3.14159) }}|"
+        "{{ 'ab'.ljust(4, '.') }}|{{ 'a b' | replace(' ', '-') }}|{{ ['a', 'b'] | join(', ') }}|{{ 'x' ~ 'y' }}|"
+        "{{ 'Room 2024100' | center(16) }}|{{ '%-5s|' | format('ab') }}"
+    )
+    assert templates.string(source).render({}) == (
+        "Call +41 22 7996111 about x, ref 00000042|    ab|3.14|ab..|a-b|a, b|xy|  Room 2024100  |ab   |"
+    )
+    # Up to the bound, what a template makes is made.
+    assert len(templates.string("{{ 'x'.ljust(1000000) }}").render({})) == 1_000_000
+
+
 def test_sandbox_blocks_escapes_in_file_templates(tmp_path: Path) -> None:
     directory = write(tmp_path / "t", kind(html_body="<p>{{ ''.__class__.__mro__ }}</p>"))
     templates = TemplateSet([directory], FILTERS)

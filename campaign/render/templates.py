@@ -38,11 +38,10 @@ from jinja2 import (
     meta,
     select_autoescape,
 )
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import MAX_RANGE, SandboxedEnvironment
 from premailer import Premailer
 
 from campaign.exceptions import TemplateError
+from campaign.render.sandbox import MessageSandbox
 from campaign.render.stencil import StencilledTemplate, personal_references
 
 PARTS = ("subject", "html", "text")
@@ -191,40 +190,8 @@ def not_found_message(name: str, directories: Sequence[Path]) -> str:
     return f"template {name!r} not found in {', '.join(map(str, directories))}"
 
 
-class _Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox with a fast path for plain dicts, which is what template values are.
-
-    The sandbox guards attribute access (``x.__class__``); a dict's items are data, not attributes, so
-    ``event.title`` on a dict is served straight from the dict. It halves the cost of a render, where a
-    message does about a hundred such lookups. Anything that is not a key goes through the sandbox checks.
-    """
-
-    # Jinja's sandbox caps range() at MAX_RANGE items, but not a string or list made as large by ``*`` or a
-    # number by ``**``: ``{{ 'x' * 100000000 }}`` in a draft made the live preview answer 100 MB (the browser's
-    # tab crashed) and its save hold a request for over a minute, the server at 870 MB (a web review). These
-    # operators are checked; templates of invitations use them seldom, so the call they cost is no matter.
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for items, times in ((left, right), (right, left)):
-                if isinstance(items, str | list | tuple) and isinstance(times, int) and len(items) * times > MAX_RANGE:
-                    raise SecurityError(f"a repetition of more than {MAX_RANGE} items or characters is not allowed")
-        elif operator == "**" and isinstance(right, int) and isinstance(left, int | float) and abs(right) > 100:
-            raise SecurityError("a power above 100 is not allowed")
-        return super().call_binop(context, operator, left, right)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
-
-
 def _environment(loader: BaseLoader, filters: Mapping[str, Callable[..., Any]] | None) -> Environment:
-    env = _Sandbox(
+    env = MessageSandbox(
         loader=loader,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         undefined=StrictUndefined,
