@@ -20,12 +20,14 @@ from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
-from campaign.models import AuditAction
+from campaign.models import AuditAction, Role
 from campaign.services.campaigns import get_campaign
 from campaign.services.lifecycle import launch
 from campaign.services.rendering import preview_contact
+from campaign.services.sessions import Staff
 from campaign.services.waves import create_with_waves
 from campaign.web.auth import CSRF_REFUSED
+from campaign.web.templates_editor import MAX_FRAME_CHARACTERS, DraftFrames
 from tests.test_auth import PASSWORDS, Client
 from tests.test_browser import WAIT_SECONDS, browser, log_in_on_the_way
 from tests.test_delivery import TEMPLATES
@@ -353,3 +355,18 @@ def test_a_person_edits_the_subject_and_sees_the_preview_follow_in_a_browser(
         "Live {{ event.title }} now"
     )
     browser.save_screenshot(str(ARTIFACTS / "template-editor-saved.png"))
+
+
+def test_draft_previews_are_kept_within_a_bound_of_characters_the_newest_whatever_its_size() -> None:
+    # An attacker review: 200 drafts of the largest message a template may make would be 400 MB held.
+    frames, ann = DraftFrames(), Staff(1, "ann", Role.STAFF, "s", "c")
+    big = "x" * (MAX_FRAME_CHARACTERS // 3)
+    names = [frames.keep(ann, 1, big) for _ in range(5)]
+    assert [frames.get(ann, 1, n) is not None for n in names] == [False, False, True, True, True]
+    small = frames.keep(ann, 1, "<p>small</p>")
+    assert frames.get(ann, 1, names[2]) is None  # the oldest go first
+    assert frames.get(ann, 1, small) == "<p>small</p>"
+    huge = frames.keep(ann, 1, "x" * (MAX_FRAME_CHARACTERS + 1))
+    assert frames.get(ann, 1, huge) is not None  # the newest is what the frame is about to load
+    assert frames.get(ann, 1, small) is None
+    assert frames.get(Staff(2, "bo", Role.STAFF, "t", "d"), 1, huge) is None  # another's draft is not served

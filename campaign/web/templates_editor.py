@@ -58,6 +58,9 @@ EDITOR_POLICY = "script-src 'self'; connect-src 'self'; " + FRAMING_PAGE_POLICY
 """The editor's policy: the staff pages', with this site's scripts (htmx), requests (its preview) and frames."""
 MAX_FRAMES = 200
 """How many drafts' HTML :class:`DraftFrames` keeps (the oldest go first)."""
+MAX_FRAME_CHARACTERS = 20_000_000
+"""How much drafts' HTML :class:`DraftFrames` keeps in all, in characters (the oldest go first; the newest is
+kept whatever its size): 200 drafts of the largest message a template may make would hold 400 MB."""
 
 
 class DraftFrames:
@@ -66,13 +69,16 @@ class DraftFrames:
 
     def __init__(self) -> None:
         self._frames: OrderedDict[str, tuple[int, int, str]] = OrderedDict()
+        self._characters = 0
 
     def keep(self, staff: Staff, campaign_id: int, html: str) -> str:
-        """Keep ``html`` for ``staff``; returns its name."""
+        """Keep ``html`` for ``staff``; returns its name. The oldest are forgotten beyond :data:`MAX_FRAMES`
+        drafts or :data:`MAX_FRAME_CHARACTERS` in all."""
         name = secrets.token_urlsafe(16)
         self._frames[name] = (staff.user_id, campaign_id, html)
-        while len(self._frames) > MAX_FRAMES:
-            self._frames.popitem(last=False)
+        self._characters += len(html)
+        while len(self._frames) > MAX_FRAMES or (self._characters > MAX_FRAME_CHARACTERS and len(self._frames) > 1):
+            self._characters -= len(self._frames.popitem(last=False)[1][2])
         return name
 
     def get(self, staff: Staff, campaign_id: int, name: str) -> str | None:
