@@ -322,6 +322,12 @@ def test_a_test_send_reaches_the_staff_address_rendered_as_the_contact_chosen_an
     assert "nobody@example.org" in text_between(stranger.body, "test-as-error")
     assert 'id="test-to-error"' not in stranger.body
     assert 'value="staff@example.org"' in stranger.body
+    # A suppressed address is never sent a test (an attacker review: staff could mail whoever unsubscribed).
+    refused = client.post(
+        f"/campaigns/{campaign_id}/test-send", {"csrf_token": token, "to": "Gone@Example.org", "as": MANILA}
+    )
+    assert refused.status == 400
+    assert "is suppressed (unsubscribed)" in text_between(refused.body, "test-to-error")
 
     sent = client.post(
         f"/campaigns/{campaign_id}/test-send", {"csrf_token": token, "to": "staff@example.org", "as": MANILA}
@@ -330,7 +336,7 @@ def test_a_test_send_reaches_the_staff_address_rendered_as_the_contact_chosen_an
     assert sent.status == 303
     directory = capture_mailbox(world.settings)
     assert directory is not None
-    [captured] = latest_captured(directory).messages
+    [captured] = latest_captured(directory).messages  # the test, and nothing sent to the suppressed address
     assert captured.to == "staff@example.org"
     assert captured.subject.startswith("[TEST] ")
     assert audit_actions(world) == [(AuditAction.CAMPAIGN_TEST_SENT.value, "ann", "c")]

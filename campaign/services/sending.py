@@ -7,14 +7,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from campaign.config import Settings
-from campaign.exceptions import NotFoundError
+from campaign.exceptions import NotFoundError, ValidationError
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 from campaign.render.identifiers import message_id_for
-from campaign.rules.contact_fields import normalise_email
+from campaign.rules.contact_fields import email_key, normalise_email
 from campaign.services.campaigns import get_campaign
 from campaign.services.contacts import contact_details, find_contacts
 from campaign.services.installation import installation_id
 from campaign.services.rendering import wave_renderer
+from campaign.store import suppressions as suppression_store
 from campaign.store.engine import Database
 
 
@@ -39,6 +40,15 @@ async def send_test(
     """Render the campaign's first wave for a contact of its audience and send it to ``to``, marked [TEST]."""
     details = get_campaign(db, campaign_ref)
     address = normalise_email(to)
+    with db.read() as conn:
+        reason = suppression_store.reason_for(conn, email_key(address))
+    if reason is not None:
+        # A test is a staff member's look at the message, never a way to reach someone who asked not to be mailed.
+        raise ValidationError(
+            f"{address} is suppressed ({reason.value}): a test is never sent to a suppressed address; "
+            "give your own address",
+            field="to",
+        )
     if as_contact:
         contact = contact_details(db, as_contact).contact
     else:

@@ -347,6 +347,8 @@ async def test_send_action(request: Request, staff: Staff) -> Response:
             send_test_message, data.db, data.settings, data.key, str(details.campaign.id), to, as_contact
         )
     except (NotFoundError, ValidationError) as exc:
+        if exc.field == "to":  # a suppressed address
+            return await _page(request, staff, details.campaign.id, test_error=str(exc), **form)
         return await _page(request, staff, details.campaign.id, test_as_error=str(exc), **form)
     except DeliveryError as exc:
         return await _page(request, staff, details.campaign.id, test_problem=f"not sent: {exc}", **form)
