@@ -36,7 +36,7 @@ from campaign.services.database import init_database
 from campaign.services.dispatch_jobs import Job, Result
 from campaign.services.dispatch_results import ResultRecorder, write_results
 from campaign.services.dispatch_summary import DispatchSummary
-from campaign.services.heartbeat import RateMeter
+from campaign.services.heartbeat import Heartbeat, RateMeter, WorkerNameTakenError
 from campaign.services.leadership import Leadership, lock_key
 from campaign.services.lifecycle import launch
 from campaign.services.workers import leader, registry
@@ -608,3 +608,43 @@ def test_a_process_that_stopped_beating_is_stale_then_marked_gone_then_forgotten
     with db.write() as conn:
         worker_store.mark_gone(conn, stale_before=later, forget_before=later)
     assert [s.record.name for s in registry(db, settings, later)] == ["live"]
+
+
+def test_a_worker_restarted_under_its_name_takes_over_the_ended_row_and_not_its_leases(
+    db: Database, tmp_path: Path
+) -> None:
+    # A supervisor restarting `campaign worker --name w1` after a kill -9 met a raw IntegrityError (a crash
+    # review); taken over naively, the new process would have renewed the dead one's leases forever.
+    settings = base_settings(tmp_path)
+    prepare(db, tmp_path, 3)
+    launch(db, settings, KEY, "c")
+    lease = timedelta(seconds=settings.delivery.lease_seconds)
+    died = datetime.now(UTC) - lease - timedelta(seconds=1)
+    with db.write() as conn:
+        worker_store.register(conn, name="w1", role="worker", host="h", pid=7, state="alive", now=died)
+        # Claimed before it died (the messages were due only now), their leases ended with it.
+        claimed = datetime.now(UTC)
+        assert len(outbox.claim(conn, owner="w1", now=claimed, lease_until=claimed, limit=2).messages) == 2
+    restarted = Heartbeat(db, settings, name="w1", role="worker", state="alive", lease_clock=lambda: datetime.now(UTC))
+    restarted.start()
+    row = worker_row(db, "w1")
+    assert (row.pid, row.state) == (os.getpid(), "alive")
+    assert row.started_at > died + lease
+    with db.read() as conn:
+        owners = Counter(conn.scalars(select(messages.c.lease_owner).where(messages.c.status == "sending")))
+    assert owners == {"w1 (pid 7, ended)": 2}
+    assert asyncio.run(restarted.beat()) == 0  # nothing of the dead process's renewed
+    # Claimed again as any dead worker's (their lease lapsed), by whoever claims next.
+    with db.write() as conn:
+        now = datetime.now(UTC)
+        again = outbox.claim(conn, owner="w1", now=now, lease_until=now + lease, limit=3).messages
+    assert len(again) == 3
+
+    # A process of that name still beating is not taken over: one line naming it.
+    with pytest.raises(WorkerNameTakenError, match=r"a process named 'w1' is running \(pid \d+ on .+, its heartbeat"):
+        Heartbeat(db, settings, name="w1", role="worker", state="alive").start()
+    # Stopped (SIGTERM), it is taken over at once.
+    with db.write() as conn:
+        worker_store.set_state(conn, "w1", "stopped", datetime.now(UTC))
+    Heartbeat(db, settings, name="w1", role="worker", state="alive").start()
+    assert worker_row(db, "w1").state == "alive"

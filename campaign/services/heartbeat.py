@@ -2,10 +2,12 @@
 
 Contract:
 
-* :meth:`Heartbeat.start` adds the process's row; :meth:`Heartbeat.keep_beating` (a task of its own) renews it
-  every ``delivery.heartbeat_seconds`` (at least three times per lease: :attr:`DeliverySettings.beat_seconds`),
-  each beat one step (see :func:`campaign.store.workers.beat`): the row's heartbeat, state and counts, and, given
-  leases, every lease the worker still holds extended by ``delivery.lease_seconds``. A message another worker
+* :meth:`Heartbeat.start` adds the process's row (taking over the row of an ended process of the same name, its
+  leases handed to a name nobody renews; refusing one still beating); :meth:`Heartbeat.keep_beating` (a task of
+  its own) renews it every ``delivery.heartbeat_seconds`` (at least three times per lease:
+  :attr:`DeliverySettings.beat_seconds`), each beat one step (see :func:`campaign.store.workers.beat`): the row's
+  heartbeat, state and counts, and, given leases, every lease the worker still holds extended by
+  ``delivery.lease_seconds``. A message another worker
   took meanwhile (this one stopped past its lease) is not renewed, and its result is not recorded
   (:mod:`campaign.services.dispatch_results`).
 * A beat that fails (the database restarting, SQLite's write lock held past its busy timeout) is logged and tried
@@ -47,6 +49,12 @@ from campaign.store.engine import Database
 from campaign.store.workers import Counts
 
 log = logging.getLogger(__name__)
+
+
+class WorkerNameTakenError(CampaignError, ValueError):
+    """A process of the registry's name is still running (its heartbeat is fresh): two may not share a name, which
+    is also the owner of the leases they hold."""
+
 
 FORGET_AFTER = timedelta(days=1)
 """Rows of processes stopped or gone longer than this are deleted."""
@@ -112,13 +120,36 @@ class Heartbeat:
         self._meter = RateMeter()
 
     def start(self) -> None:
-        """Add this process's row (it starts)."""
+        """Add this process's row (it starts). A row of the same name (``--name`` given again) is taken over when
+        its process ended (stopped, or no heartbeat for a lease: a supervisor restarting ``campaign worker
+        --name w1`` after a crash), its leases handed to a name nobody renews; a row still beating is a
+        :class:`WorkerNameTakenError`."""
         host, pid = process_name()
         self.renewed_at = time.monotonic()
+        now = utc_now()
         with self.db.write() as conn:
-            worker_store.register(
-                conn, name=self.name, role=self.role, host=host, pid=pid, state=self.state, now=utc_now()
-            )
+            found = worker_store.find(conn, self.name)
+            if found is not None:
+                alive = found.state in worker_store.RUNNING and now - found.heartbeat_at < self._stale_after
+                if alive:
+                    ago = max(0, round((now - found.heartbeat_at).total_seconds()))
+                    raise WorkerNameTakenError(
+                        f"a process named {self.name!r} is running (pid {found.pid} on {found.host}, its heartbeat "
+                        f"{ago} s ago): give another --name, or stop that one first"
+                    )
+                retired = f"{self.name} (pid {found.pid}, ended)"[:100]
+                if handed := worker_store.retire(conn, self.name, retired):
+                    log.warning(
+                        "%s: %d message(s) its earlier process was sending go back to the queue when their lease ends",
+                        self.name,
+                        handed,
+                    )
+            worker_store.register(conn, name=self.name, role=self.role, host=host, pid=pid, state=self.state, now=now)
+
+    @property
+    def _stale_after(self) -> timedelta:
+        """How long without a heartbeat before a process counts as ended: a lease (its leases have lapsed)."""
+        return timedelta(seconds=self.lease_seconds)
 
     async def keep_beating(self) -> None:
         """Beat every :attr:`interval` seconds until cancelled."""

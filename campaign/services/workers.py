@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from campaign.config import Settings
 from campaign.store import workers as worker_store
 from campaign.store.engine import Database
-from campaign.store.workers import ALIVE, LEADER, SCHEDULER, STANDBY, WORKER, WorkerRecord
+from campaign.store.workers import LEADER, RUNNING, SCHEDULER, WORKER, WorkerRecord
 
 STALE = "stale"
 """The state shown for a process that says it runs but stopped beating."""
-_RUNNING = (ALIVE, LEADER, STANDBY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +31,7 @@ class WorkerState:
     @property
     def running(self) -> bool:
         """Whether the process runs, as far as its heartbeat says."""
-        return self.state in _RUNNING
+        return self.state in RUNNING
 
 
 def registry(db: Database, settings: Settings, now: datetime | None = None) -> list[WorkerState]:
@@ -44,7 +43,7 @@ def registry(db: Database, settings: Settings, now: datetime | None = None) -> l
     states = []
     for record in records:
         age = max(0.0, (now - record.heartbeat_at).total_seconds())
-        state = STALE if record.state in _RUNNING and age > lease else record.state
+        state = STALE if record.state in RUNNING and age > lease else record.state
         states.append(WorkerState(record, age, state))
     return states
 

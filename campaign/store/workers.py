@@ -27,7 +27,8 @@ SCHEDULER = "scheduler"
 
 ALIVE, STOPPED, GONE = "alive", "stopped", "gone"
 LEADER, STANDBY = "leader", "standby"
-_RUNNING = (ALIVE, LEADER, STANDBY)
+RUNNING = (ALIVE, LEADER, STANDBY)
+"""The states of a process that has not said it stopped (it may have died since: its heartbeat says)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,28 @@ def register(conn: Connection, *, name: str, role: str, host: str, pid: int, sta
             rate=0.0,
         )
     )
+
+
+def find(conn: Connection, name: str) -> WorkerRecord | None:
+    """The row of ``name``, or None."""
+    columns = [workers.c[f.name] for f in fields(WorkerRecord)]
+    row = conn.execute(select(*columns).where(workers.c.name == name)).first()
+    return None if row is None else WorkerRecord(*row)
+
+
+def retire(conn: Connection, name: str, retired_owner: str) -> int:
+    """Delete the row of ``name`` (a process that ended) and hand the leases it still holds to ``retired_owner``,
+    a name no process beats for: a new process of the same name would otherwise renew them, though it never had
+    those messages, and they would stay ``sending`` for as long as it runs. They lapse when their time comes and
+    are claimed again as any dead worker's. Returns how many leases it handed over."""
+    conn.execute(delete(workers).where(workers.c.name == name))
+    handed: int = conn.execute(
+        update(messages)
+        .where(messages.c.lease_owner == name, messages.c.status == MessageStatus.SENDING.value)
+        .values(lease_owner=retired_owner),
+        execution_options={"preserve_rowcount": True},
+    ).rowcount
+    return handed
 
 
 def beat(
@@ -146,11 +169,11 @@ def mark_gone(conn: Connection, *, stale_before: datetime, forget_before: dateti
     gone whose last heartbeat is older than ``forget_before`` are deleted. Returns how many became gone."""
     gone: int = conn.execute(
         update(workers)
-        .where(workers.c.state.in_(_RUNNING), workers.c.heartbeat_at < stale_before)
+        .where(workers.c.state.in_(RUNNING), workers.c.heartbeat_at < stale_before)
         .values(state=GONE, in_hand=0),
         execution_options={"preserve_rowcount": True},
     ).rowcount
-    conn.execute(delete(workers).where(workers.c.state.not_in(_RUNNING), workers.c.heartbeat_at < forget_before))
+    conn.execute(delete(workers).where(workers.c.state.not_in(RUNNING), workers.c.heartbeat_at < forget_before))
     return gone
 
 
