@@ -272,3 +272,19 @@ def test_a_body_that_stops_arriving_is_closed_with_408_but_a_slow_steady_one_is_
         stalled.settimeout(5)
         assert stalled.recv(65536).startswith(b"HTTP/1.1 408 ")
         assert time.monotonic() - started < 6
+
+
+def test_a_body_cut_short_by_its_client_logs_no_error(web: Running, caplog: pytest.LogCaptureFixture) -> None:
+    # A POST that announces more body than it sends, then closes: each logged an ERROR and a 50-line traceback
+    # (an attacker review), which anyone could repeat to flood the log.
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):
+            with closing(connect(web)) as sock:
+                sock.sendall(
+                    b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                    b"Content-Length: 1000\r\n\r\nname=ann&password="
+                )
+                time.sleep(0.05)
+        assert web.get("/").status == 200
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []

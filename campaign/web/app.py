@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -235,7 +235,7 @@ def create_app(context: AppContext) -> Starlette:
         ],
         # The tracking fast path first: it answers the pixel and clicks with the security headers built in.
         middleware=[Middleware(TrackingFastPath, endpoints=tracking), Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        exception_handlers={HTTPException: http_error, ClientDisconnect: client_gone, Exception: server_error},
         lifespan=lifespan,
     )
     # A path with a slash added (/login/) is a 404, not Starlette's redirect to the same path without it, which it
@@ -352,6 +352,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
         body += f"\n{explanation}"
     # exc.headers carries what the status needs (Allow for a 405).
     return PlainTextResponse(body, status_code=status.value, headers=exc.headers)
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection before its body was whole: nobody to answer, and nothing went wrong here.
+    Anyone can do it, as often as they like; as a server error, each logged an ERROR and a traceback of ~50 lines
+    (an attacker review), so it is one line at debug level."""
+    log.debug("client gone before its body was read method=%s path=%s", request.method, json.dumps(request.url.path))
+    return Response(status_code=400)  # not sent: the connection is closed
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
