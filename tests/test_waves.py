@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from campaign.cli import cli
 from campaign.models import WaveStatus
@@ -314,3 +314,34 @@ def test_launch_with_no_wave_left_points_to_send_only(setup: Path) -> None:
     assert "Missed" not in out
     assert "campaign serve" not in out
     assert "Next: campaign send --campaign c" in out
+
+
+def test_a_wave_added_to_or_changed_in_a_launched_campaign_must_render_first(setup: Path, tmp_path: Path) -> None:
+    # A new user's review: once launched no check runs before a wave fires, and a subject naming a variable no
+    # contact has was accepted, then failed every message of its wave.
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "c")
+    ok(setup, "launch", "c")
+    bad = run(
+        setup, "waves", "add", "c", "x", "--kind", "reminder", "--at", "-2d", "--subject", "Hi {{ contact.nosuch }}"
+    )
+    one_line_error(
+        bad, "wave x was not added: it does not render: the subject: undefined variable contact.nosuch", "2 contact(s)"
+    )
+    ok(setup, "waves", "add", "c", "y", "--kind", "reminder", "--at", "-2d", "--subject", "Soon: {{ event.title }}")
+    one_line_error(
+        run(setup, "waves", "edit", "c", "y", "--subject", "{{ nosuch }}"),
+        "wave y was not changed: it does not render: the subject: undefined variable nosuch",
+    )
+    one_line_error(run(setup, "waves", "edit", "c", "y", "--template", "broken"), "wave y: --template 'broken'")
+    db = database(tmp_path)
+    with db.read() as conn:
+        assert dict(conn.execute(select(waves.c.name, waves.c.subject).where(waves.c.name.in_(["x", "y"]))).all()) == {
+            "y": "Soon: {{ event.title }}"  # x not added, y unchanged
+        }
+    db.dispose()
+    # A draft's waves are checked against the whole audience at its launch, as before.
+    ok(setup, "create", "--event", "talk", "--list", "guests", "--name", "d", "--waves", "none")
+    ok(setup, "waves", "add", "d", "z", "--kind", "reminder", "--at", "-2d", "--subject", "{{ contact.nosuch }}")
+    refused = run(setup, "launch", "d")
+    assert refused.exit_code == 1
+    assert "the subject: undefined variable contact.nosuch" in refused.output

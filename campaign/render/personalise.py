@@ -172,9 +172,8 @@ class WaveRenderer:
                 # the same render from the templates as written raises the error with the line the author sees
                 # (rare, so its cost does not matter).
                 self._render(contact, message_ref, body, source=True)
-            raise TemplateError(
-                f"{describe_render_error(exc, self.templates.directories)} (for {contact.email})"
-            ) from exc
+            described = describe_render_error(exc, self.templates.directories, self.subject_override)
+            raise TemplateError(f"{described} (for {contact.email})") from exc
 
     def _subject_for(self, templates: MessageTemplates, ctx: dict[str, Any], shape: tuple[str, str, bool]) -> str:
         template, personal = (

@@ -19,18 +19,27 @@ from jinja2.exceptions import SecurityError
 from campaign.render.templates import not_found_message, syntax_error_message
 
 
-def describe_render_error(exc: Exception, directories: Sequence[Path]) -> str:
+def describe_render_error(exc: Exception, directories: Sequence[Path], subject: str | None = None) -> str:
     """ "invitation.html, line 12: undefined variable contact.job_title" from a Jinja runtime error.
 
     Jinja puts template frames (file name and template line) into the traceback; the innermost one is where
     the template failed. Jinja's own words ("'dict object' has no attribute 'job_title'") are replaced by the
     variable as the template wrote it, found on that line; a refused include by the rule that refused it.
+    ``subject``: the wave's own subject (``--subject``), the one template given as text, not a file: an error
+    in it is "the subject: ..." with the variable as written there.
     """
     roots = [str(d) for d in directories]
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename and any(frame.filename.startswith(root) for root in roots):
             return f"{Path(frame.filename).name}, line {frame.lineno}: {_explain(exc, frame.line or '', directories)}"
+        if frame.filename == _STRING_TEMPLATE and subject is not None:
+            lines = subject.splitlines() or [""]
+            line = lines[min(max(frame.lineno or 1, 1), len(lines)) - 1]
+            return f"the subject: {_explain(exc, line, directories)}"
     return _explain(exc, "", directories)
+
+
+_STRING_TEMPLATE = "<template>"  # the file name Jinja gives a template made from a string
 
 
 _UNDEFINED = re.compile(r"'(?P<name>[^']*)' is undefined\Z")

@@ -30,6 +30,7 @@ Contract:
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,7 +52,8 @@ from campaign.rules.wave_specs import (
     refuse_event_notice,
 )
 from campaign.services.campaigns import CampaignDetails, find_campaign, get_campaign, wave_values, write_campaign
-from campaign.services.rendering import template_set
+from campaign.services.contacts import find_contacts
+from campaign.services.rendering import check_wave, template_set, wave_renderer
 from campaign.services.scheduling import (
     ATTENDANCE_AUDIENCES,
     planned_instant,
@@ -66,6 +68,8 @@ from campaign.store import waves as wave_store
 from campaign.store.engine import Database
 from campaign.store.waves import WaveSchedule
 
+RENDER_SAMPLE = 50
+"""How many contacts of its list a wave added to a launched campaign, or changed there, must render for."""
 # What `--window` and `--expires` take to mean "none" and "the kind's default".
 NO_WINDOW = "none"
 DEFAULT_EXPIRY = "default"
@@ -227,6 +231,7 @@ def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, opt
             conn, {**values, "campaign_id": campaign.id, "status": WaveStatus.PENDING.value}, now
         )
         _require_sendable(conn, campaign, event, name, now)
+        _require_renders(db, conn, settings, campaign, event, name, "added")
         if campaign.status is CampaignStatus.SENT:
             # The new wave is still to be sent; only a sending campaign's waves fire.
             reason, sent = f"wave {name} added", {CampaignStatus.SENT}
@@ -263,6 +268,7 @@ def edit_wave(db: Database, settings: Settings, campaign_ref: str, name: str, op
                 f"wave {name} of campaign {campaign.name} fired meanwhile: it can no longer be edited"
             )
         _require_sendable(conn, campaign, event, name, datetime.now(UTC))
+        _require_renders(db, conn, settings, campaign, event, name, "changed")
     return _line(db, campaign_ref, name)
 
 
@@ -326,6 +332,26 @@ def _written(conn: Connection, campaign: Campaign, name: str) -> WaveSchedule:
     schedule = wave_store.find_schedule(conn, campaign.id, name)
     assert schedule is not None  # written in this transaction
     return schedule
+
+
+def _require_renders(
+    db: Database, conn: Connection, settings: Settings, campaign: Campaign, event: Event, name: str, done: str
+) -> None:
+    """Refuse the wave ``name`` as just written (the caller's transaction then rolls back) when it does not render
+    for the first :data:`RENDER_SAMPLE` contacts of the campaign's list: once launched, no ``campaign check``
+    runs before it fires, and a subject naming a variable no contact has failed every message of the wave (a new
+    user's review). A draft's waves are checked against the whole audience at its launch."""
+    if campaign.status is CampaignStatus.DRAFT:
+        return
+    wave = _written(conn, campaign, name).wave
+    contacts = find_contacts(db, list_name=campaign.list_name, limit=RENDER_SAMPLE)
+    # A key of its own: nothing rendered here is sent, and the tokens it signs open nothing.
+    renderer = wave_renderer(settings, secrets.token_bytes(32), CampaignDetails(campaign, event, [wave]), wave, "")
+    report = check_wave(renderer, wave, contacts, campaign.name)
+    if report.errors:
+        problem = report.errors[0].removeprefix(f"wave {name}: ")
+        option = "subject" if "subject" in problem else "template"
+        raise WaveOptionError(option, f"wave {name} was not {done}: it does not render: {problem}")
 
 
 def _require_invitation_template(conn: Connection, settings: Settings, campaign: Campaign, event: Event) -> None:
