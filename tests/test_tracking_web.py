@@ -26,14 +26,17 @@ from sqlalchemy import insert, select, update
 
 from campaign.config import Settings, load_settings
 from campaign.models import TrackingKind
+from campaign.rules.event_fields import parse_event_document
 from campaign.services.delivery_request import DeliveryRequest
 from campaign.services.dispatch import send_due
+from campaign.services.events import get_event, update_event
 from campaign.services.lifecycle import launch
 from campaign.services.tracking import HitRecorder
 from campaign.store.engine import Database
 from campaign.store.tables import contacts, links, messages, registrations, tracking_events
 from campaign.store.tables import events as event_rows
 from campaign.tokens import SigningKeys, TokenClaims, sign, verify
+from campaign.web import tracking as tracking_web
 from campaign.web.tracking import PIXEL, TrackingEndpoints
 from tests.test_delivery import TEMPLATES, Sink, pipelining_smtp, prepare
 from tests.test_tracking_recorder import events
@@ -688,3 +691,43 @@ def test_hits_of_one_user_agent_share_its_text_and_long_or_countless_agents_are_
     for n in range(10_050):
         agent_of(b"agent %d" % n)
     assert 0 < len(endpoints._agents) <= 10_000
+
+
+def test_links_already_sent_follow_the_event_when_its_links_or_time_change(
+    sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new user's review: after `events update` moved the session, the invitation's Google Calendar button added
+    # the old time (the attached .ics was right), and a changed registration or meeting link was not followed.
+    monkeypatch.setattr(tracking_web, "DESTINATION_SECONDS", 0.2)
+    address = "guest000@example.org"
+    clicks = {_link_name(sent, p): p for p in sent.links(address) if p.startswith("/c/")}
+    assert {"register", "calendar_google", "calendar_outlook"} <= set(clicks)
+    event = get_event(sent.db, "event-c")
+    moved = event.starts_at + timedelta(hours=1)
+    old_dates = f"{event.starts_at:%Y%m%dT%H%M%SZ}"
+    with running(sent.config) as web:
+        assert fetch(web.port, clicks["register"]).headers["location"] == "https://events.example.org/register"
+        assert old_dates in fetch(web.port, clicks["calendar_google"]).headers["location"]
+        outlook = fetch(web.port, clicks["calendar_outlook"]).headers["location"]
+        values = parse_event_document(
+            {
+                "slug": "event-c",
+                "title": event.title,
+                "description": event.description,
+                "start": moved.isoformat(),
+                "end": (moved + timedelta(hours=1)).isoformat(),
+                "timezone": event.timezone,
+                "registration_url": "https://events.example.org/register-2027",
+                "join_url": "https://meet.example.org/new-room",
+            },
+            "test event",
+        )
+        update_event(sent.db, sent.settings, "event-c", values)
+        time.sleep(0.6)  # the server's memory of destinations forgotten meanwhile
+        register = fetch(web.port, clicks["register"]).headers["location"]
+        assert register == "https://events.example.org/register-2027"
+        google = fetch(web.port, clicks["calendar_google"]).headers["location"]
+        assert f"{moved:%Y%m%dT%H%M%SZ}" in google
+        assert old_dates not in google
+        assert "new-room" in google  # the meeting, the entry's location
+        assert fetch(web.port, clicks["calendar_outlook"]).headers["location"] != outlook

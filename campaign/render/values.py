@@ -86,6 +86,18 @@ def calendar_links(event: Event) -> dict[str, str]:
     }
 
 
+def event_link_urls(event: Event) -> dict[str, str]:
+    """The destinations of the links a message makes from its event, by link name (``register``, ``join``,
+    ``calendar_google``, ``calendar_outlook``): those of links already sent follow the event when it changes
+    (:func:`campaign.store.links.retarget`)."""
+    urls = calendar_links(event)
+    if event.registration_url:
+        urls["register"] = event.registration_url
+    if event.join_url:
+        urls["join"] = event.join_url
+    return urls
+
+
 @cache
 def times_values(times: SessionTimes) -> dict[str, Any]:
     """A session's times as templates see them (one dict per zone and locale, shared by its recipients)."""

@@ -15,6 +15,8 @@ Contract of :func:`update_event` and :func:`cancel_event`:
   firing (:func:`campaign.services.scheduling.fire_times`). A fired wave follows the new time: its expiry, when
   derived from the old time (not an instant given on purpose), and, for a wave timed from the event, its
   messages still waiting for their first attempt (:func:`_retime_fired`).
+* The links messages already sent make from the event (Register, Join, add to Google or Outlook calendar) lead
+  where the event now says (:func:`_retarget_links`); the web service learns it within a minute of its cache.
 * The update notice keeps the event's time and place as they were (:class:`~campaign.models.EventBefore`), so it
   says what changed: the old time, in each recipient's zone and language, beside the new one.
 * A cancellation cancels the pending waves and the unsent messages of the event's campaigns (not the
@@ -47,6 +49,7 @@ from campaign.models import (
     WaveKind,
     WaveStatus,
 )
+from campaign.render.values import event_link_urls
 from campaign.rules.event_fields import parse_event_document
 from campaign.rules.references import refuse_all_digit_name
 from campaign.rules.timing import parse_window
@@ -57,6 +60,7 @@ from campaign.services.scheduling import FIRED, fire_due, planned_instant, wave_
 from campaign.services.transitions import transition
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
+from campaign.store import links as link_store
 from campaign.store import materialise
 from campaign.store import waves as wave_store
 from campaign.store.engine import Database
@@ -180,6 +184,7 @@ def update_event(
         if not event_store.update_event(conn, event.id, columns, sequence=sequence, now=now):
             raise ValidationError(f"event {event.slug} was cancelled meanwhile: it can no longer be updated")
         _retime_fired(conn, event, updated, now)
+        _retarget_links(conn, event, updated)
         if (event.starts_at, event.ends_at) != (updated.starts_at, updated.ends_at):
             # Their time moved with the event, after the launch of some: not a time the launch skipped.
             wave_store.replan_event_timed(conn, [c.id for c in _campaigns_of(conn, event)], now)
@@ -203,6 +208,17 @@ def update_event(
                 notices[campaign.id] = CampaignNotice(campaign.name, name)
     fired = _fire(db, settings, now, notices)
     return EventChange(_event(db, event.id), changed, fired)
+
+
+def _retarget_links(conn: Connection, event: Event, updated: Event) -> None:
+    """The links messages already sent make from the event (Register, Join, add to Google or Outlook calendar)
+    lead where the event now says: a Join link clicked from the invitation on the day opened the old meeting, and
+    an add-to-calendar link added the old time (a new user's review), while the attached .ics was already right."""
+    before, after = event_link_urls(event), event_link_urls(updated)
+    for name, old_url in before.items():
+        new_url = after.get(name)
+        if new_url is not None and new_url != old_url:
+            link_store.retarget(conn, event.id, name, old_url, new_url)
 
 
 def changed_fields(event: Event, values: dict[str, Any]) -> tuple[str, ...]:

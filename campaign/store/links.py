@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, literal, select
+from sqlalchemy import Connection, bindparam, func, literal, select, update
 
 from campaign.store.dialect import insert_ignoring_conflicts
-from campaign.store.tables import links, messages
+from campaign.store.tables import campaigns, links, messages, waves
 
 # Link names label links in reports; a longer one is cut to the column's size.
 MAX_LINK_NAME = 100
@@ -85,3 +85,22 @@ def links_of_waves(conn: Connection, keys: Collection[tuple[int, int]]) -> dict[
         _LINKS_OF_WAVES, {"waves": list({w for w, _ in wanted}), "indexes": list({i for _, i in wanted})}
     )
     return {(w, i): (url, name) for w, i, url, name in rows if (w, i) in wanted}
+
+
+def retarget(conn: Connection, event_id: int, name: str, old_url: str, new_url: str) -> int:
+    """Send the links named ``name`` of the event's waves that lead to ``old_url`` to ``new_url`` instead (the
+    event's Join link, or its time in an add-to-calendar link, changed after messages went out); returns how many.
+    Their digest (``url_key``) stays: a wave rendered again stores the new URL as a link of its own."""
+    of_event = (
+        select(waves.c.id)
+        .join(campaigns, campaigns.c.id == waves.c.campaign_id)
+        .where(campaigns.c.event_id == event_id)
+        .scalar_subquery()
+    )
+    changed: int = conn.execute(
+        update(links)
+        .where(links.c.wave_id.in_(of_event), links.c.name == name, links.c.url == old_url)
+        .values(url=new_url),
+        execution_options={"preserve_rowcount": True},
+    ).rowcount
+    return changed

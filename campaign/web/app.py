@@ -175,10 +175,14 @@ def create_app(context: AppContext) -> Starlette:
         # The recorder writes its buffer while the app serves; cancelling it writes what is left (run's finally),
         # so a graceful stop loses no hit.
         writer = asyncio.create_task(recorder.run(), name="tracking recorder")
+        refresher = asyncio.create_task(tracking.keep_destinations_fresh(), name="tracking destinations")
         try:
             yield
         finally:
+            refresher.cancel()
             writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
 

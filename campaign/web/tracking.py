@@ -11,7 +11,9 @@ batches) and answers.
 * ``GET /c/{token}``: a valid click token is a 302 to the destination stored for the message's link
   (:func:`campaign.services.links.destination`, http(s) only), and a click recorded with the link's index and
   name (a person's click on ``register`` is a registration). Anything else is the plain 404 page and nothing is
-  recorded. Destinations never change once stored, so found ones are cached (bounded, least recently used);
+  recorded. Found destinations are cached (bounded, least recently used), and forgotten every
+  :data:`DESTINATION_SECONDS`: an event's change retargets the links already sent (its Join link, its time in an
+  add-to-calendar link: :func:`campaign.services.events.update_event`), which clicks then follow within that time;
   those not cached yet are looked up together with the others asked for at the same time
   (:class:`~campaign.services.links.DestinationFinder`). A token that names its wave (version 2,
   :mod:`campaign.tokens`) is looked up by wave and link: a wave has a handful of destinations, so after the
@@ -72,6 +74,10 @@ NO_CACHE = {
 
 CACHED_DESTINATIONS = 50_000
 """Link destinations kept in memory (each a message's link: a few hundred bytes)."""
+DESTINATION_SECONDS = 60.0
+"""How long a destination found is answered from memory: a link retargeted since is followed after at most this
+long. Each wave's few links are looked up again once a minute: nothing next to the clicks (one query for all the
+clicks waiting at that moment)."""
 
 _AGENTS_REMEMBERED = 10_000  # distinct user agents kept decoded (forgotten all at once past it)...
 _AGENT_REMEMBERED_BYTES = 512  # ...of at most this length (browsers' are 100-200 bytes): at most ~10 MB in all
@@ -122,6 +128,19 @@ class TrackingEndpoints:
         self._agents: dict[bytes, str] = {}  # user agents seen lately, as received: see _agent
         self._open_affixes = _affixes(OPEN)
         self._click_affixes = _affixes(CLICK)
+
+    def forget_destinations(self) -> None:
+        """Forget the destinations found so far (each is looked up again at its next click)."""
+        self._destinations.clear()
+        self._wave_redirects.clear()
+        self._redirects.clear()
+
+    async def keep_destinations_fresh(self) -> None:
+        """:meth:`forget_destinations` every :data:`DESTINATION_SECONDS`, until cancelled (a task of the app's
+        lifetime)."""
+        while True:
+            await asyncio.sleep(DESTINATION_SECONDS)
+            self.forget_destinations()
 
     async def answer_open(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The GIF, always; an open recorded for a valid open token (``scope["path_params"]["token"]``)."""
