@@ -18,6 +18,7 @@ from sqlalchemy import insert, select, update
 from campaign.cli import cli
 from campaign.exceptions import ValidationError
 from campaign.models import CampaignStatus, Contact, EventStatus, MessageStatus, WaveStatus
+from campaign.render.filters import sentence
 from campaign.render.localtime import plain, session_times
 from campaign.render.personalise import RenderedMessage
 from campaign.services.campaigns import create_campaign, get_campaign
@@ -354,7 +355,7 @@ def test_the_update_notice_says_what_changed_in_each_recipients_zone_and_languag
     assert notices["update-2"].event_before is not None
     assert notices["update-2"].event_before.changed == ("join_url",)
     manila = replace(contact_details(db, INVITED[0]).contact, timezone="Asia/Manila")
-    spanish = replace(manila, timezone="America/Bogota", locale="es")
+    spanish = replace(manila, timezone="America/Bogota", locale="es-CO")  # times end "a. m." or "p. m."
 
     def render(wave: str, contact: Contact) -> RenderedMessage:
         return wave_renderer(settings, KEY, details, notices[wave], installation_id(db)).render(contact)
@@ -367,9 +368,23 @@ def test_the_update_notice_says_what_changed_in_each_recipients_zone_and_languag
     assert plain(now_) in moved_en.text
     assert f"It was planned for {was}." in moved_en.html
     moved_es = render("update-1", spanish)
-    was_es = session_times(start, start + timedelta(hours=1), "America/Bogota", ZURICH, "es").when
+    was_es = session_times(start, start + timedelta(hours=1), "America/Bogota", ZURICH, "es-CO").when
+    assert was_es.endswith(".")
     assert moved_es.subject.startswith("Nueva fecha: A talk")
-    assert f"Estaba prevista para el {plain(was_es)}." in moved_es.text
+    assert f"Estaba prevista para el {sentence(plain(was_es))}" in moved_es.text
+    # A Spanish time may end "a. m.": one full stop, not two (a new user's review read "a. m..").
+    assert ".." not in moved_es.text
+    assert ".." not in moved_es.html
+    assert "La sesión cambia de horario" in moved_es.text  # not "de fecha": the day may be the same
+    # A recipient without a zone sees the organiser's time and UTC: never "in your time zone", and the UTC line
+    # right after the new time, not after the old one (it read as part of it).
+    nowhere = replace(manila, timezone=None)
+    fallback = render("update-1", nowhere)
+    assert "in your time zone" not in fallback.text
+    assert "in your time zone" not in fallback.html
+    new_line = session_times(moved, moved + timedelta(hours=1), None, ZURICH, "en").line_plain
+    assert fallback.text.index(new_line) < fallback.text.index("It was planned for")
+    assert "The new time, in your time zone:" in moved_en.text
     link_only = render("update-2", manila)
     assert link_only.subject.startswith("Updated: A talk")
     assert "It was planned" not in link_only.text

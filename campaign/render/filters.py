@@ -84,6 +84,14 @@ def shorten(text: str, width: int = 50) -> str:
     return head.rstrip(" ,;:.!?-–—") + "…"
 
 
+def sentence(text: str) -> str:
+    """``text`` ended as a sentence: with a full stop, unless it ends with one already ("a. m.", "p.m.") or
+    another end of sentence: a date written by the recipient's locale may (Spanish "6:30 a 8:00 a. m." + "."
+    read "a. m..")."""
+    text = str(text).rstrip()
+    return text if text.endswith((".", "!", "?", "。", "؟")) else f"{text}."
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "local_datetime": _local_datetime,
     "local_date": _local_date,
@@ -91,4 +99,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "zone_name": _zone_name,
     "plain": plain,
     "shorten": shorten,
+    "sentence": sentence,
 }
