@@ -115,7 +115,7 @@ def test_a_full_session(config: Path, tmp_path: Path) -> None:
 
     added = run(config, "events", "add", str(DATA / "events" / "ilo-migrant-workers-2020.toml"))
     assert added.exit_code == 0, added.output
-    assert "2020-06-26 13:30 CEST" in added.output
+    assert "2020-06-26 13:30 Central European Summer Time" in added.output
     assert "2020-06-26 11:30 UTC" in added.output
     assert "ilo-migrant-workers-2020" in run(config, "events", "list").output
     shown_event = run(config, "events", "show", "ilo-migrant-workers-2020")

@@ -83,16 +83,16 @@ def test_status_shows_each_wave_with_its_time_audience_messages_and_expiry(confi
     assert lines[0] == "Campaign c: sending; event talk; times in Europe/Zurich and UTC"
     assert lines[1].startswith("Scheduler service: not running")
     # St John's is inside its window at once (15:00 local): its invitation is due at the launch.
-    assert lines[2] == "Next send: 2030-06-07 20:00 CEST (2030-06-07 18:00 UTC)"
+    assert lines[2] == "Next send: 2030-06-07 20:00 +02:00 (2030-06-07 18:00 UTC)"
     rows = {line.split()[0]: line.split() for line in lines[5:10]}
     assert list(rows) == ["invitation", "last-chance", "reminder-1d", "reminder-1h", "follow-up"]  # time order
     # The invitation fired: its size is its messages; the others' audiences are counted now (Manila registered).
     assert " ".join(rows["invitation"][9:]) == ("4 queued 4 2030-06-07 18:00 UTC 2030-06-18 12:00 UTC enqueued")
-    assert rows["last-chance"][1:9] == ["last-chance", "2030-06-11", "14:00", "CEST", "2030-06-11", "12:00", "UTC",
+    assert rows["last-chance"][1:9] == ["last-chance", "2030-06-11", "14:00", "+02:00", "2030-06-11", "12:00", "UTC",
                                         "not-registered"]  # fmt: skip
     assert rows["last-chance"][9] == "3"
     assert rows["reminder-1d"][8:10] == ["registered", "1"]
-    assert rows["reminder-1h"][2:5] == ["2030-06-18", "13:00", "CEST"]
+    assert rows["reminder-1h"][2:5] == ["2030-06-18", "13:00", "+02:00"]
     assert rows["follow-up"][8:10] == ["all", "4"]
     assert rows["follow-up"][-4:] == ["2030-07-02", "13:00", "UTC", "pending"]  # 14 days after the end
     assert "queued: next due at 2030-06-07 18:00:00 UTC" in lines

@@ -970,4 +970,4 @@ def test_the_time_window_is_shown_on_the_clock_it_was_given_in(db: Database, tmp
         "report", "c", "--zone", "Asia/Kolkata", "--since", "2026-06-01", "--until", "2026-06-02T09:30"
     )
     words = " ".join(table.split())  # the line is folded at 80 columns
-    assert "all waves, from 2026-06-01 00:00 IST, until 2026-06-02 09:30 IST · hours in Asia/Kolkata" in words
+    assert "all waves, from 2026-06-01 00:00 +05:30, until 2026-06-02 09:30 +05:30 · hours in Asia/Kolkata" in words

@@ -118,8 +118,10 @@ def events_show(app: App, event: str) -> None:
 
 
 def when(event: Event) -> str:
-    end = local_time(event.ends_at, event.timezone)
+    """The event's start and end on the organiser's clock, with the zone's CLDR name and IANA name, then in UTC."""
+    start = local_time(event.starts_at, event.timezone, named=True)
+    end = local_time(event.ends_at, event.timezone, named=True)
     return (
-        f"{local_time(event.starts_at, event.timezone)} to {end} ({event.timezone}); "
+        f"{start} to {end} ({event.timezone}); "
         f"{local_time(event.starts_at, 'UTC')} to {local_time(event.ends_at, 'UTC')}"
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import click
+
+from campaign.render.localtime import zone_name
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -19,6 +21,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
             click.echo("  ".join("-" * width for width in widths))
 
 
-def local_time(instant: datetime, zone: str) -> str:
-    """``2020-06-26 13:30 CEST`` in ``zone``."""
-    return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+def local_time(instant: datetime, zone: str, *, named: bool = False) -> str:
+    """``2020-06-26 13:30 +02:00`` in ``zone`` (``... UTC`` in UTC), for tables whose rows or heading name the
+    zone; ``named``: with the zone's CLDR name instead, ``2020-06-26 13:30 Central European Summer Time``. Never
+    strftime's abbreviation: Manila's and the Pacific's are both "PST", India's and Israel's "IST"."""
+    local = instant.astimezone(ZoneInfo(zone))
+    if named:
+        return f"{local:%Y-%m-%d %H:%M} {zone_name(local, zone)}"
+    offset = local.utcoffset()
+    if zone == "UTC" or offset is None:
+        return f"{local:%Y-%m-%d %H:%M} UTC"
+    sign, minutes = ("-", -offset) if offset < timedelta(0) else ("+", offset)
+    hours, rest = divmod(int(minutes.total_seconds()) // 60, 60)
+    return f"{local:%Y-%m-%d %H:%M} {sign}{hours:02d}:{rest:02d}"
