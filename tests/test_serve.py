@@ -368,7 +368,9 @@ def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
     settings = tuned(base_settings(tmp_path), concurrency=2)
     emails = prepare(db, tmp_path, 5)
     launch(db, settings, KEY, "c")
-    fires_at = datetime.now(UTC) + timedelta(seconds=3)
+    # Seconds ahead: the service's start (its first tick and the invitation's sending) comes first, even on a
+    # loaded machine (at 3 s, a suite run beside other work saw the start-up tick 1.9 s before the instant).
+    fires_at = datetime.now(UTC) + timedelta(seconds=5)
     add_wave(db, send_at=fires_at)
     ticks: list[datetime] = []  # the instant of every tick, to tell which one fired the wave
 
@@ -387,7 +389,7 @@ def test_a_date_job_fires_a_wave_at_its_instant_between_maintenance_ticks(
         while datetime.now(UTC) < fires_at - timedelta(seconds=0.3):
             await asyncio.sleep(0.02)
         assert len(ticks) == 1, ticks  # the start-up tick only, well before the wave's instant
-        assert ticks[0] < fires_at - timedelta(seconds=2), ticks
+        assert ticks[0] < fires_at - timedelta(seconds=1), ticks
         assert wave_status(db, "c", "reminder") is WaveStatus.PENDING  # ... which did not fire it
         while sum(smtp.handler.received().values()) < 2 * len(emails):
             assert not task.done(), task

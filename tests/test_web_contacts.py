@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 
 from campaign.config import load_settings
 from campaign.models import AuditAction, Role
+from campaign.render.localtime import zone_name
 from campaign.rules import routes
 from campaign.services.import_jobs import ImportJobs
 from campaign.store.engine import Database
@@ -547,7 +548,8 @@ def test_a_contacts_page_shows_its_messages_and_tracking_in_its_own_zone(site: C
                     campaign,
                     wave,
                     status,
-                    at.astimezone(ZoneInfo(shown_zone)).strftime("%Y-%m-%d %H:%M %Z") if at else "–",
+                    # "2026-06-02 21:09 India Standard Time": the zone's CLDR name, not strftime's "IST"
+                    f"{at.astimezone(ZoneInfo(shown_zone)):%Y-%m-%d %H:%M} {zone_name(at, shown_zone)}" if at else "–",
                 )
                 for campaign, wave, status, at in sent
             }
