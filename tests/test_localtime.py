@@ -195,6 +195,29 @@ def test_localised_zone_names_and_dates(zone: str, locale: str, fragments: tuple
     assert not GMT_FORMAT.search(t.line)
 
 
+@pytest.mark.parametrize(
+    ("zone", "locale", "when"),
+    [
+        # A recipient's review: the date and its times were always joined by an English comma.
+        ("Asia/Tokyo", "ja", "2020年6月26日金曜日 20時30分～22時00分"),
+        ("Asia/Shanghai", "zh", "2020年6月26日星期五 19:30–21:00"),
+        ("Africa/Cairo", "ar-EG", "الجمعة، 26 يونيو 2020، 1:30–3:00 م"),
+        ("America/Sao_Paulo", "pt-BR", "sexta-feira, 26 de junho de 2020 08:30 – 10:00"),
+        ("America/New_York", "en", "Friday, June 26, 2020, 7:30 – 9:00 AM"),
+        # fr-CA writes 24-hour times ("HH 'h' mm"): its quoted "h" made them "7 h 30 – 9 h 00 a.m.".
+        ("America/Toronto", "fr-CA", "vendredi 26 juin 2020, 7 h 30 – 9 h 00"),
+    ],
+)
+def test_the_date_and_its_times_are_joined_as_the_language_joins_them(zone: str, locale: str, when: str) -> None:
+    assert plain(times(zone, locale).when) == when
+
+
+def test_a_session_across_midnight_joins_its_ends_as_the_language_does() -> None:
+    start = datetime(2020, 6, 26, 14, 0, tzinfo=UTC)  # 23:00 in Tokyo, to 01:00 the next day
+    t = times("Asia/Tokyo", "ja", start=start, end=start + timedelta(hours=2))
+    assert plain(t.when) == "2020年6月26日金曜日 23:00～2020年6月27日土曜日 1:00"
+
+
 def test_zone_name_follows_the_locale() -> None:
     names = {locale: zone_name(START, "Asia/Manila", locale) for locale in ("en", "es-CO", "pt-PT", "fr-CH", "ar-EG")}
     assert names["en"] == "Philippine Standard Time"

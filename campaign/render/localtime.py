@@ -14,6 +14,7 @@ every old id, so India still reads "India Standard Time".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,8 +128,21 @@ def _location_name(ids: tuple[str, ...], loc: Locale) -> str | None:
 
 
 def _hour_skeleton(loc: Locale) -> str:
-    """'hm' where the locale writes 12-hour times (en-US, es-CO), else 'Hm'."""
-    return "hm" if "h" in loc.time_formats["short"].pattern else "Hm"
+    """'hm' where the locale writes 12-hour times (en-US, es-CO), else 'Hm'. Read from its short time pattern
+    without the pattern's quoted text: fr-CA's "HH 'h' mm" is 24-hour (its quoted "h" made it "9 h 00 a.m.")."""
+    pattern = _QUOTED.sub("", loc.time_formats["short"].pattern)
+    return "hm" if "h" in pattern or "K" in pattern else "Hm"
+
+
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def _cldr_join(pattern: str, first: str, second: str) -> str:
+    """A CLDR pattern of two parts (``{0}`` and ``{1}``) filled: the locale's way to join a date and its time
+    ("{1}, {0}"; Japanese "{1} {0}", Arabic "{1}، {0}") or two instants ("{0} – {1}", Japanese "{0}～{1}"). A
+    quoted literal is unquoted ("{1} 'at' {0}")."""
+    text = _QUOTED.sub(lambda found: found.group(0)[1:-1] or "'", pattern)
+    return text.replace("{0}", "\x00").replace("{1}", second).replace("\x00", first)
 
 
 @cache
@@ -151,11 +165,15 @@ def session_times(starts_at: datetime, ends_at: datetime, zone: str | None, orga
 
 
 def _when(start: datetime, end: datetime, tz: ZoneInfo, loc: Locale) -> str:
-    """ "Friday, June 26, 2020, 7:30 – 9:00 PM"; both dates when the session crosses local midnight."""
+    """ "Friday, June 26, 2020, 7:30 – 9:00 PM"; both dates when the session crosses local midnight. The date and
+    its times are joined as the locale joins them (its date-time pattern: Japanese "2027年6月25日金曜日 20:30～22:00",
+    not an English comma), and so are the two ends of a session across midnight (its interval pattern)."""
+    date_time = loc.datetime_formats["full"]
     if start.date() == end.date():
         times = format_interval(start, end, skeleton=_hour_skeleton(loc), tzinfo=tz, locale=loc)
-        return f"{format_date(start, 'full', locale=loc)}, {times}"
-    return (
-        f"{format_date(start, 'full', locale=loc)}, {format_time(start, 'short', tzinfo=tz, locale=loc)} – "
-        f"{format_date(end, 'full', locale=loc)}, {format_time(end, 'short', tzinfo=tz, locale=loc)}"
-    )
+        return _cldr_join(date_time, times, format_date(start, "full", locale=loc))
+    ends = [
+        _cldr_join(date_time, format_time(at, "short", tzinfo=tz, locale=loc), format_date(at, "full", locale=loc))
+        for at in (start, end)
+    ]
+    return _cldr_join(loc.interval_formats.get(None) or "{0} – {1}", *ends)
