@@ -382,8 +382,8 @@ def test_the_update_notice_says_what_changed_in_each_recipients_zone_and_languag
     fallback = render("update-1", nowhere)
     assert "in your time zone" not in fallback.text
     assert "in your time zone" not in fallback.html
-    new_line = session_times(moved, moved + timedelta(hours=1), None, ZURICH, "en").line_plain
-    assert fallback.text.index(new_line) < fallback.text.index("It was planned for")
+    new_utc = session_times(moved, moved + timedelta(hours=1), None, ZURICH, "en").utc_line_plain
+    assert fallback.text.index(f"({new_utc})") < fallback.text.index("It was planned for")
     assert "The new time, in your time zone:" in moved_en.text
     link_only = render("update-2", manila)
     assert link_only.subject.startswith("Updated: A talk")

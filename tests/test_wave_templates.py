@@ -257,3 +257,14 @@ def test_spanish_says_a_la_una_and_a_las_seis() -> None:
     assert "a la 1:30 p. m." in flat(one.text)
     assert "a las 6:30 a. m." in flat(six.html)
     assert "a las 6:30 a. m." in flat(six.text)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=str)
+def test_the_organisers_time_is_added_only_where_it_reads_differently(kind: WaveKind) -> None:
+    # A recipient's review: Paris, Berlin and Madrid got "(Central European Summer Time: ...)" under the very same
+    # line, the session being in Geneva; Manila needs it.
+    paris = Contact(id=24, email="anne@example.fr", name="Anne", timezone="Europe/Paris", locale="en")
+    for who, added in ((paris, False), (MANILA, True)):
+        message = RENDERERS[kind].render(who, who.id)
+        assert ("(Central European Summer Time:" in flat(message.text)) is added, who.timezone
+        assert ('class="organiser-time"' in message.html) is added, who.timezone

@@ -42,11 +42,19 @@ class SessionTimes:
     when: str
     line: str
     is_fallback: bool = False
+    utc_line: str = ""
+    """For a recipient without a zone (:attr:`is_fallback`), the session in UTC ("Coordinated Universal Time:
+    ..."), which :attr:`line` ends with in brackets; empty otherwise."""
 
     @property
     def line_plain(self) -> str:
         """:attr:`line` with plain spaces, for the text part."""
         return plain(self.line)
+
+    @property
+    def utc_line_plain(self) -> str:
+        """:attr:`utc_line` with plain spaces, for the text part."""
+        return plain(self.utc_line)
 
 
 def plain(text: str) -> str:
@@ -155,13 +163,15 @@ def session_times(starts_at: datetime, ends_at: datetime, zone: str | None, orga
     start, end = starts_at.astimezone(tz), ends_at.astimezone(tz)
     name = _zone_name(start, shown_zone, loc)
     when = _when(start, end, tz, loc)
-    line = f"{name}: {when}"
+    line = utc_line = f"{name}: {when}"
     if zone is None:
         utc = ZoneInfo("UTC")
         start_utc = starts_at.astimezone(utc)
-        utc_when = _when(start_utc, ends_at.astimezone(utc), utc, loc)
-        line += f" ({_zone_name(start_utc, 'UTC', loc)}: {utc_when})"
-    return SessionTimes(shown_zone, name, start, end, when, line, is_fallback=zone is None)
+        utc_line = f"{_zone_name(start_utc, 'UTC', loc)}: {_when(start_utc, ends_at.astimezone(utc), utc, loc)}"
+        line += f" ({utc_line})"
+    return SessionTimes(
+        shown_zone, name, start, end, when, line, is_fallback=zone is None, utc_line=utc_line if zone is None else ""
+    )
 
 
 def _when(start: datetime, end: datetime, tz: ZoneInfo, loc: Locale) -> str:

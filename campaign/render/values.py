@@ -110,6 +110,8 @@ def times_values(times: SessionTimes) -> dict[str, Any]:
         "line": times.line,
         "line_plain": times.line_plain,
         "is_fallback": times.is_fallback,
+        "utc_line": times.utc_line,
+        "utc_line_plain": times.utc_line_plain,
     }
 
 
