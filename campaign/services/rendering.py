@@ -188,6 +188,22 @@ class CheckReport:
     errors: list[str] = field(default_factory=list)
     largest_message: int = 0
     warnings: list[str] = field(default_factory=list)
+    untranslated: dict[tuple[str, tuple[tuple[str, int], ...]], list[str]] = field(default_factory=dict)
+    """Contacts whose language has no template of its own (they get the default language), as (that language,
+    the contacts by locale), with the templates concerned: made one warning each by :meth:`language_warnings`."""
+
+    def language_warnings(self) -> None:
+        """Add to :attr:`warnings` one line per group of :attr:`untranslated`, naming the templates concerned."""
+        for (written, locales), templates in self.untranslated.items():
+            names = ", ".join(dict.fromkeys(templates))
+            count = sum(n for _, n in locales)
+            languages = ", ".join(f"{locale} {n}" for locale, n in locales)
+            example = f"{templates[0]}.{_language_of(locales[0][0])}.html"
+            self.warnings.append(
+                f"{count} contact(s) get {names} in {written}, their language having no template of its own: "
+                f"{languages} (a variant such as {example} writes to them in theirs)"
+            )
+        self.untranslated.clear()
 
     @property
     def ok(self) -> bool:
@@ -214,6 +230,7 @@ def check_campaign(db: Database, settings: Settings, key: bytes, campaign_ref: s
             report.contacts = _check_wave(renderer, wave, contacts, report)
         except TemplateError as exc:
             report.errors.append(f"wave {wave.name}: {exc}")
+    report.language_warnings()
     return report
 
 
@@ -225,6 +242,7 @@ def check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact], 
         report.contacts = _check_wave(renderer, wave, contacts, report)
     except TemplateError as exc:
         report.errors.append(f"wave {wave.name}: {exc}")
+    report.language_warnings()
     return report
 
 
@@ -250,6 +268,8 @@ def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact],
     # error, however many contacts it would have served.
     load_errors: dict[str, str | None] = {}
     checked_groups: set[tuple[str | None, str | None]] = set()
+    # Contacts whose language has no template of its own, by their locale: they get the default language.
+    untranslated: Counter[str] = Counter()
     checked = 0
     for contact in contacts:
         checked += 1
@@ -258,6 +278,8 @@ def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact],
             load_errors[locale] = _load_error(renderer, locale)
         if load_errors[locale] is not None:
             continue
+        if _language_of(renderer.message_locale(locale)) != _language_of(locale):
+            untranslated[locale] += 1
         try:
             rendered = renderer.render(contact, source=True)
         except TemplateError as exc:
@@ -283,12 +305,20 @@ def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact],
     report.errors += [f"wave {wave.name}: {error}" for error in dict.fromkeys(load_errors.values()) if error]
     for reason, (count, examples) in failures.found.items():
         report.errors.append(f"wave {wave.name}: {reason} — {count} contact(s): {_examples(count, examples)}")
+    if untranslated:
+        written = renderer.message_locale(renderer.default_locale)
+        report.untranslated.setdefault((written, tuple(untranslated.most_common())), []).append(wave.template)
     for count, examples in long_subjects.found.values():
         report.warnings.append(
             f"wave {wave.name}: subject of {longest_subject} characters, above the {MAX_SUBJECT_CHARS} that inboxes "
             f"show, where they cut it — {count} contact(s): {_examples(count, examples)}"
         )
     return checked
+
+
+def _language_of(locale: str) -> str:
+    """The language of a BCP 47 tag: ``es`` of ``es-CO`` (of ``es_CO`` too)."""
+    return locale.replace("_", "-").split("-", 1)[0].lower()
 
 
 def _examples(count: int, examples: list[str]) -> str:
