@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 
 from campaign.exceptions import StorageError, WriteLockBusyError
+from campaign.services.database import init_database
 from campaign.store.engine import Database
 from campaign.store.tables import lists
 
@@ -205,3 +207,18 @@ def test_reads_together_on_an_in_memory_database_use_one_connection() -> None:
             assert first.exec_driver_sql("SELECT 1").scalar() == 1
     finally:
         db.dispose()
+
+
+def test_a_new_sqlite_file_and_its_journals_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    # A new user's review: the database (every contact) was created 0644, readable by anyone on the machine.
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'c.db'}")
+    try:
+        init_database(db)
+        with db.write() as conn:  # the WAL journal and its index exist while connections are open
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS probe (x)")
+            made = sorted(p.name for p in (tmp_path / "data").iterdir())
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "data").iterdir()}
+    finally:
+        db.dispose()
+    assert made == ["c.db", "c.db-shm", "c.db-wal"]
+    assert modes == dict.fromkeys(made, 0o600)

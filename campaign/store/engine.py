@@ -14,9 +14,10 @@ beginning with ``database.url:``, the setting to fix.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +83,17 @@ class Database:
     def create(self) -> None:
         """Create the SQLite file (empty) and its directory if they do not exist; nothing for other databases.
 
-        Only ``campaign init`` calls this: every other connection opens an existing file only.
+        Only ``campaign init`` calls this: every other connection opens an existing file only. The file is made
+        readable by its owner only (0600), as exports of personal data are: it holds every contact, and SQLite
+        gives its journal files (``-wal``, ``-shm``) the database file's permissions.
         """
         path = self.file
         if path is None or path.is_file():
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            with suppress(FileExistsError):  # made meanwhile by another init: as it is
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             sqlite3.connect(f"{path.as_uri()}?mode=rwc", uri=True).close()
         except (OSError, sqlite3.Error) as exc:
             reason = _not_a_directory(path) or getattr(exc, "strerror", None) or str(exc)
