@@ -95,7 +95,11 @@ def test_status_shows_each_wave_with_its_time_audience_messages_and_expiry(confi
     assert rows["reminder-1h"][2:5] == ["2030-06-18", "13:00", "+02:00"]
     assert rows["follow-up"][8:10] == ["all", "4"]
     assert rows["follow-up"][-4:] == ["2030-07-02", "13:00", "UTC", "pending"]  # 14 days after the end
-    assert "queued: next due at 2030-06-07 18:00:00 UTC" in lines
+    # Nothing due now: what sends them then (a new user's review: `send` said nothing was sent, and no more).
+    assert (
+        "queued: next due at 2030-06-07 18:00:00 UTC; `campaign serve` sends each at its time (or `campaign send "
+        "--wait`)" in lines
+    )
 
 
 def test_status_says_when_the_service_runs(config: Path, launched: Database) -> None:

@@ -32,6 +32,9 @@ def waiting_lines(progress: CampaignProgress) -> list[str]:
     lines = []
     queued = _when_due(progress.queued, "next due at")
     if queued:
+        if not progress.queued.due_now and progress.queued.next_due is not None:
+            # Held for their send window (or a wave's time): a one-off send has nothing to do until then.
+            queued += "; `campaign serve` sends each at its time (or `campaign send --wait`)"
         lines.append(f"queued: {queued}")
     deferred = _when_due(progress.deferred, "next retry at")
     if deferred:
