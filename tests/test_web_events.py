@@ -199,7 +199,9 @@ def test_a_start_in_a_dst_gap_or_overlap_and_bad_urls_are_shown_beside_their_fie
              "organiser_email": "not an address", "language": "not-a-language", "title": "T" * 501}  # fmt: skip
     page = post_form(client, "/events/new", typed)
     assert page.status == 400
-    assert field_error(page, "start") == "2026-03-29 02:30 does not exist in Europe/Zurich (clocks go forward)"
+    assert field_error(page, "start") == (
+        "2026-03-29 02:30 does not exist in Europe/Zurich (clocks go forward): give another time"
+    )
     assert field_error(page, "registration_url") == "must be an http(s) URL, not 'javascript:alert(1)'"
     assert field_error(page, "join_url").startswith("must not contain a user name or password")
     assert field_error(page, "organiser_email")

@@ -108,7 +108,9 @@ def local_to_utc(value: Any, zone: str, field: str) -> datetime:
     first, second = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
     # In a gap both folds differ in offset too, so test for the gap first: there, no offset round-trips.
     if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
-        raise FieldError(field, f"{value:%Y-%m-%d %H:%M} does not exist in {zone} (clocks go forward)")
+        raise FieldError(
+            field, f"{value:%Y-%m-%d %H:%M} does not exist in {zone} (clocks go forward): give another time"
+        )
     if first.utcoffset() != second.utcoffset():
         raise FieldError(field, f"{value:%Y-%m-%d %H:%M} happens twice in {zone} (clocks go back): give an offset")
     return first.astimezone(UTC)
