@@ -79,6 +79,8 @@ CAMPAIGN_TRANSITIONS: Mapping[CampaignStatus, frozenset[CampaignStatus]] = {
 def check_campaign_transition(current: CampaignStatus, target: CampaignStatus) -> None:
     """Raise :class:`ValidationError` unless a campaign may move from ``current`` to ``target``."""
     if target not in CAMPAIGN_TRANSITIONS[current]:
+        if current == target:
+            raise ValidationError(f"the campaign is already {current}")
         raise ValidationError(f"a campaign cannot go from {current} to {target}")
 
 

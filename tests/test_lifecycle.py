@@ -67,9 +67,12 @@ def test_invalid_moves_are_refused_with_a_clear_message(db: Database, tmp_path: 
         launch(db, settings, KEY, "c")
     assert move(db, "c", CampaignStatus.CANCELLED).campaign.status is CampaignStatus.CANCELLED
 
-    for target in (CampaignStatus.CANCELLED, CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
+    for target in (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
         with pytest.raises(ValidationError, match=f"a campaign cannot go from cancelled to {target}"):
             move(db, "c", target)
+    # Not "cannot go from cancelled to cancelled" (a new user's review read "from paused to paused").
+    with pytest.raises(ValidationError, match="^the campaign is already cancelled$"):
+        move(db, "c", CampaignStatus.CANCELLED)
     with pytest.raises(ValidationError, match="only a draft can be launched; c is cancelled"):
         launch(db, settings, KEY, "c")
     assert campaign_status(db, "c") is CampaignStatus.CANCELLED

@@ -518,7 +518,8 @@ def _kind_expiry(schedule: WaveSchedule) -> str | None:
         return None
     follow_up = f"{FOLLOW_UP_LIFETIME.days} days after the event ends"
     default = follow_up if wave.kind is WaveKind.FOLLOW_UP else "at the event start"
-    return f"(a {wave.kind.value} expires {default})"
+    kind = wave.kind.value
+    return f"({'an' if kind[:1] in 'aeiou' else 'a'} {kind} expires {default})"  # an update, a reminder
 
 
 def _utc(instant: datetime) -> str:
