@@ -71,7 +71,7 @@ def test_invalid_moves_are_refused_with_a_clear_message(db: Database, tmp_path: 
         with pytest.raises(ValidationError, match=f"a campaign cannot go from cancelled to {target}"):
             move(db, "c", target)
     # Not "cannot go from cancelled to cancelled" (a new user's review read "from paused to paused").
-    with pytest.raises(ValidationError, match="^the campaign is already cancelled$"):
+    with pytest.raises(ValidationError, match=r"^the campaign is already cancelled$"):
         move(db, "c", CampaignStatus.CANCELLED)
     with pytest.raises(ValidationError, match="only a draft can be launched; c is cancelled"):
         launch(db, settings, KEY, "c")
