@@ -427,6 +427,9 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     web: WebSettings = field(default_factory=WebSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    config_file: Path | None = field(default=None, compare=False)
+    """The configuration file read (not a setting: two loads of the same settings compare equal); None when none
+    was found (the defaults apply, relative to ``root``)."""
 
     @property
     def data_dir(self) -> Path:
@@ -530,7 +533,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     _check_environment(environ)
     for name, cls in _SECTIONS.items():
         sections[name] = _build_section(cls, name, raw.get(name, {}), source, environ)
-    return Settings(root=root, **sections)
+    return Settings(root=root, **sections, config_file=path)
 
 
 def env_variable(section: str, key: str) -> str:

@@ -409,3 +409,27 @@ def test_a_rejects_report_that_cannot_be_written_is_a_warning(config: Path, tmp_
     warning = [line for line in result.output.splitlines() if line.startswith("Warning:")]
     assert len(warning) == 1
     assert f"{tmp_path / 'partial.rejects.csv'}" in warning[0]
+
+
+def test_without_a_config_file_a_missing_database_says_the_defaults_applied_and_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new user's review: run outside the project, "data/campaign.db does not exist: run `campaign init`" led to a
+    # second, empty database made there.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CAMPAIGN_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(cli, ["lists"])
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.endswith(
+        f"does not exist: run `campaign init` (no config.toml in {tmp_path} or above, so the defaults apply there: "
+        "run the command in the project's folder, or give --config)"
+    )
+    # With the database named in the environment, or a configuration file, the advice is the plain one.
+    named = CliRunner().invoke(cli, ["lists"], env={"CAMPAIGN_DATABASE_URL": "sqlite:///x.db"})
+    config = tmp_path / "config.toml"
+    config.write_text('[database]\nurl = "sqlite:///data/c.db"\n')
+    configured = CliRunner().invoke(cli, ["lists"])
+    for result in (named, configured):
+        assert result.exit_code == 1
+        assert result.output.strip().endswith("does not exist: run `campaign init`"), result.output

@@ -7,6 +7,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ from campaign.cli.users import users_group
 from campaign.cli.waves import waves_group
 from campaign.cli.web import web_command
 from campaign.cli.worker import worker_command, workers_command
-from campaign.exceptions import CampaignError
+from campaign.config import DEFAULT_CONFIG_NAME, env_variable
+from campaign.exceptions import CampaignError, StorageError
 
 
 class _Group(click.Group):
@@ -51,7 +53,22 @@ class _Group(click.Group):
         except CampaignError as exc:
             if isinstance(ctx.obj, App) and ctx.obj.debug:
                 raise
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(str(exc) + _without_config(ctx.obj, exc)) from exc
+
+
+def _without_config(app: object, exc: CampaignError) -> str:
+    """For a database error when no config.toml was found: that the defaults applied, and where. Run outside the
+    project's folder, a command said "data/campaign.db does not exist: run `campaign init`", whose init then made
+    a second, empty database there (a new user's review)."""
+    settings = app.settings_given if isinstance(app, App) else None
+    if not isinstance(exc, StorageError) or settings is None or settings.config_file is not None:
+        return ""
+    if env_variable("database", "url") in os.environ:
+        return ""
+    return (
+        f" (no {DEFAULT_CONFIG_NAME} in {settings.root} or above, so the defaults apply there: run the command in "
+        f"the project's folder, or give --config)"
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
