@@ -7,6 +7,7 @@ import email.policy
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationErr
 from campaign.models import CampaignStatus, WaveKind
 from campaign.services.campaigns import create_campaign, get_campaign, list_campaigns
 from campaign.services.contact_import import import_contacts
+from campaign.services.contacts import find_contacts
 from campaign.services.events import add_event, read_event_file
-from campaign.services.rendering import check_campaign, preview_contact, preview_zones
+from campaign.services.rendering import check_campaign, preview_contact, preview_zones, wave_renderer
 from campaign.store import lists as list_store
 from campaign.store.engine import Database
 from campaign.store.tables import campaigns, contacts
@@ -350,3 +352,25 @@ def test_cli_preview_of_someone_outside_the_list(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(config), "preview", "ilo", "--contact", "Out.Sider@example.org"])
     assert result.exit_code == 1
     assert result.output == "Error: Out.Sider@example.org is not on list 'webinar' of campaign 'ilo'\n"
+
+
+def test_a_follow_up_carries_no_calendar_the_other_kinds_do(ready: Database, settings: Settings) -> None:
+    # A recipient-side review: the follow-up, sent after the session, attached a confirmed invite.ics, which a
+    # calendar takes as the (past) session to add again.
+    details = get_campaign(ready, "ilo")
+    contact = next(iter(find_contacts(ready, list_name=details.campaign.list_name, limit=1)))
+    invitation = details.waves[0]
+    waves = [invitation] + [
+        replace(invitation, name=kind.value, kind=kind, template=kind.value)
+        for kind in (WaveKind.REMINDER, WaveKind.FOLLOW_UP)
+    ]
+    parts = {}
+    for wave in waves:
+        renderer = wave_renderer(settings, KEY, details, wave, "test")
+        raw = renderer.build(contact, f"<{wave.name}@example.org>")
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        parts[wave.kind] = {part.get_content_type() for part in message.walk()}
+    assert WaveKind.FOLLOW_UP in parts
+    for kind, types in parts.items():
+        carries = {"text/calendar", "application/ics"} <= types
+        assert carries is (kind is not WaveKind.FOLLOW_UP), (kind, types)

@@ -59,6 +59,9 @@ class WaveRenderer:
     # Each recipient's own calendar, with them as ATTENDEE: always for REQUEST, and for a CANCEL of invitations
     # that were REQUESTs (see calendar_per_recipient in wave_renderer). Otherwise one calendar for the wave.
     calendar_per_recipient: bool = False
+    # Whether messages carry the calendar (its alternative part and invite.ics): not a follow-up's, sent after the
+    # session, whose calendar would put the past session back into a calendar.
+    attaches_calendar: bool = True
     unsubscribe_mailto: str | None = None
     default_locale: str = "en"
     # The calendar's DTSTAMP: when the wave's calendar was made (the sender's clock; the real one by default).
@@ -80,12 +83,14 @@ class WaveRenderer:
         self._variables = WaveVariables(self.event, self.campaign, self.wave, self.event_before)
         if self.calendar_method is CalendarMethod.REQUEST:
             self.calendar_per_recipient = True  # a REQUEST without its ATTENDEE is no invitation (build_ics)
+        if not self.attaches_calendar:
+            self.calendar_per_recipient = False
         self._skeleton = MessageSkeleton(
             sender=self.sender,
             list_id=list_id(self.campaign, self.sender),
             campaign_id=f"{self.campaign['id']}/{self.wave['name']}",
             unsubscribe_mailto=self.unsubscribe_mailto,
-            calendar=None if self.calendar_per_recipient else self.calendar_bytes(),
+            calendar=None if self.calendar_per_recipient or not self.attaches_calendar else self.calendar_bytes(),
             calendar_method=self.calendar_method.value,
         )
         if self.subject_override:

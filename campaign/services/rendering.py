@@ -95,6 +95,7 @@ def wave_renderer(
         subject_override=wave.subject,
         calendar_method=method,
         calendar_per_recipient=invitations is CalendarMethod.REQUEST,
+        attaches_calendar=wave.kind is not WaveKind.FOLLOW_UP,
         unsubscribe_mailto=mail.unsubscribe_mailto or None,
         default_locale=settings.render.default_locale,
         stamp=stamp,
