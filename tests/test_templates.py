@@ -698,7 +698,7 @@ def test_the_date_line_speaks_the_language_of_the_body(
         assert body_words in rendered.text
         assert f"{plain(expected.zone_name)}:\n{plain(expected.when)}\n" in rendered.text
         assert html.escape(expected.when) in rendered.html
-        assert f'<html lang="{date_locale}">' in rendered.html
+        assert f'<html lang="{date_locale}" dir="ltr">' in rendered.html
     if date_locale != (locale or "en"):
         own = _times(zone, locale or "en")
         assert own.when != expected.when  # the contact's own language would have read differently

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -133,7 +135,7 @@ def test_the_spanish_variant_serves_es_co_and_english_the_rest(kind: WaveKind) -
         "html": f"{kind}.es.html",
         "text": f"{kind}.es.txt",
     }
-    assert '<html lang="es-CO">' in spanish.html
+    assert '<html lang="es-CO" dir="ltr">' in spanish.html
     assert "Estimado/a Carolina Gómez:" in spanish.text
     assert "Darse de baja: " in spanish.text
     for who in ("en Manila", "no zone"):
@@ -268,3 +270,17 @@ def test_the_organisers_time_is_added_only_where_it_reads_differently(kind: Wave
         message = RENDERERS[kind].render(who, who.id)
         assert ("(Central European Summer Time:" in flat(message.text)) is added, who.timezone
         assert ('class="organiser-time"' in message.html) is added, who.timezone
+
+
+def test_a_message_in_a_language_written_right_to_left_is_laid_out_right_to_left(tmp_path: Path) -> None:
+    # A recipient-side review: an Arabic template's message was laid out left to right (no dir).
+    directory = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, directory)
+    for ext in ("html", "txt", "subject"):
+        shutil.copy(directory / f"invitation.{ext}", directory / f"invitation.ar.{ext}")
+    arabic = replace(MANILA, locale="ar-EG")
+    wave = replace(renderer(WaveKind.REMINDER), templates=TemplateSet([directory], FILTERS), template_name="invitation")
+    assert '<html lang="ar-EG" dir="rtl">' in wave.render(arabic, arabic.id).html
+    assert '<html lang="en" dir="ltr">' in wave.render(MANILA, MANILA.id).html
+    # Without an Arabic template, the message is written in English: left to right.
+    assert '<html lang="en" dir="ltr">' in rendered(WaveKind.REMINDER, "en Manila").html

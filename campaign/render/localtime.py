@@ -74,6 +74,13 @@ def locale_of(tag: str | None) -> Locale:
 
 
 @cache
+def text_direction(tag: str | None) -> str:
+    """``rtl`` for a language written right to left (Arabic, Hebrew, Persian, Urdu), else ``ltr``: the HTML
+    ``dir`` of a message written in ``tag``."""
+    return "rtl" if locale_of(tag).character_order == "right-to-left" else "ltr"
+
+
+@cache
 def _cldr_ids(zone: str) -> tuple[str, ...]:
     """The zone's canonical IANA name and every alias CLDR may key its names by."""
     aliases: Mapping[str, str] = get_global("zone_aliases")

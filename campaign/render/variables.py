@@ -8,7 +8,8 @@ language: ``line``, ``zone_name``, ``when``, ``start``, ``end``; ``is_fallback``
 ``organiser_when`` (the same in the organiser's zone), ``links`` (register, join, calendar_google,
 calendar_outlook, calendar_ics, unsubscribe), ``link(url, name)`` for any other link, ``pixel_url``,
 ``campaign``, ``wave``, ``locale`` (the message's language, chosen by
-:meth:`~campaign.render.personalise.WaveRenderer.message_locale`), ``change`` (an update notice's: what changed,
+:meth:`~campaign.render.personalise.WaveRenderer.message_locale`), ``direction`` (``rtl`` when that language is
+written right to left, else ``ltr``: the layout's ``dir``), ``change`` (an update notice's: what changed,
 with the old time in the recipient's zone; None otherwise). ``preheader`` may be set by the template. The filters
 (:mod:`campaign.render.filters`) format any instant in the recipient's zone and the message's language; the values
 themselves are made by :mod:`campaign.render.values`.
@@ -23,7 +24,7 @@ from typing import Any
 from campaign.models import Contact, Event, EventBefore
 from campaign.render.filters import Viewer
 from campaign.render.links import MessageLinks
-from campaign.render.localtime import session_times
+from campaign.render.localtime import session_times, text_direction
 from campaign.render.values import calendar_links, change_values, contact_values, event_values, times_values
 
 
@@ -73,6 +74,7 @@ class WaveVariables:
             "campaign": self.campaign,
             "wave": self.wave,
             "locale": locale,
+            "direction": text_direction(locale),
             "viewer": Viewer(when.zone, locale),
             "change": change,
         }
