@@ -355,6 +355,22 @@ def test_sandbox_caps_what_an_operator_makes(source: str) -> None:
         "{{ (['x' * 100000] * 100000) | join('') }}",
         "{% set ns = namespace(s='x' * 100000) %}{% for _ in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
         "{% for _ in range(100000) %}{% for _ in range(100) %}{{ 'x' * 100 }}{% endfor %}{% endfor %}",
+        # A review of these bounds: every other way it found past them.
+        "{% set ns = namespace(s='x' * 100000) %}{% for _ in range(30) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "{{ 'x'.encode() * 5000000 }}",
+        "{{ 'x'.encode().ljust(4000000000) }}",
+        "{{ [('x' * 100000)] * 100000 }}",
+        "{{ '{:{}}'.format('x', '4000000000') }}",
+        "{{ ('x' * 100000).translate({120: 'y' * 100000}) }}",
+        "{{ ('a\\n' * 50000) | indent('y' * 100) }}",
+        "{{ ('x' * 100000) | wordwrap(10, wrapstring='y' * 100000) }}",
+        "{{ ('{0}' * 33000).format('x' * 100000) }}",
+        "{{ ('%(a)s' * 20000) % {'a': 'x' * 100000} }}",
+        "{{ (((10 ** 100) ** 100) ** 100) > 0 }}",
+        "{{ [1] | batch(1000000000, 'x') | list }}",
+        "{{ [[1] * 1000] * 1000 | sum(start=[]) }}",
+        "{{ range(10000) | list | tojson(indent=5000) }}",
+        "{{ (['x' * 1000] * 2000) | string }}",
     ],
 )
 def test_sandbox_bounds_the_text_a_template_makes(source: str) -> None:
@@ -372,6 +388,17 @@ def test_the_bounds_leave_ordinary_formatting_alone() -> None:
     )
     assert templates.string(source).render({}) == (
         "Call +41 22 7996111 about x, ref 00000042|    ab|3.14|ab..|a-b|a, b|xy|  Room 2024100  |ab   |"
+    )
+    # Large numbers are values, not widths (a first version of the bounds refused these).
+    numbers = (
+        "{{ '%d registrations so far' % 1234567 }}|{{ '{} registrations'.format(1234567) }}|"
+        "{{ 'Meeting ID: {}'.format(81234567890) }}|{{ 'Meeting ID %s' | format(81234567890) }}|"
+        "{{ 'Total: %(n)d' % {'n': 2500000} }}|{{ 10 ** 30 }}|{{ [1, 2] + [3] }}|{{ 'a' + 'b' }}|"
+        "{{ [3, 1, 2] | sum }}|{{ {'b': 1, 'a': 2} | dictsort | list }}"
+    )
+    assert templates.string(numbers).render({}) == (
+        "1234567 registrations so far|1234567 registrations|Meeting ID: 81234567890|Meeting ID 81234567890|"
+        f"Total: 2500000|{10**30}|[1, 2, 3]|ab|6|[('a', 2), ('b', 1)]"
     )
     # Up to the bound, what a template makes is made.
     assert len(templates.string("{{ 'x'.ljust(1000000) }}").render({})) == 1_000_000

@@ -10,10 +10,17 @@ can *make*: ``{{ 'x' * 100000000 }}`` in a draft made the live preview answer 10
 Contract of :class:`MessageSandbox`, each a :class:`~jinja2.exceptions.SecurityError` the checks report as
 "refused by the template sandbox":
 
-* No string a template makes is longer than :data:`MAX_TEXT` characters: the operations that widen a string are
-  refused *before* they run when the result would be longer (so the memory is never taken), and the result of
-  any other call, filter or ``~`` is refused after when it is.
-* A repetition by ``*`` of more than ``MAX_RANGE`` items or characters, and a power above 100, are refused.
+* No text (or bytes) a template makes is longer than :data:`MAX_TEXT` characters, and no list or tuple holds more
+  than ``MAX_RANGE`` items: what widens a text is refused *before* it runs when its result would be longer, by an
+  upper bound from its arguments (a method's width, a format's fields times its widest value or width, ``+`` of
+  two texts, ``*`` of a list of long texts, ``replace``, ``join``, ``translate``, the ``center``, ``indent``,
+  ``format``, ``replace``, ``join``, ``wordwrap`` filters), so the memory is never taken; the result of every
+  other call, filter, operator and ``~`` is refused after when it is over.
+* Numbers passed to a format are values, not widths (``'ID {}'.format(81234567890)``); only a width a format
+  takes from its arguments (``'%*d'``, ``'{:{}}'``) is read as one.
+* A repetition by ``*`` of more than ``MAX_RANGE`` items or characters is refused, a power above 100 or of more
+  than :data:`_POWER_BITS` bits, a JSON indent above 100, a ``batch`` filled to more than ``MAX_RANGE`` items,
+  and ``sum`` of anything but numbers (texts or lists added one by one take quadratic time).
 * A render whose output passes :data:`MAX_OUTPUT` characters stops there (nested loops writing text).
 
 What it does not bound: the time of loops that write nothing (two nested loops over ``range(100000)``); a
@@ -26,8 +33,9 @@ template once per shape, then fills the stencil: :mod:`campaign.render.stencil`)
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from jinja2 import nodes
@@ -43,11 +51,17 @@ MAX_OUTPUT = 2 * MAX_TEXT
 """The longest output of one render, in characters."""
 
 _NUMBER = re.compile(r"\d+")
-# A printf-style conversion's width and precision ('%-20.5s'); a str.format field's spec ('{name:>20}').
-_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d*)(?:\.(\d*))?[hlL]?[diouxXeEfFgGcrsa%]")
-_FORMAT_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")
-# str methods whose integer arguments are the width of their result.
+# A printf-style conversion with its width and precision ('%-20.5s', '%*d', '%(name)s').
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?[diouxXeEfFgGcrsa%]")
+# A str.format field and its spec ('{0}', '{name:>20}', '{:{width}}').
+_FORMAT_FIELD = re.compile(r"\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+# str methods whose first argument is the width of their result.
 _WIDTHS = frozenset({"ljust", "rjust", "center", "zfill"})
+_TEXT = (str, bytes)
+# The largest integer a power may make, in bits (10**30103): ((10**100)**100)**100 computed for minutes.
+_POWER_BITS = 100_000
+# The widest indent of a JSON dump (each line of the dump is indented by it).
+_JSON_INDENT = 100
 
 
 def _refuse_long(size: int) -> None:
@@ -55,49 +69,103 @@ def _refuse_long(size: int) -> None:
         raise SecurityError(f"a text of more than {MAX_TEXT:,} characters is not allowed")
 
 
+def _refuse_many(count: int) -> None:
+    if count > MAX_RANGE:
+        raise SecurityError(f"a list of more than {MAX_RANGE:,} items is not allowed")
+
+
 def _checked(value: Any) -> Any:
-    """``value``, refused when it is a string longer than :data:`MAX_TEXT`."""
-    if isinstance(value, str):
+    """``value``, refused when it is a text (or bytes) longer than :data:`MAX_TEXT`, or a list or tuple of more
+    than ``MAX_RANGE`` items."""
+    if isinstance(value, _TEXT):
         _refuse_long(len(value))
+    elif isinstance(value, list | tuple):
+        _refuse_many(len(value))
     return value
 
 
-def _printf_widths(text: str) -> int:
-    """The largest width or precision of ``text``'s printf-style conversions, 0 for none."""
-    return max((int(n) for found in _PRINTF_SPEC.findall(text) for n in found if n), default=0)
+def _width(value: Any) -> int:
+    """A width given as an argument (an integer, or a text of digits, which formatting takes too); 0 otherwise."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return abs(value)
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 20:
+        return int(value)
+    return 0
 
 
-def _format_widths_in(text: str) -> int:
-    """The largest number in ``text``'s ``str.format`` field specs, 0 for none."""
-    return max((int(n) for spec in _FORMAT_SPEC.findall(text) for n in _NUMBER.findall(spec)), default=0)
+def _text_size(value: Any) -> int:
+    """How long ``value`` is once written: its length for a text, a short guess for anything else (a number, a
+    date), whose text is bounded."""
+    return len(value) if isinstance(value, _TEXT) else 40
 
 
-def _largest_int(values: Iterable[Any]) -> int:
-    return max((v for v in values if isinstance(v, int) and not isinstance(v, bool)), default=0)
+def _values_of(given: Any) -> list[Any]:
+    if isinstance(given, Mapping):
+        return list(given.values())
+    return list(given) if isinstance(given, tuple) else [given]
 
 
-def _before_str_call(method: str, text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _printf_size(template: str, given: Any) -> int:
+    """At most how long ``template % given`` is: each conversion at most the widest value, width or precision."""
+    specs = _PRINTF_SPEC.findall(template)
+    if not specs:
+        return len(template)
+    values = _values_of(given)
+    widths = [int(n) for spec in specs for n in spec if n.isdigit()]
+    if any("*" in spec for spec in specs):  # widths taken from the values
+        widths += [_width(v) for v in values if isinstance(v, int)]
+    widest = max([*widths, *(_text_size(v) for v in values), 0])
+    return len(template) + len(specs) * widest
+
+
+def _format_size(template: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+    """At most how long ``template.format(*args, **kwargs)`` is: each field at most the widest value or width (a
+    nested width, ``{:{}}``, taken from the values)."""
+    fields = _FORMAT_FIELD.findall(template)
+    if not fields:
+        return len(template)
+    values = [*args, *kwargs.values()]
+    if len(args) == 1 and isinstance(args[0], Mapping):  # format_map
+        values += list(args[0].values())
+    widths = [int(n) for field in fields if ":" in field for n in _NUMBER.findall(field.split(":", 1)[1])]
+    if any("{" in field for field in fields):
+        widths += [_width(v) for v in values]
+    widest = max([*widths, *(_text_size(v) for v in values), 0])
+    return len(template) + len(fields) * widest
+
+
+def _before_text_call(method: str, text: str | bytes, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Refuse a call of ``text``'s ``method`` whose result would be over :data:`MAX_TEXT`, before it runs."""
+    given = (*args, *kwargs.values())
     if method in _WIDTHS:
-        _refuse_long(_largest_int((*args, *kwargs.values())))
+        _refuse_long(max((_width(v) for v in given[:1]), default=0))
     elif method == "expandtabs":
-        _refuse_long(len(text) + text.count("\t") * _largest_int((*args, *kwargs.values(), 8)))
-    elif method == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        tab = max((_width(v) for v in given[:1]), default=8)
+        tabs = text.count("\t") if isinstance(text, str) else text.count(b"\t")
+        _refuse_long(len(text) + tabs * tab)
+    elif method == "replace" and len(args) >= 2 and isinstance(args[0], _TEXT) and isinstance(args[1], _TEXT):
         old, new = args[0], args[1]
-        found = len(text) + 1 if not old else text.count(old)
+        found = len(text) + 1 if not old else text.count(old)  # type: ignore[arg-type]  # same type, or raises
         _refuse_long(len(text) + found * max(0, len(new) - len(old)))
     elif method == "join" and args and isinstance(args[0], Collection):
-        items = args[0]
-        _refuse_long(len(text) * max(0, len(items) - 1) + sum(len(i) for i in items if isinstance(i, str)))
+        _join_size(args[0], text)
+    elif method == "translate" and args and isinstance(args[0], Mapping):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, _TEXT)), default=1)
+        _refuse_long(len(text) * longest)
+    elif method in ("format", "format_map") and isinstance(text, str):
+        _refuse_long(_format_size(text, args, kwargs))
 
 
 def _join_size(parts: Any, separator: Any = "") -> None:
-    if isinstance(parts, Collection) and isinstance(separator, str):
-        _refuse_long(len(separator) * max(0, len(parts) - 1) + sum(len(p) for p in parts if isinstance(p, str)))
+    if isinstance(parts, Collection) and isinstance(separator, _TEXT):
+        _refuse_many(len(parts))
+        _refuse_long(len(separator) * max(0, len(parts) - 1) + sum(_text_size(p) for p in parts))
 
 
 def _bounded_filter(name: str, before: Callable[..., None] | None = None) -> Callable[..., Any]:
-    """Jinja's filter ``name``, checked: ``before`` (if any) with its arguments first, then the result's length."""
+    """Jinja's filter ``name``, checked: ``before`` (if any) with its arguments first, then the result's size."""
     original = FILTERS[name]
 
     def bounded(*args: Any, **kwargs: Any) -> Any:
@@ -105,22 +173,27 @@ def _bounded_filter(name: str, before: Callable[..., None] | None = None) -> Cal
             before(*args, **kwargs)
         return _checked(original(*args, **kwargs))
 
-    bounded.__dict__.update(original.__dict__)  # pass_environment / pass_eval_context marks
-    bounded.__name__ = original.__name__
-    return bounded
+    # Its name, and the pass_environment / pass_eval_context / pass_context mark Jinja reads (none on a builtin).
+    return functools.update_wrapper(bounded, original)
 
 
-def _widths(*args: Any, **kwargs: Any) -> None:
-    _refuse_long(_largest_int((*args[1:], *kwargs.values())))
+def _center_size(value: Any, width: Any = 80) -> None:
+    _refuse_long(_width(width))
 
 
-def _format_widths(value: Any, *args: Any, **kwargs: Any) -> None:
-    _refuse_long(max(_printf_widths(str(value)), _largest_int((*args, *kwargs.values()))))
+def _indent_size(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> None:
+    text = str(value)
+    step = len(width) if isinstance(width, str) else _width(width)
+    _refuse_long(len(text) + (text.count("\n") + 1) * step)
+
+
+def _format_filter_size(value: Any, *args: Any, **kwargs: Any) -> None:
+    _refuse_long(_printf_size(str(value), kwargs or args))
 
 
 def _replace_size(eval_ctx: Any, text: Any, old: Any, new: Any, count: Any = None) -> None:
     if isinstance(text, str) and isinstance(old, str) and isinstance(new, str):
-        _before_str_call("replace", text, (old, new), {})
+        _before_text_call("replace", text, (old, new), {})
 
 
 def _join_filter_size(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> None:
@@ -128,17 +201,42 @@ def _join_filter_size(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = N
         _join_size(value, d)
 
 
-BOUNDED_FILTERS: dict[str, Callable[..., Any]] = {
-    "center": _bounded_filter("center", _widths),
-    "indent": _bounded_filter("indent", _widths),
-    "format": _bounded_filter("format", _format_widths),
-    "replace": _bounded_filter("replace", _replace_size),
-    "join": _bounded_filter("join", _join_filter_size),
-    "truncate": _bounded_filter("truncate"),
-    "wordwrap": _bounded_filter("wordwrap"),
+def _wordwrap_size(environment: Any, s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None,
+                   break_on_hyphens: Any = True) -> None:  # fmt: skip
+    if isinstance(wrapstring, str) and isinstance(s, str):
+        _refuse_long(len(s) + (len(s) // max(1, _width(width)) + 1) * len(wrapstring))
+
+
+def _batch_size(value: Any, linecount: Any, fill_with: Any = None) -> None:
+    if fill_with is not None:
+        _refuse_many(_width(linecount))
+
+
+def _tojson_size(eval_ctx: Any, value: Any, indent: Any = None) -> None:
+    if indent is not None and _width(indent) > _JSON_INDENT:
+        raise SecurityError(f"a JSON indent above {_JSON_INDENT} is not allowed")
+
+
+def _sum_size(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> None:
+    if not isinstance(start, int | float):  # lists or texts added up one by one: quadratic
+        raise SecurityError("sum of anything but numbers is not allowed")
+
+
+_BEFORE: dict[str, Callable[..., None]] = {
+    "center": _center_size,
+    "indent": _indent_size,
+    "format": _format_filter_size,
+    "replace": _replace_size,
+    "join": _join_filter_size,
+    "wordwrap": _wordwrap_size,
+    "batch": _batch_size,
+    "tojson": _tojson_size,
+    "sum": _sum_size,
 }
-"""Jinja's filters that can widen a string, each refusing a result over :data:`MAX_TEXT` (before it is made
-where the arguments say its size)."""
+
+BOUNDED_FILTERS: dict[str, Callable[..., Any]] = {name: _bounded_filter(name, _BEFORE.get(name)) for name in FILTERS}
+"""Jinja's filters, each refusing a result over :data:`MAX_TEXT` (or a list over ``MAX_RANGE`` items), and, for
+those that can widen a text, before it is made where the arguments say its size."""
 
 
 class _BoundedCodeGenerator(CodeGenerator):
@@ -160,7 +258,7 @@ class MessageSandbox(SandboxedEnvironment):
     """
 
     code_generator_class = _BoundedCodeGenerator
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -185,19 +283,33 @@ class MessageSandbox(SandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for items, times in ((left, right), (right, left)):
-                if isinstance(items, str | list | tuple) and isinstance(times, int) and len(items) * times > MAX_RANGE:
-                    raise SecurityError(f"a repetition of more than {MAX_RANGE} items or characters is not allowed")
-        elif operator == "**" and isinstance(right, int) and isinstance(left, int | float) and abs(right) > 100:
-            raise SecurityError("a power above 100 is not allowed")
+                if (
+                    isinstance(items, str | bytes | list | tuple)
+                    and isinstance(times, int)
+                    and not isinstance(times, bool)
+                ):
+                    if len(items) * times > MAX_RANGE:
+                        raise SecurityError(f"a repetition of more than {MAX_RANGE} items or characters is not allowed")
+                    if isinstance(items, list | tuple):  # items that are long texts: their characters count
+                        _refuse_long(sum(_text_size(i) for i in items if isinstance(i, _TEXT)) * times)
+        elif operator == "**" and isinstance(right, int) and isinstance(left, int | float):
+            if abs(right) > 100:
+                raise SecurityError("a power above 100 is not allowed")
+            if isinstance(left, int) and left.bit_length() * abs(right) > _POWER_BITS:
+                raise SecurityError(f"a power of more than {_POWER_BITS:,} bits is not allowed")
         elif operator == "%" and isinstance(left, str):
-            given = right if isinstance(right, tuple) else (right,)
-            _refuse_long(max(_printf_widths(left), _largest_int(given)))
+            _refuse_long(_printf_size(left, right))
+        elif operator == "+":
+            if isinstance(left, _TEXT) and isinstance(right, _TEXT):
+                _refuse_long(len(left) + len(right))
+            elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                _refuse_many(len(left) + len(right))
         return _checked(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str):
-            _before_str_call(getattr(__obj, "__name__", ""), owner, args, kwargs)
+        if isinstance(owner, _TEXT):
+            _before_text_call(getattr(__obj, "__name__", ""), owner, args, kwargs)
         return _checked(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -207,8 +319,10 @@ class MessageSandbox(SandboxedEnvironment):
         text = value.__self__
 
         def bounded(*args: Any, **kwargs: Any) -> str:
-            nested = [*args, *kwargs.values(), *(args[0].values() if args and isinstance(args[0], dict) else ())]
-            _refuse_long(max(_format_widths_in(text), _largest_int(nested)))
+            if value.__name__ == "format_map" and args:
+                _refuse_long(_format_size(text, (), args[0] if isinstance(args[0], Mapping) else {}))
+            else:
+                _refuse_long(_format_size(text, args, kwargs))
             return str(_checked(wrapped(*args, **kwargs)))
 
         return bounded
