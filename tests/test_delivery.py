@@ -32,7 +32,7 @@ from sqlalchemy import Connection, event, select, text, update
 from sqlalchemy.exc import StatementError
 
 from campaign.config import Settings, load_settings
-from campaign.exceptions import TransientDeliveryError, ValidationError
+from campaign.exceptions import TransientDeliveryError, ValidationError, WriteLockBusyError
 from campaign.mail.capture import _FreePortController
 from campaign.mail.smtp import ServerChooser, SmtpConnection, SmtpServer
 from campaign.models import CampaignStatus, MessageStatus, SmtpSecurity, SuppressionReason
@@ -49,6 +49,7 @@ from campaign.services.lifecycle import CheckFailedError, launch, move
 from campaign.services.parallel import send_parallel
 from campaign.store import materialise, outbox
 from campaign.store import suppressions as suppression_store
+from campaign.store.async_write import in_write_patiently
 from campaign.store.engine import Database
 from campaign.store.tables import campaigns, contacts, messages, suppressions, waves
 from tests.conftest import DATA
@@ -1431,6 +1432,74 @@ def test_a_worker_outwaits_a_write_lock_held_longer_than_the_busy_timeout(
     assert summary.counts == {"sent": 40}
     assert smtp.handler.received() == Counter(emails)
     assert "held the database's write lock for" in caplog.text
+
+
+# SQLite only: SQLite's one write lock, held by another process.
+def test_a_worker_waiting_out_a_lock_still_stops_when_told(sqlite_db: Database, tmp_path: Path, smtp: Sink) -> None:
+    """Waiting for the lock as long as it is held must not make a worker deaf to its stop: a review found it
+    running seconds after SIGTERM, and after the second (the supervisor then kills it)."""
+    settings = tuned(base_settings(tmp_path), concurrency=2)
+    prepare(sqlite_db, tmp_path, 40)
+    launch(sqlite_db, settings, KEY, "c")
+    url = sqlite_db.url.render_as_string(hide_password=False)
+    impatient, other = Database(url, busy_timeout_ms=100), Database(url)
+    stopped_in: list[float] = []
+
+    async def scenario() -> DispatchSummary:
+        stop, abort = asyncio.Event(), asyncio.Event()
+        request = DeliveryRequest(impatient, settings, KEY, smtp.servers(), campaign_ref="c")
+        worker = asyncio.create_task(send_due(request, stop=stop, abort=abort))
+        deadline = time.monotonic() + 10
+        while not smtp.handler.received() and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        with other.write():  # held from now on: the worker's next claim and commit wait for it
+            await asyncio.sleep(0.5)
+            assert not worker.done()
+            # The first SIGTERM: no more claims, what was sent is still recorded (it waits for the lock) ...
+            stop.set()
+            await asyncio.sleep(0.5)
+            assert not worker.done()
+            # ... the second: it stops at once.
+            abort.set()
+            began = time.monotonic()
+            with contextlib.suppress(WriteLockBusyError):  # what was sent may stay unrecorded: its lease lapses
+                await asyncio.wait_for(asyncio.shield(worker), 3)
+            stopped_in.append(time.monotonic() - began)
+        return await worker if not worker.exception() else DispatchSummary()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        impatient.dispose()
+        other.dispose()
+    assert stopped_in[0] < 1.5
+
+
+def test_a_patient_write_lets_the_event_loop_run_even_with_no_busy_timeout(sqlite_db: Database) -> None:
+    # With database.busy_timeout_ms = 0 an attempt fails at once: the wait spun without yielding, deaf to
+    # cancellation, and logged ~11,600 warnings a second (a review).
+    url = sqlite_db.url.render_as_string(hide_password=False)
+    impatient, other = Database(url, busy_timeout_ms=0), Database(url)
+    ticks = 0
+
+    async def scenario() -> None:
+        nonlocal ticks
+        given_up = asyncio.Event()
+        waiting = asyncio.create_task(in_write_patiently(impatient, lambda conn: None, "test", given_up.is_set))
+        for _ in range(30):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        given_up.set()
+        with pytest.raises(WriteLockBusyError):
+            await asyncio.wait_for(waiting, 1)
+
+    try:
+        with other.write():
+            asyncio.run(scenario())
+    finally:
+        impatient.dispose()
+        other.dispose()
+    assert ticks == 30
 
 
 def test_a_failed_commit_stops_the_run_instead_of_hanging(db: Database, tmp_path: Path, smtp: Sink) -> None:

@@ -51,6 +51,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from campaign.exceptions import WriteLockBusyError
 from campaign.models import Contact, MessageStatus, Wave
 from campaign.render.personalise import WaveRenderer
 from campaign.rules.delivery import claim_size, message_deadline
@@ -149,6 +150,8 @@ class Dispatcher:
             group_max=d.group_commit_max,
             # Only once committed: a batch whose commit failed leaves its messages in hand (the run stops).
             committed=lambda batch: self.in_hand.difference_update(r.job.message.id for r in batch),
+            # A graceful stop still records what was sent, however long the lock is held; an abort does not wait.
+            give_up=self.signals.aborting,
         )
         self.heartbeat = Heartbeat(
             db, settings, name=self.owner, role=WORKER, state=ALIVE, counts=self._counts, lease_clock=clock
@@ -286,7 +289,15 @@ class Dispatcher:
             return claim, claimed, contacts, campaign_store.waves_by_id(conn, sorted({m.wave_id for m in claimed}))
 
         while True:
-            claim, claimed, contacts, waves = await in_write_patiently(self.db, lease, "claim messages")
+            # A stopping run claims nothing more: it gives up the wait at once.
+            try:
+                claim, claimed, contacts, waves = await in_write_patiently(
+                    self.db, lease, "claim messages", self.signals.stopping
+                )
+            except WriteLockBusyError:
+                if self.signals.stopping():
+                    return []
+                raise
             if claim.suppressed:
                 # Addresses suppressed since their wave was queued: the claim recorded them; they are reported
                 # like any result, so a progress display still reaches its total.

@@ -70,11 +70,15 @@ class ResultRecorder:
         window_ms: float = 0.0,
         group_max: int = 0,
         committed: Callable[[list[Result]], None] | None = None,
+        give_up: Callable[[], bool] | None = None,
     ) -> None:
         """``write`` records each batch; ``senders`` is how many report results (it sizes a group). A
         ``window_ms`` above 0 (PostgreSQL: see the module doc) lets senders go on before their results are
         committed, at most ``group_max`` of them waiting. ``committed`` is told of each batch once its
-        transaction has committed, before anything else of the event loop runs."""
+        transaction has committed, before anything else of the event loop runs. ``give_up()`` says when to stop
+        waiting for SQLite's write lock (the run aborted): otherwise a commit waits as long as another connection
+        holds it."""
+        self.give_up = give_up
         self.db = db
         self.write = write
         self.committed = committed
@@ -139,7 +143,8 @@ class ResultRecorder:
         if not batch:
             return
         try:
-            lost = await in_write_patiently(self.db, lambda conn: self.write(conn, batch), "record results") or set()
+            write = in_write_patiently(self.db, lambda conn: self.write(conn, batch), "record results", self.give_up)
+            lost = await write or set()
         except asyncio.CancelledError:
             self._pending[:0] = batch  # stopped while waiting for the write lock: the last flush records these
             raise

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from campaign.config import Settings
+from campaign.exceptions import WriteLockBusyError
 from campaign.services.dispatch_stop import StopSignals
 from campaign.store import rate_limits as rate_store
 from campaign.store.async_write import in_write_patiently
@@ -89,7 +90,14 @@ class SharedBucket:
                     await signals.sleep(wait)
                     continue
                 want = self.batch - self.allowance
-                grant = await in_write_patiently(db, self._take(want), "take from the sending rate's allowance")
+                try:
+                    grant = await in_write_patiently(
+                        db, self._take(want), "take from the sending rate's allowance", signals.stopping
+                    )
+                except WriteLockBusyError:
+                    if signals.stopping():  # stopped while another process held the lock
+                        return False
+                    raise
                 self.allowance += grant.granted
                 if grant.granted < want:
                     # Drained: the fleet is at the limit. What is missing accrues in at least this long; asking

@@ -29,10 +29,11 @@ from campaign.store.engine import Database
 log = logging.getLogger(__name__)
 
 _LOCK_POLL_FIRST, _LOCK_POLL_MAX = 0.0002, 0.002  # seconds between attempts at SQLite's write lock
+_WARN_EVERY = 10.0  # seconds between two warnings of one wait for the lock
 _T = TypeVar("_T")
 
 
-async def in_write(db: Database, work: Callable[[Connection], _T]) -> _T:
+async def in_write(db: Database, work: Callable[[Connection], _T], give_up: Callable[[], bool] | None = None) -> _T:
     """``work`` in a write transaction, for which the caller waits without stalling.
 
     SQLite has one write lock; while another sender process holds it, SQLite's own wait sleeps 1 to 100 ms
@@ -47,24 +48,34 @@ async def in_write(db: Database, work: Callable[[Connection], _T]) -> _T:
             with db.write(wait=False) as conn:
                 return work(conn)
         except WriteLockBusyError:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or (give_up is not None and give_up()):
                 raise
         await asyncio.sleep(pause)
         pause = min(2 * pause, _LOCK_POLL_MAX)
 
 
-async def in_write_patiently(db: Database, work: Callable[[Connection], _T], what: str) -> _T:
-    """As :func:`in_write`, waiting for the write lock as long as another connection holds it: each busy timeout
-    passed is a warning naming ``what`` waits (``"record delivery results"``), never an error. A cancellation
-    (the run stopping) ends the wait, as it ends :func:`in_write`'s."""
-    waited = 0.0
+async def in_write_patiently(
+    db: Database, work: Callable[[Connection], _T], what: str, give_up: Callable[[], bool] | None = None
+) -> _T:
+    """As :func:`in_write`, waiting for the write lock as long as another connection holds it, unless
+    ``give_up()`` says to stop (the run is stopping: then :class:`WriteLockBusyError` at once, as :func:`in_write`
+    raises it). A warning naming ``what`` waits (``"record delivery results"``) is logged every
+    :data:`_WARN_EVERY` seconds of waiting, never an error; between attempts the event loop runs (with a busy
+    timeout of 0, an attempt fails at once: without a pause this spun, and logged thousands of lines a second)."""
+    began = time.monotonic()
+    last_warned: float | None = None
     while True:
         try:
-            return await in_write(db, work)
+            return await in_write(db, work, give_up)
         except WriteLockBusyError:
-            waited += db.busy_timeout_ms / 1000
-            log.warning(
-                "another connection has held the database's write lock for %.0f s or more: still waiting to %s",
-                waited,
-                what,
-            )
+            if give_up is not None and give_up():
+                raise
+            now = time.monotonic()
+            if last_warned is None or now - last_warned >= _WARN_EVERY:
+                last_warned = now
+                log.warning(
+                    "another connection has held the database's write lock for %.0f s: still waiting to %s",
+                    now - began,
+                    what,
+                )
+        await asyncio.sleep(_LOCK_POLL_MAX)
