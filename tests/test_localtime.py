@@ -212,6 +212,16 @@ def test_the_date_and_its_times_are_joined_as_the_language_joins_them(zone: str,
     assert plain(times(zone, locale).when) == when
 
 
+@pytest.mark.parametrize("locale", ["zh-Hant", "zh-Hant-TW", "zh-Hant-HK", "zh-Hant-MO"])
+def test_traditional_chinese_reads_its_times_though_babel_cannot_format_their_interval(locale: str) -> None:
+    # A review: Babel's format_interval raises NotImplementedError for these locales' day periods ("B"); the
+    # session was a template error for every zh-Hant contact.
+    t = times("Asia/Taipei", locale)
+    assert "2020年6月26日" in t.when
+    assert "7:30" in t.when
+    assert "9:00" in t.when
+
+
 def test_a_session_across_midnight_joins_its_ends_as_the_language_does() -> None:
     start = datetime(2020, 6, 26, 14, 0, tzinfo=UTC)  # 23:00 in Tokyo, to 01:00 the next day
     t = times("Asia/Tokyo", "ja", start=start, end=start + timedelta(hours=2))

@@ -10,10 +10,12 @@ at 20,000 messages the lean one of tests/smtp_sink.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -648,3 +650,53 @@ def test_a_worker_restarted_under_its_name_takes_over_the_ended_row_and_not_its_
         worker_store.set_state(conn, "w1", "stopped", datetime.now(UTC))
     Heartbeat(db, settings, name="w1", role="worker", state="alive").start()
     assert worker_row(db, "w1").state == "alive"
+
+
+def test_two_processes_starting_at_once_under_one_name_one_starts_the_other_is_refused_in_one_line(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A review: on PostgreSQL both looked, found nothing, and the second insert was a raw IntegrityError.
+    settings = base_settings(tmp_path)
+    looked = threading.Barrier(2, timeout=10)
+    found = worker_store.find
+
+    def find_then_wait(conn: Any, name: str) -> worker_store.WorkerRecord | None:
+        record = found(conn, name)
+        with contextlib.suppress(threading.BrokenBarrierError):  # SQLite: the other waits for the lock meanwhile
+            looked.wait(timeout=1)
+        return record
+
+    monkeypatch.setattr(worker_store, "find", find_then_wait)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        try:
+            Heartbeat(db, settings, name="w1", role="worker", state="alive").start()
+            outcomes.append("started")
+        except WorkerNameTakenError as exc:
+            outcomes.append(f"refused: {exc}")
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert sorted(o.split(":")[0] for o in outcomes) == ["refused", "started"], outcomes
+    assert worker_row(db, "w1").pid == os.getpid()
+
+
+def test_a_long_name_taken_over_hands_its_leases_to_another_name(db: Database, tmp_path: Path) -> None:
+    # A review: "{name} (pid 7, ended)" cut to the lease owner's 100 characters was the name itself.
+    settings = base_settings(tmp_path)
+    prepare(db, tmp_path, 2)
+    launch(db, settings, KEY, "c")
+    name = "w" * 100
+    died = datetime.now(UTC) - timedelta(hours=1)
+    with db.write() as conn:
+        worker_store.register(conn, name=name, role="worker", host="h", pid=7, state="alive", now=died)
+        now = datetime.now(UTC)
+        outbox.claim(conn, owner=name, now=now, lease_until=now, limit=2)
+    Heartbeat(db, settings, name=name, role="worker", state="alive").start()
+    with db.read() as conn:
+        owners = set(conn.scalars(select(messages.c.lease_owner).where(messages.c.status == "sending")))
+    assert owners == {"w" * 60 + " (pid 7, ended)"}

@@ -187,7 +187,11 @@ def _when(start: datetime, end: datetime, tz: ZoneInfo, loc: Locale) -> str:
     not an English comma), and so are the two ends of a session across midnight (its interval pattern)."""
     date_time = loc.datetime_formats["full"]
     if start.date() == end.date():
-        times = format_interval(start, end, skeleton=_hour_skeleton(loc), tzinfo=tz, locale=loc)
+        try:
+            times = format_interval(start, end, skeleton=_hour_skeleton(loc), tzinfo=tz, locale=loc)
+        except NotImplementedError:  # Babel cannot format some locales' skeletons (zh-Hant's day periods, "B")
+            short = [format_time(at, "short", tzinfo=tz, locale=loc) for at in (start, end)]
+            times = _cldr_join(loc.interval_formats.get(None) or "{0} – {1}", *short)
         return _cldr_join(date_time, times, format_date(start, "full", locale=loc))
     ends = [
         _cldr_join(date_time, format_time(at, "short", tzinfo=tz, locale=loc), format_date(at, "full", locale=loc))

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from campaign.config import Settings
 from campaign.exceptions import CampaignError
@@ -127,6 +127,14 @@ class Heartbeat:
         host, pid = process_name()
         self.renewed_at = time.monotonic()
         now = utc_now()
+        try:
+            self._register(host, pid, now)
+        except IntegrityError:  # another process of this name registered between our look and our insert
+            raise WorkerNameTakenError(
+                f"a process named {self.name!r} started at the same moment: give each process its own --name"
+            ) from None
+
+    def _register(self, host: str, pid: int, now: datetime) -> None:
         with self.db.write() as conn:
             found = worker_store.find(conn, self.name)
             if found is not None:
@@ -137,7 +145,8 @@ class Heartbeat:
                         f"a process named {self.name!r} is running (pid {found.pid} on {found.host}, its heartbeat "
                         f"{ago} s ago): give another --name, or stop that one first"
                     )
-                retired = f"{self.name} (pid {found.pid}, ended)"[:100]
+                # Never the name itself, whatever its length (a lease owner holds 100 characters).
+                retired = f"{self.name[:60]} (pid {found.pid}, ended)"
                 if handed := worker_store.retire(conn, self.name, retired):
                     log.warning(
                         "%s: %d message(s) its earlier process was sending go back to the queue when their lease ends",

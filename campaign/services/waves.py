@@ -350,7 +350,8 @@ def _require_renders(
     report = check_wave(renderer, wave, contacts, campaign.name)
     if report.errors:
         problem = report.errors[0].removeprefix(f"wave {name}: ")
-        option = "subject" if "subject" in problem else "template"
+        # The wave's own subject's errors begin so (render_errors); a variable named subject_area is a template's.
+        option = "subject" if problem.startswith("the subject:") else "template"
         raise WaveOptionError(option, f"wave {name} was not {done}: it does not render: {problem}")
 
 
