@@ -7,10 +7,10 @@ Contract: :func:`in_write` runs ``work`` in one write transaction and returns wh
 write lock; while another connection holds it, this waits by yielding to the event loop between attempts
 (0.2 ms, doubling up to 2 ms), not inside SQLite, and raises :class:`~campaign.exceptions.WriteLockBusyError`
 once the database's busy timeout has passed. An attempt fails before ``work`` starts, so ``work`` runs once.
-:func:`in_write_patiently` never gives up on the lock: it logs a warning each busy timeout and waits on, for the
-delivery worker's claims and commits, whose failure would stop the worker (and with it ``campaign serve``, its
-web service included) while another process merely holds the lock long (a large import, a wave of a million
-fired, a backup taking the lock).
+:func:`in_write_patiently` does not give up on the lock while its caller goes on (``give_up``: the run stopping):
+it logs a warning every 10 s of waiting and waits on, for the delivery worker's claims and commits, whose failure
+would stop the worker (and with it ``campaign serve``, its web service included) while another process merely
+holds the lock long (a large import, a wave of a million fired, a backup taking the lock).
 """
 
 from __future__ import annotations
