@@ -53,7 +53,7 @@ CONTACTS = {"en Manila": MANILA, "es-CO Bogota": BOGOTA, "no zone": NO_ZONE}
 # rather than computed by the code under test.
 LOCAL_LINES = {
     "en Manila": "Philippine Standard Time: Friday, June 26, 2020, 7:30 – 9:00 PM",
-    "es-CO Bogota": "hora estándar de Colombia: viernes, 26 de junio de 2020, 6:30 a 8:00 a. m.",
+    "es-CO Bogota": "Hora estándar de Colombia: viernes, 26 de junio de 2020, 6:30 a 8:00 a. m.",
     "no zone": "Central European Summer Time: Friday, June 26, 2020, 1:30 – 3:00 PM (Coordinated Universal Time: "
     "Friday, June 26, 2020, 11:30 AM – 1:00 PM)",
 }

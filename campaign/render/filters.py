@@ -92,6 +92,14 @@ def sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?", "。", "؟")) else f"{text}."
 
 
+def capfirst(text: str) -> str:
+    """``text`` with its first letter upper case and the rest as it is (Jinja's ``capitalize`` lowers the rest):
+    a CLDR zone name at the start of a line, written for the middle of a sentence in Spanish ("hora estándar de
+    Colombia")."""
+    text = str(text)
+    return text[:1].upper() + text[1:]
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "local_datetime": _local_datetime,
     "local_date": _local_date,
@@ -100,4 +108,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "plain": plain,
     "shorten": shorten,
     "sentence": sentence,
+    "capfirst": capfirst,
 }
