@@ -150,6 +150,7 @@ def test_bad_input_in_each_field_is_one_line_beside_it_and_changes_nothing(world
         assert message.strip()
         assert "\n" not in message.strip()
         assert "Traceback" not in message
+        assert " --" not in message, message  # the form's words, not the command line's options
         assert f'aria-describedby="{field}-error"' in refused.body or f" {field}-error" in refused.body
         assert HOSTILE not in refused.body
         for name, value in changes.items():  # what was typed stays (escaped)

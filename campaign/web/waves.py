@@ -22,6 +22,7 @@ campaign's page shows it in its history.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -96,7 +97,7 @@ async def new_wave(request: Request, staff: Staff) -> Response:
     try:
         await run_in_threadpool(add_wave, data.db, data.settings, campaign_id, name, options)
     except (ValidationError, AlreadyExistsError) as exc:
-        form.errors[_field_of(exc)] = str(exc)
+        form.errors[_field_of(exc)] = _form_message(exc)
         return _form(request, staff, plan, form, None, status=400)
     except NotFoundError as exc:
         return problem(request, staff, 404, str(exc))
@@ -121,7 +122,7 @@ async def edit_wave_page(request: Request, staff: Staff) -> Response:
     try:
         await run_in_threadpool(edit_wave, data.db, data.settings, str(plan.campaign.id), line.name, options)
     except WaveOptionError as exc:
-        form.errors[_field_of(exc)] = str(exc)
+        form.errors[_field_of(exc)] = _form_message(exc)
         return _form(request, staff, plan, form, line, status=400)
     except (ValidationError, NotFoundError) as exc:  # it fired meanwhile, or is gone
         return problem(request, staff, 409, str(exc))
@@ -257,6 +258,25 @@ def _form(
         kinds=[kind.value for kind in HAND_KINDS] + ([line.kind.value] if line and line.kind in EVENT_NOTICES else []),
         audiences=[audience.value for audience in Audience],
     )
+
+
+# The command line's options that the services' refusals name, as this form labels its fields: a staff member in
+# the browser never typed "--expires".
+_FORM_WORDS = {
+    "--expires": "'Not sent after'",
+    "--at": "the time",
+    "--kind": "the kind",
+    "--audience": "the audience",
+    "--window": "the send window",
+    "--template": "the template",
+    "--subject": "the subject",
+}
+_OPTION = re.compile("|".join(re.escape(option) + r"\b" for option in _FORM_WORDS))
+
+
+def _form_message(exc: CampaignError) -> str:
+    """A service's refusal as the form words it: its fields' labels, not the command line's options."""
+    return _OPTION.sub(lambda found: _FORM_WORDS[found.group(0)], str(exc))
 
 
 def _field_of(exc: CampaignError) -> str:
