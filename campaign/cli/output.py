@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import click
 
 from campaign.render.localtime import zone_name
+from campaign.rules.timing import utc_offset_text
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -28,9 +29,6 @@ def local_time(instant: datetime, zone: str, *, named: bool = False) -> str:
     local = instant.astimezone(ZoneInfo(zone))
     if named:
         return f"{local:%Y-%m-%d %H:%M} {zone_name(local, zone)}"
-    offset = local.utcoffset()
-    if zone == "UTC" or offset is None:
+    if zone == "UTC":
         return f"{local:%Y-%m-%d %H:%M} UTC"
-    sign, minutes = ("-", -offset) if offset < timedelta(0) else ("+", offset)
-    hours, rest = divmod(int(minutes.total_seconds()) // 60, 60)
-    return f"{local:%Y-%m-%d %H:%M} {sign}{hours:02d}:{rest:02d}"
+    return f"{local:%Y-%m-%d %H:%M} {utc_offset_text(local.utcoffset())}"

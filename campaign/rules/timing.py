@@ -128,6 +128,14 @@ def parse_offset(text: str) -> timedelta:
     return -magnitude if sign == "-" else magnitude
 
 
+def utc_offset_text(offset: timedelta | None) -> str:
+    """A zone's offset from UTC as ISO 8601 writes it: ``+02:00``, ``-03:30``, ``+00:00`` (None: ``+00:00``)."""
+    minutes = int((offset or timedelta(0)).total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{rest:02d}"
+
+
 def format_offset(offset: timedelta) -> str:
     """The inverse of :func:`parse_offset`: ``-7d``, ``-1h``, ``+0``, ``-1d12h``, ``-1h30m`` (never weeks).
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
 from babel.core import get_global
 
 from campaign.render.localtime import zone_name
+from campaign.rules.timing import utc_offset_text
 
 KEPT_WITHOUT_AREA = ("UTC",)
 """Zones offered although their name has no area (``Europe/``...; the others, like ``EST5EDT``, are POSIX
@@ -61,8 +62,4 @@ def zone_choices(now: datetime, locale: str = "en") -> list[ZoneChoice]:
 
 def utc_offset(now: datetime, zone: str) -> str:
     """``zone``'s offset from UTC at ``now``: ``UTC+02:00``, ``UTC-03:30``, ``UTC+00:00``."""
-    offset = now.astimezone(ZoneInfo(zone)).utcoffset() or timedelta(0)
-    minutes = int(offset.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{sign}{hours:02d}:{rest:02d}"
+    return "UTC" + utc_offset_text(now.astimezone(ZoneInfo(zone)).utcoffset())

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
@@ -45,6 +45,7 @@ from campaign.config import Settings
 from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
 from campaign.models import AuditAction, AuditEntry, Event, EventStatus, Permission
 from campaign.rules.routes import EVENT_PAGE
+from campaign.rules.timing import utc_offset_text
 from campaign.services import audit
 from campaign.services.event_audience import CampaignAudience, campaigns_by_event, event_audiences
 from campaign.services.event_form import check_event_fields
@@ -231,10 +232,7 @@ def local_text(instant: datetime, zone: str) -> str:
     other = local.replace(fold=1 - local.fold)
     text = local.strftime(_LOCAL_FORM)
     if other.utcoffset() != local.utcoffset():
-        offset = local.utcoffset() or timedelta(0)
-        minutes = int(offset.total_seconds()) // 60
-        sign = "-" if minutes < 0 else "+"
-        text += f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+        text += utc_offset_text(local.utcoffset())
     return text
 
 
