@@ -73,6 +73,11 @@ def locale_of(tag: str | None) -> Locale:
     return Locale.parse(DEFAULT_LOCALE)
 
 
+def language_of(tag: str) -> str:
+    """The language of a BCP 47 tag: ``es`` of ``es-CO`` (and of ``es_CO``)."""
+    return tag.replace("_", "-").split("-", 1)[0].lower()
+
+
 @cache
 def text_direction(tag: str | None) -> str:
     """``rtl`` for a language written right to left (Arabic, Hebrew, Persian, Urdu), else ``ltr``: the HTML

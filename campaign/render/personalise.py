@@ -23,6 +23,7 @@ from campaign.models import Contact, Event, EventBefore
 from campaign.render.calendar import CalendarMethod, build_ics
 from campaign.render.identifiers import list_id
 from campaign.render.links import LinkPolicy, MessageLinks
+from campaign.render.localtime import language_of
 from campaign.render.mime import MessageSkeleton, Sender, WireText
 from campaign.render.render_errors import describe_render_error
 from campaign.render.stencil import StencilledTemplate
@@ -132,7 +133,7 @@ class WaveRenderer:
         if found is None:
             file_name = self.templates.resolve(self.template_name, "html", locale)
             written = variant_locale(self.template_name, "html", file_name) or self.default_locale
-            found = locale if _language(locale) == _language(written) else written
+            found = locale if language_of(locale) == language_of(written) else written
             self._message_locales[locale] = found
         return found
 
@@ -223,8 +224,3 @@ class WaveRenderer:
             calendar=calendar,
             eight_bit=eight_bit,
         )
-
-
-def _language(tag: str) -> str:
-    """The language of a BCP 47 tag: ``es`` for ``es-CO``."""
-    return tag.split("-", 1)[0].lower()

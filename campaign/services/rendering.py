@@ -23,7 +23,7 @@ from campaign.render.calendar import CalendarMethod
 from campaign.render.filters import FILTERS
 from campaign.render.identifiers import message_id_for
 from campaign.render.links import LinkBook, MemoryLinkBook, SignedLinkPolicy
-from campaign.render.localtime import session_times
+from campaign.render.localtime import language_of, session_times
 from campaign.render.mime import Sender
 from campaign.render.personalise import WaveRenderer
 from campaign.render.templates import TemplateSet
@@ -199,7 +199,7 @@ class CheckReport:
             names = ", ".join(dict.fromkeys(templates))
             count = sum(n for _, n in locales)
             languages = ", ".join(f"{locale} {n}" for locale, n in locales)
-            example = f"{templates[0]}.{_language_of(locales[0][0])}.html"
+            example = f"{templates[0]}.{language_of(locales[0][0])}.html"
             self.warnings.append(
                 f"{count} contact(s) get {names} in {written}, their language having no template of its own: "
                 f"{languages} (a variant such as {example} writes to them in theirs)"
@@ -279,7 +279,7 @@ def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact],
             load_errors[locale] = _load_error(renderer, locale)
         if load_errors[locale] is not None:
             continue
-        if _language_of(renderer.message_locale(locale)) != _language_of(locale):
+        if language_of(renderer.message_locale(locale)) != language_of(locale):
             untranslated[locale] += 1
         try:
             rendered = renderer.render(contact, source=True)
@@ -315,11 +315,6 @@ def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact],
             f"show, where they cut it — {count} contact(s): {_examples(count, examples)}"
         )
     return checked
-
-
-def _language_of(locale: str) -> str:
-    """The language of a BCP 47 tag: ``es`` of ``es-CO`` (of ``es_CO`` too)."""
-    return locale.replace("_", "-").split("-", 1)[0].lower()
 
 
 def _examples(count: int, examples: list[str]) -> str:
