@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from campaign.config import Settings
 from campaign.exceptions import CampaignError
 from campaign.services.rate_limits import forget_idle_domains
+from campaign.services.workers import judged_state
 from campaign.store import workers as worker_store
 from campaign.store.async_write import in_write
 from campaign.store.engine import Database
@@ -138,8 +139,7 @@ class Heartbeat:
         with self.db.write() as conn:
             found = worker_store.find(conn, self.name)
             if found is not None:
-                alive = found.state in worker_store.RUNNING and now - found.heartbeat_at < self._stale_after
-                if alive:
+                if judged_state(found, now, self.lease_seconds) in worker_store.RUNNING:
                     ago = max(0, round((now - found.heartbeat_at).total_seconds()))
                     raise WorkerNameTakenError(
                         f"a process named {self.name!r} is running (pid {found.pid} on {found.host}, its heartbeat "
@@ -154,11 +154,6 @@ class Heartbeat:
                         handed,
                     )
             worker_store.register(conn, name=self.name, role=self.role, host=host, pid=pid, state=self.state, now=now)
-
-    @property
-    def _stale_after(self) -> timedelta:
-        """How long without a heartbeat before a process counts as ended: a lease (its leases have lapsed)."""
-        return timedelta(seconds=self.lease_seconds)
 
     async def keep_beating(self) -> None:
         """Beat every :attr:`interval` seconds until cancelled."""

@@ -40,12 +40,17 @@ def registry(db: Database, settings: Settings, now: datetime | None = None) -> l
     with db.read() as conn:
         records = worker_store.all_workers(conn)
     lease = settings.delivery.lease_seconds
-    states = []
-    for record in records:
-        age = max(0.0, (now - record.heartbeat_at).total_seconds())
-        state = STALE if record.state in RUNNING and age > lease else record.state
-        states.append(WorkerState(record, age, state))
-    return states
+    return [
+        WorkerState(record, max(0.0, (now - record.heartbeat_at).total_seconds()), judged_state(record, now, lease))
+        for record in records
+    ]
+
+
+def judged_state(record: WorkerRecord, now: datetime, lease_seconds: float) -> str:
+    """The row's state as its heartbeat says it now: :data:`STALE` for a process that says it runs but has not
+    beaten for a lease (it died, or stalled: its leases have lapsed), else what it says."""
+    age = (now - record.heartbeat_at).total_seconds()
+    return STALE if record.state in RUNNING and age > lease_seconds else record.state
 
 
 def leader(states: list[WorkerState]) -> WorkerState | None:
