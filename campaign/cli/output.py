@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from campaign.render.localtime import zone_name
+from campaign.render.localtime import wall_clock
 from campaign.rules.timing import utc_offset_text
 
 
@@ -26,9 +26,9 @@ def local_time(instant: datetime, zone: str, *, named: bool = False) -> str:
     """``2020-06-26 13:30 +02:00`` in ``zone`` (``... UTC`` in UTC), for tables whose rows or heading name the
     zone; ``named``: with the zone's CLDR name instead, ``2020-06-26 13:30 Central European Summer Time``. Never
     strftime's abbreviation: Manila's and the Pacific's are both "PST", India's and Israel's "IST"."""
-    local = instant.astimezone(ZoneInfo(zone))
     if named:
-        return f"{local:%Y-%m-%d %H:%M} {zone_name(local, zone)}"
+        return wall_clock(instant, zone)
+    local = instant.astimezone(ZoneInfo(zone))
     if zone == "UTC":
         return f"{local:%Y-%m-%d %H:%M} UTC"
     return f"{local:%Y-%m-%d %H:%M} {utc_offset_text(local.utcoffset())}"

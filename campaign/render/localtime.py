@@ -73,6 +73,16 @@ def locale_of(tag: str | None) -> Locale:
     return Locale.parse(DEFAULT_LOCALE)
 
 
+def wall_clock(moment: datetime, zone: str, form: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """``moment`` on the wall clock of ``zone`` (an IANA name) in the strftime ``form``, whose ``%Z`` is the zone's
+    CLDR name then: ``2026-06-19 09:00 Central European Summer Time`` (not strftime's abbreviation: Manila's and
+    the Pacific's are both "PST", India's and Israel's "IST")."""
+    local = moment.astimezone(ZoneInfo(zone))
+    if "%Z" in form:
+        form = form.replace("%Z", zone_name(local, zone).replace("%", "%%"))
+    return local.strftime(form)
+
+
 def language_of(tag: str) -> str:
     """The language of a BCP 47 tag: ``es`` of ``es-CO`` (and of ``es_CO``)."""
     return tag.replace("_", "-").split("-", 1)[0].lower()

@@ -30,7 +30,6 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 from starlette.exceptions import HTTPException
@@ -40,7 +39,7 @@ from starlette.responses import HTMLResponse, Response
 from campaign.models import Permission
 from campaign.render import charts
 from campaign.render.figures import NONE, duration, percent
-from campaign.render.localtime import generic_zone_name, zone_name
+from campaign.render.localtime import generic_zone_name, wall_clock
 from campaign.rules import routes
 from campaign.rules.access import may
 from campaign.rules.routes import RoutePath
@@ -137,12 +136,6 @@ class StaffPages:
 
 
 def local_time(moment: datetime | None, zone: str, form: str = "%Y-%m-%d %H:%M %Z") -> str:
-    """``moment`` on the wall clock of ``zone`` (an IANA name) in the strftime ``form``, whose ``%Z`` is the zone's
-    CLDR name then: ``2026-06-19 09:00 Central European Summer Time`` (not strftime's abbreviation: Manila's and
-    the Pacific's are both "PST", India's and Israel's "IST"); the figure for none when None."""
-    if moment is None:
-        return NONE
-    local = moment.astimezone(ZoneInfo(zone))
-    if "%Z" in form:
-        form = form.replace("%Z", zone_name(local, zone).replace("%", "%%"))
-    return local.strftime(form)
+    """:func:`~campaign.render.localtime.wall_clock` (``%Z``: the zone's CLDR name); the figure for none when
+    None."""
+    return NONE if moment is None else wall_clock(moment, zone, form)
