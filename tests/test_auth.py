@@ -44,6 +44,7 @@ from campaign.services.sessions import BUSY_RETRY, PASSWORD_CHECKS, Logins, Staf
 from campaign.services.users import add_user, disable_user, set_password
 from campaign.store.engine import Database
 from campaign.store.tables import audit_log, sessions, users
+from campaign.tokens import SigningKeys
 from campaign.web.auth import CSRF_REFUSED, require
 from campaign.web.pages import SCRIPT_PAGE_POLICY
 from campaign.web.server import WebServer
@@ -58,6 +59,7 @@ PASSWORDS = {"ann": "ann's long passphrase", "bob": "bob's long passphrase", "an
 ROLES = {"ann": Role.STAFF, "bob": Role.ADMIN, "ana": Role.ANALYST}
 HTTPS_SESSION = "__Host-campaign-session"
 HTTPS_LOGIN = "__Host-campaign-login"
+HTTPS_DEVICE = "__Host-campaign-device"
 ATTEMPTS = 2  # web.login_attempts in these tests
 
 
@@ -493,6 +495,66 @@ def test_failed_logins_from_one_address_are_throttled_across_names(site: Site) -
     for n in range(4 * ATTEMPTS):
         assert client.log_in(f"guess{n}", "not the passphrase").status == 200
     assert client.log_in("ann").status == 429
+
+
+def test_a_browser_that_logged_in_before_is_not_locked_out_by_others_failing_the_name(site: Site) -> None:
+    # Someone failing ann's name on purpose, to keep her out (from as many addresses as they like), keeps out only
+    # the browsers she never logged in from: hers kept a device cookie from her last login.
+    hers = site.client()
+    answer = hers.log_in("ann")
+    assert answer.status == 303
+    device = answer.cookies[HTTPS_DEVICE]
+    assert (device["secure"], device["httponly"], device["samesite"].lower(), device["path"]) == (
+        True,
+        True,
+        "strict",
+        "/",
+    )
+    assert device["max-age"] == str(365 * 24 * 3600)
+    assert hers.post("/logout", {"csrf_token": hers.csrf()}).status == 303
+    assert HTTPS_DEVICE in hers.cookies  # a logout keeps it: it opens nothing by itself
+    attacker = site.client()
+    for _ in range(ATTEMPTS):
+        assert attacker.log_in("ann", "not the passphrase").status == 200
+    assert attacker.log_in("ann").status == 429
+    assert site.client().log_in("ann").status == 429  # a new browser, even with the right password
+    assert hers.log_in("ann").status == 303
+    # Her own mistakes from her browser are throttled too, on their own count.
+    hers = Client(site.web, {HTTPS_DEVICE: hers.cookies[HTTPS_DEVICE]})
+    for _ in range(ATTEMPTS):
+        assert hers.log_in("ann", "not the passphrase").status == 200
+    assert hers.log_in("ann").status == 429
+
+
+@pytest.mark.parametrize("change", ["other name", "tampered", "made up"])
+def test_a_device_cookie_of_another_name_or_tampered_with_exempts_nothing(site: Site, change: str) -> None:
+    token = site.client().log_in("bob" if change == "other name" else "ann").cookies[HTTPS_DEVICE].value
+    if change == "tampered":
+        token = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    elif change == "made up":
+        token = "A" * len(token)
+    attacker = site.client()
+    for _ in range(ATTEMPTS):
+        assert attacker.log_in("ann", "not the passphrase").status == 200
+    assert Client(site.web, {HTTPS_DEVICE: token}).log_in("ann").status == 429
+
+
+def test_a_device_token_signed_with_the_previous_key_still_exempts_and_is_renewed(db: Database, tmp_path: Path) -> None:
+    add_user(db, "ann", Role.STAFF, PASSWORDS["ann"])
+    settings = load_settings(staff_config(tmp_path, db), environ={}).web
+    now = datetime.now(UTC)
+    old = Logins(db, settings, device_keys=SigningKeys(b"old key" * 5)).login("ann", PASSWORDS["ann"], None, now)
+    assert old.device is not None
+    logins = Logins(db, settings, device_keys=SigningKeys(b"new key" * 5, (b"old key" * 5,)))
+    for _ in range(ATTEMPTS):
+        assert logins.login("ann", "wrong!", "192.0.2.9", now).staff is None
+    assert logins.login("ann", PASSWORDS["ann"], "192.0.2.1", now).retry_after is not None
+    renewed = logins.login("ann", PASSWORDS["ann"], "192.0.2.1", now, device=old.device)
+    assert renewed.staff is not None
+    assert renewed.device not in (None, old.device)
+    without_old_key = Logins(db, settings, device_keys=SigningKeys(b"new key" * 5))
+    assert without_old_key._device_verifies(renewed.device or "", "ann")
+    assert not without_old_key._device_verifies(old.device, "ann")
 
 
 class GatedHasher(PasswordHasher):

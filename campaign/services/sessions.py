@@ -21,6 +21,14 @@ Contract (:class:`Logins`, one per web app process):
   process's memory (:class:`~campaign.rules.throttle.FailureThrottle`): a restart forgets them, and two web
   processes count apart. An attempt counts as failed before its password is checked, so attempts made in
   parallel cannot slip past the limit.
+* **A browser that has logged in as a user is not locked out by others' failures** (OWASP's device cookies): a
+  success hands the browser a device token for that user name (:meth:`Logins.login`'s ``device``: 16 random bytes
+  and their HMAC-SHA256 with the name under the installation's signing key, 43 characters; nothing stored). An
+  attempt that presents a valid one for the name it tries is counted against that token alone, with the same
+  limit, and not against the name or the client address: someone who fails a user's name on purpose, to keep them
+  out, keeps out only the browsers that never logged in as them. A token signed with a previous key still
+  verifies (a key rotation logs nobody out of this); one for another name, tampered with or forged counts for
+  nothing, and the attempt is throttled as any other.
 * **At most** :data:`PASSWORD_CHECKS` **passwords are checked at once** in a process: an argon2id check holds
   64 MiB and a core for a good fraction of a second, and the web app runs logins in its thread pool (40 threads),
   so wrong passwords sent in parallel from a few addresses, each within its throttle allowance, took the server
@@ -30,8 +38,12 @@ Contract (:class:`Logins`, one per web app process):
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import functools
 import hashlib
+import hmac
 import secrets
 import threading
 from dataclasses import dataclass
@@ -50,6 +62,7 @@ from campaign.store import audit as audit_store
 from campaign.store import sessions as session_store
 from campaign.store import users as user_store
 from campaign.store.engine import Database
+from campaign.tokens import SigningKeys
 
 ADDRESS_FACTOR = 4
 """A client address may fail this many times as often as a user name."""
@@ -63,6 +76,11 @@ idle timeout is counted in minutes, so a write per page would buy nothing."""
 _TOKEN_BYTES = 32
 # A user name longer than this is no user's (names have at most 64 characters): the throttle keys stay short.
 _MAX_KEY = 100
+_DEVICE_NONCE_BYTES = 16
+_DEVICE_MAC_BYTES = 16
+# What a device token's MAC covers before the user name: no tracking token's purpose prefix (kind value and a
+# NUL) can be this, so the signing key's two uses never meet.
+_DEVICE_PURPOSE = b"staff login device\0"
 # No IANA zone name is longer (the longest, America/Argentina/ComodRivadavia, has 32 characters).
 _MAX_ZONE = 64
 
@@ -90,20 +108,31 @@ class LoginResult:
     token: str | None = None
     retry_after: timedelta | None = None
     busy_for: timedelta | None = None
+    device: str | None = None
+    """With a session: the device token for the browser to keep (see the module doc)."""
 
 
 class Logins:
     """Logins, sessions and logouts on ``db`` with the ``[web]`` settings; see the module doc. Thread-safe: the web
     app calls it from worker threads."""
 
-    def __init__(self, db: Database, settings: WebSettings, hasher: PasswordHasher = PASSWORDS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: WebSettings,
+        hasher: PasswordHasher = PASSWORDS,
+        device_keys: SigningKeys | None = None,
+    ) -> None:
         self.db = db
+        self.device_keys = device_keys
+        """The keys of device tokens (the installation's signing keys); None: no browser is trusted."""
         self.hasher = hasher
         self.idle = timedelta(minutes=settings.session_idle_minutes)
         self.lifetime = timedelta(hours=settings.session_max_hours)
         window = timedelta(minutes=settings.login_window_minutes)
         self._by_name = FailureThrottle(settings.login_attempts, window)
         self._by_address = FailureThrottle(settings.login_attempts * ADDRESS_FACTOR, window)
+        self._by_device = FailureThrottle(settings.login_attempts, window)
         self._lock = threading.Lock()
         self._checks = threading.BoundedSemaphore(PASSWORD_CHECKS)
 
@@ -115,37 +144,73 @@ class Logins:
         return self.hasher.hash(secrets.token_urlsafe(_TOKEN_BYTES))
 
     def login(
-        self, name: str, password: str, address: str | None, now: datetime, zone: str | None = None
+        self,
+        name: str,
+        password: str,
+        address: str | None,
+        now: datetime,
+        zone: str | None = None,
+        device: str | None = None,
     ) -> LoginResult:
         """Log ``name`` in with ``password`` from the client ``address`` (for the throttle and the audit log), from a
         browser in the time zone ``zone`` (an IANA name, as the login form's script reads it; anything else, or
-        None, is UTC): the session's pages show their times there."""
-        name_key = "name:" + user_name_key(name)[:_MAX_KEY]
-        address_key = f"address:{address}"
+        None, is UTC): the session's pages show their times there. ``device``: the device token the browser
+        kept from an earlier login, if any (see the module doc)."""
+        user_key = user_name_key(name)[:_MAX_KEY]
+        trusted = device is not None and self._device_verifies(device, user_key)
+        name_key, address_key, device_key = f"name:{user_key}", f"address:{address}", f"device:{device}"
+        keys = (
+            ((self._by_device, device_key),)
+            if trusted
+            else ((self._by_name, name_key), (self._by_address, address_key))
+        )
         with self._lock:
-            waits = [t.blocked_for(k, now) for t, k in ((self._by_name, name_key), (self._by_address, address_key))]
+            waits = [throttle.blocked_for(key, now) for throttle, key in keys]
             if any(waits):
                 return LoginResult(retry_after=max(wait for wait in waits if wait))
             # Not waited for: a thread waiting here would hold one of the web app's pool, which its other pages need.
             if not self._checks.acquire(blocking=False):
                 return LoginResult(busy_for=BUSY_RETRY)
-            self._by_name.fail(name_key, now)
-            self._by_address.fail(address_key, now)
+            for throttle, key in keys:
+                throttle.fail(key, now)
         try:
-            return self._check(name, password, name_key, address_key, address, now, _zone_or_none(zone))
+            result = self._check(name, password, address, now, _zone_or_none(zone))
         finally:
             self._checks.release()
+        if result.staff is None:
+            return result
+        with self._lock:
+            # A success forgets the name's and the browser's failures; a shared address's, only this attempt.
+            self._by_name.clear(name_key)
+            if trusted:
+                self._by_device.clear(device_key)
+            else:
+                self._by_address.forgive(address_key, now)
+        # A new token each time: one signed with a previous key is renewed before that key is retired.
+        return dataclasses.replace(result, device=self._device_token(user_key))
 
-    def _check(
-        self,
-        name: str,
-        password: str,
-        name_key: str,
-        address_key: str,
-        address: str | None,
-        now: datetime,
-        zone: str | None,
-    ) -> LoginResult:
+    def _device_token(self, user_key: str) -> str | None:
+        """A new device token for the user name ``user_key`` (None without keys)."""
+        if self.device_keys is None:
+            return None
+        nonce = secrets.token_bytes(_DEVICE_NONCE_BYTES)
+        mac = _device_mac(self.device_keys.current, user_key, nonce)
+        return base64.urlsafe_b64encode(nonce + mac).rstrip(b"=").decode()
+
+    def _device_verifies(self, token: str, user_key: str) -> bool:
+        """Whether ``token`` is a device token this installation gave for ``user_key`` (any key of the ring)."""
+        if self.device_keys is None or len(token) != _DEVICE_TOKEN_LENGTH or not token.isascii():
+            return False
+        try:
+            raw = base64.urlsafe_b64decode(token + "=")
+        except (binascii.Error, ValueError):
+            return False
+        nonce, mac = raw[:_DEVICE_NONCE_BYTES], raw[_DEVICE_NONCE_BYTES:]
+        # Every key is tried (no early exit): the time taken does not say which one matched.
+        matches = [hmac.compare_digest(_device_mac(key, user_key, nonce), mac) for key in self.device_keys]
+        return any(matches)
+
+    def _check(self, name: str, password: str, address: str | None, now: datetime, zone: str | None) -> LoginResult:
         """The attempt, counted as failed already: its password checked, and a session opened if it is right."""
         unknown_hash = self._unknown_hash  # made now if this is the process's first login (see the property)
         found = None
@@ -159,9 +224,6 @@ class Logins:
         if not accepted or user is None:
             self._record(AuditAction.LOGIN_FAILED, user, now, address)
             return LoginResult()
-        with self._lock:
-            self._by_name.clear(name_key)
-            self._by_address.forgive(address_key, now)
         return LoginResult(*self._open_session(user, password, stored, address, now, zone))
 
     def session(self, token: str, now: datetime) -> Staff | None:
@@ -246,3 +308,12 @@ def _zone_or_none(given: str | None) -> str | None:
         return parse_timezone(given)
     except FieldError:
         return None
+
+
+_DEVICE_TOKEN_LENGTH = len(base64.urlsafe_b64encode(bytes(_DEVICE_NONCE_BYTES + _DEVICE_MAC_BYTES)).rstrip(b"="))
+
+
+def _device_mac(key: bytes, user_key: str, nonce: bytes) -> bytes:
+    """The MAC of a device token: of the user name (its key: case and width folded) and the nonce."""
+    message = _DEVICE_PURPOSE + user_key.encode() + b"\0" + nonce
+    return hmac.new(key, message, hashlib.sha256).digest()[:_DEVICE_MAC_BYTES]

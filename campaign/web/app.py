@@ -168,7 +168,7 @@ def create_app(context: AppContext) -> Starlette:
     tracking = TrackingEndpoints(db, context.settings, context.signing_keys(), recorder, SECURITY_HEADERS)
     unsubscribe = UnsubscribeEndpoint(db, context.settings, context.signing_keys())
     registration_hook = RegistrationHook(db, registration_hook_secret())
-    staff = StaffAccess(db, context.settings)
+    staff = StaffAccess(db, context.settings, context.signing_keys())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

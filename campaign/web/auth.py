@@ -12,6 +12,10 @@ Tracking, unsubscribe and webhook routes are public and never pass through here.
   member following a link from an email (a report, "the campaign was paused") must arrive logged in, and Lax sends
   the cookie only on top-level GET navigations, which change nothing here; every action is a POST with a CSRF
   token, which another site cannot read.
+* **The device cookie** (``campaign-device``, prefixed as the session's) holds the device token of the browser's
+  last login (:mod:`campaign.services.sessions`): with it, that user's logins from this browser are throttled on
+  their own, so others' failures on the name cannot lock them out. ``SameSite=Strict`` (only this site's own
+  login form sends it), ``HttpOnly``, kept a year and across logouts: it opens nothing by itself.
 * **CSRF**: every unsafe request (POST, PUT, PATCH, DELETE) to a staff route must carry the session's CSRF token,
   in the form field ``csrf_token`` (or an ``X-CSRF-Token`` header), compared in constant time; otherwise it is
   refused with a 403 and a one-line body, before anything is done. A form body over :data:`MAX_FORM_BODY` is a 413
@@ -48,6 +52,7 @@ from campaign.rules.routes import DASHBOARD, LOGIN, staff_destination
 from campaign.services.mailbox import capture_mailbox
 from campaign.services.sessions import Logins, Staff
 from campaign.store.engine import Database
+from campaign.tokens import SigningKeys
 from campaign.web.pages import NO_STORE, SCRIPT_PAGE_POLICY, StaffPages
 from campaign.web.unsubscribe import form_fields, read_body
 
@@ -68,6 +73,8 @@ parsed, so a form post cannot fill the server's memory. Uploads are streamed to 
 CSRF_REFUSED = "403 Forbidden: this form's security token is missing or out of date; reload the page and try again.\n"
 NUL_REFUSED = "400 Bad Request: a field holds a NUL character, which no text here may hold.\n"
 WRONG_LOGIN = "Wrong user name or password."
+DEVICE_COOKIE_SECONDS = 365 * 24 * 3600
+"""How long a browser keeps the device token of its last login (:mod:`campaign.services.sessions`)."""
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _UNKNOWN = object()
 
@@ -75,15 +82,16 @@ _UNKNOWN = object()
 class StaffAccess:
     """The login and logout endpoints and the session of each request, for one app (``app.state.staff_access``)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, keys: SigningKeys | None = None) -> None:
         self.db = db
-        self.logins = Logins(db, settings.web)
+        self.logins = Logins(db, settings.web, device_keys=keys)
         # In capture mode every page's menu leads to the mailbox (a test send's page says to look there).
         self.pages = StaffPages(settings.links.public_url, mailbox_shown=capture_mailbox(settings) is not None)
         self.secure = settings.links.public_url.lower().startswith("https:")
         prefix = "__Host-" if self.secure else ""
         self.session_cookie = f"{prefix}campaign-session"
         self.login_cookie = f"{prefix}campaign-login"
+        self.device_cookie = f"{prefix}campaign-device"
         self._max_age = int(self.logins.lifetime.total_seconds())
 
     async def login(self, request: Request) -> Response:
@@ -146,7 +154,8 @@ class StaffAccess:
         name = fields.get("name", "")
         now = datetime.now(UTC)
         password, zone = fields.get("password", ""), fields.get("zone")
-        result = await run_in_threadpool(self.logins.login, name, password, _address(request), now, zone)
+        device = request.cookies.get(self.device_cookie)
+        result = await run_in_threadpool(self.logins.login, name, password, _address(request), now, zone, device)
         if result.retry_after is not None:
             minutes = math.ceil(result.retry_after.total_seconds() / 60)
             error = f"Too many failed logins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
@@ -172,6 +181,18 @@ class StaffAccess:
             samesite="lax",
         )
         response.delete_cookie(self.login_cookie, path="/", secure=self.secure, httponly=True, samesite="lax")
+        if result.device is not None:
+            # Kept across sessions and logouts: it only exempts this browser from others' failed logins. Strict:
+            # only this site's own login form sends it.
+            response.set_cookie(
+                self.device_cookie,
+                result.device,
+                max_age=DEVICE_COOKIE_SECONDS,
+                path="/",
+                secure=self.secure,
+                httponly=True,
+                samesite="strict",
+            )
         return response
 
     def _form(
