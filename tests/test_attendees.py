@@ -247,8 +247,8 @@ def test_the_command_line_imports_and_says_what_became_of_each_row(
     run = cli_ok(config)
     out = run("attendees", "import", "talk", str(zoom_file)).splitlines()
     assert out[0] == (
-        f"{zoom_file}: 9 rows for event 'talk': 5 attendees (1 rejoin rows merged): 4 added, 0 updated, "
-        "0 already known, 1 not contacts; 1 rows skipped (1 did not attend), 2 rejected"
+        f"{zoom_file}: 9 rows for event 'talk': 5 attendees (1 rejoin row merged): 4 added, 0 updated, "
+        "0 already known, 1 not a contact; 1 row skipped (1 did not attend), 2 rejected"
     )
     assert out[1].startswith("  Rejected line 21 fay(at)example.org: email: ")
     assert out[2].startswith("  Rejected line 22 p5@example.org: join time: ")

@@ -137,7 +137,7 @@ def own_templates(tmp_path: Path, **files: str) -> Path:
     ("html", "expected"),
     [
         ('{% extends "base.html" %}{% block content %}\n\n{{ contact.job_title }}{% endblock %}',
-         "invitation.html, line 3: undefined variable contact.job_title — 1 contact(s): michael.obrien"),
+         "invitation.html, line 3: undefined variable contact.job_title — 1 contact: michael.obrien"),
         ('{% extends "base.html" %}{% block content %}\n{% if %}{% endblock %}', "invitation.html, line 2"),
         ('{% extends "base.html" %}{% block content %}<a href="http://x.example.org">x</a>{% endblock %}',
          "link 'http://x.example.org' is not https"),
@@ -226,9 +226,9 @@ def test_cli_check_says_no_message_size_when_nothing_rendered(tmp_path: Path) ->
         "--waves", "none")  # fmt: skip
     result = CliRunner().invoke(cli, ["--config", str(config), "check", "own"])
     assert result.exit_code == 1
-    assert "invitation.html, line 1: undefined variable contact.favourite_colour — 41 contact(s)" in result.output
+    assert "invitation.html, line 1: undefined variable contact.favourite_colour — 41 contacts" in result.output
     assert "largest message" not in result.output
-    assert "own: 41 contacts checked; 1 error(s)" in result.output
+    assert "own: 41 contacts checked; 1 error" in result.output
 
 
 def test_the_shipped_subjects_are_short_with_the_title_first(ready: Database, settings: Settings) -> None:
@@ -265,7 +265,7 @@ def test_check_warns_about_a_long_subject_without_blocking(ready: Database, sett
     [warning] = [w for w in report.warnings if "subject" in w]
     assert warning.startswith("wave invitation: subject of ")
     assert "characters, above the 78 that inboxes show" in warning
-    assert "41 contact(s)" in warning
+    assert "41 contacts" in warning
 
 
 def test_check_says_who_gets_the_message_in_another_language_than_theirs(ready: Database, settings: Settings) -> None:
@@ -274,7 +274,7 @@ def test_check_says_who_gets_the_message_in_another_language_than_theirs(ready: 
     assert report.ok, report.errors
     [warning] = [w for w in report.warnings if "their language" in w]
     # The sample list: 41 contacts, of whom English and Spanish speakers have templates; the others get English.
-    assert warning.startswith("18 contact(s) get invitation in en, their language having no template of its own: ")
+    assert warning.startswith("18 contacts get invitation in en, their language having no template of its own: ")
     assert "pt-PT 3, " in warning
     assert "ja-JP 2" in warning
     assert "es-CO" not in warning  # Spanish has its templates
@@ -288,7 +288,7 @@ def test_cli_check_prints_a_long_subject_as_a_warning_and_passes(tmp_path: Path)
     run("create", "--event", "ilo-migrant-workers-2020", "--list", "webinar", "--name", "own", "--template", str(own))
     output = run("check", "own")
     assert "warning: wave invitation: subject of 162 characters, above the 78 that inboxes show" in output
-    assert "no errors, 2 warning(s)" in output  # and the languages without a template (the sample list's)
+    assert "no errors, 2 warnings" in output  # and the languages without a template (the sample list's)
     launched = run("launch", "own")  # a warning does not stop a launch, and launch says it too
     assert "warning: wave invitation: subject of 162 characters" in launched
     assert "Launched own" in launched

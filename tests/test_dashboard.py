@@ -407,7 +407,7 @@ def test_one_wave_of_the_campaign_page_counts_its_messages_alone(seeded: Seeded)
     [
         ("/dashboard/campaigns/999", 404, "no campaign &#39;999&#39;"),
         ("/dashboard/campaigns/c?wave=nope", 404, "campaign c has no wave &#39;nope&#39;"),
-        ("/dashboard/campaigns/c?zone=Mars/Olympus", 400, "is not an IANA time zone"),
+        ("/dashboard/campaigns/c?zone=Mars/Olympus", 400, "zone &#39;Mars/Olympus&#39; is not an IANA time zone"),
     ],
 )
 def test_a_bad_address_is_a_page_with_one_line_saying_what_to_fix(

@@ -969,7 +969,7 @@ def test_a_template_error_for_one_contact_refuses_the_launch(db: Database, tmp_p
     with pytest.raises(CheckFailedError) as refused:
         launch(db, settings, KEY, "c")
 
-    assert any("job_title" in e and emails[2] in e and "1 contact(s)" in e for e in refused.value.report.errors)
+    assert any("job_title" in e and emails[2] in e and "1 contact" in e for e in refused.value.report.errors)
     assert outbox_rows(db, "c") == {}
     assert campaign_status(db, "c") is CampaignStatus.DRAFT
 

@@ -116,29 +116,29 @@ def test_plan_shows_each_zones_send_time_wave_by_wave(config: Path, launched: Da
     assert [w.split()[0] for w in waves[1:]] == ["last-chance", "reminder-1d", "reminder-1h", "follow-up"]
     reminder = waves[2].splitlines()
     assert reminder[0] == (
-        "reminder-1d (reminder, -1d) to registered, 1 contact(s) now: Mon, Jun 17, 2:00 PM (Europe/Zurich) = "
+        "reminder-1d (reminder, -1d) to registered, 1 contact now: Mon, Jun 17, 2:00 PM (Europe/Zurich) = "
         "Mon, Jun 17, 12:00 PM UTC; expires 2030-06-18 12:00 UTC"
     )
     # One line per zone, soonest first: each at 09:00 local on the next weekday, or at once when inside.
     assert reminder[1:] == [
         "  send window mon-fri 09:00-17:00, in each recipient's local time:",
         "  America/St_Johns (Newfoundland Daylight Time): Mon, Jun 17, 9:30 AM local = Mon, Jun 17, 12:00 PM UTC "
-        "(0 contact(s) now)",
+        "(0 contacts now)",
         "  no zone, the organiser's Europe/Zurich: Mon, Jun 17, 2:00 PM local = Mon, Jun 17, 12:00 PM UTC "
-        "(0 contact(s) now)",
+        "(0 contacts now)",
         "  Pacific/Kiritimati (Line Islands Time): Tue, Jun 18, 9:00 AM local = Mon, Jun 17, 7:00 PM UTC "
-        "(0 contact(s) now)",
+        "(0 contacts now)",
         "  Asia/Manila (Philippine Standard Time): Tue, Jun 18, 9:00 AM local = Tue, Jun 18, 1:00 AM UTC "
-        "(1 contact(s) now)",
+        "(1 contact now)",
     ]
     # An hour before the start, Manila and Kiritimati are past 17:00: the window leaves them nothing, and the
     # plan says so before the wave fires.
     last = waves[3].splitlines()
     assert (
         "  Asia/Manila (Philippine Standard Time): not sent: no time inside the send window mon-fri "
-        "09:00-17:00 in Asia/Manila before the wave expired at 2030-06-18 12:00 UTC (1 contact(s) now)" in last
+        "09:00-17:00 in Asia/Manila before the wave expired at 2030-06-18 12:00 UTC (1 contact now)" in last
     )
-    assert waves[4].startswith("follow-up (follow-up, +1d) to all, 4 contact(s) now: Wed, Jun 19, 2:00 PM")
+    assert waves[4].startswith("follow-up (follow-up, +1d) to all, 4 contacts now: Wed, Jun 19, 2:00 PM")
 
 
 def test_plan_of_a_wave_without_a_window_gives_one_instant_and_the_local_extremes(
@@ -149,9 +149,9 @@ def test_plan_of_a_wave_without_a_window_gives_one_instant_and_the_local_extreme
     out = run("plan", "c")
     (wave,) = [w for w in out.split("\n\n") if w.startswith("early ")]
     assert wave.splitlines() == [
-        "early (reminder, -2d) to all, 4 contact(s) now: Sun, Jun 16, 2:00 PM (Europe/Zurich) = "
+        "early (reminder, -2d) to all, 4 contacts now: Sun, Jun 16, 2:00 PM (Europe/Zurich) = "
         "Sun, Jun 16, 12:00 PM UTC; expires 2030-06-18 12:00 UTC",
-        "  no send window: everyone at Sun, Jun 16, 12:00 PM UTC, in 4 zone(s)",
+        "  no send window: everyone at Sun, Jun 16, 12:00 PM UTC, in 4 zones",
         "  earliest local time: Sun, Jun 16, 9:30 AM in America/St_Johns (Newfoundland Daylight Time)",
         "  latest local time:   Mon, Jun 17, 2:00 AM in Pacific/Kiritimati (Line Islands Time)",
     ]

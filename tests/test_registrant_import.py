@@ -281,7 +281,7 @@ def test_the_command_line_imports_reports_and_lists(talk: Database, tmp_path: Pa
 
     out = run("registrants", "import", "talk", str(path)).splitlines()
     assert out[0] == (
-        f"{path}: 9 rows for event 'talk': 2 added, 1 already known, 1 not contacts, "
+        f"{path}: 9 rows for event 'talk': 2 added, 1 already known, 1 not a contact, "
         "3 skipped by status (1 cancelled, 1 denied, 1 pending), 2 rejected"
     )
     assert out[1].startswith("  Rejected line 14 fay(at)example.org: email: ")
@@ -293,7 +293,7 @@ def test_the_command_line_imports_reports_and_lists(talk: Database, tmp_path: Pa
     ]
     # Again: nothing new.
     again = run("registrants", "import", "talk", str(path), "--timezone", "UTC", "--delimiter", ",")
-    assert ": 0 added, 3 already known, 1 not contacts" in again
+    assert ": 0 added, 3 already known, 1 not a contact" in again
 
     listed = run("registrants", "list", "talk").splitlines()
     assert listed[0] == "2 contacts registered for event 'talk'"

@@ -866,7 +866,7 @@ def test_several_by_give_each_breakdown_in_every_format_in_the_order_asked(db: D
         (["c", "--wave", "nope"], "no wave 'nope'"),
         (["c", "--by", "colour"], "--by 'colour' is not one of zone, country, organisation, locale, attr:NAME"),
         (["c", "--by", "attr:"], "name the custom attribute"),
-        (["c", "--zone", "Mars/Base"], "--zone 'Mars/Base' is not an IANA time zone"),
+        (["c", "--zone", "Mars/Base"], "zone 'Mars/Base' is not an IANA time zone"),
         (["c", "--since", "yesterday"], "--since 'yesterday' is not a date or time"),
         # A traceback (an overflow converting to UTC) before.
         (["c", "--since", "0001-01-01"], "--since: 0001-01-01 is out of range: the year must be 1900 to 2999"),

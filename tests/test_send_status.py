@@ -152,7 +152,7 @@ def test_a_campaign_that_pauses_itself_makes_send_exit_1_with_the_reason_and_wha
     assert "Delivery: nothing was sent" in again.stdout
     [error] = again.stderr.splitlines()
     assert error.startswith("Error: c is paused (paused automatically: ")
-    assert error.endswith(f": {left['queued'] + left['deferred']} message(s) wait; `campaign resume c` sends them")
+    assert error.endswith(f": {left['queued'] + left['deferred']} messages wait; `campaign resume c` sends them")
 
     # Every campaign: the paused one is reported with how to resume it, but it did not pause in this run.
     everyone = campaign_cli(config, "send")
@@ -221,7 +221,7 @@ def test_a_paused_campaign_with_nothing_left_says_what_resume_does(db: Database,
     launch(db, settings, KEY, "c")
     send(db, settings, smtp.servers())
     move(db, "c", CampaignStatus.PAUSED, "waiting for the speaker list")
-    assert campaign_progress(db, "c").remedy() == "1 message(s) wait; `campaign resume c` sends them"
+    assert campaign_progress(db, "c").remedy() == "1 message waits; `campaign resume c` sends it"
 
     campaign_id = get_campaign(db, "c").campaign.id
     with db.write() as conn:  # its last message expires (its lifetime ended): nothing of it waits
@@ -259,7 +259,7 @@ def test_send_of_a_campaign_that_is_not_sending_says_why_and_what_to_run(
     assert "messages: queued 3" in paused.stdout
     assert "queued: 3 due now" in paused.stdout
     assert paused.stderr == (
-        "Error: c is paused (waiting for the speaker list): 3 message(s) wait; `campaign resume c` sends them\n"
+        "Error: c is paused (waiting for the speaker list): 3 messages wait; `campaign resume c` sends them\n"
     )
 
     move(db, "c", CampaignStatus.CANCELLED)
@@ -338,7 +338,7 @@ def test_send_wait_for_a_paused_campaign_says_why_it_waits_then_sends_it_once_re
         assert readable, "the worker said nothing about the paused campaign"
         note = worker.stderr.readline().decode()
         assert note == (
-            "note: c is paused (waiting for the speaker list): 3 message(s) wait; "
+            "note: c is paused (waiting for the speaker list): 3 messages wait; "
             "`campaign resume c` sends them; waiting\n"
         )
         move(db, "c", CampaignStatus.SENDING)

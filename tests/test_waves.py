@@ -325,7 +325,7 @@ def test_a_wave_added_to_or_changed_in_a_launched_campaign_must_render_first(set
         setup, "waves", "add", "c", "x", "--kind", "reminder", "--at", "-2d", "--subject", "Hi {{ contact.nosuch }}"
     )
     one_line_error(
-        bad, "wave x was not added: it does not render: the subject: undefined variable contact.nosuch", "2 contact(s)"
+        bad, "wave x was not added: it does not render: the subject: undefined variable contact.nosuch", "2 contacts"
     )
     ok(setup, "waves", "add", "c", "y", "--kind", "reminder", "--at", "-2d", "--subject", "Soon: {{ event.title }}")
     one_line_error(

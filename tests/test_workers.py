@@ -241,7 +241,7 @@ def test_workers_share_the_queue_and_a_killed_ones_messages_go_out_within_second
             line = next(line for line in listing.splitlines() if line.startswith(name))
             state = line.split()[2]
             assert state in (("stale", "gone") if name == victim else ("alive",)), listing
-        assert "3 worker(s) alive" in listing
+        assert "3 workers alive" in listing
         for name in names:
             if name != victim:
                 workers[name].send_signal(signal.SIGTERM)

@@ -8,6 +8,7 @@ import click
 
 from campaign.cli.app import App, pass_app
 from campaign.cli.registrants import delimiter_of, export_parameters, print_platform_import
+from campaign.rules.wording import counted
 from campaign.services.attendee_import import AttendeeImportReport, import_attendees
 
 
@@ -42,7 +43,8 @@ def print_import(report: AttendeeImportReport) -> None:
     print_platform_import(
         report,
         "Attendee",
-        f"{report.attendees} attendees ({report.rejoins} rejoin rows merged): {report.added} added, "
-        f"{report.updated} updated, {report.known} already known, {report.not_contacts} not contacts; "
-        f"{sum(report.skipped.values())} rows skipped{f' ({skipped})' if skipped else ''}",
+        f"{counted(report.attendees, 'attendee')} ({counted(report.rejoins, 'rejoin row')} merged): "
+        f"{report.added} added, {report.updated} updated, {report.known} already known, "
+        f"{counted(report.not_contacts, 'not a contact', 'not contacts')}; "
+        f"{counted(sum(report.skipped.values()), 'row')} skipped{f' ({skipped})' if skipped else ''}",
     )

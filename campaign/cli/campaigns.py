@@ -11,6 +11,7 @@ from campaign.cli.app import App, pass_app
 from campaign.cli.events import when
 from campaign.cli.output import table
 from campaign.cli.status import instant, state_counts, waiting_lines
+from campaign.rules.wording import counted
 from campaign.services.campaigns import get_campaign, list_campaigns
 from campaign.services.progress import campaign_progress
 from campaign.services.rendering import check_campaign, preview_contact, preview_zones
@@ -146,10 +147,10 @@ def check_command(app: App, campaign: str) -> None:
         click.echo(f"error: {error}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}")
-    summary = f"{report.campaign}: {report.contacts} contacts checked"
+    summary = f"{report.campaign}: {counted(report.contacts, 'contact')} checked"
     if report.largest_message:  # nothing was built when every render failed
         summary += f", largest message {report.largest_message / 1024:.1f} KB"
-    warned = f", {len(report.warnings)} warning(s)" if report.warnings else ""
+    warned = f", {counted(len(report.warnings), 'warning')}" if report.warnings else ""
     if not report.ok:
-        raise click.ClickException(f"{summary}; {len(report.errors)} error(s){warned}")
+        raise click.ClickException(f"{summary}; {counted(len(report.errors), 'error')}{warned}")
     click.echo(f"{summary}; no errors{warned}")

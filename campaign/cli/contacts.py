@@ -13,6 +13,7 @@ from campaign.cli.app import COUNT, POSITIVE_COUNT, App, pass_app
 from campaign.cli.output import table
 from campaign.cli.status import instant
 from campaign.models import AuditAction
+from campaign.rules.wording import counted
 from campaign.services import audit
 from campaign.services.contact_import import ImportReport, RowIssue, import_contacts
 from campaign.services.contacts import (
@@ -167,7 +168,7 @@ def contacts_export(app: App, list_name: str | None, output: Path | None, force:
         export_contacts(db, sys.stdout, list_name=list_name)
         return
     count = export_contacts_to_file(db, output, list_name=list_name, overwrite=force)
-    click.echo(f"{count} contacts written to {output}", err=True)
+    click.echo(f"{counted(count, 'contact')} written to {output}", err=True)
 
 
 @click.command("lists")

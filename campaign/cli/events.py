@@ -9,6 +9,7 @@ import click
 from campaign.cli.app import App, pass_app
 from campaign.cli.output import local_time, table
 from campaign.models import Event
+from campaign.rules.wording import counted
 from campaign.services.events import (
     RESCHEDULING_FIELDS,
     EventChange,
@@ -66,7 +67,8 @@ def events_cancel(app: App, event: str) -> None:
     click.echo(f"Cancelled event {change.event.slug} (sequence {change.event.sequence})")
     _report(change)
     if change.cancelled_waves or change.cancelled_messages:
-        click.echo(f"  cancelled: {change.cancelled_waves} wave(s), {change.cancelled_messages} unsent message(s)")
+        messages = counted(change.cancelled_messages, "unsent message")
+        click.echo(f"  cancelled: {counted(change.cancelled_waves, 'wave')}, {messages}")
 
 
 def _report(change: EventChange) -> None:

@@ -12,6 +12,7 @@ from campaign.cli.output import local_time, table
 from campaign.cli.status import state_counts, waiting_lines
 from campaign.cli.waves import status_text
 from campaign.config import Settings
+from campaign.rules.wording import counted
 from campaign.services.plan import PlannedWave, WaveState, campaign_plan, campaign_status
 from campaign.services.service_status import running_service
 from campaign.services.waves import PASSES_BEFORE_LAUNCH, WaveLine
@@ -32,7 +33,7 @@ def status_command(app: App, campaign: str) -> None:
     click.echo(f"Campaign {c.name}: {c.status}{reason}; event {state.event.slug}; times in {zone} and UTC")
     click.echo(_service_line(db, app.settings))
     if state.due_now:
-        click.echo(f"Next send: {state.due_now} message(s) due now")
+        click.echo(f"Next send: {counted(state.due_now, 'message')} due now")
     elif state.next_send is not None:
         click.echo(f"Next send: {local_time(state.next_send, zone)} ({_utc(state.next_send)})")
     else:
@@ -112,7 +113,7 @@ def plan_command(app: App, campaign: str) -> None:
 def _print_wave(wave: PlannedWave, organiser: str) -> None:
     line = wave.line
     click.echo(
-        f"{line.name} ({line.kind}, {line.timing}) to {line.audience}, {wave.audience_size} contact(s) now: "
+        f"{line.name} ({line.kind}, {line.timing}) to {line.audience}, {counted(wave.audience_size, 'contact')} now: "
         f"{wave.local} ({organiser}) = {wave.utc} UTC; expires {_utc(line.expires)}"
     )
     if line.window:
@@ -120,13 +121,13 @@ def _print_wave(wave: PlannedWave, organiser: str) -> None:
         for z in wave.zones:
             who = f"{z.shown_zone} ({z.zone_name})" if z.zone else f"no zone, the organiser's {z.shown_zone}"
             when = f"{z.local} local = {z.utc} UTC" if z.at else f"not sent: {z.error}"
-            click.echo(f"  {who}: {when} ({z.contacts} contact(s) now)")
+            click.echo(f"  {who}: {when} ({counted(z.contacts, 'contact')} now)")
         return
     earliest, latest = wave.earliest_local, wave.latest_local
     if earliest is None or latest is None:
         click.echo(f"  everyone at {wave.utc} UTC")
         return
-    click.echo(f"  no send window: everyone at {wave.utc} UTC, in {len(wave.zones)} zone(s)")
+    click.echo(f"  no send window: everyone at {wave.utc} UTC, in {counted(len(wave.zones), 'zone')}")
     click.echo(f"  earliest local time: {earliest.local} in {earliest.shown_zone} ({earliest.zone_name})")
     click.echo(f"  latest local time:   {latest.local} in {latest.shown_zone} ({latest.zone_name})")
 

@@ -12,6 +12,7 @@ from campaign.cli.app import App, pass_app
 from campaign.cli.contacts import print_issues
 from campaign.cli.output import table
 from campaign.models import RegistrationSource
+from campaign.rules.wording import counted
 from campaign.services.events import get_event
 from campaign.services.platform_import import PlatformImportReport
 from campaign.services.registrant_import import RegistrantImportReport, import_registrants
@@ -70,8 +71,9 @@ def print_import(report: RegistrantImportReport) -> None:
     print_platform_import(
         report,
         "Registrant",
-        f"{report.added} added, {report.known} already known, {report.not_contacts} not contacts, {skipped} "
-        f"skipped by status{f' ({by_status})' if by_status else ''}",
+        f"{report.added} added, {report.known} already known, "
+        f"{counted(report.not_contacts, 'not a contact', 'not contacts')}, {skipped} skipped by status"
+        f"{f' ({by_status})' if by_status else ''}",
     )
 
 
@@ -79,7 +81,8 @@ def print_platform_import(report: PlatformImportReport, who: str, counts: str) -
     """Print an import of a platform's export: its ``counts`` (what became of the rows), the first rejected rows
     and people who are not contacts (``who``: ``Registrant``), and where the full lists are."""
     click.echo(
-        f"{report.path}: {report.rows} rows for event {report.event.slug!r}: {counts}, {report.rejected} rejected"
+        f"{report.path}: {counted(report.rows, 'row')} for event {report.event.slug!r}: {counts}, "
+        f"{report.rejected} rejected"
     )
     print_issues("Rejected", report.rejections, report.rejected)
     print_issues(who, report.strangers, report.not_contacts)
@@ -99,5 +102,5 @@ def registrants_list(app: App, event: str) -> None:
     db = app.database()
     found = get_event(db, event)
     counts = registration_counts(db, found)
-    click.echo(f"{counts.contacts} contacts registered for event {found.slug!r}")
+    click.echo(f"{counted(counts.contacts, 'contact')} registered for event {found.slug!r}")
     table(("source", "contacts"), [(source.value, counts.by_source.get(source, 0)) for source in RegistrationSource])

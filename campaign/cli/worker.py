@@ -10,6 +10,7 @@ from campaign.cli.app import App, pass_app
 from campaign.cli.delivery import print_summary
 from campaign.cli.output import table
 from campaign.cli.status import instant
+from campaign.rules.wording import counted
 from campaign.services.transport import smtp_servers
 from campaign.services.workers import STALE, WorkerState, registry, running_workers
 from scheduler.display import configure_output
@@ -47,7 +48,7 @@ def workers_command(app: App, show_all: bool) -> None:
     )
     hidden = len(states) - len(shown)
     note = f"; {hidden} stopped or gone not shown (--all)" if hidden else ""
-    click.echo(f"{len(running_workers(states))} worker(s) alive{note}")
+    click.echo(f"{counted(len(running_workers(states)), 'worker')} alive{note}")
 
 
 def _row(s: WorkerState) -> tuple[object, ...]:

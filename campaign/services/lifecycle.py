@@ -29,6 +29,7 @@ from campaign.models import (
     check_campaign_transition,
     check_wave_transition,
 )
+from campaign.rules.wording import counted
 from campaign.services.campaigns import CampaignDetails, get_campaign
 from campaign.services.rendering import CheckReport, check_campaign
 from campaign.services.scheduling import Fired, fire_due
@@ -44,7 +45,7 @@ class CheckFailedError(ValidationError):
     """Launch refused: the pre-launch check found errors (in ``report``)."""
 
     def __init__(self, report: CheckReport) -> None:
-        super().__init__(f"campaign {report.campaign} has {len(report.errors)} error(s); launch refused")
+        super().__init__(f"campaign {report.campaign} has {counted(len(report.errors), 'error')}; launch refused")
         self.report = report
 
 

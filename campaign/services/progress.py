@@ -82,7 +82,8 @@ class CampaignProgress:
             return f"nothing is queued until it is launched: `campaign launch {c.name}`"
         if c.status is CampaignStatus.PAUSED:
             if self.unfinished:
-                return f"{self.unfinished} message(s) wait; `campaign resume {c.name}` sends them"
+                waiting = "1 message waits" if self.unfinished == 1 else f"{self.unfinished} messages wait"
+                return f"{waiting}; `campaign resume {c.name}` sends {'it' if self.unfinished == 1 else 'them'}"
             if any(w.wave.status is WaveStatus.PENDING for w in self.waves):
                 return f"no message waits; its later waves go out once it is resumed: `campaign resume {c.name}`"
             # Resumed, it is sending with nothing left: the next `campaign send` marks it sent.

@@ -28,6 +28,7 @@ from campaign.render.mime import Sender
 from campaign.render.personalise import WaveRenderer
 from campaign.render.templates import TemplateSet
 from campaign.rules.paths import MAX_COMPONENT_BYTES, numbered_slug, slug
+from campaign.rules.wording import counted
 from campaign.services.campaigns import CampaignDetails, get_campaign
 from campaign.services.contacts import contact_details, find_contacts, get_list
 from campaign.services.files import inside
@@ -201,7 +202,7 @@ class CheckReport:
             languages = ", ".join(f"{locale} {n}" for locale, n in locales)
             example = f"{templates[0]}.{language_of(locales[0][0])}.html"
             self.warnings.append(
-                f"{count} contact(s) get {names} in {written}, their language having no template of its own: "
+                f"{counted(count, 'contact')} get {names} in {written}, their language having no template of its own: "
                 f"{languages} (a variant such as {example} writes to them in theirs)"
             )
         self.untranslated.clear()
@@ -305,14 +306,14 @@ def _check_wave(renderer: WaveRenderer, wave: Wave, contacts: Iterable[Contact],
             failures.add(f"message is {size // 1024} KB; Gmail clips over 102 KB", contact.email)
     report.errors += [f"wave {wave.name}: {error}" for error in dict.fromkeys(load_errors.values()) if error]
     for reason, (count, examples) in failures.found.items():
-        report.errors.append(f"wave {wave.name}: {reason} — {count} contact(s): {_examples(count, examples)}")
+        report.errors.append(f"wave {wave.name}: {reason} — {counted(count, 'contact')}: {_examples(count, examples)}")
     if untranslated:
         written = renderer.message_locale(renderer.default_locale)
         report.untranslated.setdefault((written, tuple(untranslated.most_common())), []).append(wave.template)
     for count, examples in long_subjects.found.values():
         report.warnings.append(
             f"wave {wave.name}: subject of {longest_subject} characters, above the {MAX_SUBJECT_CHARS} that inboxes "
-            f"show, where they cut it — {count} contact(s): {_examples(count, examples)}"
+            f"show, where they cut it — {counted(count, 'contact')}: {_examples(count, examples)}"
         )
     return checked
 

@@ -136,7 +136,8 @@ def report_zone(text: str) -> str:
     try:
         return parse_timezone(text)
     except FieldError:
-        raise ValidationError(f"--zone {text.strip()!r} is not an IANA time zone (e.g. Asia/Kolkata)") from None
+        # Worded for the command line's --zone and the dashboard's zone field alike.
+        raise ValidationError(f"zone {text.strip()!r} is not an IANA time zone (e.g. Asia/Kolkata)") from None
 
 
 def campaign_report(
