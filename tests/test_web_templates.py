@@ -26,6 +26,7 @@ from campaign.services.lifecycle import launch
 from campaign.services.rendering import preview_contact
 from campaign.services.sessions import Staff
 from campaign.services.waves import create_with_waves
+from campaign.store.waves import mark_missed
 from campaign.web.auth import CSRF_REFUSED
 from campaign.web.templates_editor import MAX_FRAME_CHARACTERS, DraftFrames
 from tests.test_auth import PASSWORDS, Client
@@ -290,6 +291,20 @@ def test_a_launched_waves_template_does_not_change_but_a_pending_waves_does(worl
     assert reminder.status == "pending"
     assert save(client, campaign_id, "reminder.subject", "Soon: {{ event.title }}")[0] == 303
     assert (own_dir(world, campaign_id) / "reminder.subject").is_file()
+
+
+def test_a_missed_wave_made_no_message_and_holds_no_template_back(world: World) -> None:
+    # A reminder whose time passed before launch is missed: it never queued a message, so the other reminders
+    # sharing its template must still be editable (a review found them all read-only).
+    campaign_id = draft(world)
+    launch(world.site.db, world.settings, world.key, "c")
+    reminder = next(w for w in get_campaign(world.site.db, "c").waves if w.template == "reminder")
+    with world.site.db.write() as conn:
+        assert mark_missed(conn, reminder.id, "its time passed before the launch")
+    client = logged_in(world)
+    page = client.get(f"/campaigns/{campaign_id}/templates/reminder.subject")
+    assert 'value="save"' in page.body
+    assert save(client, campaign_id, "reminder.subject", "Soon: {{ event.title }}")[0] == 303
 
 
 def test_a_template_folder_outside_the_data_folder_is_not_edited_from_the_web(world: World, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ Contract:
   recorded as the campaign's ``template_dir``. A ``template_dir`` outside the data folder is edited where it is,
   with an editor, never from the web (:func:`own_directory` refuses, saying so).
 * What may change (:func:`change_refusal`): the templates of a campaign that is neither sent nor cancelled, and
-  only those whose waves are all still pending. A wave that has been queued or sent keeps the template it went out
+  only those none of whose waves has been queued (pending ones, missed ones, and those cancelled before they were
+  queued, made no message). A wave that has been queued or sent keeps the template it went out
   with: messages of one wave never differ because a file changed while it was sending.
 * A campaign's own folder wins as a whole over the default one (:meth:`campaign.render.templates.TemplateSet.
   resolve`): its ``invitation.subject`` would beat the default ``invitation.es.subject``. So the first save of a
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from campaign.config import Settings
 from campaign.exceptions import NotFoundError, TemplateError, ValidationError
-from campaign.models import CampaignStatus, Wave, WaveStatus
+from campaign.models import CampaignStatus, Wave
 from campaign.render.filters import FILTERS
 from campaign.render.templates import TemplateSet
 from campaign.rules.contact_fields import parse_locale
@@ -155,7 +156,8 @@ def change_refusal(details: CampaignDetails, kind: str) -> str | None:
     campaign = details.campaign
     if campaign.status in _FINISHED:
         return f"{campaign.name} is {campaign.status}: its templates no longer change"
-    started = [w.name for w in details.waves if w.template == kind and w.status is not WaveStatus.PENDING]
+    # A wave that never made a message (missed, or cancelled before its time) holds no text back.
+    started = [w.name for w in details.waves if w.template == kind and w.enqueued_at is not None]
     if started:
         return (
             f"wave {', '.join(started)} has been queued or sent with this template: its messages keep the text "
