@@ -16,7 +16,7 @@ from campaign.services.links import StoredLinkBook
 from campaign.services.tracking import REGISTER_LINK, Hit, HitRecorder, purge_tracking
 from campaign.store import links as link_store
 from campaign.store.engine import Database
-from campaign.store.tables import campaigns, contacts, messages, registrations, tracking_events, waves
+from campaign.store.tables import campaigns, contacts, message_activity, messages, registrations, tracking_events, waves
 from tests.conftest import DATA
 from tests.test_delivery import TEMPLATES, base_settings
 from tests.test_scheduling import campaign_with, launch_at
@@ -196,7 +196,11 @@ def test_hits_of_messages_deleted_before_their_batch_is_written_are_left_out(db:
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
 
 
-def test_opens_and_clicks_of_a_campaign_that_does_not_track_them_are_not_recorded(db: Database, tmp_path: Path) -> None:
+def test_opens_clicks_and_calendar_downloads_of_a_campaign_that_does_not_track_them_are_not_recorded(
+    db: Database, tmp_path: Path
+) -> None:
+    # The calendar file still downloads (a link of the message), but who fetched it, from where, is not kept: a
+    # privacy review found its IP and user agent stored for a campaign with tracking off.
     ids = sent_messages(db, tmp_path)
     with db.write() as conn:
         conn.execute(update(campaigns).values(track_opens=False, track_clicks=False))
@@ -204,8 +208,9 @@ def test_opens_and_clicks_of_a_campaign_that_does_not_track_them_are_not_recorde
     rec.record(Hit(TrackingKind.OPEN, ids["ana@example.org"], LATER, user_agent=CHROME, ip="203.0.113.77"))
     rec.record(Hit(TrackingKind.CLICK, ids["ana@example.org"], LATER, link_index=1, user_agent=CHROME))
     rec.record(Hit(TrackingKind.CALENDAR, ids["ana@example.org"], LATER, user_agent=CHROME, ip="203.0.113.77"))
+    rec.record(Hit(TrackingKind.UNSUBSCRIBE, ids["ana@example.org"], LATER, "POST", user_agent=CHROME))
     asyncio.run(rec.flush())
-    assert events(db) == [(ids["ana@example.org"], "calendar", None, False, None, None)]
+    assert events(db) == [(ids["ana@example.org"], "unsubscribe", None, False, None, None)]
 
 
 def test_a_full_buffer_drops_and_counts_instead_of_waiting(db: Database, tmp_path: Path) -> None:
@@ -249,6 +254,34 @@ def test_purge_deletes_only_what_is_older_than_the_retention(db: Database, tmp_p
     assert len(events(db)) == 2
     assert purge_tracking(db, TrackingSettings(), now, days=2) == 1
     assert len(events(db)) == 1
+
+
+def test_purge_keeps_old_unsubscribes_counted_without_their_address_or_user_agent(db: Database, tmp_path: Path) -> None:
+    # What people asked for stays in the reports (an analyst saw the unsubscribed count fall to 0 after a purge);
+    # what identified their device does not.
+    ids = sent_messages(db, tmp_path)
+    ana, bo = ids["ana@example.org"], ids["bo@example.org"]
+    rec = recorder(db, ip="full")
+    now = LATER + timedelta(days=400)
+    rec.record(Hit(TrackingKind.UNSUBSCRIBE, ana, LATER, "POST", user_agent=CHROME, ip="203.0.113.77"))
+    rec.record(Hit(TrackingKind.OPEN, ana, LATER, user_agent=CHROME, ip="203.0.113.77"))
+    rec.record(Hit(TrackingKind.UNSUBSCRIBE, bo, now - timedelta(days=1), "POST", user_agent=CHROME, ip="198.51.100.7"))
+    asyncio.run(rec.flush())
+
+    assert purge_tracking(db, TrackingSettings(), now) == 1  # the open
+
+    with db.read() as conn:
+        left = conn.execute(
+            select(
+                tracking_events.c.message_id, tracking_events.c.kind, tracking_events.c.ip, tracking_events.c.user_agent
+            ).order_by(tracking_events.c.id)
+        ).all()
+        flagged = dict(conn.execute(select(message_activity.c.message_id, message_activity.c.unsubscribed)).all())
+    assert [tuple(row) for row in left] == [
+        (ana, "unsubscribe", None, None),
+        (bo, "unsubscribe", "198.51.100.7", CHROME),  # within the retention: as it was
+    ]
+    assert flagged == {ana: True, bo: True}
 
 
 def test_purge_goes_in_chunks_and_finds_old_events_written_late(db: Database, tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ Contract of :class:`HitRecorder`:
   is recorded once: a mail client fetching the pixel twice, a double click.
 * :meth:`~HitRecorder.run` writes the buffer at least every ``tracking.flush_seconds``, in one write transaction
   whatever the batch's size, so a crash loses at most that much (README says so). A hit on a message that no
-  longer exists, or an open or click of a campaign that does not track them, is not recorded.
+  longer exists, or an open, click or calendar download of a campaign that does not track them (clicks, for the
+  calendar link), is not recorded.
 * Each hit is classified person or machine by :func:`campaign.rules.machines.classify` (with the message's
   delivery time), and clicks of one message on different links within a second are all a scanner's
   (:func:`~campaign.rules.machines.burst_reason`). Machine hits are kept, flagged with the reason.
@@ -269,14 +270,15 @@ class HitRecorder:
         kept: list[tuple[Hit, Delivery]] = []
         earlier: list[tuple[Hit, str]] = []
         clients: dict[tuple[Any, ...], tuple[str | None, str | None, str | None]] = {}
-        click = TrackingKind.CLICK
+        click, calendar = TrackingKind.CLICK, TrackingKind.CALENDAR
         clicks, batch_number = self._clicks, self._batches
         if others:
             self._forget_clicks(others[0].occurred_at)
         for hit in others:
             known = facts.get(hit.message_id)
             kind = hit.kind
-            if known is None or (kind is click and not known.track_clicks):
+            # A calendar download is a link of the message followed: a campaign that tracks no clicks keeps none.
+            if known is None or ((kind is click or kind is calendar) and not known.track_clicks):
                 self.stats.ignored += 1
                 continue
             # Most hits carry no classifying header: their key is made without the empty mapping's items.
@@ -384,8 +386,9 @@ def purge_tracking(
 ) -> int:
     """Delete tracking events older than ``days`` (default ``tracking.retention_days``; 0 keeps everything);
     returns how many. Registrations, suppressions and opt-outs are kept: they are what people asked for, not
-    what they did. Reports then count what the events left say (``message_activity`` follows the deletion: the
-    database's triggers, migration 0013).
+    what they did; so are the unsubscribe events, without their IP address and user agent. Reports then count
+    what the events left say (``message_activity`` follows the deletion: the database's triggers, migration
+    0013).
 
     The events that exist when it starts are walked in ranges of ``chunk`` ids, each range its own transaction
     (:func:`campaign.store.tracking.purge_range`): a purge of millions never holds SQLite's write lock for more

@@ -39,6 +39,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -252,14 +253,21 @@ def event_id_range(conn: Connection) -> tuple[int, int] | None:
 
 def purge_range(conn: Connection, before: datetime, first_id: int, last_id: int) -> int:
     """Delete the tracking events with an id from ``first_id`` to ``last_id`` that occurred before ``before``;
-    returns how many.
+    returns how many. Unsubscribes are kept, their IP address and user agent forgotten: the reports' count of
+    them is what people asked for, as their suppressions and opt-outs are, which a purge keeps too.
 
     By a range of the primary key, not by the time (no index on it: migration 0015): a purge walks the ids in
     ranges, each read once, so its work is the table's size whatever is deleted, each range a short
     transaction, and an event written late (an old time, a high id) is found like any other."""
-    deleted: int = conn.execute(
-        tracking_events.delete().where(
-            tracking_events.c.id.between(first_id, last_id), tracking_events.c.occurred_at < before
-        )
-    ).rowcount
+    t = tracking_events
+    old = (t.c.id.between(first_id, last_id), t.c.occurred_at < before)
+    unsubscribe = t.c.kind == TrackingKind.UNSUBSCRIBE.value
+    deleted: int = conn.execute(t.delete().where(*old, ~unsubscribe)).rowcount
+    # Neither column is one message_activity is worked out from: SQLite's update trigger does not fire for them,
+    # and PostgreSQL's statement trigger works the touched messages' rows out again to what they were.
+    conn.execute(
+        update(t)
+        .where(*old, unsubscribe, or_(t.c.ip.is_not(None), t.c.user_agent.is_not(None)))
+        .values(ip=None, user_agent=None)
+    )
     return deleted
