@@ -502,6 +502,7 @@ def test_rejects_file_beside_the_input_then_deleted_by_a_clean_import(db: Databa
     report = import_contacts(db, path, "list")
     assert report.rejects_path == rejects_path_for(path) == path.parent / "people.rejects.csv"
     assert report.rejects_path.exists()
+    assert report.rejects_path.stat().st_mode & 0o777 == 0o600  # personal data, whatever the umask
     rows = _rejects(path, delimiter=";")  # written with the input's delimiter, for the same spreadsheet
     assert rows[0] == ["line", "reason", "E-mail", "Name", "Time zone", "Job Title"]
     assert [row[0] for row in rows[1:]] == ["3", "4"]

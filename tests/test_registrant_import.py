@@ -133,6 +133,8 @@ def test_a_zoom_report_records_its_approved_contacts(talk: Database, write_csv: 
     assert [(row[0], row[4]) for row in rejects[1:]] == [("14", "fay(at)example.org"), ("15", "gus@example.org")]
     assert report.not_contacts_path == not_contacts_path_for(path) == path.parent / "zoom.not-contacts.csv"
     strangers = report_rows(not_contacts_path_for(path))
+    # Every cell of people who are not contacts (names, organisations, questions): the owner's only.
+    assert [p.stat().st_mode & 0o777 for p in (rejects_path_for(path), not_contacts_path_for(path))] == [0o600] * 2
     assert strangers[0] == rejects[0]
     assert strangers[1][:5] == ["13", "not a contact", "Eve", "Stranger", "eve@elsewhere.org"]
     # Not added as a contact.

@@ -19,6 +19,7 @@ Contract of :func:`import_contacts`:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -314,7 +315,8 @@ class RejectsWriter:
     """Writes rejected rows, with line and reason, to ``path`` (created on the first reject); ``what`` names the
     report in errors (another import reports other rows the same way: registrants who are not contacts).
 
-    Cells a spreadsheet would run as formulas are neutralised: staff open this file in Excel. When the file
+    Cells a spreadsheet would run as formulas are neutralised: staff open this file in Excel. It is created
+    readable by its owner only (0600), as exports are: it holds every cell of the rows. When the file
     cannot be written (or an old one removed), ``error`` says why and the import goes on: the summary still
     names the first rejected rows.
     """
@@ -357,7 +359,9 @@ class RejectsWriter:
         header = self._source.header_names if header is None else header
         try:
             if self._writer is None:
-                self._fh = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
+                # Personal data (every cell of the row): readable by its owner only, as exports are.
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                self._fh = open(fd, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in __exit__
                 self._writer = CsvWriter(self._fh, delimiter=self._source.delimiter)
             if header != self._header:
                 self._writer.row(["line", "reason", *header])
