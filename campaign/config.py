@@ -240,7 +240,8 @@ class MailSettings:
     from_name: str = "Events team"
     reply_to: str = field(default="", metadata=_checked(_optional_address))
     domain: str = field(default="example.org", metadata=_checked(_domain_name))
-    unsubscribe_mailto: str = field(default="unsubscribe@example.org", metadata=_checked(_optional_address))
+    # None by default: nothing here reads that mailbox, and an address nobody reads breaks the promise it makes.
+    unsubscribe_mailto: str = field(default="", metadata=_checked(_optional_address))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -23,6 +24,7 @@ from campaign.services.contacts import (
     find_contacts,
     list_lists,
 )
+from campaign.services.unsubscribe import unsubscribe_addresses
 
 _SHOWN_ISSUES = 10
 
@@ -146,6 +148,15 @@ def contacts_show(app: App, email: str) -> None:
     ):
         if value is not None:
             click.echo(f"{label + ':':<14}{value}")
+
+
+@contacts_group.command("unsubscribe")
+@click.argument("emails", nargs=-1, required=True)
+@pass_app
+def contacts_unsubscribe(app: App, emails: tuple[str, ...]) -> None:
+    """Unsubscribe EMAILS from everything, as their unsubscribe link would: for requests that came by mail."""
+    for address, already in unsubscribe_addresses(app.database(), emails, datetime.now(UTC)):
+        click.echo(f"{address}: {'unsubscribed' if already is None else f'already suppressed ({already.value})'}")
 
 
 @contacts_group.command("export")

@@ -12,6 +12,9 @@ Contract:
   Every other event's mail still goes.
 * :func:`resubscribe` lifts the suppression the address's own unsubscribe created (reason ``unsubscribed``
   only: never a bounce, a complaint or a suppression by hand) and its opt-out of the message's event.
+* :func:`unsubscribe_addresses` does for addresses what the first does for a message's: for requests that came
+  another way (a reply saying "unsubscribe", a mail to ``mail.unsubscribe_mailto``), from the command line;
+  audited, and, tied to no message, counted in no campaign's report.
 * Each is idempotent, and a message that does not exist (a token may outlive its message) is None: the page
   then says nothing about anyone.
 * An unsubscribe that changes something is recorded as an ``unsubscribe`` tracking event on the message, in the
@@ -22,12 +25,16 @@ Contract:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
 
-from campaign.models import SuppressionReason, TrackingKind
+from campaign.exceptions import ValidationError
+from campaign.models import AuditAction, SuppressionReason, TrackingKind
+from campaign.rules.contact_fields import FieldError, email_key, normalise_email
+from campaign.store import audit as audit_store
 from campaign.store import event_unsubscribes as event_unsubscribe_store
 from campaign.store import recipients as recipient_store
 from campaign.store import suppressions as suppression_store
@@ -92,6 +99,37 @@ def unsubscribe_everything(
         if changed:
             _record(conn, message_id, now, visitor)
         return Change(_state(conn, recipient), changed)
+
+
+def unsubscribe_addresses(
+    db: Database, addresses: Sequence[str], now: datetime
+) -> list[tuple[str, SuppressionReason | None]]:
+    """Suppress each of ``addresses`` (reason ``unsubscribed``) from every campaign at once, as their own
+    unsubscribe link would; returns each address (normalised) with the reason it was already suppressed for,
+    None when this suppressed it. A malformed address raises :class:`ValidationError` before anything changes."""
+    normalised = []
+    for address in addresses:
+        try:
+            normalised.append(normalise_email(address))
+        except FieldError as exc:
+            raise ValidationError(f"{address!r} is not an email address: {exc.reason}") from None
+    done: list[tuple[str, SuppressionReason | None]] = []
+    with db.write() as conn:
+        for address in dict.fromkeys(normalised):
+            key = email_key(address)
+            already = suppression_store.reason_for(conn, key)
+            if already is None:
+                suppression_store.add(conn, key, SuppressionReason.UNSUBSCRIBED, "by request", None, now)
+                audit_store.insert_entry(
+                    conn,
+                    now,
+                    AuditAction.CONTACT_SUPPRESSED.value,
+                    user_id=None,
+                    target=address,
+                    details={"reason": SuppressionReason.UNSUBSCRIBED.value},
+                )
+            done.append((address, already))
+    return done
 
 
 def unsubscribe_event(db: Database, message_id: int, now: datetime, visitor: Visitor | None = None) -> Change | None:
