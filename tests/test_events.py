@@ -73,6 +73,7 @@ def doc(**changes: Any) -> dict[str, Any]:
         ),
         ({"join_url": "ftp://example.org/x"}, "join_url"),
         ({"title": None}, "title: is required"),
+        ({"title": " \t "}, "title: is required"),  # blanks only: an event with no title was made
         ({"start": date(2026, 6, 26)}, "start: needs a time of day"),
         ({"start": "tomorrow"}, "start: 'tomorrow' is not a date and time"),
         ({"venue": "Geneva"}, "venue: unknown key"),

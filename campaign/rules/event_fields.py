@@ -137,7 +137,10 @@ def _text(doc: Mapping[str, Any], key: str, *, required: bool, where: str = "") 
         return None
     if not isinstance(value, str):
         raise FieldError(f"{where}{key}", "must be text")
-    return clean_text(value)
+    cleaned = clean_text(value)
+    if required and not cleaned:  # blanks only: nothing a person could read
+        raise FieldError(f"{where}{key}", "is required")
+    return cleaned
 
 
 def _table(value: Any, field: str, keys: tuple[str, ...]) -> Mapping[str, Any]:

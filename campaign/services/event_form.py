@@ -30,7 +30,7 @@ _STAND_INS: dict[str, str] = {
     "title": "-",
     "timezone": "UTC",
     "start": "1970-01-01T00:00+00:00",
-    "end": "9999-01-01T00:00+00:00",
+    "end": "2998-12-31T00:00+00:00",  # within the years the rules take (1900 to 2999)
 }
 _SPEAKER = re.compile(r"speakers\[(\d+)\]")
 

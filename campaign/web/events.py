@@ -308,7 +308,11 @@ async def new_event(request: Request, staff: Staff) -> Response:
         return _form_page(request, staff, posted, None)
     check = check_event_fields(posted.document(None), default_slug=posted.values["title"])
     if check.values is None:
-        posted.place_errors(check.errors)
+        errors = dict(check.errors)
+        if "title" in errors and not posted.values.get("slug"):
+            # The slug is made from the title: the title's own error says what to fix.
+            errors.pop("slug", None)
+        posted.place_errors(errors)
         return _form_page(request, staff, posted, None, status=400)
     db = _db(request)
     try:
