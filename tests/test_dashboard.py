@@ -271,6 +271,15 @@ def test_the_dashboard_shows_each_campaigns_counts_equal_to_the_rows_inserted(se
     assert re.search(r"As of \d\d:\d\d:\d\d Coordinated Universal Time", body)  # logged in without a zone
 
 
+def test_the_campaign_page_counts_as_of_the_viewers_clock_and_its_hours_in_the_zone_asked(seeded: Seeded) -> None:
+    # Two reviews saw "As of" on the organiser's clock here while the dashboard gave the viewer's own.
+    client = seeded.site.client()
+    assert client.log_in("ana", zone="Asia/Tokyo").status == 303
+    body = client.get(seeded.page + "?zone=Asia/Kolkata").body
+    assert re.search(r"As of \d\d:\d\d:\d\d Japan Standard Time", body)
+    assert "per hour in Asia/Kolkata" in body
+
+
 def test_the_campaign_page_shows_the_funnel_waves_hours_zones_links_and_failures_of_the_rows_inserted(
     seeded: Seeded,
 ) -> None:
@@ -811,7 +820,7 @@ def test_a_restarted_server_answers_the_campaign_page_from_the_kept_count_then_c
         client = replace(seeded.site, web=web).client()
         assert client.log_in("ana").status == 303
         kept = client.get(seeded.page).body
-        shown = local_time(long_ago, ZURICH, "%H:%M:%S %Z")  # "... Central European Standard Time"
+        shown = local_time(long_ago, "UTC", "%H:%M:%S %Z")  # the viewer's clock: logged in without a zone
         assert f"As of {shown} (1h 00m ago, the last count kept)" in kept
         assert keyed(kept, "delivery") == delivery  # the same numbers, not counted again before answering
         for _ in range(100):  # ... while a new count ran in the background, which the next page shows
