@@ -28,7 +28,13 @@ from campaign.cli.app import COUNT, App, pass_app
 from campaign.cli.output import local_time
 from campaign.cli.status import instant
 from campaign.models import MessageStatus
-from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES, duration, percent
+from campaign.render.figures import (
+    FUNNEL_JOINED_NOTE,
+    FUNNEL_REGISTERED_NOTES,
+    duration,
+    funnel_elsewhere_note,
+    percent,
+)
 from campaign.render.report_html import report_html
 from campaign.services.files import atomic_text_file
 from campaign.services.local_hours import BUCKET_HOURS, zone_rows
@@ -225,6 +231,7 @@ def _print_report(report: CampaignReport, out: TextIO) -> None:
                 step.step.replace("_", " "), str(step.count), percent(step.of_delivered), percent(step.of_previous)
             )
         _print_table(console, funnel)
+        console.print(_plain(funnel_elsewhere_note(*report.funnel_elsewhere, attendance=bool(report.attendees))))
         console.print(_plain(FUNNEL_REGISTERED_NOTES[report.funnel_registered]))
     if report.attendees:
         console.print(_plain(FUNNEL_JOINED_NOTE))

@@ -45,6 +45,21 @@ FUNNEL_REGISTERED_NOTES = {
 }
 """What the funnel's registered step counts, as every report format says it under the funnel."""
 
+
+def funnel_elsewhere_note(registered: int, joined: int, *, attendance: bool) -> str:
+    """Under the funnel, in every format: its steps are nested, and who reached the last ones another way
+    (:attr:`campaign.services.report_model.CampaignReport.funnel_elsewhere`)."""
+    steps = "registered and joined count" if attendance else "registered counts"
+    note = f"Each step is part of the one before: {steps} those who clicked Register in this wave."
+    if registered or joined:
+        who = [f"{registered} registered" if registered else "", f"{joined} joined" if attendance and joined else ""]
+        note += (
+            f" Besides them, {' and '.join(w for w in who if w)} without clicking it (another wave's link, a "
+            "forwarded invitation, the webinar platform's own page)."
+        )
+    return note
+
+
 FUNNEL_JOINED_NOTE = (
     "Joined: recipients the event's attendee report (imported) lists as attendees; hosts and panelists are not counted."
 )

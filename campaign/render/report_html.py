@@ -37,7 +37,14 @@ from markupsafe import Markup
 
 from campaign.models import FunnelRegistrations, MessageStatus, RegistrationSource
 from campaign.render import charts
-from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES, NONE, duration, percent
+from campaign.render.figures import (
+    FUNNEL_JOINED_NOTE,
+    FUNNEL_REGISTERED_NOTES,
+    NONE,
+    duration,
+    funnel_elsewhere_note,
+    percent,
+)
 
 _SCRIPTS = ("uPlot.iife.min.js", "charts.js")
 _STYLES = ("uPlot.min.css", "charts.css", "report.css")
@@ -125,6 +132,10 @@ def report_html(document: Mapping[str, Any]) -> str:
             breakdown_measures=[m for m in measures if m.in_breakdown],
             steps=_STEPS,
             funnel_note=FUNNEL_REGISTERED_NOTES[FunnelRegistrations(document.get("funnel_registered", "any"))],
+            nested_note=funnel_elsewhere_note(
+                *(int((document.get("funnel_elsewhere") or {}).get(k, 0)) for k in ("registered", "joined")),
+                attendance=attendance,
+            ),
             joined_note=FUNNEL_JOINED_NOTE if attendance else None,
             local_peaks=_local_peaks(document.get("local_hours") or []),
             scripts=page.scripts,

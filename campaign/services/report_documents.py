@@ -147,6 +147,9 @@ def report_document(report: CampaignReport) -> dict[str, Any]:
         "attendees": report.attendees,
         # Every breakdown asked for, in the order asked ("breakdown" above is the first, kept as it was).
         "breakdowns": [_breakdown_document(b.by, b.rows) for b in report.breakdowns],
+        # Beside the funnel, whose steps are each part of the one before: who registered, and joined, without
+        # clicking the wave's Register link. Last: the keys before keep their places.
+        "funnel_elsewhere": {"registered": report.funnel_elsewhere[0], "joined": report.funnel_elsewhere[1]},
     }
 
 

@@ -25,11 +25,14 @@ Contract:
   the person → clicked Register → registered after it. One wave's recipients are counted from its own rows; the
   same over several waves would need every recipient's messages de-duplicated, a million rows sorted. A click on
   Register records a registration (the intent), so while nothing else is known "registered" counts them all;
-  once the platform's registrations are (its export imported, or its webhook) it counts only those it confirmed
-  (:class:`~campaign.models.FunnelRegistrations`), and the step is no longer the click counted twice.
+  once the platform's registrations for the event are (its export imported, or its webhook: whatever wave or
+  dates the report is kept to) it counts only those it confirmed (:class:`~campaign.models.FunnelRegistrations`),
+  and the step is no longer the click counted twice. Each step is part of the one before (an analyst saw 150% of
+  the step before): registered counts those who clicked Register in the wave, joined those of them who attended
+  (:func:`campaign.store.reports.registered_through_link`); who did either without the click is
+  :attr:`CampaignReport.funnel_elsewhere`, beside the funnel.
   Once the event's attendee report is imported (``campaign attendees import``: :attr:`CampaignReport.attendees`),
-  the funnel gains its last step, ``joined``: the wave's recipients who attended (its rate over the step before
-  is over registered).
+  the funnel gains its last step, ``joined``.
 * The hourly series is in ``zone`` (default: the organiser's): each hour is a local hour there, labelled by its
   start with its UTC offset, so the two 02:00 hours of a night when clocks go back are two rows, and a zone half
   an hour off UTC (Asia/Kolkata) gets hours that start on its own hour. Hours without activity are left out.
@@ -80,6 +83,7 @@ from campaign.sources.csv_contacts import attribute_name
 from campaign.store import attendances as attendance_store
 from campaign.store import campaigns as campaign_store
 from campaign.store import events as event_store
+from campaign.store import registrations as registration_store
 from campaign.store import report_cube
 from campaign.store import reports as report_store
 from campaign.store.engine import Database
@@ -212,10 +216,15 @@ def campaign_report(
             funnel_line = _funnel_wave(lines)
             totals = _sum(per_wave.values(), registered.total, joined_total)
             attendees = attendance_store.attendee_count(conn, event.id)
-            # Once the platform's registrations are known, a click on Register is only the intent to register.
+            # Once the platform's registrations are known (for the event: the same whatever wave or dates the
+            # report is kept to), a click on Register is only the intent to register.
             funnel_registered = (
-                FunnelRegistrations.CONFIRMED if totals.registered_confirmed else FunnelRegistrations.ANY
+                FunnelRegistrations.CONFIRMED
+                if registration_store.any_confirmed(conn, event.id)
+                else FunnelRegistrations.ANY
             )
+            through = registered.through_link.get(funnel_line.wave.id) if funnel_line else None
+            funnel = _funnel(funnel_line.tally, through, funnel_registered, attendees > 0) if funnel_line else ()
             return CampaignReport(
                 campaign=campaign,
                 event=event,
@@ -224,7 +233,8 @@ def campaign_report(
                 totals=totals,
                 waves=lines,
                 funnel_wave=funnel_line.wave.name if funnel_line else None,
-                funnel=_funnel(funnel_line.tally, funnel_registered, attendees > 0) if funnel_line else (),
+                funnel=funnel,
+                funnel_elsewhere=_elsewhere(funnel_line.tally, funnel, funnel_registered) if funnel_line else (0, 0),
                 funnel_registered=funnel_registered,
                 attendees=attendees,
                 links=links,
@@ -276,6 +286,7 @@ class _Registrations:
     groups: list[list[report_store.Registered]]
     delays: Delays
     quarters: dict[int, dict[str, int]]
+    through_link: dict[int, report_store.ThroughLink]
 
 
 def _registrations(conn: Connection, scope: Scope, fields: report_cube.Fields | None, *, own: bool) -> _Registrations:
@@ -289,13 +300,14 @@ def _registrations(conn: Connection, scope: Scope, fields: report_cube.Fields | 
         report_cube.registered(conn, fields) if fields else [],
         report_store.registration_delays(conn),
         report_store.quarter_hours(conn, ("registered",)),
+        report_store.registered_through_link(conn, scope.event_id),
     )
     if own:
         report_store.release(conn)
     return found
 
 
-_NOBODY = _Registrations([], None, [], Delays(), {})
+_NOBODY = _Registrations([], None, [], Delays(), {}, {})
 
 
 def _beside(
@@ -420,22 +432,36 @@ def _funnel_wave(lines: Sequence[WaveLine]) -> WaveLine | None:
     return next((line for line in lines if line.wave.kind is WaveKind.INVITATION), lines[0] if lines else None)
 
 
-def _funnel(tally: Tally, registered: FunnelRegistrations, attendance: bool) -> tuple[FunnelStep, ...]:
+def _funnel(
+    tally: Tally, through: report_store.ThroughLink | None, registered: FunnelRegistrations, attendance: bool
+) -> tuple[FunnelStep, ...]:
     """delivered → opened (by the person) → clicked Register → registered (after the message) → joined (once the
-    event's attendance is imported: ``attendance``), in recipients of one wave; ``registered`` says which
-    registrations the registered step counts."""
+    event's attendance is imported: ``attendance``), in recipients of one wave, each step part of the one before:
+    registered counts those who clicked Register (``through``), joined those of them who attended, so no step is
+    over 100% of the one before; ``registered`` says which registrations the registered step counts. Who reached
+    a step another way is :func:`_elsewhere`'s."""
+    through = through or report_store.ThroughLink(0)
+    confirmed = registered is FunnelRegistrations.CONFIRMED
     steps = [
         ("delivered", tally.delivered),
         ("opened", tally.human_opened),
         ("clicked_register", tally.register_clicked),
-        ("registered", tally.registered_confirmed if registered is FunnelRegistrations.CONFIRMED else tally.registered),
+        ("registered", through.confirmed if confirmed else through.registered),
     ]
     if attendance:
-        steps.append(("joined", tally.joined))
+        steps.append(("joined", through.confirmed_joined if confirmed else through.joined))
     return tuple(
         FunnelStep(name, count, rate(count, tally.delivered), rate(count, steps[i - 1][1]) if i else None)
         for i, (name, count) in enumerate(steps)
     )
+
+
+def _elsewhere(tally: Tally, funnel: Sequence[FunnelStep], registered: FunnelRegistrations) -> tuple[int, int]:
+    """The funnel wave's recipients who registered after it (as its registered step counts them), and who joined,
+    without clicking its registration link: beside the funnel, not in it."""
+    steps = {step.step: step.count for step in funnel}
+    everyone = tally.registered_confirmed if registered is FunnelRegistrations.CONFIRMED else tally.registered
+    return max(0, everyone - steps.get("registered", 0)), max(0, tally.joined - steps.get("joined", 0))
 
 
 def _zone_hours(conn: Connection, organiser_zone: str) -> tuple[ZoneHours, ...]:

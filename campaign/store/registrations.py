@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Connection, String, bindparam, func, select, 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeEngine
 
-from campaign.models import RegistrationSource, TrackingKind
+from campaign.models import CONFIRMED_SOURCES, RegistrationSource, TrackingKind
 from campaign.store.dialect import insert_ignoring_conflicts, json_instants, json_rows, sqlite_positional_sql
 from campaign.store.tables import UTCDateTime, campaigns, messages, registrations, tracking_events, waves
 
@@ -86,6 +86,15 @@ def _insert(conn: Connection) -> Any:
     source = select(*(rows.c[name] for name, _ in _COLUMNS), bindparam("now", type_=UTCDateTime())).where(true())
     columns = [*(name for name, _ in _COLUMNS), "created_at"]
     return insert_ignoring_conflicts(conn, registrations).from_select(columns, source).returning(registrations.c.id)
+
+
+def any_confirmed(conn: Connection, event_id: int) -> bool:
+    """Whether the webinar platform confirmed any registration for the event (an import of its export, or its
+    webhook: :data:`~campaign.models.CONFIRMED_SOURCES`)."""
+    stmt = select(registrations.c.id).where(
+        registrations.c.event_id == event_id, registrations.c.source.in_([s.value for s in CONFIRMED_SOURCES])
+    )
+    return conn.execute(stmt.limit(1)).first() is not None
 
 
 def withdraw_machine_clicks(conn: Connection, message_id: int, since: datetime, until: datetime) -> int:

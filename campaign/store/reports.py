@@ -276,7 +276,8 @@ FACTS = Table(
     postgresql_on_commit="DROP",
 )
 # Each registration for the event beside each delivered message in scope to the same contact: what both the
-# registrations per wave and per person are counted from (a few rows per registration).
+# registrations per wave and per person are counted from (a few rows per registration); with whether a person
+# clicked that message's registration link (1 or 0), for the funnel that goes through it.
 PAIRS = Table(
     "report_pairs",
     _temporary,
@@ -285,6 +286,7 @@ PAIRS = Table(
     Column("source", String(20)),
     Column("registered_at", UTCDateTime()),
     Column("sent_at", UTCDateTime()),
+    Column("register_clicked", Integer()),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -400,7 +402,9 @@ def _facts(scope: Scope, dialect: str) -> Any:
 
 def _pairs(scope: Scope) -> Any:
     """The rows of :data:`PAIRS`: from the event's registrations (an index range), each contact's messages in scope
-    found by contact. Its cost follows the registrations, not the messages."""
+    found by contact, and each message's activity by its key. Its cost follows the registrations, not the
+    messages."""
+    a = message_activity
     return (
         select(
             registrations.c.contact_id,
@@ -408,8 +412,13 @@ def _pairs(scope: Scope) -> Any:
             registrations.c.source,
             registrations.c.registered_at,
             messages.c.sent_at,
+            case((a.c.register_clicked.is_(True), 1), else_=0),
         )
-        .select_from(registrations.join(messages, messages.c.contact_id == registrations.c.contact_id))
+        .select_from(
+            registrations.join(messages, messages.c.contact_id == registrations.c.contact_id).outerjoin(
+                a, a.c.message_id == messages.c.id
+            )
+        )
         .where(registrations.c.event_id == scope.event_id, messages.c.status == _SENT, *_scoped(scope))
     )
 
@@ -483,6 +492,44 @@ def registered(conn: Connection, by: By) -> list[Registered]:
         Registered(row.key, row.total, {s: int(row._mapping[s.value] or 0) for s in sources}, int(row.confirmed or 0))
         for row in conn.execute(stmt)
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughLink:
+    """Of one wave's recipients who clicked its registration link (a person's click), those who registered after
+    the message (any source), those the webinar platform confirmed, and of each, those who joined the event: the
+    steps of a funnel where each is part of the one before."""
+
+    wave_id: int
+    registered: int = 0
+    confirmed: int = 0
+    joined: int = 0
+    confirmed_joined: int = 0
+
+
+def registered_through_link(conn: Connection, event_id: int) -> dict[int, ThroughLink]:
+    """:class:`ThroughLink` per wave with any (others have none), from :data:`PAIRS` (rows of people who
+    registered: few) and the event's attendances, looked up by their unique (event, contact) index. Reads
+    :func:`prepare`'s tables."""
+    people = PAIRS.c.contact_id
+    confirmed = PAIRS.c.source.in_([s.value for s in CONFIRMED_SOURCES])
+    attended = (
+        select(attendances.c.id)
+        .where(attendances.c.event_id == event_id, attendances.c.contact_id == PAIRS.c.contact_id)
+        .exists()
+    )
+    stmt = (
+        select(
+            PAIRS.c.wave_id,
+            func.count(distinct(people)),
+            func.count(distinct(case((confirmed, people)))),
+            func.count(distinct(case((attended, people)))),
+            func.count(distinct(case((and_(confirmed, attended), people)))),
+        )
+        .where(PAIRS.c.registered_at >= PAIRS.c.sent_at, PAIRS.c.register_clicked == 1)
+        .group_by(PAIRS.c.wave_id)
+    )
+    return {row[0]: ThroughLink(*row) for row in conn.execute(stmt)}
 
 
 def joined(conn: Connection, scope: Scope, by: By) -> dict[Any, int]:

@@ -48,7 +48,7 @@ from campaign.config import Settings
 from campaign.exceptions import NotFoundError, ValidationError
 from campaign.models import AuditAction, CampaignStatus, Permission
 from campaign.render import charts
-from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES
+from campaign.render.figures import FUNNEL_JOINED_NOTE, FUNNEL_REGISTERED_NOTES, funnel_elsewhere_note
 from campaign.rules.access import may
 from campaign.rules.routes import CAMPAIGN_PAGE
 from campaign.services import audit
@@ -215,6 +215,7 @@ async def campaign_page(request: Request, staff: Staff) -> Response:
         zones_together=together,
         bucket_hours=BUCKET_HOURS,
         funnel_notes=FUNNEL_REGISTERED_NOTES,
+        funnel_elsewhere_note=funnel_elsewhere_note,
         joined_note=FUNNEL_JOINED_NOTE,
         can_act=may(staff.role, Permission.ACT_ON_CAMPAIGNS),
         retried=_retried(query.get("retried"), query.get("count")),
