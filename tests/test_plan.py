@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from campaign.cli import cli
 from campaign.config import load_settings
 from campaign.models import CampaignStatus, RegistrationSource, WaveStatus
+from campaign.render.localtime import organiser_clock
 from campaign.services.campaigns import get_campaign
 from campaign.services.scheduling import fire_due
 from campaign.services.transitions import transition
@@ -136,7 +137,8 @@ def test_plan_shows_each_zones_send_time_wave_by_wave(config: Path, launched: Da
     last = waves[3].splitlines()
     assert (
         "  Asia/Manila (Philippine Standard Time): not sent: no time inside the send window mon-fri "
-        "09:00-17:00 in Asia/Manila before the wave expired at 2030-06-18 12:00 UTC (1 contact now)" in last
+        "09:00-17:00 in Asia/Manila before the wave expired at 2030-06-18 14:00 Central European Summer Time "
+        "(12:00 UTC) (1 contact now)" in last
     )
     assert waves[4].startswith("follow-up (follow-up, +1d) to all, 4 contacts now: Wed, Jun 19, 2:00 PM")
 
@@ -191,7 +193,7 @@ def test_status_and_plan_of_a_draft_say_which_waves_a_launch_now_would_skip(conf
     db.dispose()
     run("create", "--event", "talk", "--list", "guests", "--name", "c", "--waves", "default")
     run("waves", "add", "c", "early", "--kind", "reminder", "--at", "-12d", "--window", "none")
-    own = f"{start - timedelta(days=12):%Y-%m-%d %H:%M} UTC"
+    own = organiser_clock(start - timedelta(days=12), "Europe/Zurich")  # "... Central European ... (HH:MM UTC)"
 
     status = run("status", "c")
     row = _rows(status)["early"]
@@ -230,7 +232,10 @@ def test_status_and_plan_say_which_waves_the_launch_skipped_and_why(config: Path
     campaign = get_campaign(db, "c").campaign
     with db.write() as conn:
         transition(conn, campaign.id, CampaignStatus.SENDING, now=LAUNCHED)
-    why = "its time (2030-06-06 12:00 UTC) had passed when the campaign was launched (2030-06-07 18:00 UTC)"
+    why = (
+        "its time (2030-06-06 14:00 Central European Summer Time (12:00 UTC)) had passed when the campaign was "
+        "launched (2030-06-07 20:00 Central European Summer Time (18:00 UTC))"
+    )
     for fired in (False, True):
         if fired:  # what the launch does next: the invitation fires, early is marked missed
             assert {f.wave: f.status for f in fire_due(db, load_settings(config, environ={}), LAUNCHED)} == {

@@ -251,8 +251,9 @@ def test_a_wave_due_while_nothing_ran_is_sent_late_unless_it_expired(db: Databas
     }
     reason = fired["reminder-1h"].reason
     assert reason is not None
-    assert "2026-06-20 11:00 UTC" in reason
-    assert "expired at 2026-06-20 12:00 UTC" in reason
+    # On the organiser's clock (Europe/Zurich, summer), UTC beside.
+    assert "due at 2026-06-20 13:00 Central European Summer Time (11:00 UTC)" in reason
+    assert "expired at 2026-06-20 14:00 Central European Summer Time (12:00 UTC)" in reason
     row = wave_row(db, "reminder-1h")
     assert (row["status"], row["missed_reason"]) == ("missed", reason)
     assert recipients(db, "reminder-1h") == {}

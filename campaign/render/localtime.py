@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -81,6 +81,18 @@ def wall_clock(moment: datetime, zone: str, form: str = "%Y-%m-%d %H:%M %Z") -> 
     if "%Z" in form:
         form = form.replace("%Z", zone_name(local, zone).replace("%", "%%"))
     return local.strftime(form)
+
+
+def organiser_clock(moment: datetime, zone: str) -> str:
+    """``moment`` as staff read a wave's times (on the organiser's clock, with its CLDR name) and in UTC beside it:
+    ``2030-06-06 14:00 Central European Summer Time (12:00 UTC)``; the UTC date too when it differs; in a UTC
+    organiser's zone just ``2030-06-06 12:00 UTC``."""
+    utc = moment.astimezone(UTC)
+    if zone == "UTC":
+        return f"{utc:%Y-%m-%d %H:%M} UTC"
+    local = moment.astimezone(ZoneInfo(zone))
+    beside = f"{utc:%H:%M}" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M}"
+    return f"{wall_clock(moment, zone)} ({beside} UTC)"
 
 
 def language_of(tag: str) -> str:

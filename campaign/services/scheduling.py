@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 
 from campaign.config import Settings
 from campaign.models import Audience, CampaignStatus, Event, EventStatus, MessageStatus, Wave, WaveKind, WaveStatus
+from campaign.render.localtime import organiser_clock
 from campaign.rules.timing import (
     SendWindow,
     default_expiry,
@@ -254,16 +255,18 @@ def _fire(db: Database, stale: DueWave, now: datetime) -> Fired | None:
             if expiry > now:
                 return None  # it waits for the attendee report: fired now, it would reach everyone or no one
             reason = (
-                f"no attendee report of its event was imported before it expired at {_utc(expiry)}: who attended "
+                f"no attendee report of its event was imported before it expired at {_at(expiry, due)}: who attended "
                 "is not known (`campaign attendees import`)"
             )
         elif expiry <= now and _fires_at(due) >= expiry:
             # No scheduler could have sent it (an event moved earlier, an edit behind `campaign waves`' back).
-            reason = f"it expired before it was due: due at {_utc(_fires_at(due))}, it expired at {_utc(expiry)}"
+            reason = (
+                f"it expired before it was due: due at {_at(_fires_at(due), due)}, it expired at {_at(expiry, due)}"
+            )
         elif expiry <= now:
             reason = (
-                f"due at {_utc(_fires_at(due))}, it had expired at {_utc(expiry)} by the time it could fire "
-                f"({_utc(now)}): nothing fired it in between (was the scheduler stopped, or the campaign paused?)"
+                f"due at {_at(_fires_at(due), due)}, it had expired at {_at(expiry, due)} by the time it could fire "
+                f"({_at(now, due)}): nothing fired it in between (was the scheduler stopped, or the campaign paused?)"
             )
         if reason is not None:
             missed = wave_store.mark_missed(conn, wave.id, reason)
@@ -306,7 +309,7 @@ def _passed_before_launch(due: DueWave) -> str | None:
     own = skipped_at_launch(due.schedule, due.event_start, due.launched_at)
     if own is None:
         return None
-    return f"its time ({_utc(own)}) had passed when the campaign was launched ({_utc(due.launched_at)})"
+    return f"its time ({_at(own, due)}) had passed when the campaign was launched ({_at(due.launched_at, due)})"
 
 
 def _top_up(db: Database, stale: DueWave, now: datetime) -> Fired | None:
@@ -395,7 +398,9 @@ def zone_schedules(
         error = None
         if at is None:
             inside = f"inside the send window {format_window(window)} " if window else ""
-            error = f"no time {inside}in {zone.key} before the wave expired at {_utc(expiry)}"
+            error = (
+                f"no time {inside}in {zone.key} before the wave expired at {organiser_clock(expiry, organiser_zone)}"
+            )
         schedules.append(ZoneSchedule(name, at, error))
     return schedules
 
@@ -414,5 +419,6 @@ def _known_zone(name: str) -> ZoneInfo | None:
         return None
 
 
-def _utc(instant: datetime) -> str:
-    return f"{instant:%Y-%m-%d %H:%M} UTC"
+def _at(instant: datetime, due: DueWave) -> str:
+    """An instant of a wave's reasons, as staff read them: on its organiser's clock, UTC beside."""
+    return organiser_clock(instant, due.organiser_zone)

@@ -40,6 +40,7 @@ from sqlalchemy import Connection
 from campaign.config import INVITATION_WAVE, Settings
 from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
 from campaign.models import Campaign, CampaignStatus, Event, EventStatus, WaveKind, WaveStatus
+from campaign.render.localtime import organiser_clock
 from campaign.rules.characters import CONTROL
 from campaign.rules.contact_fields import without_format_characters
 from campaign.rules.timing import FOLLOW_UP_LIFETIME, format_offset
@@ -150,7 +151,7 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
     lines = []
     for schedule in schedules:
         wave = schedule.wave
-        note, own, skipped = _before_launch(schedule, event.starts_at, campaign.launched_at, now)
+        note, own, skipped = _before_launch(schedule, event, campaign.launched_at, now)
         # A wave that fired shows when it did; a pending, missed or cancelled one when it was due; one skipped
         # at launch its own time, not the launch it would otherwise seem to go out with.
         planned = own if note else (wave.enqueued_at or planned_instant(schedule, event.starts_at, launched))
@@ -185,7 +186,7 @@ def timing_text(schedule: WaveSchedule) -> str:
 
 
 def _before_launch(
-    schedule: WaveSchedule, event_start: datetime, launched_at: datetime | None, now: datetime
+    schedule: WaveSchedule, event: Event, launched_at: datetime | None, now: datetime
 ) -> tuple[str | None, datetime | None, str | None]:
     """(note, own time, why) for a wave the launch skips (:func:`campaign.services.scheduling.skipped_at_launch`,
     the rule firing applies); (None, None, None) otherwise. In a draft, the launch is ``now`` (note
@@ -193,17 +194,18 @@ def _before_launch(
     skipped (one added later fires at once)."""
     if launched_at is None:
         # Never launched: a cancelled draft's waves are cancelled, not skipped.
-        own = skipped_at_launch(schedule, event_start, now) if schedule.wave.status is WaveStatus.PENDING else None
+        own = skipped_at_launch(schedule, event.starts_at, now) if schedule.wave.status is WaveStatus.PENDING else None
         if own is None:
             return None, None, None
-        return PASSES_BEFORE_LAUNCH, own, f"its time ({_utc(own)}) has already passed"
+        return PASSES_BEFORE_LAUNCH, own, f"its time ({organiser_clock(own, event.timezone)}) has already passed"
     if schedule.wave.status not in (WaveStatus.PENDING, WaveStatus.MISSED):
         return None, None, None
-    own = skipped_at_launch(schedule, event_start, launched_at)
+    own = skipped_at_launch(schedule, event.starts_at, launched_at)
     if own is None:
         return None, None, None
     # As firing words it (scheduling._passed_before_launch): pending until the launch's firing marks it missed.
-    why = f"its time ({_utc(own)}) had passed when the campaign was launched ({_utc(launched_at)})"
+    when, launch = organiser_clock(own, event.timezone), organiser_clock(launched_at, event.timezone)
+    why = f"its time ({when}) had passed when the campaign was launched ({launch})"
     return SKIPPED_AT_LAUNCH, own, why
 
 
@@ -501,7 +503,9 @@ def _attendance_problem(schedule: WaveSchedule, event: Event, goes: datetime) ->
     audience = schedule.wave.audience
     if audience not in ATTENDANCE_AUDIENCES or goes >= event.ends_at:
         return None
-    return f"who is {audience.value} is known only after the event ends ({_utc(event.ends_at)})"
+    return (
+        f"who is {audience.value} is known only after the event ends ({organiser_clock(event.ends_at, event.timezone)})"
+    )
 
 
 def _expiry_problem(schedule: WaveSchedule, event: Event, goes: datetime) -> str | None:
@@ -509,7 +513,10 @@ def _expiry_problem(schedule: WaveSchedule, event: Event, goes: datetime) -> str
     expiry = wave_expiry(schedule, event.starts_at, event.ends_at)
     if goes < expiry:
         return None
-    return f"it would go out at {_utc(goes)}, at or after it expires at {_utc(expiry)}"
+    zone = event.timezone
+    return (
+        f"it would go out at {organiser_clock(goes, zone)}, at or after it expires at {organiser_clock(expiry, zone)}"
+    )
 
 
 def _kind_expiry(schedule: WaveSchedule) -> str | None:
@@ -521,10 +528,6 @@ def _kind_expiry(schedule: WaveSchedule) -> str | None:
     default = follow_up if wave.kind is WaveKind.FOLLOW_UP else "at the event start"
     kind = wave.kind.value
     return f"({'an' if kind[:1] in 'aeiou' else 'a'} {kind} expires {default})"  # an update, a reminder
-
-
-def _utc(instant: datetime) -> str:
-    return f"{instant.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _require_template(settings: Settings, campaign: Campaign, event: Event, template: str, name: str) -> None:
