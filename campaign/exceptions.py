@@ -37,6 +37,11 @@ class ValidationError(CampaignError, ValueError):
     """Input data (an event file, a field value) is invalid; the message says which field and why."""
 
 
+class EditConflictError(CampaignError):
+    """A change was made from a record as it was, and the record has changed since (someone else saved it): nothing
+    was written. Not a ValidationError: nothing is wrong with the input, only with when it was made."""
+
+
 class ImportFileError(CampaignError, ValueError):
     """A contacts file cannot be imported at all (unreadable, wrong encoding, no email column).
 

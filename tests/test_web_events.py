@@ -45,6 +45,7 @@ __all__ = ["browser"]  # a fixture used here
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "events" / "ilo-migrant-workers-2020.toml"
 TOLD = 3  # campaign c's invitation reached two people, and one who then unsubscribed (a suppressed notice)
 _HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+_INPUT = re.compile(r'<input id="[^"]+" name="([^"]+)" type="[a-z]+" value="([^"]*)"')
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -126,6 +127,17 @@ def field_value(page: Answer, name: str) -> str:
 
 def hidden_fields(page: Answer) -> dict[str, str]:
     return {name: html.unescape(value) for name, value in _HIDDEN.findall(page.body)}
+
+
+def opened(page: Answer) -> dict[str, str]:
+    """An edit form's fields as the page shows them (what a browser posts when nothing is typed): every field, the
+    speaker rows, and the version of the event it was rendered from."""
+    assert page.status in (200, 409), page.status
+    fields = {name: html.unescape(value) for name, value in _INPUT.findall(page.body)}
+    description = re.search(r'<textarea id="description" name="description"[^>]*>(.*?)</textarea>', page.body, re.S)
+    assert description
+    fields["description"] = html.unescape(description.group(1))
+    return fields | {name: value for name, value in hidden_fields(page).items() if name != "csrf_token"}
 
 
 def event_rows(db: Database) -> list[tuple[Any, ...]]:
@@ -334,7 +346,7 @@ def test_an_edit_is_confirmed_with_who_will_be_told_then_sends_the_update_and_is
     assert field_value(form, "start") == start_local.strftime("%Y-%m-%dT%H:%M")
     shown = ("title", "start", "end", "timezone", "registration_url", "join_url", "language", "organiser_name")
     fields = {name: field_value(form, name) for name in (*shown, "organiser_email")}
-    fields |= {"description": "", "rows": "0"}
+    fields |= {"description": "", "rows": "0", "version": form.hidden("version")}
     later = start_local + timedelta(days=1)
     moved = {**fields, "start": later.strftime("%Y-%m-%dT%H:%M"),
              "end": (later + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")}  # fmt: skip
@@ -358,11 +370,59 @@ def test_an_edit_is_confirmed_with_who_will_be_told_then_sends_the_update_and_is
     assert "c: wave update-1, 2 queued, 1 suppressed" in page.body
 
     # A new title only: nobody is told now, and the confirmation says so.
-    retitled = post_form(client, f"/events/{event.id}/edit", {**hidden_fields(confirm), "title": "A better talk"})
+    reopened = client.get(f"/events/{event.id}/edit").hidden("version")  # the form of the event as updated
+    retitled = post_form(
+        client, f"/events/{event.id}/edit", {**hidden_fields(confirm), "title": "A better talk", "version": reopened}
+    )
     assert "Neither time nor place changes: nobody is told now" in retitled.body
     client.post(f"/events/{event.id}/edit", {**hidden_fields(retitled), "action": "confirm"})
     assert (get_event(site.db, "talk").title, get_event(site.db, "talk").sequence) == ("A better talk", 1)
     assert wave_names(site.db).count("update-2") == 0
+
+
+def test_two_people_editing_one_event_the_later_save_is_refused_with_the_form_and_loses_nothing(site: Site) -> None:
+    # As two tabs on a wave's form (a review): the second save, from a form opened before the first, put back what
+    # the first had changed, without a word.
+    event = get_event(site.db, "talk")
+    first, second = logged_in(site), logged_in(site, "bob")
+    path = f"/events/{event.id}/edit"
+    form_1, form_2 = first.get(path), second.get(path)
+    confirm_1 = post_form(first, path, {**opened(form_1), "title": "A better talk"})
+    confirm_2 = post_form(second, path, {**opened(form_2), "description": "Bring your questions."})
+    assert (confirm_1.status, confirm_2.status) == (200, 200)
+    assert first.post(path, {**hidden_fields(confirm_1), "action": "confirm"}).status == 303
+    after_first, audit_after_first = event_rows(site.db), site.audit()
+
+    refused = second.post(path, {**hidden_fields(confirm_2), "action": "confirm"})
+
+    assert refused.status == 409
+    assert "This event was changed by someone else since you opened this page" in refused.body
+    assert (event_rows(site.db), site.audit()) == (after_first, audit_after_first)  # nothing of it written
+    assert (get_event(site.db, "talk").title, get_event(site.db, "talk").description) == (
+        "A better talk",
+        event.description,
+    )  # the first's change stands
+    assert opened(refused)["description"] == "Bring your questions."  # what was typed is kept
+    assert opened(refused)["title"] == event.title
+    assert "A better talk" in refused.body.split('id="title-saved"', 1)[1].split("</p>", 1)[0]
+    assert 'id="start-saved"' not in refused.body  # the same in both
+    # A form opened before the change is refused at its first save too, before a confirmation compares it with an
+    # event it was not made from.
+    stale = post_form(second, path, {**opened(form_2), "description": "Bring your questions."})
+    assert stale.status == 409
+    assert "This event was changed by someone else" in stale.body
+    without = post_form(second, path, {k: v for k, v in opened(form_2).items() if k != "version"})
+    assert without.status == 409
+
+    again = second.get(path)  # reloaded: the event as it is now
+    assert opened(again)["title"] == "A better talk"
+    confirm = post_form(second, path, {**opened(again), "description": "Bring your questions."})
+    assert confirm.status == 200
+    assert "Changes: Description." in confirm.body
+    done = second.post(path, {**hidden_fields(confirm), "action": "confirm"})
+    assert done.status == 303
+    updated = get_event(site.db, "talk")
+    assert (updated.title, updated.description) == ("A better talk", "Bring your questions.")
 
 
 def test_a_cancellation_is_confirmed_with_who_will_be_told_then_sent_and_audited(site: Site) -> None:

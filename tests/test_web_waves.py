@@ -9,6 +9,7 @@ database (waves, outbox, audit log), never against what the page says of itself.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +30,7 @@ from campaign.services.mailbox import capture_mailbox, latest_captured
 from campaign.services.waves import WaveLine, list_waves
 from campaign.store.tables import messages, waves
 from campaign.web.auth import CSRF_REFUSED
-from tests.test_auth import PASSWORDS
+from tests.test_auth import PASSWORDS, Answer
 from tests.test_browser import RELOADING, WAIT_SECONDS, browser, log_in_on_the_way, read_now
 from tests.test_dashboard import HOSTILE, add_users
 from tests.test_web_campaigns import World, draft, logged_in, sqlite_world, text_between, world
@@ -50,6 +51,12 @@ def form(token: str, **changes: str) -> dict[str, str]:
         "template": "", "subject": "Starting soon",
     }  # fmt: skip
     return {**values, **changes}
+
+
+def version(page: Answer) -> str:
+    """The version of the wave an edit page was rendered from, which its form posts back."""
+    assert page.status in (200, 409), page.status
+    return page.hidden("version")
 
 
 def lines(world: World) -> dict[str, WaveLine]:
@@ -92,9 +99,9 @@ def test_staff_add_a_wave_then_change_it_as_the_command_line_would_and_both_are_
     assert 'value="Starting soon"' in edit.body
     event_start = list_waves(world.site.db, "c").event.starts_at
     wall = (event_start.astimezone(ZURICH) - timedelta(days=1)).replace(hour=10, minute=15)
+    typed = {"timing": "local", "local": f"{wall:%Y-%m-%dT%H:%M}", "window": "", "audience": "all", "subject": ""}
     changed = client.post(
-        f"/campaigns/{campaign_id}/waves/reminder-2h/edit",
-        form(client.csrf(), timing="local", local=f"{wall:%Y-%m-%dT%H:%M}", window="", audience="all", subject=""),
+        f"/campaigns/{campaign_id}/waves/reminder-2h/edit", form(client.csrf(), **typed, version=version(edit))
     )
 
     assert changed.status == 303, changed.body
@@ -110,6 +117,65 @@ def test_staff_add_a_wave_then_change_it_as_the_command_line_would_and_both_are_
     assert '<tr data-action="campaign-wave-edited">' in history
 
 
+def test_two_tabs_editing_one_wave_the_later_save_is_refused_with_the_form_and_loses_nothing(world: World) -> None:
+    # A review: tab 1 saved a new subject; tab 2, opened before it, saved only a new send window, and tab 1's
+    # subject was silently put back (tab 2's form still held the old one).
+    campaign_id = draft(world)
+    first, second = logged_in(world), logged_in(world)
+    path = f"/campaigns/{campaign_id}/waves/reminder-2h/edit"
+    assert first.post(f"/campaigns/{campaign_id}/waves/new", form(first.csrf())).status == 303
+    tab_1, tab_2 = first.get(path), second.get(path)
+    assert version(tab_1) == version(tab_2)
+
+    saved = first.post(path, form(first.csrf(), subject="Starting in two hours", version=version(tab_1)))
+    assert saved.status == 303
+    after_first, audit_after_first = wave_rows(world), wave_audit(world)
+    refused = second.post(path, form(second.csrf(), window="09:00-12:00", version=version(tab_2)))
+
+    assert refused.status == 409
+    assert "This wave was changed by someone else since" in text_between(refused.body, "form-error")
+    assert (wave_rows(world), wave_audit(world)) == (after_first, audit_after_first)  # nothing of it written
+    wave = lines(world)["reminder-2h"]
+    assert (wave.subject, wave.window) == ("Starting in two hours", "mon-fri 09:00-17:00")  # the first's stands
+    assert 'id="window" name="window" type="text" value="09:00-12:00"' in refused.body  # what was typed is kept
+    assert 'value="Starting soon"' in refused.body
+    assert "Starting in two hours" in text_between(refused.body, "subject-saved")  # what saving would overwrite
+    assert 'id="window-saved"' in refused.body
+    assert 'id="audience-saved"' not in refused.body  # the same in both
+
+    again = second.get(path)  # reloaded: the values as they are now
+    assert 'value="Starting in two hours"' in again.body
+    assert version(again) == version(refused)
+    done = second.post(
+        path, form(second.csrf(), subject="Starting in two hours", window="09:00-12:00", version=version(again))
+    )
+    assert done.status == 303, done.body
+    wave = lines(world)["reminder-2h"]
+    assert (wave.subject, wave.window) == ("Starting in two hours", "09:00-12:00")
+    assert [a for a, _, _ in wave_audit(world)].count(AuditAction.CAMPAIGN_WAVE_EDITED.value) == 2
+    stale = first.post(path, form(first.csrf(), subject="Old tab", version=version(tab_1)))
+    assert stale.status == 409
+    missing = first.post(path, form(first.csrf(), subject="Without a version"))  # a page from before versions
+    assert missing.status == 409
+    assert lines(world)["reminder-2h"].subject == "Starting in two hours"
+
+
+def test_simultaneous_saves_of_one_version_of_a_wave_write_one_and_refuse_the_others(world: World) -> None:
+    campaign_id = draft(world)
+    clients = [logged_in(world) for _ in range(3)]
+    path = f"/campaigns/{campaign_id}/waves/reminder-2h/edit"
+    assert clients[0].post(f"/campaigns/{campaign_id}/waves/new", form(clients[0].csrf())).status == 303
+    opened = version(clients[0].get(path))
+    posts = [form(client.csrf(), subject=f"Subject {n}", version=opened) for n, client in enumerate(clients)]
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        answers = list(pool.map(lambda n: clients[n].post(path, posts[n]), range(len(clients))))
+
+    assert sorted(answer.status for answer in answers) == [303, 409, 409]
+    [winner] = [n for n, answer in enumerate(answers) if answer.status == 303]
+    assert lines(world)["reminder-2h"].subject == f"Subject {winner}"
+
+
 @pytest.mark.parametrize("when", ["add", "edit"])
 def test_bad_input_in_each_field_is_one_line_beside_it_and_changes_nothing(world: World, when: str) -> None:
     campaign_id = draft(world)
@@ -118,6 +184,7 @@ def test_bad_input_in_each_field_is_one_line_beside_it_and_changes_nothing(world
     if when == "edit":
         assert client.post(f"/campaigns/{campaign_id}/waves/new", form(token)).status == 303
     path = f"/campaigns/{campaign_id}/waves/" + ("new" if when == "add" else "reminder-2h/edit")
+    opened = {"version": version(client.get(path))} if when == "edit" else {}
     before, audit_before = wave_rows(world), wave_audit(world)
     cases = [
         ("kind", {"kind": "party"}),
@@ -142,7 +209,7 @@ def test_bad_input_in_each_field_is_one_line_beside_it_and_changes_nothing(world
         cases += [("name", {"name": "Not A Name"}), ("name", {"name": ""}), ("name", {"name": "invitation"}),
                   ("name", {"name": HOSTILE})]  # fmt: skip
     for field, changes in cases:
-        refused = client.post(path, form(token, **changes))
+        refused = client.post(path, form(token, **opened, **changes))
         assert refused.status == 400, (field, changes, refused.status)
         errors = re.findall(r'<p class="field-error" id="([a-z]+)-error">([^<]*)</p>', refused.body)
         assert [name for name, _ in errors] == [field], (changes, errors)

@@ -2,6 +2,12 @@
 
 Contract of :func:`update_event` and :func:`cancel_event`:
 
+* An update is made from the event as read, and written only over that: when the event changed in between
+  (another update), nothing is written (:class:`~campaign.exceptions.EditConflictError`; the row is read again
+  locked in the transaction that writes it). A form's update names the version it was made from
+  (:func:`event_version`: a digest of the fields the form edits) and is refused so, too, when the event is another
+  version by then: someone else saved it since the form was opened.
+
 * The calendar entry keeps its UID (:func:`~campaign.render.identifiers.event_uid`); SEQUENCE goes up by one when
   the time or the place changes (start, end, zone, join or registration link: :data:`RESCHEDULING_FIELDS`) and
   at a cancellation. Other changes (title, description, speakers, organiser) are saved and sent with the next
@@ -35,7 +41,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from campaign.config import Settings
-from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
+from campaign.exceptions import AlreadyExistsError, EditConflictError, NotFoundError, TemplateError, ValidationError
 from campaign.models import (
     UNFINISHED_MESSAGES,
     WAITING_MESSAGES,
@@ -53,6 +59,7 @@ from campaign.render.values import event_link_urls
 from campaign.rules.event_fields import parse_event_document
 from campaign.rules.references import refuse_all_digit_name
 from campaign.rules.timing import parse_window
+from campaign.rules.versions import version_of
 from campaign.rules.wave_specs import WaveSpec
 from campaign.services.campaigns import CampaignDetails, wave_values
 from campaign.services.rendering import template_set
@@ -69,6 +76,20 @@ from campaign.store.engine import Database
 RESCHEDULING_FIELDS = ("starts_at", "ends_at", "timezone", "join_url", "registration_url")
 # Campaigns whose invitation has gone out (or is going out): they are told of a change.
 LAUNCHED = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT})
+# What an edit changes (:func:`event_version`): an event file's fields but the slug, which never changes.
+EDITED_FIELDS = (
+    "title",
+    "description",
+    "starts_at",
+    "ends_at",
+    "timezone",
+    "registration_url",
+    "join_url",
+    "language",
+    "organiser_name",
+    "organiser_email",
+    "speakers",
+)
 UPDATE_WAVE = "update"
 CANCELLATION_WAVE = "cancellation"
 
@@ -124,6 +145,15 @@ def event_revision(db: Database, campaign_id: int) -> tuple[int, datetime] | Non
         return event_store.revision_of_campaign(conn, campaign_id)
 
 
+def event_version(event: Event) -> str:
+    """The version of an event's :data:`EDITED_FIELDS` (:mod:`campaign.rules.versions`), which its edit form
+    carries to :func:`update_event`. Not its status, SEQUENCE or attendee report: a cancellation is refused as
+    such, and an attendee report imported meanwhile changes nothing the form shows."""
+    values: dict[str, object] = {name: getattr(event, name) for name in EDITED_FIELDS if name != "speakers"}
+    values["speakers"] = [[speaker.name, speaker.role] for speaker in event.speakers]
+    return version_of(values)
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignNotice:
     """What an event change did to one campaign: the wave added (None: none) and how many it queued, or why
@@ -148,12 +178,20 @@ class EventChange:
 
 
 def update_event(
-    db: Database, settings: Settings, ref: str, values: dict[str, Any], now: datetime | None = None
+    db: Database,
+    settings: Settings,
+    ref: str,
+    values: dict[str, Any],
+    now: datetime | None = None,
+    *,
+    version: str | None = None,
 ) -> EventChange:
     """Replace an event's details with ``values`` (from :func:`read_event_file`; the slug must be the event's);
-    see the module doc."""
+    ``version``: the :func:`event_version` they were made from (a form's). See the module doc."""
     now = now or datetime.now(UTC)
     event = _scheduled_event(db, ref, "updated")
+    if version is not None and event_version(event) != version:
+        raise _changed_meanwhile(event)
     if values["slug"] != event.slug:
         raise ValidationError(
             f'the file describes event {values["slug"]!r}, not {event.slug!r}: set slug = "{event.slug}" in it '
@@ -181,6 +219,13 @@ def update_event(
     columns = {k: v for k, v in values.items() if k != "slug"}
     notices: dict[int, CampaignNotice] = {}
     with db.write() as conn:
+        # Everything above (what changed, SEQUENCE, the notice's "before") was decided from ``event``: it is
+        # written only over that event, compared under the row's lock so that two updates cannot both pass.
+        current = event_store.lock(conn, event.id)
+        if current is None or current.status is not EventStatus.SCHEDULED:
+            raise ValidationError(f"event {event.slug} was cancelled meanwhile: it can no longer be updated")
+        if (event_version(current), current.sequence) != (event_version(event), event.sequence):
+            raise _changed_meanwhile(event)
         if not event_store.update_event(conn, event.id, columns, sequence=sequence, now=now):
             raise ValidationError(f"event {event.slug} was cancelled meanwhile: it can no longer be updated")
         _retime_fired(conn, event, updated, now)
@@ -270,6 +315,13 @@ def cancel_event(db: Database, settings: Settings, ref: str, now: datetime | Non
             # The other fired waves have nothing left to send: they end as cancelled, not done.
             waves_cancelled += wave_store.cancel_waves(conn, campaign_id, was=(WaveStatus.ENQUEUED,), keep=(wave_id,))
     return EventChange(_event(db, event.id), ("status", "sequence"), fired, waves_cancelled, messages_cancelled)
+
+
+def _changed_meanwhile(event: Event) -> EditConflictError:
+    return EditConflictError(
+        f"event {event.slug} was changed by someone else since it was read: nothing was written; read it again "
+        "and make the change again"
+    )
 
 
 def _scheduled_event(db: Database, ref: str, what: str) -> Event:

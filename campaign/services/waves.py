@@ -8,6 +8,11 @@ Contract:
 * Only a ``pending`` wave may be edited or removed: one that fired (``enqueued``, ``done``), was ``missed`` or
   ``cancelled`` is history, and the refusal says so in one line. The change is a compare-and-set on the
   status, so a wave the scheduler fires meanwhile is refused too, never half-edited.
+* An edit made from a form names the version of the wave the form was made from (:attr:`WaveLine.version`,
+  :func:`wave_version`: a digest of what the form shows); when the wave is another version by then (someone else
+  saved it meanwhile), nothing is written: :class:`~campaign.exceptions.EditConflictError`. The wave is read
+  locked in the transaction that writes it, so of two saves made from one version exactly one is written. The
+  command line names no version: its options replace those settings of the wave as it stands, the others stay.
 * The invitation (the wave named ``invitation``, every campaign's first) may be removed only from a draft.
 * A wave's template defaults to its kind's (``templates/email/<kind>.*``); one that does not exist in the
   campaign's template directories is refused here, and ``campaign check`` checks every wave's templates.
@@ -38,12 +43,19 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from campaign.config import INVITATION_WAVE, Settings
-from campaign.exceptions import AlreadyExistsError, NotFoundError, TemplateError, ValidationError
+from campaign.exceptions import (
+    AlreadyExistsError,
+    EditConflictError,
+    NotFoundError,
+    TemplateError,
+    ValidationError,
+)
 from campaign.models import Campaign, CampaignStatus, Event, EventStatus, WaveKind, WaveStatus
 from campaign.render.localtime import organiser_clock
 from campaign.rules.characters import CONTROL
 from campaign.rules.contact_fields import without_format_characters
 from campaign.rules.timing import FOLLOW_UP_LIFETIME, format_offset
+from campaign.rules.versions import version_of
 from campaign.rules.wave_specs import (
     WaveOptionError,
     format_timing,
@@ -123,6 +135,8 @@ class WaveLine:
     waits: str | None = None
     """What a pending wave waits for besides its time: :data:`WAITS_FOR_ATTENDANCE` (a wave to those who attended,
     or did not, before any attendee report is imported: :data:`campaign.services.scheduling.ATTENDANCE_AUDIENCES`)."""
+    version: str = ""
+    """The version of its settings (:func:`wave_version`), which a form to edit it carries to :func:`edit_wave`."""
 
     @property
     def to_come(self) -> bool:
@@ -174,9 +188,30 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
                 waits=WAITS_FOR_ATTENDANCE
                 if wave.status is WaveStatus.PENDING and waits_for_attendance(wave, event)
                 else None,
+                version=wave_version(schedule),
             )
         )  # fmt: skip
     return WavePlan(campaign, event, lines)
+
+
+def wave_version(schedule: WaveSchedule) -> str:
+    """The version of a wave's settings as its form edits them (:mod:`campaign.rules.versions`): kind, timing,
+    audience, window, expiry, template, subject. Not its status (a wave that fired is refused as such) nor when
+    its time was planned (its event moving changes that, not what the form shows)."""
+    wave = schedule.wave
+    return version_of(
+        {
+            "kind": wave.kind.value,
+            "offset_seconds": wave.offset_seconds,
+            "send_at": wave.send_at,
+            "audience": wave.audience.value,
+            "window": schedule.window,
+            "expires_at": wave.expires_at,
+            "expires_offset_seconds": schedule.expires_offset_seconds,
+            "template": wave.template,
+            "subject": wave.subject,
+        }
+    )
 
 
 def timing_text(schedule: WaveSchedule) -> str:
@@ -241,11 +276,26 @@ def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, opt
     return _line(db, campaign_ref, name)
 
 
-def edit_wave(db: Database, settings: Settings, campaign_ref: str, name: str, options: WaveOptions) -> WaveLine:
-    """Change a pending wave: the options given replace its settings, the others stay."""
+def edit_wave(
+    db: Database,
+    settings: Settings,
+    campaign_ref: str,
+    name: str,
+    options: WaveOptions,
+    *,
+    version: str | None = None,
+) -> WaveLine:
+    """Change a pending wave: the options given replace its settings, the others stay. ``version``: the one the
+    options were made from (a form's); EditConflictError, nothing written, when the wave is another by then."""
     with db.write() as conn:
         campaign = find_campaign(conn, campaign_ref)
-        schedule = _pending_wave(conn, campaign, name, "edited")
+        # Locked: what is compared here (status, version) is what this transaction writes over.
+        schedule = _pending_wave(conn, campaign, name, "edited", lock=True)
+        if version is not None and wave_version(schedule) != version:
+            raise EditConflictError(
+                f"wave {name} of campaign {campaign.name} was changed by someone else since it was read: "
+                "nothing was written; read it again and make the change again"
+            )
         wave = schedule.wave
         event = _event(conn, campaign)
         current = timing_text(schedule)
@@ -397,8 +447,8 @@ def _require_default_sendable(
         )
 
 
-def _pending_wave(conn: Connection, campaign: Campaign, name: str, what: str) -> WaveSchedule:
-    schedule = wave_store.find_schedule(conn, campaign.id, name)
+def _pending_wave(conn: Connection, campaign: Campaign, name: str, what: str, *, lock: bool = False) -> WaveSchedule:
+    schedule = wave_store.find_schedule(conn, campaign.id, name, lock=lock)
     if schedule is None:
         raise NotFoundError(
             f"campaign {campaign.name} has no wave {name!r} (see `campaign waves list {campaign.name}`)"

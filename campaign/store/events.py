@@ -33,6 +33,14 @@ def find(conn: Connection, ref: str) -> Event | None:
     return to_event(row) if row else None
 
 
+def lock(conn: Connection, event_id: int) -> Event | None:
+    """Inside a write transaction: the event, read again with its row locked until the transaction ends
+    (PostgreSQL ``FOR UPDATE``: another update waits for this one, then reads what it wrote; SQLite's writes are
+    serialised by ``BEGIN IMMEDIATE``, and SQLAlchemy renders no ``FOR`` there). None: no such event."""
+    row = conn.execute(select(events).where(events.c.id == event_id).with_for_update()).first()
+    return to_event(row) if row else None
+
+
 def all_events(conn: Connection) -> list[Event]:
     """Every event, soonest first."""
     return [to_event(row) for row in conn.execute(select(events).order_by(events.c.starts_at))]

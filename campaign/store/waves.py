@@ -1,7 +1,9 @@
 """SQL for a campaign's waves as the scheduler and ``campaign waves`` see them: timing, window, expiry, status.
 
 Every change to a wave that may already have fired is a compare-and-set on its status, so a wave another
-process fired meanwhile is never edited, removed or fired twice.
+process fired meanwhile is never edited, removed or fired twice. An edit reads the wave it changes locked
+(:func:`find_schedule` with ``lock``), so that what it compares (its status, the version a form was made from) is
+what it writes over.
 """
 
 from __future__ import annotations
@@ -53,9 +55,13 @@ def schedules_of(conn: Connection, campaign_id: int) -> list[WaveSchedule]:
     return [to_schedule(r) for r in conn.execute(stmt)]
 
 
-def find_schedule(conn: Connection, campaign_id: int, name: str) -> WaveSchedule | None:
-    """The campaign's wave called ``name``, or None."""
-    row = conn.execute(select(waves).where(waves.c.campaign_id == campaign_id, waves.c.name == name)).first()
+def find_schedule(conn: Connection, campaign_id: int, name: str, *, lock: bool = False) -> WaveSchedule | None:
+    """The campaign's wave called ``name``, or None. ``lock`` (in a write transaction): its row locked until the
+    transaction ends, so that no other transaction changes it between this read and this transaction's write
+    (PostgreSQL ``FOR UPDATE``: a concurrent edit waits, then reads the row as this one left it; SQLite needs no
+    row lock, its writes being serialised by ``BEGIN IMMEDIATE``, and SQLAlchemy renders no ``FOR`` there)."""
+    stmt = select(waves).where(waves.c.campaign_id == campaign_id, waves.c.name == name)
+    row = conn.execute(stmt.with_for_update() if lock else stmt).first()
     return to_schedule(row) if row else None
 
 

@@ -19,6 +19,14 @@ which checks every POST's CSRF token first); an analyst gets the 403 page, on GE
   nobody when neither time nor place changes); the confirmation posts the same fields back with
   ``action=confirm``, which runs :func:`~campaign.services.events.update_event` (its update waves), audited
   ``event-updated`` with what it did, then 303 to the event's page.
+* **Saved by someone else meanwhile** (two tabs, two people): the edit form carries the version of the event it
+  was rendered from (a hidden ``version``, :func:`~campaign.services.events.event_version`), posted through the
+  speaker buttons and the confirmation. A save from another version than the event's now is refused before the
+  confirmation (which would say what changes against an event the form was not made from), and the update
+  itself names the version (:func:`~campaign.services.events.update_event` compares it in the transaction that
+  writes: two confirmations cannot both pass). Either answer is the form again (409) with
+  :data:`CHANGED_MEANWHILE` at the top, what was typed kept, the value saved now beside each field that differs
+  from it, and the version of now. A post without a version (a page from before versions) is refused so too.
 * **A cancellation**: the confirmation page (GET) says who will be told and which drafts end; its POST runs
   :func:`~campaign.services.events.cancel_event`, audited ``event-cancelled``.
 * A service's refusal (the event cancelled meanwhile, a campaign without the notice's template) is one line at
@@ -42,7 +50,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from campaign.config import Settings
-from campaign.exceptions import AlreadyExistsError, NotFoundError, ValidationError
+from campaign.exceptions import AlreadyExistsError, EditConflictError, NotFoundError, ValidationError
 from campaign.models import AuditAction, AuditEntry, Event, EventStatus, Permission
 from campaign.rules.routes import EVENT_PAGE
 from campaign.rules.timing import utc_offset_text
@@ -55,6 +63,7 @@ from campaign.services.events import (
     add_event,
     cancel_event,
     changed_fields,
+    event_version,
     get_event,
     list_events,
     update_event,
@@ -99,6 +108,11 @@ LABELS = {
 """Each field's label; a confirmation names the changed fields with these too."""
 EVENT_ACTIONS = frozenset({AuditAction.EVENT_ADDED, AuditAction.EVENT_UPDATED, AuditAction.EVENT_CANCELLED})
 """What an event's history shows of the audit log."""
+CHANGED_MEANWHILE = (
+    "This event was changed by someone else since you opened this page, and your changes were not saved: "
+    "review the current values shown beside your fields below and save again."
+)
+"""The line at the top of a form whose event was saved by someone else since the page was opened."""
 _CHANGED_NAMES = {"starts_at": "start", "ends_at": "end", "speakers": "speakers"}
 _SPEAKER_FIELD = re.compile(r"speakers\[(\d+)\](?:\.(name|role))?")
 _LOCAL_FORM = "%Y-%m-%dT%H:%M"
@@ -113,6 +127,10 @@ class EventForm:
     errors: dict[str, str] = field(default_factory=dict)
     problem: str | None = None
     """A refusal of the whole form (not of one field), shown at the top."""
+    version: str = ""
+    """The version of the event the form was rendered from (an edit's), posted back with it."""
+    saved: dict[str, str] = field(default_factory=dict)
+    """After someone else saved the event: its value now, for each field (``speakers``: all) where it differs."""
 
     @classmethod
     def blank(cls) -> EventForm:
@@ -138,7 +156,7 @@ class EventForm:
             "organiser_email": event.organiser_email or "",
         }
         speakers = [(s.name, s.role or "") for s in event.speakers]
-        return cls(values, speakers + [("", "")] * BLANK_SPEAKER_ROWS)
+        return cls(values, speakers + [("", "")] * BLANK_SPEAKER_ROWS, version=event_version(event))
 
     @classmethod
     def posted(cls, form: FormData) -> EventForm:
@@ -149,7 +167,7 @@ class EventForm:
         except ValueError:
             rows = 0
         speakers = [(_text(form, f"speaker-{n}-name"), _text(form, f"speaker-{n}-role")) for n in range(1, rows + 1)]
-        return cls(values, speakers)
+        return cls(values, speakers, version=_text(form, "version"))
 
     def rearrange(self, action: str) -> bool:
         """Do a button's ``action`` other than saving (``add-row``, ``up-N``, ``down-N``, ``remove-N``, ``back``);
@@ -215,9 +233,25 @@ class EventForm:
             return "speakers"
         return name if name in TEXT_FIELDS or name == "speakers" else "form"
 
+    def compare_with(self, event: Event) -> None:
+        """Note in :attr:`saved` the event's value now beside each field where what was typed differs (the slug
+        cannot change; the speakers are compared as one list, blank rows left out)."""
+        now = EventForm.of_event(event)
+        self.saved = {
+            name: now.values[name] or "(empty)"
+            for name in TEXT_FIELDS
+            if name != "slug" and self.values[name] != now.values[name]
+        }
+        typed = [self.speakers[n - 1] for n in self.filled_rows()]
+        listed = [now.speakers[n - 1] for n in now.filled_rows()]
+        if typed != listed:
+            self.saved["speakers"] = "; ".join(f"{name} ({role})" if role else name for name, role in listed) or "none"
+
     def hidden_fields(self) -> list[tuple[str, str]]:
-        """The form as hidden fields (a confirmation posts it again): the fields, then the filled speaker rows."""
-        fields = [(name, self.values[name]) for name in TEXT_FIELDS]
+        """The form as hidden fields (a confirmation posts it again): the version it was made from, the fields,
+        then the filled speaker rows."""
+        fields = [("version", self.version)]
+        fields += [(name, self.values[name]) for name in TEXT_FIELDS]
         filled = [self.speakers[n - 1] for n in self.filled_rows()]
         fields.append(("rows", str(len(filled))))
         for number, (name, role) in enumerate(filled, 1):
@@ -361,10 +395,19 @@ async def edit_event(request: Request, staff: Staff) -> Response:
     if check.values is None:
         posted.place_errors(check.errors)
         return _form_page(request, staff, posted, event, status=400)
+    if posted.version != event_version(event):
+        # Before the confirmation too: it would say what changes against an event the form was not made from.
+        return _changed_meanwhile(request, staff, posted, event)
     if action != "confirm":
         return await _confirm_update(request, staff, event, posted, check.values)
+    settings = _data(request).settings
     try:
-        change = await run_in_threadpool(update_event, db, _data(request).settings, event.slug, check.values)
+        change = await run_in_threadpool(update_event, db, settings, event.slug, check.values, version=posted.version)
+    except EditConflictError:  # saved by someone else between the check above and the write
+        current = await _path_event(request, staff)
+        if isinstance(current, Response):
+            return current
+        return _changed_meanwhile(request, staff, posted, current)
     except ValidationError as exc:
         posted.problem = str(exc)
         return _form_page(request, staff, posted, event, status=409)
@@ -440,6 +483,21 @@ async def _confirm_update(
         people=sum(a.invited for a in told),
         hidden=posted.hidden_fields(),
     )
+
+
+def _changed_meanwhile(request: Request, staff: Staff, posted: EventForm, event: Event) -> Response:
+    """The form again (409) after someone else saved the event since it was opened; see the module doc.
+
+    What was typed is kept, not replaced by the values saved now: those are a reload away, what this person typed
+    is nowhere else. Beside each field where it differs is the value saved now (the other person's change, or
+    this person's own, or both), and the form takes the version of now, so that saving again overwrites only
+    what its author has seen."""
+    if event.status is EventStatus.CANCELLED:
+        return _problem(request, staff, 409, f"event {event.slug} is cancelled: it can no longer be edited")
+    posted.compare_with(event)
+    posted.version = event_version(event)
+    posted.problem = CHANGED_MEANWHILE
+    return _form_page(request, staff, posted, event, status=409)
 
 
 def _form_page(request: Request, staff: Staff, form: EventForm, event: Event | None, *, status: int = 200) -> Response:

@@ -14,6 +14,13 @@ campaign's page shows it in its history.
   the form keeps what was typed (400), nothing changes.
 * A wave that fired, was missed or cancelled is history: its form is not offered, and the service's refusal of a
   change is the 409 page (as a wave the scheduler fires while its form is open).
+* **Saved by someone else meanwhile** (two tabs, two people): the edit form carries the version of the wave it
+  was rendered from (a hidden ``version``, :attr:`~campaign.services.waves.WaveLine.version`), and the service
+  writes nothing when the wave is another version by then (:class:`~campaign.exceptions.EditConflictError`,
+  checked in the transaction that writes). The answer is the form again (409) with :data:`CHANGED_MEANWHILE` at
+  the top, what was typed kept, the value saved now beside each field that differs from it, and the version of
+  now: saving it again is then a decision made seeing what it overwrites. A post without a version (a page from
+  before versions) is refused so too.
 * **Remove** (:data:`~campaign.rules.routes.CAMPAIGN_WAVE_REMOVE`): a confirmation (GET), then the removal.
 * **Live counts** (:data:`~campaign.rules.routes.CAMPAIGN_WAVES_STATUS`): the fragment ``_wave_status.html``
   (:func:`campaign.web.wave_views.wave_status`), which the page includes at load and ``static/live.js`` fetches
@@ -31,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from campaign.exceptions import AlreadyExistsError, CampaignError, NotFoundError, ValidationError
+from campaign.exceptions import AlreadyExistsError, CampaignError, EditConflictError, NotFoundError, ValidationError
 from campaign.models import Audience, AuditAction, Event, Permission, WaveKind, WaveStatus
 from campaign.rules.contact_fields import FieldError
 from campaign.rules.event_fields import local_to_utc, wall_clock
@@ -65,6 +72,11 @@ MAX_FIELD = 2 * MAX_SUBJECT_LENGTH
 a longer value is refused by its rule, never cut to one the rule takes (a 1,015-character subject was cut to 500
 and saved so: its end lost without a word)."""
 _OPTIONS = frozenset({"name", "kind", "at", "audience", "window", "subject", "expires", "template"})
+CHANGED_MEANWHILE = (
+    "This wave was changed by someone else since you opened this page, and your changes were not saved: "
+    "review the current values shown beside your fields below and save again."
+)
+"""The line at the top of a form whose wave was saved by someone else since the page was opened."""
 
 
 @dataclass
@@ -73,6 +85,10 @@ class WaveForm:
 
     values: dict[str, str]
     errors: dict[str, str] = field(default_factory=dict)
+    version: str = ""
+    """The version of the wave the form was rendered from (an edit's), posted back with it."""
+    saved: dict[str, str] = field(default_factory=dict)
+    """After someone else saved the wave: its value now, for each field (``at``: the timing) where it differs."""
 
 
 @require(Permission.ACT_ON_CAMPAIGNS)
@@ -114,13 +130,20 @@ async def edit_wave_page(request: Request, staff: Staff) -> Response:
         return found
     plan, line = found
     if request.method != "POST":
-        return _form(request, staff, plan, WaveForm(_values_of(line, plan.event)), line)
-    form = WaveForm({**await _posted(request), "name": line.name})
+        return _form(request, staff, plan, WaveForm(_values_of(line, plan.event), version=line.version), line)
+    # The version posted, not the wave's now: a form sent back to fix a field stays the one it was opened as.
+    version = _text((await request.form()).get("version"))
+    form = WaveForm({**await _posted(request), "name": line.name}, version=version)
     options = _options(form, plan.event)
     if form.errors or options is None:
         return _form(request, staff, plan, form, line, status=400)
+    campaign_id = str(plan.campaign.id)
     try:
-        await run_in_threadpool(edit_wave, data.db, data.settings, str(plan.campaign.id), line.name, options)
+        await run_in_threadpool(
+            edit_wave, data.db, data.settings, campaign_id, line.name, options, version=form.version
+        )
+    except EditConflictError:
+        return await _changed_meanwhile(request, staff, form)
     except WaveOptionError as exc:
         form.errors[_field_of(exc)] = _form_message(exc)
         return _form(request, staff, plan, form, line, status=400)
@@ -178,6 +201,46 @@ async def _pending_wave(request: Request, staff: Staff) -> tuple[WavePlan, WaveL
     if line.status is not WaveStatus.PENDING:
         return problem(request, staff, 409, _history(line))
     return plan, line
+
+
+async def _changed_meanwhile(request: Request, staff: Staff, form: WaveForm) -> Response:
+    """The form again (409) after someone else saved the wave since it was opened; see the module doc.
+
+    What was typed is kept, not replaced by the values saved now: those are a reload away, what this person typed
+    is nowhere else. Beside each field where it differs is the value saved now (the other person's change, or
+    this person's own, or both), and the form takes the version of now, so that saving again overwrites only
+    what its author has seen."""
+    found = await _pending_wave(request, staff)  # read again: it may have fired or gone meanwhile too
+    if isinstance(found, Response):
+        return found
+    plan, line = found
+    now = _values_of(line, plan.event)
+    typed = form.values
+    form.saved = {name: now[name] or "(empty)" for name in _COMPARED if typed[name] != now[name]}
+    if _timing_of(typed) != _timing_of(now):
+        form.saved["at"] = _timing_text(now, plan.event)
+    if (typed["expires"] or DEFAULT_EXPIRY) == now["expires"]:
+        form.saved.pop("expires", None)  # empty is the default
+    form.version = line.version
+    form.errors["form"] = CHANGED_MEANWHILE
+    return _form(request, staff, plan, form, line, status=409)
+
+
+_COMPARED = ("kind", "audience", "window", "expires", "template", "subject")
+"""The fields compared one by one with the values saved now (the timing is compared as one: :func:`_timing_of`)."""
+
+
+def _timing_of(values: dict[str, str]) -> tuple[str, str]:
+    """The timing a form's values say: the choice, and the offset or wall-clock time it goes with."""
+    timing = values["timing"]
+    return timing, values.get(timing, "") if timing in ("offset", "local") else ""
+
+
+def _timing_text(values: dict[str, str], event: Event) -> str:
+    timing, when = _timing_of(values)
+    if timing == "local":
+        return f"{when.replace('T', ' ')} ({event.timezone})"
+    return when if timing == "offset" else "when the campaign is launched"
 
 
 def _history(line: WaveLine) -> str:
