@@ -12,12 +12,14 @@ import hashlib
 import html
 import re
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.command import Command
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from campaign.models import AuditAction, Role
@@ -26,11 +28,13 @@ from campaign.services.lifecycle import launch
 from campaign.services.rendering import preview_contact
 from campaign.services.sessions import Staff
 from campaign.services.waves import create_with_waves
+from campaign.store.engine import Database
+from campaign.store.tables import sessions
 from campaign.store.waves import mark_missed
-from campaign.web.auth import CSRF_REFUSED
+from campaign.web.auth import CSRF_REFUSED, LOGGED_OUT_FRAGMENT
 from campaign.web.templates_editor import MAX_FRAME_CHARACTERS, DraftFrames
-from tests.test_auth import PASSWORDS, Client
-from tests.test_browser import WAIT_SECONDS, browser, log_in_on_the_way
+from tests.test_auth import HTTPS_SESSION, PASSWORDS, Client
+from tests.test_browser import WAIT_SECONDS, browser, log_in_on_the_way, read_now
 from tests.test_delivery import TEMPLATES
 from tests.test_web_campaigns import MANILA, World, sqlite_world, text_between, world
 
@@ -370,6 +374,152 @@ def test_a_person_edits_the_subject_and_sees_the_preview_follow_in_a_browser(
         "Live {{ event.title }} now"
     )
     browser.save_screenshot(str(ARTIFACTS / "template-editor-saved.png"))
+
+
+def test_what_was_typed_before_the_session_ended_is_back_in_the_editor_after_the_login_in_a_browser(
+    browser: WebDriver, sqlite_world: World
+) -> None:
+    world = sqlite_world
+    campaign_id = draft(world)
+    base = f"http://{world.site.web.host}:{world.site.web.port}"
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    editor = f"{base}/campaigns/{campaign_id}/templates/invitation.subject"
+    log_in_on_the_way(browser, wait, editor, "ann", PASSWORDS["ann"], (1280, 1000))
+    field = browser.find_element(By.ID, "text")
+    field.clear()
+    field.send_keys("An hour of work {{ event.title }}")
+    wait.until(lambda b: b.find_element(By.ID, "preview-subject").text == "An hour of work A talk")
+    idle_past_the_end(world.site.db)
+    browser.find_element(By.CSS_SELECTOR, 'button[value="save"]').click()
+    wait.until(expected_conditions.url_contains("/login"))
+    assert browser.find_element(By.ID, "session-ended").text.startswith("Your session ended (60 minutes")
+    browser.find_element(By.ID, "name").send_keys("ann")
+    browser.find_element(By.ID, "password").send_keys(PASSWORDS["ann"])
+    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
+    wait.until(expected_conditions.url_to_be(editor))  # back at the editor (the form's Referer), not the dashboard
+    assert not own_dir(world, campaign_id).exists()
+    wait.until(lambda b: b.find_element(By.ID, "text").get_attribute("value") == "An hour of work {{ event.title }}")
+    assert "not saved yet" in browser.find_element(By.ID, "draft-restored").text
+    # The live preview follows the draft put back (htmx swaps the pane: read in one go).
+    wait.until(lambda b: read_now(b, "#preview-subject") == "An hour of work A talk")
+    logged = browser.execute(Command.GET_LOG, {"type": "browser"})["value"]
+    assert [entry["message"] for entry in logged if "Content Security Policy" in entry["message"]] == []
+    browser.find_element(By.CSS_SELECTOR, 'button[value="save"]').click()
+    wait.until(lambda b: "done=saved" in b.current_url)
+    assert browser.find_elements(By.ID, "draft-restored") == []  # saved: the tab's draft is dropped
+    assert (own_dir(world, campaign_id) / "invitation.subject").read_text(encoding="utf-8").strip() == (
+        "An hour of work {{ event.title }}"
+    )
+    # A draft the tab kept, not wanted after all: dropping it puts the saved text back.
+    browser.execute_script(
+        "sessionStorage.setItem(arguments[0], JSON.stringify({text: 'Not wanted', at: Date.now()}))",
+        f"campaign-draft:/campaigns/{campaign_id}/templates/invitation.subject",
+    )
+    browser.get(editor)
+    wait.until(lambda b: b.find_elements(By.ID, "draft-restored"))
+    browser.find_element(By.CSS_SELECTOR, "#draft-restored button").click()
+    assert browser.find_element(By.ID, "text").get_attribute("value") == "An hour of work {{ event.title }}"
+    assert browser.find_elements(By.ID, "draft-restored") == []
+
+
+def idle_past_the_end(db: Database) -> None:
+    """Every session's last request 61 minutes ago: past web.session_idle_minutes (60), as after a long edit."""
+    with db.write() as conn:
+        conn.execute(sessions.update().values(last_seen_at=datetime.now(UTC) - timedelta(minutes=61)))
+
+
+def test_a_save_after_the_session_ended_leads_to_the_login_saying_so_then_back_to_the_editor(world: World) -> None:
+    campaign_id = draft(world)
+    client = logged_in(world)
+    token = client.csrf()
+    editor = f"/campaigns/{campaign_id}/templates/invitation.subject"
+    origin = f"http://{world.site.web.host}:{world.site.web.port}"
+    form = {"csrf_token": token, "text": "Typed for an hour {{ event.title }}", "action": "save"}
+    back = "/login?" + urlencode({"next": editor})
+    idle_past_the_end(world.site.db)
+    # Sent from the editor (its Referer, this site's), or by a browser sending none: the editor either way.
+    for headers in ({"Referer": origin + editor}, {}):
+        answer = client.request("POST", editor, form, **headers)
+        assert (answer.status, answer.headers["location"]) == (303, back), headers
+    page = client.get(back)
+    assert page.status == 200
+    assert (
+        '<p class="notice" role="status" id="session-ended">Your session ended (60 minutes without activity, or 12 '
+        "hours after logging in). Log in again to continue.</p>"
+    ) in page.body
+    assert page.hidden("next") == editor
+    # The live preview, posted by the page in the background meanwhile: a 403 htmx does not swap in, not the login
+    # form in the preview pane; it does not take the login page's words away.
+    live = client.request("POST", f"{editor}/preview", {"text": "x"}, **{"HX-Request": "true"})
+    assert (live.status, live.body) == (403, LOGGED_OUT_FRAGMENT)
+    assert "Your session ended" in client.get(back).body
+    # Any cookie that opens nothing gets the same words: they tell nothing about a user.
+    forged = Client(world.site.web, {HTTPS_SESSION: "x" * 43}).get("/login")
+    assert "Your session ended" in forged.body
+    assert "session ended" not in world.site.client().get("/login").body  # no cookie: a plain login page
+    logged = client.log_in("ann", next_page=editor)
+    assert (logged.status, logged.headers["location"]) == (303, editor)
+    assert client.get(editor).status == 200
+    assert not own_dir(world, campaign_id).exists()  # the post after the end did nothing
+    assert template_actions(world) == []
+
+
+FOREIGN = "https://evil.example"
+
+
+def test_a_foreign_referer_is_never_the_page_a_login_returns_to(world: World) -> None:
+    campaign_id = draft(world)
+    editor = f"/campaigns/{campaign_id}/templates/invitation.subject"
+    preview = f"{editor}/preview"  # no page to return to: htmx posts it from the editor
+    origin = f"http://{world.site.web.host}:{world.site.web.port}"
+    cases = {
+        # Referer → where the login page leads back to (no cookie: the same as a session ended)
+        (preview, origin + editor): editor,
+        (preview, "https://campaign.example.org" + editor): editor,  # links.public_url's origin
+        (preview, origin + editor + "?email=a%40example.org"): editor + "?email=a%40example.org",
+        (preview, FOREIGN + editor): None,
+        (preview, FOREIGN + "/users"): None,
+        (preview, "http://evil.example:" + str(world.site.web.port) + editor): None,
+        (preview, origin + "//evil.example/users"): None,
+        (preview, origin + "/static/staff.css"): None,  # this site's, not a staff page
+        (preview, "http://[broken" + editor): None,
+        (preview, editor): None,  # not an absolute address
+        (editor, FOREIGN + "/users"): editor,  # the form's own page
+        (editor, origin + "/users"): "/users",
+    }
+    for (path, referer), destination in cases.items():
+        answer = world.site.client().request("POST", path, {"text": "x"}, Referer=referer)
+        wanted = "/login" + (f"?{urlencode({'next': destination})}" if destination else "")
+        assert (answer.status, answer.headers["location"]) == (303, wanted), referer
+    # The editor's page sends its address to this site only.
+    assert logged_in(world).get(editor).headers["referrer-policy"] == "same-origin"
+
+
+def test_a_template_over_the_size_limit_is_the_editor_saying_so_with_413_and_nothing_written(world: World) -> None:
+    campaign_id = draft(world)
+    client = logged_in(world)
+    editor = f"/campaigns/{campaign_id}/templates/invitation.html"
+    pasted = "x" * (5 * 2**20 + 200_000)  # a paste of 5.2 MB
+    answer = client.post(editor, {"csrf_token": client.csrf(), "text": pasted, "action": "save"})
+    assert answer.status == 413
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
+    assert (
+        '<ul class="field-error error" id="text-error"><li>The template as sent is 5.2 MB: at most 1 MB can be saved. '
+        "It was not read, so it is not shown here: go back (or undo the paste) and shorten it.</li></ul>"
+    ) in answer.body
+    # The editor, usable: its form, with the saved text (the default's), and the way back.
+    assert f'<form method="post" action="{editor}"' in answer.body
+    assert "{{ event.title }}" in html.unescape(text_between(answer.body, "text"))
+    assert f'href="/campaigns/{campaign_id}/templates"' in answer.body
+    assert answer.hidden("csrf_token") == client.csrf()
+    assert not own_dir(world, campaign_id).exists()
+    assert template_actions(world) == []
+    # An analyst over the limit gets the 403 page still, and another staff form the limit in one line.
+    refused = logged_in(world, "ana").post(editor, {"text": pasted, "action": "save"})
+    assert refused.status == 403
+    other = client.post(f"{editor}/revert", {"csrf_token": client.csrf(), "padding": pasted})
+    assert other.status == 413
+    assert "The form sent is 5.2 MB: at most 1 MB can be sent. Nothing was done." in other.body
 
 
 def test_draft_previews_are_kept_within_a_bound_of_characters_the_newest_whatever_its_size() -> None:

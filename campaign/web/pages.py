@@ -7,7 +7,8 @@
   organiser's clock, what happened (the audit log, "as of") on the staff member's, ``staff.zone`` (the browser's
   at login, else UTC), under ``zone_label(zone)`` in a table's heading. ``may(staff.role, Permission.X)`` says
   what to offer.
-* Every page is ``Cache-Control: no-store`` (what staff see stays out of caches) and carries
+* Every page is ``Cache-Control: no-store`` (what staff see stays out of caches), ``Referrer-Policy: same-origin``
+  (:data:`SAME_ORIGIN_REFERRER`) and carries
   :data:`PAGE_POLICY`: styles and images from this site only, forms posting to this site only, no script, no
   framing. A page with scripts (the charts, the login form's clock) passes :data:`SCRIPT_PAGE_POLICY` in its
   ``headers`` instead, which adds ``script-src 'self'`` for this site's files; its template fills ``base.html``'s
@@ -56,6 +57,11 @@ inline script, nothing from elsewhere."""
 
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 """Headers of every staff answer, redirects included."""
+
+SAME_ORIGIN_REFERRER = {"Referrer-Policy": "same-origin"}
+"""A staff page's forms and links send its address to this site only (elsewhere nothing, as the app's default
+``no-referrer``): a form posted after the session ended leads, after the login, back to the page it was on
+(:mod:`.auth`)."""
 
 _STATIC_CACHE = "public, max-age=3600"
 _VERSIONED_CACHE = "public, max-age=31536000, immutable"
@@ -113,7 +119,7 @@ class StaffPages:
         return HTMLResponse(
             html,
             status_code=status,
-            headers={**NO_STORE, "Content-Security-Policy": PAGE_POLICY, **(headers or {})},
+            headers={**NO_STORE, **SAME_ORIGIN_REFERRER, "Content-Security-Policy": PAGE_POLICY, **(headers or {})},
         )
 
     def static_url(self, name: str) -> str:

@@ -15,6 +15,13 @@
   in memory for a while (:class:`DraftFrames`) and shown in an ``<iframe sandbox="">`` loading
   :data:`~campaign.rules.routes.CAMPAIGN_TEMPLATE_FRAME` under the capture mailbox's policy (no script, nothing
   fetched): nothing typed is ever part of the staff page itself unescaped.
+* **A draft over the limit** (:data:`~campaign.web.auth.MAX_FORM_BODY`, a paste of megabytes): the editor again,
+  413, with the saved text and one line saying the sizes; the draft itself is not read, so not shown (see
+  :func:`~campaign.web.auth.require`).
+* **The draft in the tab** (``static/editor_draft.js``, the page's script): sending the form keeps the draft in
+  the tab's ``sessionStorage``; when the editor then opens with another text and nothing was saved (the session
+  had ended, so the login led back here), the draft is put back in the field, saying so, with a button to drop
+  it. Nothing of it reaches the server until it is sent again.
 * **Revert** (:data:`~campaign.rules.routes.CAMPAIGN_TEMPLATE_REVERT`, POST): the campaign's copy removed,
   audited ``campaign-template-reverted``.
 """
@@ -48,11 +55,12 @@ from campaign.services.template_files import (
     revert_template,
     variant_name,
 )
-from campaign.web.auth import require, staff_access
+from campaign.web.auth import MAX_FORM_BODY, body_size, megabytes, require, staff_access
 from campaign.web.campaigns import campaigns_data
 from campaign.web.dashboard import problem
 from campaign.web.mailbox import CAPTURED_HTML_POLICY, FRAMING_PAGE_POLICY
 from campaign.web.pages import NO_STORE
+from campaign.web.unsubscribe import BodyTooLarge
 
 EDITOR_POLICY = "script-src 'self'; connect-src 'self'; " + FRAMING_PAGE_POLICY
 """The editor's policy: the staff pages', with this site's scripts (htmx), requests (its preview) and frames."""
@@ -127,7 +135,24 @@ async def templates_page(request: Request, staff: Staff) -> Response:
     )
 
 
-@require(Permission.ACT_ON_CAMPAIGNS)
+async def _draft_too_large(request: Request, staff: Staff, refused: BodyTooLarge) -> Response:
+    """A draft sent over the limit: the editor with the saved text and the sizes (413); nothing is read or done."""
+    data = campaigns_data(request)
+    try:
+        details = await run_in_threadpool(get_campaign, data.db, request.path_params["campaign"])
+        file = parse_name(request.path_params["file"], details)
+    except NotFoundError as exc:
+        return problem(request, staff, 404, str(exc))
+    opened = await run_in_threadpool(read_template, data.settings, details, file)
+    # The size is the form's as sent (the text, percent-encoded, and a few fields): what the limit counts.
+    message = (
+        f"The template as sent is {body_size(refused)}: at most {megabytes(refused.limit)} can be saved. It was not "
+        "read, so it is not shown here: go back (or undo the paste) and shorten it."
+    )
+    return await _editor(request, staff, details, file.name, opened.text, "", errors=[message], status=413)
+
+
+@require(Permission.ACT_ON_CAMPAIGNS, too_large=_draft_too_large)
 async def edit_page(request: Request, staff: Staff) -> Response:
     """One file's editor (GET), its preview without JavaScript or its save (POST); see the module doc."""
     data = campaigns_data(request)
@@ -247,6 +272,7 @@ async def _editor(
         refusal=change_refusal(details, file.kind) or folder_problem,
         waves=[wave for wave in details.waves if wave.template == file.kind],
         errors=errors or [],
+        draft_limit=MAX_FORM_BODY,
         done=request.query_params.get("done", ""),
         audience=await run_in_threadpool(audience_sample, data.db, ref),
         zones=await run_in_threadpool(preview_zones, data.db, data.settings, ref),

@@ -176,17 +176,28 @@ def mask_address(address: str) -> str:
     return f"{shown}{at}{domain}"
 
 
+class BodyTooLarge(HTTPException):
+    """A 413: the request's body exceeds ``limit`` bytes; ``declared`` is its Content-Length (None when it was sent
+    chunked, found too large while read). An HTTPException, so that where nobody catches it the app's plain 413
+    page answers; staff pages catch it to answer with the page itself (:func:`campaign.web.auth.require`)."""
+
+    def __init__(self, limit: int, declared: int | None) -> None:
+        super().__init__(413)
+        self.limit = limit
+        self.declared = declared
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, or a 413 as soon as it is known to exceed ``limit`` bytes (by its Content-Length, or
-    while it is read: a chunked body declares none)."""
+    """The request's body, or :class:`BodyTooLarge` (a 413) as soon as it is known to exceed ``limit`` bytes (by its
+    Content-Length, or while it is read: a chunked body declares none); never more than ``limit`` bytes are kept."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413)
+        raise BodyTooLarge(limit, int(declared))
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise HTTPException(413)
+            raise BodyTooLarge(limit, None)
     return bytes(body)
 
 
