@@ -433,7 +433,11 @@ def test_one_wave_of_the_campaign_page_counts_its_messages_alone(seeded: Seeded)
     ("path", "status", "says"),
     [
         ("/dashboard/campaigns/999", 404, "no campaign &#39;999&#39;"),
-        ("/dashboard/campaigns/c?wave=nope", 404, "campaign c has no wave &#39;nope&#39;"),
+        (
+            "/dashboard/campaigns/c?wave=nope",
+            404,
+            "campaign c has no wave &#39;nope&#39; (its waves: invitation, reminder, last-call)",
+        ),
         ("/dashboard/campaigns/c?zone=Mars/Olympus", 400, "zone &#39;Mars/Olympus&#39; is not an IANA time zone"),
     ],
 )

@@ -90,7 +90,10 @@ def test_add_edit_remove_and_their_refusals(setup: Path, tmp_path: Path) -> None
     out = ok(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "-2d", "--audience", "not-opened",
              "--window", "mon-fri 09:00-17:00", "--subject", "Two days to go")  # fmt: skip
     assert "Added wave nudge: reminder at -2d to not-opened, window mon-fri 09:00-17:00" in out
-    one_line_error(run(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "-1d"), "already has")
+    one_line_error(
+        run(setup, "waves", "add", "c", "nudge", "--kind", "reminder", "--at", "-1d"),
+        "campaign c already has a wave 'nudge': give another name",
+    )
     one_line_error(run(setup, "waves", "add", "c", "x", "--kind", "reminder", "--at", "yesterday"), "timing")
     one_line_error(run(setup, "waves", "add", "c", "x", "--kind", "nope", "--at", "-1d"), "kind 'nope'")
     one_line_error(run(setup, "waves", "add", "c", "x", "--kind", "reminder", "--at", "-1d", "--window", "9-5"), "x")

@@ -182,7 +182,8 @@ def campaign_report(
         if wave is not None:
             waves = [w for w in waves if w.name == wave]
             if not waves:
-                raise NotFoundError(f"campaign {campaign.name} has no wave {wave!r} (see `campaign waves list`)")
+                known = ", ".join(w.name for w in campaign_store.waves_of(conn, campaign.id)) or "none"
+                raise NotFoundError(f"campaign {campaign.name} has no wave {wave!r} (its waves: {known})")
         scope = Scope(event.id, tuple(w.id for w in waves), REGISTER_LINK, filters.since, filters.until)
         fields = _fields(breakdowns)
         # What reads neither what recipients did nor anything this connection works out (the breakdowns' message

@@ -256,9 +256,8 @@ def add_wave(db: Database, settings: Settings, campaign_ref: str, name: str, opt
         if campaign.status is CampaignStatus.CANCELLED:
             raise ValidationError(f"campaign {campaign.name} is cancelled: no wave can be added to it")
         if wave_store.find_schedule(conn, campaign.id, name) is not None:
-            raise AlreadyExistsError(
-                f"campaign {campaign.name} already has a wave {name!r} (see `campaign waves list {campaign.name}`)"
-            )
+            # Worded for the command line and the web form alike: no command to run.
+            raise AlreadyExistsError(f"campaign {campaign.name} already has a wave {name!r}: give another name")
         event = _event(conn, campaign)
         if event.status is EventStatus.CANCELLED:
             raise ValidationError(f"event {event.slug} of campaign {campaign.name} is cancelled: no wave can be added")
@@ -447,12 +446,16 @@ def _require_default_sendable(
         )
 
 
+def _its_waves(conn: Connection, campaign: Campaign) -> str:
+    """`` (its waves: invitation, reminder-1d)`` for an error naming a wave the campaign lacks ('' without any)."""
+    names = [w.name for w in campaign_store.waves_of(conn, campaign.id)]
+    return f" (its waves: {', '.join(names)})" if names else " (it has no wave)"
+
+
 def _pending_wave(conn: Connection, campaign: Campaign, name: str, what: str, *, lock: bool = False) -> WaveSchedule:
     schedule = wave_store.find_schedule(conn, campaign.id, name, lock=lock)
     if schedule is None:
-        raise NotFoundError(
-            f"campaign {campaign.name} has no wave {name!r} (see `campaign waves list {campaign.name}`)"
-        )
+        raise NotFoundError(f"campaign {campaign.name} has no wave {name!r}{_its_waves(conn, campaign)}")
     status = schedule.wave.status
     if status is not WaveStatus.PENDING:
         history = "fired" if status in (WaveStatus.ENQUEUED, WaveStatus.DONE) else "is over"
