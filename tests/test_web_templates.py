@@ -27,6 +27,7 @@ from campaign.services.campaigns import get_campaign
 from campaign.services.lifecycle import launch
 from campaign.services.rendering import preview_contact
 from campaign.services.sessions import Staff
+from campaign.services.template_drafts import preview_draft
 from campaign.services.waves import create_with_waves
 from campaign.store.engine import Database
 from campaign.store.tables import sessions
@@ -165,6 +166,17 @@ def test_a_syntax_error_or_an_undefined_variable_is_shown_with_its_line_and_noth
     assert status == 400
     assert "invitation.html, line 3" in text_between(page, "text-error")
     assert html.escape("{% if %}") in page  # what was typed is kept, escaped
+    # The live preview says the same (the tag alone, with no HTML around it, too), never the CSS inliner's
+    # trouble with what it could not read (a review saw both for one typo).
+    for typed, line in ((broken, 3), ("{% if %}", 1)):
+        preview = preview_draft(world.site.db, world.settings, world.key, "c", "invitation.html", typed, "")
+        assert preview.error is not None
+        assert f"invitation.html, line {line}" in preview.error
+    # HTML with no element in it (blanks, a comment) is refused with one line, not a failure inside the inliner.
+    for blank in ("   \n", "<!-- later -->"):
+        status, page = save(client, campaign_id, "invitation.html", blank)
+        assert status == 400
+        assert "no HTML element: write the message" in text_between(page, "text-error")
 
     status, page = save(client, campaign_id, "invitation.html", undefined)
     assert status == 400

@@ -257,6 +257,10 @@ def flatten(source: str, load: Callable[[str], str], name: str) -> str:
     return _BLOCK.sub(fill, layout)
 
 
+_ELEMENT = re.compile(r"<[A-Za-z]|[^\s<]")  # an element, or text (lxml wraps text in a paragraph)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
 def inline_css(source: str, name: str) -> str:
     """Inline the ``<style>`` rules of an HTML template into style attributes, keeping Jinja tags intact.
 
@@ -276,6 +280,9 @@ def inline_css(source: str, name: str) -> str:
         return f"<!--{key}-->"
 
     protected = _JINJA_TAG.sub(protect, source)
+    if not _ELEMENT.search(_COMMENT.sub("", protected)):
+        # Nothing for lxml to parse (blanks, a comment): premailer fails with an AttributeError deep inside.
+        raise TemplateError(f"{name}: no HTML element: write the message's HTML (or revert to the default)")
     inlined: str = Premailer(
         protected,
         allow_network=False,

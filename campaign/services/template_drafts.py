@@ -133,6 +133,9 @@ def preview_draft(
     wave = next(wave for wave in details.waves if wave.template == file.kind)
     try:
         with draft_templates(settings, details, file, text) as templates:
+            # As written first, as a save checks it: a syntax error is told with its line, not as the CSS
+            # inliner's loss of a tag it could not read (a review saw both for one typo).
+            templates.source(file.kind, file.locale)
             renderer = wave_renderer(settings, key, details, wave, installation_id(db), templates=templates)
             rendered = renderer.render(contact)
     except TemplateError as exc:
