@@ -7,6 +7,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from campaign.render.figures import clear_peak
+from campaign.render.report_html import report_html
+from campaign.services.local_hours import zone_rows
+from campaign.services.report_documents import report_document
+from campaign.services.report_model import ZoneHours
+from campaign.services.reports import campaign_report
 from campaign.store.engine import Database
 from tests.conftest import cli_ok
 from tests.test_dashboard import expected_zone_hours, peak
@@ -62,3 +68,34 @@ def test_the_table_and_the_html_file_show_the_same_local_hours(db: Database, tmp
     assert [int(n) for n in rows["Asia/Kolkata"][4:]] == [
         sum(opened[h] for h in range(s, s + 4)) for s in range(0, 24, 4)
     ]
+
+
+def test_advice_on_when_to_send_names_an_hour_only_when_it_stands_out(db: Database) -> None:
+    # One registration in each of five hours says nothing about when to send (an analyst saw the earliest of such
+    # a tie advised as "when to send next time").
+    tied = [0] * 24
+    for hour in (2, 9, 11, 15, 20):
+        tied[hour] = 1
+    clear = list(tied)
+    clear[9] = 3
+    assert clear_peak(tied) is None
+    assert clear_peak(clear) == 9
+    assert clear_peak([0] * 24) is None
+    zone = ZoneHours("Asia/Manila", tuple(clear), tuple(tied))
+    assert (zone.advised_open_hour, zone.advised_registration_hour) == (9, None)
+    assert (zone.peak_open_hour, zone.peak_registration_hour) == (9, 2)  # the tables' column: earliest of equals
+    _, together = zone_rows([zone])
+    assert together is not None
+    assert (together.advised_open_hour, together.advised_registration_hour) == (9, None)
+    seed(db)
+    doc = report_document(campaign_report(db, "c", local_hours=True))
+    manila = {
+        "zone": "Asia/Manila",
+        "opened": tied,
+        "registered": clear,
+        "peak_open_hour": 2,
+        "peak_registration_hour": 9,
+    }
+    html = report_html({**doc, "local_hours": [manila]})
+    assert "People opened most at no hour yet" in html
+    assert "registered most between 09:00 and 10:00" in html

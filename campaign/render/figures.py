@@ -10,6 +10,8 @@ of what its "joined" counts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from campaign.models import FunnelRegistrations
 
 NONE = "–"
@@ -44,6 +46,14 @@ FUNNEL_REGISTERED_NOTES = {
     "the webinar platform yet: import its registrants, or connect its webhook).",
 }
 """What the funnel's registered step counts, as every report format says it under the funnel."""
+
+
+def clear_peak(counts: Sequence[int]) -> int | None:
+    """The index (an hour of the day) with more than any other, for advice such as "send then next time"; None
+    when two tie for the most, or all are 0: one registration in each of five hours says nothing about when to
+    send (an analyst saw such a tie advised as the hour)."""
+    best = max(counts, default=0)
+    return counts.index(best) if best and counts.count(best) == 1 else None
 
 
 def funnel_elsewhere_note(registered: int, joined: int, *, attendance: bool) -> str:

@@ -41,6 +41,7 @@ from campaign.render.figures import (
     FUNNEL_JOINED_NOTE,
     FUNNEL_REGISTERED_NOTES,
     NONE,
+    clear_peak,
     duration,
     funnel_elsewhere_note,
     percent,
@@ -148,7 +149,7 @@ def report_html(document: Mapping[str, Any]) -> str:
 @dataclass(frozen=True, slots=True)
 class _Peaks:
     """The local hours of the day (0 to 23) in which most people opened, and registered, over every zone (each
-    person on their own clock; the earliest of equals), or None where nobody did."""
+    person on their own clock), or None where no hour has more than every other (:func:`clear_peak`)."""
 
     opened: int | None
     registered: int | None
@@ -158,8 +159,7 @@ def _local_peaks(zones: Sequence[Mapping[str, Any]]) -> _Peaks:
     """The peaks of the document's ``local_hours`` (its zones' hours of the day, added up)."""
 
     def peak(series: str) -> int | None:
-        hours = [sum(z[series][h] for z in zones) for h in range(24)]
-        return hours.index(max(hours)) if any(hours) else None
+        return clear_peak([sum(z[series][h] for z in zones) for h in range(24)])
 
     return _Peaks(peak("opened"), peak("registered"))
 

@@ -36,6 +36,10 @@ class ZoneRow:
     peak_registration_hour: int | None
     buckets: tuple[int, ...]
     others: int = 0
+    advised_open_hour: int | None = None
+    """The peak open hour when no other hour ties it: the one to advise sending at (:class:`ZoneHours`)."""
+    advised_registration_hour: int | None = None
+    """The same for registrations."""
 
 
 def zone_rows(lines: Sequence[ZoneHours], bucket_hours: int = BUCKET_HOURS) -> tuple[list[ZoneRow], ZoneRow | None]:
@@ -59,6 +63,8 @@ def zone_rows(lines: Sequence[ZoneHours], bucket_hours: int = BUCKET_HOURS) -> t
             together.peak_registration_hour,
             buckets,
             others,
+            together.advised_open_hour,
+            together.advised_registration_hour,
         )
 
     rows = [row(z.zone, [z]) for z in lines[:ZONES_SHOWN]]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from campaign.models import Campaign, Event, FunnelRegistrations, MessageStatus, RegistrationSource, Wave
+from campaign.render.figures import clear_peak
 
 # Part of the report model (its fields), so named here for those who read it.
 from campaign.store.reports import Delays as Delays
@@ -209,6 +210,17 @@ class ZoneHours:
     def peak_registration_hour(self) -> int | None:
         """The local hour in which most recipients registered (the earliest of equals), or None."""
         return _peak(self.registered)
+
+    @property
+    def advised_open_hour(self) -> int | None:
+        """The peak open hour when no other hour ties it (:func:`campaign.render.figures.clear_peak`): the one
+        to advise sending at."""
+        return clear_peak(self.opened)
+
+    @property
+    def advised_registration_hour(self) -> int | None:
+        """The peak registration hour when no other hour ties it, as :attr:`advised_open_hour`."""
+        return clear_peak(self.registered)
 
 
 def _peak(counts: Sequence[int]) -> int | None:
