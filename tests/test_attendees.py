@@ -169,6 +169,15 @@ def test_a_zoom_report_records_each_attendee_once_and_no_host_or_panelist(talk: 
         assert conn.scalar(select(contacts.c.id).where(contacts.c.email == "eve@elsewhere.org")) is None
 
 
+def test_a_join_time_after_the_import_is_refused_as_a_wrong_time_zone(talk: Database, tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    path.write_text("Email,Join Time,Time in Session (minutes)\np2@example.org,2030-06-19 11:00,30\n")
+    report = import_attendees(talk, "talk", path, zone="UTC", now=NOW)  # 08:00: three hours before
+    assert report.added == 0
+    [rejected] = report.rejections
+    assert "join time: '2030-06-19 11:00' (read in UTC) is after this import" in rejected.reason
+
+
 def test_a_reimport_changes_nothing_and_another_report_adds_only_what_it_knows_more(
     talk: Database, zoom_file: Path, tmp_path: Path
 ) -> None:
@@ -253,6 +262,8 @@ def test_the_command_line_imports_and_says_what_became_of_each_row(
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{talk.url.render_as_string(hide_password=False)}"\n')
     run = cli_ok(config)
+    # Joined years ago: the command line imports at the real now, and a time after it is refused.
+    zoom_file.write_text(zoom_file.read_text(encoding="utf-8").replace("2030", "2020"), encoding="utf-8")
     out = run("attendees", "import", "talk", str(zoom_file)).splitlines()
     assert out[0] == (
         f"{zoom_file}: 9 rows for event 'talk': 5 attendees (1 rejoin row merged): 4 added, 0 updated, "

@@ -177,6 +177,24 @@ def test_column_names_match_in_their_variants(
     assert registered(talk)["ann@example.org"][1] == datetime(2030, 6, 10, 7, 15, tzinfo=UTC)
 
 
+def test_a_time_after_the_import_is_refused_as_a_wrong_time_zone(talk: Database, write_csv: WriteCsv) -> None:
+    # Nobody registered in the future: the export's times were read in the wrong zone. Refused (not recorded:
+    # a registration's first time stands, so a re-import with --timezone could not correct it); a platform's
+    # clock a few minutes ahead is taken.
+    soon, later = NOW + timedelta(minutes=5), NOW + timedelta(hours=3)
+    path = write_csv(
+        f"Email,Registration Time\nann@example.org,{soon:%Y-%m-%d %H:%M}\nbo@example.org,{later:%Y-%m-%d %H:%M}\n"
+    )
+    report = import_registrants(talk, "talk", path, zone="UTC", now=NOW)
+    assert report.added == 1
+    [rejected] = report.rejections
+    assert rejected.line == 3
+    assert (
+        "is after this import, 2030-06-12 08:00 UTC: is the export's time zone right? (--timezone)" in rejected.reason
+    )
+    assert "bo@example.org" not in registered(talk)
+
+
 def test_reimporting_changes_nothing_and_matches_any_letter_case(talk: Database, write_csv: WriteCsv) -> None:
     first = import_registrants(talk, "talk", write_csv(ZOOM, name="zoom.csv"), now=NOW)
     before = registered(talk)
@@ -279,7 +297,8 @@ def test_the_command_line_imports_reports_and_lists(talk: Database, tmp_path: Pa
     url = talk.url.render_as_string(hide_password=False)
     config.write_text(f'[database]\nurl = "{url}"\n[paths]\ntemplates = "{TEMPLATES}"\n')
     run = cli_ok(config)
-    path = write_csv(ZOOM, name="zoom.csv")
+    # Registered years ago: the command line imports at the real now, and a time after it is refused.
+    path = write_csv(ZOOM.replace("2030", "2020"), name="zoom.csv")
 
     out = run("registrants", "import", "talk", str(path)).splitlines()
     assert out[0] == (

@@ -16,7 +16,7 @@ local time).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from campaign.rules.contact_fields import FieldError
@@ -58,6 +58,25 @@ _APPROVED = frozenset(("", "approved", "registered"))
 def parse_registration_time(raw: str, zone: str) -> datetime:
     """The UTC instant a registration time names, read in ``zone`` when it has no offset; see the module doc."""
     return parse_platform_time(raw, zone, "registration time")
+
+
+PLATFORM_CLOCK_SLACK = timedelta(minutes=10)
+"""How far after the import a time in a platform's export may be (the two clocks differ a little) before it is
+taken for a wrong time zone (``--timezone``) and refused."""
+
+
+def not_after_import(instant: datetime, now: datetime, raw: str, zone: str, what: str) -> datetime:
+    """``instant``, or :class:`FieldError` when it is later than the import at ``now`` (beyond
+    :data:`PLATFORM_CLOCK_SLACK`): nobody registered, or joined, in the future; the export's times were read in
+    the wrong zone. Refused, not recorded: a registration's first time stands, and a re-import with the right
+    ``--timezone`` could not correct it afterwards."""
+    if instant > now + PLATFORM_CLOCK_SLACK:
+        raise FieldError(
+            what,
+            f"{raw.strip()!r} (read in {zone}) is after this import, {now:%Y-%m-%d %H:%M} UTC: is the export's time "
+            "zone right? (--timezone)",
+        )
+    return instant
 
 
 def parse_platform_time(raw: str, zone: str, what: str) -> datetime:

@@ -30,6 +30,7 @@ from pathlib import Path
 from campaign.models import Event
 from campaign.rules.attendee_fields import attended, parse_join_time, parse_minutes, staff_role
 from campaign.rules.contact_fields import FieldError, email_key, normalise_email
+from campaign.rules.registrant_fields import not_after_import
 from campaign.services.contact_import import RejectsWriter
 from campaign.services.platform_import import PlatformImportReport, import_context, report_files
 from campaign.sources.csv_attendees import AttendeeCsv
@@ -115,7 +116,7 @@ def import_attendees(
             try:
                 skipped = _skipped(item)
                 if skipped is None:
-                    _add(people, item, zone, report, source.header_names)
+                    _add(people, item, zone, now, report, source.header_names)
             except FieldError as exc:
                 report.reject(rejects, item.line, str(exc), item.cells, item.fields.get("email"))
                 continue
@@ -141,12 +142,20 @@ def _skipped(record: CsvRecord) -> str | None:
 
 
 def _add(
-    people: dict[str, _Attendee], record: CsvRecord, zone: str, report: AttendeeImportReport, header: list[str]
+    people: dict[str, _Attendee],
+    record: CsvRecord,
+    zone: str,
+    now: datetime,
+    report: AttendeeImportReport,
+    header: list[str],
 ) -> None:
     """Add the row to its person's attendance (a first row makes one), or raise :class:`FieldError`. The CSV
     source leaves out blank cells."""
     email = normalise_email(record.fields.get("email", ""))
-    joined_at = parse_join_time(record.fields.get("joined_at", ""), zone)
+    raw = record.fields.get("joined_at", "")
+    joined_at = parse_join_time(raw, zone)
+    if joined_at is not None:
+        not_after_import(joined_at, now, raw, zone, "join time")
     minutes = parse_minutes(record.fields.get("minutes", ""))
     key = email_key(email)
     if (person := people.get(key)) is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from campaign.models import Event, RegistrationSource
 from campaign.rules.contact_fields import FieldError, normalise_email
-from campaign.rules.registrant_fields import parse_registration_time, registration_status
+from campaign.rules.registrant_fields import not_after_import, parse_registration_time, registration_status
 from campaign.services.contact_import import RejectsWriter
 from campaign.services.platform_import import NOT_CONTACTS_SUFFIX as NOT_CONTACTS_SUFFIX
 from campaign.services.platform_import import PlatformImportReport, import_context, report_files
@@ -95,7 +95,9 @@ def _registrant(record: CsvRecord, zone: str, now: datetime) -> Registrant:
     """The row's registrant, or :class:`FieldError`. The CSV source leaves out blank cells."""
     email = normalise_email(record.fields.get("email", ""))
     time = record.fields.get("registered_at")
-    registered_at = parse_registration_time(time, zone) if time else now
+    registered_at = (
+        not_after_import(parse_registration_time(time, zone), now, time, zone, "registration time") if time else now
+    )
     return Registrant(email, registered_at, record.line)
 
 
