@@ -394,6 +394,8 @@ def test_joined_in_the_report_table_json_csv_and_html_equals_a_count_of_the_rows
     )
     assert funnel_row is not None
     assert int(funnel_row.group(1)) == nested
+    joined_outside = per_wave["invitation"] - nested
+    assert f"{joined_outside} more joined the event without being in its registered step" in page
     assert "<p>Joined: recipients the event&#39;s attendee report (imported) lists as attendees" in page
     wave_row = re.search(r'<th scope="row">Joined the event</th>(.*?)</tr>', page, re.S)
     assert wave_row is not None

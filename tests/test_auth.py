@@ -557,6 +557,35 @@ def test_a_device_token_signed_with_the_previous_key_still_exempts_and_is_renewe
     assert not without_old_key._device_verifies(old.device, "ann")
 
 
+def test_a_login_from_a_trusted_browser_gives_whoever_guesses_the_name_no_fresh_allowance(
+    db: Database, tmp_path: Path
+) -> None:
+    # Before, each of ann's logins from her browser cleared the name's count: five logins, five times the guesses.
+    add_user(db, "ann", Role.STAFF, PASSWORDS["ann"])
+    logins = Logins(db, load_settings(staff_config(tmp_path, db), environ={}).web, device_keys=SigningKeys(b"k" * 40))
+    now = datetime.now(UTC)
+    device = logins.login("ann", PASSWORDS["ann"], "198.51.100.1", now).device
+    guesses = 0
+    for round_ in range(5):
+        at = now + timedelta(seconds=round_)
+        while logins.login("ann", f"guess {guesses}", f"203.0.113.{guesses % 250}", at).retry_after is None:
+            guesses += 1
+        assert logins.login("ann", PASSWORDS["ann"], "198.51.100.1", at, device=device).staff is not None
+    assert guesses == ATTEMPTS
+
+
+def test_a_device_token_has_one_spelling(db: Database, tmp_path: Path) -> None:
+    # Base64's unused bits in the last character made four spellings of a token, four throttle keys for one.
+    add_user(db, "ann", Role.STAFF, PASSWORDS["ann"])
+    logins = Logins(db, load_settings(staff_config(tmp_path, db), environ={}).web, device_keys=SigningKeys(b"k" * 40))
+    device = logins.login("ann", PASSWORDS["ann"], None, datetime.now(UTC)).device
+    assert device is not None
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    first = alphabet.index(device[-1]) & ~3
+    spellings = [device[:-1] + alphabet[first + i] for i in range(4)]
+    assert [s for s in spellings if logins._device_verifies(s, "ann")] == [device]
+
+
 class GatedHasher(PasswordHasher):
     """argon2-cffi's hasher whose checks wait for ``go`` once begun (``begun`` counts them): to hold checks open."""
 

@@ -350,7 +350,7 @@ def test_the_campaign_page_shows_the_funnel_waves_hours_zones_links_and_failures
     assert "Registered: confirmed by the webinar platform" in body
     elsewhere = invitation["confirmed"] - len(confirmed)
     assert elsewhere  # the data have people who registered without clicking: said beside the funnel
-    assert f"Besides them, {elsewhere} registered without clicking it" in body
+    assert f"Not in the funnel: {elsewhere} more registered after it without clicking Register in it" in body
 
     # Per hour in the organiser's zone; and in another zone, asked for.
     opened, joined = firsts(world)

@@ -28,7 +28,7 @@ from campaign.models import AuditAction, CampaignStatus, Role
 from campaign.services.lifecycle import launch, move
 from campaign.services.mailbox import capture_mailbox, latest_captured
 from campaign.services.waves import WaveLine, list_waves
-from campaign.store.tables import messages, waves
+from campaign.store.tables import events, messages, waves
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import PASSWORDS, Answer
 from tests.test_browser import RELOADING, WAIT_SECONDS, browser, log_in_on_the_way, read_now
@@ -115,6 +115,26 @@ def test_staff_add_a_wave_then_change_it_as_the_command_line_would_and_both_are_
     history = client.get(f"/campaigns/{campaign_id}").body
     assert '<tr data-action="campaign-wave-added">' in history
     assert '<tr data-action="campaign-wave-edited">' in history
+
+
+def test_a_form_opened_before_the_events_zone_changed_is_refused_not_saved_hours_off(world: World) -> None:
+    # The form shows an absolute time on the organiser's wall clock: saved after the zone changed, the same text
+    # would move the wave by the zones' difference (a review saw 6 hours, no word said).
+    campaign_id = draft(world)
+    tab = logged_in(world)
+    path = f"/campaigns/{campaign_id}/waves/reminder-2h/edit"
+    start = list_waves(world.site.db, "c").event.starts_at
+    wall = (start.astimezone(ZoneInfo("Europe/Zurich")) - timedelta(days=1)).replace(hour=10, minute=15)
+    fields = {"timing": "local", "local": f"{wall:%Y-%m-%dT%H:%M}", "window": "", "audience": "all"}
+    assert tab.post(f"/campaigns/{campaign_id}/waves/new", form(tab.csrf(), **fields)).status == 303
+    page = tab.get(path)
+    with world.site.db.write() as conn:
+        before = conn.scalar(select(waves.c.send_at).where(waves.c.name == "reminder-2h"))
+        conn.execute(update(events).values(timezone="America/New_York"))  # someone else edits the event
+    saved = tab.post(path, form(tab.csrf(), **fields, subject="Only the subject changed", version=version(page)))
+    assert saved.status == 409
+    with world.site.db.read() as conn:
+        assert conn.scalar(select(waves.c.send_at).where(waves.c.name == "reminder-2h")) == before
 
 
 def test_two_tabs_editing_one_wave_the_later_save_is_refused_with_the_form_and_loses_nothing(world: World) -> None:

@@ -61,12 +61,18 @@ def funnel_elsewhere_note(registered: int, joined: int, *, attendance: bool) -> 
     (:attr:`campaign.services.report_model.CampaignReport.funnel_elsewhere`)."""
     steps = "registered and joined count" if attendance else "registered counts"
     note = f"Each step is part of the one before: {steps} those who clicked Register in this wave."
-    if registered or joined:
-        who = [f"{registered} registered" if registered else "", f"{joined} joined" if attendance and joined else ""]
-        note += (
-            f" Besides them, {' and '.join(w for w in who if w)} without clicking it (another wave's link, a "
-            "forwarded invitation, the webinar platform's own page)."
+    outside = []
+    if registered:
+        outside.append(
+            f"{registered} more registered after it without clicking Register in it (another wave's link, a "
+            "forwarded invitation, the webinar platform's own page)"
         )
+    if attendance and joined:
+        # Not "without clicking": someone who clicked, but whose registration the step does not count (made
+        # before the message, or not confirmed by the platform), joined outside the step too.
+        outside.append(f"{joined} more joined the event without being in its registered step")
+    if outside:
+        note += " Not in the funnel: " + "; ".join(outside) + "."
     return note
 
 

@@ -274,9 +274,9 @@ class CampaignReport:
     funnel_registered: FunnelRegistrations = FunnelRegistrations.ANY
     """Which registrations the funnel's registered step counts."""
     funnel_elsewhere: tuple[int, int] = (0, 0)
-    """The funnel wave's recipients who registered after it (as the registered step counts them), and who joined
-    the event, without clicking its registration link: not in the funnel, whose every step is part of the one
-    before."""
+    """The funnel wave's recipients who registered after it (as the registered step counts them) without clicking
+    its registration link, and who joined the event without being in its registered step: not in the funnel,
+    whose every step is part of the one before."""
     attendees: int = 0
     """Contacts who joined the event (its attendee report imported), recipients or not: 0 while none is known, and
     the funnel then ends at registered."""

@@ -458,8 +458,8 @@ def _funnel(
 
 
 def _elsewhere(tally: Tally, funnel: Sequence[FunnelStep], registered: FunnelRegistrations) -> tuple[int, int]:
-    """The funnel wave's recipients who registered after it (as its registered step counts them), and who joined,
-    without clicking its registration link: beside the funnel, not in it."""
+    """The funnel wave's recipients who registered after it (as its registered step counts them) without clicking
+    its registration link, and who joined the event without being in its registered step: beside the funnel."""
     steps = {step.step: step.count for step in funnel}
     everyone = tally.registered_confirmed if registered is FunnelRegistrations.CONFIRMED else tally.registered
     return max(0, everyone - steps.get("registered", 0)), max(0, tally.joined - steps.get("joined", 0))

@@ -180,11 +180,14 @@ class Logins:
         if result.staff is None:
             return result
         with self._lock:
-            # A success forgets the name's and the browser's failures; a shared address's, only this attempt.
-            self._by_name.clear(name_key)
             if trusted:
+                # Only the browser's own count: clearing the name's would hand whoever is guessing it a fresh
+                # allowance at each of the user's logins (a review's reproduction: five logins, five times the
+                # guesses).
                 self._by_device.clear(device_key)
             else:
+                # A success forgets the name's failures; a shared address's, only this attempt.
+                self._by_name.clear(name_key)
                 self._by_address.forgive(address_key, now)
         # A new token each time: one signed with a previous key is renewed before that key is retired.
         return dataclasses.replace(result, device=self._device_token(user_key))
@@ -204,6 +207,10 @@ class Logins:
         try:
             raw = base64.urlsafe_b64decode(token + "=")
         except (binascii.Error, ValueError):
+            return False
+        # One spelling per token: the last character's two unused bits would make four of each, four throttle
+        # keys for one stolen cookie.
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
             return False
         nonce, mac = raw[:_DEVICE_NONCE_BYTES], raw[_DEVICE_NONCE_BYTES:]
         # Every key is tried (no early exit): the time taken does not say which one matched.

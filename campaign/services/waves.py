@@ -188,19 +188,22 @@ def list_waves(db: Database, campaign_ref: str, now: datetime | None = None) -> 
                 waits=WAITS_FOR_ATTENDANCE
                 if wave.status is WaveStatus.PENDING and waits_for_attendance(wave, event)
                 else None,
-                version=wave_version(schedule),
+                version=wave_version(schedule, event.timezone),
             )
         )  # fmt: skip
     return WavePlan(campaign, event, lines)
 
 
-def wave_version(schedule: WaveSchedule) -> str:
-    """The version of a wave's settings as its form edits them (:mod:`campaign.rules.versions`): kind, timing,
-    audience, window, expiry, template, subject. Not its status (a wave that fired is refused as such) nor when
-    its time was planned (its event moving changes that, not what the form shows)."""
+def wave_version(schedule: WaveSchedule, organiser_zone: str) -> str:
+    """The version of a wave's settings as its form shows and edits them (:mod:`campaign.rules.versions`): kind,
+    timing, audience, window, expiry, template, subject, and the organiser's zone, whose wall clock the form shows
+    an absolute time on (saved again after the zone changed, the same wall-clock text would move the wave by the
+    zones' difference: a review saw 6 hours). Not its status (a wave that fired is refused as such) nor when its
+    time was planned (its event moving changes that, not what the form shows)."""
     wave = schedule.wave
     return version_of(
         {
+            "zone": organiser_zone,
             "kind": wave.kind.value,
             "offset_seconds": wave.offset_seconds,
             "send_at": wave.send_at,
@@ -290,13 +293,13 @@ def edit_wave(
         campaign = find_campaign(conn, campaign_ref)
         # Locked: what is compared here (status, version) is what this transaction writes over.
         schedule = _pending_wave(conn, campaign, name, "edited", lock=True)
-        if version is not None and wave_version(schedule) != version:
+        event = _event(conn, campaign)
+        if version is not None and wave_version(schedule, event.timezone) != version:
             raise EditConflictError(
                 f"wave {name} of campaign {campaign.name} was changed by someone else since it was read: "
                 "nothing was written; read it again and make the change again"
             )
         wave = schedule.wave
-        event = _event(conn, campaign)
         current = timing_text(schedule)
         kind = options.kind or wave.kind.value
         merged = WaveOptions(
