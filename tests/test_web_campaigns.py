@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from campaign.config import Settings, load_settings
 from campaign.models import AuditAction, CampaignStatus, Role
@@ -32,7 +32,7 @@ from campaign.services.mailbox import capture_mailbox, latest_captured
 from campaign.services.rendering import preview_contact, preview_zones
 from campaign.services.waves import create_with_waves
 from campaign.store.engine import Database
-from campaign.store.tables import messages
+from campaign.store.tables import events, messages
 from campaign.web.auth import CSRF_REFUSED
 from tests.test_auth import Client, Site, staff_config
 from tests.test_dashboard import HOSTILE, add_users
@@ -217,6 +217,26 @@ def test_the_launch_confirmation_states_the_database_counts_and_the_launch_is_au
     assert "Run the launch checks" in history
     assert "contacts checked" not in history
     assert "No errors: 4 contacts checked" in client.get(f"/campaigns/{campaign_id}?checks=1").body
+
+
+def test_the_launch_confirmation_says_which_waves_will_not_go_out_and_whether_the_event_is_past(world: World) -> None:
+    # A review launched with waves whose time had passed and an event in the past without a word said before.
+    campaign_id = draft(world)
+    client = logged_in(world)
+    soon = datetime.now(UTC) + timedelta(hours=12)  # the -1d reminder's time has passed
+    with world.site.db.write() as conn:
+        conn.execute(update(events).values(starts_at=soon, ends_at=soon + timedelta(hours=1)))
+    page = client.get(f"/campaigns/{campaign_id}/launch").body
+    skipped = page.split('id="skipped-waves"', 1)[1].split("</div>", 1)[0]
+    assert "not go out if launched now, their time passed" in skipped
+    assert re.search(r"<li>reminder-1d: its time \([^<]*\) has already passed</li>", skipped)
+    assert 'id="event-passed"' not in page
+    past = datetime.now(UTC) - timedelta(hours=1)
+    with world.site.db.write() as conn:
+        conn.execute(update(events).values(starts_at=past, ends_at=past + timedelta(hours=2)))
+    assert "it is over or under way" in text_between(
+        client.get(f"/campaigns/{campaign_id}/launch").body, "event-passed"
+    )
 
 
 def test_failing_launch_checks_are_shown_inline_with_template_line_and_contacts_and_block_the_launch(

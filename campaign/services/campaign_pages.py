@@ -31,7 +31,7 @@ from campaign.services.contacts import find_contacts, get_list
 from campaign.services.rendering import CheckReport, check_campaign, preview_contact
 from campaign.services.sending import TestSendResult, send_test
 from campaign.services.transport import smtp_servers
-from campaign.services.waves import WaveLine, list_waves
+from campaign.services.waves import PASSES_BEFORE_LAUNCH, WaveLine, list_waves
 from campaign.store import launch_counts
 from campaign.store.engine import Database
 
@@ -60,6 +60,10 @@ class LaunchSummary:
     suppressed: int
     first_wave: WaveLine | None
     check: CheckReport
+    skipped: tuple[WaveLine, ...] = ()
+    """The waves a launch now would skip, their time passed (each with why): said before the launch, not after."""
+    event_passed: bool = False
+    """Whether the event has started already (the launch is not refused: a follow-up may still be meant)."""
 
 
 def preview_parts(db: Database, settings: Settings, key: bytes, campaign_ref: str, address: str) -> PreviewParts:
@@ -84,10 +88,13 @@ def launch_summary(db: Database, settings: Settings, key: bytes, campaign_ref: s
     audience = get_list(db, campaign.list_name).size
     with db.read() as conn:
         suppressed = launch_counts.suppressed_members(conn, campaign.list_id, campaign.event_id)
-    waves = [line for line in list_waves(db, str(campaign.id)).waves if line.to_come]
+    lines = list_waves(db, str(campaign.id)).waves
+    waves = [line for line in lines if line.to_come]
     first = min(waves, key=lambda line: line.planned or _NEVER, default=None)
     check = check_campaign(db, settings, key, str(campaign.id))
-    return LaunchSummary(campaign.name, audience, suppressed, first, check)
+    skipped = tuple(line for line in lines if line.note == PASSES_BEFORE_LAUNCH)
+    started = details.event.starts_at <= datetime.now(UTC)
+    return LaunchSummary(campaign.name, audience, suppressed, first, check, skipped, started)
 
 
 def send_test_message(
