@@ -400,6 +400,9 @@ class TrackingSettings:
 
     # How much of a visitor's IP address is kept: truncated (its /24 or /48 network), full, or none.
     ip: str = field(default=IpStorage.TRUNCATED.value, metadata=_one_of(tuple(s.value for s in IpStorage)))
+    # Whether a hit's user agent is kept ("full", its first 1,000 characters) or not ("none"): it is read to tell
+    # people from machines either way, when the hit is written, and kept only for later checks of that.
+    user_agent: str = field(default="full", metadata=_one_of(("full", "none")))
     # Hits are written in batches at least this often: a crash loses at most this much of them.
     flush_seconds: float = field(default=1.0, metadata=_range(0.01, 60))
     # Hits waiting to be written; past this, new ones are dropped and counted (a stalled database must not make

@@ -213,6 +213,24 @@ def test_opens_clicks_and_calendar_downloads_of_a_campaign_that_does_not_track_t
     assert events(db) == [(ids["ana@example.org"], "unsubscribe", None, False, None, None)]
 
 
+def test_with_user_agent_none_no_user_agent_is_kept_but_machines_are_still_told_apart(
+    db: Database, tmp_path: Path
+) -> None:
+    ids = sent_messages(db, tmp_path)
+    rec = recorder(db, ip="none", user_agent="none")
+    proxy = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    rec.record(Hit(TrackingKind.OPEN, ids["ana@example.org"], LATER, user_agent=proxy, ip="203.0.113.77"))
+    rec.record(Hit(TrackingKind.CLICK, ids["bo@example.org"], LATER, link_index=1, user_agent=CHROME, ip="203.0.113.8"))
+    asyncio.run(rec.flush())
+    with db.read() as conn:
+        kept = conn.execute(
+            select(
+                tracking_events.c.kind, tracking_events.c.is_machine, tracking_events.c.ip, tracking_events.c.user_agent
+            ).order_by(tracking_events.c.kind)
+        ).all()
+    assert [tuple(row) for row in kept] == [("click", False, None, None), ("open", True, None, None)]
+
+
 def test_a_full_buffer_drops_and_counts_instead_of_waiting(db: Database, tmp_path: Path) -> None:
     ids = sent_messages(db, tmp_path)
     rec = recorder(db, queue_size=2)

@@ -15,7 +15,8 @@ Contract of :class:`HitRecorder`:
   delivery time), and clicks of one message on different links within a second are all a scanner's
   (:func:`~campaign.rules.machines.burst_reason`). Machine hits are kept, flagged with the reason.
 * A person's click on the registration link records a registration (source ``link``) for the event.
-* The IP is kept as ``tracking.ip`` says (:func:`campaign.rules.ip_privacy.stored_ip`), after classification.
+* The IP is kept as ``tracking.ip`` says (:func:`campaign.rules.ip_privacy.stored_ip`), the user agent as
+  ``tracking.user_agent`` does, both after classification.
 
 Measured (``bench/tracking.py``: one server process, each request a different message's hit): opens are written
 in one statement a batch, with no read first (:func:`campaign.store.tracking.insert_opens`), other hits after one
@@ -324,10 +325,10 @@ class HitRecorder:
         ]
         return rows, registrations, earlier
 
-    @staticmethod
-    def _client(hit: Hit, storage: IpStorage) -> tuple[str | None, str | None, str | None]:
+    def _client(self, hit: Hit, storage: IpStorage) -> tuple[str | None, str | None, str | None]:
         """What ``hit``'s client alone says: why it is a machine's, or None (:func:`campaign.rules.machines.classify`
-        without the delivery time); the IP as stored; the user agent as stored."""
+        without the delivery time); the IP as stored; the user agent as stored (``tracking.user_agent``)."""
+        keep_agent = self.settings.user_agent == "full"
         reason = classify(
             hit.kind,
             method=hit.method,
@@ -337,7 +338,7 @@ class HitRecorder:
             delivered_at=None,
             now=hit.occurred_at,
         )
-        return reason, stored_ip(hit.ip, storage), hit.user_agent[:1000] if hit.user_agent else None
+        return reason, stored_ip(hit.ip, storage), hit.user_agent[:1000] if hit.user_agent and keep_agent else None
 
     def _forget_clicks(self, now: datetime) -> None:
         """Forget the messages whose last click is further back than a burst can reach from ``now`` (the batch's
