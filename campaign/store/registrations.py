@@ -60,6 +60,31 @@ def record(conn: Connection, rows: Sequence[Registration], now: datetime) -> int
     return len(conn.execute(_insert(conn), {"rows": payload, "now": now}).all())
 
 
+LinkClick = tuple[int, int, int, Any]
+"""A person's click on a registration link, as :func:`record_link_clicks` takes it: event, contact, message, and
+the click's instant in the form :func:`campaign.store.tracking.insert_event_rows` left it in its row (stored)."""
+
+
+def record_link_clicks(conn: Connection, clicks: Sequence[LinkClick], now: datetime) -> int:
+    """:func:`record` for the tracking recorder's registrations by link, their instants already in stored form
+    (each converted once, for the click's row, not again here: 0.7 µs a click; and no :class:`Registration` made
+    a click). Returns how many were added."""
+    if not clicks:
+        return 0
+    link = RegistrationSource.LINK.value
+    if conn.dialect.name == "sqlite":
+        created = json_instants(conn.dialect)(now)
+        ready = [
+            (event_id, contact_id, link, message_id, at, created) for event_id, contact_id, message_id, at in clicks
+        ]
+        added: int = conn.exec_driver_sql(_sqlite_insert(), ready).rowcount
+        return added
+    payload = json.dumps(
+        [[event_id, contact_id, link, message_id, at] for event_id, contact_id, message_id, at in clicks]
+    )
+    return len(conn.execute(_insert(conn), {"rows": payload, "now": now}).all())
+
+
 _COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
     ("event_id", BigInteger()),
     ("contact_id", BigInteger()),
