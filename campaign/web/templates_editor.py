@@ -47,6 +47,7 @@ from campaign.services.sessions import Staff
 from campaign.services.template_drafts import DraftError, DraftPreview, preview_draft, save_template
 from campaign.services.template_files import (
     EXTENSIONS,
+    FileName,
     change_refusal,
     list_templates,
     own_directory,
@@ -56,7 +57,7 @@ from campaign.services.template_files import (
     variant_name,
 )
 from campaign.web.auth import MAX_FORM_BODY, body_size, megabytes, require, staff_access
-from campaign.web.campaigns import campaigns_data
+from campaign.web.campaigns import CampaignsData, campaigns_data
 from campaign.web.dashboard import problem
 from campaign.web.mailbox import CAPTURED_HTML_POLICY, FRAMING_PAGE_POLICY
 from campaign.web.pages import NO_STORE
@@ -135,14 +136,24 @@ async def templates_page(request: Request, staff: Staff) -> Response:
     )
 
 
+async def _campaign_file(
+    request: Request, staff: Staff, data: CampaignsData
+) -> tuple[CampaignDetails, FileName] | Response:
+    """The campaign and the file (of the allowlist) the address names, or the 404 page saying which is unknown."""
+    try:
+        details = await run_in_threadpool(get_campaign, data.db, request.path_params["campaign"])
+        return details, parse_name(request.path_params["file"], details)
+    except NotFoundError as exc:
+        return problem(request, staff, 404, str(exc))
+
+
 async def _draft_too_large(request: Request, staff: Staff, refused: BodyTooLarge) -> Response:
     """A draft sent over the limit: the editor with the saved text and the sizes (413); nothing is read or done."""
     data = campaigns_data(request)
-    try:
-        details = await run_in_threadpool(get_campaign, data.db, request.path_params["campaign"])
-        file = parse_name(request.path_params["file"], details)
-    except NotFoundError as exc:
-        return problem(request, staff, 404, str(exc))
+    found = await _campaign_file(request, staff, data)
+    if isinstance(found, Response):
+        return found
+    details, file = found
     opened = await run_in_threadpool(read_template, data.settings, details, file)
     # The size is the form's as sent (the text, percent-encoded, and a few fields): what the limit counts.
     message = (
@@ -156,11 +167,10 @@ async def _draft_too_large(request: Request, staff: Staff, refused: BodyTooLarge
 async def edit_page(request: Request, staff: Staff) -> Response:
     """One file's editor (GET), its preview without JavaScript or its save (POST); see the module doc."""
     data = campaigns_data(request)
-    try:
-        details = await run_in_threadpool(get_campaign, data.db, request.path_params["campaign"])
-        file = parse_name(request.path_params["file"], details)
-    except NotFoundError as exc:
-        return problem(request, staff, 404, str(exc))
+    found = await _campaign_file(request, staff, data)
+    if isinstance(found, Response):
+        return found
+    details, file = found
     if request.method != "POST":
         opened = await run_in_threadpool(read_template, data.settings, details, file)
         return await _editor(request, staff, details, file.name, opened.text, request.query_params.get("email", ""))
@@ -188,11 +198,10 @@ async def preview_fragment(request: Request, staff: Staff) -> Response:
     data = campaigns_data(request)
     posted = await request.form()
     text, email = _field(posted.get("text")), _field(posted.get("email")).strip()[:500]
-    try:
-        details = await run_in_threadpool(get_campaign, data.db, request.path_params["campaign"])
-        parse_name(request.path_params["file"], details)  # a file name outside the allowlist: 404, as the page
-    except NotFoundError as exc:
-        return problem(request, staff, 404, str(exc))
+    found = await _campaign_file(request, staff, data)  # a file name outside the allowlist: 404, as the page
+    if isinstance(found, Response):
+        return found
+    details = found[0]
     try:
         values = await _preview_values(request, staff, details, request.path_params["file"], text, email)
     except NotFoundError as exc:
