@@ -239,6 +239,17 @@ def test_the_launch_confirmation_says_which_waves_will_not_go_out_and_whether_th
     )
 
 
+def test_a_refused_action_leads_back_to_its_campaign(world: World) -> None:
+    # A review met a 409 page whose only link led to the dashboard, away from the campaign it was on.
+    campaign_id = draft(world)
+    client = logged_in(world)
+    assert client.post(f"/campaigns/{campaign_id}/launch", {"csrf_token": client.csrf()}).status == 303
+    again = client.post(f"/campaigns/{campaign_id}/launch", {"csrf_token": client.csrf()})
+    assert again.status == 409
+    assert f'<a href="/campaigns/{campaign_id}">Back to the campaign</a>' in again.body
+    assert '<a href="/dashboard">Back to the dashboard</a>' in again.body
+
+
 def test_failing_launch_checks_are_shown_inline_with_template_line_and_contacts_and_block_the_launch(
     world: World, tmp_path: Path
 ) -> None:

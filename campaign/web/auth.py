@@ -189,7 +189,7 @@ class StaffAccess:
         message = (
             f"The form sent is {body_size(refused)}: at most {megabytes(refused.limit)} can be sent. Nothing was done."
         )
-        return self.pages.page("problem.html", staff=staff, status=413, message=message)
+        return self.pages.problem(staff, 413, message)
 
     def _form_page(self, request: Request) -> str | None:
         """The staff page an unsafe request's form was on (see the module doc), or None."""

@@ -258,6 +258,11 @@ async def preview_html(request: Request, staff: Staff) -> Response:
     return Response(parts.html, media_type="text/html; charset=utf-8", headers=headers)
 
 
+def _back(request: Request, campaign_id: int) -> tuple[str, str]:
+    """The link of a refusal's page back to the campaign the action was on."""
+    return "Back to the campaign", staff_access(request).pages.url(CAMPAIGN_MANAGE, campaign=str(campaign_id))
+
+
 @require(Permission.ACT_ON_CAMPAIGNS)
 async def launch_page(request: Request, staff: Staff) -> Response:
     """The launch confirmation (GET) and the launch (POST); see the module doc."""
@@ -275,14 +280,14 @@ async def launch_page(request: Request, staff: Staff) -> Response:
         except CheckFailedError as exc:
             refusal = str(exc)
         except ValidationError as exc:
-            return problem(request, staff, 409, str(exc))
+            return problem(request, staff, 409, str(exc), _back(request, details.campaign.id))
         else:
             details_of = {"queued": result.queued, "suppressed": result.suppressed, "pending": list(result.pending)}
             await _audit(request, data, staff, AuditAction.CAMPAIGN_LAUNCHED, details.campaign.name, details_of)
             return _to_page(request, details.campaign.id, done="launched")
     if details.campaign.status is not CampaignStatus.DRAFT:
         return problem(request, staff, 409, f"only a draft can be launched; {details.campaign.name} is "
-                       f"{details.campaign.status}")  # fmt: skip
+                       f"{details.campaign.status}", _back(request, details.campaign.id))  # fmt: skip
     summary = await run_in_threadpool(launch_summary, data.db, data.settings, data.key, ref)
     return staff_access(request).pages.page(
         "campaign_launch.html",
@@ -310,14 +315,14 @@ async def move_page(request: Request, staff: Staff) -> Response:
     if request.method != "POST":
         if wanted not in ALLOWED_MOVES.get(details.campaign.status, ()):
             return problem(request, staff, 409, f"{details.campaign.name} is {details.campaign.status}: it "
-                           f"cannot be {chosen.target}")  # fmt: skip
+                           f"cannot be {chosen.target}", _back(request, details.campaign.id))  # fmt: skip
         return staff_access(request).pages.page(
             "campaign_move.html", staff=staff, details=details, to=wanted, move=chosen
         )
     try:
         await run_in_threadpool(move, data.db, str(details.campaign.id), chosen.target, f"by {staff.name} (web)")
     except ValidationError as exc:
-        return problem(request, staff, 409, str(exc))
+        return problem(request, staff, 409, str(exc), _back(request, details.campaign.id))
     await _audit(request, data, staff, chosen.action, details.campaign.name, {"from": details.campaign.status.value})
     return _to_page(request, details.campaign.id, done=wanted)
 

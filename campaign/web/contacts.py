@@ -279,7 +279,7 @@ async def _lists_page(
 
 
 def _problem(request: Request, staff: Staff, status: int, message: str) -> Response:
-    return staff_access(request).pages.page("problem.html", staff=staff, status=status, message=message)
+    return staff_access(request).pages.problem(staff, status, message)
 
 
 def _number(text: str) -> int | None:

@@ -250,9 +250,9 @@ async def retry(request: Request, staff: Staff) -> Response:
     return RedirectResponse(location, status_code=303, headers=NO_STORE)
 
 
-def problem(request: Request, staff: Staff, status: int, message: str) -> Response:
-    """A staff page saying, in one line, what went wrong and what to fix."""
-    return staff_access(request).pages.page("problem.html", staff=staff, status=status, message=message)
+def problem(request: Request, staff: Staff, status: int, message: str, back: tuple[str, str] | None = None) -> Response:
+    """A staff page saying, in one line, what went wrong and what to fix (:meth:`StaffPages.problem`)."""
+    return staff_access(request).pages.problem(staff, status, message, back)
 
 
 def _counted(cache: ReportCache, cached: Cached[Any]) -> dict[str, Any]:

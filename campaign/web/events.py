@@ -547,4 +547,4 @@ def _to_event(request: Request, event: Event, done: str) -> Response:
 
 
 def _problem(request: Request, staff: Staff, status: int, message: str) -> Response:
-    return staff_access(request).pages.page("problem.html", staff=staff, status=status, message=message)
+    return staff_access(request).pages.problem(staff, status, message)

@@ -122,6 +122,11 @@ class StaffPages:
             headers={**NO_STORE, **SAME_ORIGIN_REFERRER, "Content-Security-Policy": PAGE_POLICY, **(headers or {})},
         )
 
+    def problem(self, staff: Staff, status: int, message: str, back: tuple[str, str] | None = None) -> HTMLResponse:
+        """A page saying, in one line, what went wrong and what to fix; ``back``: a link (its text and address) to
+        the page the action was on, beside the one to the dashboard (a 409 on a campaign's launch led only there)."""
+        return self.page("problem.html", staff=staff, status=status, message=message, back=back)
+
     def static_url(self, name: str) -> str:
         """The address of the static file ``name`` with its content's hash (``?v=``): cached for a year, since
         another content is another address."""
