@@ -247,6 +247,20 @@ def test_bad_input_in_each_field_is_one_line_beside_it_and_changes_nothing(world
     assert wave_audit(world) == audit_before
 
 
+def test_several_mistakes_are_said_at_once_each_beside_its_field(world: World) -> None:
+    # A review fixed them one save at a time: the offset, then the window, then the expiry.
+    campaign_id = draft(world)
+    client = logged_in(world)
+    before = wave_rows(world)
+    changes = {"offset": "-7x", "window": "mon-fri 25:00-26:00", "expires": "soon"}
+    refused = client.post(f"/campaigns/{campaign_id}/waves/new", form(client.csrf(), **changes))
+    assert refused.status == 400
+    errors = dict(re.findall(r'<p class="field-error" id="([a-z]+)-error">([^<]*)</p>', refused.body))
+    assert set(errors) == {"at", "window", "expires"}
+    assert all(" --" not in message for message in errors.values()), errors
+    assert wave_rows(world) == before
+
+
 def test_a_subject_with_markup_is_kept_as_typed_and_shown_escaped(world: World) -> None:
     campaign_id = draft(world)
     client = logged_in(world)

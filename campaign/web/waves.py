@@ -30,6 +30,7 @@ campaign's page shows it in its history.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,12 +44,14 @@ from campaign.models import Audience, AuditAction, Event, Permission, WaveKind, 
 from campaign.rules.contact_fields import FieldError
 from campaign.rules.event_fields import local_to_utc, wall_clock
 from campaign.rules.routes import CAMPAIGN_MANAGE
-from campaign.rules.wave_specs import EVENT_NOTICES, HAND_KINDS, LAUNCH, WaveOptionError
+from campaign.rules.timing import parse_window
+from campaign.rules.wave_specs import EVENT_NOTICES, HAND_KINDS, LAUNCH, WaveOptionError, parse_instant_or_offset
 from campaign.services import audit
 from campaign.services.sessions import Staff
 from campaign.services.waves import (
     DEFAULT_EXPIRY,
     MAX_SUBJECT_LENGTH,
+    NO_WINDOW,
     WaveLine,
     WaveOptions,
     WavePlan,
@@ -273,7 +276,18 @@ def _options(form: WaveForm, event: Event) -> WaveOptions | None:
             form.errors["at"] = f"{exc.reason}."
     else:
         form.errors["at"] = "Choose when the wave goes out."
-    if at is None:
+    # What the rules read field by field is checked here too, so that a form with several mistakes says them all
+    # at once (a review met them one save at a time): the service, which checks everything again, stops at its
+    # first. The same rules, the same words.
+    name = values["name"] or "new"
+    if timing == "offset" and at:
+        _check_field(form, "at", lambda: parse_instant_or_offset(str(at), f"wave {name}: --at"))
+    if values["window"] and values["window"].strip().lower() != NO_WINDOW:
+        _check_field(form, "window", lambda: parse_window(values["window"]))
+    if values["expires"] and values["expires"].strip().lower() != DEFAULT_EXPIRY:
+        expiry = f"wave {name}: --expires"
+        _check_field(form, "expires", lambda: parse_instant_or_offset(values["expires"], expiry))
+    if at is None or form.errors:
         return None
     return WaveOptions(
         kind=values["kind"],
@@ -284,6 +298,14 @@ def _options(form: WaveForm, event: Event) -> WaveOptions | None:
         expires=values["expires"] or DEFAULT_EXPIRY,
         template=values["template"] or values["kind"],  # empty: the kind's
     )
+
+
+def _check_field(form: WaveForm, field: str, check: Callable[[], object]) -> None:
+    """Put ``check``'s refusal (a rule's ValidationError) beside ``field``, in the form's words."""
+    try:
+        check()
+    except ValidationError as exc:
+        form.errors.setdefault(field, _form_message(exc))
 
 
 def _values_of(line: WaveLine, event: Event) -> dict[str, str]:
