@@ -66,7 +66,8 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,6 +169,19 @@ http {{
   }}
 }}
 """
+
+
+@contextmanager
+def worktree(folder: Path, revision: str) -> Iterator[Path]:
+    """The project at git ``revision``, checked out in a temporary worktree under ``folder`` for the block's length
+    (the base build of ``bench/tracking_ab.py`` and ``bench/tracking_writer.py``)."""
+    root = Path(__file__).resolve().parent.parent
+    path = folder / "base"
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(path), revision], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(path)], check=False)
 
 
 def tool(name: str) -> str:

@@ -31,8 +31,6 @@ from pathlib import Path
 
 import tracking as bench
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def start(name: str, pin: list[str], folder: Path, source: Path | None) -> tuple[subprocess.Popen[str], str]:
     """``campaign web`` on ``folder``'s database, of the code at ``source`` (None: the working tree's)."""
@@ -103,31 +101,25 @@ def main() -> None:
     args = parser.parse_args()
     wrk_path = bench.tool("wrk")
     server_pin, wrk_pin = bench.cores()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, bench.worktree(Path(tmp), args.base) as worktree:
         folder = Path(tmp)
-        worktree = folder / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktree), args.base],
-                       check=True)  # fmt: skip
-        try:
-            wave_id, register = bench.setup(folder / "bench.db", args.messages)
-            paths = bench.write_paths(folder, args.messages, wave_id, register)[args.kind]
-            ratios: list[float] = []
-            cpu: dict[str, list[float]] = {"base": [], "new": []}
-            for round_number in range(args.rounds):
-                sources = {"base": worktree, "new": None}
-                runs = one_round(folder, round_number, sources, server_pin, wrk_pin, wrk_path, paths, args.seconds)
-                ratio = runs["new"].cpu_us / runs["base"].cpu_us
-                ratios.append(ratio)
-                for name in cpu:
-                    cpu[name].append(runs[name].cpu_us)
-                print(
-                    f"round {round_number + 1}/{args.rounds}: base {runs['base'].cpu_us:.1f} µs a request "
-                    f"({runs['base'].rps:,.0f} req/s), new {runs['new'].cpu_us:.1f} µs ({runs['new'].rps:,.0f} "
-                    f"req/s): new/base {ratio:.3f}",
-                    flush=True,
-                )
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=False)
+        wave_id, register = bench.setup(folder / "bench.db", args.messages)
+        paths = bench.write_paths(folder, args.messages, wave_id, register)[args.kind]
+        ratios: list[float] = []
+        cpu: dict[str, list[float]] = {"base": [], "new": []}
+        for round_number in range(args.rounds):
+            sources = {"base": worktree, "new": None}
+            runs = one_round(folder, round_number, sources, server_pin, wrk_pin, wrk_path, paths, args.seconds)
+            ratio = runs["new"].cpu_us / runs["base"].cpu_us
+            ratios.append(ratio)
+            for name in cpu:
+                cpu[name].append(runs[name].cpu_us)
+            print(
+                f"round {round_number + 1}/{args.rounds}: base {runs['base'].cpu_us:.1f} µs a request "
+                f"({runs['base'].rps:,.0f} req/s), new {runs['new'].cpu_us:.1f} µs ({runs['new'].rps:,.0f} "
+                f"req/s): new/base {ratio:.3f}",
+                flush=True,
+            )
     figures = {
         "base": args.base,
         "kind": args.kind,

@@ -91,23 +91,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.messages < BATCHES * BATCH:
         sys.exit(f"--messages must be at least {BATCHES * BATCH:,}: every hit is a different message's")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, bench.worktree(Path(tmp), args.base) as worktree:
         folder = Path(tmp)
-        worktree = folder / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktree), args.base],
-                       check=True)  # fmt: skip
-        try:
-            pristine = folder / "bench.db"
-            wave_id, register = bench.setup(pristine, args.messages)
-            base: list[float] = []
-            new: list[float] = []
-            for pair in range(args.pairs):
-                base.append(run(worktree, args.kind, pristine, folder, wave_id, register))
-                new.append(run(ROOT, args.kind, pristine, folder, wave_id, register))
-                print(f"pair {pair + 1}/{args.pairs}: base {base[-1]:.2f} µs a {args.kind}, new {new[-1]:.2f} µs",
-                      flush=True)  # fmt: skip
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=False)
+        pristine = folder / "bench.db"
+        wave_id, register = bench.setup(pristine, args.messages)
+        base: list[float] = []
+        new: list[float] = []
+        for pair in range(args.pairs):
+            base.append(run(worktree, args.kind, pristine, folder, wave_id, register))
+            new.append(run(ROOT, args.kind, pristine, folder, wave_id, register))
+            print(f"pair {pair + 1}/{args.pairs}: base {base[-1]:.2f} µs a {args.kind}, new {new[-1]:.2f} µs",
+                  flush=True)  # fmt: skip
     ratios = [n / b for n, b in zip(new, base, strict=True)]
     figures = {
         "base": args.base,
