@@ -50,6 +50,7 @@ from campaign.services.import_jobs import ImportJobs
 from campaign.services.sessions import Staff
 from campaign.store.engine import Database
 from campaign.web.auth import CSRF_HEADER, csrf_refused, require, staff_access, token_matches
+from campaign.web.dashboard import problem
 from campaign.web.pages import NO_STORE
 from campaign.web.uploads import UploadRefused, receive_upload
 
@@ -144,7 +145,7 @@ async def import_page(request: Request, staff: Staff) -> Response:
     """An import's progress, then its result."""
     job = contacts_data(request).imports.get(request.path_params["job"])
     if job is None:
-        return _problem(request, staff, 404, "no such import: imports are remembered until the server restarts")
+        return problem(request, staff, 404, "no such import: imports are remembered until the server restarts")
     return staff_access(request).pages.page(
         "contacts_import.html", staff=staff, job=job, refresh_seconds=REFRESH_SECONDS
     )
@@ -156,7 +157,7 @@ async def rejects(request: Request, staff: Staff) -> Response:
     job = contacts_data(request).imports.get(request.path_params["job"])
     path = job.rejects_path if job is not None else None
     if job is None or path is None or not path.is_file():
-        return _problem(request, staff, 404, "this import has no rejected rows to download")
+        return problem(request, staff, 404, "this import has no rejected rows to download")
     name = Path(job.file_name).stem + ".rejects.csv"
     return FileResponse(path, media_type="text/csv; charset=utf-8", filename=name, headers=NO_STORE)
 
@@ -169,13 +170,13 @@ async def list_contacts(request: Request, staff: Staff) -> Response:
     after = _number(query.get("after", "")) if query.get("after") else None
     prefix = (query.get("q") or "").strip()
     if list_id is None or (query.get("after") and after is None):
-        return _problem(request, staff, 400, "a list and a page are numbers: follow the links of the pages")
+        return problem(request, staff, 400, "a list and a page are numbers: follow the links of the pages")
     try:
         page = await run_in_threadpool(
             lambda: list_page(contacts_data(request).db, list_id, prefix=prefix or None, after=after)
         )
     except NotFoundError as exc:
-        return _problem(request, staff, 404, str(exc))
+        return problem(request, staff, 404, str(exc))
     # The files imported into the list, by whom (the audit log: its target is the list's name).
     db = contacts_data(request).db
     entries = await run_in_threadpool(audit.recent_actions, db, 20, page.contact_list.name, _IMPORT_ACTIONS)
@@ -206,11 +207,11 @@ async def contact_page(request: Request, staff: Staff) -> Response:
     """A contact's page."""
     contact_id = _number(request.path_params["contact"])
     if contact_id is None:
-        return _problem(request, staff, 400, "a contact is a number: follow the links of the pages")
+        return problem(request, staff, 400, "a contact is a number: follow the links of the pages")
     try:
         history = await run_in_threadpool(contact_history, contacts_data(request).db, contact_id)
     except NotFoundError as exc:
-        return _problem(request, staff, 404, str(exc))
+        return problem(request, staff, 404, str(exc))
     done = request.query_params.get("done")
     # What staff did to this address by hand (its target is the address; only those actions, whatever else
     # might share the name).
@@ -241,15 +242,15 @@ async def unsuppress(request: Request, staff: Staff) -> Response:
 async def _change(request: Request, staff: Staff, change: Any, done: str) -> Response:
     contact_id = _number(request.path_params["contact"])
     if contact_id is None:
-        return _problem(request, staff, 400, "a contact is a number: follow the links of the pages")
+        return problem(request, staff, 400, "a contact is a number: follow the links of the pages")
     address = request.client.host if request.client else None
     db = contacts_data(request).db
     try:
         changed = await run_in_threadpool(lambda: change(db, contact_id, user_id=staff.user_id, address=address))
     except NotFoundError as exc:
-        return _problem(request, staff, 404, str(exc))
+        return problem(request, staff, 404, str(exc))
     except ValidationError as exc:
-        return _problem(request, staff, 409, str(exc))
+        return problem(request, staff, 409, str(exc))
     location = staff_access(request).pages.url(CONTACT_PAGE, contact=str(contact_id))
     location += "?" + urlencode({"done": done if changed else "unchanged"})
     return RedirectResponse(location, status_code=303, headers=NO_STORE)
@@ -276,10 +277,6 @@ async def _lists_page(
         delimiters=list(DELIMITERS),
         max_upload_mb=data.max_upload // 1_000_000,
     )
-
-
-def _problem(request: Request, staff: Staff, status: int, message: str) -> Response:
-    return staff_access(request).pages.problem(staff, status, message)
 
 
 def _number(text: str) -> int | None:

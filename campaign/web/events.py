@@ -72,6 +72,7 @@ from campaign.services.sessions import Staff
 from campaign.services.zone_choices import ZoneChoice, zone_choices
 from campaign.store.engine import Database
 from campaign.web.auth import require, staff_access
+from campaign.web.dashboard import problem
 from campaign.web.pages import NO_STORE
 
 BLANK_SPEAKER_ROWS = 3
@@ -371,7 +372,7 @@ async def _path_event(request: Request, staff: Staff) -> Event | Response:
     try:
         return await run_in_threadpool(get_event, _db(request), request.path_params["event"])
     except NotFoundError as exc:
-        return _problem(request, staff, 404, str(exc))
+        return problem(request, staff, 404, str(exc))
 
 
 @require(Permission.ACT_ON_CAMPAIGNS)
@@ -382,7 +383,7 @@ async def edit_event(request: Request, staff: Staff) -> Response:
     if isinstance(event, Response):
         return event
     if event.status is EventStatus.CANCELLED:
-        return _problem(request, staff, 409, f"event {event.slug} is cancelled: it can no longer be edited")
+        return problem(request, staff, 409, f"event {event.slug} is cancelled: it can no longer be edited")
     if request.method != "POST":
         return _form_page(request, staff, EventForm.of_event(event), event)
     form = await request.form()
@@ -432,7 +433,7 @@ async def cancel_event_page(request: Request, staff: Staff) -> Response:
     if isinstance(event, Response):
         return event
     if event.status is EventStatus.CANCELLED:
-        return _problem(request, staff, 409, f"event {event.slug} is already cancelled")
+        return problem(request, staff, 409, f"event {event.slug} is already cancelled")
     audiences = await run_in_threadpool(event_audiences, db, event)
     pages = staff_access(request).pages
     if request.method != "POST":
@@ -493,7 +494,7 @@ def _changed_meanwhile(request: Request, staff: Staff, posted: EventForm, event:
     this person's own, or both), and the form takes the version of now, so that saving again overwrites only
     what its author has seen."""
     if event.status is EventStatus.CANCELLED:
-        return _problem(request, staff, 409, f"event {event.slug} is cancelled: it can no longer be edited")
+        return problem(request, staff, 409, f"event {event.slug} is cancelled: it can no longer be edited")
     posted.compare_with(event)
     posted.version = event_version(event)
     posted.problem = CHANGED_MEANWHILE
@@ -544,7 +545,3 @@ def _change_details(change: EventChange) -> dict[str, Any]:
 def _to_event(request: Request, event: Event, done: str) -> Response:
     location = staff_access(request).pages.url(EVENT_PAGE, event=str(event.id)) + "?" + urlencode({"done": done})
     return RedirectResponse(location, status_code=303, headers=NO_STORE)
-
-
-def _problem(request: Request, staff: Staff, status: int, message: str) -> Response:
-    return staff_access(request).pages.problem(staff, status, message)
