@@ -157,6 +157,13 @@ def find_campaign(conn: Connection, ref: str) -> Campaign:
     return campaign
 
 
+def no_such_wave(campaign: Campaign, name: str, known: Sequence[str]) -> NotFoundError:
+    """The refusal of a wave ``name`` that ``campaign`` lacks, naming the waves it has (``known``): worded for the
+    command line and the web pages alike, no command to run."""
+    has = f"its waves: {', '.join(known)}" if known else "it has no wave"
+    return NotFoundError(f"campaign {campaign.name} has no wave {name!r} ({has})")
+
+
 def get_campaign(db: Database, ref: str) -> CampaignDetails:
     """A campaign by name or id, with its event and waves; raises :class:`NotFoundError`."""
     with db.read() as conn:

@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from campaign.exceptions import NotFoundError, ValidationError
+from campaign.exceptions import ValidationError
 from campaign.models import (
     Breakdown,
     Campaign,
@@ -63,7 +63,7 @@ from campaign.models import (
 from campaign.rules.contact_fields import FieldError, parse_timezone
 from campaign.rules.event_fields import local_to_utc
 from campaign.rules.zone_offsets import OffsetSpan, offset_spans
-from campaign.services.campaigns import find_campaign
+from campaign.services.campaigns import find_campaign, no_such_wave
 from campaign.services.report_model import (
     BreakdownLines,
     CampaignLine,
@@ -180,10 +180,10 @@ def campaign_report(
             raise ValidationError("--until must be later than --since")
         waves = campaign_store.waves_of(conn, campaign.id)
         if wave is not None:
-            waves = [w for w in waves if w.name == wave]
-            if not waves:
-                known = ", ".join(w.name for w in campaign_store.waves_of(conn, campaign.id)) or "none"
-                raise NotFoundError(f"campaign {campaign.name} has no wave {wave!r} (its waves: {known})")
+            chosen = [w for w in waves if w.name == wave]
+            if not chosen:
+                raise no_such_wave(campaign, wave, [w.name for w in waves])
+            waves = chosen
         scope = Scope(event.id, tuple(w.id for w in waves), REGISTER_LINK, filters.since, filters.until)
         fields = _fields(breakdowns)
         # What reads neither what recipients did nor anything this connection works out (the breakdowns' message

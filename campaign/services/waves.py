@@ -46,7 +46,6 @@ from campaign.config import INVITATION_WAVE, Settings
 from campaign.exceptions import (
     AlreadyExistsError,
     EditConflictError,
-    NotFoundError,
     TemplateError,
     ValidationError,
 )
@@ -64,7 +63,14 @@ from campaign.rules.wave_specs import (
     parse_wave_spec,
     refuse_event_notice,
 )
-from campaign.services.campaigns import CampaignDetails, find_campaign, get_campaign, wave_values, write_campaign
+from campaign.services.campaigns import (
+    CampaignDetails,
+    find_campaign,
+    get_campaign,
+    no_such_wave,
+    wave_values,
+    write_campaign,
+)
 from campaign.services.contacts import find_contacts
 from campaign.services.rendering import check_wave, template_set, wave_renderer
 from campaign.services.scheduling import (
@@ -449,16 +455,10 @@ def _require_default_sendable(
         )
 
 
-def _its_waves(conn: Connection, campaign: Campaign) -> str:
-    """`` (its waves: invitation, reminder-1d)`` for an error naming a wave the campaign lacks ('' without any)."""
-    names = [w.name for w in campaign_store.waves_of(conn, campaign.id)]
-    return f" (its waves: {', '.join(names)})" if names else " (it has no wave)"
-
-
 def _pending_wave(conn: Connection, campaign: Campaign, name: str, what: str, *, lock: bool = False) -> WaveSchedule:
     schedule = wave_store.find_schedule(conn, campaign.id, name, lock=lock)
     if schedule is None:
-        raise NotFoundError(f"campaign {campaign.name} has no wave {name!r}{_its_waves(conn, campaign)}")
+        raise no_such_wave(campaign, name, [w.name for w in campaign_store.waves_of(conn, campaign.id)])
     status = schedule.wave.status
     if status is not WaveStatus.PENDING:
         history = "fired" if status in (WaveStatus.ENQUEUED, WaveStatus.DONE) else "is over"
